@@ -1,0 +1,89 @@
+"""etcher: Python dicts and lists that persist.
+
+>>> from etcher import DB
+>>> db = DB("state.db")                                  # doctest: +SKIP
+>>> db["person"] = {"name": "Alice", "tags": ["a"]}      # doctest: +SKIP
+>>> db["person"]["tags"][0]                              # doctest: +SKIP
+'a'
+
+Public names are imported lazily so that ``import etcher`` stays cheap and a
+backend plugin can import :mod:`etcher.hookspecs` without pulling in the rest.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from etcher.errors import (
+    BackendConflict,
+    BackendNotFound,
+    BackendUnavailable,
+    ConflictTimeout,
+    EtcherError,
+    ForeignNodeError,
+    StaleHandleError,
+    StoreCorrupt,
+    StoreLocked,
+    TransactionError,
+    WatchError,
+    WrongTypeError,
+)
+
+__version__ = "0.3.0"
+
+_LAZY = {
+    "DB": "etcher.db",
+    "RD": "etcher.containers",
+    "RL": "etcher.containers",
+    "hookimpl": "etcher.hookspecs",
+    "available_backends": "etcher.registry",
+    "open_backend": "etcher.registry",
+    "Capabilities": "etcher.spec",
+    "StorageBackend": "etcher.spec",
+}
+
+if TYPE_CHECKING:
+    from etcher.containers import RD, RL
+    from etcher.db import DB
+    from etcher.hookspecs import hookimpl
+    from etcher.registry import available_backends, open_backend
+    from etcher.spec import Capabilities, StorageBackend
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'etcher' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = [
+    "DB",
+    "RD",
+    "RL",
+    "BackendConflict",
+    "BackendNotFound",
+    "BackendUnavailable",
+    "Capabilities",
+    "ConflictTimeout",
+    "EtcherError",
+    "ForeignNodeError",
+    "StaleHandleError",
+    "StorageBackend",
+    "StoreCorrupt",
+    "StoreLocked",
+    "TransactionError",
+    "WatchError",
+    "WrongTypeError",
+    "available_backends",
+    "hookimpl",
+    "open_backend",
+    "__version__",
+]

@@ -1,0 +1,125 @@
+"""Every exception etcher raises, in one place.
+
+Each class derives from :class:`EtcherError` *and*, where one fits, from the
+built-in exception a Python programmer would expect (``KeyError``,
+``TypeError`` ...), so ``except KeyError`` keeps working on persistent
+containers exactly as it does on plain ones.
+"""
+
+from __future__ import annotations
+
+
+class EtcherError(Exception):
+    """Base class of every error raised by etcher itself."""
+
+
+# --- transactions -----------------------------------------------------------------
+
+
+class WatchError(EtcherError):
+    """An optimistic transaction lost a race: something it read changed before it committed.
+
+    Raised identically by every backend (backends translate their native
+    conflict error into this class). Nothing of the failed transaction was
+    written; run it again (``db.transact(fn)`` does that for you).
+    """
+
+
+class TransactionError(EtcherError):
+    """A transaction API was used out of order (e.g. ``multi()`` outside a transactor)."""
+
+
+class ConflictTimeout(EtcherError, TimeoutError):
+    """A retrying operation gave up after too many conflicts or too long a wait."""
+
+
+# --- storage ----------------------------------------------------------------------
+
+
+class StorageError(EtcherError):
+    """A backend could not carry out a storage command."""
+
+
+class ResponseError(StorageError):
+    """A storage command was rejected by the store (the analogue of Redis ``ERR`` replies)."""
+
+
+class WrongTypeError(ResponseError, TypeError):
+    """A command was applied to a key holding another kind of value (Redis ``WRONGTYPE``)."""
+
+
+class StoreIndexError(ResponseError, IndexError):
+    """``lset`` on a list index that does not exist (Redis ``ERR index out of range``)."""
+
+
+class StoreValueError(ResponseError, ValueError):
+    """A counter command found a value that is not an integer, or the result overflowed."""
+
+
+class BackendUnavailable(StorageError, ConnectionError):
+    """The store could not be reached (server down, connection dropped, socket missing)."""
+
+
+class StoreLocked(StorageError, TimeoutError):
+    """The store stayed locked by another writer for longer than the configured timeout."""
+
+
+class StoreCorrupt(StorageError):
+    """The file or key space is not an etcher store, or holds data etcher cannot read."""
+
+
+class ReadOnlyStore(StorageError, PermissionError):
+    """A write was attempted on a store that can only be read (e.g. a read-only file)."""
+
+
+# --- plugins ----------------------------------------------------------------------
+
+
+class PluginError(EtcherError):
+    """Base class of backend-registration problems."""
+
+
+class BackendNotFound(PluginError, LookupError):
+    """No installed backend handles the requested URL scheme or backend name."""
+
+
+class BackendConflict(PluginError):
+    """Two installed plugins claim the same URL scheme or backend name."""
+
+
+# --- containers -------------------------------------------------------------------
+
+
+class StaleHandleError(EtcherError, LookupError):
+    """An RD/RL handle points at a node that has been garbage-collected.
+
+    The node became unreachable from the namespace root (its last link was
+    overwritten or deleted, possibly by another process). Fetch a fresh handle
+    from the database instead of reusing the old one.
+    """
+
+
+class ForeignNodeError(EtcherError, ValueError):
+    """An RD/RL from another database or namespace was assigned; links never cross namespaces."""
+
+
+__all__ = [
+    "BackendConflict",
+    "BackendNotFound",
+    "BackendUnavailable",
+    "ConflictTimeout",
+    "EtcherError",
+    "ForeignNodeError",
+    "PluginError",
+    "ReadOnlyStore",
+    "ResponseError",
+    "StaleHandleError",
+    "StorageError",
+    "StoreCorrupt",
+    "StoreIndexError",
+    "StoreLocked",
+    "StoreValueError",
+    "TransactionError",
+    "WatchError",
+    "WrongTypeError",
+]

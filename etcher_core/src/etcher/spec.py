@@ -1,0 +1,302 @@
+"""The storage Protocol: the only thing etcher's core asks of a backend.
+
+It is a strict subset of redis-py's own method names, argument shapes and
+return values, so a ``redis.Redis`` (wrapped only to translate its errors)
+satisfies it, and a backend author can read the Redis command documentation
+for anything this page leaves open. Core calls these methods directly, never
+through a plugin hook.
+
+Conventions that hold for every method:
+
+* **Keys** are ``str`` (any text; ``*``, ``?``, ``[``, ``{`` and ``:`` are
+  ordinary characters). Backends must also accept ``bytes`` keys holding UTF-8.
+* **Values and hash fields** are ``bytes`` going in *and* coming out. A backend
+  must also accept ``str`` (encode it as UTF-8) and ``int`` (its decimal text),
+  as redis-py does, but always returns ``bytes``.
+* **Missing keys** behave as empty: ``hgetall`` of a missing key is ``{}``,
+  ``llen`` is ``0``, ``lrange`` is ``[]``, ``get``/``hget``/``lindex`` return
+  ``None``.
+* **Empty containers do not exist**: removing the last field of a hash or the
+  last item of a list deletes the key (``exists`` → 0, ``type`` → ``b"none"``).
+* **Wrong type**: a hash command on a list key (and every other mismatch)
+  raises :class:`etcher.errors.WrongTypeError` and changes nothing.
+* **Negative indices** count from the end (``-1`` is the last item), exactly as
+  in Redis; ranges are inclusive at both ends and clipped to the list.
+* **Errors**: backends raise the classes of :mod:`etcher.errors`, never their
+  native exceptions (``WatchError``, ``WrongTypeError``, ``StoreIndexError``,
+  ``StoreValueError``, ``BackendUnavailable``, ``StoreLocked`` ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, TypeAlias, runtime_checkable
+
+KeyT: TypeAlias = str | bytes
+"""A store key: text (bytes are accepted and must hold UTF-8)."""
+
+EncodableT: TypeAlias = bytes | str | int
+"""What a backend accepts as a value or hash field; it always returns ``bytes``."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do beyond the mandatory Protocol.
+
+    Core always has a generic path; a capability only lets it take a faster or
+    stronger one. The conformance kit turns a ``False`` capability into a skip
+    with a reason, e.g. ``pytest.mark.etcher_requires("persistent")``.
+    """
+
+    persistent: bool = True
+    """Data survives the process that wrote it (False for in-memory stores)."""
+
+    multiprocess: bool = True
+    """Several processes can open the same store at once and see each other's writes."""
+
+    atomic_batches: bool = False
+    """A transactional ``execute()`` whose queued command fails applies *nothing*.
+
+    Redis applies the other commands of a ``MULTI/EXEC`` block when one fails;
+    SQLite rolls the whole batch back. Core never queues a command that can
+    fail, so this only matters to the kit and to direct users of the Protocol.
+    """
+
+    maintenance: bool = False
+    """``maintenance()`` does real work (compaction, checkpoints) rather than nothing."""
+
+    snapshot_reads: bool = False
+    """A non-transactional pipeline's reads all see one consistent state of the store."""
+
+    def describe(self) -> dict[str, bool]:
+        """The capabilities as a plain dict (for reports and error messages)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+@runtime_checkable
+class Commands(Protocol):
+    """The data commands shared by a backend and its pipelines.
+
+    On a backend each method runs at once and returns the value documented
+    here. On a pipeline in buffered mode the same call is queued, returns the
+    pipeline itself, and its result appears in the list ``execute()`` returns.
+    """
+
+    # --- strings ------------------------------------------------------------
+    def get(self, name: KeyT) -> Any:
+        """The value of string key ``name``, or ``None`` if it does not exist."""
+
+    def set(self, name: KeyT, value: EncodableT) -> Any:
+        """Make ``name`` a string key holding ``value``, whatever it held before.
+
+        Replaces a hash or list too (no wrong-type error), as Redis ``SET`` does.
+        Returns ``True``.
+        """
+
+    def incr(self, name: KeyT, amount: int = 1) -> Any:
+        """Add ``amount`` to the integer in string key ``name`` (missing counts as 0).
+
+        Returns the new value. A value that is not a base-10 integer, or a result
+        outside the signed 64-bit range, raises ``StoreValueError`` and changes nothing.
+        """
+
+    def decr(self, name: KeyT, amount: int = 1) -> Any:
+        """``incr(name, -amount)``."""
+
+    # --- hashes -------------------------------------------------------------
+    def hget(self, name: KeyT, key: EncodableT) -> Any:
+        """The value of field ``key`` of hash ``name``, or ``None`` if either is missing."""
+
+    def hmget(self, name: KeyT, keys: Sequence[EncodableT]) -> Any:
+        """A list with the value (or ``None``) of each field in ``keys``, in that order."""
+
+    def hset(
+        self,
+        name: KeyT,
+        key: EncodableT | None = None,
+        value: EncodableT | None = None,
+        mapping: Mapping[Any, EncodableT] | None = None,
+    ) -> Any:
+        """Set one field (``key``/``value``) and/or every field in ``mapping``.
+
+        Creates the hash if needed; returns how many fields were *added* (not
+        updated). Calling it with nothing to set raises ``ValueError``.
+        """
+
+    def hdel(self, name: KeyT, *keys: EncodableT) -> Any:
+        """Remove fields; returns how many existed. Removing the last field deletes the key."""
+
+    def hgetall(self, name: KeyT) -> Any:
+        """Every field of hash ``name`` as ``{field: value}`` (``{}`` if missing).
+
+        Field order is unspecified: core never relies on it.
+        """
+
+    def hkeys(self, name: KeyT) -> Any:
+        """The field names of hash ``name`` as a list (``[]`` if missing), in no set order."""
+
+    def hlen(self, name: KeyT) -> Any:
+        """Number of fields in hash ``name`` (0 if missing)."""
+
+    def hexists(self, name: KeyT, key: EncodableT) -> Any:
+        """Whether field ``key`` exists in hash ``name``."""
+
+    def hincrby(self, name: KeyT, key: EncodableT, amount: int = 1) -> Any:
+        """Add ``amount`` to the integer in field ``key`` (missing counts as 0); returns it.
+
+        A non-integer field value raises ``StoreValueError``. A field that reaches
+        0 is *kept* (as in Redis); callers delete it explicitly.
+        """
+
+    # --- lists --------------------------------------------------------------
+    def rpush(self, name: KeyT, *values: EncodableT) -> Any:
+        """Append ``values`` in order at the tail; returns the new length."""
+
+    def lpush(self, name: KeyT, *values: EncodableT) -> Any:
+        """Insert ``values`` one after the other at the head; returns the new length.
+
+        ``lpush(k, a, b)`` on ``[x]`` gives ``[b, a, x]`` (each value goes to the front).
+        """
+
+    def lpop(self, name: KeyT, count: int | None = None) -> Any:
+        """Remove and return the first item (``None`` if the list is missing).
+
+        With ``count``, remove up to that many and return them as a list
+        (``None`` if the list is missing). Popping the last item deletes the key.
+        """
+
+    def rpop(self, name: KeyT, count: int | None = None) -> Any:
+        """As :meth:`lpop`, from the tail; with ``count`` the items come tail first."""
+
+    def lrange(self, name: KeyT, start: int, end: int) -> Any:
+        """Items ``start`` through ``end`` *inclusive*; negative indices count from the end.
+
+        Out-of-range bounds are clipped; an empty or inverted range gives ``[]``.
+        """
+
+    def lindex(self, name: KeyT, index: int) -> Any:
+        """The item at ``index`` (negative from the end), or ``None`` if out of range or missing."""
+
+    def lset(self, name: KeyT, index: int, value: EncodableT) -> Any:
+        """Replace the item at ``index``; returns ``True``.
+
+        An index out of range, or a missing key, raises ``StoreIndexError``.
+        """
+
+    def llen(self, name: KeyT) -> Any:
+        """Number of items in list ``name`` (0 if missing). Must cost O(1)."""
+
+    def ltrim(self, name: KeyT, start: int, end: int) -> Any:
+        """Keep only items ``start`` through ``end`` inclusive (``lrange`` rules); returns ``True``.
+
+        Trimming to an empty range deletes the key.
+        """
+
+    # --- keys ---------------------------------------------------------------
+    def exists(self, *names: KeyT) -> Any:
+        """How many of ``names`` exist (a name given twice counts twice)."""
+
+    def delete(self, *names: KeyT) -> Any:
+        """Delete keys of any type; returns how many existed."""
+
+    def type(self, name: KeyT) -> Any:
+        """``b"string"``, ``b"hash"``, ``b"list"`` or ``b"none"`` for a missing key."""
+
+
+@runtime_checkable
+class Pipeline(Commands, Protocol):
+    """A batch of commands, optionally an optimistic transaction (redis-py's ``Pipeline``).
+
+    Modes, exactly as in redis-py:
+
+    * **buffered** (the default): every command is queued and returns the
+      pipeline; ``execute()`` runs them and returns their results in order.
+    * **immediate**: after ``watch()`` and until ``multi()``, commands run at
+      once and return their results (reads made while watching).
+
+    A pipeline made with ``transaction=True`` applies its batch atomically:
+    other clients see all of it or none of it. If any key named in ``watch()``
+    was modified by anyone (any connection, any process, transactional or not)
+    between the ``watch()`` call and ``execute()``, ``execute()`` raises
+    :class:`etcher.errors.WatchError` and applies nothing. A watched key that
+    was missing and is still missing counts as unchanged; a backend may also
+    report a conflict when a key was changed and then restored (Redis does).
+    ``execute()`` with ``watch()`` active but nothing queued still validates the
+    watched keys (an empty ``MULTI``/``EXEC``), so it doubles as a read check.
+
+    After ``execute()`` (or a ``WatchError``) the pipeline is reset: no
+    watches, buffered mode, empty queue, and it can be used again.
+    """
+
+    def watch(self, *names: KeyT) -> Any:
+        """Start (or extend) the watch set and switch to immediate mode."""
+
+    def unwatch(self) -> Any:
+        """Forget every watched key."""
+
+    def multi(self) -> None:
+        """End immediate mode: commands from now on are queued for ``execute()``."""
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        """Run the queued commands; return one result per command.
+
+        A command that fails raises its error (after the rest of a Redis
+        transaction ran; see :attr:`Capabilities.atomic_batches`).
+        """
+
+    def reset(self) -> None:
+        """Drop the queue and the watches; release any connection held."""
+
+    def __len__(self) -> int:
+        """Number of queued commands."""
+
+    def __enter__(self) -> Pipeline: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+@runtime_checkable
+class StorageBackend(Commands, Protocol):
+    """A store etcher can keep its nodes in.
+
+    Besides :class:`Commands`, a backend offers pipelines, literal key scans,
+    lifecycle methods and a ``capabilities`` class attribute. Instances must be
+    safe to share between threads (a pipeline is not: each thread makes its own).
+    """
+
+    capabilities: ClassVar[Capabilities]
+
+    def pipeline(self, transaction: bool = True) -> Pipeline:
+        """A new :class:`Pipeline`; ``transaction=False`` gives a plain batch without ``MULTI``.
+
+        A non-transactional batch still runs its commands in order; whether
+        other clients can see it half-applied is backend-specific.
+        """
+
+    def scan_iter(self, match: str | None = None, count: int | None = None) -> Iterator[bytes]:
+        """Yield every key (as ``bytes``) matching the glob pattern ``match`` once.
+
+        Patterns follow Redis glob rules (``*``, ``?``, ``[abc]``, and ``\\`` to
+        escape the next character). Core only ever passes an *escaped literal
+        prefix* followed by ``*``, so every backend must at least treat
+        ``\\*``, ``\\?``, ``\\[``, ``\\]`` and ``\\\\`` as literal characters.
+        ``count`` is a batch-size hint and may be ignored. Keys created or
+        deleted during the scan may or may not be reported.
+        """
+
+    def maintenance(self) -> None:
+        """Housekeeping (compaction, checkpoints); a no-op where there is none."""
+
+    def close(self) -> None:
+        """Release connections and files. Using the backend afterwards is an error."""
+
+
+__all__ = [
+    "Capabilities",
+    "Commands",
+    "EncodableT",
+    "KeyT",
+    "Pipeline",
+    "StorageBackend",
+]
