@@ -1,0 +1,163 @@
+"""How scalar values, dict keys and links become bytes in the store, and back.
+
+Every stored value starts with a one-byte type tag, so nothing is ever
+guessed from the text: ``"1"`` and ``1`` differ, and a string that looks like
+a node id stays a string.
+
+=====  ===========================================  =====================
+tag    meaning                                      payload
+=====  ===========================================  =====================
+``s``  ``str``                                      UTF-8 text
+``i``  ``int``                                      decimal digits
+``x``  ``int`` too large for decimal conversion     hexadecimal digits
+``f``  ``float``                                    ``repr()`` (``inf``, ``nan``, ``-0.0``)
+``T``  ``True``                                     --
+``F``  ``False``                                    --
+``N``  ``None``                                     --
+``@``  link to another node                         the node's uid
+=====  ===========================================  =====================
+
+Dict keys use the ``s``/``i``/``x`` tags only. The codec is pure: it never
+touches the store.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from etcher.errors import StoreCorrupt
+
+_TRUE = b"T"
+_FALSE = b"F"
+_NONE = b"N"
+LINK = 0x40  # ord("@")
+_LINK_PREFIX = b"@"
+
+# Beyond this size ``str(int)`` trips CPython's int/str conversion limit; hex has no limit.
+_DECIMAL_LIMIT = 1 << 1024
+
+
+class Link(str):
+    """The uid of a node, as found in a stored value (a ``str`` subclass for cheap handling)."""
+
+    __slots__ = ()
+
+    @property
+    def kind(self) -> str:
+        """``"D"`` for a dict node, ``"L"`` for a list node."""
+        return self[0]
+
+
+def format_path(path: tuple[Any, ...]) -> str:
+    """Render a path inside a value for error messages, e.g. ``value['a'][3]``."""
+    return "value" + "".join(f"[{p!r}]" for p in path)
+
+
+def encode_scalar(value: Any, path: tuple[Any, ...] = ()) -> bytes:
+    """Encode a JSON-style scalar; raise ``TypeError``/``ValueError`` naming ``path`` otherwise."""
+    cls = type(value)
+    if cls is str:
+        try:
+            return b"s" + value.encode()
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"{format_path(path)} is a string with a lone surrogate, which cannot be stored"
+            ) from None
+    if cls is int:
+        if -_DECIMAL_LIMIT < value < _DECIMAL_LIMIT:
+            return b"i%d" % value
+        return b"x" + format(value, "x").encode()
+    if cls is bool:
+        return _TRUE if value else _FALSE
+    if value is None:
+        return _NONE
+    if cls is float:
+        return b"f" + repr(value).encode()
+    # Subclasses (IntEnum, str-enums, numpy scalars that subclass float ...) are stored as
+    # their JSON base type, the way the json module treats them.
+    if isinstance(value, bool):
+        return _TRUE if value else _FALSE
+    if isinstance(value, str):
+        return encode_scalar(str(value), path)
+    if isinstance(value, int):
+        return encode_scalar(int(value), path)
+    if isinstance(value, float):
+        return encode_scalar(float(value), path)
+    raise TypeError(
+        f"{format_path(path)} has type {cls.__name__!r}, which etcher cannot store; "
+        "use str, int, float, bool, None, dict or list"
+    )
+
+
+def encode_link(uid: str) -> bytes:
+    """The stored form of a link to node ``uid``."""
+    return _LINK_PREFIX + uid.encode()
+
+
+def decode(raw: bytes) -> Any:
+    """Decode a stored value: a scalar, or a :class:`Link` for a node reference."""
+    tag = raw[0]
+    if tag == 0x73:  # s
+        return raw[1:].decode()
+    if tag == LINK:
+        return Link(raw[1:].decode())
+    if tag == 0x69:  # i
+        return int(raw[1:])
+    if tag == 0x4E:  # N
+        return None
+    if tag == 0x54:  # T
+        return True
+    if tag == 0x46:  # F
+        return False
+    if tag == 0x66:  # f
+        return float(raw[1:])
+    if tag == 0x78:  # x
+        return int(raw[1:], 16)
+    raise StoreCorrupt(f"stored value {raw[:40]!r} has an unknown type tag")
+
+
+def safe_decode(raw: bytes) -> Any:
+    """:func:`decode`, turning any malformed payload into :class:`StoreCorrupt`."""
+    try:
+        return decode(raw)
+    except StoreCorrupt:
+        raise
+    except (ValueError, IndexError, UnicodeDecodeError) as exc:
+        raise StoreCorrupt(f"stored value {raw[:40]!r} cannot be decoded: {exc}") from None
+
+
+def encode_key(key: Any, path: tuple[Any, ...] = ()) -> bytes:
+    """Encode a dict key (``str`` or ``int``, never ``bool``)."""
+    cls = type(key)
+    if cls is str:
+        try:
+            return b"s" + key.encode()
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"key {key!r} in {format_path(path)} has a lone surrogate and cannot be stored"
+            ) from None
+    if cls is int:
+        if -_DECIMAL_LIMIT < key < _DECIMAL_LIMIT:
+            return b"i%d" % key
+        return b"x" + format(key, "x").encode()
+    if isinstance(key, bool) or not isinstance(key, (str, int)):
+        raise TypeError(
+            f"key {key!r} in {format_path(path)} has type {cls.__name__!r}; "
+            "etcher dict keys must be str or int"
+        )
+    return encode_key(str(key) if isinstance(key, str) else int(key), path)
+
+
+def decode_key(raw: bytes) -> str | int:
+    """Decode a stored dict key."""
+    tag = raw[0]
+    try:
+        if tag == 0x73:
+            return raw[1:].decode()
+        if tag == 0x69:
+            return int(raw[1:])
+        if tag == 0x78:
+            return int(raw[1:], 16)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StoreCorrupt(f"stored key {raw[:40]!r} cannot be decoded: {exc}") from None
+    raise StoreCorrupt(f"stored key {raw[:40]!r} has an unknown type tag")

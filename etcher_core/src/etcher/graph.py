@@ -1,0 +1,252 @@
+"""Nodes, links, back-references and garbage collection inside one unit of work.
+
+Invariant after every commit: the nodes of a namespace are exactly those
+reachable from its root (or pinned by a live ``RD(db)``/``RL(db)`` handle),
+and each node's header lists every parent with the number of links it holds.
+
+Collection runs in the same unit as the mutation that removed links:
+
+1. A node whose last parent went away is garbage at once; its children lose
+   that parent in turn, level by level (one batched read per level).
+2. A node that lost *a* parent but still has others is a *suspect*: it may
+   only be held by a cycle. All suspects are resolved together: their
+   ancestors are gathered upward, level by level, stopping at nodes already
+   known to be alive; then a forward walk from the alive ones, in memory,
+   marks what is still reachable. The rest is garbage and goes through step 1.
+
+Every node is visited at most once per collection, so the work is linear in
+what is visited and the round trips grow with depth, not size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from etcher.codec import LINK
+from etcher.errors import StaleHandleError
+from etcher.layout import HEADER_FIELDS, KIND, PIN, ROOT, SEQ, Layout
+
+if TYPE_CHECKING:
+    from etcher.unit import DirectReader, Unit
+
+KIND_DICT = b"d"
+KIND_LIST = b"l"
+
+
+def split_item(raw: bytes) -> tuple[int, bytes]:
+    """Split a stored dict item ``b"<seq>|<tagged value>"`` into its parts."""
+    bar = raw.index(b"|")
+    return int(raw[:bar]), raw[bar + 1 :]
+
+
+def item_value(raw: bytes) -> bytes:
+    """The tagged value of a stored dict item, without its insertion sequence."""
+    return raw[raw.index(b"|") + 1 :]
+
+
+def links_in(kind: str, content: dict[bytes, bytes] | list[bytes]) -> list[str]:
+    """Uids linked from a node's stored content (with repeats)."""
+    out: list[str] = []
+    if kind == "D":
+        for raw in content.values():  # type: ignore[union-attr]
+            bar = raw.index(b"|")
+            if raw[bar + 1] == LINK:
+                out.append(raw[bar + 2 :].decode())
+    else:
+        for raw in content:
+            if raw[0] == LINK:
+                out.append(raw[1:].decode())
+    return out
+
+
+def parents_of(header: dict[bytes, bytes]) -> dict[str, int]:
+    """``{parent uid: number of links}`` from a node header."""
+    return {f.decode(): int(v) for f, v in header.items() if f not in HEADER_FIELDS}
+
+
+class Graph:
+    """Node-level operations of one namespace, bound to a unit (or a direct reader)."""
+
+    __slots__ = ("candidates", "layout", "r")
+
+    def __init__(self, layout: Layout, reader: Unit | DirectReader) -> None:
+        self.layout = layout
+        self.r = reader
+        self.candidates: set[str] = set()
+
+    @property
+    def u(self) -> Unit:
+        return self.r  # type: ignore[return-value]
+
+    # --- headers ---------------------------------------------------------------
+    def header(self, uid: str) -> dict[bytes, bytes]:
+        """The node's header; :class:`StaleHandleError` if the node no longer exists."""
+        header = self.r.hgetall(self.layout.refs(uid))
+        if not header:
+            raise StaleHandleError(
+                f"node {uid} no longer exists: it was garbage-collected after its last link "
+                "was removed; fetch a fresh handle from the database"
+            )
+        return header
+
+    def require(self, uid: str) -> None:
+        """Raise :class:`StaleHandleError` unless the node exists (watched inside a unit)."""
+        if uid == ROOT and not self.r.in_unit:
+            return
+        self.header(uid)
+
+    def new_node(self, uid: str, kind: bytes, seq: int = 0, pinned: bool = False) -> None:
+        header = {KIND: kind}
+        if kind == KIND_DICT:
+            header[SEQ] = b"%d" % seq
+        if pinned:
+            header[PIN] = b"1"
+        self.u.create_hash(self.layout.refs(uid), header)
+
+    def next_seq(self, uid: str) -> int:
+        """Reserve the next insertion sequence number of dict node ``uid``."""
+        key = self.layout.refs(uid)
+        raw = self.u.hget(key, SEQ)
+        seq = int(raw) if raw is not None else 0
+        self.u.hset(key, SEQ, b"%d" % (seq + 1))
+        return seq
+
+    # --- links -----------------------------------------------------------------
+    def add_ref(self, child: str, parent: str, n: int = 1) -> None:
+        key = self.layout.refs(child)
+        field = parent.encode()
+        raw = self.u.hget(key, field)
+        self.u.hset(key, field, b"%d" % ((int(raw) if raw else 0) + n))
+        if self.u.hget(key, PIN) is not None:
+            # Being linked ends the pin of an ``RD(db)`` handle: the tree owns it now.
+            self.u.hdel(key, PIN)
+
+    def remove_ref(self, child: str, parent: str, n: int = 1) -> None:
+        key = self.layout.refs(child)
+        field = parent.encode()
+        raw = self.u.hget(key, field)
+        left = (int(raw) if raw else 0) - n
+        if left > 0:
+            self.u.hset(key, field, b"%d" % left)
+        else:
+            self.u.hdel(key, field)
+        self.candidates.add(child)
+
+    def unpin(self, uid: str) -> None:
+        key = self.layout.refs(uid)
+        if self.u.hgetall(key).get(PIN) is not None:
+            self.u.hdel(key, PIN)
+            self.candidates.add(uid)
+
+    # --- content ---------------------------------------------------------------
+    def read_contents(self, uids: Iterable[str]) -> dict[str, dict[bytes, bytes] | list[bytes]]:
+        """Stored content of many nodes in one batch per kind."""
+        uids = list(uids)
+        content = self.layout.content
+        out: dict[str, dict[bytes, bytes] | list[bytes]] = {}
+        d = [u for u in uids if u[0] == "D"]
+        lst = [u for u in uids if u[0] != "D"]
+        if d:
+            hashes = self.r.prefetch_hashes([content(x) for x in d])  # type: ignore[union-attr]
+            for uid in d:
+                out[uid] = hashes[content(uid)]
+        if lst:
+            lists = self.r.prefetch_lists([content(x) for x in lst])  # type: ignore[union-attr]
+            for uid in lst:
+                out[uid] = lists[content(uid)]
+        return out
+
+    def drop_node(self, uid: str) -> None:
+        self.u.drop_hash(self.layout.refs(uid))
+        if uid[0] == "D":
+            self.u.drop_hash(self.layout.content(uid))
+        else:
+            self.u.list_op(self.layout.content(uid), "delete")
+
+    # --- collection ------------------------------------------------------------
+    def collect(self, alive: Iterable[str] = ()) -> set[str]:
+        """Delete every candidate (and what hangs off it) that is no longer reachable.
+
+        ``alive`` names nodes the caller knows are reachable (e.g. the node it
+        just edited); they end the upward searches early.
+        """
+        known_alive = {ROOT, *alive}
+        garbage: set[str] = set()
+        suspects = self.candidates
+        self.candidates = set()
+        refs = self.layout.refs
+        while suspects:
+            suspects -= garbage
+            suspects -= known_alive
+            if not suspects:
+                break
+            # Upward: gather every ancestor of the suspects that is not known to be alive.
+            closure: dict[str, list[str]] = {}
+            sources: list[str] = []
+            frontier = suspects
+            while frontier:
+                headers = self.r.prefetch_hashes([refs(x) for x in frontier])  # type: ignore[union-attr]
+                upward: set[str] = set()
+                for x in frontier:
+                    header = headers[refs(x)]
+                    if not header:
+                        continue  # already gone (e.g. collected earlier in this unit)
+                    parents = [p for p in parents_of(header) if p not in garbage]
+                    closure[x] = parents
+                    if header.get(PIN) is not None or any(p in known_alive for p in parents):
+                        sources.append(x)
+                    for p in parents:
+                        if p not in closure and p not in known_alive:
+                            upward.add(p)
+                frontier = upward - closure.keys()
+            # Forward, in memory: what the alive nodes still reach inside the closure.
+            children: dict[str, list[str]] = {}
+            for x, parents in closure.items():
+                for p in parents:
+                    children.setdefault(p, []).append(x)
+            reached = set(sources)
+            stack = list(sources)
+            while stack:
+                for c in children.get(stack.pop(), ()):
+                    if c not in reached:
+                        reached.add(c)
+                        stack.append(c)
+            known_alive |= reached
+            dead = closure.keys() - reached
+            suspects = self._sweep(dead, garbage)
+        return garbage
+
+    def _sweep(self, dead: set[str], garbage: set[str]) -> set[str]:
+        """Delete ``dead`` nodes level by level; return the survivors that lost a parent."""
+        refs = self.layout.refs
+        suspects: set[str] = set()
+        level = set(dead)
+        garbage |= level
+        while level:
+            contents = self.read_contents(level)
+            lost: dict[str, dict[str, int]] = {}
+            for uid in level:
+                for child in links_in(uid[0], contents[uid]):
+                    if child not in garbage:
+                        per = lost.setdefault(child, {})
+                        per[uid] = per.get(uid, 0) + 1
+                self.drop_node(uid)
+            nxt: set[str] = set()
+            if lost:
+                headers = self.r.prefetch_hashes([refs(c) for c in lost])  # type: ignore[union-attr]
+                for child, from_parents in lost.items():
+                    key = refs(child)
+                    header = headers[key]
+                    if not header:
+                        continue  # a dangling link: nothing to update
+                    for parent in from_parents:
+                        self.u.hdel(key, parent.encode())
+                    left = parents_of(header).keys() - from_parents.keys()
+                    if not left and header.get(PIN) is None:
+                        nxt.add(child)
+                    else:
+                        suspects.add(child)
+            garbage |= nxt
+            level = nxt
+        return suspects

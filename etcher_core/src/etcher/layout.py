@@ -1,0 +1,114 @@
+"""Where a namespace's data sits in the key space of a store.
+
+Namespace ``P`` owns exactly the keys that start with ``{P}:``. The braces are
+a Redis Cluster hash tag, so one namespace lives in one slot; since ``P`` may
+not contain braces, no namespace's keys can start with another's prefix.
+
+==========================  ========  ============================================
+key                         type      holds
+==========================  ========  ============================================
+``{P}:c:<uid>``             hash      a dict node's items: key -> ``seq|value``
+``{P}:c:<uid>``             list      a list node's items
+``{P}:r:<uid>``             hash      the node's header and back-references
+``{P}:n:<name>``            string    a counter (``db.incr``)
+``{P}:m``                   hash      namespace metadata (layout version)
+``etcher:namespaces``       hash      every namespace name -> creation marker
+``etcher:default``          string    the namespace ``DB(path)`` opens by default
+==========================  ========  ============================================
+
+A node exists exactly as long as its ``r`` hash does: the header fields
+(``#k`` kind, ``#s`` next insertion sequence, ``#p`` pin count) keep it
+non-empty even when the node holds nothing, and every other field is the uid
+of a parent with the number of links from that parent.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from itertools import count
+
+ROOT = "Droot"
+"""The uid of every namespace's root dict."""
+
+KIND = b"#k"
+SEQ = b"#s"
+PIN = b"#p"
+HEADER_FIELDS = frozenset((KIND, SEQ, PIN))
+
+NAMESPACES_KEY = "etcher:namespaces"
+DEFAULT_KEY = "etcher:default"
+LAYOUT_VERSION = b"1"
+
+_PREFIX_FORBIDDEN = re.compile(r"[{}\x00-\x1f\x7f]")
+_GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
+
+
+def validate_prefix(prefix: object) -> str:
+    """Check a namespace name; return it, or raise ``TypeError``/``ValueError``."""
+    if not isinstance(prefix, str):
+        raise TypeError(f"a namespace prefix must be a str, not {type(prefix).__name__}")
+    if not prefix:
+        raise ValueError("a namespace prefix cannot be empty")
+    if len(prefix) > 200:
+        raise ValueError("a namespace prefix is limited to 200 characters")
+    bad = _PREFIX_FORBIDDEN.search(prefix)
+    if bad:
+        raise ValueError(
+            f"namespace prefix {prefix!r} contains {bad.group()!r}; braces and control "
+            "characters are reserved (they delimit the namespace in the key space)"
+        )
+    try:
+        prefix.encode()
+    except UnicodeEncodeError:
+        raise ValueError(f"namespace prefix {prefix!r} is not valid text") from None
+    return prefix
+
+
+def glob_escape(text: str) -> str:
+    """Escape Redis glob metacharacters so ``text`` matches only itself."""
+    return _GLOB_SPECIAL.sub(r"\\\1", text)
+
+
+class Layout:
+    """Key names of one namespace (pure string building, no I/O)."""
+
+    __slots__ = ("content_prefix", "counter_prefix", "meta", "prefix", "refs_prefix", "scan")
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = validate_prefix(prefix)
+        base = "{" + prefix + "}:"
+        self.content_prefix = base + "c:"
+        self.refs_prefix = base + "r:"
+        self.counter_prefix = base + "n:"
+        self.meta = base + "m"
+        self.scan = glob_escape(base) + "*"
+
+    def content(self, uid: str) -> str:
+        return self.content_prefix + uid
+
+    def refs(self, uid: str) -> str:
+        return self.refs_prefix + uid
+
+    def counter(self, name: str) -> str:
+        return self.counter_prefix + name
+
+
+class UidFactory:
+    """Makes node uids: a random per-process token plus a counter.
+
+    64 random bits per factory make a collision between two writers
+    practically impossible, and the counter keeps uids short and cheap to
+    make (no system call per node).
+    """
+
+    def __init__(self) -> None:
+        self._token = os.urandom(8).hex()
+        self._counter = count(1)
+        self._lock = threading.Lock()
+
+    def new(self, kind: str) -> str:
+        with self._lock:
+            n = next(self._counter)
+        return f"{kind}{self._token}{n:x}"

@@ -1,0 +1,47 @@
+"""Reading a node and everything below it back as plain Python values.
+
+The walk goes level by level: each level's nodes are fetched in one batch,
+then decoded without recursion. Every node becomes exactly one Python object,
+so shared children stay shared (``a["x"] is b["x"]``) and cycles come back as
+self-referential dicts and lists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from etcher.codec import LINK, decode_key, safe_decode
+from etcher.graph import Graph, split_item
+
+
+def materialize(graph: Graph, uid: str) -> Any:
+    """The plain-Python value of node ``uid`` (raises ``StaleHandleError`` if it is gone)."""
+    graph.require(uid)
+    objects: dict[str, Any] = {uid: {} if uid[0] == "D" else []}
+    frontier = [uid]
+    while frontier:
+        contents = graph.read_contents(frontier)
+        nxt: list[str] = []
+
+        def resolve(raw: bytes) -> Any:
+            if raw[0] == LINK:
+                child = raw[1:].decode()
+                obj = objects.get(child)
+                if obj is None:
+                    obj = {} if child[0] == "D" else []
+                    objects[child] = obj
+                    nxt.append(child)
+                return obj
+            return safe_decode(raw)
+
+        for node in frontier:
+            content = contents[node]
+            target = objects[node]
+            if node[0] == "D":
+                items = sorted(split_item(raw) + (field,) for field, raw in content.items())  # type: ignore[union-attr]
+                for _seq, raw, field in items:
+                    target[decode_key(field)] = resolve(raw)
+            else:
+                target.extend([resolve(raw) for raw in content])
+        frontier = nxt
+    return objects[uid]

@@ -1,0 +1,384 @@
+"""Units of work: how every public operation reads and writes the store.
+
+A :class:`Unit` is one optimistic transaction. Everything it reads from the
+store is WATCHed first, everything it writes is buffered in memory (and seen
+by its own later reads), and :meth:`Unit.commit` sends all writes as one
+``MULTI/EXEC`` batch, which fails with ``WatchError`` if anything read has
+changed meanwhile. Nothing reaches the store before the commit, so an
+exception anywhere inside a unit leaves the store untouched.
+
+:class:`DirectReader` offers the same read methods straight on the backend
+(no watch, no overlay) for plain point reads outside transactions.
+
+Reads come in two shapes: single ones (``hget`` ...) and batched
+``prefetch_*`` calls that watch and read many keys in one round trip, which
+is how graph walks stay at O(depth) round trips.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from etcher.errors import ConflictTimeout, WatchError
+from etcher.spec import StorageBackend
+
+T = TypeVar("T")
+
+_MISSING = object()
+
+
+class DirectReader:
+    """Reads straight from the backend: each call is atomic on its own, nothing is watched."""
+
+    __slots__ = ("backend",)
+
+    in_unit = False
+
+    def __init__(self, backend: StorageBackend) -> None:
+        self.backend = backend
+
+    def hget(self, key: str, field: bytes) -> bytes | None:
+        return self.backend.hget(key, field)  # type: ignore[no-any-return]
+
+    def hgetall(self, key: str) -> dict[bytes, bytes]:
+        return self.backend.hgetall(key)  # type: ignore[no-any-return]
+
+    def hlen(self, key: str) -> int:
+        return self.backend.hlen(key)  # type: ignore[no-any-return]
+
+    def exists(self, key: str) -> bool:
+        return bool(self.backend.exists(key))
+
+    def llen(self, key: str) -> int:
+        return self.backend.llen(key)  # type: ignore[no-any-return]
+
+    def lindex(self, key: str, index: int) -> bytes | None:
+        return self.backend.lindex(key, index)  # type: ignore[no-any-return]
+
+    def lrange(self, key: str, start: int, end: int) -> list[bytes]:
+        return self.backend.lrange(key, start, end)  # type: ignore[no-any-return]
+
+    def get(self, key: str) -> bytes | None:
+        return self.backend.get(key)  # type: ignore[no-any-return]
+
+    def hgetall_many(self, keys: Iterable[str]) -> dict[str, dict[bytes, bytes]]:
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            return {}
+        pipe = self.backend.pipeline(transaction=False)
+        for key in keys:
+            pipe.hgetall(key)
+        return dict(zip(keys, pipe.execute(), strict=True))
+
+
+class Unit:
+    """One atomic, optimistic unit of work over a backend (see the module docstring)."""
+
+    in_unit = True
+
+    def __init__(self, backend: StorageBackend) -> None:
+        self.backend = backend
+        self._pipe = backend.pipeline(transaction=True)
+        self._watched: set[str] = set()
+        # Hashes: the known state of fields (from the store or written here), the keys whose
+        # every field is known, the field writes to send, and keys to drop before them.
+        self._fields: dict[str, dict[bytes, bytes | None]] = {}
+        self._full: set[str] = set()
+        self._dirty: dict[str, dict[bytes, bytes | None]] = {}
+        self._dropped: set[str] = set()
+        # Lists: full contents where known, and the commands to replay at commit.
+        self._lists: dict[str, list[bytes]] = {}
+        self._list_ops: list[tuple[str, str, tuple[Any, ...]]] = []
+        self._list_touched: set[str] = set()
+        # Strings.
+        self._strings: dict[str, bytes | None] = {}
+        self._string_dirty: set[str] = set()
+        self.closed = False
+        self.after_commit: list[Callable[[], None]] = []
+
+    # --- watching ---------------------------------------------------------------
+    def _watch(self, keys: Iterable[str]) -> None:
+        new = [k for k in keys if k not in self._watched]
+        if new:
+            self._pipe.watch(*new)
+            self._watched.update(new)
+
+    # --- hash reads -------------------------------------------------------------
+    def hget(self, key: str, field: bytes) -> bytes | None:
+        known = self._fields.get(key)
+        if known is not None:
+            value = known.get(field, _MISSING)
+            if value is not _MISSING:
+                return value  # type: ignore[return-value]
+            if key in self._full:
+                return None
+        self._watch((key,))
+        value = self.backend.hget(key, field)
+        self._fields.setdefault(key, {})[field] = value
+        return value  # type: ignore[no-any-return]
+
+    def hgetall(self, key: str) -> dict[bytes, bytes]:
+        if key not in self._full:
+            self.prefetch_hashes((key,))
+        return {f: v for f, v in self._fields[key].items() if v is not None}
+
+    def hlen(self, key: str) -> int:
+        if key in self._full or key in self._dirty:
+            return len(self.hgetall(key))
+        self._watch((key,))
+        return self.backend.hlen(key)  # type: ignore[no-any-return]
+
+    def exists(self, key: str) -> bool:
+        """Whether a *hash* key exists (the unit only asks this of node headers)."""
+        if key in self._full:
+            return any(v is not None for v in self._fields[key].values())
+        known = self._fields.get(key)
+        if known and any(v is not None for v in known.values()):
+            return True
+        return bool(self.hgetall(key))
+
+    def prefetch_hashes(self, keys: Iterable[str]) -> dict[str, dict[bytes, bytes]]:
+        """Load every field of each hash in ``keys`` (one watch + one batched read)."""
+        keys = list(dict.fromkeys(keys))
+        todo = [k for k in keys if k not in self._full]
+        if todo:
+            self._watch(todo)
+            pipe = self.backend.pipeline(transaction=False)
+            for key in todo:
+                pipe.hgetall(key)
+            for key, stored in zip(todo, pipe.execute(), strict=True):
+                state: dict[bytes, bytes | None] = dict(stored)
+                pending = self._dirty.get(key)
+                if pending:
+                    state.update(pending)
+                self._fields[key] = state
+                self._full.add(key)
+        return {k: {f: v for f, v in self._fields[k].items() if v is not None} for k in keys}
+
+    # --- hash writes ------------------------------------------------------------
+    def hset(self, key: str, field: bytes, value: bytes) -> None:
+        self._fields.setdefault(key, {})[field] = value
+        self._dirty.setdefault(key, {})[field] = value
+
+    def hset_many(self, key: str, mapping: dict[bytes, bytes]) -> None:
+        self._fields.setdefault(key, {}).update(mapping)
+        self._dirty.setdefault(key, {}).update(mapping)
+
+    def hdel(self, key: str, field: bytes) -> None:
+        self._fields.setdefault(key, {})[field] = None
+        self._dirty.setdefault(key, {})[field] = None
+
+    def create_hash(self, key: str, mapping: dict[bytes, bytes]) -> None:
+        """Write a hash that is known not to exist yet (a new node): no read needed."""
+        self._fields[key] = dict(mapping)  # type: ignore[arg-type]
+        self._full.add(key)
+        self._dirty[key] = dict(mapping)  # type: ignore[arg-type]
+
+    def drop_hash(self, key: str) -> None:
+        """Delete a whole hash key."""
+        self._fields[key] = {}
+        self._full.add(key)
+        self._dirty.pop(key, None)
+        self._dropped.add(key)
+
+    # --- lists ------------------------------------------------------------------
+    def _list_state(self, key: str) -> list[bytes]:
+        items = self._lists.get(key)
+        if items is None:
+            self.prefetch_lists((key,))
+            items = self._lists[key]
+        return items
+
+    def prefetch_lists(self, keys: Iterable[str]) -> dict[str, list[bytes]]:
+        """Load the whole of each list in ``keys`` (one watch + one batched read)."""
+        keys = list(dict.fromkeys(keys))
+        todo = [k for k in keys if k not in self._lists]
+        if todo:
+            self._watch(todo)
+            pipe = self.backend.pipeline(transaction=False)
+            for key in todo:
+                pipe.lrange(key, 0, -1)
+            for key, stored in zip(todo, pipe.execute(), strict=True):
+                items = list(stored)
+                # Replay this unit's own pending edits so reads see them.
+                for op_key, op, args in self._list_ops:
+                    if op_key == key:
+                        _apply_list_op(items, op, args)
+                self._lists[key] = items
+        return {k: self._lists[k] for k in keys}
+
+    def llen(self, key: str) -> int:
+        if key in self._lists or key in self._list_touched:
+            return len(self._list_state(key))
+        self._watch((key,))
+        return self.backend.llen(key)  # type: ignore[no-any-return]
+
+    def lindex(self, key: str, index: int) -> bytes | None:
+        if key in self._lists or key in self._list_touched:
+            items = self._list_state(key)
+            try:
+                return items[index]
+            except IndexError:
+                return None
+        self._watch((key,))
+        return self.backend.lindex(key, index)  # type: ignore[no-any-return]
+
+    def lrange(self, key: str, start: int, end: int) -> list[bytes]:
+        if key in self._lists or key in self._list_touched:
+            return _redis_range(self._list_state(key), start, end)
+        self._watch((key,))
+        return self.backend.lrange(key, start, end)  # type: ignore[no-any-return]
+
+    def list_op(self, key: str, op: str, *args: Any) -> None:
+        """Queue a list command (``rpush``, ``lpush``, ``lpop``, ``rpop``, ``lset``, ``ltrim``, ``delete``)."""
+        self._list_ops.append((key, op, args))
+        self._list_touched.add(key)
+        items = self._lists.get(key)
+        if items is not None:
+            _apply_list_op(items, op, args)
+
+    def create_list(self, key: str, items: list[bytes]) -> None:
+        """Write a list that is known not to exist yet (a new node)."""
+        self._lists[key] = list(items)
+        self._list_touched.add(key)
+        if items:
+            self._list_ops.append((key, "rpush", tuple(items)))
+
+    # --- strings ----------------------------------------------------------------
+    def get(self, key: str) -> bytes | None:
+        if key in self._strings:
+            return self._strings[key]
+        self._watch((key,))
+        value = self.backend.get(key)
+        self._strings[key] = value
+        return value  # type: ignore[no-any-return]
+
+    def set(self, key: str, value: bytes | None) -> None:
+        """Set a string key (``None`` deletes it)."""
+        self._strings[key] = value
+        self._string_dirty.add(key)
+
+    # --- commit -----------------------------------------------------------------
+    @property
+    def has_writes(self) -> bool:
+        return bool(self._dirty or self._dropped or self._list_ops or self._string_dirty)
+
+    def commit(self) -> None:
+        """Send every buffered write as one atomic batch; ``WatchError`` if a read went stale."""
+        pipe = self._pipe
+        try:
+            if not self.has_writes and not self._watched:
+                return
+            pipe.multi()
+            if self._dropped:
+                pipe.delete(*self._dropped)
+            for key in self._string_dirty:
+                value = self._strings[key]
+                if value is None:
+                    pipe.delete(key)
+                else:
+                    pipe.set(key, value)
+            for key, fields in self._dirty.items():
+                sets = {f: v for f, v in fields.items() if v is not None}
+                dels = [f for f, v in fields.items() if v is None]
+                if dels:
+                    pipe.hdel(key, *dels)
+                if sets:
+                    pipe.hset(key, mapping=sets)
+            for key, op, args in self._list_ops:
+                getattr(pipe, op)(key, *args)
+            pipe.execute()
+        finally:
+            self.close()
+        for callback in self.after_commit:
+            callback()
+
+    def close(self) -> None:
+        """Drop the watches and buffered writes without committing."""
+        if not self.closed:
+            self.closed = True
+            self._pipe.reset()
+
+
+def _redis_range(items: list[bytes], start: int, end: int) -> list[bytes]:
+    n = len(items)
+    if start < 0:
+        start = max(n + start, 0)
+    if end < 0:
+        end = n + end
+    return items[start : end + 1]
+
+
+def _apply_list_op(items: list[bytes], op: str, args: tuple[Any, ...]) -> None:
+    if op == "rpush":
+        items.extend(args)
+    elif op == "lpush":
+        for value in args:
+            items.insert(0, value)
+    elif op == "lpop":
+        count = args[0] if args else 1
+        del items[:count]
+    elif op == "rpop":
+        count = args[0] if args else 1
+        if count:
+            del items[-count:]
+    elif op == "lset":
+        items[args[0]] = args[1]
+    elif op == "ltrim":
+        items[:] = _redis_range(items, args[0], args[1])
+    elif op == "delete":
+        items.clear()
+    else:  # pragma: no cover - a programming error inside etcher
+        raise AssertionError(f"unknown list op {op}")
+
+
+class RetryPolicy:
+    """How often and how patiently a conflicting unit is retried (jittered exponential backoff)."""
+
+    __slots__ = ("base_delay", "max_attempts", "max_delay", "timeout")
+
+    def __init__(
+        self,
+        max_attempts: int = 1000,
+        timeout: float = 60.0,
+        base_delay: float = 0.0005,
+        max_delay: float = 0.05,
+    ) -> None:
+        self.max_attempts = max_attempts
+        self.timeout = timeout
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+
+    def call(self, attempt: Callable[[], T]) -> T:
+        """Call ``attempt()`` until it does not raise ``WatchError``; back off in between."""
+        deadline = time.monotonic() + self.timeout
+        tries = 0
+        while True:
+            try:
+                return attempt()
+            except WatchError:
+                tries += 1
+                if tries >= self.max_attempts or time.monotonic() >= deadline:
+                    raise ConflictTimeout(
+                        f"gave up after {tries} conflicting attempts; other writers keep "
+                        "changing the same data"
+                    ) from None
+                delay = min(self.max_delay, self.base_delay * (2 ** min(tries, 16)))
+                time.sleep(random.uniform(0, delay))
+
+    def run(self, backend: StorageBackend, fn: Callable[[Unit], T]) -> T:
+        """Run ``fn`` in a fresh unit and commit it, retrying on conflicts."""
+
+        def attempt() -> T:
+            unit = Unit(backend)
+            try:
+                result = fn(unit)
+                unit.commit()
+                return result
+            finally:
+                unit.close()
+
+        return self.call(attempt)

@@ -1,0 +1,114 @@
+"""Turning plain Python values into stored nodes, shape and all.
+
+A dict or list object met twice in one write becomes one node with two
+links; a structure that contains itself becomes a stored cycle; an existing
+RD/RL is linked, never copied. The walk is an explicit stack, so depth is
+limited only by memory. Validation happens while writing into the unit's
+buffer: a bad value anywhere raises before anything reaches the store.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from etcher.codec import encode_key, encode_link, encode_scalar, format_path
+from etcher.errors import ForeignNodeError
+from etcher.graph import KIND_DICT, KIND_LIST, Graph
+
+if TYPE_CHECKING:
+    from etcher.db import DB
+
+
+class Writer:
+    """Writes values into one unit; one instance per public operation (its memo is per write)."""
+
+    __slots__ = ("db", "g", "keepalive", "memo", "stack")
+
+    def __init__(self, db: DB, graph: Graph) -> None:
+        self.db = db
+        self.g = graph
+        self.memo: dict[int, str] = {}
+        self.keepalive: list[Any] = []
+        self.stack: list[tuple[Any, str, tuple[Any, ...]]] = []
+
+    def tag(self, value: Any, parent: str, path: tuple[Any, ...] = ()) -> bytes:
+        """The stored form of ``value`` as a child of node ``parent``; writes any new nodes."""
+        out = self._tag(value, parent, path)
+        self._drain()
+        return out
+
+    def tags(self, values: list[Any], parent: str, path: tuple[Any, ...] = ()) -> list[bytes]:
+        """:meth:`tag` for several values (list items), sharing one memo."""
+        out = [self._tag(v, parent, (*path, i)) for i, v in enumerate(values)]
+        self._drain()
+        return out
+
+    def _tag(self, value: Any, parent: str, path: tuple[Any, ...]) -> bytes:
+        cls = type(value)
+        if cls is str:
+            try:
+                return b"s" + value.encode()
+            except UnicodeEncodeError:
+                return encode_scalar(value, path)  # raises with the path
+        if cls is dict or cls is list:
+            return self._container(value, cls is dict, parent, path)
+        handle_uid = getattr(value, "_etcher_uid", None)
+        if handle_uid is not None:
+            return self._link_handle(value, handle_uid, parent, path)
+        if isinstance(value, dict):
+            return self._container(value, True, parent, path)
+        if isinstance(value, list):
+            return self._container(value, False, parent, path)
+        return encode_scalar(value, path)
+
+    def _container(self, value: Any, is_dict: bool, parent: str, path: tuple[Any, ...]) -> bytes:
+        uid = self.memo.get(id(value))
+        if uid is None:
+            uid = self.db._uids.new("D" if is_dict else "L")
+            self.memo[id(value)] = uid
+            self.keepalive.append(value)
+            self.g.new_node(uid, KIND_DICT if is_dict else KIND_LIST, len(value) if is_dict else 0)
+            self.stack.append((value, uid, path))
+        self.g.add_ref(uid, parent)
+        return encode_link(uid)
+
+    def _link_handle(self, handle: Any, uid: str, parent: str, path: tuple[Any, ...]) -> bytes:
+        other = handle._db
+        if other._store_id != self.db._store_id or other._layout.prefix != self.db._layout.prefix:
+            raise ForeignNodeError(
+                f"{format_path(path)} is a node of another database or namespace "
+                f"({other._layout.prefix!r}); links never cross namespaces. "
+                "Assign a materialized copy instead: value()"
+            )
+        self.g.require(uid)
+        self.g.add_ref(uid, parent)
+        return encode_link(uid)
+
+    def _drain(self) -> None:
+        content = self.g.layout.content
+        stack = self.stack
+        u = self.g.u
+        while stack:
+            obj, uid, path = stack.pop()
+            if uid[0] == "D":
+                mapping: dict[bytes, bytes] = {}
+                for seq, (k, v) in enumerate(obj.items()):
+                    fkey = encode_key(k, path)
+                    if type(v) is str:
+                        try:
+                            tagged = b"s" + v.encode()
+                        except UnicodeEncodeError:
+                            tagged = encode_scalar(v, (*path, k))
+                    else:
+                        tagged = self._tag(v, uid, (*path, k))
+                    mapping[fkey] = b"%d|" % seq + tagged
+                if mapping:
+                    u.create_hash(content(uid), mapping)
+            else:
+                items = [self._tag(v, uid, (*path, i)) for i, v in enumerate(obj)]
+                u.create_list(content(uid), items)
+
+
+def check_key(key: Any) -> bytes:
+    """Encode a top-level dict key, with an error that names it."""
+    return encode_key(key)
