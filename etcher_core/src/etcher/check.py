@@ -114,7 +114,7 @@ def _scan(db: DB, report: CheckReport, g: Graph) -> _Scan:
             report.corrupt.append(f"node {uid} has kind {kind!r}")
         out: list[str] = []
         content = contents[uid]
-        raws = content.values() if uid[0] == "D" else content
+        raws = list(content.values()) if isinstance(content, dict) else content
         for raw in raws:
             try:
                 tagged = item_value(raw) if uid[0] == "D" else raw

@@ -58,7 +58,7 @@ def encode_scalar(value: Any, path: tuple[Any, ...] = ()) -> bytes:
     cls = type(value)
     if cls is str:
         try:
-            return b"s" + value.encode()
+            return b"s" + str.encode(value)
         except UnicodeEncodeError:
             raise ValueError(
                 f"{format_path(path)} is a string with a lone surrogate, which cannot be stored"
@@ -131,7 +131,7 @@ def encode_key(key: Any, path: tuple[Any, ...] = ()) -> bytes:
     cls = type(key)
     if cls is str:
         try:
-            return b"s" + key.encode()
+            return b"s" + str.encode(key)
         except UnicodeEncodeError:
             raise ValueError(
                 f"key {key!r} in {format_path(path)} has a lone surrogate and cannot be stored"
@@ -145,7 +145,8 @@ def encode_key(key: Any, path: tuple[Any, ...] = ()) -> bytes:
             f"key {key!r} in {format_path(path)} has type {cls.__name__!r}; "
             "etcher dict keys must be str or int"
         )
-    return encode_key(str(key) if isinstance(key, str) else int(key), path)
+    plain: str | int = str(key) if isinstance(key, str) else int(key)
+    return encode_key(plain, path)
 
 
 def decode_key(raw: bytes) -> str | int:

@@ -51,7 +51,7 @@ class Node:
     _etcher_uid: str
 
     def _attach(self, db: Any, uid: str | None, kind: bytes, initial: Any) -> None:
-        from etcher.db import DB  # noqa: PLC0415 - DB imports this module
+        from etcher.db import DB
 
         if not isinstance(db, DB):
             raise TypeError(f"{type(self).__name__}(db, ...) needs an etcher DB, not {db!r}")
@@ -107,6 +107,13 @@ class Node:
         """True while the node is held only by the ``RD(db)``/``RL(db)`` call that made it."""
         return PIN in self._graph().header(self._etcher_uid)
 
+    def _same_node(self, other: Node) -> bool:
+        return (
+            other._etcher_uid == self._etcher_uid
+            and other._db._store_id == self._db._store_id
+            and other._db._layout.prefix == self._db._layout.prefix
+        )
+
     def _graph(self) -> Graph:
         return Graph(self._db._layout, self._db._reader())
 
@@ -126,7 +133,7 @@ class Node:
         return self._db._snapshot(lambda g: materialize(g, uid))
 
     def __repr__(self) -> str:
-        from etcher.summary import summarize  # noqa: PLC0415 - printing is rarely needed
+        from etcher.summary import summarize
 
         return summarize(self)
 
@@ -174,7 +181,7 @@ class RD(Node, MutableMapping[Any, Any]):
         if not content:
             self._graph().require(self._etcher_uid)
             return []
-        ordered = sorted((split_item(raw) + (field,) for field, raw in content.items()))
+        ordered = sorted((*split_item(raw), field) for field, raw in content.items())
         return [(field, raw) for _seq, raw, field in ordered]
 
     def __getitem__(self, key: Any) -> Any:
@@ -230,9 +237,8 @@ class RD(Node, MutableMapping[Any, Any]):
         return {decode_key(f): self._value(raw) for f, raw in self._raw_items()}
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, RD) and other._etcher_uid == self._etcher_uid:
-            if other._db._store_id == self._db._store_id:
-                return True
+        if isinstance(other, RD) and self._same_node(other):
+            return True
         if not isinstance(other, Mapping):
             return NotImplemented
         mine = self()
@@ -249,7 +255,7 @@ class RD(Node, MutableMapping[Any, Any]):
             return NotImplemented
         return dict(other) | self.copy()
 
-    def __ior__(self, other: Any) -> RD:  # type: ignore[override,misc]
+    def __ior__(self, other: Any) -> RD:
         self.update(other)
         return self
 
@@ -285,7 +291,7 @@ class RD(Node, MutableMapping[Any, Any]):
         elif isinstance(other, Mapping):
             pairs = list(other.items())
         elif hasattr(other, "keys"):
-            pairs = [(k, other[k]) for k in other.keys()]
+            pairs = [(k, other[k]) for k in other.keys()]  # noqa: SIM118 - a keys() duck type
         else:
             pairs = []
             for i, pair in enumerate(other):
@@ -524,9 +530,8 @@ class RL(Node, MutableSequence[Any]):
         return list(self)
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, RL) and other._etcher_uid == self._etcher_uid:
-            if other._db._store_id == self._db._store_id:
-                return True
+        if isinstance(other, RL) and self._same_node(other):
+            return True
         if not isinstance(other, Sequence) or isinstance(other, (str, bytes, bytearray)):
             return NotImplemented
         theirs = other() if isinstance(other, Node) else other
@@ -549,11 +554,11 @@ class RL(Node, MutableSequence[Any]):
 
     __rmul__ = __mul__
 
-    def __iadd__(self, other: Iterable[Any]) -> RL:  # type: ignore[override,misc]
+    def __iadd__(self, other: Iterable[Any]) -> RL:  # type: ignore[misc]
         self.extend(other)
         return self
 
-    def __imul__(self, n: Any) -> RL:  # type: ignore[override,misc]
+    def __imul__(self, n: Any) -> RL:
         if not isinstance(n, int):
             return NotImplemented
         uid = self._etcher_uid
@@ -677,7 +682,7 @@ class RL(Node, MutableSequence[Any]):
         return value
 
     def pop(self, index: int = -1) -> Any:
-        """Remove and return item ``index`` (default last); a nested node comes back materialized."""
+        """Remove and return item ``index`` (default last); nested nodes come back materialized."""
         index = _as_index(index)
         uid = self._etcher_uid
 
@@ -825,8 +830,7 @@ def _as_index(index: Any) -> int:
 
 def handle_for(db: DB, uid: str) -> RD | RL:
     """A handle of the right class for node ``uid`` (no store access)."""
-    cls = RD if uid[0] == "D" else RL
-    node = object.__new__(cls)
+    node: RD | RL = object.__new__(RD) if uid[0] == "D" else object.__new__(RL)
     node._db = db
     node._etcher_uid = uid
     return node

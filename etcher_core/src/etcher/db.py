@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -51,7 +52,7 @@ def _open_backend(
     backend: Any,
     options: dict[str, Any],
 ) -> tuple[StorageBackend, str]:
-    from etcher import registry  # noqa: PLC0415 - keeps `import etcher` light
+    from etcher import registry
 
     if backend is not None and not isinstance(backend, str):
         if path is not None or redis is not None or redis_adapter is not None:
@@ -343,8 +344,8 @@ class DB:
 
     # --- transactions ----------------------------------------------------------------
     def transactor(self) -> Transactor:
-        """A transaction view of this DB (published API: ``watch``/``multi``/``execute``/``transact``)."""
-        from etcher.transactions import Transactor  # noqa: PLC0415
+        """A transaction view (published API: watch, multi, execute, transact)."""
+        from etcher.transactions import Transactor
 
         return Transactor(self)
 
@@ -354,13 +355,13 @@ class DB:
         Reads through ``t`` (and handles obtained from it) are watched and see
         the transaction's own writes; writes are applied together on exit.
         """
-        from etcher.transactions import transaction  # noqa: PLC0415
+        from etcher.transactions import transaction
 
         return transaction(self)
 
     def transact(self, fn: Callable[[Transactor], T], *, retry: RetryPolicy | None = None) -> T:
         """Run ``fn(t)`` as a transaction, retrying it on conflicts; return its result."""
-        from etcher.transactions import transact  # noqa: PLC0415
+        from etcher.transactions import transact
 
         return transact(self, fn, retry or self._retry)
 
@@ -379,7 +380,7 @@ class DB:
     # --- integrity -------------------------------------------------------------------
     def check(self) -> CheckReport:
         """Verify this namespace's invariants; return a report (``report.ok`` is True if clean)."""
-        from etcher.check import check  # noqa: PLC0415
+        from etcher.check import check
 
         self._check_open()
         return check(self)
@@ -390,7 +391,7 @@ class DB:
         ``drop_pins=True`` also collects nodes pinned by ``RD(db)`` handles,
         e.g. ones left behind by a process that crashed before linking them.
         """
-        from etcher.check import repair  # noqa: PLC0415
+        from etcher.check import repair
 
         self._check_open()
         return repair(self, drop_pins=drop_pins)
@@ -460,10 +461,8 @@ class DB:
         if self._closed:
             return
         if self._unpins:
-            try:
+            with contextlib.suppress(Exception):  # closing must not fail over housekeeping
                 self._process_unpins()
-            except Exception:  # noqa: BLE001 - closing must not fail over housekeeping
-                pass
         self._closed = True
         if self._owns_backend:
             self._backend.close()

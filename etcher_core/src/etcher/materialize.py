@@ -23,7 +23,7 @@ def materialize(graph: Graph, uid: str) -> Any:
         contents = graph.read_contents(frontier)
         nxt: list[str] = []
 
-        def resolve(raw: bytes) -> Any:
+        def resolve(raw: bytes, nxt: list[str] = nxt) -> Any:
             if raw[0] == LINK:
                 child = raw[1:].decode()
                 obj = objects.get(child)
@@ -38,7 +38,7 @@ def materialize(graph: Graph, uid: str) -> Any:
             content = contents[node]
             target = objects[node]
             if node[0] == "D":
-                items = sorted(split_item(raw) + (field,) for field, raw in content.items())  # type: ignore[union-attr]
+                items = sorted((*split_item(raw), field) for field, raw in content.items())  # type: ignore[union-attr]
                 for _seq, raw, field in items:
                     target[decode_key(field)] = resolve(raw)
             else:

@@ -40,7 +40,7 @@ def _token(node: Node, raw: bytes, key: Any) -> str:
 
 def summarize(node: Node) -> str:
     """The ``@``-prefixed one-level summary of a node."""
-    from etcher.containers import RD  # noqa: PLC0415
+    from etcher.containers import RD
 
     try:
         if isinstance(node, RD):

@@ -26,25 +26,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
+from etcher.db import DB
 from etcher.errors import TransactionError
 from etcher.graph import Graph
 from etcher.unit import DirectReader, RetryPolicy, Unit
 
-if TYPE_CHECKING:
-    from etcher.db import DB
-
 T = TypeVar("T")
 
 
-def _transactor_base() -> type:
-    from etcher.db import DB  # noqa: PLC0415 - db.py imports this module lazily
-
-    return DB
-
-
-class Transactor(_transactor_base()):  # type: ignore[misc]
+class Transactor(DB):
     """A view of a DB whose reads and writes go through one transaction at a time.
 
     Outside ``watch()``…``execute()`` it behaves like the DB it came from.
@@ -52,7 +44,7 @@ class Transactor(_transactor_base()):  # type: ignore[misc]
     A transactor belongs to one thread.
     """
 
-    def __init__(self, db: DB) -> None:  # noqa: D107 - documented on the class
+    def __init__(self, db: DB) -> None:
         # Share everything with the parent DB: same backend, namespace and uid factory.
         self.__dict__.update(db.__dict__)
         self._parent = db
@@ -124,7 +116,7 @@ class Transactor(_transactor_base()):  # type: ignore[misc]
 
     discard = reset
 
-    def transact(  # type: ignore[override]
+    def transact(  # type: ignore[override]  # published signature: fn takes no argument
         self, fn: Callable[[], T], *, retry: RetryPolicy | None = None
     ) -> T:
         """Run ``fn()`` between ``watch()`` and ``execute()``, retrying on ``WatchError``.

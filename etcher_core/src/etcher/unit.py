@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from etcher.errors import ConflictTimeout, WatchError
@@ -171,11 +171,11 @@ class Unit:
         self._fields.setdefault(key, {})[field] = None
         self._dirty.setdefault(key, {})[field] = None
 
-    def create_hash(self, key: str, mapping: dict[bytes, bytes]) -> None:
+    def create_hash(self, key: str, mapping: Mapping[bytes, bytes]) -> None:
         """Write a hash that is known not to exist yet (a new node): no read needed."""
-        self._fields[key] = dict(mapping)  # type: ignore[arg-type]
+        self._fields[key] = dict(mapping)
         self._full.add(key)
-        self._dirty[key] = dict(mapping)  # type: ignore[arg-type]
+        self._dirty[key] = dict(mapping)
 
     def drop_hash(self, key: str) -> None:
         """Delete a whole hash key."""
@@ -233,7 +233,7 @@ class Unit:
         return self.backend.lrange(key, start, end)  # type: ignore[no-any-return]
 
     def list_op(self, key: str, op: str, *args: Any) -> None:
-        """Queue a list command (``rpush``, ``lpush``, ``lpop``, ``rpop``, ``lset``, ``ltrim``, ``delete``)."""
+        """Queue a list command (rpush, lpush, lpop, rpop, lset, ltrim or delete)."""
         self._list_ops.append((key, op, args))
         self._list_touched.add(key)
         items = self._lists.get(key)

@@ -47,7 +47,7 @@ class Writer:
         cls = type(value)
         if cls is str:
             try:
-                return b"s" + value.encode()
+                return b"s" + str.encode(value)
             except UnicodeEncodeError:
                 return encode_scalar(value, path)  # raises with the path
         if cls is dict or cls is list:
