@@ -157,6 +157,14 @@ class Graph:
                 out[uid] = lists[content(uid)]
         return out
 
+    def prefetch_nodes(self, uids: Iterable[str]) -> None:
+        """Load the headers and contents of many nodes in one batch (inside a unit)."""
+        layout = self.layout
+        uids = list(uids)
+        hashes = [layout.refs(x) for x in uids] + [layout.content(x) for x in uids if x[0] == "D"]
+        lists = [layout.content(x) for x in uids if x[0] != "D"]
+        self.u.prefetch(hashes, lists)
+
     def drop_node(self, uid: str) -> None:
         self.u.drop_hash(self.layout.refs(uid))
         if uid[0] == "D":
@@ -234,6 +242,9 @@ class Graph:
                 self.drop_node(uid)
             nxt: set[str] = set()
             if lost:
+                # Most children of garbage are garbage too: fetch their contents along with
+                # their headers, so each level costs one batch.
+                self.prefetch_nodes(lost)
                 headers = self.r.prefetch_hashes([refs(c) for c in lost])  # type: ignore[union-attr]
                 for child, from_parents in lost.items():
                     key = refs(child)

@@ -143,20 +143,36 @@ class Unit:
     def prefetch_hashes(self, keys: Iterable[str]) -> dict[str, dict[bytes, bytes]]:
         """Load every field of each hash in ``keys`` (one watch + one batched read)."""
         keys = list(dict.fromkeys(keys))
-        todo = [k for k in keys if k not in self._full]
-        if todo:
-            self._watch(todo)
-            pipe = self.backend.pipeline(transaction=False)
-            for key in todo:
-                pipe.hgetall(key)
-            for key, stored in zip(todo, pipe.execute(), strict=True):
-                state: dict[bytes, bytes | None] = dict(stored)
-                pending = self._dirty.get(key)
-                if pending:
-                    state.update(pending)
-                self._fields[key] = state
-                self._full.add(key)
+        self.prefetch(keys, ())
         return {k: {f: v for f, v in self._fields[k].items() if v is not None} for k in keys}
+
+    def prefetch(self, hash_keys: Iterable[str], list_keys: Iterable[str]) -> None:
+        """Load whole hashes and whole lists into the unit: one watch and one batch for all."""
+        hashes = [k for k in dict.fromkeys(hash_keys) if k not in self._full]
+        lists = [k for k in dict.fromkeys(list_keys) if k not in self._lists]
+        if not hashes and not lists:
+            return
+        self._watch(hashes + lists)
+        pipe = self.backend.pipeline(transaction=False)
+        for key in hashes:
+            pipe.hgetall(key)
+        for key in lists:
+            pipe.lrange(key, 0, -1)
+        results = pipe.execute()
+        for key, stored in zip(hashes, results, strict=False):
+            state: dict[bytes, bytes | None] = dict(stored)
+            pending = self._dirty.get(key)
+            if pending:
+                state.update(pending)
+            self._fields[key] = state
+            self._full.add(key)
+        for key, stored in zip(lists, results[len(hashes) :], strict=True):
+            items = list(stored)
+            # Replay this unit's own pending edits so reads see them.
+            for op_key, op, args in self._list_ops:
+                if op_key == key:
+                    _apply_list_op(items, op, args)
+            self._lists[key] = items
 
     # --- hash writes ------------------------------------------------------------
     def hset(self, key: str, field: bytes, value: bytes) -> None:
@@ -195,19 +211,7 @@ class Unit:
     def prefetch_lists(self, keys: Iterable[str]) -> dict[str, list[bytes]]:
         """Load the whole of each list in ``keys`` (one watch + one batched read)."""
         keys = list(dict.fromkeys(keys))
-        todo = [k for k in keys if k not in self._lists]
-        if todo:
-            self._watch(todo)
-            pipe = self.backend.pipeline(transaction=False)
-            for key in todo:
-                pipe.lrange(key, 0, -1)
-            for key, stored in zip(todo, pipe.execute(), strict=True):
-                items = list(stored)
-                # Replay this unit's own pending edits so reads see them.
-                for op_key, op, args in self._list_ops:
-                    if op_key == key:
-                        _apply_list_op(items, op, args)
-                self._lists[key] = items
+        self.prefetch((), keys)
         return {k: self._lists[k] for k in keys}
 
     def llen(self, key: str) -> int:

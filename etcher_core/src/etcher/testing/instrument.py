@@ -1,0 +1,151 @@
+"""An instrumented backend wrapper that counts what etcher asks of a store.
+
+Tests use it to prove costs without timing anything: how many commits one
+public operation makes, how many round trips a graph walk takes, how many
+commands a collection queues.
+
+>>> counting = CountingBackend(backend)            # doctest: +SKIP
+>>> db = DB(backend=counting)
+>>> counting.reset(); db["x"] = big_doc
+>>> counting.commits
+1
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from etcher.spec import Capabilities, StorageBackend
+
+_WRITE_COMMANDS = frozenset(
+    {
+        "set",
+        "incr",
+        "decr",
+        "hset",
+        "hdel",
+        "hincrby",
+        "rpush",
+        "lpush",
+        "lpop",
+        "rpop",
+        "lset",
+        "ltrim",
+        "delete",
+    }
+)
+
+
+class CountingPipeline:
+    """Wraps a pipeline; counts queued commands, round trips and commits."""
+
+    def __init__(self, owner: CountingBackend, inner: Any, transaction: bool) -> None:
+        self._owner = owner
+        self._inner = inner
+        self._transaction = transaction
+        self._watching = False
+        self._queued: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+        owner = self._owner
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            result = attr(*args, **kwargs)
+            if self._watching:
+                owner.round_trips += 1
+                owner.commands[name] += 1
+                return result
+            self._queued.append(name)
+            return self
+
+        return call
+
+    def watch(self, *names: Any) -> Any:
+        self._owner.round_trips += 1
+        self._owner.watched_keys += len(names)
+        self._watching = True
+        return self._inner.watch(*names)
+
+    def multi(self) -> None:
+        self._watching = False
+        self._inner.multi()
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        owner = self._owner
+        queued, self._queued = self._queued, []
+        self._watching = False
+        owner.round_trips += 1
+        owner.commands.update(queued)
+        if self._transaction and any(name in _WRITE_COMMANDS for name in queued):
+            owner.commits += 1
+        if owner.fail_on_commit and self._transaction and queued:
+            self._inner.reset()
+            raise owner.fail_on_commit
+        return self._inner.execute(raise_on_error)  # type: ignore[no-any-return]
+
+    def reset(self) -> None:
+        self._queued = []
+        self._watching = False
+        self._inner.reset()
+
+    def __len__(self) -> int:
+        return len(self._queued)
+
+    def __enter__(self) -> CountingPipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.reset()
+
+
+class CountingBackend:
+    """Delegates to ``inner`` and counts round trips, commands and commits.
+
+    ``fail_on_commit`` (an exception instance) makes every transactional
+    ``execute()`` that has commands raise it *instead of* applying them, to
+    simulate a crash at commit time.
+    """
+
+    def __init__(self, inner: StorageBackend) -> None:
+        self.inner = inner
+        self.capabilities: Capabilities = inner.capabilities
+        self.fail_on_commit: BaseException | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Zero every counter."""
+        self.round_trips = 0
+        self.commits = 0
+        self.watched_keys = 0
+        self.commands: Counter[str] = Counter()
+
+    @property
+    def total_commands(self) -> int:
+        """Every command sent, direct or pipelined."""
+        return sum(self.commands.values())
+
+    def pipeline(self, transaction: bool = True) -> CountingPipeline:
+        return CountingPipeline(self, self.inner.pipeline(transaction), transaction)
+
+    def scan_iter(self, match: str | None = None, count: int | None = None) -> Any:
+        self.round_trips += 1
+        self.commands["scan_iter"] += 1
+        return self.inner.scan_iter(match=match, count=count)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.inner, name)
+        if not callable(attr) or name.startswith("_"):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.round_trips += 1
+            self.commands[name] += 1
+            if name in _WRITE_COMMANDS:
+                self.commits += 1
+            return attr(*args, **kwargs)
+
+        return call
