@@ -63,7 +63,7 @@ def make_tree(fanout: int, depth: int) -> tuple[dict[str, Any], int]:
 
 
 def test_big_write_is_one_commit(db: DB, counting: CountingBackend) -> None:
-    doc, nodes = make_tree(fanout=5, depth=7)
+    doc, nodes = make_tree(fanout=3, depth=9)
     assert nodes > 10_000
     counting.reset()
     db["x"] = doc
