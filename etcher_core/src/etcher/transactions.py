@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from etcher.db import DB
-from etcher.errors import TransactionError
+from etcher.errors import TransactionError, WatchError
 from etcher.graph import Graph
 from etcher.unit import DirectReader, RetryPolicy, Unit
 
@@ -130,7 +130,7 @@ class Transactor(DB):
     def _attempt(self, fn: Callable[[], T]) -> T:
         self.watch()
         try:
-            result = fn()
+            result = _call_checked(self, fn)
             self.execute()
             return result
         finally:
@@ -145,13 +145,36 @@ class Transactor(DB):
         self.reset()
 
 
+def _call_checked(t: Transactor, fn: Callable[[], T]) -> T:
+    """Call ``fn``; if it raises after reading outdated data, report a conflict instead."""
+    try:
+        return fn()
+    except Exception as exc:
+        unit = t._unit
+        if unit is not None and not unit.reads_valid():
+            raise WatchError("the transaction read data that changed meanwhile") from exc
+        raise
+
+
 @contextmanager
 def transaction(db: DB) -> Iterator[Transactor]:
-    """One optimistic attempt: commit on normal exit, discard on an exception."""
+    """One optimistic attempt: commit on normal exit, discard on an exception.
+
+    An exception from the block propagates, unless the block had read data
+    that changed meanwhile: then it saw an inconsistent state, and the
+    transaction fails with ``WatchError`` (the original error chained).
+    """
     t = Transactor(db)
     t.watch()
     try:
         yield t
+    except Exception as exc:
+        unit = t._unit
+        if unit is not None and not unit.reads_valid():
+            t.reset()
+            raise WatchError("the transaction read data that changed meanwhile") from exc
+        t.reset()
+        raise
     except BaseException:
         t.reset()
         raise
@@ -165,7 +188,7 @@ def transact(db: DB, fn: Callable[[Transactor], T], policy: RetryPolicy) -> T:
         t = Transactor(db)
         t.watch()
         try:
-            result = fn(t)
+            result = _call_checked(t, lambda: fn(t))
             t.execute()
             return result
         finally:

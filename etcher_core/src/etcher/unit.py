@@ -267,6 +267,11 @@ class Unit:
 
     # --- commit -----------------------------------------------------------------
     @property
+    def watching(self) -> bool:
+        """Whether this unit has read (and so watches) anything."""
+        return bool(self._watched)
+
+    @property
     def has_writes(self) -> bool:
         return bool(self._dirty or self._dropped or self._list_ops or self._string_dirty)
 
@@ -299,6 +304,24 @@ class Unit:
             self.close()
         for callback in self.after_commit:
             callback()
+
+    def reads_valid(self) -> bool:
+        """Whether everything this unit read is still current (consumes the unit).
+
+        Used when an operation fails: an error caused by reading two states of
+        the store (say, a node collected between reading its link and its
+        content) must become a retry, not reach the caller.
+        """
+        if self.closed or not self._watched:
+            return True
+        try:
+            self._pipe.multi()
+            self._pipe.execute()
+        except WatchError:
+            return False
+        finally:
+            self.close()
+        return True
 
     def close(self) -> None:
         """Drop the watches and buffered writes without committing."""
@@ -379,7 +402,12 @@ class RetryPolicy:
         def attempt() -> T:
             unit = Unit(backend)
             try:
-                result = fn(unit)
+                try:
+                    result = fn(unit)
+                except Exception as exc:
+                    if not unit.reads_valid():
+                        raise WatchError("the operation read data that changed meanwhile") from exc
+                    raise
                 unit.commit()
                 return result
             finally:
