@@ -20,14 +20,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from etcher.containers import RD, RL, handle_for
 from etcher.errors import TransactionError
-from etcher.graph import KIND_DICT, Graph
+from etcher.graph import Graph
 from etcher.layout import (
     DEFAULT_KEY,
-    KIND,
-    LAYOUT_VERSION,
     NAMESPACES_KEY,
     ROOT,
-    SEQ,
     Layout,
     UidFactory,
     validate_prefix,
@@ -147,16 +144,7 @@ class DB:
         return self._retry.run(self._backend, op)
 
     def _init_namespace(self) -> None:
-        layout = self._layout
-
-        def op(u: Unit) -> None:
-            if u.hgetall(layout.refs(ROOT)):
-                return
-            u.create_hash(layout.refs(ROOT), {KIND: KIND_DICT, SEQ: b"0"})
-            u.hset(layout.meta, b"layout", LAYOUT_VERSION)
-            u.hset(NAMESPACES_KEY, layout.prefix.encode(), b"1")
-
-        self._retry.run(self._backend, op)
+        self._retry.run(self._backend, lambda u: Graph(self._layout, u).require(ROOT))
 
     # --- plumbing used by handles ----------------------------------------------------
     def _reader(self) -> DirectReader | Unit:

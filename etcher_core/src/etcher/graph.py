@@ -25,7 +25,16 @@ from typing import TYPE_CHECKING
 
 from etcher.codec import LINK
 from etcher.errors import StaleHandleError
-from etcher.layout import HEADER_FIELDS, KIND, PIN, ROOT, SEQ, Layout
+from etcher.layout import (
+    HEADER_FIELDS,
+    KIND,
+    LAYOUT_VERSION,
+    NAMESPACES_KEY,
+    PIN,
+    ROOT,
+    SEQ,
+    Layout,
+)
 
 if TYPE_CHECKING:
     from etcher.unit import DirectReader, Unit
@@ -91,8 +100,17 @@ class Graph:
         return header
 
     def require(self, uid: str) -> None:
-        """Raise :class:`StaleHandleError` unless the node exists (watched inside a unit)."""
-        if uid == ROOT and not self.r.in_unit:
+        """Raise :class:`StaleHandleError` unless the node exists (watched inside a unit).
+
+        The root never goes stale: if its namespace was deleted (by
+        ``delete_prefix_*``, possibly from another process) it is recreated
+        empty by the next write, and reads see an empty namespace.
+        """
+        if uid == ROOT:
+            if self.r.in_unit and not self.r.hgetall(self.layout.refs(ROOT)):
+                self.new_node(ROOT, KIND_DICT)
+                self.u.hset(self.layout.meta, b"layout", LAYOUT_VERSION)
+                self.u.hset(NAMESPACES_KEY, self.layout.prefix.encode(), b"1")
             return
         self.header(uid)
 

