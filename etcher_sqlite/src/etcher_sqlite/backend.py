@@ -1,0 +1,496 @@
+"""The SQLite storage backend: etcher's default, embedded, single-file store."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+import weakref
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
+
+from etcher.errors import (
+    BackendUnavailable,
+    EtcherError,
+    ReadOnlyStore,
+    StorageError,
+    StoreCorrupt,
+    StoreLocked,
+)
+from etcher.spec import Capabilities
+from etcher_sqlite import glob, ops, options, schema
+from etcher_sqlite.commands import CommandsMixin, to_int
+from etcher_sqlite.ops import Call, Command
+from etcher_sqlite.pipeline import SQLitePipeline
+
+if TYPE_CHECKING:
+    from etcher.spec import Pipeline, StorageBackend
+
+VACUUM_FREE_SHARE = 0.25
+"""``maintenance()`` runs VACUUM once free pages are at least this share of the file ..."""
+
+VACUUM_MIN_FREE_PAGES = 64
+"""... and at least this many (so tiny files are not rewritten over a few pages)."""
+
+SCAN_BATCH = 1000
+"""Keys fetched per query by ``scan_iter`` when no ``count`` hint is given."""
+
+FILE_MODE = 0o644
+"""Mode of a new store file: owner read-write, never group- or world-writable."""
+
+_SCAN_SQL = {
+    (True, True): "SELECT name FROM keys WHERE name >= ? AND name < ? ORDER BY name LIMIT ?",
+    (True, False): "SELECT name FROM keys WHERE name >= ? ORDER BY name LIMIT ?",
+    (False, True): "SELECT name FROM keys WHERE name > ? AND name < ? ORDER BY name LIMIT ?",
+    (False, False): "SELECT name FROM keys WHERE name > ? ORDER BY name LIMIT ?",
+}
+_BUSY, _LOCKED, _READONLY, _CORRUPT, _CANTOPEN, _NOTADB = 5, 6, 8, 11, 14, 26
+_READONLY_DIRECTORY = _READONLY | (6 << 8)
+
+
+class _Slot:
+    """One thread's connection, held by that thread's ``threading.local``.
+
+    The backend only keeps weak references to slots, so the connection of a
+    thread that has ended is released with it instead of piling up.
+    """
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+
+_BACKENDS: weakref.WeakSet[SQLiteBackend] = weakref.WeakSet()
+# Connections inherited through fork(): SQLite must not use (or close) them in the
+# child, so they are parked here for the life of the child process.
+_ORPHANS: list[sqlite3.Connection] = []
+
+
+def _after_fork_in_child() -> None:
+    for backend in list(_BACKENDS):
+        backend._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class SQLiteBackend(CommandsMixin):
+    """An etcher store in one SQLite file, shared safely by threads and processes.
+
+    >>> store = SQLiteBackend("state.db", timeout=5)          # doctest: +SKIP
+    >>> store.hset("{app}:node", mapping={"a": 1})            # doctest: +SKIP
+    1
+
+    ``SQLiteBackend(":memory:")`` gives a :class:`SQLiteMemoryBackend` instead.
+
+    :param path: the database file; created (mode 0644) if missing, its
+        directory must exist.
+    :param timeout: seconds to wait for another writer before
+        :class:`~etcher.errors.StoreLocked` (default 30).
+    :param durability: ``"normal"`` (default: ``PRAGMA synchronous=NORMAL``,
+        never corrupts, may lose the last commits on power loss) or ``"full"``
+        (sync on every commit).
+
+    The file runs in WAL mode, so readers never block the writer. Every thread
+    gets its own connection; :meth:`close` closes them all. Every write is a
+    ``BEGIN IMMEDIATE … COMMIT`` transaction that stamps the keys it changes
+    with a fresh value of a global counter, which is what pipelines' ``watch``
+    compares, across connections and processes alike.
+    """
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        persistent=True,
+        multiprocess=True,
+        atomic_batches=True,
+        maintenance=True,
+        snapshot_reads=True,
+    )
+
+    path: str
+    """Absolute path of the database file (``":memory:"`` for an in-memory store)."""
+
+    timeout: float
+    """Seconds a write waits for the lock before ``StoreLocked``."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Self:
+        path = args[0] if args else kwargs.get("path")
+        if (
+            cls is SQLiteBackend
+            and isinstance(path, str | os.PathLike)
+            and os.fspath(path) == options.MEMORY
+        ):
+            return cast(Self, object.__new__(SQLiteMemoryBackend))
+        return object.__new__(cls)
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = options.DEFAULT_TIMEOUT,
+        durability: str = "normal",
+    ) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self.timeout = options.timeout(timeout)
+        self._synchronous = options.durability(durability)
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._slots: weakref.WeakSet[_Slot] = weakref.WeakSet()
+        self._closed = False
+        self._create_file()
+        conn = self._new_connection()
+        try:
+            self._setup(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._adopt(conn)
+        _BACKENDS.add(self)
+
+    # --- construction -------------------------------------------------------------
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str], **opts: Any) -> Self:
+        """Open (or create) the store at ``path``; ``":memory:"`` gives an in-memory store.
+
+        Options: ``timeout`` (seconds, default 30) and ``durability``
+        (``"normal"`` or ``"full"``); any other name is a ``TypeError``.
+        """
+        options.check_names(opts)
+        return cls(path, **opts)
+
+    @classmethod
+    def from_url(cls, url: str, **opts: Any) -> Self:
+        """Open ``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or ``sqlite:///:memory:``.
+
+        Options may also come in the query string (``?timeout=5&durability=full``);
+        keyword options win over the URL's. Unknown names are a ``TypeError``.
+        """
+        path, query = options.parse_url(url)
+        options.check_names(query)
+        options.check_names(opts)
+        return cls(path, **{**query, **opts})
+
+    def _create_file(self) -> None:
+        # Created here rather than by SQLite so the mode is ours, not a build default.
+        path = self.path
+        if os.path.isdir(path):
+            raise BackendUnavailable(f"cannot open {path}: it is a directory, not a store file")
+        directory = os.path.dirname(path)
+        if not os.path.isdir(directory):
+            raise BackendUnavailable(
+                f"cannot open {path}: directory {directory} does not exist (create it first)"
+            )
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        except FileExistsError:
+            return
+        except PermissionError:
+            raise ReadOnlyStore(
+                f"cannot create {path}: directory {directory} is not writable"
+            ) from None
+        os.close(fd)
+
+    def _new_connection(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.timeout,
+                isolation_level=None,  # we issue BEGIN/COMMIT ourselves
+                check_same_thread=False,  # close() may run on another thread
+                cached_statements=256,
+            )
+        except sqlite3.Error as exc:
+            raise self._error(exc, opening=True) from exc
+        try:
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._error(exc, opening=True) from exc
+        return conn
+
+    def _setup(self, conn: sqlite3.Connection) -> None:
+        """Recognise (or create) the store on the first connection."""
+        try:
+            if schema.check_existing(conn, self.path):
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    try:
+                        conn.execute("PRAGMA journal_mode = WAL")
+                    except sqlite3.OperationalError as exc:
+                        if exc.sqlite_errorcode & 0xFF != _READONLY:
+                            raise
+                        # A read-only store keeps its journal mode and stays readable.
+            else:
+                conn.execute("PRAGMA journal_mode = WAL")
+                schema.create(conn, self.path)
+        except sqlite3.Error as exc:
+            raise self._error(exc, opening=True) from exc
+
+    def _adopt(self, conn: sqlite3.Connection) -> None:
+        slot = _Slot(conn)
+        self._slots.add(slot)
+        self._local.slot = slot
+        self._local.conn = conn
+
+    def _connect(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._closed:
+                raise BackendUnavailable(f"the store {self.path} was closed")
+            conn = self._new_connection()
+            self._adopt(conn)
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        try:
+            conn: sqlite3.Connection = self._local.conn
+        except AttributeError:
+            conn = self._connect()
+        return conn
+
+    def _after_fork(self) -> None:
+        _ORPHANS.extend(slot.conn for slot in self._slots)
+        self._slots = weakref.WeakSet()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+
+    def _error(self, exc: sqlite3.Error, opening: bool = False) -> EtcherError:
+        """The etcher error for a native one, with the path and what to do."""
+        extended = getattr(exc, "sqlite_errorcode", None) or 0
+        code = extended & 0xFF
+        path = self.path
+        if code in (_BUSY, _LOCKED):
+            return StoreLocked(
+                f"{path} stayed locked by another writer for more than {self.timeout:g} s; "
+                "retry, open it with a larger timeout=, or stop the process holding the lock"
+            )
+        if code == _READONLY:
+            what = "cannot be opened" if opening else "cannot be written"
+            if extended == _READONLY_DIRECTORY:
+                return ReadOnlyStore(
+                    f"{path} {what}: its directory is read-only and SQLite must create "
+                    "the -wal/-shm files beside it; make the directory writable"
+                )
+            return ReadOnlyStore(f"{path} {what}: it is read-only ({exc})")
+        if code in (_CORRUPT, _NOTADB):
+            return StoreCorrupt(f"{path} is not an etcher store or is damaged ({exc})")
+        if code == _CANTOPEN:
+            return BackendUnavailable(f"cannot open {path} ({exc})")
+        if isinstance(exc, sqlite3.ProgrammingError) and self._closed:
+            return BackendUnavailable(f"the store {path} was closed")
+        return StorageError(f"{path}: {exc}")
+
+    # --- running commands ---------------------------------------------------------
+
+    def _call(self, command: Command, call: Call) -> Any:
+        try:
+            conn: sqlite3.Connection = self._local.conn
+        except AttributeError:
+            conn = self._connect()
+        try:
+            if command.write:
+                return ops.run_one(conn, command, call)
+            return command.one(conn, *call)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _execute(
+        self, queue: list[tuple[Command, Call]], watched: dict[str, int | None]
+    ) -> list[Any]:
+        conn = self._conn()
+        try:
+            return ops.run_batch(conn, queue, watched)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _versions(self, names: list[str]) -> dict[str, int | None]:
+        conn = self._conn()
+        try:
+            return ops.versions(conn, names)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _scan_rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        conn = self._conn()
+        try:
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    # --- the rest of the Protocol -------------------------------------------------
+
+    def pipeline(self, transaction: bool = True) -> SQLitePipeline:
+        """A new pipeline; see :class:`~etcher_sqlite.pipeline.SQLitePipeline`.
+
+        ``transaction=False`` behaves the same: SQLite batches are always atomic.
+        """
+        return SQLitePipeline(self, transaction)
+
+    def scan_iter(self, match: str | None = None, count: int | None = None) -> Iterator[bytes]:
+        """Yield every key matching the Redis glob ``match`` once, as bytes, in key order.
+
+        The literal head of the pattern (``\\``-escapes included) is read as an
+        index range, so ``escaped_prefix + "*"`` never scans other keys; the rest
+        of the pattern, if any, is checked in Python. ``count`` is the number of
+        keys fetched per query. No transaction stays open between batches.
+        """
+        prefix, matcher = glob.plan(match)
+        upper = glob.prefix_upper_bound(prefix)
+        batch = SCAN_BATCH if count is None else max(1, to_int(count, "count"))
+        return self._scan(prefix, upper, matcher, batch)
+
+    def _scan(
+        self, prefix: str, upper: str | None, matcher: glob.Matcher | None, batch: int
+    ) -> Iterator[bytes]:
+        first, last = True, prefix
+        while True:
+            sql = _SCAN_SQL[first, upper is not None]
+            params = (last, upper, batch) if upper is not None else (last, batch)
+            rows = self._scan_rows(sql, params)
+            for (name,) in rows:
+                raw = name.encode()
+                if matcher is None or matcher(raw):
+                    yield raw
+            if len(rows) < batch:
+                return
+            first, last = False, rows[-1][0]
+
+    def maintenance(self) -> None:
+        """Checkpoint the WAL (truncating it), refresh planner statistics, compact if worth it.
+
+        VACUUM runs only when free pages make up at least
+        :data:`VACUUM_FREE_SHARE` of the file (and number at least
+        :data:`VACUUM_MIN_FREE_PAGES`), since it rewrites the whole file.
+        """
+        conn = self._conn()
+        try:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            conn.execute("PRAGMA optimize").fetchall()
+            pages = conn.execute("PRAGMA page_count").fetchone()[0]
+            free = conn.execute("PRAGMA freelist_count").fetchone()[0]
+            if free >= VACUUM_MIN_FREE_PAGES and free >= pages * VACUUM_FREE_SHARE:
+                conn.execute("VACUUM")
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def close(self) -> None:
+        """Close every thread's connection. Using the backend afterwards raises
+        :class:`~etcher.errors.BackendUnavailable`; closing twice is harmless."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            slots = list(self._slots)
+            self._slots = weakref.WeakSet()
+            self._local = threading.local()
+        for slot in slots:
+            with contextlib.suppress(sqlite3.Error):  # already unusable: nothing to release
+                slot.conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = " closed" if self._closed else ""
+        return f"<{type(self).__name__} {self.path!r}{state}>"
+
+
+class SQLiteMemoryBackend(SQLiteBackend):
+    """A private in-memory store (``sqlite:///:memory:``): gone when closed.
+
+    All threads share one connection behind a lock, so they see one store and
+    each command or batch runs alone; nothing is visible to other processes.
+    (A shared-cache in-memory database would fail with "table is locked" under
+    concurrent writers instead of waiting, which is why one connection is used.)
+    """
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        persistent=False,
+        multiprocess=False,
+        atomic_batches=True,
+        maintenance=False,
+        snapshot_reads=True,
+    )
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = options.MEMORY,
+        *,
+        timeout: float = options.DEFAULT_TIMEOUT,
+        durability: str = "normal",
+    ) -> None:
+        if os.fspath(path) != options.MEMORY:
+            raise ValueError(f"SQLiteMemoryBackend takes no file path, got {path!r}")
+        self.path = options.MEMORY
+        self.timeout = options.timeout(timeout)
+        self._synchronous = options.durability(durability)
+        self._rlock = threading.RLock()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._shared = sqlite3.connect(
+            options.MEMORY, isolation_level=None, check_same_thread=False, cached_statements=256
+        )
+        schema.create(self._shared, self.path)
+        _BACKENDS.add(self)
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise BackendUnavailable("the in-memory store was closed")
+        return self._shared
+
+    def _after_fork(self) -> None:
+        # The child keeps its copy of the data; only a lock held mid-fork must go.
+        self._rlock = threading.RLock()
+
+    def _call(self, command: Command, call: Call) -> Any:
+        with self._rlock:
+            conn = self._conn()
+            try:
+                if command.write:
+                    return ops.run_one(conn, command, call)
+                return command.one(conn, *call)
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+
+    def _execute(
+        self, queue: list[tuple[Command, Call]], watched: dict[str, int | None]
+    ) -> list[Any]:
+        with self._rlock:
+            return super()._execute(queue, watched)
+
+    def _versions(self, names: list[str]) -> dict[str, int | None]:
+        with self._rlock:
+            return super()._versions(names)
+
+    def _scan_rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        with self._rlock:
+            return super()._scan_rows(sql, params)
+
+    def maintenance(self) -> None:
+        """Refresh planner statistics; an in-memory store has no file to compact."""
+        with self._rlock:
+            conn = self._conn()
+            try:
+                conn.execute("PRAGMA optimize").fetchall()
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+
+    def close(self) -> None:
+        """Drop the store and its data."""
+        with self._rlock:
+            if not self._closed:
+                self._closed = True
+                self._shared.close()
+
+
+if TYPE_CHECKING:
+    # Static proof that the classes satisfy the Protocols they are written against.
+    def _is_backend(backend: SQLiteBackend) -> StorageBackend:
+        return backend
+
+    def _is_pipeline(pipe: SQLitePipeline) -> Pipeline:
+        return pipe

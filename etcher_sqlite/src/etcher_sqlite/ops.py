@@ -1,0 +1,799 @@
+"""What each storage command does in SQL.
+
+Reads are single SQL statements (``keys`` joined with the member table), so
+outside a transaction each one is atomic on its own. Writes run inside a
+transaction through a :class:`Tx`, which caches the ``keys`` rows it has seen
+and writes the changed ones back in one ``executemany`` (:meth:`Tx.flush`)
+before any read and before ``COMMIT``. The commands core sends in bulk (set,
+hset, hdel, rpush, lpush, delete) are implemented for a *run* of consecutive
+calls at once, so a pipeline of a thousand ``hset`` costs a handful of statements.
+
+Every function here expects normalized arguments (``str`` keys, ``bytes``
+values, checked ints); :mod:`etcher_sqlite.commands` does that at call time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import repeat
+from typing import Any
+
+from etcher.errors import StoreIndexError, StoreValueError, WatchError, WrongTypeError
+from etcher_sqlite.schema import HASH, LIST, STRING
+
+Meta = list[Any]
+"""A cached ``keys`` row: ``[type, lo, hi, value]``."""
+
+Call = tuple[Any, ...]
+"""The normalized arguments of one queued command."""
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_KINDS = {STRING: "string", HASH: "hash", LIST: "list"}
+TYPE_NAMES = {STRING: b"string", HASH: b"hash", LIST: b"list"}
+
+# Statements are module constants so sqlite3's per-connection statement cache
+# (keyed by SQL text) prepares each one once.
+SQL_META = "SELECT type, lo, hi, value FROM keys WHERE name = ?"
+SQL_META_IN = "SELECT name, type, lo, hi, value FROM keys WHERE name IN ({})"
+SQL_VERSION = "SELECT version FROM keys WHERE name = ?"
+SQL_VERSIONS_IN = "SELECT name, version FROM keys WHERE name IN ({})"
+SQL_BUMP = "UPDATE meta SET value = value + 1 WHERE key = 'write_counter' RETURNING value"
+SQL_UPSERT_KEY = (
+    "INSERT INTO keys (name, type, version, lo, hi, value) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (name) DO UPDATE SET type = excluded.type, version = excluded.version, "
+    "lo = excluded.lo, hi = excluded.hi, value = excluded.value"
+)
+SQL_DELETE_KEY = "DELETE FROM keys WHERE name = ?"
+SQL_DROP_HASH = "DELETE FROM hashes WHERE name = ?"
+SQL_DROP_LIST = "DELETE FROM list_items WHERE name = ?"
+SQL_PUT_FIELD = (
+    "INSERT INTO hashes (name, field, value) VALUES (?, ?, ?) "
+    "ON CONFLICT (name, field) DO UPDATE SET value = excluded.value"
+)
+SQL_DEL_FIELD = "DELETE FROM hashes WHERE name = ? AND field = ?"
+SQL_GET_FIELD = "SELECT value FROM hashes WHERE name = ? AND field = ?"
+SQL_FIELD_EXISTS = "SELECT 1 FROM hashes WHERE name = ? AND field = ?"
+SQL_FIELDS_EXIST = (
+    "SELECT h.name, h.field FROM (VALUES {}) AS v "
+    "JOIN hashes AS h ON h.name = v.column1 AND h.field = v.column2"
+)
+SQL_PUT_ITEM = "INSERT INTO list_items (name, pos, value) VALUES (?, ?, ?)"
+SQL_POP_ONE = "DELETE FROM list_items WHERE name = ? AND pos = ? RETURNING value"
+SQL_POP_RANGE = (
+    "DELETE FROM list_items WHERE name = ? AND pos >= ? AND pos < ? RETURNING pos, value"
+)
+SQL_SET_ITEM = "UPDATE list_items SET value = ? WHERE name = ? AND pos = ?"
+SQL_TRIM_BELOW = "DELETE FROM list_items WHERE name = ? AND pos < ?"
+SQL_TRIM_FROM = "DELETE FROM list_items WHERE name = ? AND pos >= ?"
+
+SQL_GET = "SELECT type, value FROM keys WHERE name = ?"
+SQL_TYPE = "SELECT type FROM keys WHERE name = ?"
+SQL_LEN = "SELECT type, hi - lo FROM keys WHERE name = ?"
+SQL_EXISTS_IN = "SELECT name FROM keys WHERE name IN ({})"
+SQL_HGET = (
+    "SELECT k.type, h.value FROM keys AS k "
+    "LEFT JOIN hashes AS h ON h.name = k.name AND h.field = ?2 WHERE k.name = ?1"
+)
+SQL_HEXISTS = (
+    "SELECT k.type, EXISTS (SELECT 1 FROM hashes WHERE name = k.name AND field = ?2) "
+    "FROM keys AS k WHERE k.name = ?1"
+)
+SQL_HMGET = (
+    "SELECT k.type, h.field, h.value FROM keys AS k "
+    "LEFT JOIN hashes AS h ON h.name = k.name AND h.field IN ({}) WHERE k.name = ?"
+)
+SQL_HGETALL = (
+    "SELECT k.type, h.field, h.value FROM keys AS k "
+    "LEFT JOIN hashes AS h ON h.name = k.name WHERE k.name = ?"
+)
+SQL_HKEYS = (
+    "SELECT k.type, h.field FROM keys AS k "
+    "LEFT JOIN hashes AS h ON h.name = k.name WHERE k.name = ?"
+)
+# A list index i maps to position lo + i (i >= 0) or hi + i (i < 0). Positions
+# outside [lo, hi) hold no row, so out-of-range bounds clip by themselves.
+_POS = "(CASE WHEN ?{0} >= 0 THEN k.lo + ?{0} ELSE k.hi + ?{0} END)"
+SQL_LINDEX = (
+    f"SELECT k.type, (SELECT value FROM list_items WHERE name = k.name AND pos = {_POS.format(1)}) "
+    "FROM keys AS k WHERE k.name = ?2"
+)
+SQL_LRANGE = (
+    "SELECT k.type, i.value FROM keys AS k LEFT JOIN list_items AS i ON i.name = k.name "
+    f"AND i.pos BETWEEN {_POS.format(1)} AND {_POS.format(2)} WHERE k.name = ?3 ORDER BY i.pos"
+)
+
+SQL_HGETALL_MANY = (
+    "WITH v (i, name) AS (VALUES {}) SELECT v.i, k.type, h.field, h.value FROM v "
+    "JOIN keys AS k ON k.name = v.name LEFT JOIN hashes AS h ON h.name = k.name"
+)
+_POS_V = "(CASE WHEN v.{0} >= 0 THEN k.lo + v.{0} ELSE k.hi + v.{0} END)"
+SQL_LRANGE_MANY = (
+    "WITH v (i, name, s, e) AS (VALUES {}) SELECT v.i, k.type, it.value FROM v "
+    "JOIN keys AS k ON k.name = v.name LEFT JOIN list_items AS it ON it.name = k.name "
+    f"AND it.pos BETWEEN {_POS_V.format('s')} AND {_POS_V.format('e')} ORDER BY v.i, it.pos"
+)
+
+CHUNK = 256
+"""Most names bound in one ``IN (...)``/``VALUES`` query; larger sets go in several."""
+
+
+# --- helpers ----------------------------------------------------------------------
+
+
+def wrong_type(name: str, found: int, wanted: int) -> WrongTypeError:
+    """The error for a command of kind ``wanted`` on a key holding a ``found``."""
+    return WrongTypeError(f"WRONGTYPE key {name!r} holds a {_KINDS[found]}, not a {_KINDS[wanted]}")
+
+
+_INTEGER = re.compile(rb"-?[1-9][0-9]{0,18}|0")
+
+
+def parse_int(raw: bytes, what: str) -> int:
+    """A stored counter as Redis reads it: plain base-10, no sign ``+``, spaces or leading zeros."""
+    if _INTEGER.fullmatch(raw):
+        value = int(raw)
+        if INT64_MIN <= value <= INT64_MAX:
+            return value
+    raise StoreValueError(f"{what} is not an integer or out of range: {raw[:40]!r}")
+
+
+def add_int(current: int, amount: int, what: str) -> int:
+    """``current + amount``, refused outside the signed 64-bit range as Redis does."""
+    total = current + amount
+    if not INT64_MIN <= total <= INT64_MAX:
+        raise StoreValueError(f"increment or decrement of {what} would overflow")
+    return total
+
+
+def _padded(n: int) -> int:
+    size = 1
+    while size < n:
+        size *= 2
+    return size
+
+
+@lru_cache(maxsize=64)
+def _in_sql(template: str, size: int, group: str) -> str:
+    return template.format(", ".join(repeat(group, size)))
+
+
+def select_in(
+    conn: sqlite3.Connection,
+    template: str,
+    items: Sequence[Any],
+    group: str = "?",
+    pad: Any = None,
+) -> list[Any]:
+    """Run ``template`` with its ``{}`` replaced by ``len(items)`` parameter groups.
+
+    Chunks are padded to a power of two, so only a few distinct SQL texts ever
+    exist and all of them stay in the statement cache. The padding repeats the
+    last item (harmless in ``IN``/``VALUES`` lookups) unless ``pad`` gives an
+    item that matches nothing.
+    """
+    rows: list[Any] = []
+    width = group.count("?")
+    for start in range(0, len(items), CHUNK):
+        chunk = list(items[start : start + CHUNK])
+        size = _padded(len(chunk))
+        chunk.extend(repeat(chunk[-1] if pad is None else pad, size - len(chunk)))
+        params: Sequence[Any] = chunk
+        if width > 1:
+            params = [value for item in chunk for value in item]
+        rows.extend(conn.execute(_in_sql(template, size, group), params))
+    return rows
+
+
+def versions(conn: sqlite3.Connection, names: Sequence[str]) -> dict[str, int | None]:
+    """The current ``version`` of each key (``None`` for a missing key)."""
+    if len(names) == 1:
+        row = conn.execute(SQL_VERSION, (names[0],)).fetchone()
+        return {names[0]: None if row is None else row[0]}
+    found: dict[str, int | None] = dict.fromkeys(names)
+    found.update(select_in(conn, SQL_VERSIONS_IN, names))
+    return found
+
+
+class Tx:
+    """One write transaction's view of the ``keys`` table.
+
+    Commands read a key's row once (:meth:`get`/:meth:`load`), change the cached
+    copy and mark it dirty; :meth:`flush` writes every dirty row back stamped with
+    a fresh value of the global write counter, so a watcher sees a new version
+    for every key this transaction touched.
+    """
+
+    __slots__ = ("conn", "dirty", "meta")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.meta: dict[str, Meta | None] = {}
+        self.dirty: set[str] = set()
+
+    def get(self, name: str) -> Meta | None:
+        """The cached row of ``name`` (``None``: the key does not exist)."""
+        try:
+            return self.meta[name]
+        except KeyError:
+            row = self.conn.execute(SQL_META, (name,)).fetchone()
+            meta = None if row is None else list(row)
+            self.meta[name] = meta
+            return meta
+
+    def load(self, names: Iterable[str]) -> None:
+        """Fetch the rows of all ``names`` not cached yet, in as few queries as possible."""
+        cache = self.meta
+        missing = [name for name in dict.fromkeys(names) if name not in cache]
+        if len(missing) == 1:
+            self.get(missing[0])
+        elif missing:
+            cache.update(dict.fromkeys(missing))
+            for row in select_in(self.conn, SQL_META_IN, missing):
+                cache[row[0]] = list(row[1:])
+
+    def put(self, name: str, meta: Meta | None) -> None:
+        """Record the new row of ``name`` (``None`` deletes the key)."""
+        self.meta[name] = meta
+        self.dirty.add(name)
+
+    def flush(self) -> None:
+        """Write the dirty rows back (before a read sees the table, and before COMMIT)."""
+        if not self.dirty:
+            return
+        conn = self.conn
+        version = conn.execute(SQL_BUMP).fetchone()[0]
+        upserts = []
+        deletes = []
+        for name in self.dirty:
+            meta = self.meta[name]
+            if meta is None:
+                deletes.append((name,))
+            else:
+                upserts.append((name, meta[0], version, meta[1], meta[2], meta[3]))
+        self.dirty = set()
+        if upserts:
+            conn.executemany(SQL_UPSERT_KEY, upserts)
+        if deletes:
+            conn.executemany(SQL_DELETE_KEY, deletes)
+
+    def existing_fields(self, pairs: list[tuple[str, bytes]]) -> set[tuple[str, bytes]]:
+        """Which of the ``(name, field)`` pairs are hash fields in the store right now."""
+        if not pairs:
+            return set()
+        if len(pairs) == 1:
+            row = self.conn.execute(SQL_FIELD_EXISTS, pairs[0]).fetchone()
+            return set(pairs) if row else set()
+        return {(n, f) for n, f in select_in(self.conn, SQL_FIELDS_EXIST, pairs, "(?, ?)")}
+
+
+def _meta_of(tx: Tx, name: str, wanted: int) -> Meta | None:
+    meta = tx.get(name)
+    if meta is not None and meta[0] != wanted:
+        raise wrong_type(name, meta[0], wanted)
+    return meta
+
+
+# --- reads (one statement each, given a connection) -------------------------------
+
+
+def get(conn: sqlite3.Connection, name: str) -> bytes | None:
+    row = conn.execute(SQL_GET, (name,)).fetchone()
+    if row is None:
+        return None
+    if row[0] != STRING:
+        raise wrong_type(name, row[0], STRING)
+    return row[1]  # type: ignore[no-any-return]
+
+
+def type_(conn: sqlite3.Connection, name: str) -> bytes:
+    row = conn.execute(SQL_TYPE, (name,)).fetchone()
+    return b"none" if row is None else TYPE_NAMES[row[0]]
+
+
+def exists(conn: sqlite3.Connection, names: tuple[str, ...]) -> int:
+    if len(names) == 1:
+        return 1 if conn.execute(SQL_TYPE, names).fetchone() else 0
+    unique = list(dict.fromkeys(names))
+    own = len(unique) > CHUNK and not conn.in_transaction
+    if own:  # several queries: read them from one snapshot
+        conn.execute("BEGIN")
+    try:
+        found = {name for (name,) in select_in(conn, SQL_EXISTS_IN, unique)}
+    finally:
+        if own:
+            conn.execute("COMMIT")
+    return sum(1 for name in names if name in found)
+
+
+def _length(conn: sqlite3.Connection, name: str, wanted: int) -> int:
+    row = conn.execute(SQL_LEN, (name,)).fetchone()
+    if row is None:
+        return 0
+    if row[0] != wanted:
+        raise wrong_type(name, row[0], wanted)
+    return row[1]  # type: ignore[no-any-return]
+
+
+def hlen(conn: sqlite3.Connection, name: str) -> int:
+    return _length(conn, name, HASH)
+
+
+def llen(conn: sqlite3.Connection, name: str) -> int:
+    return _length(conn, name, LIST)
+
+
+def hget(conn: sqlite3.Connection, name: str, field: bytes) -> bytes | None:
+    row = conn.execute(SQL_HGET, (name, field)).fetchone()
+    if row is None:
+        return None
+    if row[0] != HASH:
+        raise wrong_type(name, row[0], HASH)
+    return row[1]  # type: ignore[no-any-return]
+
+
+def hexists(conn: sqlite3.Connection, name: str, field: bytes) -> bool:
+    row = conn.execute(SQL_HEXISTS, (name, field)).fetchone()
+    if row is None:
+        return False
+    if row[0] != HASH:
+        raise wrong_type(name, row[0], HASH)
+    return bool(row[1])
+
+
+def hmget(conn: sqlite3.Connection, name: str, fields: tuple[bytes, ...]) -> list[bytes | None]:
+    unique = list(dict.fromkeys(fields))
+    if len(unique) > CHUNK:  # too many parameters for one statement: read the whole hash
+        return [hgetall(conn, name).get(field) for field in fields]
+    size = _padded(len(unique))
+    unique.extend(repeat(unique[-1], size - len(unique)))
+    rows = conn.execute(_in_sql(SQL_HMGET, size, "?"), (*unique, name)).fetchall()
+    if not rows:
+        return [None] * len(fields)
+    if rows[0][0] != HASH:
+        raise wrong_type(name, rows[0][0], HASH)
+    found = {field: value for _, field, value in rows}
+    return [found.get(field) for field in fields]
+
+
+def hgetall(conn: sqlite3.Connection, name: str) -> dict[bytes, bytes]:
+    rows = conn.execute(SQL_HGETALL, (name,)).fetchall()
+    if not rows:
+        return {}
+    if rows[0][0] != HASH:
+        raise wrong_type(name, rows[0][0], HASH)
+    return {field: value for _, field, value in rows}
+
+
+def hkeys(conn: sqlite3.Connection, name: str) -> list[bytes]:
+    rows = conn.execute(SQL_HKEYS, (name,)).fetchall()
+    if not rows:
+        return []
+    if rows[0][0] != HASH:
+        raise wrong_type(name, rows[0][0], HASH)
+    return [field for _, field in rows]
+
+
+def lindex(conn: sqlite3.Connection, name: str, index: int) -> bytes | None:
+    row = conn.execute(SQL_LINDEX, (index, name)).fetchone()
+    if row is None:
+        return None
+    if row[0] != LIST:
+        raise wrong_type(name, row[0], LIST)
+    return row[1]  # type: ignore[no-any-return]
+
+
+def lrange(conn: sqlite3.Connection, name: str, start: int, end: int) -> list[bytes]:
+    rows = conn.execute(SQL_LRANGE, (start, end, name)).fetchall()
+    if not rows:
+        return []
+    if rows[0][0] != LIST:
+        raise wrong_type(name, rows[0][0], LIST)
+    if rows[0][1] is None:  # the LEFT JOIN's empty range
+        return []
+    return [value for _, value in rows]
+
+
+def hgetall_many(tx: Tx, calls: list[Call]) -> list[dict[bytes, bytes]]:
+    """A run of ``hgetall`` in one query (materializing reads whole levels this way)."""
+    tx.flush()
+    results: list[dict[bytes, bytes]] = [{} for _ in calls]
+    items = [(i, name) for i, (name,) in enumerate(calls)]
+    for i, kind, field, value in select_in(tx.conn, SQL_HGETALL_MANY, items, "(?, ?)", (-1, None)):
+        if kind != HASH:
+            raise wrong_type(calls[i][0], kind, HASH)
+        results[i][field] = value
+    return results
+
+
+def lrange_many(tx: Tx, calls: list[Call]) -> list[list[bytes]]:
+    """A run of ``lrange`` in one query."""
+    tx.flush()
+    results: list[list[bytes]] = [[] for _ in calls]
+    items = [(i, *call) for i, call in enumerate(calls)]
+    pad = (-1, None, 0, 0)
+    for i, kind, value in select_in(tx.conn, SQL_LRANGE_MANY, items, "(?, ?, ?, ?)", pad):
+        if kind != LIST:
+            raise wrong_type(calls[i][0], kind, LIST)
+        if value is not None:  # None: the LEFT JOIN's empty range
+            results[i].append(value)
+    return results
+
+
+# --- writes (inside a transaction, through a Tx) ----------------------------------
+
+
+def set_many(tx: Tx, calls: list[Call]) -> list[bool]:
+    tx.load(name for name, _ in calls)
+    drop_hashes: list[tuple[str]] = []
+    drop_lists: list[tuple[str]] = []
+    for name, value in calls:
+        meta = tx.meta[name]
+        if meta is not None:
+            if meta[0] == HASH:
+                drop_hashes.append((name,))
+            elif meta[0] == LIST:
+                drop_lists.append((name,))
+        tx.put(name, [STRING, None, None, value])
+    if drop_hashes:
+        tx.conn.executemany(SQL_DROP_HASH, drop_hashes)
+    if drop_lists:
+        tx.conn.executemany(SQL_DROP_LIST, drop_lists)
+    return [True] * len(calls)
+
+
+def incr(tx: Tx, name: str, amount: int) -> int:
+    meta = _meta_of(tx, name, STRING)
+    current = 0 if meta is None else parse_int(meta[3], f"the value of {name!r}")
+    total = add_int(current, amount, repr(name))
+    tx.put(name, [STRING, None, None, b"%d" % total])
+    return total
+
+
+def delete_many(tx: Tx, calls: list[Call]) -> list[int]:
+    tx.load(name for (names,) in calls for name in names)
+    drop_hashes: list[tuple[str]] = []
+    drop_lists: list[tuple[str]] = []
+    results = []
+    for (names,) in calls:
+        count = 0
+        for name in names:
+            meta = tx.meta[name]
+            if meta is None:
+                continue
+            count += 1
+            if meta[0] == HASH:
+                drop_hashes.append((name,))
+            elif meta[0] == LIST:
+                drop_lists.append((name,))
+            tx.put(name, None)
+        results.append(count)
+    if drop_hashes:
+        tx.conn.executemany(SQL_DROP_HASH, drop_hashes)
+    if drop_lists:
+        tx.conn.executemany(SQL_DROP_LIST, drop_lists)
+    return results
+
+
+def hset_many(tx: Tx, calls: list[Call]) -> list[int]:
+    tx.load(name for name, _ in calls)
+    cache = tx.meta
+    # Only fields of hashes that already exist can be updates rather than additions.
+    probe: list[tuple[str, bytes]] = []
+    for name, pairs in calls:
+        meta = cache[name]
+        if meta is not None:
+            if meta[0] != HASH:
+                raise wrong_type(name, meta[0], HASH)
+            probe.extend((name, field) for field, _ in pairs)
+    present = tx.existing_fields(probe)
+    rows = []
+    results = []
+    for name, pairs in calls:
+        meta = cache[name]
+        if meta is None:
+            meta = [HASH, 0, 0, None]
+        added = 0
+        for field, value in pairs:
+            rows.append((name, field, value))
+            key = (name, field)
+            if key not in present:
+                present.add(key)
+                added += 1
+        meta[2] += added
+        tx.put(name, meta)
+        results.append(added)
+    tx.conn.executemany(SQL_PUT_FIELD, rows)
+    return results
+
+
+def hdel_many(tx: Tx, calls: list[Call]) -> list[int]:
+    tx.load(name for name, _ in calls)
+    cache = tx.meta
+    probe: list[tuple[str, bytes]] = []
+    for name, fields in calls:
+        meta = cache[name]
+        if meta is not None:
+            if meta[0] != HASH:
+                raise wrong_type(name, meta[0], HASH)
+            probe.extend((name, field) for field in fields)
+    present = tx.existing_fields(probe)
+    rows = []
+    results = []
+    for name, fields in calls:
+        meta = cache[name]
+        removed = 0
+        if meta is not None:
+            for field in fields:
+                key = (name, field)
+                if key in present:
+                    present.discard(key)
+                    rows.append(key)
+                    removed += 1
+            if removed:
+                meta[2] -= removed
+                tx.put(name, meta if meta[2] else None)
+        results.append(removed)
+    if rows:
+        tx.conn.executemany(SQL_DEL_FIELD, rows)
+    return results
+
+
+def hincrby(tx: Tx, name: str, field: bytes, amount: int) -> int:
+    meta = _meta_of(tx, name, HASH)
+    row = None
+    if meta is not None:
+        row = tx.conn.execute(SQL_GET_FIELD, (name, field)).fetchone()
+    what = f"field {field[:40]!r} of {name!r}"
+    total = add_int(0 if row is None else parse_int(row[0], f"the {what}"), amount, what)
+    tx.conn.execute(SQL_PUT_FIELD, (name, field, b"%d" % total))
+    if meta is None:
+        meta = [HASH, 0, 0, None]
+    if row is None:
+        meta[2] += 1
+    tx.put(name, meta)
+    return total
+
+
+def _push_many(tx: Tx, calls: list[Call], head: bool) -> list[int]:
+    tx.load(name for name, _ in calls)
+    cache = tx.meta
+    rows: list[tuple[str, int, bytes]] = []
+    results = []
+    for name, values in calls:
+        meta = cache[name]
+        if meta is None:
+            meta = [LIST, 0, 0, None]
+        elif meta[0] != LIST:
+            raise wrong_type(name, meta[0], LIST)
+        count = len(values)
+        if head:  # each value goes in front of the previous one
+            lo = meta[1]
+            rows.extend(zip(repeat(name), range(lo - 1, lo - 1 - count, -1), values))
+            meta[1] = lo - count
+        else:
+            hi = meta[2]
+            rows.extend(zip(repeat(name), range(hi, hi + count), values))
+            meta[2] = hi + count
+        tx.put(name, meta)
+        results.append(meta[2] - meta[1])
+    tx.conn.executemany(SQL_PUT_ITEM, rows)
+    return results
+
+
+def rpush_many(tx: Tx, calls: list[Call]) -> list[int]:
+    return _push_many(tx, calls, head=False)
+
+
+def lpush_many(tx: Tx, calls: list[Call]) -> list[int]:
+    return _push_many(tx, calls, head=True)
+
+
+def _pop(tx: Tx, name: str, count: int | None, head: bool) -> bytes | list[bytes] | None:
+    meta = _meta_of(tx, name, LIST)
+    if meta is None:
+        return None
+    lo, hi = meta[1], meta[2]
+    conn = tx.conn
+    if count is None:
+        pos = lo if head else hi - 1
+        value: bytes = conn.execute(SQL_POP_ONE, (name, pos)).fetchone()[0]
+        taken = 1
+        result: bytes | list[bytes] = value
+    else:
+        taken = min(count, hi - lo)
+        if not taken:
+            return []
+        start = lo if head else hi - taken
+        rows = conn.execute(SQL_POP_RANGE, (name, start, start + taken)).fetchall()
+        rows.sort(reverse=not head)  # RETURNING order is unspecified
+        result = [row[1] for row in rows]
+    if head:
+        meta[1] = lo + taken
+    else:
+        meta[2] = hi - taken
+    tx.put(name, meta if meta[1] < meta[2] else None)
+    return result
+
+
+def lpop(tx: Tx, name: str, count: int | None) -> bytes | list[bytes] | None:
+    return _pop(tx, name, count, head=True)
+
+
+def rpop(tx: Tx, name: str, count: int | None) -> bytes | list[bytes] | None:
+    return _pop(tx, name, count, head=False)
+
+
+def lset(tx: Tx, name: str, index: int, value: bytes) -> bool:
+    meta = _meta_of(tx, name, LIST)
+    if meta is None:
+        raise StoreIndexError(f"lset on missing key {name!r}")
+    lo, hi = meta[1], meta[2]
+    pos = (lo if index >= 0 else hi) + index
+    if not lo <= pos < hi:
+        raise StoreIndexError(f"index {index} out of range for list {name!r} of length {hi - lo}")
+    tx.conn.execute(SQL_SET_ITEM, (value, name, pos))
+    tx.put(name, meta)
+    return True
+
+
+def ltrim(tx: Tx, name: str, start: int, end: int) -> bool:
+    meta = _meta_of(tx, name, LIST)
+    if meta is None:
+        return True
+    lo, hi = meta[1], meta[2]
+    length = hi - lo
+    if start < 0:
+        start = max(start + length, 0)
+    if end < 0:
+        end += length
+    if start > end or start >= length:
+        tx.conn.execute(SQL_DROP_LIST, (name,))
+        tx.put(name, None)
+        return True
+    new_lo, new_hi = lo + start, lo + min(end, length - 1) + 1
+    if new_lo > lo:
+        tx.conn.execute(SQL_TRIM_BELOW, (name, new_lo))
+    if new_hi < hi:
+        tx.conn.execute(SQL_TRIM_FROM, (name, new_hi))
+    if (new_lo, new_hi) != (lo, hi):
+        meta[1], meta[2] = new_lo, new_hi
+        tx.put(name, meta)
+    return True
+
+
+# --- the command table ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """How to run one storage command alone (``one``) and as a run of calls (``many``).
+
+    ``one`` takes a connection for reads and a :class:`Tx` for writes; ``many``
+    always runs inside a transaction and returns one result per call.
+    """
+
+    name: str
+    write: bool
+    one: Callable[..., Any]
+    many: Callable[[Tx, list[Call]], list[Any]]
+
+
+def _read(name: str, fn: Callable[..., Any]) -> Command:
+    def many(tx: Tx, calls: list[Call]) -> list[Any]:
+        tx.flush()  # the statement must see this transaction's pending key rows
+        conn = tx.conn
+        return [fn(conn, *call) for call in calls]
+
+    return Command(name, False, fn, many)
+
+
+def _write(name: str, fn: Callable[..., Any]) -> Command:
+    def many(tx: Tx, calls: list[Call]) -> list[Any]:
+        return [fn(tx, *call) for call in calls]
+
+    return Command(name, True, fn, many)
+
+
+def _batched(name: str, many: Callable[[Tx, list[Call]], list[Any]]) -> Command:
+    def one(tx: Tx, *call: Any) -> Any:
+        return many(tx, [call])[0]
+
+    return Command(name, True, one, many)
+
+
+GET = _read("get", get)
+TYPE = _read("type", type_)
+EXISTS = _read("exists", exists)
+HGET = _read("hget", hget)
+HMGET = _read("hmget", hmget)
+HGETALL = Command("hgetall", False, hgetall, hgetall_many)
+HKEYS = _read("hkeys", hkeys)
+HLEN = _read("hlen", hlen)
+HEXISTS = _read("hexists", hexists)
+LRANGE = Command("lrange", False, lrange, lrange_many)
+LINDEX = _read("lindex", lindex)
+LLEN = _read("llen", llen)
+
+SET = _batched("set", set_many)
+DELETE = _batched("delete", delete_many)
+HSET = _batched("hset", hset_many)
+HDEL = _batched("hdel", hdel_many)
+RPUSH = _batched("rpush", rpush_many)
+LPUSH = _batched("lpush", lpush_many)
+INCR = _write("incr", incr)
+HINCRBY = _write("hincrby", hincrby)
+LPOP = _write("lpop", lpop)
+RPOP = _write("rpop", rpop)
+LSET = _write("lset", lset)
+LTRIM = _write("ltrim", ltrim)
+
+
+# --- transactions -----------------------------------------------------------------
+
+
+def rollback(conn: sqlite3.Connection) -> None:
+    """Undo the open transaction, if SQLite has not already done so."""
+    if conn.in_transaction:
+        # If even ROLLBACK fails, the original error is still the one worth reporting.
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+def run_one(conn: sqlite3.Connection, command: Command, call: Call) -> Any:
+    """Run one write command as its own ``BEGIN IMMEDIATE … COMMIT`` transaction."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        tx = Tx(conn)
+        result = command.one(tx, *call)
+        tx.flush()
+        conn.execute("COMMIT")
+    except BaseException:
+        rollback(conn)
+        raise
+    return result
+
+
+def run_batch(
+    conn: sqlite3.Connection,
+    queue: list[tuple[Command, Call]],
+    watched: dict[str, int | None],
+) -> list[Any]:
+    """Check the watched versions and apply the whole queue as one transaction.
+
+    A queue without writes runs in a plain (deferred) read transaction: one
+    consistent snapshot without taking the write lock. Consecutive calls of one
+    command go to its ``many`` implementation together. Any error rolls
+    everything back and propagates.
+    """
+    write = any(command.write for command, _ in queue)
+    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    try:
+        if watched:
+            now = versions(conn, list(watched))
+            if now != watched:
+                changed = [name for name in watched if now[name] != watched[name]]
+                raise WatchError(
+                    f"watched key(s) {', '.join(map(repr, changed[:5]))} changed since "
+                    "watch(); nothing was applied, run the transaction again"
+                )
+        tx = Tx(conn)
+        results: list[Any] = []
+        i, n = 0, len(queue)
+        while i < n:
+            command = queue[i][0]
+            j = i + 1
+            while j < n and queue[j][0] is command:
+                j += 1
+            results.extend(command.many(tx, [call for _, call in queue[i:j]]))
+            i = j
+        tx.flush()
+        conn.execute("COMMIT")
+    except BaseException:
+        rollback(conn)
+        raise
+    return results
