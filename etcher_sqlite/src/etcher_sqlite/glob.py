@@ -35,6 +35,10 @@ def literal_prefix(pattern: bytes) -> tuple[bytes, int]:
     return bytes(out), i
 
 
+def _signed(byte: int) -> int:
+    return byte - 256 if byte >= 0x80 else byte
+
+
 def _class(pattern: bytes, i: int) -> tuple[bytes, int]:
     """Translate the class opened at ``pattern[i - 1]``: its regex and the index of its ``]``.
 
@@ -57,8 +61,14 @@ def _class(pattern: bytes, i: int) -> tuple[bytes, int]:
             i -= 1  # unterminated: the class is what we saw, and the pattern ends here
             break
         elif n - i >= 3 and pattern[i + 1] == _DASH:
-            lo, hi = pattern[i], pattern[i + 2]
-            ranges.append((min(lo, hi), max(lo, hi)))
+            # Redis compares range ends as C ``char``, which is signed: bytes >= 0x80 sort
+            # below ASCII. Order the ends that way, then map back to unsigned byte spans.
+            lo, hi = sorted((_signed(pattern[i]), _signed(pattern[i + 2])))
+            if hi < 0 or lo >= 0:
+                ranges.append((lo & 0xFF, hi & 0xFF))
+            else:
+                ranges.append((lo & 0xFF, 0xFF))
+                ranges.append((0, hi))
             i += 2
         else:
             ranges.append((pattern[i], pattern[i]))
