@@ -1,0 +1,113 @@
+"""etcher's conformance kit: the tests every storage backend must pass.
+
+This module is also a pytest plugin. It is never loaded automatically; opt in
+with ``-p etcher.testing`` (command line or ``addopts``), or with
+``pytest_plugins = ["etcher.testing"]`` in a top-level ``conftest.py``.
+
+Subclass route (a backend author's test module)::
+
+    import pytest
+    from etcher.testing import BackendFixtures, StorageConformance
+    from mykv import MyKVBackend
+
+    class MyKVFixtures(BackendFixtures):
+        @pytest.fixture
+        def make_backend(self, tmp_path):
+            return lambda: MyKVBackend.from_path(tmp_path / "store.kv")
+
+    class TestMyKVStorage(StorageConformance, MyKVFixtures):
+        pass
+
+Zero-code route (any backend the registry can open)::
+
+    pytest -p etcher.testing --pyargs etcher.testing --etcher-url mykv:///path/to/store
+
+What the plugin adds:
+
+* ``--etcher-url URL`` and ``--etcher-option KEY=VALUE`` (repeatable), read by
+  the default ``make_backend`` fixture of :class:`BackendFixtures`;
+* the ``etcher_requires(capability, ...)`` marker, turned into a skip naming the
+  backend and the capability it lacks;
+* the real-Redis fixtures ``redis_url`` (session) and ``make_redis_server``
+  (see :mod:`etcher.testing.redis_server`).
+
+See ``docs/conformance-kit.md`` for the whole guide. The storage part lives
+in :mod:`etcher.testing.storage`; containers (RD/RL/DB on top of a backend)
+will get their own module and a ``ContainerConformance`` class next to it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from etcher.testing.fixtures import (
+    HOSTILE_CHARS,
+    BackendFactory,
+    BackendFixtures,
+    KeyMaker,
+    RawAccess,
+    glob_escape,
+)
+from etcher.testing.markers import MARKER_HELP, check_requirements
+from etcher.testing.options import add_options
+from etcher.testing.redis_server import RedisServer, RedisServerError, make_redis_server, redis_url
+from etcher.testing.storage import (
+    HashCommands,
+    KeyCommands,
+    ListCommands,
+    Persistence,
+    PipelineCommands,
+    ScanCommands,
+    StorageConformance,
+    StringCommands,
+    ThreadSafety,
+    ValueEncoding,
+    WrongTypeErrors,
+)
+
+# --------------------------------------------------------------------------- pytest hooks
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add ``--etcher-url`` and ``--etcher-option``."""
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the kit's markers (so ``--strict-markers`` accepts them)."""
+    config.addinivalue_line("markers", MARKER_HELP)
+
+
+@pytest.fixture(autouse=True)
+def _etcher_requires(request: pytest.FixtureRequest) -> None:
+    """Turn ``etcher_requires`` marks into skips that name the missing capability.
+
+    A fixture rather than a collection hook because the capabilities belong to
+    the backend *instance* the test gets, which only fixtures can see.
+    """
+    check_requirements(request)
+
+
+__all__ = [
+    "HOSTILE_CHARS",
+    "BackendFactory",
+    "BackendFixtures",
+    "HashCommands",
+    "KeyCommands",
+    "KeyMaker",
+    "ListCommands",
+    "Persistence",
+    "PipelineCommands",
+    "RawAccess",
+    "RedisServer",
+    "RedisServerError",
+    "ScanCommands",
+    "StorageConformance",
+    "StringCommands",
+    "ThreadSafety",
+    "ValueEncoding",
+    "WrongTypeErrors",
+    "glob_escape",
+    "make_redis_server",
+    "redis_url",
+]

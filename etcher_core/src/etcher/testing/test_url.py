@@ -1,0 +1,28 @@
+"""The zero-code route: run the kit against whatever ``--etcher-url`` names.
+
+    pytest -p etcher.testing --pyargs etcher.testing --etcher-url sqlite:////tmp/kit.db
+
+Every test works under its own random key prefix and deletes exactly the keys
+under it afterwards, so pointing this at a store that holds other data leaves
+that data alone. Without ``--etcher-url`` the whole module is skipped.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from etcher.testing.fixtures import BackendFixtures
+from etcher.testing.storage import StorageConformance
+
+# A string condition is evaluated with ``config`` in scope (the test functions'
+# own globals are those of etcher.testing.storage, so no helper can be named).
+pytestmark = pytest.mark.skipif(
+    "not config.getoption('etcher_url', None)",
+    reason=(
+        "no store to test: pass --etcher-url URL (with -p etcher.testing) to run the kit against it"
+    ),
+)
+
+
+class TestStorageFromURL(StorageConformance, BackendFixtures):
+    """The storage-Protocol suite against the store named by ``--etcher-url``."""

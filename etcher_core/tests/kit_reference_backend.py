@@ -1,0 +1,510 @@
+"""A small, obviously-correct storage backend: the kit's "known good" reference.
+
+Pure Python, dict based, one re-entrant lock per store. It exists to test the
+conformance kit itself (the kit must pass against it, and fail against the
+deliberately broken variants in ``kit_broken_backends``), so it favours
+clarity over speed.
+
+Stores are named: ``ReferenceBackend.from_url("ref://name")`` opens the
+process-wide store ``name`` and every backend opened on that name shares it,
+even after the others were closed. That lets one process exercise the kit's
+"second connection" and "reopen" tests; ``ref://`` with no name gives a
+fresh private store.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from etcher.errors import StorageError, StoreIndexError, StoreValueError, WatchError, WrongTypeError
+from etcher.spec import Capabilities
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_INTEGER = re.compile(rb"-?(0|[1-9][0-9]*)")
+_MISSING = object()
+
+Entry = bytes | dict[bytes, bytes] | deque[bytes]
+
+
+def encode_key(name: object) -> bytes:
+    """A key as bytes (text is UTF-8)."""
+    if isinstance(name, str):
+        return name.encode()
+    if isinstance(name, bytes):
+        return name
+    raise TypeError(f"keys are str or bytes, not {type(name).__name__}")
+
+
+def encode_value(value: object) -> bytes:
+    """A value or field as bytes, the way redis-py encodes it."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value).encode()
+    raise TypeError(f"values are bytes, str or int, not {type(value).__name__}")
+
+
+def parse_int(raw: bytes) -> int:
+    """Redis' integer rule: optional '-', decimal digits, no leading zeros, within int64."""
+    if not _INTEGER.fullmatch(raw):
+        raise StoreValueError("value is not an integer or out of range")
+    number = int(raw)
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise StoreValueError("value is not an integer or out of range")
+    return number
+
+
+def checked_add(current: int, amount: int) -> int:
+    result = current + amount
+    if not INT64_MIN <= result <= INT64_MAX:
+        raise StoreValueError("increment or decrement would overflow")
+    return result
+
+
+def glob_to_regex(pattern: str) -> re.Pattern[bytes]:
+    """Redis glob rules (``*``, ``?``, ``[...]``, ``\\`` escapes) as a compiled regex."""
+    out: list[str] = []
+    chars = iter(pattern)
+    for char in chars:
+        if char == "\\":
+            out.append(re.escape(next(chars, "\\")))
+        elif char == "*":
+            out.append(".*")
+        elif char == "?":
+            out.append(".")
+        elif char == "[":
+            members: list[str] = []
+            for inner in chars:
+                if inner == "]":
+                    break
+                members.append(re.escape(next(chars, "\\")) if inner == "\\" else re.escape(inner))
+            out.append("[" + "".join(members) + "]" if members else "(?!)")
+        else:
+            out.append(re.escape(char))
+    return re.compile("".join(out).encode(), re.DOTALL)
+
+
+def list_span(length: int, start: int, end: int) -> tuple[int, int]:
+    """Redis' inclusive ``start``/``end`` as a clipped Python half-open span."""
+    if start < 0:
+        start = max(length + start, 0)
+    if end < 0:
+        end = length + end
+    end = min(end, length - 1)
+    if start > end:
+        return 0, 0
+    return start, end + 1
+
+
+class Store:
+    """The shared state: data, a version per key (for WATCH), and the lock."""
+
+    def __init__(self) -> None:
+        self.data: dict[bytes, Entry] = {}
+        self.versions: dict[bytes, int] = {}
+        self.clock = itertools.count(1)
+        self.lock = threading.RLock()
+
+    def touch(self, key: bytes) -> None:
+        """Record that ``key`` changed (any write, including a delete)."""
+        self.versions[key] = next(self.clock)
+
+
+_STORES: dict[str, Store] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def named_store(name: str) -> Store:
+    """The process-wide store called ``name`` (created on first use)."""
+    with _STORES_LOCK:
+        return _STORES.setdefault(name, Store())
+
+
+def drop_store(name: str) -> None:
+    """Forget a named store (tests call this to free memory)."""
+    with _STORES_LOCK:
+        _STORES.pop(name, None)
+
+
+class ReferenceCommands:
+    """The data commands, executed against ``self._store`` under its lock."""
+
+    _store: Store
+
+    def _check_open(self) -> None:
+        pass
+
+    def _entry(self, name: Any, kind: type) -> Any:
+        entry = self._store.data.get(encode_key(name))
+        if entry is not None and not isinstance(entry, kind):
+            raise WrongTypeError(
+                "WRONGTYPE Operation against a key holding the wrong kind of value"
+            )
+        return entry
+
+    def _write(self, key: bytes, entry: Entry | None) -> None:
+        store = self._store
+        if entry is None or (not isinstance(entry, bytes) and len(entry) == 0):
+            store.data.pop(key, None)  # empty containers do not exist
+        else:
+            store.data[key] = entry
+        store.touch(key)
+
+    # --- strings
+    def get(self, name: Any) -> Any:
+        with self._store.lock:
+            return self._entry(name, bytes)
+
+    def set(self, name: Any, value: Any) -> Any:
+        data = encode_value(value)
+        with self._store.lock:
+            self._write(encode_key(name), data)
+            return True
+
+    def incr(self, name: Any, amount: int = 1) -> Any:
+        with self._store.lock:
+            current = self._entry(name, bytes)
+            result = checked_add(0 if current is None else parse_int(current), amount)
+            self._write(encode_key(name), str(result).encode())
+            return result
+
+    def decr(self, name: Any, amount: int = 1) -> Any:
+        return self.incr(name, -amount)
+
+    # --- hashes
+    def hget(self, name: Any, key: Any) -> Any:
+        with self._store.lock:
+            entry = self._entry(name, dict)
+            return None if entry is None else entry.get(encode_value(key))
+
+    def hmget(self, name: Any, keys: Sequence[Any]) -> Any:
+        with self._store.lock:
+            entry = self._entry(name, dict) or {}
+            return [entry.get(encode_value(k)) for k in keys]
+
+    def hset(
+        self,
+        name: Any,
+        key: Any = None,
+        value: Any = None,
+        mapping: Mapping[Any, Any] | None = None,
+    ) -> Any:
+        pairs: list[tuple[bytes, bytes]] = []
+        if key is not None:
+            pairs.append((encode_value(key), encode_value(value)))
+        pairs.extend((encode_value(k), encode_value(v)) for k, v in (mapping or {}).items())
+        if not pairs:
+            raise ValueError("'hset' with no key value pairs")
+        with self._store.lock:
+            entry = dict(self._entry(name, dict) or {})
+            added = sum(1 for field, _ in dict(pairs).items() if field not in entry)
+            entry.update(pairs)
+            self._write(encode_key(name), entry)
+            return added
+
+    def hdel(self, name: Any, *keys: Any) -> Any:
+        with self._store.lock:
+            entry = self._entry(name, dict)
+            if entry is None:
+                return 0
+            entry = dict(entry)
+            removed = sum(
+                1 for field in {encode_value(k) for k in keys} if entry.pop(field, None) is not None
+            )
+            if removed:
+                self._write(encode_key(name), entry)
+            return removed
+
+    def hgetall(self, name: Any) -> Any:
+        with self._store.lock:
+            return dict(self._entry(name, dict) or {})
+
+    def hkeys(self, name: Any) -> Any:
+        with self._store.lock:
+            return list(self._entry(name, dict) or {})
+
+    def hlen(self, name: Any) -> Any:
+        with self._store.lock:
+            return len(self._entry(name, dict) or {})
+
+    def hexists(self, name: Any, key: Any) -> Any:
+        with self._store.lock:
+            return encode_value(key) in (self._entry(name, dict) or {})
+
+    def hincrby(self, name: Any, key: Any, amount: int = 1) -> Any:
+        field = encode_value(key)
+        with self._store.lock:
+            entry = dict(self._entry(name, dict) or {})
+            current = entry.get(field)
+            result = checked_add(0 if current is None else parse_int(current), amount)
+            entry[field] = str(result).encode()
+            self._write(encode_key(name), entry)
+            return result
+
+    # --- lists
+    def _list(self, name: Any) -> deque[bytes] | None:
+        entry: deque[bytes] | None = self._entry(name, deque)
+        return entry
+
+    def rpush(self, name: Any, *values: Any) -> Any:
+        items = [encode_value(v) for v in values]
+        with self._store.lock:
+            entry = deque(self._list(name) or ())
+            entry.extend(items)
+            self._write(encode_key(name), entry)
+            return len(entry)
+
+    def lpush(self, name: Any, *values: Any) -> Any:
+        items = [encode_value(v) for v in values]
+        with self._store.lock:
+            entry = deque(self._list(name) or ())
+            entry.extendleft(items)
+            self._write(encode_key(name), entry)
+            return len(entry)
+
+    def _pop(self, name: Any, count: int | None, take: Callable[[deque[bytes]], bytes]) -> Any:
+        with self._store.lock:
+            current = self._list(name)
+            if current is None:
+                return None
+            entry = deque(current)
+            taken = [take(entry) for _ in range(min(1 if count is None else count, len(entry)))]
+            self._write(encode_key(name), entry)
+            return taken[0] if count is None else taken
+
+    def lpop(self, name: Any, count: int | None = None) -> Any:
+        return self._pop(name, count, deque.popleft)
+
+    def rpop(self, name: Any, count: int | None = None) -> Any:
+        return self._pop(name, count, deque.pop)
+
+    def lrange(self, name: Any, start: int, end: int) -> Any:
+        with self._store.lock:
+            items = list(self._list(name) or ())
+            lo, hi = list_span(len(items), start, end)
+            return items[lo:hi]
+
+    def lindex(self, name: Any, index: int) -> Any:
+        with self._store.lock:
+            items = self._list(name) or deque()
+            if -len(items) <= index < len(items):
+                return items[index]
+            return None
+
+    def lset(self, name: Any, index: int, value: Any) -> Any:
+        data = encode_value(value)
+        with self._store.lock:
+            current = self._list(name)
+            if current is None:
+                raise StoreIndexError("no such key")
+            if not -len(current) <= index < len(current):
+                raise StoreIndexError("index out of range")
+            entry = deque(current)
+            entry[index] = data
+            self._write(encode_key(name), entry)
+            return True
+
+    def llen(self, name: Any) -> Any:
+        with self._store.lock:
+            return len(self._list(name) or ())
+
+    def ltrim(self, name: Any, start: int, end: int) -> Any:
+        with self._store.lock:
+            current = self._list(name)
+            if current is not None:
+                lo, hi = list_span(len(current), start, end)
+                self._write(encode_key(name), deque(list(current)[lo:hi]))
+            return True
+
+    # --- keys
+    def exists(self, *names: Any) -> Any:
+        with self._store.lock:
+            return sum(1 for n in names if encode_key(n) in self._store.data)
+
+    def delete(self, *names: Any) -> Any:
+        with self._store.lock:
+            removed = 0
+            for key in dict.fromkeys(encode_key(n) for n in names):
+                if key in self._store.data:
+                    self._write(key, None)
+                    removed += 1
+            return removed
+
+    def type(self, name: Any) -> Any:
+        with self._store.lock:
+            entry = self._store.data.get(encode_key(name))
+        if entry is None:
+            return b"none"
+        return {bytes: b"string", dict: b"hash", deque: b"list"}[type(entry)]
+
+
+def _keys_touched(command: str, args: tuple[Any, ...]) -> list[bytes]:
+    if command in {"delete", "exists"}:
+        return [encode_key(a) for a in args]
+    return [encode_key(args[0])]
+
+
+class ReferencePipeline:
+    """redis-py's pipeline modes over a :class:`ReferenceBackend`."""
+
+    def __init__(self, backend: ReferenceBackend, transaction: bool) -> None:
+        self._backend = backend
+        self._transaction = transaction
+        self._queue: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+        self._watched: dict[bytes, object] = {}
+        self._immediate = False
+
+    def __getattr__(self, command: str) -> Callable[..., Any]:
+        if not hasattr(ReferenceCommands, command) or command.startswith("_"):
+            raise AttributeError(command)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self._immediate:
+                return getattr(self._backend, command)(*args, **kwargs)
+            self._queue.append((command, args, kwargs))
+            return self
+
+        return call
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def watch(self, *names: Any) -> Any:
+        store = self._backend._store
+        with store.lock:
+            for name in names:
+                key = encode_key(name)
+                self._watched.setdefault(key, store.versions.get(key, _MISSING))
+        self._immediate = True
+        return True
+
+    def unwatch(self) -> Any:
+        self._watched.clear()
+        return True
+
+    def multi(self) -> None:
+        self._immediate = False
+
+    def reset(self) -> None:
+        self._queue.clear()
+        self._watched.clear()
+        self._immediate = False
+
+    def _conflict(self) -> bool:
+        versions = self._backend._store.versions
+        return any(versions.get(key, _MISSING) != seen for key, seen in self._watched.items())
+
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        store = self._backend._store
+        queue = list(self._queue)
+        try:
+            with store.lock:
+                if self._conflict():
+                    raise WatchError("a watched key changed")
+                return self._run(queue, raise_on_error)
+        finally:
+            self.reset()
+
+    def _run(
+        self, queue: list[tuple[str, tuple[Any, ...], dict[str, Any]]], raise_on_error: bool
+    ) -> list[Any]:
+        store = self._backend._store
+        undo: dict[bytes, tuple[object, object]] = {}
+        results: list[Any] = []
+        for command, args, kwargs in queue:
+            if self._transaction:
+                for key in _keys_touched(command, args):
+                    # deepcopy of a missing entry is None (never a copied sentinel).
+                    undo.setdefault(
+                        key, (copy.deepcopy(store.data.get(key)), store.versions.get(key, _MISSING))
+                    )
+            try:
+                results.append(getattr(self._backend, command)(*args, **kwargs))
+            except Exception as error:
+                if self._transaction:
+                    self._rollback(undo)
+                    raise
+                if raise_on_error:
+                    raise
+                results.append(error)
+        return results
+
+    def _rollback(self, undo: dict[bytes, tuple[object, object]]) -> None:
+        store = self._backend._store
+        for key, (entry, version) in undo.items():
+            if entry is None:
+                store.data.pop(key, None)
+            else:
+                store.data[key] = entry  # type: ignore[assignment]
+            if version is _MISSING:
+                store.versions.pop(key, None)
+            else:
+                store.versions[key] = version  # type: ignore[assignment]
+
+    def __enter__(self) -> ReferencePipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.reset()
+
+
+class ReferenceBackend(ReferenceCommands):
+    """The known-good backend. ``from_url("ref://name")`` shares store ``name``."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        persistent=True,  # named stores outlive their connections (within the process)
+        multiprocess=True,  # as far as the kit can observe: a second connection sees writes
+        atomic_batches=True,
+        maintenance=False,
+        snapshot_reads=True,
+    )
+    pipeline_class: ClassVar[type[ReferencePipeline]] = ReferencePipeline
+
+    def __init__(self, store: Store | None = None, **options: Any) -> None:
+        self._store = store if store is not None else Store()
+        self._closed = False
+        self.options = options  # accepted and remembered (tests check they arrive), never used
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> ReferenceBackend:
+        """``ref://name`` → the shared store ``name``; ``ref://`` → a private one."""
+        name = urlsplit(url).netloc
+        return cls(named_store(name) if name else None, **options)
+
+    _ALWAYS = frozenset({"close", "capabilities", "pipeline_class", "from_url", "options"})
+
+    def __getattribute__(self, name: str) -> Any:
+        # Every public method refuses to run after close(), like a real connection.
+        if (
+            not name.startswith("_")
+            and name not in ReferenceBackend._ALWAYS
+            and object.__getattribute__(self, "_closed")
+        ):
+            raise StorageError(f"{type(self).__name__} is closed")
+        return object.__getattribute__(self, name)
+
+    def pipeline(self, transaction: bool = True) -> ReferencePipeline:
+        return self.pipeline_class(self, transaction)
+
+    def scan_iter(self, match: str | None = None, count: int | None = None) -> Iterator[bytes]:
+        with self._store.lock:
+            keys = list(self._store.data)
+        regex = glob_to_regex(match) if match is not None else None
+        for key in keys:
+            if regex is None or regex.fullmatch(key):
+                yield key
+
+    def maintenance(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self._closed = True

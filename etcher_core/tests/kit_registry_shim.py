@@ -1,0 +1,53 @@
+"""pytest plugin for the kit's meta-tests: registers the reference backend as ``ref://``.
+
+Loaded with ``-p kit_registry_shim``. It adds an in-process etcher plugin to
+the default registry (through :meth:`etcher.registry.Registry.add_plugin`, the
+public way to register a backend at runtime) so ``--etcher-url ref://name``
+reaches :class:`kit_reference_backend.ReferenceBackend` through exactly the
+code path a real URL takes. The registry is reset on the way in and out so no
+other test sees the extra backend.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+import pytest
+from kit_reference_backend import ReferenceBackend
+
+from etcher.hookspecs import hookimpl
+
+BACKEND_NAME = "kit-reference"
+SCHEME = "ref"
+
+
+class ReferencePlugin:
+    """An etcher plugin object announcing the reference backend."""
+
+    @hookimpl
+    def etcher_register_backends(self, register: Any) -> None:
+        register(
+            BACKEND_NAME,
+            schemes=[SCHEME],
+            target=ReferenceBackend,
+            description="the conformance kit's known-good reference backend (tests only)",
+        )
+
+
+def _registry() -> ModuleType:
+    # The module the kit itself will use: looked up through sys.modules, never
+    # as an attribute of the ``etcher`` package, which can point at a stale
+    # copy after pytester restores sys.modules between nested sessions.
+    return importlib.import_module("etcher.registry")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    registry = _registry()
+    registry.reset_registry()
+    registry.get_registry().add_plugin(ReferencePlugin(), name=BACKEND_NAME)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _registry().reset_registry()

@@ -1,0 +1,664 @@
+"""Tests of the conformance kit itself (``etcher.testing``).
+
+The kit is only worth something if it passes a correct backend and fails an
+incorrect one, so most tests here run it in a nested pytest session
+(``pytester``) against the reference backend and its deliberately broken
+variants, and look at which kit tests passed, failed or were skipped and why.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+# The helper modules sit next to this file and the nested sessions import
+# them by name; --import-mode=importlib does not put this folder on sys.path.
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import kit_broken_backends as broken  # noqa: E402
+from kit_reference_backend import ReferenceBackend, drop_store, named_store  # noqa: E402
+
+import etcher.registry  # noqa: E402, F401  (imported once here so nested sessions share it)
+from etcher.spec import Capabilities  # noqa: E402
+from etcher.testing import ListCommands, StorageConformance, glob_escape  # noqa: E402
+from etcher.testing.markers import missing_capability  # noqa: E402
+from etcher.testing.options import parse_option  # noqa: E402
+from etcher.testing.redis_server import (  # noqa: E402
+    EXECUTABLE_ENV,
+    REQUIRE_ENV,
+    URL_ENV,
+    RedisServer,
+    RedisServerError,
+    find_redis_server,
+)
+
+pytest_plugins = ["pytester"]
+
+KIT_TESTS = {name for name in dir(StorageConformance) if name.startswith("test_")}
+
+KIT_MODULE = """
+import pytest
+from etcher.testing import BackendFixtures, StorageConformance
+from {module} import {cls}
+
+class TestKit(StorageConformance, BackendFixtures):
+    @pytest.fixture
+    def make_backend(self):
+        return lambda: {cls}.from_url({url!r})
+"""
+
+
+@dataclass
+class KitRun:
+    """What a nested pytest session reported, by test function name."""
+
+    passed: list[Any]
+    skipped: list[Any]
+    failed: list[Any]  # failures *and* setup/teardown errors
+
+    @staticmethod
+    def name(report: Any) -> str:
+        return str(report.nodeid.split("::")[-1].split("[")[0])
+
+    def names(self, reports: list[Any]) -> set[str]:
+        return {self.name(r) for r in reports}
+
+    @property
+    def failed_names(self) -> set[str]:
+        return self.names(self.failed)
+
+    @property
+    def skip_reasons(self) -> set[str]:
+        return {str(r.longrepr[2]).removeprefix("Skipped: ") for r in self.skipped}
+
+    def failure_summary(self) -> str:
+        return "\n".join(f"{r.nodeid} ({r.when})" for r in self.failed)
+
+
+def run(pytester: pytest.Pytester, *args: str) -> KitRun:
+    """Run a nested in-process session with the kit's plugin loaded."""
+    reprec = pytester.inline_run("-p", "etcher.testing", "-p", "no:cacheprovider", *args)
+    passed, skipped, failed = reprec.listoutcomes()
+    return KitRun(list(passed), list(skipped), list(failed))
+
+
+@pytest.fixture
+def kit_store() -> Iterator[str]:
+    """A fresh named reference store; the URL ``ref://<name>`` opens it."""
+    name = f"meta-{uuid.uuid4().hex}"
+    yield name
+    drop_store(name)
+
+
+@pytest.fixture
+def run_kit(pytester: pytest.Pytester, kit_store: str) -> Any:
+    """Run the whole storage kit against a backend class from the helper modules."""
+    pytester.syspathinsert(HERE)
+
+    def go(cls: type, *args: str) -> KitRun:
+        pytester.makepyfile(
+            test_kit=KIT_MODULE.format(
+                module=cls.__module__, cls=cls.__name__, url=f"ref://{kit_store}"
+            )
+        )
+        # --tb=no: failure reports are counted, not read, and rendering
+        # hundreds of diffs would dominate the run time.
+        return run(pytester, "--tb=no", *args)
+
+    return go
+
+
+# --------------------------------------------------------------------------- (a) known good
+
+
+def test_kit_passes_the_reference_backend_and_cleans_up(run_kit: Any, kit_store: str) -> None:
+    result = run_kit(ReferenceBackend)
+    assert result.failed == [], result.failure_summary()
+    # The reference declares every capability, so nothing may be skipped either.
+    assert result.skipped == []
+    assert result.names(result.passed) >= KIT_TESTS
+    assert len(result.passed) > 200
+    assert named_store(kit_store).data == {}, "the kit left keys behind"
+
+
+def test_kit_families_are_separately_usable(pytester: pytest.Pytester, kit_store: str) -> None:
+    pytester.syspathinsert(HERE)
+    pytester.makepyfile(
+        test_part=f"""
+        import pytest
+        from etcher.testing import BackendFixtures, ListCommands
+        from kit_reference_backend import ReferenceBackend
+
+        class TestLists(ListCommands, BackendFixtures):
+            @pytest.fixture
+            def make_backend(self):
+                return lambda: ReferenceBackend.from_url("ref://{kit_store}")
+        """
+    )
+    result = run(pytester)
+    assert result.failed == []
+    assert result.names(result.passed) == {n for n in dir(ListCommands) if n.startswith("test_")}
+
+
+def test_no_kit_class_is_collected_by_its_own_name() -> None:
+    import etcher.testing as kit
+
+    exported = [getattr(kit, name) for name in kit.__all__]
+    classes = [obj for obj in exported if isinstance(obj, type)]
+    assert classes
+    assert [c.__name__ for c in classes if c.__name__.startswith("Test")] == []
+
+
+# --------------------------------------------------------------------------- (b) known bad
+
+
+@pytest.mark.parametrize("cls", broken.BROKEN, ids=lambda cls: cls.__name__)
+def test_kit_catches_a_broken_backend(run_kit: Any, kit_store: str, cls: Any) -> None:
+    result = run_kit(cls)
+    missed = cls.MUST_FAIL - result.failed_names
+    assert not missed, f"{cls.__name__}: these kit tests passed but must fail: {sorted(missed)}"
+    # Even against a broken backend, cleanup removes every key the kit made.
+    assert named_store(kit_store).data == {}
+
+
+# --------------------------------------------------------------------------- (c) zero-code route
+
+
+def test_zero_code_route_runs_the_suite_against_a_url(
+    pytester: pytest.Pytester, kit_store: str
+) -> None:
+    pytester.syspathinsert(HERE)
+    # Data the kit must not touch, including keys that look like a kit prefix
+    # and keys a wildcard-interpreting cleanup would catch.
+    foreign = ReferenceBackend(named_store(kit_store))
+    look_alike = "t" + "0" * 32 + "*?[]{}\\:x"
+    foreign.set("user:data", b"keep")
+    foreign.set(look_alike, b"keep too")
+    foreign.rpush("t*", b"x")
+    foreign.hset("*", b"f", b"v")
+    result = run(
+        pytester,
+        "-p", "kit_registry_shim",
+        "--pyargs", "etcher.testing",
+        "--etcher-url", f"ref://{kit_store}",
+    )  # fmt: skip
+    assert result.failed == [], result.failure_summary()
+    assert result.skipped == []
+    assert {r.nodeid.split("::")[-2] for r in result.passed} == {"TestStorageFromURL"}
+    assert result.names(result.passed) >= KIT_TESTS
+    left = sorted(named_store(kit_store).data)
+    assert left == sorted([b"user:data", look_alike.encode(), b"t*", b"*"])
+
+
+def test_zero_code_route_without_url_skips_with_reason(pytester: pytest.Pytester) -> None:
+    result = run(pytester, "--pyargs", "etcher.testing")
+    assert result.passed == [] and result.failed == []
+    assert len(result.skipped) > 200
+    assert result.skip_reasons == {
+        "no store to test: pass --etcher-url URL (with -p etcher.testing) to run the kit against it"
+    }
+
+
+def test_etcher_options_reach_open_backend(pytester: pytest.Pytester, kit_store: str) -> None:
+    pytester.syspathinsert(HERE)
+    pytester.makepyfile(
+        test_opts="""
+        from etcher.testing import BackendFixtures
+
+        class TestOptions(BackendFixtures):
+            def test_options(self, backend):
+                expected = {"timeout": 5, "mode": "wal", "flag": True, "path": "/x=y"}
+                assert backend.options == expected
+        """
+    )
+    result = run(
+        pytester,
+        "-p", "kit_registry_shim",
+        "--etcher-url", f"ref://{kit_store}",
+        "--etcher-option", "timeout=5",
+        "--etcher-option", "mode=wal",
+        "--etcher-option", "flag=True",
+        "--etcher-option", "path=/x=y",
+    )  # fmt: skip
+    assert result.failed == [], result.failure_summary()
+    assert len(result.passed) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("timeout=5", ("timeout", 5)),
+        ("ratio=0.5", ("ratio", 0.5)),
+        ("flag=False", ("flag", False)),
+        ("mode=wal", ("mode", "wal")),
+        ("empty=", ("empty", "")),
+        ("quoted='5'", ("quoted", "5")),
+        ("url=redis://h:1/0", ("url", "redis://h:1/0")),
+    ],
+)
+def test_parse_option(text: str, expected: tuple[str, Any]) -> None:
+    assert parse_option(text) == expected
+
+
+@pytest.mark.parametrize("text", ["novalue", "=5", "two words=1", "1x=2"])
+def test_parse_option_rejects_malformed(text: str) -> None:
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_option(text)
+
+
+def test_zero_code_route_with_an_installed_backend(pytester: pytest.Pytester) -> None:
+    """Through real entry-point discovery, when the in-memory backend is installed."""
+    from etcher.registry import available_backends
+
+    if "memory" not in available_backends():
+        pytest.skip("etcher-contrib's memory:// backend is not installed")
+    result = pytester.runpytest_subprocess(
+        "-p", "etcher.testing",
+        "-p", "no:cacheprovider",
+        "--pyargs", "etcher.testing",
+        "--etcher-url", f"memory://meta-{uuid.uuid4().hex}",
+        "-k", "test_set_returns_true or test_literal_prefix or conflict_from_another_connection",
+    )  # fmt: skip
+    result.assert_outcomes(passed=3)
+
+
+# --------------------------------------------------------------------------- (d) capabilities
+
+MARKS_MODULE = """
+import pytest
+from etcher.spec import Capabilities
+from etcher.testing import BackendFixtures
+from kit_reference_backend import ReferenceBackend
+
+class Partial(ReferenceBackend):
+    capabilities = Capabilities(persistent=True, atomic_batches=False, snapshot_reads=True)
+
+class Fixtures(BackendFixtures):
+    @pytest.fixture
+    def make_backend(self):
+        return lambda: Partial.from_url("ref://{store}")
+
+class TestMarks(Fixtures):
+    @pytest.mark.etcher_requires("persistent")
+    def test_declared(self, backend):
+        assert backend.capabilities.persistent
+
+    @pytest.mark.etcher_requires("atomic_batches")
+    def test_missing(self, backend):
+        raise AssertionError("must be skipped")
+
+    @pytest.mark.etcher_requires("persistent", "atomic_batches", "snapshot_reads")
+    def test_one_of_several_missing(self, backend):
+        raise AssertionError("must be skipped")
+
+    @pytest.mark.etcher_requires("ttl")
+    def test_unknown_capability(self, backend):
+        raise AssertionError("must be skipped")
+
+    @pytest.mark.etcher_requires()
+    def test_no_capability_named(self, backend):
+        raise AssertionError("must not run")
+
+@pytest.mark.etcher_requires("maintenance")
+class TestClassMark(Fixtures):
+    def test_inherits_the_class_mark(self, backend):
+        raise AssertionError("must be skipped")
+
+@pytest.mark.etcher_requires("persistent")
+def test_without_a_backend_fixture():
+    raise AssertionError("must not run")
+"""
+
+
+def test_etcher_requires_turns_into_skips_with_reasons(
+    pytester: pytest.Pytester, kit_store: str
+) -> None:
+    pytester.syspathinsert(HERE)
+    pytester.makepyfile(test_marks=MARKS_MODULE.format(store=kit_store))
+    result = run(pytester, "--strict-markers")  # the marker is registered
+    assert result.names(result.passed) == {"test_declared"}
+    by_name = {result.name(r): str(r.longrepr[2]) for r in result.skipped}
+    assert by_name == {
+        "test_missing": "Skipped: Partial.capabilities.atomic_batches is False",
+        "test_one_of_several_missing": "Skipped: Partial.capabilities.atomic_batches is False",
+        "test_unknown_capability": "Skipped: Partial.capabilities has no 'ttl' (etcher knows: "
+        + ", ".join(Capabilities.__dataclass_fields__)
+        + ")",
+        "test_inherits_the_class_mark": "Skipped: Partial.capabilities.maintenance is False",
+    }
+    failures = {result.name(r): str(r.longrepr) for r in result.failed}
+    assert set(failures) == {"test_no_capability_named", "test_without_a_backend_fixture"}
+    assert "needs at least one capability name" in failures["test_no_capability_named"]
+    assert "needs a `backend` fixture" in failures["test_without_a_backend_fixture"]
+
+
+def test_kit_skips_what_a_backend_does_not_declare(run_kit: Any) -> None:
+    result = run_kit(broken.VolatileBackend)
+    assert result.failed == [], result.failure_summary()
+    assert result.skip_reasons == {
+        "VolatileBackend.capabilities.atomic_batches is False",
+        "VolatileBackend.capabilities.persistent is False",
+    }
+    assert result.names(result.skipped) == {
+        "test_failing_command_applies_nothing",
+        "test_data_survives_reopening",
+    }
+
+
+def test_instance_capabilities_override_the_class() -> None:
+    backend = ReferenceBackend()
+    assert missing_capability(backend, ["persistent"]) is None
+    backend.capabilities = Capabilities(persistent=False)  # type: ignore[misc]
+    assert (
+        missing_capability(backend, ["persistent"])
+        == "ReferenceBackend.capabilities.persistent is False"
+    )
+    assert missing_capability(object(), ["persistent"]) == (
+        "object declares no capabilities (the `capabilities` class attribute is missing)"
+    )
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def test_backend_fixture_explains_what_to_override(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_none="""
+        from etcher.testing import BackendFixtures, StringCommands
+
+        class TestNothingConfigured(StringCommands, BackendFixtures):
+            pass
+        """
+    )
+    reprec = pytester.inline_run(
+        "-p", "etcher.testing", "-p", "no:cacheprovider", "-k", "test_get_missing"
+    )
+    (report,) = [r for r in reprec.getreports("pytest_runtest_logreport") if r.failed]
+    assert report.when == "setup"
+    message = str(report.longrepr)
+    assert "TestNothingConfigured has no backend to test" in message
+    assert "override the `make_backend` fixture" in message
+    assert "--etcher-url" in message
+
+
+FIXTURES_MODULE = """
+import pytest
+from etcher.testing import BackendFixtures, HOSTILE_CHARS
+from kit_reference_backend import ReferenceBackend
+
+class Shared(BackendFixtures):
+    @pytest.fixture
+    def make_backend(self):
+        return lambda: ReferenceBackend.from_url("ref://{store}")
+
+class TestShared(Shared):
+    def test_raw_and_second_are_other_connections(self, backend, raw, second_backend):
+        assert raw is not backend and second_backend is not backend
+        backend.set("probe-shared", b"1")
+        assert raw.get("probe-shared") == b"1"
+        assert second_backend.get("probe-shared") == b"1"
+        backend.delete("probe-shared")
+
+    def test_prefix_is_unique_and_hostile(self, prefix, key):
+        assert all(c in prefix for c in HOSTILE_CHARS)
+        assert key("a") == prefix + "a" and key.made == {{prefix + "a"}}
+
+class Private(BackendFixtures):
+    @pytest.fixture
+    def make_backend(self):
+        return ReferenceBackend  # every call: a new, private store
+
+class TestPrivate(Private):
+    def test_raw_falls_back_to_the_backend(self, backend, raw):
+        assert raw is backend
+
+    def test_second_backend_is_skipped(self, second_backend):
+        raise AssertionError("must be skipped")
+
+class OnlyBackend(BackendFixtures):
+    @pytest.fixture
+    def backend(self):
+        yield ReferenceBackend()
+
+class TestOnlyBackend(OnlyBackend):
+    def test_raw_is_backend(self, backend, raw):
+        assert raw is backend
+
+    def test_second_backend_is_skipped(self, second_backend):
+        raise AssertionError("must be skipped")
+"""
+
+
+def test_fixture_defaults(pytester: pytest.Pytester, kit_store: str) -> None:
+    pytester.syspathinsert(HERE)
+    pytester.makepyfile(test_fixtures=FIXTURES_MODULE.format(store=kit_store))
+    result = run(pytester)
+    assert result.failed == [], result.failure_summary()
+    assert len(result.passed) == 4
+    assert result.skip_reasons == {
+        "make_backend() opened a ReferenceBackend that does not share the store of the "
+        "ReferenceBackend under test (e.g. an unnamed in-memory store)",
+        "no second ReferenceBackend connection: override `make_backend` to return a factory "
+        "of connections to the same store",
+    }
+    assert named_store(kit_store).data == {}
+
+
+def test_kit_runs_with_private_stores(run_kit: Any, pytester: pytest.Pytester) -> None:
+    """A second connection that opens another store: its tests skip, the rest pass."""
+    pytester.syspathinsert(HERE)
+    pytester.makepyfile(
+        test_kit="""
+        import pytest
+        from etcher.testing import BackendFixtures, StorageConformance
+        from kit_broken_backends import VolatileBackend
+
+        class TestKit(StorageConformance, BackendFixtures):
+            @pytest.fixture
+            def make_backend(self):
+                return VolatileBackend
+        """
+    )
+    result = run(pytester)
+    assert result.failed == [], result.failure_summary()
+    assert "test_watch_conflict_from_another_connection" in result.names(result.skipped)
+    assert "test_watch_conflict_from_a_plain_write_on_the_same_backend" in result.names(
+        result.passed
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "escaped"),
+    [
+        ("plain", "plain"),
+        ("a*b", "a\\*b"),
+        ("?[x]", "\\?\\[x\\]"),
+        ("back\\slash", "back\\\\slash"),
+        ("{}:%_", "{}:%_"),
+    ],
+)
+def test_glob_escape(text: str, escaped: str) -> None:
+    assert glob_escape(text) == escaped
+
+
+# --------------------------------------------------------------------------- real Redis
+
+needs_redis_server = pytest.mark.skipif(
+    find_redis_server() is None and os.environ.get(REQUIRE_ENV) != "1",
+    reason="redis-server is not installed (set ETCHER_REQUIRE_REDIS=1 to fail instead)",
+)
+
+
+def _client(url: str) -> Any:
+    import redis
+
+    return redis.Redis.from_url(url)
+
+
+@needs_redis_server
+def test_redis_server_start_kill_restart_stop(tmp_path: Path) -> None:
+    import redis
+
+    server = RedisServer(tmp_path / "data")
+    try:
+        url = server.start()
+        assert url == f"unix://{server.socket_path}"
+        assert server.start() == url  # idempotent while running
+        client = _client(url)
+        assert client.set("k", "v") and client.get("k") == b"v"
+        client.close()
+        server.kill()
+        assert not server.running
+        with pytest.raises(redis.ConnectionError):
+            _client(url).ping()
+        assert server.start() == url  # same socket after a crash
+        client = _client(url)
+        assert client.get("k") is None  # no persistence by default
+        client.close()
+        assert server.restart() == url
+        assert _client(url).ping()
+    finally:
+        server.close()
+    assert not server.running and not server.socket_path.exists()
+    server.stop()  # idempotent
+
+
+@needs_redis_server
+def test_redis_server_appendonly_survives_restart(tmp_path: Path) -> None:
+    with RedisServer(tmp_path, appendonly=True) as server:
+        client = _client(server.url)
+        client.rpush("l", "a", "b")
+        client.close()
+        server.restart()
+        client = _client(server.url)
+        assert client.lrange("l", 0, -1) == [b"a", b"b"]
+        client.close()
+
+
+@needs_redis_server
+def test_redis_server_moves_a_long_socket_path(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 120)
+    with RedisServer(deep) as server:
+        assert len(str(server.socket_path)) < 100
+        assert _client(server.url).ping()
+        assert server.directory == deep
+    assert deep.is_dir()  # the caller's directory is left in place
+
+
+def test_redis_server_reports_a_failed_start(tmp_path: Path) -> None:
+    false = shutil.which("false")
+    assert false is not None
+    server = RedisServer(tmp_path, executable=false)
+    with pytest.raises(RedisServerError, match="did not start"):
+        server.start()
+    assert not server.running
+
+
+REDIS_MODULE = """
+import os
+
+def test_uses_redis(redis_url):
+    import redis
+    client = redis.Redis.from_url(redis_url)
+    assert client.get("before") is None, "the database must be flushed first"
+    client.set("during", b"1")
+    with open(os.environ["META_URL_FILE"], "w") as f:
+        f.write(redis_url)
+"""
+
+
+@pytest.fixture
+def redis_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    for name in (URL_ENV, REQUIRE_ENV, EXECUTABLE_ENV):
+        monkeypatch.delenv(name, raising=False)
+    url_file = tmp_path / "url.txt"
+    monkeypatch.setenv("META_URL_FILE", str(url_file))
+    return url_file
+
+
+@needs_redis_server
+def test_redis_url_spawns_a_server_on_a_unix_socket(
+    pytester: pytest.Pytester, redis_env: Path
+) -> None:
+    pytester.makepyfile(test_redis=REDIS_MODULE)
+    result = run(pytester)
+    assert len(result.passed) == 1, result.failure_summary()
+    url = redis_env.read_text()
+    assert url.startswith("unix://") and url.endswith("/redis.sock")
+    assert not Path(url.removeprefix("unix://")).exists(), "the server must be stopped"
+
+
+@needs_redis_server
+def test_redis_url_uses_and_flushes_an_external_server(
+    pytester: pytest.Pytester, redis_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with RedisServer() as server:
+        client = _client(server.url)
+        client.set("before", b"1")
+        monkeypatch.setenv(URL_ENV, server.url)
+        pytester.makepyfile(test_redis=REDIS_MODULE)
+        result = run(pytester)
+        assert len(result.passed) == 1, result.failure_summary()
+        assert redis_env.read_text() == server.url
+        assert client.dbsize() == 0, "the database must be flushed afterwards"
+        assert server.running, "an external server is not ours to stop"
+        client.close()
+
+
+@pytest.mark.parametrize("required", [False, True], ids=["skip", "required-fails"])
+def test_redis_url_without_a_server(
+    pytester: pytest.Pytester,
+    redis_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    required: bool,
+) -> None:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    if required:
+        monkeypatch.setenv(REQUIRE_ENV, "1")
+    pytester.makepyfile(test_redis=REDIS_MODULE)
+    result = run(pytester)
+    assert result.passed == []
+    if required:
+        (report,) = result.failed
+        assert "ETCHER_REQUIRE_REDIS=1 requires a real Redis server" in str(report.longrepr)
+    else:
+        assert result.failed == []
+        (reason,) = result.skip_reasons
+        assert reason.startswith("no Redis server: redis-server is not installed")
+
+
+@needs_redis_server
+def test_make_redis_server_fixture(pytester: pytest.Pytester, redis_env: Path) -> None:
+    pytester.makepyfile(
+        test_servers="""
+        import os, redis
+
+        def test_kill_and_restart(make_redis_server):
+            server = make_redis_server(appendonly=True)
+            client = redis.Redis.from_url(server.url)
+            client.set("k", "v")
+            client.close()
+            server.restart()
+            assert redis.Redis.from_url(server.url).get("k") == b"v"
+            other = make_redis_server()
+            assert other.url != server.url
+            with open(os.environ["META_URL_FILE"], "w") as f:
+                f.write(server.url)
+        """
+    )
+    result = run(pytester)
+    assert len(result.passed) == 1, result.failure_summary()
+    assert not Path(redis_env.read_text().removeprefix("unix://")).exists()
