@@ -1,0 +1,16 @@
+"""Registers etcher-contrib's backends with etcher (imports neither fakeredis nor the backend)."""
+
+from __future__ import annotations
+
+from etcher.hookspecs import BackendRegistrar, hookimpl
+
+
+@hookimpl
+def etcher_register_backends(register: BackendRegistrar) -> None:
+    """Announce the in-memory ``memory`` backend for ``memory://`` URLs."""
+    register(
+        "memory",
+        schemes=["memory"],
+        target="etcher_contrib.memory:MemoryBackend",
+        description="in-process memory (fakeredis); gone when the process exits",
+    )

