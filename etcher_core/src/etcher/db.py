@@ -55,19 +55,23 @@ def _open_backend(
         if path is not None or redis is not None or redis_adapter is not None:
             raise TypeError("pass either a backend object or a path/URL/client, not both")
         return backend, f"object:{id(backend)}"
+    owned = False
     if redis_adapter is not None:
         if path is None:
             raise TypeError("redis_adapter= needs a path: DB('file.rdb', redis_adapter=cls)")
+        if redis is not None:
+            raise TypeError("pass either redis=client or redis_adapter=cls, not both")
         redis = redis_adapter(os.fspath(path), **(redis_kwargs or {}))
         path = None
+        owned = True  # this DB made the client, so closing the DB releases it
     if redis is not None:
         if path is not None:
             raise TypeError("pass either a path/URL or redis=client, not both")
-        cls = registry.backend_class(backend or "redis")
+        cls = registry.backend_class(backend) if backend else registry.backend_for_client(redis)
         from_client = getattr(cls, "from_client", None)
         if from_client is None:
             raise TypeError(f"backend {cls.__name__} cannot wrap an existing client")
-        return from_client(redis), f"client:{id(redis)}"
+        return from_client(redis, owned=owned), f"client:{id(redis)}"
     if path is None:
         path = os.environ.get("ETCHER_URL") or "etcher.db"
     location = os.fspath(path)

