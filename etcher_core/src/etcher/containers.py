@@ -15,6 +15,7 @@ from collections.abc import (
     ItemsView,
     Iterable,
     Iterator,
+    KeysView,
     Mapping,
     MutableMapping,
     MutableSequence,
@@ -224,6 +225,10 @@ class RD(Node, MutableMapping[Any, Any]):
     def __reversed__(self) -> Iterator[Any]:
         return iter([decode_key(field) for field, _raw in reversed(self._raw_items())])
 
+    def keys(self) -> KeysView[Any]:
+        """A view of the keys, in insertion order (read in one batch when iterated)."""
+        return _RDKeys(self)
+
     def values(self) -> ValuesView[Any]:
         """A view of the values (read in one batch when iterated)."""
         return _RDValues(self)
@@ -296,12 +301,17 @@ class RD(Node, MutableMapping[Any, Any]):
             pairs = []
             for i, pair in enumerate(other):
                 try:
-                    k, v = pair
-                except (TypeError, ValueError):
-                    raise ValueError(
-                        f"dictionary update sequence element #{i} is not a key/value pair"
+                    items = list(pair)
+                except TypeError:
+                    raise TypeError(
+                        f"cannot convert dictionary update sequence element #{i} to a sequence"
                     ) from None
-                pairs.append((k, v))
+                if len(items) != 2:
+                    raise ValueError(
+                        f"dictionary update sequence element #{i} has length {len(items)}; "
+                        "2 is required"
+                    )
+                pairs.append((items[0], items[1]))
         pairs.extend(kwargs.items())
         if not pairs:
             self._graph().require(self._etcher_uid)
@@ -423,12 +433,25 @@ class RD(Node, MutableMapping[Any, Any]):
         self._db._mutate(op)
 
 
+class _RDKeys(KeysView[Any]):
+    _mapping: RD
+
+    def __reversed__(self) -> Iterator[Any]:
+        return reversed(self._mapping)
+
+    def __repr__(self) -> str:
+        return f"rd_keys({list(self)!r})"
+
+
 class _RDValues(ValuesView[Any]):
     _mapping: RD
 
     def __iter__(self) -> Iterator[Any]:
         rd = self._mapping
         return iter([rd._value(raw) for _f, raw in rd._raw_items()])
+
+    def __reversed__(self) -> Iterator[Any]:
+        return reversed(list(self))
 
     def __contains__(self, value: object) -> bool:
         return any(v is value or v == value for v in self)
@@ -443,6 +466,9 @@ class _RDItems(ItemsView[Any, Any]):
     def __iter__(self) -> Iterator[tuple[Any, Any]]:
         rd = self._mapping
         return iter([(decode_key(f), rd._value(raw)) for f, raw in rd._raw_items()])
+
+    def __reversed__(self) -> Iterator[tuple[Any, Any]]:
+        return reversed(list(self))
 
     def __repr__(self) -> str:
         return f"rd_items({list(self)!r})"
@@ -582,14 +608,18 @@ class RL(Node, MutableSequence[Any]):
         return self
 
     # --- writes ----------------------------------------------------------------------
-    def _rewrite(self, g: Graph, old: list[bytes], new: list[bytes]) -> None:
-        """Replace the whole list; ``new`` tags were written (and ref-counted) by a Writer."""
+    def _rewrite(self, g: Graph, removed: list[bytes], new: list[bytes]) -> None:
+        """Replace the whole list with ``new``; drop the links of the ``removed`` items.
+
+        Tags in ``new`` are either items kept from the old list (their links
+        stay counted) or fresh ones a Writer already counted.
+        """
         uid = self._etcher_uid
         key = g.layout.content(uid)
         g.u.list_op(key, "delete")
         if new:
             g.u.list_op(key, "rpush", *new)
-        for child in map(_link_of, old):
+        for child in map(_link_of, removed):
             if child is not None:
                 g.remove_ref(child, uid)
         g.collect(alive=(uid,))
@@ -603,8 +633,9 @@ class RL(Node, MutableSequence[Any]):
                 g.require(uid)
                 old = g.u.lrange(g.layout.content(uid), 0, -1)
                 new = list(old)
+                removed = old[index]
                 new[index] = Writer(self._db, g).tags(values, uid)  # list raises as list would
-                self._rewrite(g, old, new)
+                self._rewrite(g, removed, new)
 
             self._db._mutate(slice_op)
             return
@@ -635,9 +666,10 @@ class RL(Node, MutableSequence[Any]):
                 g.require(uid)
                 old = g.u.lrange(g.layout.content(uid), 0, -1)
                 new = list(old)
+                removed = old[index]
                 del new[index]
-                if len(new) != len(old):
-                    self._rewrite(g, old, new)
+                if removed:
+                    self._rewrite(g, removed, new)
 
             self._db._mutate(slice_op)
             return

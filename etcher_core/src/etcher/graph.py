@@ -271,6 +271,8 @@ class Graph:
                         continue  # a dangling link: nothing to update
                     for parent in from_parents:
                         self.u.hdel(key, parent.encode())
+                    if child == ROOT:
+                        continue  # the root is alive by definition, whoever linked to it
                     left = parents_of(header).keys() - from_parents.keys()
                     if not left and header.get(PIN) is None:
                         nxt.add(child)
