@@ -451,7 +451,7 @@ class _RDValues(ValuesView[Any]):
         return iter([rd._value(raw) for _f, raw in rd._raw_items()])
 
     def __reversed__(self) -> Iterator[Any]:
-        return reversed(list(self))
+        return iter(list(self)[::-1])
 
     def __contains__(self, value: object) -> bool:
         return any(v is value or v == value for v in self)
@@ -468,7 +468,7 @@ class _RDItems(ItemsView[Any, Any]):
         return iter([(decode_key(f), rd._value(raw)) for f, raw in rd._raw_items()])
 
     def __reversed__(self) -> Iterator[tuple[Any, Any]]:
-        return reversed(list(self))
+        return iter(list(self)[::-1])
 
     def __repr__(self) -> str:
         return f"rd_items({list(self)!r})"
