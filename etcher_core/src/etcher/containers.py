@@ -269,7 +269,7 @@ class RD(Node, MutableMapping[Any, Any]):
         uid = self._etcher_uid
         field = encode_key(key)
         content = g.layout.content(uid)
-        old = g.u.hget(content, field)
+        old = g.open_item(uid, field)
         seq = split_item(old)[0] if old is not None else g.next_seq(uid)
         tagged = w.tag(value, uid, (key,))
         g.u.hset(content, field, b"%d|" % seq + tagged)
@@ -283,7 +283,6 @@ class RD(Node, MutableMapping[Any, Any]):
         uid = self._etcher_uid
 
         def op(g: Graph) -> None:
-            g.require(uid)
             self._set_in(g, Writer(self._db, g), key, value)
             g.collect(alive=(uid,))
 

@@ -114,6 +114,13 @@ class Graph:
             return
         self.header(uid)
 
+    def open_item(self, uid: str, field: bytes) -> bytes | None:
+        """Check node ``uid`` exists and return its stored item ``field`` (one batch)."""
+        content = self.layout.content(uid)
+        self.u.preload((self.layout.refs(uid),), ((content, field),))
+        self.require(uid)
+        return self.u.hget(content, field)
+
     def new_node(self, uid: str, kind: bytes, seq: int = 0, pinned: bool = False) -> None:
         header = {KIND: kind}
         if kind == KIND_DICT:
