@@ -42,9 +42,7 @@ def run(url: str, keys: list[str], seconds: float) -> tuple[float, bool]:
         db[key] = {"n": 0}
     ctx = multiprocessing.get_context("spawn")
     start, out = ctx.Event(), ctx.Queue()
-    procs = [
-        ctx.Process(target=_worker, args=(url, prefix, k, seconds, start, out)) for k in keys
-    ]
+    procs = [ctx.Process(target=_worker, args=(url, prefix, k, seconds, start, out)) for k in keys]
     for p in procs:
         p.start()
     time.sleep(1.0)  # let every child finish importing before the clock starts

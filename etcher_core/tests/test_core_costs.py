@@ -19,7 +19,7 @@ from etcher.errors import BackendUnavailable
 from etcher.testing.instrument import CountingBackend
 
 BACKENDS = ["memory"]
-if importlib.util.find_spec("etcher_sqlite.backend") is not None:
+if importlib.util.find_spec("etcher_sqlite") is not None:
     BACKENDS.append("sqlite")
 
 
@@ -287,12 +287,11 @@ def test_transactor_published_api(db: DB) -> None:
 def test_transaction_conflict_and_read_your_writes(db: DB) -> None:
     db["a"] = {"n": 0}
     db["b"] = {"n": 0}
-    with pytest.raises(WatchError):
-        with db.transaction() as t:
-            value = t["a"]["n"]
-            t["a"]["n"] = value + 1
-            assert t["a"]["n"] == value + 1  # read-your-writes, through a fresh handle
-            db["a"]["n"] = 100  # a plain write to something the transaction read
+    with pytest.raises(WatchError), db.transaction() as t:
+        value = t["a"]["n"]
+        t["a"]["n"] = value + 1
+        assert t["a"]["n"] == value + 1  # read-your-writes, through a fresh handle
+        db["a"]["n"] = 100  # a plain write to something the transaction read
     assert db["a"]["n"] == 100
     # Disjoint data: a write elsewhere does not conflict.
     with db.transaction() as t:

@@ -82,8 +82,8 @@ __all__ = [
     "TransactionError",
     "WatchError",
     "WrongTypeError",
+    "__version__",
     "available_backends",
     "hookimpl",
     "open_backend",
-    "__version__",
 ]
