@@ -322,3 +322,22 @@ def test_default_namespace_is_remembered(counting: CountingBackend) -> None:
     again = DB(backend=counting)
     assert again.prefix == first.prefix
     assert again["x"] == 1
+
+
+def test_endless_conflicts_end_in_a_clear_timeout(db: DB) -> None:
+    from etcher import ConflictTimeout
+    from etcher.unit import RetryPolicy
+
+    db["a"] = {"n": 0}
+    attempts = []
+
+    def always_conflicting(t: Any) -> None:
+        attempts.append(1)
+        value = t["a"]["n"]
+        db["a"]["n"] = value + 100  # someone else keeps changing what we read
+        t["a"]["n"] = value + 1
+
+    with pytest.raises(ConflictTimeout, match="3 conflicting attempts"):
+        db.transact(always_conflicting, retry=RetryPolicy(max_attempts=3, base_delay=0))
+    assert len(attempts) == 3
+    assert db["a"]["n"] == 300  # only the other writer's updates landed

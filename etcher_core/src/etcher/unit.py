@@ -154,9 +154,7 @@ class Unit:
         """
         hashes = [k for k in dict.fromkeys(hash_keys) if k not in self._full]
         singles = [
-            (k, f)
-            for k, f in fields
-            if k not in self._full and f not in self._fields.get(k, {})
+            (k, f) for k, f in fields if k not in self._full and f not in self._fields.get(k, {})
         ]
         if not hashes and not singles:
             return
