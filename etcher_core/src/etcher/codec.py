@@ -53,6 +53,12 @@ def format_path(path: tuple[Any, ...]) -> str:
     return "value" + "".join(f"[{p!r}]" for p in path)
 
 
+def _encode_int(n: int) -> bytes:
+    if -_DECIMAL_LIMIT < n < _DECIMAL_LIMIT:
+        return b"i%d" % n
+    return b"x" + format(n, "x").encode()
+
+
 def encode_scalar(value: Any, path: tuple[Any, ...] = ()) -> bytes:
     """Encode a JSON-style scalar; raise ``TypeError``/``ValueError`` naming ``path`` otherwise."""
     cls = type(value)
@@ -64,9 +70,7 @@ def encode_scalar(value: Any, path: tuple[Any, ...] = ()) -> bytes:
                 f"{format_path(path)} is a string with a lone surrogate, which cannot be stored"
             ) from None
     if cls is int:
-        if -_DECIMAL_LIMIT < value < _DECIMAL_LIMIT:
-            return b"i%d" % value
-        return b"x" + format(value, "x").encode()
+        return _encode_int(value)
     if cls is bool:
         return _TRUE if value else _FALSE
     if value is None:
@@ -137,9 +141,7 @@ def encode_key(key: Any, path: tuple[Any, ...] = ()) -> bytes:
                 f"key {key!r} in {format_path(path)} has a lone surrogate and cannot be stored"
             ) from None
     if cls is int:
-        if -_DECIMAL_LIMIT < key < _DECIMAL_LIMIT:
-            return b"i%d" % key
-        return b"x" + format(key, "x").encode()
+        return _encode_int(key)
     if isinstance(key, bool) or not isinstance(key, (str, int)):
         raise TypeError(
             f"key {key!r} in {format_path(path)} has type {cls.__name__!r}; "

@@ -118,6 +118,12 @@ class Node:
     def _graph(self) -> Graph:
         return Graph(self._db._layout, self._db._reader())
 
+    def _alive_if_empty(self, n: int) -> int:
+        """Return ``n``; when it is 0, first make sure the node exists (else stale)."""
+        if not n:
+            self._graph().require(self._etcher_uid)
+        return n
+
     def _content_key(self) -> str:
         return self._db._layout.content(self._etcher_uid)
 
@@ -214,10 +220,7 @@ class RD(Node, MutableMapping[Any, Any]):
         return False
 
     def __len__(self) -> int:
-        n = self._db._reader().hlen(self._content_key())
-        if not n:
-            self._graph().require(self._etcher_uid)
-        return n
+        return self._alive_if_empty(self._db._reader().hlen(self._content_key()))
 
     def __iter__(self) -> Iterator[Any]:
         return iter([decode_key(field) for field, _raw in self._raw_items()])
@@ -492,15 +495,11 @@ class RL(Node, MutableSequence[Any]):
     # --- reads -----------------------------------------------------------------------
     def _raws(self) -> list[bytes]:
         raws = self._db._reader().lrange(self._content_key(), 0, -1)
-        if not raws:
-            self._graph().require(self._etcher_uid)
+        self._alive_if_empty(len(raws))
         return raws
 
     def __len__(self) -> int:
-        n = self._db._reader().llen(self._content_key())
-        if not n:
-            self._graph().require(self._etcher_uid)
-        return n
+        return self._alive_if_empty(self._db._reader().llen(self._content_key()))
 
     @overload
     def __getitem__(self, index: int) -> Any: ...

@@ -117,7 +117,7 @@ class Graph:
     def open_item(self, uid: str, field: bytes) -> bytes | None:
         """Check node ``uid`` exists and return its stored item ``field`` (one batch)."""
         content = self.layout.content(uid)
-        self.u.preload((self.layout.refs(uid),), ((content, field),))
+        self.u.load(hashes=(self.layout.refs(uid),), fields=((content, field),))
         self.require(uid)
         return self.u.hget(content, field)
 
@@ -188,7 +188,7 @@ class Graph:
         uids = list(uids)
         hashes = [layout.refs(x) for x in uids] + [layout.content(x) for x in uids if x[0] == "D"]
         lists = [layout.content(x) for x in uids if x[0] != "D"]
-        self.u.prefetch(hashes, lists)
+        self.u.load(hashes=hashes, lists=lists)
 
     def drop_node(self, uid: str) -> None:
         self.u.drop_hash(self.layout.refs(uid))

@@ -143,53 +143,37 @@ class Unit:
     def prefetch_hashes(self, keys: Iterable[str]) -> dict[str, dict[bytes, bytes]]:
         """Load every field of each hash in ``keys`` (one watch + one batched read)."""
         keys = list(dict.fromkeys(keys))
-        self.prefetch(keys, ())
+        self.load(hashes=keys)
         return {k: {f: v for f, v in self._fields[k].items() if v is not None} for k in keys}
 
-    def preload(self, hash_keys: Iterable[str], fields: Iterable[tuple[str, bytes]]) -> None:
-        """Load whole hashes and single fields in one watch and one batch.
+    def load(
+        self,
+        hashes: Iterable[str] = (),
+        fields: Iterable[tuple[str, bytes]] = (),
+        lists: Iterable[str] = (),
+    ) -> None:
+        """Watch and read whole hashes, single hash fields and whole lists in one batch.
 
-        The usual opening of an operation (a node's header plus the one item it
-        is about to change) costs two round trips instead of four.
+        Whatever is already known to the unit is not read again. Pending writes
+        of this unit are applied on top of what the store returns, so later
+        reads see them.
         """
-        hashes = [k for k in dict.fromkeys(hash_keys) if k not in self._full]
+        hashes = [k for k in dict.fromkeys(hashes) if k not in self._full]
         singles = [
             (k, f) for k, f in fields if k not in self._full and f not in self._fields.get(k, {})
         ]
-        if not hashes and not singles:
+        lists = [k for k in dict.fromkeys(lists) if k not in self._lists]
+        if not hashes and not singles and not lists:
             return
-        self._watch(hashes + [k for k, _f in singles])
+        self._watch(hashes + [k for k, _f in singles] + lists)
         pipe = self.backend.pipeline(transaction=False)
         for key in hashes:
             pipe.hgetall(key)
         for key, field in singles:
             pipe.hget(key, field)
-        results = pipe.execute()
-        for key, stored in zip(hashes, results, strict=False):
-            state: dict[bytes, bytes | None] = dict(stored)
-            pending = self._dirty.get(key)
-            if pending:
-                state.update(pending)
-            self._fields[key] = state
-            self._full.add(key)
-        for (key, field), value in zip(singles, results[len(hashes) :], strict=True):
-            known = self._fields.setdefault(key, {})
-            if field not in known:
-                known[field] = value
-
-    def prefetch(self, hash_keys: Iterable[str], list_keys: Iterable[str]) -> None:
-        """Load whole hashes and whole lists into the unit: one watch and one batch for all."""
-        hashes = [k for k in dict.fromkeys(hash_keys) if k not in self._full]
-        lists = [k for k in dict.fromkeys(list_keys) if k not in self._lists]
-        if not hashes and not lists:
-            return
-        self._watch(hashes + lists)
-        pipe = self.backend.pipeline(transaction=False)
-        for key in hashes:
-            pipe.hgetall(key)
         for key in lists:
             pipe.lrange(key, 0, -1)
-        results = pipe.execute()
+        results = iter(pipe.execute())
         for key, stored in zip(hashes, results, strict=False):
             state: dict[bytes, bytes | None] = dict(stored)
             pending = self._dirty.get(key)
@@ -197,9 +181,10 @@ class Unit:
                 state.update(pending)
             self._fields[key] = state
             self._full.add(key)
-        for key, stored in zip(lists, results[len(hashes) :], strict=True):
+        for (key, field), value in zip(singles, results, strict=False):
+            self._fields.setdefault(key, {}).setdefault(field, value)
+        for key, stored in zip(lists, results, strict=False):
             items = list(stored)
-            # Replay this unit's own pending edits so reads see them.
             for op_key, op, args in self._list_ops:
                 if op_key == key:
                     _apply_list_op(items, op, args)
@@ -242,7 +227,7 @@ class Unit:
     def prefetch_lists(self, keys: Iterable[str]) -> dict[str, list[bytes]]:
         """Load the whole of each list in ``keys`` (one watch + one batched read)."""
         keys = list(dict.fromkeys(keys))
-        self.prefetch((), keys)
+        self.load(lists=keys)
         return {k: self._lists[k] for k in keys}
 
     def llen(self, key: str) -> int:
