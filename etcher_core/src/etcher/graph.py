@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from etcher.codec import LINK
-from etcher.errors import StaleHandleError
+from etcher.errors import StaleHandleError, StoreCorrupt
 from etcher.layout import (
     HEADER_FIELDS,
     KIND,
@@ -113,6 +113,16 @@ class Graph:
                 self.u.hset(NAMESPACES_KEY, self.layout.prefix.encode(), b"1")
             return
         self.header(uid)
+
+    def require_all(self, uids: list[str]) -> None:
+        """Raise :class:`StoreCorrupt` if any of these linked nodes is missing (one batch)."""
+        headers = self.r.prefetch_hashes([self.layout.refs(x) for x in uids])  # type: ignore[union-attr]
+        missing = [x for x in uids if not headers[self.layout.refs(x)]]
+        if missing:
+            raise StoreCorrupt(
+                f"namespace {self.layout.prefix!r} links to missing node(s) "
+                f"{', '.join(missing[:5])}: the store was damaged (run db.check() / db.gc())"
+            )
 
     def open_item(self, uid: str, field: bytes) -> bytes | None:
         """Check node ``uid`` exists and return its stored item ``field`` (one batch)."""

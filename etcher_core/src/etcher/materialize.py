@@ -21,6 +21,11 @@ def materialize(graph: Graph, uid: str) -> Any:
     frontier = [uid]
     while frontier:
         contents = graph.read_contents(frontier)
+        # An empty node and a missing one look alike (empty containers have no content
+        # key), so the headers of the empty ones tell a dangling link apart.
+        empty = [node for node in frontier if not contents[node] and node != uid]
+        if empty:
+            graph.require_all(empty)
         nxt: list[str] = []
 
         def resolve(raw: bytes, nxt: list[str] = nxt) -> Any:
