@@ -212,11 +212,6 @@ def test_subclasses_are_stored_as_their_json_base_type() -> None:
     assert type(got_key) is int and got_key == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: encode_scalar/encode_key store a (str, Enum) member as str(member) "
-    "('Color.RED'), not its value ('red') as json does; use str.__str__(value)",
-)
 def test_str_enum_is_stored_by_value_like_json() -> None:
     # json.dumps(Color.RED) == '"red"'; a (str, Enum) member's str() is "Color.RED".
     class Color(str, enum.Enum):  # noqa: UP042 - the pre-3.11 idiom, still common
@@ -284,19 +279,21 @@ def test_undecodable_keys_raise_store_corrupt(raw: bytes) -> None:
         decode_key(raw)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: decode_key(b'') raises IndexError instead of StoreCorrupt"
-)
 def test_empty_key_raises_store_corrupt() -> None:
     with pytest.raises(StoreCorrupt):
         decode_key(b"")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: safe_decode(b'@') returns Link('') (whose .kind then raises IndexError) "
-    "instead of raising StoreCorrupt",
-)
 def test_link_without_uid_is_corrupt() -> None:
     with pytest.raises(StoreCorrupt):
         safe_decode(b"@")
+
+
+def test_lookup_keys_find_what_a_dict_would() -> None:
+    from etcher.codec import lookup_key
+
+    assert lookup_key(True) == encode_key(1) and lookup_key(False) == encode_key(0)
+    assert lookup_key(2.0) == encode_key(2)
+    assert lookup_key(2.5) is None and lookup_key(None) is None and lookup_key((1,)) is None
+    with pytest.raises(TypeError):
+        lookup_key([1])  # unhashable, as for a dict

@@ -82,7 +82,8 @@ def encode_scalar(value: Any, path: tuple[Any, ...] = ()) -> bytes:
     if isinstance(value, bool):
         return _TRUE if value else _FALSE
     if isinstance(value, str):
-        return encode_scalar(str(value), path)
+        # str.__str__ gives the text itself; str() of a (str, Enum) member gives its name.
+        return encode_scalar(str.__str__(value), path)
     if isinstance(value, int):
         return encode_scalar(int(value), path)
     if isinstance(value, float):
@@ -100,10 +101,14 @@ def encode_link(uid: str) -> bytes:
 
 def decode(raw: bytes) -> Any:
     """Decode a stored value: a scalar, or a :class:`Link` for a node reference."""
+    if not raw:
+        raise StoreCorrupt("a stored value is empty")
     tag = raw[0]
     if tag == 0x73:  # s
         return raw[1:].decode()
     if tag == LINK:
+        if len(raw) < 3:
+            raise StoreCorrupt(f"stored link {raw!r} names no node")
         return Link(raw[1:].decode())
     if tag == 0x69:  # i
         return int(raw[1:])
@@ -130,6 +135,22 @@ def safe_decode(raw: bytes) -> Any:
         raise StoreCorrupt(f"stored value {raw[:40]!r} cannot be decoded: {exc}") from None
 
 
+def lookup_key(key: Any) -> bytes | None:
+    """The stored form of a key to *look up*, as ``dict`` would find it; None if none can match.
+
+    ``True`` finds ``1`` and ``2.0`` finds ``2``, as in a plain dict (equal keys
+    hash alike), although only ``str`` and ``int`` keys can be stored. An
+    unhashable key raises ``TypeError``, as it does for a dict.
+    """
+    hash(key)
+    if isinstance(key, bool) or (isinstance(key, float) and key.is_integer()):
+        key = int(key)
+    try:
+        return encode_key(key)
+    except (TypeError, ValueError):
+        return None
+
+
 def encode_key(key: Any, path: tuple[Any, ...] = ()) -> bytes:
     """Encode a dict key (``str`` or ``int``, never ``bool``)."""
     cls = type(key)
@@ -147,12 +168,14 @@ def encode_key(key: Any, path: tuple[Any, ...] = ()) -> bytes:
             f"key {key!r} in {format_path(path)} has type {cls.__name__!r}; "
             "etcher dict keys must be str or int"
         )
-    plain: str | int = str(key) if isinstance(key, str) else int(key)
+    plain: str | int = str.__str__(key) if isinstance(key, str) else int(key)
     return encode_key(plain, path)
 
 
 def decode_key(raw: bytes) -> str | int:
     """Decode a stored dict key."""
+    if not raw:
+        raise StoreCorrupt("a stored dict key is empty")
     tag = raw[0]
     try:
         if tag == 0x73:

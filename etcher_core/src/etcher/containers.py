@@ -24,7 +24,7 @@ from collections.abc import (
 )
 from typing import TYPE_CHECKING, Any, overload
 
-from etcher.codec import LINK, Link, decode_key, encode_key, safe_decode
+from etcher.codec import LINK, Link, decode_key, encode_key, lookup_key, safe_decode
 from etcher.equality import deep_equal
 from etcher.graph import KIND_DICT, KIND_LIST, Graph, item_value, parents_of, split_item
 from etcher.layout import PIN
@@ -192,10 +192,9 @@ class RD(Node, MutableMapping[Any, Any]):
         return [(field, raw) for _seq, raw, field in ordered]
 
     def __getitem__(self, key: Any) -> Any:
-        try:
-            field = encode_key(key)
-        except (TypeError, ValueError):
-            raise KeyError(key) from None
+        field = lookup_key(key)
+        if field is None:
+            raise KeyError(key)
         raw = self._db._reader().hget(self._content_key(), field)
         if raw is None:
             self._graph().require(self._etcher_uid)
@@ -210,9 +209,8 @@ class RD(Node, MutableMapping[Any, Any]):
             return default
 
     def __contains__(self, key: object) -> bool:
-        try:
-            field = encode_key(key)
-        except (TypeError, ValueError):
+        field = lookup_key(key)
+        if field is None:
             return False
         if self._db._reader().hget(self._content_key(), field) is not None:
             return True
@@ -342,10 +340,9 @@ class RD(Node, MutableMapping[Any, Any]):
         return value
 
     def __delitem__(self, key: Any) -> None:
-        try:
-            field = encode_key(key)
-        except (TypeError, ValueError):
-            raise KeyError(key) from None
+        field = lookup_key(key)
+        if field is None:
+            raise KeyError(key)
         uid = self._etcher_uid
 
         def op(g: Graph) -> None:
@@ -364,11 +361,10 @@ class RD(Node, MutableMapping[Any, Any]):
 
     def pop(self, key: Any, default: Any = _NOTHING) -> Any:
         """Remove ``key`` and return its value (a nested node comes back materialized)."""
-        try:
-            field = encode_key(key)
-        except (TypeError, ValueError):
+        field = lookup_key(key)
+        if field is None:
             if default is _NOTHING:
-                raise KeyError(key) from None
+                raise KeyError(key)
             return default
         uid = self._etcher_uid
 

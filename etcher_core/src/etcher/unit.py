@@ -92,7 +92,8 @@ class Unit:
         # Lists: full contents where known, and the commands to replay at commit.
         self._lists: dict[str, list[bytes]] = {}
         self._list_ops: list[tuple[str, str, tuple[Any, ...]]] = []
-        self._list_touched: set[str] = set()
+        # The same ops per key, to replay on a list read after its edits (in O(its ops)).
+        self._ops_by_list: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
         # Strings.
         self._strings: dict[str, bytes | None] = {}
         self._string_dirty: set[str] = set()
@@ -185,9 +186,8 @@ class Unit:
             self._fields.setdefault(key, {}).setdefault(field, value)
         for key, stored in zip(lists, results, strict=False):
             items = list(stored)
-            for op_key, op, args in self._list_ops:
-                if op_key == key:
-                    _apply_list_op(items, op, args)
+            for op, args in self._ops_by_list.get(key, ()):
+                _apply_list_op(items, op, args)
             self._lists[key] = items
 
     # --- hash writes ------------------------------------------------------------
@@ -231,13 +231,13 @@ class Unit:
         return {k: self._lists[k] for k in keys}
 
     def llen(self, key: str) -> int:
-        if key in self._lists or key in self._list_touched:
+        if key in self._lists or key in self._ops_by_list:
             return len(self._list_state(key))
         self._watch((key,))
         return self.backend.llen(key)  # type: ignore[no-any-return]
 
     def lindex(self, key: str, index: int) -> bytes | None:
-        if key in self._lists or key in self._list_touched:
+        if key in self._lists or key in self._ops_by_list:
             items = self._list_state(key)
             try:
                 return items[index]
@@ -247,7 +247,7 @@ class Unit:
         return self.backend.lindex(key, index)  # type: ignore[no-any-return]
 
     def lrange(self, key: str, start: int, end: int) -> list[bytes]:
-        if key in self._lists or key in self._list_touched:
+        if key in self._lists or key in self._ops_by_list:
             return _redis_range(self._list_state(key), start, end)
         self._watch((key,))
         return self.backend.lrange(key, start, end)  # type: ignore[no-any-return]
@@ -255,7 +255,7 @@ class Unit:
     def list_op(self, key: str, op: str, *args: Any) -> None:
         """Queue a list command (rpush, lpush, lpop, rpop, lset, ltrim or delete)."""
         self._list_ops.append((key, op, args))
-        self._list_touched.add(key)
+        self._ops_by_list.setdefault(key, []).append((op, args))
         items = self._lists.get(key)
         if items is not None:
             _apply_list_op(items, op, args)
@@ -263,9 +263,10 @@ class Unit:
     def create_list(self, key: str, items: list[bytes]) -> None:
         """Write a list that is known not to exist yet (a new node)."""
         self._lists[key] = list(items)
-        self._list_touched.add(key)
+        self._ops_by_list.setdefault(key, [])
         if items:
             self._list_ops.append((key, "rpush", tuple(items)))
+            self._ops_by_list[key].append(("rpush", tuple(items)))
 
     # --- strings ----------------------------------------------------------------
     def get(self, key: str) -> bytes | None:

@@ -32,14 +32,32 @@ What the plugin adds:
   (see :mod:`etcher.testing.redis_server`).
 
 See ``docs/conformance-kit.md`` for the whole guide. The storage part lives
-in :mod:`etcher.testing.storage`; containers (RD/RL/DB on top of a backend)
-will get their own module and a ``ContainerConformance`` class next to it.
+in :mod:`etcher.testing.storage` (``StorageConformance``), RD/RL/DB semantics on
+top of a backend in :mod:`etcher.testing.containers` (``ContainerConformance``),
+and multi-thread/multi-process isolation in :mod:`etcher.testing.concurrency`
+(``ConcurrencyConformance``, which needs a ``store_url`` other processes can open).
+The kit needs the ``testing`` extra: ``pip install 'etcher-core[testing]'``.
 """
 
 from __future__ import annotations
 
 import pytest
 
+from etcher.testing.concurrency import ConcurrencyConformance
+from etcher.testing.containers import (
+    CodecConformance,
+    ContainerConformance,
+    ContainerFixtures,
+    DBConformance,
+    DBFactory,
+    DictConformance,
+    ListConformance,
+    NamespaceConformance,
+    PrintingConformance,
+    ShapeAndGCConformance,
+    StateMachineConformance,
+    UserGuideConformance,
+)
 from etcher.testing.fixtures import (
     HOSTILE_CHARS,
     BackendFactory,
@@ -92,19 +110,32 @@ __all__ = [
     "HOSTILE_CHARS",
     "BackendFactory",
     "BackendFixtures",
+    "CodecConformance",
+    "ConcurrencyConformance",
+    "ContainerConformance",
+    "ContainerFixtures",
+    "DBConformance",
+    "DBFactory",
+    "DictConformance",
     "HashCommands",
     "KeyCommands",
     "KeyMaker",
     "ListCommands",
+    "ListConformance",
+    "NamespaceConformance",
     "Persistence",
     "PipelineCommands",
+    "PrintingConformance",
     "RawAccess",
     "RedisServer",
     "RedisServerError",
     "ScanCommands",
+    "ShapeAndGCConformance",
+    "StateMachineConformance",
     "StorageConformance",
     "StringCommands",
     "ThreadSafety",
+    "UserGuideConformance",
     "ValueEncoding",
     "WrongTypeErrors",
     "glob_escape",

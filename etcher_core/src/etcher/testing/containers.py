@@ -318,8 +318,12 @@ class DictConformance(ContainerFixtures):
 
     def test_getitem_and_missing_key(self, dict_pair: tuple[dict[Any, Any], RD]) -> None:
         plain, rd = dict_pair
-        for key in ["a", 1, "1", "missing", 2, "A", ""]:
+        # True and 1.0 find the int key 1, as in a plain dict; [] is unhashable (TypeError).
+        for key in ["a", 1, "1", "missing", 2, "A", "", True, 1.0, 2.0, 1.5, None, ()]:
             assert_same_outcome(lambda d, k=key: d[k], plain, rd, f"d[{key!r}]")
+            assert (key in rd) == (key in plain), key
+        assert_same_outcome(lambda d: d[[1]], plain, rd, "d[[1]]")
+        assert_same_outcome(lambda d: d.pop(True), plain, rd, "pop(True)")
         with pytest.raises(KeyError) as info:
             rd["missing"]
         assert info.value.args == ("missing",)

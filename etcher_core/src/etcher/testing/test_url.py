@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from etcher.testing.containers import ContainerConformance
 from etcher.testing.fixtures import BackendFixtures
 from etcher.testing.storage import StorageConformance
 
@@ -26,3 +27,7 @@ pytestmark = pytest.mark.skipif(
 
 class TestStorageFromURL(StorageConformance, BackendFixtures):
     """The storage-Protocol suite against the store named by ``--etcher-url``."""
+
+
+class TestContainersFromURL(ContainerConformance, BackendFixtures):
+    """RD/RL/DB semantics against the store named by ``--etcher-url``."""
