@@ -341,3 +341,15 @@ def test_endless_conflicts_end_in_a_clear_timeout(db: DB) -> None:
         db.transact(always_conflicting, retry=RetryPolicy(max_attempts=3, base_delay=0))
     assert len(attempts) == 3
     assert db["a"]["n"] == 300  # only the other writer's updates landed
+
+
+def test_copy_module_gives_shallow_and_deep_plain_copies(db: DB) -> None:
+    import copy
+
+    db["x"] = {"a": [1, {"b": 2}]}
+    shallow = copy.copy(db["x"])
+    assert type(shallow) is dict and isinstance(shallow["a"], RL)
+    deep = copy.deepcopy(db["x"])
+    assert deep == {"a": [1, {"b": 2}]} and type(deep["a"]) is list
+    deep["a"].append(3)
+    assert db["x"]() == {"a": [1, {"b": 2}]}

@@ -151,6 +151,10 @@ class Node:
     def __copy__(self) -> Any:
         return self.copy()  # type: ignore[attr-defined]
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        # A deep copy of persistent data is a detached snapshot: exactly what () gives.
+        return self()
+
     def __reduce__(self) -> Any:
         raise TypeError(
             f"{type(self).__name__} handles cannot be pickled; materialize with handle() first"
