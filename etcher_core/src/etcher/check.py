@@ -17,10 +17,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from etcher.codec import LINK, encode_scalar, safe_decode
+from etcher.codec import (
+    decode_key,
+    encode_scalar,
+    item_value,
+    link_target,
+    safe_decode,
+    split_item,
+)
 from etcher.errors import StoreCorrupt
-from etcher.graph import KIND_DICT, KIND_LIST, Graph, item_value, parents_of, split_item
-from etcher.layout import KIND, PIN, ROOT
+from etcher.graph import KIND_DICT, KIND_LIST, Graph
+from etcher.layout import HEADER_FIELDS, KIND, PIN, ROOT
 from etcher.unit import Unit
 
 if TYPE_CHECKING:
@@ -85,6 +92,12 @@ class _Scan:
     headers: dict[str, dict[bytes, bytes]]
     contents: dict[str, Any]
     links: dict[str, list[str]]
+    # Repairs for damaged data: (uid, dict field or list index, replacement or None to drop).
+    bad_items: list[tuple[str, bytes | int, bytes | None]] = field(default_factory=list)
+    bad_keys: list[str] = field(default_factory=list)
+
+
+_EXPECTED_TYPE = {"r": b"hash", "D": b"hash", "L": b"list"}
 
 
 def _scan(db: DB, report: CheckReport, g: Graph) -> _Scan:
@@ -92,7 +105,7 @@ def _scan(db: DB, report: CheckReport, g: Graph) -> _Scan:
     header_uids: list[str] = []
     content_uids: list[str] = []
     for raw in db._backend.scan_iter(match=layout.scan):
-        key = raw.decode()
+        key = raw.decode(errors="replace")
         if key.startswith(layout.refs_prefix):
             header_uids.append(key[len(layout.refs_prefix) :])
         elif key.startswith(layout.content_prefix):
@@ -101,33 +114,82 @@ def _scan(db: DB, report: CheckReport, g: Graph) -> _Scan:
             report.counters += 1
         elif key != layout.meta:
             report.unknown_keys.append(key)
+    report.unknown_keys += [layout.refs(u) for u in header_uids if u[:1] not in ("D", "L")]
+    report.unknown_keys += [layout.content(u) for u in content_uids if u[:1] not in ("D", "L")]
+    header_uids = [u for u in header_uids if u[:1] in ("D", "L")]
+    content_uids = [u for u in content_uids if u[:1] in ("D", "L")]
+    bad_keys = _wrong_types(db, report, header_uids, content_uids)
+    header_uids = [u for u in header_uids if layout.refs(u) not in bad_keys]
     headers = g.r.prefetch_hashes([layout.refs(u) for u in header_uids])  # type: ignore[union-attr]
     by_uid = {u: headers[layout.refs(u)] for u in header_uids}
-    known = [u for u in header_uids if u[:1] in ("D", "L")]
-    report.unknown_keys += [layout.refs(u) for u in header_uids if u[:1] not in ("D", "L")]
     report.headless = sorted(set(content_uids) - set(header_uids))
-    contents = g.read_contents(known)
-    links: dict[str, list[str]] = {}
-    for uid in known:
+    readable = [u for u in header_uids if layout.content(u) not in bad_keys]
+    contents: dict[str, Any] = dict(g.read_contents(readable))
+    for uid in header_uids:
+        contents.setdefault(uid, {} if uid[0] == "D" else [])
+    scan = _Scan(by_uid, contents, {}, bad_keys=sorted(bad_keys))
+    for uid in header_uids:
         kind = by_uid[uid].get(KIND)
         if kind not in (KIND_DICT, KIND_LIST) or (kind == KIND_DICT) != (uid[0] == "D"):
             report.corrupt.append(f"node {uid} has kind {kind!r}")
-        out: list[str] = []
-        content = contents[uid]
-        raws = list(content.values()) if isinstance(content, dict) else content
-        for raw in raws:
-            try:
-                tagged = item_value(raw) if uid[0] == "D" else raw
-                if uid[0] == "D":
-                    split_item(raw)
-                if tagged[0] == LINK:
-                    out.append(tagged[1:].decode())
+        for f, v in by_uid[uid].items():
+            if f not in HEADER_FIELDS and not v.isdigit():
+                report.corrupt.append(f"node {uid} header field {f[:40]!r} holds {v[:40]!r}")
+        scan.links[uid] = _item_links(uid, contents[uid], report, scan)
+    return scan
+
+
+def _wrong_types(
+    db: DB, report: CheckReport, header_uids: list[str], content_uids: list[str]
+) -> set[str]:
+    """Keys of the namespace that hold the wrong kind of value (a list where a hash belongs)."""
+    layout = db._layout
+    keys = [(layout.refs(u), "r") for u in header_uids]
+    keys += [(layout.content(u), u[0]) for u in content_uids]
+    if not keys:
+        return set()
+    pipe = db._backend.pipeline(transaction=False)
+    for key, _kind in keys:
+        pipe.type(key)
+    bad = set()
+    for (key, kind), found in zip(keys, pipe.execute(), strict=True):
+        if found not in (_EXPECTED_TYPE[kind], b"none"):
+            bad.add(key)
+            want = _EXPECTED_TYPE[kind].decode()
+            report.corrupt.append(f"key {key} holds a {found.decode()}, not a {want}")
+    return bad
+
+
+def _item_links(uid: str, content: Any, report: CheckReport, scan: _Scan) -> list[str]:
+    """The links a node holds; damaged items are reported and scheduled for repair."""
+    none = encode_scalar(None)
+    out: list[str] = []
+    items = content.items() if uid[0] == "D" else enumerate(content)
+    for where, raw in items:
+        try:
+            if uid[0] == "D":
+                decode_key(where)  # type: ignore[arg-type]  # a dict field (bytes) here
+                seq, tagged = split_item(raw)
+            else:
+                tagged = raw
+            child = link_target(tagged)
+            if child is None:
+                safe_decode(tagged)
+            else:
+                out.append(child)
+        except StoreCorrupt as exc:
+            report.corrupt.append(f"node {uid} item {where!r}: {exc}")
+            if uid[0] == "L":
+                scan.bad_items.append((uid, where, none))
+            else:
+                try:
+                    decode_key(where)  # type: ignore[arg-type]  # a dict field (bytes) here
+                    seq, _tagged = split_item(raw)
+                except StoreCorrupt:
+                    scan.bad_items.append((uid, where, None))  # nothing to keep: drop it
                 else:
-                    safe_decode(tagged)
-            except (StoreCorrupt, ValueError, IndexError, UnicodeDecodeError):
-                report.corrupt.append(f"node {uid} holds {raw[:40]!r}")
-        links[uid] = out
-    return _Scan(by_uid, contents, links)
+                    scan.bad_items.append((uid, where, b"%d|" % seq + none))
+    return out
 
 
 def _analyse(db: DB, report: CheckReport, scan: _Scan) -> dict[str, Counter[str]]:
@@ -151,12 +213,21 @@ def _analyse(db: DB, report: CheckReport, scan: _Scan) -> dict[str, Counter[str]
     report.reachable = len(reached)
     report.orphans = sorted(scan.links.keys() - reached)
     for uid in scan.links:
-        stored = parents_of(headers[uid])
+        stored = _parents(headers[uid])
         counted = actual.get(uid, Counter())
         for parent in stored.keys() | counted.keys():
             if stored.get(parent, 0) != counted.get(parent, 0):
                 report.wrong_counts.append((uid, parent, stored.get(parent, 0), counted[parent]))
     return actual
+
+
+def _parents(header: dict[bytes, bytes]) -> dict[str, int]:
+    """Back-references of a header, skipping damaged fields (reported by the scan)."""
+    out = {}
+    for f, v in header.items():
+        if f not in HEADER_FIELDS and v.isdigit():
+            out[f.decode(errors="replace")] = int(v)
+    return out
 
 
 def check(db: DB) -> CheckReport:
@@ -188,6 +259,14 @@ def repair(db: DB, drop_pins: bool = False) -> CheckReport:
     return db._mutate(run)
 
 
+def _dangles(tagged: bytes, scan: _Scan) -> bool:
+    try:
+        child = link_target(tagged)
+    except StoreCorrupt:
+        return False  # repaired as a damaged item
+    return child is not None and child not in scan.headers
+
+
 def _fix(
     db: DB, u: Unit, report: CheckReport, scan: _Scan, actual: dict[str, Counter[str]]
 ) -> None:
@@ -198,28 +277,37 @@ def _fix(
     for uid in report.headless:
         u.drop_hash(layout.content(uid))
         u.list_op(layout.content(uid), "delete")
-    for key in report.unknown_keys:
+    for key in [*report.unknown_keys, *scan.bad_keys]:
         u.drop_hash(key)
         u.list_op(key, "delete")
         u.set(key, None)
+    for uid, where, replacement in scan.bad_items:
+        if uid in orphans:
+            continue
+        content = layout.content(uid)
+        if isinstance(where, int):
+            u.list_op(content, "lset", where, replacement)
+        elif replacement is None:
+            u.hdel(content, where)
+        else:
+            u.hset(content, where, replacement)
     dangling_parents = {p for p, _c in report.dangling if p not in orphans}
     none = encode_scalar(None)
     for parent in dangling_parents:
         content = layout.content(parent)
         if parent[0] == "D":
             for f, raw in scan.contents[parent].items():
-                tagged = item_value(raw)
-                if tagged[0] == LINK and tagged[1:].decode() not in scan.headers:
+                if _dangles(item_value(raw), scan):
                     u.hset(content, f, raw[: raw.index(b"|") + 1] + none)
         else:
             for i, raw in enumerate(scan.contents[parent]):
-                if raw[0] == LINK and raw[1:].decode() not in scan.headers:
+                if _dangles(raw, scan):
                     u.list_op(content, "lset", i, none)
     for uid, header in scan.headers.items():
         if uid in orphans or uid not in scan.links:
             continue
         counted = {p: n for p, n in actual.get(uid, Counter()).items() if p not in orphans}
-        stored = parents_of(header)
+        stored = _parents(header)
         key = layout.refs(uid)
         for parent in stored.keys() - counted.keys():
             u.hdel(key, parent.encode())

@@ -94,6 +94,43 @@ def encode_scalar(value: Any, path: tuple[Any, ...] = ()) -> bytes:
     )
 
 
+def link_target(tagged: bytes) -> str | None:
+    """The uid a stored value links to, or ``None`` if it is a scalar.
+
+    Every reader finds links through this one function, so a damaged link (no
+    uid, undecodable bytes, an unknown node kind) is always :class:`StoreCorrupt`.
+    """
+    if not tagged:
+        raise StoreCorrupt("a stored value is empty")
+    if tagged[0] != LINK:
+        return None
+    try:
+        uid = tagged[1:].decode()
+    except UnicodeDecodeError:
+        raise StoreCorrupt(f"stored link {tagged[:40]!r} is not valid text") from None
+    if len(uid) < 2 or uid[0] not in "DL":
+        raise StoreCorrupt(f"stored link {tagged[:40]!r} does not name a node")
+    return uid
+
+
+def split_item(raw: bytes) -> tuple[int, bytes]:
+    """Split a stored dict item ``b"<seq>|<tagged value>"`` into its parts."""
+    bar = raw.find(b"|")
+    if bar > 0 and bar < len(raw) - 1:
+        seq = raw[:bar]
+        if seq.isdigit():
+            return int(seq), raw[bar + 1 :]
+    raise StoreCorrupt(f"stored dict item {raw[:40]!r} is malformed")
+
+
+def item_value(raw: bytes) -> bytes:
+    """The tagged value of a stored dict item, without its insertion sequence."""
+    bar = raw.find(b"|")
+    if bar <= 0 or bar == len(raw) - 1:
+        raise StoreCorrupt(f"stored dict item {raw[:40]!r} is malformed")
+    return raw[bar + 1 :]
+
+
 def encode_link(uid: str) -> bytes:
     """The stored form of a link to node ``uid``."""
     return _LINK_PREFIX + uid.encode()
@@ -107,9 +144,7 @@ def decode(raw: bytes) -> Any:
     if tag == 0x73:  # s
         return raw[1:].decode()
     if tag == LINK:
-        if len(raw) < 3:
-            raise StoreCorrupt(f"stored link {raw!r} names no node")
-        return Link(raw[1:].decode())
+        return Link(link_target(raw))
     if tag == 0x69:  # i
         return int(raw[1:])
     if tag == 0x4E:  # N

@@ -24,9 +24,18 @@ from collections.abc import (
 )
 from typing import TYPE_CHECKING, Any, overload
 
-from etcher.codec import LINK, Link, decode_key, encode_key, lookup_key, safe_decode
+from etcher.codec import (
+    Link,
+    decode_key,
+    encode_key,
+    item_value,
+    link_target,
+    lookup_key,
+    safe_decode,
+    split_item,
+)
 from etcher.equality import deep_equal
-from etcher.graph import KIND_DICT, KIND_LIST, Graph, item_value, parents_of, split_item
+from etcher.graph import KIND_DICT, KIND_LIST, Graph, parents_of
 from etcher.layout import PIN
 from etcher.materialize import materialize
 from etcher.writer import Writer
@@ -38,9 +47,7 @@ _NOTHING: Any = object()
 
 
 def _link_of(raw: bytes | None) -> str | None:
-    if raw is not None and raw[0] == LINK:
-        return raw[1:].decode()
-    return None
+    return None if raw is None else link_target(raw)
 
 
 class Node:

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from etcher.codec import LINK
+from etcher.codec import item_value, link_target
 from etcher.errors import StaleHandleError, StoreCorrupt
 from etcher.layout import (
     HEADER_FIELDS,
@@ -43,35 +43,18 @@ KIND_DICT = b"d"
 KIND_LIST = b"l"
 
 
-def split_item(raw: bytes) -> tuple[int, bytes]:
-    """Split a stored dict item ``b"<seq>|<tagged value>"`` into its parts."""
-    bar = raw.index(b"|")
-    return int(raw[:bar]), raw[bar + 1 :]
-
-
-def item_value(raw: bytes) -> bytes:
-    """The tagged value of a stored dict item, without its insertion sequence."""
-    return raw[raw.index(b"|") + 1 :]
-
-
 def links_in(kind: str, content: dict[bytes, bytes] | list[bytes]) -> list[str]:
     """Uids linked from a node's stored content (with repeats)."""
-    out: list[str] = []
-    if kind == "D":
-        for raw in content.values():  # type: ignore[union-attr]
-            bar = raw.index(b"|")
-            if raw[bar + 1] == LINK:
-                out.append(raw[bar + 2 :].decode())
-    else:
-        for raw in content:
-            if raw[0] == LINK:
-                out.append(raw[1:].decode())
-    return out
+    raws = map(item_value, content.values()) if isinstance(content, dict) else content
+    return [uid for uid in map(link_target, raws) if uid is not None]
 
 
 def parents_of(header: dict[bytes, bytes]) -> dict[str, int]:
     """``{parent uid: number of links}`` from a node header."""
-    return {f.decode(): int(v) for f, v in header.items() if f not in HEADER_FIELDS}
+    try:
+        return {f.decode(): int(v) for f, v in header.items() if f not in HEADER_FIELDS}
+    except (UnicodeDecodeError, ValueError):
+        raise StoreCorrupt(f"a node header holds malformed back-references: {header!r}") from None
 
 
 class Graph:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from etcher.codec import LINK, decode_key, safe_decode
-from etcher.graph import Graph, split_item
+from etcher.codec import decode_key, link_target, safe_decode, split_item
+from etcher.graph import Graph
 
 
 def materialize(graph: Graph, uid: str) -> Any:
@@ -29,8 +29,8 @@ def materialize(graph: Graph, uid: str) -> Any:
         nxt: list[str] = []
 
         def resolve(raw: bytes, nxt: list[str] = nxt) -> Any:
-            if raw[0] == LINK:
-                child = raw[1:].decode()
+            child = link_target(raw)
+            if child is not None:
                 obj = objects.get(child)
                 if obj is None:
                     obj = {} if child[0] == "D" else []

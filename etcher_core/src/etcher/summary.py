@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from etcher.codec import LINK, decode_key, encode_key, safe_decode
+from etcher.codec import decode_key, encode_key, item_value, link_target, safe_decode
 from etcher.errors import StaleHandleError
-from etcher.graph import item_value
 
 if TYPE_CHECKING:
     from etcher.containers import Node
@@ -20,10 +19,16 @@ if TYPE_CHECKING:
 MAX_ITEMS = 100
 
 
+def _scalar_repr(value: Any) -> str:
+    if type(value) is int and value.bit_length() > 10_000:
+        return f"<int of {value.bit_length()} bits>"  # repr() refuses ints this long
+    return repr(value)
+
+
 def _token(node: Node, raw: bytes, key: Any) -> str:
-    if raw[0] != LINK:
-        return repr(safe_decode(raw))
-    uid = raw[1:].decode()
+    uid = link_target(raw)
+    if uid is None:
+        return _scalar_repr(safe_decode(raw))
     field = node._db.link_field
     if field and uid[0] == "D":
         stored = node._db._reader().hget(node._db._layout.content(uid), encode_key(field))
@@ -34,7 +39,7 @@ def _token(node: Node, raw: bytes, key: Any) -> str:
             if isinstance(value, str):
                 return value
             if isinstance(value, (int, float)) or value is None:
-                return repr(value)
+                return _scalar_repr(value)
     return uid
 
 
