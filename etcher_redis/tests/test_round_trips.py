@@ -1,0 +1,131 @@
+"""Round trips to a real Redis server grow with the depth of a document, not its size.
+
+Counted through :class:`etcher.testing.instrument.CountingBackend` (every
+immediate command, ``WATCH`` and pipeline ``execute()`` is one round trip);
+nothing here measures time.
+
+Per level of a tree, a graph walk costs at most ``PER_LEVEL`` = 4 round trips:
+one ``WATCH`` plus one pipelined batch to read the level, and (when
+collecting) the same again for the headers of the next level. A few fixed
+round trips (the root's header, the commit) come on top.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from etcher import DB
+from etcher.testing.instrument import CountingBackend
+from etcher_redis.backend import RedisBackend
+
+pytestmark = pytest.mark.redis
+
+PER_LEVEL = 4
+FIXED = 4
+DEPTH = 6
+
+
+def tree(nodes: int, depth: int, fanout: int) -> dict[str, Any]:
+    """Exactly ``nodes`` dicts and lists on ``depth`` levels (dicts and lists alternate)."""
+    root: dict[str, Any] = {"level": 1}
+    made = 1
+    frontier: list[Any] = [root]
+    for level in range(2, depth + 1):
+        nxt: list[Any] = []
+        for parent in frontier:
+            for i in range(fanout):
+                if made == nodes:
+                    break
+                child: Any = [level, f"n{made}"] if level % 2 == 0 else {"level": level, "i": i}
+                made += 1
+                if isinstance(parent, dict):
+                    parent[f"k{i}"] = child
+                else:
+                    parent.append(child)
+                nxt.append(child)
+        frontier = nxt
+    assert made == nodes, "fanout too small for that many nodes"
+    return root
+
+
+def levels(value: Any) -> int:
+    """Number of container levels in a plain value (iteratively)."""
+    depth, frontier = 0, [value]
+    while frontier:
+        depth += 1
+        frontier = [
+            c
+            for v in frontier
+            for c in (v.values() if isinstance(v, dict) else v)
+            if isinstance(c, dict | list)
+        ]
+    return depth
+
+
+@pytest.fixture
+def counting(redis_server_url: str) -> Iterator[CountingBackend]:
+    inner = RedisBackend.from_url(redis_server_url)
+    yield CountingBackend(inner)
+    inner.close()
+
+
+def trips_of(counting: CountingBackend, db: DB, doc: dict[str, Any]) -> dict[str, int]:
+    """Round trips of writing, materializing and deleting ``doc`` as ``db["tree"]``."""
+    out = {}
+    counting.reset()
+    db["tree"] = doc
+    out["write"] = counting.round_trips
+    assert counting.commits == 1
+    counting.reset()
+    assert db["tree"]() == doc
+    out["materialize"] = counting.round_trips
+    counting.reset()
+    del db["tree"]
+    out["delete"] = counting.round_trips
+    assert counting.commits == 1
+    return out
+
+
+def test_a_10000_node_tree_of_depth_6_takes_rounds_proportional_to_depth(
+    counting: CountingBackend,
+) -> None:
+    doc = tree(nodes=10_000, depth=DEPTH, fanout=7)
+    assert levels(doc) == DEPTH
+    db = DB(backend=counting, prefix="round-trips")
+    try:
+        db["tree"] = doc
+        stored = sum(1 for _ in counting.inner.scan_iter(match="{round-trips}:r:*"))
+        assert stored == 10_000 + 1  # every node, plus the namespace root
+        del db["tree"]
+
+        big = trips_of(counting, db, doc)
+        for what, trips in big.items():
+            assert trips <= PER_LEVEL * DEPTH + FIXED, f"{what}: {trips} round trips"
+        # Not O(n): a tree of the same depth with a tenth of the nodes costs the same.
+        small_doc = tree(nodes=1_000, depth=DEPTH, fanout=4)
+        assert levels(small_doc) == DEPTH
+        small = trips_of(counting, db, small_doc)
+        assert big == small, (big, small)
+        assert db.check().ok
+        assert sum(1 for _ in counting.inner.scan_iter(match="{round-trips}:r:*")) == 1
+    finally:
+        db.delete_prefix_immediately("round-trips")
+
+
+def test_deleting_a_subtree_is_one_commit_in_rounds_proportional_to_its_depth(
+    counting: CountingBackend,
+) -> None:
+    db = DB(backend=counting, prefix="subtree")
+    try:
+        db["doc"] = {"keep": {"k": [1]}, "drop": tree(nodes=3_000, depth=DEPTH, fanout=7)}
+        counting.reset()
+        del db["doc"]["drop"]
+        assert counting.commits == 1
+        assert counting.round_trips <= PER_LEVEL * DEPTH + FIXED
+        assert db["doc"]() == {"keep": {"k": [1]}}
+        assert db.check().ok
+    finally:
+        db.delete_prefix_immediately("subtree")
