@@ -254,12 +254,6 @@ def test_transactions_on_an_open_namespace_stay_in_its_slot(recording: Recording
     db.delete_prefix_batch("ns1")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (core): creating a namespace writes the global key 'etcher:namespaces' in the "
-    "same MULTI/EXEC as the namespace's root (Graph.require), and delete_prefix_immediately "
-    "deletes it with the namespace's keys: on Redis Cluster that is a CROSSSLOT error",
-)
 def test_creating_and_deleting_a_namespace_stay_in_one_slot(
     recording: RecordingBackend,
 ) -> None:

@@ -402,11 +402,9 @@ class DB:
         validate_prefix(prefix)
         layout = Layout(prefix)
         keys = list(self._backend.scan_iter(match=layout.scan))
-        pipe = self._backend.pipeline(transaction=True)
         if keys:
-            pipe.delete(*keys)
-        pipe.hdel(NAMESPACES_KEY, prefix.encode())
-        pipe.execute()
+            self._backend.delete(*keys)  # one command: atomic, and within one hash slot
+        self._backend.hdel(NAMESPACES_KEY, prefix.encode())
         if prefix == self.prefix:
             self._init_namespace()
         return len(keys)

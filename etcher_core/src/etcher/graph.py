@@ -93,7 +93,10 @@ class Graph:
             if self.r.in_unit and not self.r.hgetall(self.layout.refs(ROOT)):
                 self.new_node(ROOT, KIND_DICT)
                 self.u.hset(self.layout.meta, b"layout", LAYOUT_VERSION)
-                self.u.hset(NAMESPACES_KEY, self.layout.prefix.encode(), b"1")
+                # The namespace registry lives outside the namespace's hash slot; one
+                # MULTI/EXEC must stay in one slot (Redis Cluster), so it is noted after.
+                backend, name = self.u.backend, self.layout.prefix.encode()
+                self.u.after_commit.append(lambda: backend.hset(NAMESPACES_KEY, name, b"1"))
             return
         self.header(uid)
 
