@@ -156,3 +156,38 @@ def bench(session: nox.Session) -> None:
     install_siblings(session, *SIBLINGS)
     for script in scripts:
         session.run("python", str(script), *session.posargs)
+
+
+SOAK_KNOBS = {
+    "--seconds": "ETCHER_SOAK_SECONDS",
+    "--kills": "ETCHER_CRASH_KILLS",
+    "--examples": "ETCHER_FUZZ_EXAMPLES",
+    "--processes": "ETCHER_SOAK_PROCESSES",
+    "--seed": "ETCHER_CRASH_SEED",
+}
+
+
+@nox.session
+def soak(session: nox.Session) -> None:
+    """Long reliability runs of tests/reliability (CI runs short ones through tox).
+
+    nox -s soak -- --seconds 600 --kills 5000 --examples 2000 [other pytest arguments]
+    """
+    install_siblings(session, *SIBLINGS)
+    session.install(*group("test"))
+    env = {
+        "ETCHER_SOAK_SECONDS": "300",
+        "ETCHER_CRASH_KILLS": "2000",
+        "ETCHER_FUZZ_EXAMPLES": "1000",
+        "ETCHER_CRASH_SEED": "random",
+        "ETCHER_REQUIRE_REDIS": "1",
+    }
+    args, rest = list(session.posargs), []
+    while args:
+        arg = args.pop(0)
+        if arg in SOAK_KNOBS and args:
+            env[SOAK_KNOBS[arg]] = args.pop(0)
+        else:
+            rest.append(arg)
+    with session.chdir(ROOT):
+        session.run("pytest", "tests/reliability", *rest, env=env)
