@@ -687,7 +687,7 @@ def run_container_machine(
     ``config`` replaces :func:`machine_settings`, e.g. to run longer in a nightly job.
     """
     machine = machine_for(open_db, close_db)
-    run_state_machine_as_test(machine, settings=config or machine_settings())  # type: ignore[no-untyped-call]
+    run_state_machine_as_test(machine, settings=config or machine_settings())  # type: ignore[no-untyped-call, unused-ignore]  # typed in newer hypothesis
 
 
 __all__ = [
