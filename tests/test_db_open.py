@@ -289,3 +289,10 @@ def test_fakeredis_client_gets_the_memory_backend() -> None:
     assert backend_for_client(plain) is RedisBackend
     with pytest.raises(BackendNotFound, match="no installed etcher backend"):
         backend_for_client(object())
+
+
+def test_db_objects_on_one_namespace_are_equal_and_hash_alike(tmp_path: Path) -> None:
+    path = str(tmp_path / "eq.db")
+    a, b, c = DB(path, prefix="n"), DB(path, prefix="n"), DB(path, prefix="m")
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert a != c

@@ -252,7 +252,9 @@ class DB:
             return other._store_id == self._store_id and other.prefix == self.prefix
         return self._root == other
 
-    __hash__ = object.__hash__
+    def __hash__(self) -> int:
+        # Equal DBs (same store, same namespace) must hash alike.
+        return hash((self._store_id, self._layout.prefix))
 
     def get(self, key: Any, default: Any = None) -> Any:
         """``db[key]`` if present, else ``default``."""
