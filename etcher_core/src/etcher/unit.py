@@ -49,9 +49,6 @@ class DirectReader:
     def hlen(self, key: str) -> int:
         return self.backend.hlen(key)  # type: ignore[no-any-return]
 
-    def exists(self, key: str) -> bool:
-        return bool(self.backend.exists(key))
-
     def llen(self, key: str) -> int:
         return self.backend.llen(key)  # type: ignore[no-any-return]
 
@@ -63,15 +60,6 @@ class DirectReader:
 
     def get(self, key: str) -> bytes | None:
         return self.backend.get(key)  # type: ignore[no-any-return]
-
-    def hgetall_many(self, keys: Iterable[str]) -> dict[str, dict[bytes, bytes]]:
-        keys = list(dict.fromkeys(keys))
-        if not keys:
-            return {}
-        pipe = self.backend.pipeline(transaction=False)
-        for key in keys:
-            pipe.hgetall(key)
-        return dict(zip(keys, pipe.execute(), strict=True))
 
 
 class Unit:
@@ -131,15 +119,6 @@ class Unit:
             return len(self.hgetall(key))
         self._watch((key,))
         return self.backend.hlen(key)  # type: ignore[no-any-return]
-
-    def exists(self, key: str) -> bool:
-        """Whether a *hash* key exists (the unit only asks this of node headers)."""
-        if key in self._full:
-            return any(v is not None for v in self._fields[key].values())
-        known = self._fields.get(key)
-        if known and any(v is not None for v in known.values()):
-            return True
-        return bool(self.hgetall(key))
 
     def prefetch_hashes(self, keys: Iterable[str]) -> dict[str, dict[bytes, bytes]]:
         """Load every field of each hash in ``keys`` (one watch + one batched read)."""

@@ -107,8 +107,3 @@ class Writer:
             else:
                 items = [self._tag(v, uid, (*path, i)) for i, v in enumerate(obj)]
                 u.create_list(content(uid), items)
-
-
-def check_key(key: Any) -> bytes:
-    """Encode a top-level dict key, with an error that names it."""
-    return encode_key(key)
