@@ -6,7 +6,12 @@ import uuid
 
 import pytest
 
-from etcher.testing import BackendFactory, BackendFixtures, StorageConformance
+from etcher.testing import (
+    BackendFactory,
+    BackendFixtures,
+    ContainerConformance,
+    StorageConformance,
+)
 from etcher_dictstore import DictStoreBackend
 
 
@@ -21,3 +26,7 @@ class DictStoreFixtures(BackendFixtures):
 
 class TestDictStoreStorage(StorageConformance, DictStoreFixtures):
     pass
+
+
+class TestDictStoreContainers(ContainerConformance, DictStoreFixtures):
+    """RD/RL/DB semantics on top of the store: what etcher's users will rely on."""
