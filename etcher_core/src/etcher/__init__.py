@@ -40,6 +40,7 @@ _LAZY = {
     "available_backends": "etcher.registry",
     "open_backend": "etcher.registry",
     "Capabilities": "etcher.spec",
+    "RetryPolicy": "etcher.unit",
     "StorageBackend": "etcher.spec",
 }
 
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from etcher.hookspecs import hookimpl
     from etcher.registry import available_backends, open_backend
     from etcher.spec import Capabilities, StorageBackend
+    from etcher.unit import RetryPolicy
 
 
 def __getattr__(name: str) -> Any:
@@ -75,6 +77,7 @@ __all__ = [
     "ConflictTimeout",
     "EtcherError",
     "ForeignNodeError",
+    "RetryPolicy",
     "StaleHandleError",
     "StorageBackend",
     "StoreCorrupt",
