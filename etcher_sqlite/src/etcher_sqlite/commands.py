@@ -79,7 +79,7 @@ class CommandsMixin:
     __slots__ = ()
 
     def _call(self, command: Command, call: Call) -> Any:
-        raise NotImplementedError
+        raise NotImplementedError  # the backend runs commands now, a pipeline queues them
 
     # --- strings ------------------------------------------------------------------
 

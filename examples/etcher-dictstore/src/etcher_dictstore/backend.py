@@ -376,7 +376,7 @@ class _Api:
     """
 
     def _call(self, command: str, *args: Any) -> Any:
-        raise NotImplementedError
+        raise NotImplementedError  # defined by the backend and by its pipeline
 
     def get(self, name: Any) -> Any:
         return self._call("get", name)
