@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from etcher.db import DB
-from etcher.errors import TransactionError, WatchError
+from etcher.errors import TransactionError
 from etcher.graph import Graph
 from etcher.unit import DirectReader, RetryPolicy, Unit
 
@@ -150,9 +150,8 @@ def _call_checked(t: Transactor, fn: Callable[[], T]) -> T:
     try:
         return fn()
     except Exception as exc:
-        unit = t._unit
-        if unit is not None and not unit.reads_valid():
-            raise WatchError("the transaction read data that changed meanwhile") from exc
+        if t._unit is not None:
+            t._unit.raise_if_stale(exc)
         raise
 
 
@@ -169,11 +168,11 @@ def transaction(db: DB) -> Iterator[Transactor]:
     try:
         yield t
     except Exception as exc:
-        unit = t._unit
-        if unit is not None and not unit.reads_valid():
+        try:
+            if t._unit is not None:
+                t._unit.raise_if_stale(exc)
+        finally:
             t.reset()
-            raise WatchError("the transaction read data that changed meanwhile") from exc
-        t.reset()
         raise
     except BaseException:
         t.reset()

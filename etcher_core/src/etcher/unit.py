@@ -319,6 +319,11 @@ class Unit:
             self.close()
         return True
 
+    def raise_if_stale(self, exc: BaseException) -> None:
+        """Raise ``WatchError`` (chaining ``exc``) if this unit's reads went stale; consumes it."""
+        if not self.reads_valid():
+            raise WatchError("the operation read data that changed meanwhile") from exc
+
     def close(self) -> None:
         """Drop the watches and buffered writes without committing."""
         if not self.closed:
@@ -401,8 +406,7 @@ class RetryPolicy:
                 try:
                     result = fn(unit)
                 except Exception as exc:
-                    if not unit.reads_valid():
-                        raise WatchError("the operation read data that changed meanwhile") from exc
+                    unit.raise_if_stale(exc)
                     raise
                 unit.commit()
                 return result

@@ -479,18 +479,23 @@ def delete_many(tx: Tx, calls: list[Call]) -> list[int]:
     return results
 
 
-def hset_many(tx: Tx, calls: list[Call]) -> list[int]:
-    tx.load(name for name, _ in calls)
-    cache = tx.meta
-    # Only fields of hashes that already exist can be updates rather than additions.
+def _present_fields(tx: Tx, wanted: list[Any]) -> set[tuple[str, bytes]]:
+    """Load the keys of ``wanted`` (``[(name, fields)]``), check they are hashes, and
+    return which of those fields exist. Only fields of existing hashes can be present."""
+    tx.load(name for name, _ in wanted)
     probe: list[tuple[str, bytes]] = []
-    for name, pairs in calls:
-        meta = cache[name]
+    for name, fields in wanted:
+        meta = tx.meta[name]
         if meta is not None:
             if meta[0] != HASH:
                 raise wrong_type(name, meta[0], HASH)
-            probe.extend((name, field) for field, _ in pairs)
-    present = tx.existing_fields(probe)
+            probe.extend((name, field) for field in fields)
+    return tx.existing_fields(probe)
+
+
+def hset_many(tx: Tx, calls: list[Call]) -> list[int]:
+    cache = tx.meta
+    present = _present_fields(tx, [(name, [f for f, _ in pairs]) for name, pairs in calls])
     rows = []
     results = []
     for name, pairs in calls:
@@ -512,16 +517,8 @@ def hset_many(tx: Tx, calls: list[Call]) -> list[int]:
 
 
 def hdel_many(tx: Tx, calls: list[Call]) -> list[int]:
-    tx.load(name for name, _ in calls)
     cache = tx.meta
-    probe: list[tuple[str, bytes]] = []
-    for name, fields in calls:
-        meta = cache[name]
-        if meta is not None:
-            if meta[0] != HASH:
-                raise wrong_type(name, meta[0], HASH)
-            probe.extend((name, field) for field in fields)
-    present = tx.existing_fields(probe)
+    present = _present_fields(tx, calls)
     rows = []
     results = []
     for name, fields in calls:

@@ -56,22 +56,18 @@ def _run_processes(target: Callable[..., Any], args_list: list[tuple[Any, ...]])
 
 def transact_increments(url: str, prefix: str, key: str, n: int) -> None:
     """Increment ``db[key]["n"]`` ``n`` times, each in a retried transaction."""
-    db = DB(url, prefix=prefix)
-    try:
+    with DB(url, prefix=prefix) as db:
 
         def bump(t: Any) -> None:
             t[key]["n"] = t[key]["n"] + 1
 
         for _ in range(n):
             db.transact(bump)
-    finally:
-        db.close()
 
 
 def published_transact_increments(url: str, prefix: str, key: str, n: int) -> None:
     """The same with the published transactor API (``t.transact(fn)``)."""
-    db = DB(url, prefix=prefix)
-    try:
+    with DB(url, prefix=prefix) as db:
         t = db.transactor()
 
         def txn() -> None:
@@ -81,45 +77,33 @@ def published_transact_increments(url: str, prefix: str, key: str, n: int) -> No
 
         for _ in range(n):
             t.transact(txn)
-    finally:
-        db.close()
 
 
 def incr_counter(url: str, prefix: str, key: str, n: int) -> None:
     """``db.incr(key)`` ``n`` times."""
-    db = DB(url, prefix=prefix)
-    try:
+    with DB(url, prefix=prefix) as db:
         for _ in range(n):
             db.incr(key)
-    finally:
-        db.close()
 
 
 def plain_write(url: str, prefix: str, key: str, value: int) -> None:
     """One plain (non-transactional) write of ``db[key]["n"]``."""
-    db = DB(url, prefix=prefix)
-    try:
+    with DB(url, prefix=prefix) as db:
         db[key]["n"] = value
-    finally:
-        db.close()
 
 
 def overwrite_loop(url: str, prefix: str, rounds: int) -> None:
     """Replace ``db["doc"]`` with a new consistent version ``rounds`` times."""
-    db = DB(url, prefix=prefix)
-    try:
+    with DB(url, prefix=prefix) as db:
         for i in range(rounds):
             db["doc"] = make_version(i)
         db["done"] = True
-    finally:
-        db.close()
 
 
 def read_loop(url: str, prefix: str, result_path: str) -> None:
     """Materialize ``db["doc"]`` until the writer is done; check every snapshot is whole."""
-    db = DB(url, prefix=prefix)
     reads = 0
-    try:
+    with DB(url, prefix=prefix) as db:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             done, doc = db.transact(lambda t: (t.get("done", False), t["doc"]()))
@@ -129,8 +113,6 @@ def read_loop(url: str, prefix: str, result_path: str) -> None:
             reads += 1
             if done:
                 break
-    finally:
-        db.close()
     with open(result_path, "w") as fh:
         fh.write(str(reads))
 
