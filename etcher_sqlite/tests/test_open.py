@@ -20,7 +20,7 @@ from etcher.errors import (
     StoreCorrupt,
     StoreLocked,
 )
-from etcher.spec import Capabilities, Pipeline, StorageBackend
+from etcher.spec import Capabilities, Pipeline, StorageBackend, UnitScopes
 from etcher_sqlite import SQLiteBackend, SQLiteMemoryBackend
 
 # --- capabilities and Protocol ------------------------------------------------------
@@ -33,8 +33,10 @@ def test_file_store_capabilities(store: SQLiteBackend) -> None:
         atomic_batches=True,
         maintenance=True,
         snapshot_reads=True,
+        locking_units=True,
     )
     assert store.capabilities is SQLiteBackend.capabilities
+    assert isinstance(store, UnitScopes)
 
 
 def test_memory_store_capabilities() -> None:

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from etcher.unit import DirectReader, Unit
 
 KIND_DICT = b"d"
+PROOF_DEPTH = 12
+"""How many parent steps :meth:`Graph._prove_alive` follows before the exact search."""
 KIND_LIST = b"l"
 
 
@@ -170,13 +172,25 @@ class Graph:
             self.candidates.add(uid)
 
     # --- content ---------------------------------------------------------------
-    def read_contents(self, uids: Iterable[str]) -> dict[str, dict[bytes, bytes] | list[bytes]]:
-        """Stored content of many nodes in one batch per kind."""
+    def read_contents(
+        self, uids: Iterable[str], keep: bool = True
+    ) -> dict[str, dict[bytes, bytes] | list[bytes]]:
+        """Stored content of many nodes in one batch per kind.
+
+        ``keep=False`` (read-only walks) reads without filling the unit's cache.
+        """
         uids = list(uids)
         content = self.layout.content
         out: dict[str, dict[bytes, bytes] | list[bytes]] = {}
         d = [u for u in uids if u[0] == "D"]
         lst = [u for u in uids if u[0] != "D"]
+        if not keep and self.r.in_unit:
+            dicts, lists_ = self.u.peek([content(x) for x in d], [content(x) for x in lst])
+            for uid in d:
+                out[uid] = dicts[content(uid)]
+            for uid in lst:
+                out[uid] = lists_[content(uid)]
+            return out
         if d:
             hashes = self.r.prefetch_hashes([content(x) for x in d])  # type: ignore[union-attr]
             for uid in d:
@@ -219,6 +233,10 @@ class Graph:
             suspects -= known_alive
             if not suspects:
                 break
+            self._prove_alive(suspects, known_alive, garbage)
+            suspects -= known_alive
+            if not suspects:
+                break
             # Upward: gather every ancestor of the suspects that is not known to be alive.
             closure: dict[str, list[str]] = {}
             sources: list[str] = []
@@ -254,6 +272,42 @@ class Graph:
             dead = closure.keys() - reached
             suspects = self._sweep(dead, garbage)
         return garbage
+
+    def _prove_alive(self, suspects: set[str], known_alive: set[str], garbage: set[str]) -> None:
+        """Add to ``known_alive`` the suspects (and paths) that one parent chain shows alive.
+
+        A node shared by many parents (a child referenced from hundreds of
+        documents) has a huge upward closure, yet one chain of first parents
+        usually reaches the root in a few steps. Following one chain per
+        suspect, all chains advancing together in one batched read per step,
+        settles those cheaply; whatever is still open after ``PROOF_DEPTH``
+        steps (a cycle, a long chain, a dead end) goes to the exact search.
+        """
+        refs = self.layout.refs
+        paths = {s: [s] for s in suspects}
+        at = {s: s for s in suspects}
+        for _ in range(PROOF_DEPTH):
+            if not at:
+                return
+            headers = self.r.prefetch_hashes({refs(x) for x in at.values()})  # type: ignore[union-attr]
+            moved: dict[str, str] = {}
+            for s, x in at.items():
+                path = paths[s]
+                if x in known_alive:
+                    known_alive.update(path)
+                    continue
+                header = headers[refs(x)]
+                if not header:
+                    continue  # gone: the exact search deals with it
+                parents = [p for p in parents_of(header) if p not in garbage]
+                if header.get(PIN) is not None or any(p in known_alive for p in parents):
+                    known_alive.update(path)
+                    continue
+                step = next((p for p in parents if p not in path), None)
+                if step is not None:
+                    path.append(step)
+                    moved[s] = step
+            at = moved
 
     def _sweep(self, dead: set[str], garbage: set[str]) -> set[str]:
         """Delete ``dead`` nodes level by level; return the survivors that lost a parent."""

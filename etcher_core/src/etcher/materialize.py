@@ -20,7 +20,7 @@ def materialize(graph: Graph, uid: str) -> Any:
     objects: dict[str, Any] = {uid: {} if uid[0] == "D" else []}
     frontier = [uid]
     while frontier:
-        contents = graph.read_contents(frontier)
+        contents = graph.read_contents(frontier, keep=False)
         # An empty node and a missing one look alike (empty containers have no content
         # key), so the headers of the empty ones tell a dangling link apart.
         empty = [node for node in frontier if not contents[node] and node != uid]
@@ -48,5 +48,6 @@ def materialize(graph: Graph, uid: str) -> Any:
                     target[decode_key(field)] = resolve(raw)
             else:
                 target.extend([resolve(raw) for raw in content])
+        del contents
         frontier = nxt
     return objects[uid]

@@ -30,6 +30,7 @@ Conventions that hold for every method:
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, TypeAlias, runtime_checkable
 
@@ -68,6 +69,15 @@ class Capabilities:
 
     snapshot_reads: bool = False
     """A non-transactional pipeline's reads all see one consistent state of the store."""
+
+    locking_units: bool = False
+    """The backend implements :class:`UnitScopes`: a unit of work can hold the store.
+
+    Core then runs each operation inside ``unit_scope()`` instead of watching
+    what it reads: no WATCH round trips, no version checks, no retries. Worth it
+    where a lock is cheap (an embedded database); a network server should not
+    hold one across round trips.
+    """
 
     def describe(self) -> dict[str, bool]:
         """The capabilities as a plain dict (for reports and error messages)."""
@@ -292,6 +302,28 @@ class StorageBackend(Commands, Protocol):
         """Release connections and files. Using the backend afterwards is an error."""
 
 
+@runtime_checkable
+class UnitScopes(Protocol):
+    """What a backend declaring ``capabilities.locking_units`` offers in addition."""
+
+    def unit_scope(self, write: bool) -> AbstractContextManager[bool]:
+        """A context manager holding the store for one unit of work on this thread.
+
+        ``__enter__`` returns ``True`` when the scope is held, ``False`` when it
+        cannot be (say, this thread already holds one); core then falls back to
+        watching. While held, on the calling thread:
+
+        * every read (direct calls and ``execute()`` of any pipeline) sees one
+          consistent state that no other client can change: ``write=True`` takes
+          the store's write lock, waiting for other writers like any write does;
+          ``write=False`` takes a read snapshot and must not be written through;
+        * ``execute()`` applies its queue inside the scope, and direct writes do too;
+        * leaving without an exception commits everything at once (errors from
+          the commit propagate); leaving with one rolls everything back.
+        """
+        ...
+
+
 __all__ = [
     "Capabilities",
     "Commands",
@@ -299,4 +331,5 @@ __all__ = [
     "KeyT",
     "Pipeline",
     "StorageBackend",
+    "UnitScopes",
 ]

@@ -13,6 +13,13 @@ exception anywhere inside a unit leaves the store untouched.
 Reads come in two shapes: single ones (``hget`` ...) and batched
 ``prefetch_*`` calls that watch and read many keys in one round trip, which
 is how graph walks stay at O(depth) round trips.
+
+On a backend with ``capabilities.locking_units`` (SQLite) a unit made with
+``scope=True`` (it will write) or ``scope=False`` (a read-only snapshot)
+instead holds the store through ``backend.unit_scope()``: nothing it reads can
+change under it, so it watches nothing and never conflicts. Profiling showed
+the watch bookkeeping (a version query per watch, another at commit, and a
+separate read transaction per batch) was most of the SQL an operation ran.
 """
 
 from __future__ import annotations
@@ -20,10 +27,11 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar, cast
 
 from etcher.errors import ConflictTimeout, WatchError
-from etcher.spec import StorageBackend
+from etcher.spec import StorageBackend, UnitScopes
 
 T = TypeVar("T")
 
@@ -67,10 +75,19 @@ class Unit:
 
     in_unit = True
 
-    def __init__(self, backend: StorageBackend) -> None:
+    def __init__(self, backend: StorageBackend, scope: bool | None = None) -> None:
         self.backend = backend
         self._pipe = backend.pipeline(transaction=True)
         self._watched: set[str] = set()
+        # The held scope (see the module docstring) and whether it may write.
+        self._scope: AbstractContextManager[bool] | None = None
+        self._scope_write = False
+        self.needs_write_scope = False
+        if scope is not None and backend.capabilities.locking_units:
+            held = cast(UnitScopes, backend).unit_scope(scope)
+            if held.__enter__():
+                self._scope = held
+                self._scope_write = scope
         # Hashes: the known state of fields (from the store or written here), the keys whose
         # every field is known, the field writes to send, and keys to drop before them.
         self._fields: dict[str, dict[bytes, bytes | None]] = {}
@@ -90,6 +107,8 @@ class Unit:
 
     # --- watching ---------------------------------------------------------------
     def _watch(self, keys: Iterable[str]) -> None:
+        if self._scope is not None:
+            return  # the scope already keeps every read current
         new = [k for k in keys if k not in self._watched]
         if new:
             self._pipe.watch(*new)
@@ -155,7 +174,8 @@ class Unit:
             pipe.lrange(key, 0, -1)
         results = iter(pipe.execute())
         for key, stored in zip(hashes, results, strict=False):
-            state: dict[bytes, bytes | None] = dict(stored)
+            # Backends hand out a fresh dict per read: keep it rather than copy it.
+            state: dict[bytes, bytes | None] = stored
             pending = self._dirty.get(key)
             if pending:
                 state.update(pending)
@@ -168,6 +188,30 @@ class Unit:
             for op, args in self._ops_by_list.get(key, ()):
                 _apply_list_op(items, op, args)
             self._lists[key] = items
+
+    def peek(
+        self, hashes: list[str], lists: list[str]
+    ) -> tuple[dict[str, dict[bytes, bytes]], dict[str, list[bytes]]]:
+        """Whole hashes and lists, read (and watched) like :meth:`load` but not remembered.
+
+        For big read-only walks: the unit's cache would otherwise hold a whole
+        document's raw content next to the objects built from it. Keys this
+        unit already knows or has written take the ordinary path.
+        """
+        if any(k in self._fields or k in self._dropped for k in hashes) or any(
+            k in self._lists or k in self._ops_by_list for k in lists
+        ):
+            return self.prefetch_hashes(hashes), self.prefetch_lists(lists)
+        self._watch(hashes + lists)
+        pipe = self.backend.pipeline(transaction=False)
+        for key in hashes:
+            pipe.hgetall(key)
+        for key in lists:
+            pipe.lrange(key, 0, -1)
+        results = pipe.execute()
+        return dict(zip(hashes, results, strict=False)), dict(
+            zip(lists, results[len(hashes) :], strict=True)
+        )
 
     # --- hash writes ------------------------------------------------------------
     def hset(self, key: str, field: bytes, value: bytes) -> None:
@@ -275,31 +319,50 @@ class Unit:
         """Send every buffered write as one atomic batch; ``WatchError`` if a read went stale."""
         pipe = self._pipe
         try:
-            if not self.has_writes and not self._watched:
-                return
-            pipe.multi()
-            if self._dropped:
-                pipe.delete(*self._dropped)
-            for key in self._string_dirty:
-                value = self._strings[key]
-                if value is None:
-                    pipe.delete(key)
-                else:
-                    pipe.set(key, value)
-            for key, fields in self._dirty.items():
-                sets = {f: v for f, v in fields.items() if v is not None}
-                dels = [f for f, v in fields.items() if v is None]
-                if dels:
-                    pipe.hdel(key, *dels)
-                if sets:
-                    pipe.hset(key, mapping=sets)
-            for key, op, args in self._list_ops:
-                getattr(pipe, op)(key, *args)
-            pipe.execute()
+            if self._scope is not None:
+                self._commit_scope()
+            elif self.has_writes or self._watched:
+                pipe.multi()
+                self._queue_writes()
+                pipe.execute()
         finally:
             self.close()
         for callback in self.after_commit:
             callback()
+
+    def _queue_writes(self) -> None:
+        pipe = self._pipe
+        if self._dropped:
+            pipe.delete(*self._dropped)
+        for key in self._string_dirty:
+            value = self._strings[key]
+            if value is None:
+                pipe.delete(key)
+            else:
+                pipe.set(key, value)
+        for key, fields in self._dirty.items():
+            sets = {f: v for f, v in fields.items() if v is not None}
+            dels = [f for f, v in fields.items() if v is None]
+            if dels:
+                pipe.hdel(key, *dels)
+            if sets:
+                pipe.hset(key, mapping=sets)
+        for key, op, args in self._list_ops:
+            getattr(pipe, op)(key, *args)
+
+    def _commit_scope(self) -> None:
+        scope = self._scope
+        assert scope is not None
+        if self.has_writes:
+            if not self._scope_write:
+                # A snapshot must not be written through: redo the work holding the lock.
+                self.needs_write_scope = True
+                raise WatchError("a read-only unit needs to write; retrying with the write lock")
+            self._pipe.multi()
+            self._queue_writes()
+            self._pipe.execute()
+        self._scope = None
+        scope.__exit__(None, None, None)
 
     def reads_valid(self) -> bool:
         """Whether everything this unit read is still current (consumes the unit).
@@ -308,7 +371,7 @@ class Unit:
         the store (say, a node collected between reading its link and its
         content) must become a retry, not reach the caller.
         """
-        if self.closed or not self._watched:
+        if self.closed or self._scope is not None or not self._watched:
             return True
         try:
             self._pipe.multi()
@@ -329,6 +392,10 @@ class Unit:
         if not self.closed:
             self.closed = True
             self._pipe.reset()
+            scope, self._scope = self._scope, None
+            if scope is not None:
+                # Leaving with an "exception" rolls back whatever the scope applied.
+                scope.__exit__(WatchError, None, None)
 
 
 def _redis_range(items: list[bytes], start: int, end: int) -> list[bytes]:
@@ -397,11 +464,17 @@ class RetryPolicy:
                 delay = min(self.max_delay, self.base_delay * (2 ** min(tries, 16)))
                 time.sleep(random.uniform(0, delay))
 
-    def run(self, backend: StorageBackend, fn: Callable[[Unit], T]) -> T:
-        """Run ``fn`` in a fresh unit and commit it, retrying on conflicts."""
+    def run(self, backend: StorageBackend, fn: Callable[[Unit], T], *, write: bool = True) -> T:
+        """Run ``fn`` in a fresh unit and commit it, retrying on conflicts.
+
+        ``write=False`` declares ``fn`` read-only (it may still write, rarely:
+        such an attempt is redone with a writing unit), which lets a locking
+        backend read from a snapshot without taking its write lock.
+        """
+        scope = [write]
 
         def attempt() -> T:
-            unit = Unit(backend)
+            unit = Unit(backend, scope[0])
             try:
                 try:
                     result = fn(unit)
@@ -411,6 +484,8 @@ class RetryPolicy:
                 unit.commit()
                 return result
             finally:
+                if unit.needs_write_scope:
+                    scope[0] = True
                 unit.close()
 
         return self.call(attempt)

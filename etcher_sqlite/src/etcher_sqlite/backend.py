@@ -19,7 +19,7 @@ from etcher.errors import (
     StoreLocked,
 )
 from etcher.spec import Capabilities
-from etcher_sqlite import glob, ops, options, schema
+from etcher_sqlite import glob, ops, options, schema, scope
 from etcher_sqlite.commands import CommandsMixin, to_int
 from etcher_sqlite.ops import Call, Command
 from etcher_sqlite.pipeline import SQLitePipeline
@@ -106,6 +106,7 @@ class SQLiteBackend(CommandsMixin):
         atomic_batches=True,
         maintenance=True,
         snapshot_reads=True,
+        locking_units=True,
     )
 
     path: str
@@ -329,7 +330,8 @@ class SQLiteBackend(CommandsMixin):
         self, queue: list[tuple[Command, Call]], watched: dict[str, int | None]
     ) -> list[Any]:
         conn = self._conn()
-        if any(command.write for command, _ in queue):
+        # A unit scope checked the file when it took the write lock.
+        if not conn.in_transaction and any(command.write for command, _ in queue):
             self._check_file()
         try:
             return ops.run_batch(conn, queue, watched)
@@ -340,6 +342,29 @@ class SQLiteBackend(CommandsMixin):
         conn = self._conn()
         try:
             return ops.versions(conn, names)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def unit_scope(self, write: bool) -> scope.UnitScope:
+        """Hold one transaction on this thread for a unit of work (``etcher.spec.UnitScopes``).
+
+        ``write=True`` takes the write lock (``BEGIN IMMEDIATE``, waiting up to
+        ``timeout`` like any write); ``write=False`` reads from a snapshot.
+        """
+        return scope.UnitScope(self, write)
+
+    def _begin_scope(self, write: bool) -> sqlite3.Connection | None:
+        conn = self._conn()
+        try:
+            if write:
+                self._check_file()
+            return conn if scope.begin(conn, write) else None
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _end_scope(self, conn: sqlite3.Connection, commit: bool) -> None:
+        try:
+            scope.end(conn, commit)
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 
@@ -447,6 +472,7 @@ class SQLiteMemoryBackend(SQLiteBackend):
         atomic_batches=True,
         maintenance=False,
         snapshot_reads=True,
+        locking_units=True,
     )
 
     def __init__(
@@ -502,6 +528,24 @@ class SQLiteMemoryBackend(SQLiteBackend):
     def _scan_rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         with self._rlock:
             return super()._scan_rows(sql, params)
+
+    def _begin_scope(self, write: bool) -> sqlite3.Connection | None:
+        # The one shared connection stays this thread's until the scope ends.
+        self._rlock.acquire()
+        try:
+            conn = super()._begin_scope(write)
+        except BaseException:
+            self._rlock.release()
+            raise
+        if conn is None:
+            self._rlock.release()
+        return conn
+
+    def _end_scope(self, conn: sqlite3.Connection, commit: bool) -> None:
+        try:
+            super()._end_scope(conn, commit)
+        finally:
+            self._rlock.release()
 
     def maintenance(self) -> None:
         """Refresh planner statistics; an in-memory store has no file to compact."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import repeat
@@ -168,15 +168,16 @@ def select_in(
     items: Sequence[Any],
     group: str = "?",
     pad: Any = None,
-) -> list[Any]:
-    """Run ``template`` with its ``{}`` replaced by ``len(items)`` parameter groups.
+) -> Iterator[Any]:
+    """Yield the rows of ``template`` with its ``{}`` replaced by ``len(items)`` parameter groups.
 
     Chunks are padded to a power of two, so only a few distinct SQL texts ever
     exist and all of them stay in the statement cache. The padding repeats the
     last item (harmless in ``IN``/``VALUES`` lookups) unless ``pad`` gives an
-    item that matches nothing.
+    item that matches nothing. Rows come one chunk at a time (each chunk is
+    fetched whole before the next runs), so a big batch never holds every row
+    of every chunk at once.
     """
-    rows: list[Any] = []
     width = group.count("?")
     for start in range(0, len(items), CHUNK):
         chunk = list(items[start : start + CHUNK])
@@ -185,8 +186,7 @@ def select_in(
         params: Sequence[Any] = chunk
         if width > 1:
             params = [value for item in chunk for value in item]
-        rows.extend(conn.execute(_in_sql(template, size, group), params))
-    return rows
+        yield from conn.execute(_in_sql(template, size, group), params).fetchall()
 
 
 def versions(conn: sqlite3.Connection, names: Sequence[str]) -> dict[str, int | None]:
@@ -743,6 +743,11 @@ def rollback(conn: sqlite3.Connection) -> None:
 
 def run_one(conn: sqlite3.Connection, command: Command, call: Call) -> Any:
     """Run one write command as its own ``BEGIN IMMEDIATE … COMMIT`` transaction."""
+    if conn.in_transaction:  # inside a unit scope: it commits or rolls back
+        tx = Tx(conn)
+        result = command.one(tx, *call)
+        tx.flush()
+        return result
     conn.execute("BEGIN IMMEDIATE")
     try:
         tx = Tx(conn)
@@ -767,30 +772,47 @@ def run_batch(
     command go to its ``many`` implementation together. Any error rolls
     everything back and propagates.
     """
+    # One read is one statement, consistent on its own (and inside a unit scope it is
+    # part of the scope's transaction): no BEGIN/COMMIT, no batch machinery around it.
+    if len(queue) == 1 and not watched and not queue[0][0].write:
+        command, call = queue[0]
+        return [command.one(conn, *call)]
+    if conn.in_transaction:  # inside a unit scope: it commits or rolls back
+        return _apply(conn, queue, watched)
     write = any(command.write for command, _ in queue)
     conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
     try:
-        if watched:
-            now = versions(conn, list(watched))
-            if now != watched:
-                changed = [name for name in watched if now[name] != watched[name]]
-                raise WatchError(
-                    f"watched key(s) {', '.join(map(repr, changed[:5]))} changed since "
-                    "watch(); nothing was applied, run the transaction again"
-                )
-        tx = Tx(conn)
-        results: list[Any] = []
-        i, n = 0, len(queue)
-        while i < n:
-            command = queue[i][0]
-            j = i + 1
-            while j < n and queue[j][0] is command:
-                j += 1
-            results.extend(command.many(tx, [call for _, call in queue[i:j]]))
-            i = j
-        tx.flush()
+        results = _apply(conn, queue, watched)
         conn.execute("COMMIT")
     except BaseException:
         rollback(conn)
         raise
+    return results
+
+
+def _apply(
+    conn: sqlite3.Connection,
+    queue: list[tuple[Command, Call]],
+    watched: dict[str, int | None],
+) -> list[Any]:
+    """The body of :func:`run_batch`, inside a transaction that the caller ends."""
+    if watched:
+        now = versions(conn, list(watched))
+        if now != watched:
+            changed = [name for name in watched if now[name] != watched[name]]
+            raise WatchError(
+                f"watched key(s) {', '.join(map(repr, changed[:5]))} changed since "
+                "watch(); nothing was applied, run the transaction again"
+            )
+    tx = Tx(conn)
+    results: list[Any] = []
+    i, n = 0, len(queue)
+    while i < n:
+        command = queue[i][0]
+        j = i + 1
+        while j < n and queue[j][0] is command:
+            j += 1
+        results.extend(command.many(tx, [call for _, call in queue[i:j]]))
+        i = j
+    tx.flush()
     return results

@@ -79,6 +79,7 @@ from etcher.testing.storage import (
     StorageConformance,
     StringCommands,
     ThreadSafety,
+    UnitScopes,
     ValueEncoding,
     WrongTypeErrors,
 )
@@ -135,6 +136,7 @@ __all__ = [
     "StorageConformance",
     "StringCommands",
     "ThreadSafety",
+    "UnitScopes",
     "UserGuideConformance",
     "ValueEncoding",
     "WrongTypeErrors",
