@@ -165,7 +165,7 @@ class DB:
         """Run a read-only ``fn`` so that everything it reads is one consistent state."""
         self._check_open()
         layout = self._layout
-        return self._retry.run(self._backend, lambda u: fn(Graph(layout, u)))
+        return self._retry.run(self._backend, lambda u: fn(Graph(layout, u)), write=False)
 
     def _handle(self, uid: str) -> RD | RL:
         return handle_for(self, uid)
@@ -393,6 +393,40 @@ class DB:
 
         self._check_open()
         return repair(self, drop_pins=drop_pins)
+
+    # --- JSON ------------------------------------------------------------------------
+    def export_json(self, path: Any = None, *, indent: int | None = None) -> str:
+        """The value at ``path`` (default: the whole namespace) as etcher JSON text.
+
+        Plain JSON when nothing is shared; shared nodes and cycles use
+        ``{"$id": n}``/``{"$ref": n}``, int keys ``"$5"``, ``inf``/``nan``
+        ``{"$float": "inf"}`` (see :mod:`etcher.jsonio` and docs/cli.md).
+        ``path`` is a key or a sequence of keys/indexes from the root.
+
+        >>> db["person"] = {"name": "Alice", "tags": ["a"]}      # doctest: +SKIP
+        >>> db.export_json("person")
+        '{"name": "Alice", "tags": ["a"]}'
+        """
+        from etcher.jsonio import export_json
+
+        self._check_open()
+        return export_json(self, path, indent=indent) or ""
+
+    def import_json(self, path: Any, source: Any) -> None:
+        """Store an etcher-JSON document (text, bytes or a file) at ``path``, atomically.
+
+        ``path`` is a key or a sequence of keys whose parent exists; ``()``
+        replaces the whole namespace. Invalid input raises
+        :class:`etcher.jsonio.JSONFormatError` and writes nothing.
+
+        >>> db.import_json("person", '{"name": "Alice", "$1": "int key one"}')  # doctest: +SKIP
+        >>> db["person"]()
+        {'name': 'Alice', 1: 'int key one'}
+        """
+        from etcher.jsonio import import_json
+
+        self._check_open()
+        import_json(self, path, source)
 
     # --- namespaces ------------------------------------------------------------------
     def namespaces(self) -> list[str]:

@@ -103,6 +103,13 @@ class ForeignNodeError(EtcherError, ValueError):
     """An RD/RL from another database or namespace was assigned; links never cross namespaces."""
 
 
+class JSONFormatError(EtcherError, ValueError):
+    """A document is not valid etcher JSON; the message says where and why.
+
+    Raised before anything is written: an import that fails leaves the store untouched.
+    """
+
+
 __all__ = [
     "BackendConflict",
     "BackendNotFound",
@@ -110,6 +117,7 @@ __all__ = [
     "ConflictTimeout",
     "EtcherError",
     "ForeignNodeError",
+    "JSONFormatError",
     "PluginError",
     "ReadOnlyStore",
     "ResponseError",
