@@ -83,11 +83,16 @@ class Unit:
         self._scope: AbstractContextManager[bool] | None = None
         self._scope_write = False
         self.needs_write_scope = False
+        # Read-only units on other backends check their reads instead of watching them:
+        # (command, args, digest of the result) of every read, re-read atomically at the end.
+        self._checked: list[tuple[str, tuple[Any, ...], int]] | None = None
         if scope is not None and backend.capabilities.locking_units:
             held = cast(UnitScopes, backend).unit_scope(scope)
             if held.__enter__():
                 self._scope = held
                 self._scope_write = scope
+        elif scope is False:
+            self._checked = []
         # Hashes: the known state of fields (from the store or written here), the keys whose
         # every field is known, the field writes to send, and keys to drop before them.
         self._fields: dict[str, dict[bytes, bytes | None]] = {}
@@ -106,9 +111,19 @@ class Unit:
         self.after_commit: list[Callable[[], None]] = []
 
     # --- watching ---------------------------------------------------------------
+    def _read(self, command: str, *args: Any) -> Any:
+        """One direct read of ``args[0]``, watched or checked as this unit requires."""
+        checked = self._checked
+        if checked is None:
+            self._watch((args[0],))
+            return getattr(self.backend, command)(*args)
+        value = getattr(self.backend, command)(*args)
+        checked.append((command, args, _digest(value)))
+        return value
+
     def _watch(self, keys: Iterable[str]) -> None:
-        if self._scope is not None:
-            return  # the scope already keeps every read current
+        if self._scope is not None or self._checked is not None:
+            return  # the scope keeps every read current / the reads are checked at the end
         new = [k for k in keys if k not in self._watched]
         if new:
             self._pipe.watch(*new)
@@ -123,8 +138,7 @@ class Unit:
                 return value  # type: ignore[return-value]
             if key in self._full:
                 return None
-        self._watch((key,))
-        value = self.backend.hget(key, field)
+        value = self._read("hget", key, field)
         self._fields.setdefault(key, {})[field] = value
         return value  # type: ignore[no-any-return]
 
@@ -136,8 +150,7 @@ class Unit:
     def hlen(self, key: str) -> int:
         if key in self._full or key in self._dirty:
             return len(self.hgetall(key))
-        self._watch((key,))
-        return self.backend.hlen(key)  # type: ignore[no-any-return]
+        return self._read("hlen", key)  # type: ignore[no-any-return]
 
     def prefetch_hashes(self, keys: Iterable[str]) -> dict[str, dict[bytes, bytes]]:
         """Load every field of each hash in ``keys`` (one watch + one batched read)."""
@@ -172,7 +185,13 @@ class Unit:
             pipe.hget(key, field)
         for key in lists:
             pipe.lrange(key, 0, -1)
-        results = iter(pipe.execute())
+        raw = pipe.execute()
+        if self._checked is not None:
+            calls: list[tuple[str, tuple[Any, ...]]] = [("hgetall", (k,)) for k in hashes]
+            calls += [("hget", kf) for kf in singles]
+            calls += [("lrange", (k, 0, -1)) for k in lists]
+            self._check(calls, raw)
+        results = iter(raw)
         for key, stored in zip(hashes, results, strict=False):
             # Backends hand out a fresh dict per read: keep it rather than copy it.
             state: dict[bytes, bytes | None] = stored
@@ -209,6 +228,9 @@ class Unit:
         for key in lists:
             pipe.lrange(key, 0, -1)
         results = pipe.execute()
+        if self._checked is not None:
+            calls = [("hgetall", (k,)) for k in hashes] + [("lrange", (k, 0, -1)) for k in lists]
+            self._check(calls, results)
         return dict(zip(hashes, results, strict=False)), dict(
             zip(lists, results[len(hashes) :], strict=True)
         )
@@ -256,8 +278,7 @@ class Unit:
     def llen(self, key: str) -> int:
         if key in self._lists or key in self._ops_by_list:
             return len(self._list_state(key))
-        self._watch((key,))
-        return self.backend.llen(key)  # type: ignore[no-any-return]
+        return self._read("llen", key)  # type: ignore[no-any-return]
 
     def lindex(self, key: str, index: int) -> bytes | None:
         if key in self._lists or key in self._ops_by_list:
@@ -266,14 +287,12 @@ class Unit:
                 return items[index]
             except IndexError:
                 return None
-        self._watch((key,))
-        return self.backend.lindex(key, index)  # type: ignore[no-any-return]
+        return self._read("lindex", key, index)  # type: ignore[no-any-return]
 
     def lrange(self, key: str, start: int, end: int) -> list[bytes]:
         if key in self._lists or key in self._ops_by_list:
             return _redis_range(self._list_state(key), start, end)
-        self._watch((key,))
-        return self.backend.lrange(key, start, end)  # type: ignore[no-any-return]
+        return self._read("lrange", key, start, end)  # type: ignore[no-any-return]
 
     def list_op(self, key: str, op: str, *args: Any) -> None:
         """Queue a list command (rpush, lpush, lpop, rpop, lset, ltrim or delete)."""
@@ -295,8 +314,7 @@ class Unit:
     def get(self, key: str) -> bytes | None:
         if key in self._strings:
             return self._strings[key]
-        self._watch((key,))
-        value = self.backend.get(key)
+        value = self._read("get", key)
         self._strings[key] = value
         return value  # type: ignore[no-any-return]
 
@@ -321,6 +339,13 @@ class Unit:
         try:
             if self._scope is not None:
                 self._commit_scope()
+            elif self._checked is not None:
+                if self.has_writes:
+                    # Checked reads cannot guard writes: redo the work watching instead.
+                    self.needs_write_scope = True
+                    raise WatchError("a read-only unit needs to write; retrying with watches")
+                if not self._reads_unchanged():
+                    raise WatchError("the data changed while it was being read")
             elif self.has_writes or self._watched:
                 pipe.multi()
                 self._queue_writes()
@@ -350,6 +375,34 @@ class Unit:
         for key, op, args in self._list_ops:
             getattr(pipe, op)(key, *args)
 
+    def _check(self, calls: list[tuple[str, tuple[Any, ...]]], results: list[Any]) -> None:
+        checked = self._checked
+        assert checked is not None
+        checked.extend(
+            (command, args, _digest(value))
+            for (command, args), value in zip(calls, results, strict=True)
+        )
+
+    def _reads_unchanged(self) -> bool:
+        """Re-read everything this unit read in one atomic batch; True if all is the same.
+
+        Then every value read is what the store held at that one moment, so the
+        unit saw a consistent state even though nothing was watched. Watching
+        would cost a round trip per batch, and Redis (up to 7.0) checks each
+        newly watched key against every key the client already watches, so a
+        walk over 100,000 nodes would be quadratic.
+        """
+        checked = self._checked
+        if not checked:
+            return True
+        pipe = self.backend.pipeline(transaction=True)
+        for command, args, _ in checked:
+            getattr(pipe, command)(*args)
+        now = pipe.execute()
+        return all(
+            _digest(value) == digest for (_, _, digest), value in zip(checked, now, strict=True)
+        )
+
     def _commit_scope(self) -> None:
         scope = self._scope
         assert scope is not None
@@ -371,7 +424,14 @@ class Unit:
         the store (say, a node collected between reading its link and its
         content) must become a retry, not reach the caller.
         """
-        if self.closed or self._scope is not None or not self._watched:
+        if self.closed or self._scope is not None:
+            return True
+        if self._checked is not None:
+            try:
+                return self._reads_unchanged()
+            finally:
+                self.close()
+        if not self._watched:
             return True
         try:
             self._pipe.multi()
@@ -396,6 +456,15 @@ class Unit:
             if scope is not None:
                 # Leaving with an "exception" rolls back whatever the scope applied.
                 scope.__exit__(WatchError, None, None)
+
+
+def _digest(value: Any) -> int:
+    """A fingerprint of one read's result, to tell whether a re-read returned the same."""
+    if isinstance(value, dict):
+        return hash(frozenset(value.items()))
+    if isinstance(value, list):
+        return hash(tuple(value))
+    return hash(value)
 
 
 def _redis_range(items: list[bytes], start: int, end: int) -> list[bytes]:
