@@ -8,12 +8,13 @@ setup and verification are not.
 
 from __future__ import annotations
 
-import multiprocessing
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import _data as d
+from _race import race
 
 from etcher import DB
 
@@ -160,53 +161,35 @@ def replace_shared(backend: str, store: str, scale: float) -> tuple[float, bool,
     return dt, ok, f"{np_} parents x 8 of {nc} shared children"
 
 
-def _txn_child(backend: str, store: str, n: int, start: Any) -> None:
+def _txn_child(backend: str, store: str, n: int) -> Callable[[], None]:
     db = open_db(backend, store)
     t = db.transactor()
 
     def bump() -> None:
         t["c"]["n"] = t["c"]["n"] + 1
 
-    start.wait()
-    for _ in range(n):
-        t.transact(bump)
+    def work() -> None:
+        for _ in range(n):
+            t.transact(bump)
+
+    return work
 
 
-def _incr_child(backend: str, store: str, n: int, start: Any) -> None:
+def _incr_child(backend: str, store: str, n: int) -> Callable[[], None]:
     db = open_db(backend, store)
-    start.wait()
-    for _ in range(n):
-        db.incr("hits")
 
+    def work() -> None:
+        for _ in range(n):
+            db.incr("hits")
 
-RACE_TIMEOUT = 45.0  # seconds; a hang shows as a failed, capped run
-
-
-def _race(target: Any, backend: str, store: str, n: int) -> float:
-    ctx = multiprocessing.get_context("spawn")
-    start = ctx.Event()
-    procs = [ctx.Process(target=target, args=(backend, store, n, start)) for _ in range(d.PROCS)]
-    for p in procs:
-        p.start()
-    time.sleep(1.5)  # every child has imported and connected before the clock starts
-    t0 = time.perf_counter()
-    start.set()
-    deadline = t0 + RACE_TIMEOUT
-    for p in procs:
-        p.join(max(0.0, deadline - time.perf_counter()))
-    dt = time.perf_counter() - t0
-    for p in procs:
-        if p.is_alive():  # a hung or livelocked run is a failure, not a wait forever
-            p.terminate()
-            p.join()
-    return dt
+    return work
 
 
 def txn_counter(backend: str, store: str, scale: float) -> tuple[float, bool, str]:
     db = open_db(backend, store)
     db["c"] = {"n": 0}
     n = d.size("txns_per_proc", scale)
-    dt = _race(_txn_child, backend, store, n)
+    dt = race(_txn_child, backend, store, n)
     got = db["c"]["n"]
     return dt, got == d.PROCS * n, f"{d.PROCS} procs x {n} txns; final {got}"
 
@@ -214,7 +197,7 @@ def txn_counter(backend: str, store: str, scale: float) -> tuple[float, bool, st
 def incr_counter(backend: str, store: str, scale: float) -> tuple[float, bool, str]:
     db = open_db(backend, store)
     n = d.size("incrs_per_proc", scale)
-    dt = _race(_incr_child, backend, store, n)
+    dt = race(_incr_child, backend, store, n)
     got = db.count("hits")
     return dt, got == d.PROCS * n, f"{d.PROCS} procs x {n} incr; final {got}"
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import itertools
 import json
-import multiprocessing
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import _data as d
+from _race import race
 
 ROOT = "root"
 
@@ -394,47 +395,30 @@ def replace_shared(backend: str, store: str, scale: float) -> tuple[float, bool,
     return dt, ok, f"{np_} parents"
 
 
-def _txn_child(backend: str, store: str, n: int, start: Any) -> None:
+def _txn_child(backend: str, store: str, n: int) -> Callable[[], None]:
     s = open_floor(backend, store)
-    start.wait()
-    for _ in range(n):
-        s.txn_bump("ctr")
+
+    def work() -> None:
+        for _ in range(n):
+            s.txn_bump("ctr")
+
+    return work
 
 
-def _incr_child(backend: str, store: str, n: int, start: Any) -> None:
+def _incr_child(backend: str, store: str, n: int) -> Callable[[], None]:
     s = open_floor(backend, store)
-    start.wait()
-    for _ in range(n):
-        s.incr("hits")
 
+    def work() -> None:
+        for _ in range(n):
+            s.incr("hits")
 
-RACE_TIMEOUT = 45.0  # seconds; a hang shows as a failed, capped run
-
-
-def _race(target: Any, backend: str, store: str, n: int) -> float:
-    ctx = multiprocessing.get_context("spawn")
-    start = ctx.Event()
-    procs = [ctx.Process(target=target, args=(backend, store, n, start)) for _ in range(d.PROCS)]
-    for p in procs:
-        p.start()
-    time.sleep(1.5)
-    t0 = time.perf_counter()
-    start.set()
-    deadline = t0 + RACE_TIMEOUT
-    for p in procs:
-        p.join(max(0.0, deadline - time.perf_counter()))
-    dt = time.perf_counter() - t0
-    for p in procs:
-        if p.is_alive():  # a hung or livelocked run is a failure, not a wait forever
-            p.terminate()
-            p.join()
-    return dt
+    return work
 
 
 def txn_counter(backend: str, store: str, scale: float) -> tuple[float, bool, str]:
     s = open_floor(backend, store)
     n = d.size("txns_per_proc", scale)
-    dt = _race(_txn_child, backend, store, n)
+    dt = race(_txn_child, backend, store, n)
     got = int(s.hget("ctr", "n") or 0)
     return dt, got == d.PROCS * n, f"final {got}"
 
@@ -442,7 +426,7 @@ def txn_counter(backend: str, store: str, scale: float) -> tuple[float, bool, st
 def incr_counter(backend: str, store: str, scale: float) -> tuple[float, bool, str]:
     s = open_floor(backend, store)
     n = d.size("incrs_per_proc", scale)
-    dt = _race(_incr_child, backend, store, n)
+    dt = race(_incr_child, backend, store, n)
     got = s.count("hits")
     return dt, got == d.PROCS * n, f"final {got}"
 
