@@ -16,7 +16,7 @@ from typing import Any
 
 from _data import PROCS
 
-RACE_TIMEOUT = 45.0  # seconds; a hang shows as a failed, capped run
+RACE_TIMEOUT = 20.0  # seconds; a hang (0.2.3's livelocked counters) shows as a capped run
 READY_TIMEOUT = 120.0  # seconds for every child to import and open its store
 
 Prepare = Callable[[str, str, int], Callable[[], None]]

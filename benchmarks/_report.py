@@ -202,7 +202,7 @@ def markdown(report: dict[str, Any], chart_name: str | None = None) -> str:
         "run starts from `FLUSHALL`. Sizes: `--scale 1.0` is the issue's sizes",
         "(`_data.SIZES`); `list_pop_front` uses fixed 1,000 and 4,000 item lists and",
         "reports the per-operation cost of each in its note. Multi-process workloads cap a",
-        "hung run at 45 s and count it as a failure.",
+        "hung run at 20 s and count it as a failure.",
         "",
     ]
     return "\n".join(lines)

@@ -285,6 +285,11 @@ def main() -> None:
         action="store_true",
         help="also run at 4x the scale and report how each median grows (4.0 = linear)",
     )
+    parser.add_argument(
+        "--complexity-impls",
+        default="current,floor",
+        help="which implementations the 4x runs of --complexity cover",
+    )
     parser.add_argument("--chart", default=None, help="write a PNG chart here (needs matplotlib)")
     parser.add_argument(
         "--from-json",
@@ -323,11 +328,14 @@ def main() -> None:
     if server:
         versions["redis-server"] = {"version": server.version()}
 
-    scales = [args.scale, 4 * args.scale] if args.complexity else [args.scale]
     results: list[dict[str, Any]] = []
     try:
-        for scale in scales:
-            results += measure(backends, workloads, impls, pythons, server, scale, args.repeats)
+        results += measure(backends, workloads, impls, pythons, server, args.scale, args.repeats)
+        if args.complexity:
+            big = [i for i in args.complexity_impls.split(",") if i in impls]
+            results += measure(
+                backends, workloads, big, pythons, server, 4 * args.scale, args.repeats
+            )
     finally:
         if server:
             server.stop()
