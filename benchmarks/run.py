@@ -233,12 +233,21 @@ def measure(
 
 
 def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """One report from several runs at the same scale (e.g. one per backend)."""
+    """One report from several runs at the same scale (e.g. one per backend).
+
+    A (backend, workload, implementation, scale) measured in more than one run
+    keeps its last measurement, so a later run can redo some workloads.
+    """
     if len({(r["scale"], r["repeats"]) for r in reports}) > 1:
         raise SystemExit("--from-json: the runs differ in scale or repeats; render them apart")
     merged = dict(reports[0])
-    merged["results"] = [x for r in reports for x in r["results"]]
-    merged["ratios"] = [x for r in reports for x in r["ratios"]]
+    latest = {
+        (x["backend"], x["workload"], x["impl"], x.get("scale")): x
+        for r in reports
+        for x in r["results"]
+    }
+    merged["results"] = list(latest.values())
+    merged["ratios"] = _report.ratios(merged["results"])
     merged["versions"] = {k: v for r in reports for k, v in r["versions"].items()}
     merged["created"] = max(r["created"] for r in reports)
     return merged

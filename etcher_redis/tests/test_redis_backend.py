@@ -304,3 +304,16 @@ def test_server_label_never_shows_credentials(url: str, label: str) -> None:
     assert backend.server_label() == label
     assert "secret" not in repr(backend)
     assert "secret" not in backend.pipeline().server_label
+
+
+def test_scan_iter_yields_a_key_scan_repeats_only_once(
+    backend: RedisBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SCAN returns a key twice when Redis resizes its table mid-scan; make it happen on cue.
+    pages = {0: (7, [b"{t}:a", b"{t}:b"]), 7: (9, [b"{t}:b", b"{t}:c"]), 9: (0, [b"{t}:a"])}
+
+    def scan(cursor: int = 0, **kwargs: object) -> tuple[int, list[bytes]]:
+        return pages[int(cursor)]
+
+    monkeypatch.setattr(backend, "scan", scan)
+    assert list(backend.scan_iter(match="{t}:*")) == [b"{t}:a", b"{t}:b", b"{t}:c"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -191,8 +192,9 @@ class DB:
         if self._closed:
             raise ValueError("this DB is closed")
 
-    @property
+    @functools.cached_property
     def _root(self) -> RD:
+        # Made once: every mapping call on the DB goes through it.
         return handle_for(self, ROOT)  # type: ignore[return-value]
 
     # --- identity ------------------------------------------------------------------

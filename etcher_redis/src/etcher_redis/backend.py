@@ -8,6 +8,7 @@ declaration and the constructors the registry calls.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, ClassVar, Self
 
 import redis
@@ -103,6 +104,21 @@ class RedisBackend(EtcherRedis):
         """A new pipeline (see :class:`etcher.spec.Pipeline`); each thread needs its own."""
         self._check_open()
         return super().pipeline(transaction, shard_hint)
+
+    def scan_iter(
+        self, match: Any = None, count: int | None = None, _type: str | None = None, **kwargs: Any
+    ) -> Iterator[bytes]:
+        """Every key matching the glob ``match``, each exactly once.
+
+        Redis's SCAN may return a key twice while it resizes its key table (a
+        bulk delete triggers that); counting or deleting by scan must not see
+        doubles, so the keys already yielded are remembered.
+        """
+        seen: set[bytes] = set()
+        for key in super().scan_iter(match=match, count=count, _type=_type, **kwargs):
+            if key not in seen:
+                seen.add(key)
+                yield key
 
     def _check_open(self) -> None:
         if self._closed:

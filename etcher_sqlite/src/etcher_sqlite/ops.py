@@ -75,10 +75,7 @@ SQL_GET = "SELECT type, value FROM keys WHERE name = ?"
 SQL_TYPE = "SELECT type FROM keys WHERE name = ?"
 SQL_LEN = "SELECT type, hi - lo FROM keys WHERE name = ?"
 SQL_EXISTS_IN = "SELECT name FROM keys WHERE name IN ({})"
-SQL_HGET = (
-    "SELECT k.type, h.value FROM keys AS k "
-    "LEFT JOIN hashes AS h ON h.name = k.name AND h.field = ?2 WHERE k.name = ?1"
-)
+SQL_HGET_HIT = "SELECT value FROM hashes WHERE name = ? AND field = ?"
 SQL_HEXISTS = (
     "SELECT k.type, EXISTS (SELECT 1 FROM hashes WHERE name = k.name AND field = ?2) "
     "FROM keys AS k WHERE k.name = ?1"
@@ -328,12 +325,15 @@ def llen(conn: sqlite3.Connection, name: str) -> int:
 
 
 def hget(conn: sqlite3.Connection, name: str, field: bytes) -> bytes | None:
-    row = conn.execute(SQL_HGET, (name, field)).fetchone()
-    if row is None:
-        return None
-    if row[0] != HASH:
+    # Only hash keys own rows in `hashes`, so a hit needs no look at `keys`: the common
+    # case is one primary-key lookup. A miss tells a missing key from a wrong type.
+    row = conn.execute(SQL_HGET_HIT, (name, field)).fetchone()
+    if row is not None:
+        return row[0]  # type: ignore[no-any-return]
+    row = conn.execute(SQL_TYPE, (name,)).fetchone()
+    if row is not None and row[0] != HASH:
         raise wrong_type(name, row[0], HASH)
-    return row[1]  # type: ignore[no-any-return]
+    return None
 
 
 def hexists(conn: sqlite3.Connection, name: str, field: bytes) -> bool:
