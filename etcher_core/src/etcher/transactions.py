@@ -45,8 +45,10 @@ class Transactor(DB):
     """
 
     def __init__(self, db: DB) -> None:
-        # Share everything with the parent DB: same backend, namespace and uid factory.
+        # Share everything with the parent DB: same backend, namespace and uid factory. Not
+        # its cached root handle, which is bound to the parent and would bypass this view.
         self.__dict__.update(db.__dict__)
+        self.__dict__.pop("_root", None)
         self._parent = db
         self._owns_backend = False
         self._unit: Unit | None = None
