@@ -49,6 +49,10 @@ READ_PATH = {"codec.py", "containers.py", "materialize.py", "graph.py", "unit.py
 # Dynamic attribute lookups on the read path, each reviewed: the name never comes from stored data.
 REVIEWED_GETATTR = {
     ("unit.py", "getattr(pipe, op)"),  # op: the unit's own queue of list commands
+    # command: one of the unit's own read command names (hget, hgetall, lrange ...), recorded
+    # by the unit itself to re-read them when it checks its reads; never from stored data.
+    ("unit.py", "getattr(self.backend, command)"),
+    ("unit.py", "getattr(pipe, command)"),
     ("writer.py", "getattr(value, '_etcher_uid', None)"),  # a constant name
     ("db.py", "getattr(cls, 'from_client', None)"),
     ("db.py", "getattr(self._backend, 'maintenance', None)"),
