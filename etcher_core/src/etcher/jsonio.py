@@ -301,6 +301,17 @@ _LITERALS = {"true": True, "false": False, "null": None}
 _LENIENT = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
+def _member_name(text: str, pos: int) -> tuple[str, int]:
+    """The member name at ``pos`` and the position after its ``:`` (and whitespace)."""
+    if pos >= len(text) or text[pos] != '"':
+        raise _fail(text, pos, "expected a member name in double quotes")
+    key, pos = scanstring(text, pos + 1, True)
+    pos = _WS.match(text, pos).end()  # type: ignore[union-attr]
+    if pos >= len(text) or text[pos] != ":":
+        raise _fail(text, pos, "expected ':' after a member name")
+    return key, _WS.match(text, pos + 1).end()  # type: ignore[union-attr]
+
+
 def _parse_iterative(text: str) -> Any:
     """A JSON parser with an explicit stack, for documents nested deeper than ``json`` allows.
 
@@ -329,14 +340,8 @@ def _parse_iterative(text: str) -> Any:
             else:
                 stack.append((container, is_obj))
                 if is_obj:
-                    if pos >= n or text[pos] != '"':
-                        raise _fail(text, pos, "expected a member name in double quotes")
-                    key, pos = scanstring(text, pos + 1, True)
-                    pos = ws(text, pos).end()  # type: ignore[union-attr]
-                    if pos >= n or text[pos] != ":":
-                        raise _fail(text, pos, "expected ':' after a member name")
+                    key, pos = _member_name(text, pos)
                     keys.append(key)
-                    pos = ws(text, pos + 1).end()  # type: ignore[union-attr]
                 continue
         elif c == '"':
             value, pos = scanstring(text, pos + 1, True)
@@ -369,14 +374,8 @@ def _parse_iterative(text: str) -> Any:
             if pos < n and text[pos] == ",":
                 pos = ws(text, pos + 1).end()  # type: ignore[union-attr]
                 if is_obj:
-                    if pos >= n or text[pos] != '"':
-                        raise _fail(text, pos, "expected a member name in double quotes")
-                    key, pos = scanstring(text, pos + 1, True)
-                    pos = ws(text, pos).end()  # type: ignore[union-attr]
-                    if pos >= n or text[pos] != ":":
-                        raise _fail(text, pos, "expected ':' after a member name")
+                    key, pos = _member_name(text, pos)
                     keys.append(key)
-                    pos = ws(text, pos + 1).end()  # type: ignore[union-attr]
                 break
             if pos < n and text[pos] == closer:
                 pos += 1
