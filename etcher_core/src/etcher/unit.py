@@ -177,21 +177,7 @@ class Unit:
         lists = [k for k in dict.fromkeys(lists) if k not in self._lists]
         if not hashes and not singles and not lists:
             return
-        self._watch(hashes + [k for k, _f in singles] + lists)
-        pipe = self.backend.pipeline(transaction=False)
-        for key in hashes:
-            pipe.hgetall(key)
-        for key, field in singles:
-            pipe.hget(key, field)
-        for key in lists:
-            pipe.lrange(key, 0, -1)
-        raw = pipe.execute()
-        if self._checked is not None:
-            calls: list[tuple[str, tuple[Any, ...]]] = [("hgetall", (k,)) for k in hashes]
-            calls += [("hget", kf) for kf in singles]
-            calls += [("lrange", (k, 0, -1)) for k in lists]
-            self._check(calls, raw)
-        results = iter(raw)
+        results = iter(self._fetch(hashes, singles, lists))
         for key, stored in zip(hashes, results, strict=False):
             # Backends hand out a fresh dict per read: keep it rather than copy it.
             state: dict[bytes, bytes | None] = stored
@@ -208,6 +194,26 @@ class Unit:
                 _apply_list_op(items, op, args)
             self._lists[key] = items
 
+    def _fetch(
+        self, hashes: list[str], singles: list[tuple[str, bytes]], lists: list[str]
+    ) -> list[Any]:
+        """Whole hashes, single fields and whole lists in one batch, watched or checked."""
+        self._watch(hashes + [k for k, _f in singles] + lists)
+        pipe = self.backend.pipeline(transaction=False)
+        for key in hashes:
+            pipe.hgetall(key)
+        for key, field in singles:
+            pipe.hget(key, field)
+        for key in lists:
+            pipe.lrange(key, 0, -1)
+        results: list[Any] = pipe.execute()
+        if self._checked is not None:
+            calls: list[tuple[str, tuple[Any, ...]]] = [("hgetall", (k,)) for k in hashes]
+            calls += [("hget", kf) for kf in singles]
+            calls += [("lrange", (k, 0, -1)) for k in lists]
+            self._check(calls, results)
+        return results
+
     def peek(
         self, hashes: list[str], lists: list[str]
     ) -> tuple[dict[str, dict[bytes, bytes]], dict[str, list[bytes]]]:
@@ -221,16 +227,7 @@ class Unit:
             k in self._lists or k in self._ops_by_list for k in lists
         ):
             return self.prefetch_hashes(hashes), self.prefetch_lists(lists)
-        self._watch(hashes + lists)
-        pipe = self.backend.pipeline(transaction=False)
-        for key in hashes:
-            pipe.hgetall(key)
-        for key in lists:
-            pipe.lrange(key, 0, -1)
-        results = pipe.execute()
-        if self._checked is not None:
-            calls = [("hgetall", (k,)) for k in hashes] + [("lrange", (k, 0, -1)) for k in lists]
-            self._check(calls, results)
+        results = self._fetch(hashes, [], lists)
         return dict(zip(hashes, results, strict=False)), dict(
             zip(lists, results[len(hashes) :], strict=True)
         )
