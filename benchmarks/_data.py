@@ -20,6 +20,20 @@ SIZES = {
     "incrs_per_proc": 2_000,
     "top_keys": 20_000,
 }
+# Every workload, in report order; _etcher_wl and _floor_wl each define a function per name.
+WORKLOADS = (
+    "write_docs",
+    "write_big",
+    "read_fields",
+    "materialize_big",
+    "list_append",
+    "list_pop_front",
+    "delete_big",
+    "replace_shared",
+    "txn_counter",
+    "incr_counter",
+    "iterate_keys",
+)
 PROCS = 4
 POP_LIST_SIZES = (1_000, 4_000)  # fixed: the point is how pop(0) scales with list length
 

@@ -211,21 +211,3 @@ def iterate_keys(backend: str, store: str, scale: float) -> tuple[float, bool, s
     keys = list(db.keys())
     dt = time.perf_counter() - t0
     return dt, length == n and set(keys) == {f"k{i}" for i in range(n)}, f"{n} keys"
-
-
-WORKLOADS = {
-    f.__name__: f
-    for f in (
-        write_docs,
-        write_big,
-        read_fields,
-        materialize_big,
-        list_append,
-        list_pop_front,
-        delete_big,
-        replace_shared,
-        txn_counter,
-        incr_counter,
-        iterate_keys,
-    )
-}

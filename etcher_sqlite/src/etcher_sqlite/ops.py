@@ -742,20 +742,23 @@ def rollback(conn: sqlite3.Connection) -> None:
 
 
 def run_one(conn: sqlite3.Connection, command: Command, call: Call) -> Any:
-    """Run one write command as its own ``BEGIN IMMEDIATE … COMMIT`` transaction."""
-    if conn.in_transaction:  # inside a unit scope: it commits or rolls back
-        tx = Tx(conn)
-        result = command.one(tx, *call)
-        tx.flush()
-        return result
-    conn.execute("BEGIN IMMEDIATE")
+    """Run one write command as its own ``BEGIN IMMEDIATE … COMMIT`` transaction.
+
+    Inside a unit scope the command joins the scope's transaction, which
+    commits or rolls back when the scope ends.
+    """
+    own = not conn.in_transaction
+    if own:
+        conn.execute("BEGIN IMMEDIATE")
     try:
         tx = Tx(conn)
         result = command.one(tx, *call)
         tx.flush()
-        conn.execute("COMMIT")
+        if own:
+            conn.execute("COMMIT")
     except BaseException:
-        rollback(conn)
+        if own:
+            rollback(conn)
         raise
     return result
 
