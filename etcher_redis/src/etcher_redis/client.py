@@ -158,6 +158,14 @@ class EtcherPipeline(_ArgumentChecks, redis.client.Pipeline):
         except Exception as exc:
             raise self._translate(exc) from exc
 
+    def watch(self, *names: Any) -> Any:
+        # redis-py refuses WATCH after MULTI on the client side with a bare RedisError;
+        # errors from the server come through execute_command, already translated.
+        try:
+            return super().watch(*names)
+        except redis.exceptions.RedisError as exc:
+            raise TransactionError(str(exc)) from exc
+
     def multi(self) -> None:
         try:
             super().multi()
