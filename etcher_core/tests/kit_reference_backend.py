@@ -61,7 +61,7 @@ def encode_value(value: object) -> bytes:
 
 
 def parse_int(raw: bytes) -> int:
-    """Redis' integer rule: optional "-", decimal digits, no leading zeros, no "-0", within int64."""
+    """Redis' integer rule: optional "-", digits, no leading zeros, no "-0", within int64."""
     if not _INTEGER.fullmatch(raw):
         raise StoreValueError("value is not an integer or out of range")
     number = int(raw)

@@ -201,7 +201,7 @@ class BackendFixtures:
             request.session.shouldstop = f"{kind.__name__} breaks a basic rule (see above)"
             pytest.fail(stop_message(kind.__name__, problem), pytrace=False)
         # Only reached where the stop is not honoured at once (e.g. xdist workers).
-        pytest.skip(f"{kind.__name__} breaks a basic rule of the storage Protocol (see the failure)")
+        pytest.skip(f"{kind.__name__} breaks a basic rule of the Protocol (see the first failure)")
 
     @pytest.fixture
     def raw(

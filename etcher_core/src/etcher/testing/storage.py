@@ -1870,7 +1870,7 @@ class ErrorsChangeNothing:
         key: KeyMaker,
         setup: Any,
         fail: Any,
-        error: type,
+        error: type[Exception],
         rule: str,
     ) -> None:
         k = key("k")
@@ -1889,7 +1889,7 @@ class ErrorsChangeNothing:
         key: KeyMaker,
         setup: Any,
         fail: Any,
-        error: type,
+        error: type[Exception],
         rule: str,
         raise_on_error: bool,
     ) -> None:
@@ -1927,7 +1927,7 @@ class ErrorsChangeNothing:
         key: KeyMaker,
         setup: Any,
         fail: Any,
-        error: type,
+        error: type[Exception],
         rule: str,
     ) -> None:
         k, other = key("k"), key("other")
@@ -1955,7 +1955,7 @@ class ErrorsChangeNothing:
         key: KeyMaker,
         setup: Any,
         fail: Any,
-        error: type,
+        error: type[Exception],
         rule: str,
     ) -> None:
         k, other = key("k"), key("other")
@@ -2203,7 +2203,8 @@ class WatchRules:
         self.writer = _OtherWriter(second_backend, key("counter"))
 
         def arm(pipe: Any, writer: _OtherWriter) -> str:
-            tripwire = type("Tripwire", (_Tripwire,), {"hook": staticmethod(writer)})
+            hook = {"hook": staticmethod(writer)}
+            tripwire: type[_Tripwire] = type("Tripwire", (_Tripwire,), hook)
             return tripwire("6")
 
         self._race(backend, raw, key, arm)
