@@ -257,9 +257,16 @@ class StringCommands:
     ) -> None:
         k = key("n")
         backend.set(k, start)
-        with pytest.raises(StoreValueError):
+        rule = f"{op}({start}, {amount}) leaves the signed 64-bit range: StoreValueError"
+        with _raises(StoreValueError, rule, prefix=key.prefix):
             getattr(backend, op)(k, amount)
-        assert raw.get(k) == str(start).encode()
+        expect_equal(
+            raw.get(k),
+            str(start).encode(),
+            rule + ", and the value stays as it was",
+            key=k,
+            prefix=key.prefix,
+        )
 
     def test_incr_reaches_int64_bounds_exactly(
         self, backend: StorageBackend, key: KeyMaker
@@ -361,10 +368,13 @@ class HashCommands:
         k = key("h")
         backend.hset(k, mapping={b"a": b"1", b"b": b"2"})
         assert backend.hdel(k, b"a", b"b") == 2
-        assert backend.exists(k) == 0
-        assert backend.type(k) == b"none"
-        assert backend.hgetall(k) == {}
-        assert raw.type(k) == b"none"
+        rule = "removing the last field of a hash deletes the key (empty containers do not exist)"
+        expect_equal(backend.exists(k), 0, rule + ": exists() is 0", key=k, prefix=key.prefix)
+        expect_equal(
+            backend.type(k), b"none", rule + ": type() is b'none'", key=k, prefix=key.prefix
+        )
+        expect_equal(backend.hgetall(k), {}, rule, key=k, prefix=key.prefix)
+        expect_equal(raw.type(k), b"none", rule + " in the medium too", key=k, prefix=key.prefix)
 
     def test_hdel_missing_key_is_zero(self, backend: StorageBackend, key: KeyMaker) -> None:
         k = key("h")
@@ -552,10 +562,13 @@ class ListCommands:
         k = key("l")
         backend.rpush(k, b"only")
         assert getattr(backend, side)(k) == b"only"
-        assert backend.exists(k) == 0
-        assert backend.type(k) == b"none"
-        assert backend.llen(k) == 0
-        assert raw.exists(k) == 0
+        rule = f"{side}() of the last item deletes the key (empty containers do not exist)"
+        expect_equal(backend.exists(k), 0, rule + ": exists() is 0", key=k, prefix=key.prefix)
+        expect_equal(
+            backend.type(k), b"none", rule + ": type() is b'none'", key=k, prefix=key.prefix
+        )
+        expect_equal(backend.llen(k), 0, rule, key=k, prefix=key.prefix)
+        expect_equal(raw.exists(k), 0, rule + " in the medium too", key=k, prefix=key.prefix)
 
     @pytest.mark.parametrize(
         ("start", "end", "expected"),
@@ -580,7 +593,14 @@ class ListCommands:
     ) -> None:
         k = key("l")
         _fill(backend, k)
-        assert backend.lrange(k, start, end) == expected
+        expect_equal(
+            backend.lrange(k, start, end),
+            expected,
+            f"lrange(k, {start}, {end}) on [a b c d e]: both ends inclusive, negative indices "
+            "count from the end, out-of-range bounds clipped, an inverted range is []",
+            key=k,
+            prefix=key.prefix,
+        )
 
     def test_lrange_missing_key_is_empty(self, backend: StorageBackend, key: KeyMaker) -> None:
         assert backend.lrange(key("l"), 0, -1) == []
@@ -604,7 +624,13 @@ class ListCommands:
     ) -> None:
         k = key("l")
         _fill(backend, k)
-        assert backend.lindex(k, index) == expected
+        expect_equal(
+            backend.lindex(k, index),
+            expected,
+            f"lindex(k, {index}) on [a b c d e]: negative from the end, None when out of range",
+            key=k,
+            prefix=key.prefix,
+        )
 
     def test_lindex_missing_key_is_none(self, backend: StorageBackend, key: KeyMaker) -> None:
         assert backend.lindex(key("l"), 0) is None
@@ -625,11 +651,14 @@ class ListCommands:
     ) -> None:
         k = key("l")
         _fill(backend, k)
-        with pytest.raises(StoreIndexError):
+        rule = f"lset(k, {index}, ...) on a 5-item list raises StoreIndexError"
+        with _raises(StoreIndexError, rule, prefix=key.prefix):
             backend.lset(k, index, b"x")
-        with pytest.raises(IndexError):  # StoreIndexError is an IndexError
+        with _raises(IndexError, rule + " (an IndexError)", prefix=key.prefix):
             backend.lset(k, index, b"x")
-        assert raw.lrange(k, 0, -1) == FIVE
+        expect_equal(
+            raw.lrange(k, 0, -1), FIVE, rule + " and changes nothing", key=k, prefix=key.prefix
+        )
 
     def test_lset_missing_key_raises_and_creates_nothing(
         self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
@@ -891,10 +920,16 @@ class WrongTypeErrors:
         k = key(kind)
         _MAKERS[kind](backend, k)
         before = _snapshot(raw, k)
-        with pytest.raises(WrongTypeError) as caught:
+        rule = f"a command for another type on a {kind} key raises WrongTypeError"
+        with _raises(WrongTypeError, rule, prefix=key.prefix):
             op(backend, k)
-        assert isinstance(caught.value, TypeError)
-        assert _snapshot(raw, k) == before
+        expect_equal(
+            _snapshot(raw, k),
+            before,
+            f"{rule} and changes nothing: (type, content) stay as they were",
+            key=k,
+            prefix=key.prefix,
+        )
 
     @pytest.mark.parametrize("kind", sorted(_MAKERS))
     def test_type_neutral_commands_work_on_every_kind(
@@ -969,7 +1004,12 @@ class ValueEncoding:
             backend.type(s),
             *_scan(backend, key.prefix),
         ]
-        assert [type(v).__name__ for v in values if type(v) is not bytes] == []
+        expect_equal(
+            [type(v).__name__ for v in values if type(v) is not bytes],
+            [],
+            "every value, field, item, type name and scanned key comes back as exactly bytes "
+            "(not str, bytearray or memoryview)",
+        )
 
 
 # --------------------------------------------------------------------------- scans
@@ -1007,7 +1047,13 @@ class ScanCommands:
         for name in inside + outside:
             backend.set(key(name), b"1")
         found = _scan(backend, key.prefix + ns)
-        assert sorted(found) == sorted((key.prefix + n).encode() for n in inside)
+        expect_equal(
+            sorted(found),
+            sorted((key.prefix + n).encode() for n in inside),
+            "scan_iter(match=<escaped literal prefix>*) finds exactly the keys starting with that "
+            "prefix: \\*, \\?, \\[, \\] and \\\\ in the pattern are literal characters",
+            prefix=key.prefix,
+        )
 
     def test_sql_wildcards_in_a_prefix_are_literal(
         self, backend: StorageBackend, key: KeyMaker
@@ -1204,10 +1250,26 @@ class PipelineCommands:
         pipe = backend.pipeline()
         _watched_transaction(pipe, watched, target)
         second_backend.set(watched, b"changed elsewhere")
-        with pytest.raises(WatchError):
+        with _raises(
+            WatchError,
+            "a write by another connection to a watched key is a conflict",
+            prefix=key.prefix,
+        ):
             pipe.execute()
-        assert raw.get(watched) == b"changed elsewhere"
-        assert raw.exists(target) == 0
+        expect_equal(
+            raw.get(watched),
+            b"changed elsewhere",
+            "the other connection's write stays",
+            key=watched,
+            prefix=key.prefix,
+        )
+        expect_equal(
+            raw.exists(target),
+            0,
+            "a transaction that raised WatchError applies nothing",
+            key=target,
+            prefix=key.prefix,
+        )
 
     def test_watch_conflict_from_a_plain_write_on_the_same_backend(
         self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
@@ -1256,9 +1318,19 @@ class PipelineCommands:
         pipe = backend.pipeline()
         _watched_transaction(pipe, watched, target)
         write(backend, watched)
-        with pytest.raises(WatchError):
+        with _raises(
+            WatchError,
+            f"any write to a watched {kind} key between watch() and execute() is a conflict",
+            prefix=key.prefix,
+        ):
             pipe.execute()
-        assert raw.exists(target) == 0
+        expect_equal(
+            raw.exists(target),
+            0,
+            "a transaction that raised WatchError applies nothing",
+            key=target,
+            prefix=key.prefix,
+        )
 
     def test_write_through_a_plain_pipeline_is_a_conflict(
         self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
@@ -1496,7 +1568,13 @@ class PipelineCommands:
         pipe.delete(h)
         with pytest.raises((WrongTypeError, StoreValueError, StoreIndexError)):
             pipe.execute()
-        assert [_snapshot(raw, name) for name in (s, h, lst, created)] == before
+        expect_equal(
+            [_snapshot(raw, name) for name in (s, h, lst, created)],
+            before,
+            "with atomic_batches, a transactional execute() whose command fails applies none of "
+            "its commands (the ones before the failure are rolled back)",
+            prefix=key.prefix,
+        )
 
 
 # --------------------------------------------------------------------------- persistence
