@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from etcher_dbmstore import DbmStoreBackend
 
 from etcher.testing import (
     BackendFactory,
@@ -13,6 +12,7 @@ from etcher.testing import (
     ConcurrencyConformance,
     StorageConformance,
 )
+from etcher_dbmstore import DbmStoreBackend
 
 
 class DbmFixtures(BackendFixtures):

@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from etcher_dbmstore import DbmStoreBackend
 
 import etcher
 from etcher.errors import BackendUnavailable, ReadOnlyStore
+from etcher_dbmstore import DbmStoreBackend
 
 
 def test_url_path_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
