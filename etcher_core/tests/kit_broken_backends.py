@@ -8,6 +8,7 @@ Each bug is one a real backend author could make.
 from __future__ import annotations
 
 import fnmatch
+import os
 import re
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -331,6 +332,22 @@ class LaxMultiBackend(ReferenceBackend):
     pipeline_class: ClassVar[type[ReferencePipeline]] = LaxMultiPipeline
 
 
+class CreatesFoldersBackend(ReferenceBackend):
+    """Opens ``str`` paths only, and creates a missing folder instead of refusing."""
+
+    MUST_FAIL: ClassVar[set[str]] = {
+        "test_from_path_takes_str_and_path_alike",
+        "test_missing_folder_is_a_clear_error",
+    }
+
+    @classmethod
+    def from_path(cls, path: Any, **options: Any) -> ReferenceBackend:
+        if not isinstance(path, str):
+            raise TypeError("path must be a str")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return super().from_path(path, **options)
+
+
 class VolatileBackend(ReferenceBackend):
     """Correct, but declares it is neither persistent nor atomic (capability skips)."""
 
@@ -356,6 +373,7 @@ BROKEN = [
     NulTruncatingBackend,
     ErrorSlotBackend,
     LaxMultiBackend,
+    CreatesFoldersBackend,
 ]
 """Every broken variant the meta-test runs the kit against."""
 

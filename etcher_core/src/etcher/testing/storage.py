@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -2500,6 +2501,67 @@ class KeyText:
         )
 
 
+# --------------------------------------------------------------------------- opening by path
+
+
+def _open_file_store(from_path: Callable[..., StorageBackend], path: Path) -> StorageBackend:
+    """``from_path(path)``; a ``ValueError`` means the backend opens no files: skip."""
+    try:
+        return from_path(path)
+    except ValueError as exc:
+        pytest.skip(f"from_path() refuses a plain file path, so it opens no files: {exc}")
+
+
+class PathOpening:
+    """``from_path`` of file-based backends: ``str`` and ``pathlib.Path``, and a missing folder.
+
+    Uses the ``from_path`` classmethod of the backend under test's class; backends
+    without one (servers, in-memory stores) skip these tests with that reason.
+    """
+
+    @pytest.fixture
+    def from_path(self, backend: StorageBackend) -> Callable[..., StorageBackend]:
+        opener = getattr(type(backend), "from_path", None)
+        if not callable(opener):
+            pytest.skip(f"{type(backend).__name__} has no from_path (it does not open files)")
+        return opener  # type: ignore[no-any-return]
+
+    def test_from_path_takes_str_and_path_alike(
+        self, from_path: Callable[..., StorageBackend], tmp_path: Path
+    ) -> None:
+        target = tmp_path / "kit-store"
+        first = _open_file_store(from_path, target)
+        try:
+            first.set("k", b"v")
+            second = from_path(str(target))
+            try:
+                expect_equal(
+                    second.get("k"),
+                    b"v",
+                    "from_path() accepts a pathlib.Path and a str naming the same file "
+                    "(the registry passes str, authors and the kit pass Path)",
+                )
+            finally:
+                second.close()
+        finally:
+            first.close()
+
+    def test_missing_folder_is_a_clear_error(
+        self, from_path: Callable[..., StorageBackend], tmp_path: Path
+    ) -> None:
+        _open_file_store(from_path, tmp_path / "kit-store").close()
+        folder = tmp_path / "no-such-folder"
+        with _raises(
+            (EtcherError, OSError),
+            "from_path() in a folder that does not exist raises an error naming it "
+            "(BackendUnavailable in the built-in backends)",
+            prefix="",
+        ):
+            opened = from_path(str(folder / "store"))
+            opened.close()
+        expect(not folder.exists(), "opening never creates a missing folder behind the user's back")
+
+
 # --------------------------------------------------------------------------- everything
 
 
@@ -2518,6 +2580,7 @@ class StorageConformance(
     ErrorsChangeNothing,
     WatchRules,
     KeyText,
+    PathOpening,
 ):
     """The whole storage-Protocol suite. Combine it with a fixture provider::
 
@@ -2533,6 +2596,7 @@ __all__ = [
     "KeyCommands",
     "KeyText",
     "ListCommands",
+    "PathOpening",
     "Persistence",
     "PipelineCommands",
     "ScanCommands",
