@@ -237,7 +237,7 @@ class RedisClusterBackend:
             cluster = redis.cluster.RedisCluster.from_url(
                 first, startup_nodes=startup, **options
             )
-        except redis.exceptions.RedisError as exc:
+        except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException) as exc:
             label = f"{scheme}://" + ",".join(f"{h}:{p}" for h, p in nodes) + "/"
             raise BackendUnavailable(f"cannot reach the Redis Cluster at {label}: {exc}") from exc
         if cluster.get_encoder().decode_responses:

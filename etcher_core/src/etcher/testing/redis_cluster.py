@@ -273,6 +273,16 @@ class LocalRedisCluster:
             process.send_signal(signal.SIGKILL)
             process.wait(timeout=30)
 
+    def restart(self, port: int) -> None:
+        """Start the (killed or stopped) node on ``port`` again with its cluster config.
+
+        A master that lost its slots while it was down comes back as a replica
+        of the node that took them over.
+        """
+        if not self.alive(port):
+            self._spawn(port)
+            self._wait("restart", lambda: _ping(port))
+
     def stop(self) -> None:
         """Stop every node (SIGTERM by pid, then SIGKILL) and remove the directory."""
         for process in self._processes.values():
