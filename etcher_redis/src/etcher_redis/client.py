@@ -49,10 +49,12 @@ def wait_options(url: str, options: dict[str, Any]) -> tuple[str, int, int]:
 
     :raises ValueError: a value that is not a non-negative integer.
     """
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+    from urllib.parse import parse_qsl, urlencode
 
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
+    # Split by hand: urllib would turn unix:///path into unix:/path when rebuilding.
+    base, mark, query_text = url.partition("?")
+    query_text, hash_mark, fragment = query_text.partition("#")
+    query = parse_qsl(query_text, keep_blank_values=True)
     found = {k: v for k, v in query if k in ("wait_replicas", "wait_timeout")}
     rest = [(k, v) for k, v in query if k not in ("wait_replicas", "wait_timeout")]
     for name in ("wait_replicas", "wait_timeout"):
@@ -62,14 +64,14 @@ def wait_options(url: str, options: dict[str, Any]) -> tuple[str, int, int]:
     for name, default in (("wait_replicas", 0), ("wait_timeout", 1000)):
         raw = found.get(name, default)
         try:
-            value = int(raw)
+            value = int(raw)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             value = -1
-        if isinstance(raw, bool) or value < 0:
+        if isinstance(raw, bool) or isinstance(raw, float) or value < 0:
             raise ValueError(f"{name} must be a non-negative integer, not {raw!r}")
         values.append(value)
-    if found:
-        url = urlunsplit(parts._replace(query=urlencode(rest)))
+    if mark and found:
+        url = base + ("?" + urlencode(rest) if rest else "") + hash_mark + fragment
     return url, values[0], values[1]
 
 
