@@ -288,3 +288,35 @@ def test_a_slot_migrated_during_writes(redis_cluster: LocalRedisCluster) -> None
         assert all(db[f"k{i}"]["i"] == i for i in range(60))
         assert db.check().ok
         db.delete_prefix_immediately(prefix)
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_cli_namespaces_and_stats_see_every_master(
+    redis_cluster: LocalRedisCluster, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    etcher_cli = pytest.importorskip("etcher_contrib.cli")
+    backend = RedisClusterBackend.from_url(redis_cluster.url)
+    names = [f"cli-{i}" for i in range(12)]
+    try:
+        for name in names:
+            with DB(backend=backend, prefix=name) as db:
+                db["doc"] = {"items": [1, 2]}
+        owners = {redis_cluster.slot_owner(backend.keyslot(n)) for n in names}
+        assert len(owners) == 3  # the listing below really spans every master
+        assert etcher_cli.main(["namespaces", redis_cluster.url, "--json"]) == 0
+        listed = json.loads(capsys.readouterr().out)["namespaces"]
+        assert set(names) <= set(listed)
+        one_per_master = {redis_cluster.slot_owner(backend.keyslot(n)): n for n in names}
+        for name in one_per_master.values():
+            assert etcher_cli.main(["stats", redis_cluster.url, "-n", name, "--json"]) == 0
+            (stats,) = json.loads(capsys.readouterr().out)
+            assert stats["nodes"] == 3 and stats["lists"] == 1, stats
+    finally:
+        with DB(backend=backend, prefix=names[0]) as db:
+            for name in names:
+                db.delete_prefix_immediately(name)
+        backend.close()
