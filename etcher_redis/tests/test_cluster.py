@@ -17,7 +17,7 @@ import redis.cluster
 
 from etcher import DB, available_backends
 from etcher.errors import BackendUnavailable, ConflictTimeout
-from etcher.testing import BackendFactory, BackendFixtures, HOSTILE_CHARS, StorageConformance
+from etcher.testing import HOSTILE_CHARS, BackendFactory, BackendFixtures, StorageConformance
 from etcher.testing.concurrency import ConcurrencyConformance
 from etcher.testing.containers import ContainerConformance
 from etcher.testing.redis_cluster import LocalRedisCluster, migrate_slot
@@ -85,7 +85,7 @@ def test_db_on_a_user_redis_cluster_client(redis_cluster: LocalRedisCluster) -> 
 
 
 def test_url_with_every_node_and_one_node(redis_cluster: LocalRedisCluster) -> None:
-    one = "redis+cluster://127.0.0.1:%d/" % redis_cluster.ports[-1]
+    one = f"redis+cluster://127.0.0.1:{redis_cluster.ports[-1]}/"
     with DB(redis_cluster.url, prefix="url-all") as a, DB(one, prefix="url-all") as b:
         a["x"] = 1
         assert b["x"] == 1
@@ -210,9 +210,9 @@ def test_wait_for_more_replicas_than_exist_says_what_happened(
     redis_cluster: LocalRedisCluster,
 ) -> None:
     with DB(redis_cluster.url, new_prefix=True) as plain:
-        with DB(redis_cluster.url, prefix=plain.prefix, wait_replicas=2, wait_timeout=50) as db:
-            with pytest.raises(ReplicationNotConfirmed, match="applied on the master"):
-                db["doc"] = "kept"
+        waiting = DB(redis_cluster.url, prefix=plain.prefix, wait_replicas=2, wait_timeout=50)
+        with waiting as db, pytest.raises(ReplicationNotConfirmed, match="applied on the master"):
+            db["doc"] = "kept"
         # Applied, not rolled back: WAIT only reports.
         assert plain["doc"] == "kept"
         plain.delete_prefix_immediately(plain.prefix)

@@ -13,8 +13,8 @@ from etcher.registry import Registry
 from etcher.spec import Capabilities, Pipeline, StorageBackend
 from etcher_redis import _plugin
 from etcher_redis.backend import RedisBackend
-from etcher_redis.cluster import RedisClusterBackend
 from etcher_redis.client import EtcherPipeline
+from etcher_redis.cluster import RedisClusterBackend
 
 pytestmark = pytest.mark.redis
 

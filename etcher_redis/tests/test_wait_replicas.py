@@ -55,9 +55,9 @@ def test_too_few_replicas_is_a_clear_error_and_the_write_stays(
 ) -> None:
     url, _client = master_and_replica
     with DB(url, prefix="w2") as plain:
-        with DB(url, prefix="w2", wait_replicas=2, wait_timeout=20) as db:
-            with pytest.raises(ReplicationNotConfirmed, match="only 1 of 2 replica"):
-                db["doc"] = "applied"
+        waiting = DB(url, prefix="w2", wait_replicas=2, wait_timeout=20)
+        with waiting as db, pytest.raises(ReplicationNotConfirmed, match="only 1 of 2 replica"):
+            db["doc"] = "applied"
         assert plain["doc"] == "applied"
 
 

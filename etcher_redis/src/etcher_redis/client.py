@@ -67,7 +67,7 @@ def wait_options(url: str, options: dict[str, Any]) -> tuple[str, int, int]:
             value = int(raw)  # type: ignore[arg-type]
         except (TypeError, ValueError):
             value = -1
-        if isinstance(raw, bool) or isinstance(raw, float) or value < 0:
+        if isinstance(raw, (bool, float)) or value < 0:
             raise ValueError(f"{name} must be a non-negative integer, not {raw!r}")
         values.append(value)
     if mark and found:

@@ -25,6 +25,7 @@ it twice.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -154,8 +155,9 @@ def _hash_tag_slot_key(pattern: str) -> str | None:
 class RedisClusterBackend:
     """etcher's storage Protocol on a Redis Cluster (``redis+cluster://``, ``rediss+cluster://``).
 
-    >>> RedisClusterBackend.from_url("redis+cluster://10.0.0.1:7000,10.0.0.2:7000/")  # doctest: +SKIP
-    >>> RedisClusterBackend.from_client(redis.cluster.RedisCluster(host=..., port=...))  # doctest: +SKIP
+    Open it with ``RedisClusterBackend.from_url("redis+cluster://10.0.0.1:7000,10.0.0.2:7000/")``
+    or ``RedisClusterBackend.from_client(RedisCluster(host=..., port=...))``, or let
+    ``DB(url)`` / ``DB(redis=client)`` do it.
     """
 
     capabilities: ClassVar[Capabilities] = Capabilities(
@@ -234,9 +236,7 @@ class RedisClusterBackend:
             first += "?" + parts.query
         startup = [redis.cluster.ClusterNode(h, p) for h, p in nodes[1:]]
         try:
-            cluster = redis.cluster.RedisCluster.from_url(
-                first, startup_nodes=startup, **options
-            )
+            cluster = redis.cluster.RedisCluster.from_url(first, startup_nodes=startup, **options)
         except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException) as exc:
             label = f"{scheme}://" + ",".join(f"{h}:{p}" for h, p in nodes) + "/"
             raise BackendUnavailable(f"cannot reach the Redis Cluster at {label}: {exc}") from exc
@@ -323,10 +323,11 @@ class RedisClusterBackend:
 
     def refresh(self) -> None:
         """Re-read the slot map from the cluster (after a redirection or a failover)."""
-        try:
+        # When no node answers yet, the next attempt tries again.
+        with contextlib.suppress(
+            redis.exceptions.RedisError, redis.exceptions.RedisClusterException
+        ):
             self._cluster.nodes_manager.initialize()
-        except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException):
-            pass  # no node answered yet: the next attempt tries again
 
     def _run(self, key: str | bytes, call: Callable[[EtcherRedis], T], command: str) -> T:
         """``call`` on the owner of ``key``'s slot, retried while the cluster settles.
@@ -473,7 +474,7 @@ class SlotPipeline:
             slots.add(self._slot)
         if len(slots) > 1:
             raise CrossSlotError(
-                f"keys {[k for k in keys]!r} are not all in the hash slot this transaction "
+                f"keys {list(keys)!r} are not all in the hash slot this transaction "
                 "is bound to: on Redis Cluster one transaction stays in one slot (keep its "
                 "keys under one {hash tag}, as every etcher namespace does)"
             )
