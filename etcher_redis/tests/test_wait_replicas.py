@@ -76,3 +76,14 @@ def test_reads_never_wait(master_and_replica: tuple[str, redis.Redis]) -> None:
 def test_bad_wait_options_are_refused(redis_url: str, value: object) -> None:
     with pytest.raises(ValueError, match="wait_replicas"):
         RedisBackend.from_url(redis_url, wait_replicas=value)
+
+
+def test_single_writes_wait_too(master_and_replica: tuple[str, redis.Redis]) -> None:
+    url, _client = master_and_replica
+    with DB(url, prefix="w4") as plain:
+        waiting = DB(url, prefix="w4", wait_replicas=2, wait_timeout=20)
+        with waiting as db, pytest.raises(ReplicationNotConfirmed, match="only 1 of 2 replica"):
+            db.incr("hits")
+        assert plain.incr("hits", 0) == 1  # applied once, not re-sent
+    with DB(url, prefix="w4", wait_replicas=1, wait_timeout=5000) as db:
+        assert db.incr("hits") == 2

@@ -180,6 +180,29 @@ def _is_connection_failure(exc: BaseException) -> bool:
     )
 
 
+def wait_for_replicas(connection: Any, wanted: int, timeout: int, server: str) -> None:
+    """Send ``WAIT wanted timeout`` on ``connection``; raise unless ``wanted`` replicas confirm.
+
+    ``WAIT`` counts the replicas that acknowledged *this connection's* writes,
+    so it must follow the write on the very connection that sent it.
+    """
+    try:
+        connection.send_command("WAIT", wanted, timeout)
+        acked = int(connection.read_response())
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise ReplicationNotConfirmed(
+            f"the write is applied on the master {server} but the connection failed while "
+            f"waiting for {wanted} replica(s) to confirm it ({exc}); it may be lost if the "
+            "master fails before a replica copies it"
+        ) from exc
+    if acked < wanted:
+        raise ReplicationNotConfirmed(
+            f"the write is applied on the master {server} but only {acked} of {wanted} "
+            f"replica(s) confirmed it within {timeout} ms (wait_timeout); it may be lost if "
+            "the master fails before a replica copies it"
+        )
+
+
 class _ArgumentChecks:
     """Argument errors redis-py raises itself, before any command is built, made etcher's."""
 
@@ -252,24 +275,7 @@ class EtcherPipeline(_ArgumentChecks, redis.client.Pipeline):
         return results
 
     def _wait_for_replicas(self, connection: Any) -> None:
-        # WAIT counts the replicas that acknowledged this connection's writes, so it must
-        # follow EXEC on the very connection that sent it.
-        wanted, timeout = self.wait_replicas, self.wait_timeout
-        try:
-            connection.send_command("WAIT", wanted, timeout)
-            acked = int(connection.read_response())
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise ReplicationNotConfirmed(
-                f"the write is applied on the master {self._server()} but the connection "
-                f"failed while waiting for {wanted} replica(s) to confirm it ({exc}); it may "
-                "be lost if the master fails before a replica copies it"
-            ) from exc
-        if acked < wanted:
-            raise ReplicationNotConfirmed(
-                f"the write is applied on the master {self._server()} but only {acked} of "
-                f"{wanted} replica(s) confirmed it within {timeout} ms (wait_timeout); it may "
-                "be lost if the master fails before a replica copies it"
-            )
+        wait_for_replicas(connection, self.wait_replicas, self.wait_timeout, self._server())
 
     def _disconnect_raise_on_watching(
         self, conn: Any, error: Exception, *args: Any, **kw: Any
@@ -305,6 +311,15 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
         except Exception as exc:
             raise translate_error(exc, self.server_label()) from exc
 
+    def _send_command_parse_response(
+        self, conn: Any, command_name: Any, *args: Any, **options: Any
+    ) -> Any:
+        result = super()._send_command_parse_response(conn, command_name, *args, **options)
+        # A single write (db.incr, the namespace registry) waits for replicas like a commit.
+        if self.wait_replicas and str(command_name).upper() not in READ_COMMANDS:
+            wait_for_replicas(conn, self.wait_replicas, self.wait_timeout, self.server_label())
+        return result
+
     def _close_connection(self, conn: Any, *args: Any, **kwargs: Any) -> None:
         # redis-py's retry hook for single commands: it would send a command again after
         # losing its reply. For a command that is not idempotent (INCR, RPUSH ...) that can
@@ -339,5 +354,6 @@ __all__ = [
     "commit_outcome_unknown",
     "describe_server",
     "translate_error",
+    "wait_for_replicas",
     "wait_options",
 ]
