@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis.cluster
+import redis.exceptions
 
 from etcher import DB, available_backends
 from etcher.errors import BackendUnavailable, ConflictTimeout
@@ -320,3 +321,38 @@ def test_cli_namespaces_and_stats_see_every_master(
             for name in names:
                 db.delete_prefix_immediately(name)
         backend.close()
+
+
+def test_tls_acl_url_reaches_redis_py_as_one_url_and_startup_nodes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: dict[str, object] = {}
+
+    def fake_from_url(url: str, **kwargs: object) -> None:
+        seen["url"], seen["kwargs"] = url, kwargs
+        raise redis.exceptions.RedisClusterException("stop here")
+
+    monkeypatch.setattr(redis.cluster.RedisCluster, "from_url", staticmethod(fake_from_url))
+    with pytest.raises(BackendUnavailable) as caught:
+        RedisClusterBackend.from_url(
+            "rediss+cluster://app:s3cret@10.0.0.1:7000,10.0.0.2:7001/"
+            "?ssl_cert_reqs=none&wait_replicas=1&wait_timeout=200"
+        )
+    assert "s3cret" not in str(caught.value)
+    assert seen["url"] == "rediss://app:s3cret@10.0.0.1:7000?ssl_cert_reqs=none"
+    startup = seen["kwargs"]["startup_nodes"]  # type: ignore[index]
+    assert [(n.host, n.port) for n in startup] == [("10.0.0.2", 7001)]
+
+
+def test_acl_user_and_password(redis_cluster: LocalRedisCluster) -> None:
+    for port in redis_cluster.ports:
+        with redis_cluster.client(port) as node:
+            node.execute_command("ACL", "SETUSER", "etch", "on", ">pw-1", "~*", "+@all")
+    first = redis_cluster.ports[0]
+    with DB(f"redis+cluster://etch:pw-1@127.0.0.1:{first}/", new_prefix=True) as db:
+        db["doc"] = {"a": 1}
+        assert db["doc"]["a"] == 1
+        db.delete_prefix_immediately(db.prefix)
+    with pytest.raises(BackendUnavailable) as caught:
+        DB(f"redis+cluster://etch:wrong-pw@127.0.0.1:{first}/", new_prefix=True)
+    assert "wrong-pw" not in str(caught.value)
