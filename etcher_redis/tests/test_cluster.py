@@ -11,6 +11,7 @@ import functools
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
 
 import pytest
 import redis.cluster
@@ -356,3 +357,95 @@ def test_acl_user_and_password(redis_cluster: LocalRedisCluster) -> None:
     with pytest.raises(BackendUnavailable) as caught:
         DB(f"redis+cluster://etch:wrong-pw@127.0.0.1:{first}/", new_prefix=True)
     assert "wrong-pw" not in str(caught.value)
+
+
+def test_whole_db_api_never_sends_a_cross_slot_command(redis_cluster: LocalRedisCluster) -> None:
+    def crossslot_errors() -> int:
+        total = 0
+        for port in redis_cluster.ports:
+            with redis_cluster.client(port) as node:
+                stats = node.info("errorstats")
+                total += int(stats.get("errorstat_CROSSSLOT", {}).get("count", 0))
+        return total
+
+    before = crossslot_errors()
+    with DB(redis_cluster.url) as default_db, DB(redis_cluster.url, new_prefix=True) as db:
+        assert default_db.prefix == "default"
+        db["a"] = {"list": [1, {"x": 2}], "d": {}}
+        db["b"] = db["a"]  # shared node
+        db["a"]["list"].extend([3, 4])
+        del db["a"]
+        with db.transaction() as t:
+            t["c"] = t["b"]["list"][0] + 1
+        db.incr("n")
+        assert db.check().ok
+        db.gc()
+        db.maintenance()
+        assert db.prefix in db.namespaces()
+        db.delete_prefix_batch(db.prefix, count=1)
+        db.delete_prefix_immediately(db.prefix)
+    assert crossslot_errors() == before
+
+
+class DroppingTCPConnection(redis.Connection):
+    """Loses the reply of the next write transaction ("after-exec") or single command
+    ("after-reply") once: applied on the server, unknown to the client."""
+
+    EXEC = b"*1\r\n$4\r\nEXEC\r\n"
+    armed: ClassVar[str | None] = None
+    fired: ClassVar[int] = 0
+    _drop_on_reply = False
+    _want_list = False
+
+    @classmethod
+    def arm(cls, mode: str | None) -> None:
+        cls.armed, cls.fired = mode, 0
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        chunks = [command] if isinstance(command, bytes | str) else list(command)
+        payload = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks)
+        transaction = payload.endswith(self.EXEC)
+        writes = transaction and b"WATCH" not in payload[:20] and len(payload) > 40
+        cls = type(self)
+        if (cls.armed == "after-exec" and writes) or (
+            cls.armed == "after-reply" and not transaction and b"INCRBY" in payload
+        ):
+            self._want_list = cls.armed == "after-exec"
+            self._drop_on_reply = True
+            cls.arm(None)
+            cls.fired = 1
+        super().send_packed_command(command, check_health)
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        response = super().read_response(*args, **kwargs)
+        if self._drop_on_reply and (isinstance(response, list) or not self._want_list):
+            self._drop_on_reply = False
+            self.disconnect()
+            raise redis.ConnectionError("injected: connection dropped before the reply")
+        return response
+
+
+def test_a_lost_reply_on_a_cluster_is_reported_and_applied_once(
+    redis_cluster: LocalRedisCluster,
+) -> None:
+    client = redis.cluster.RedisCluster(
+        host="127.0.0.1", port=redis_cluster.ports[0], connection_class=DroppingTCPConnection
+    )
+    try:
+        with DB(redis=client, new_prefix=True) as db:
+            db["log"] = [1, 2]
+            DroppingTCPConnection.arm("after-exec")
+            with pytest.raises(BackendUnavailable, match="applied is unknown"):
+                db["log"].append(3)  # a blind retry of the unit would append 3 twice
+            assert DroppingTCPConnection.fired == 1
+            assert db["log"]() == [1, 2, 3]
+            DroppingTCPConnection.arm("after-reply")
+            with pytest.raises(BackendUnavailable, match="applied is unknown"):
+                db.incr("hits")
+            assert DroppingTCPConnection.fired == 1
+            assert db.count("hits") == 1
+            assert db.check().ok
+            db.delete_prefix_immediately(db.prefix)
+    finally:
+        DroppingTCPConnection.arm(None)
+        client.close()
