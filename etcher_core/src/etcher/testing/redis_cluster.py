@@ -171,10 +171,19 @@ class LocalRedisCluster:
     def start(self) -> str:
         """Start every node, form the cluster, wait until it is usable; return :attr:`url`."""
         total = self.masters * (1 + self.replicas)
-        self.ports = free_ports(total)
-        for port in self.ports:
-            self._spawn(port)
-        self._wait("start", lambda: all(_ping(p) for p in self.ports))
+        for attempt in range(3):
+            self.ports = free_ports(total)
+            for port in self.ports:
+                self._spawn(port)
+            try:
+                self._wait("start", lambda: all(_ping(p) for p in self.ports))
+                break
+            except RedisServerError:
+                # Another process may have taken a port between the check and the
+                # spawn (tests run in parallel): try again on fresh ports.
+                self._terminate()
+                if attempt == 2:
+                    raise
         clients = {p: self.client(p) for p in self.ports}
         try:
             self._form(clients)
@@ -285,6 +294,10 @@ class LocalRedisCluster:
 
     def stop(self) -> None:
         """Stop every node (SIGTERM by pid, then SIGKILL) and remove the directory."""
+        self._terminate()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def _terminate(self) -> None:
         for process in self._processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
@@ -295,7 +308,6 @@ class LocalRedisCluster:
                 process.kill()
                 process.wait()
         self._processes.clear()
-        shutil.rmtree(self.directory, ignore_errors=True)
 
     def __enter__(self) -> LocalRedisCluster:
         self.start()
