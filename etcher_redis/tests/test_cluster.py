@@ -185,14 +185,15 @@ def test_delete_prefix_touches_one_master(redis_cluster: LocalRedisCluster, how:
     with DB(redis_cluster.url, new_prefix=True) as db:
         db["doc"] = {"list": list(range(5)), "d": {"x": {}}}
         owner = redis_cluster.slot_owner(db.backend.keyslot("{" + db.prefix + "}:m"))
-        before = _command_calls(redis_cluster, "del")
+        before = {c: _command_calls(redis_cluster, c) for c in ("del", "scan")}
         if how == "immediately":
             assert db.delete_prefix_immediately(db.prefix) > 0
         else:
             assert db.delete_prefix_batch(db.prefix, count=2) > 0
-        after = _command_calls(redis_cluster, "del")
-        changed = {port for port in after if after[port] != before.get(port, 0)}
-        assert changed == {owner}
+        for command, calls in before.items():
+            after = _command_calls(redis_cluster, command)
+            changed = {port for port in after if after[port] != calls.get(port, 0)}
+            assert changed == {owner}, command
         assert db.check().ok
         db.delete_prefix_immediately(db.prefix)
 
