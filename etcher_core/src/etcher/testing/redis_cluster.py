@@ -367,7 +367,9 @@ def _require_server() -> None:
 def redis_cluster() -> Iterator[LocalRedisCluster]:
     """A 6-node Redis Cluster (3 masters + 3 replicas) for the whole test session."""
     _require_server()
-    cluster = LocalRedisCluster()
+    # A long node timeout: on a busy machine a starved node must not be failed over
+    # in the middle of unrelated tests (fault tests make their own, quick clusters).
+    cluster = LocalRedisCluster(node_timeout_ms=5000)
     try:
         cluster.start()
         yield cluster
