@@ -29,7 +29,9 @@ What the plugin adds:
 * the ``etcher_requires(capability, ...)`` marker, turned into a skip naming the
   backend and the capability it lacks;
 * the real-Redis fixtures ``redis_url`` (session) and ``make_redis_server``
-  (see :mod:`etcher.testing.redis_server`).
+  (see :mod:`etcher.testing.redis_server`), and a real 6-node Redis Cluster:
+  ``redis_cluster`` (session) and ``make_redis_cluster`` (see
+  :mod:`etcher.testing.redis_cluster`).
 
 See ``docs/conformance-kit.md`` for the whole guide. The storage part lives
 in :mod:`etcher.testing.storage` (``StorageConformance``), RD/RL/DB semantics on
@@ -68,6 +70,7 @@ from etcher.testing.fixtures import (
 )
 from etcher.testing.markers import MARKER_HELP, check_requirements
 from etcher.testing.options import add_options
+from etcher.testing.redis_cluster import LocalRedisCluster, make_redis_cluster, redis_cluster
 from etcher.testing.redis_server import RedisServer, RedisServerError, make_redis_server, redis_url
 from etcher.testing.storage import (
     ErrorsChangeNothing,
@@ -129,6 +132,7 @@ __all__ = [
     "KeyText",
     "ListCommands",
     "ListConformance",
+    "LocalRedisCluster",
     "NamespaceConformance",
     "PathOpening",
     "Persistence",
@@ -149,6 +153,8 @@ __all__ = [
     "WatchRules",
     "WrongTypeErrors",
     "glob_escape",
+    "make_redis_cluster",
     "make_redis_server",
+    "redis_cluster",
     "redis_url",
 ]
