@@ -57,3 +57,20 @@ class TestMemoryConcurrency(ConcurrencyConformance):
         self, store_url: str, ns: str, tmp_path: Any
     ) -> None:
         super().test_reader_never_sees_a_torn_overwrite(store_url, ns, tmp_path)
+
+    # A forked child gets a private copy of a memory store (see the test module
+    # test_fork_memory.py), so children cannot write into the parent's store.
+
+    @needs_processes
+    def test_db_opened_before_os_fork_is_safe_in_children(self, store_url: str, ns: str) -> None:
+        super().test_db_opened_before_os_fork_is_safe_in_children(store_url, ns)
+
+    @needs_processes
+    def test_db_opened_before_fork_pool_is_safe_in_workers(self, store_url: str, ns: str) -> None:
+        super().test_db_opened_before_fork_pool_is_safe_in_workers(store_url, ns)
+
+    @needs_processes
+    def test_forked_child_dropping_an_inherited_pinned_handle_keeps_it(
+        self, store_url: str, ns: str
+    ) -> None:
+        super().test_forked_child_dropping_an_inherited_pinned_handle_keeps_it(store_url, ns)

@@ -9,6 +9,7 @@ Values that come back are plain scalars, or new handles for nested nodes;
 
 from __future__ import annotations
 
+import os
 import weakref
 from collections.abc import (
     Callable,
@@ -87,7 +88,7 @@ class Node:
 
         db._mutate(create)
         self._etcher_uid = new_uid
-        weakref.finalize(self, db._release_pin, new_uid)
+        weakref.finalize(self, db._release_pin, new_uid, os.getpid())
 
     # --- identity and references -------------------------------------------------
     @property

@@ -16,6 +16,7 @@ import collections
 import contextlib
 import functools
 import os
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -81,6 +82,19 @@ def _open_backend(
     return opened, store_id
 
 
+# Weak, so tracking a DB for fork() never keeps it (or its store) alive; keyed by id
+# because equal DBs (same store and namespace) are still separate objects to reset.
+_LIVE_DBS: weakref.WeakValueDictionary[int, DB] = weakref.WeakValueDictionary()
+
+
+def _reset_dbs_in_child() -> None:
+    for db in list(_LIVE_DBS.values()):
+        db._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_reset_dbs_in_child)
+
+
 class DB:
     """One namespace of a store, with the full ``dict`` API over its root.
 
@@ -130,6 +144,8 @@ class DB:
         self._uids = UidFactory()
         self._direct = DirectReader(self._backend)
         self._unpins: collections.deque[str] = collections.deque()
+        self._pid = os.getpid()
+        _LIVE_DBS[id(self)] = self
         self.link_field = link_field
         self._closed = False
         if new_prefix:
@@ -171,9 +187,18 @@ class DB:
     def _handle(self, uid: str) -> RD | RL:
         return handle_for(self, uid)
 
-    def _release_pin(self, uid: str) -> None:
+    def _release_pin(self, uid: str, pid: int | None = None) -> None:
         # Runs from a weakref finalizer, possibly mid-operation or at exit: only queue it.
-        self._unpins.append(uid)
+        # A pin belongs to the process that made it: a forked child dropping its inherited
+        # copy of the handle must not free a node the parent still holds.
+        if pid is None or pid == os.getpid():
+            self._unpins.append(uid)
+
+    def _after_fork_in_child(self) -> None:
+        # Releases queued before the fork are the parent's to send; node ids are reset by
+        # the UidFactory itself, connections by the backend.
+        self._unpins = collections.deque()
+        self._pid = os.getpid()
 
     def _process_unpins(self) -> None:
         uids = []

@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -284,3 +285,141 @@ class ConcurrencyConformance:
         with self._db(store_url, ns) as db:
             assert db["doc"]() == make_version(149)
             assert db.check().ok
+
+    # ----------------------------------------------------------------- fork safety
+    # A DB opened before fork() and used in the children (gunicorn --preload, a
+    # "fork" multiprocessing pool) must give every child its own node ids and its
+    # own connections; otherwise children write into each other's nodes.
+
+    def test_db_opened_before_os_fork_is_safe_in_children(self, store_url: str, ns: str) -> None:
+        with self._db(store_url, ns) as db:
+            db["before"] = forked_doc(-1, 0)
+            _fork_children(db, FORK_CHILDREN)
+            _check_forked_docs(db, FORK_CHILDREN)
+
+    def test_db_opened_before_fork_pool_is_safe_in_workers(self, store_url: str, ns: str) -> None:
+        with self._db(store_url, ns) as db:
+            db["before"] = forked_doc(-1, 0)
+            db["log"] = []
+            ctx = multiprocessing.get_context("fork")
+            barrier = ctx.Barrier(FORK_CHILDREN)
+            procs = [
+                ctx.Process(target=_forked_writer, args=(db, child, barrier))
+                for child in range(FORK_CHILDREN)
+            ]
+            for p in procs:
+                p.start()
+            for p in procs:
+                p.join(timeout=300)
+            for p in procs:
+                if p.is_alive():
+                    p.kill()
+                    raise AssertionError("a forked worker hung")
+                assert p.exitcode == 0, f"forked worker exited with {p.exitcode}"
+            _check_forked_docs(db, FORK_CHILDREN)
+
+    def test_forked_child_dropping_an_inherited_pinned_handle_keeps_it(
+        self, store_url: str, ns: str
+    ) -> None:
+        # An RD(db) pin belongs to the process that made it: a child that drops its
+        # copy of the handle must not release it (the parent still holds the node).
+        from etcher.containers import RD
+
+        with self._db(store_url, ns) as db:
+            kept = RD(db, {"a": [1, 2]})
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - runs in the child
+                status = 1
+                try:
+                    handles = [kept]
+                    del kept  # the child's only reference is now in the list
+                    _drop_and_write(db, handles)
+                    status = 0
+                except BaseException:
+                    traceback.print_exc()
+                finally:
+                    os._exit(status)
+            _, status = os.waitpid(pid, 0)
+            assert os.waitstatus_to_exitcode(status) == 0
+            assert db["child"] == "wrote"
+            assert kept() == {"a": [1, 2]}
+            assert kept.pinned
+            db["kept"] = kept
+            assert db.check().ok
+
+
+FORK_CHILDREN = 3
+FORK_DOCS = 25
+
+
+def _drop_and_write(db: DB, handles: list[Any]) -> None:
+    """Drop the only references to ``handles``, then write (which releases dropped pins)."""
+    import gc
+
+    handles.clear()
+    gc.collect()
+    db["child"] = "wrote"
+    db["child2"] = "wrote"
+
+
+def forked_doc(child: int, j: int) -> dict[str, Any]:
+    """A nested document whose every node names the child and document that wrote it."""
+    return {
+        "child": child,
+        "j": j,
+        "items": [{"child": child, "j": j, "k": k} for k in range(3)],
+        "sub": {"deep": {"child": child, "list": [child, j, [j]]}},
+    }
+
+
+def _forked_writer(db: DB, child: int, barrier: Any) -> None:
+    """Write ``FORK_DOCS`` nested documents through a DB inherited from the parent."""
+    barrier.wait(timeout=60)
+    _forked_writer_unblocked(db, child)
+
+
+def _fork_children(db: DB, n: int) -> None:
+    """``os.fork()`` ``n`` children that all write through ``db`` at once; wait for them."""
+    db["log"] = []
+    read_end, write_end = os.pipe()
+    pids = []
+    for child in range(n):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            status = 1
+            try:
+                os.close(write_end)
+                os.read(read_end, 1)  # EOF once the parent has forked every child
+                _forked_writer_unblocked(db, child)
+                status = 0
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                os._exit(status)
+        pids.append(pid)
+    os.close(read_end)
+    os.close(write_end)  # releases every child at once
+    failures = []
+    for pid in pids:
+        _, status = os.waitpid(pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            failures.append(status)
+    assert not failures, f"forked children failed: {failures}"
+
+
+def _forked_writer_unblocked(db: DB, child: int) -> None:
+    for j in range(FORK_DOCS):
+        db[f"c{child}-{j}"] = forked_doc(child, j)
+        db["log"].append([child, j])
+
+
+def _check_forked_docs(db: DB, n: int) -> None:
+    assert db["before"]() == forked_doc(-1, 0)
+    for child in range(n):
+        for j in range(FORK_DOCS):
+            assert db[f"c{child}-{j}"]() == forked_doc(child, j), (child, j)
+    log = db["log"]()
+    for child in range(n):
+        assert [j for c, j in log if c == child] == list(range(FORK_DOCS))
+    report = db.check()
+    assert report.ok, report
