@@ -74,3 +74,11 @@ class TestMemoryConcurrency(ConcurrencyConformance):
         self, store_url: str, ns: str
     ) -> None:
         super().test_forked_child_dropping_an_inherited_pinned_handle_keeps_it(store_url, ns)
+
+    @needs_processes
+    def test_processes_rd_incr_exactly(self, store_url: str, ns: str) -> None:
+        super().test_processes_rd_incr_exactly(store_url, ns)
+
+    @needs_processes
+    def test_forked_processes_rd_incr_exactly(self, store_url: str, ns: str) -> None:
+        super().test_forked_processes_rd_incr_exactly(store_url, ns)

@@ -409,6 +409,39 @@ class RD(Node, MutableMapping[Any, Any]):
 
         return self._db._mutate(op)
 
+    def incr(self, key: Any, amount: int = 1) -> int:
+        """Atomically add ``amount`` to the int at ``key``; return the new value.
+
+        A missing key starts at 0 (and is added last, as an assignment would).
+        Unlike ``rd[key] += amount`` (a read, then a separate write, so two
+        processes can lose each other's updates), the read and the write are
+        one unit: concurrent increments from any number of threads and
+        processes all count. ``TypeError`` if the stored value is not an
+        ``int`` (``bool`` included) or ``amount`` is not an ``int``.
+        """
+        if not isinstance(amount, int) or isinstance(amount, bool):
+            raise TypeError(f"the increment must be an int, not {type(amount).__name__}")
+        field = encode_key(key)
+        uid = self._etcher_uid
+
+        def op(g: Graph) -> int:
+            g.require(uid)
+            content = g.layout.content(uid)
+            old = g.u.hget(content, field)
+            if old is None:
+                seq, current = g.next_seq(uid), 0
+            else:
+                seq, raw = split_item(old)
+                current = safe_decode(raw)
+                if type(current) is not int:
+                    held = "a nested node" if type(current) is Link else type(current).__name__
+                    raise TypeError(f"cannot increment {key!r}: it holds {held}, not an int")
+            new: int = current + amount
+            g.u.hset(content, field, b"%d|" % seq + Writer(self._db, g).tag(new, uid, (key,)))
+            return new
+
+        return self._db._mutate(op)
+
     def setdefault(self, key: Any, default: Any = None) -> Any:
         """``self[key]`` if present; else store ``default`` and return it (a handle if a node)."""
         uid = self._etcher_uid

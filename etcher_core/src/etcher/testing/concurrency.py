@@ -87,6 +87,21 @@ def incr_counter(url: str, prefix: str, key: str, n: int) -> None:
             db.incr(key)
 
 
+def rd_incr(url: str, prefix: str, key: str, n: int) -> None:
+    """``db[key].incr("n")`` ``n`` times."""
+    with DB(url, prefix=prefix) as db:
+        counter = db[key]
+        for _ in range(n):
+            counter.incr("n")
+
+
+def _inherited_rd_incr(db: DB, barrier: Any, n: int) -> None:
+    barrier.wait(timeout=60)
+    deep = db["c"]["deep"]
+    for _ in range(n):
+        deep.incr("n")
+
+
 def plain_write(url: str, prefix: str, key: str, value: int) -> None:
     """One plain (non-transactional) write of ``db[key]["n"]``."""
     with DB(url, prefix=prefix) as db:
@@ -345,6 +360,46 @@ class ConcurrencyConformance:
             assert kept() == {"a": [1, 2]}
             assert kept.pinned
             db["kept"] = kept
+            assert db.check().ok
+
+    # ----------------------------------------------------------------- nested counters
+    def test_processes_rd_incr_exactly(self, store_url: str, ns: str) -> None:
+        with self._db(store_url, ns) as db:
+            db["c"] = {"n": 0, "other": "kept"}
+        _run_processes(rd_incr, [(store_url, ns, "c", INCREMENTS)] * PROCESSES)
+        with self._db(store_url, ns) as db:
+            assert db["c"]() == {"n": PROCESSES * INCREMENTS, "other": "kept"}
+            assert db.check().ok
+
+    def test_threads_rd_incr_exactly(self, store_url: str, ns: str) -> None:
+        with self._db(store_url, ns) as db:
+            db["c"] = {}
+            counter = db["c"]
+            threads = [
+                threading.Thread(target=lambda: [counter.incr("n") for _ in range(100)])
+                for _ in range(PROCESSES)
+            ]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            assert db["c"]() == {"n": PROCESSES * 100}
+
+    def test_forked_processes_rd_incr_exactly(self, store_url: str, ns: str) -> None:
+        with self._db(store_url, ns) as db:
+            db["c"] = {"deep": {}}
+            ctx = multiprocessing.get_context("fork")
+            barrier = ctx.Barrier(PROCESSES)
+            procs = [
+                ctx.Process(target=_inherited_rd_incr, args=(db, barrier, INCREMENTS))
+                for _ in range(PROCESSES)
+            ]
+            for p in procs:
+                p.start()
+            for p in procs:
+                p.join(timeout=300)
+            assert [p.exitcode for p in procs] == [0] * PROCESSES
+            assert db["c"]() == {"deep": {"n": PROCESSES * INCREMENTS}}
             assert db.check().ok
 
 

@@ -43,6 +43,7 @@ from etcher.db import DB
 from etcher.errors import ForeignNodeError, StaleHandleError, StoreCorrupt, WatchError
 from etcher.layout import NAMESPACES_KEY, Layout
 from etcher.spec import StorageBackend
+from etcher.testing.edges import EdgeConformance
 from etcher.testing.fixtures import BackendFactory, as_bytes, shares_store
 from etcher.testing.models import (
     ADVERSARIAL_STRINGS,
@@ -2178,6 +2179,7 @@ class ContainerConformance(
     NamespaceConformance,
     DBConformance,
     StateMachineConformance,
+    EdgeConformance,
 ):
     """The whole RD/RL/DB suite. Combine it with a fixture provider::
 
@@ -2193,6 +2195,7 @@ __all__ = [
     "DBConformance",
     "DBFactory",
     "DictConformance",
+    "EdgeConformance",
     "ListConformance",
     "NamespaceConformance",
     "PrintingConformance",

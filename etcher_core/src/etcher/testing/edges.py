@@ -1,0 +1,82 @@
+"""Safety at the edges: behaviour where a persistent container could drift from Python's.
+
+Part of :class:`~etcher.testing.containers.ContainerConformance` (these tests
+use its ``db`` and ``db_factory`` fixtures): atomic nested counters
+(``rd.incr``), ``==`` and ordering exactly as ``list``/``dict`` define them,
+identity of private stores, ``popitem`` cost, batched namespace deletion,
+iteration that sees items appended during the loop, and list commands that
+are never queued without arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from etcher.containers import RD, RL
+from etcher.db import DB
+from etcher.errors import StaleHandleError
+
+
+def _raw_namespace(db: DB) -> dict[bytes, Any]:
+    """Every key of ``db``'s namespace with its raw content (to prove nothing changed)."""
+    backend = db.backend
+    out: dict[bytes, Any] = {}
+    for key in backend.scan_iter(match="{" + db.prefix.replace("\\", "\\\\") + "}:*"):
+        kind = backend.type(key)
+        kind = kind.decode() if isinstance(kind, bytes) else kind
+        if kind == "hash":
+            out[key] = backend.hgetall(key)
+        elif kind == "list":
+            out[key] = backend.lrange(key, 0, -1)
+        else:
+            out[key] = backend.get(key)
+    return out
+
+
+class EdgeConformance:
+    """Edge behaviour of RD/RL/DB (fixtures ``db`` and ``db_factory`` come from the kit)."""
+
+    # --------------------------------------------------------------- rd.incr
+    def test_rd_incr_creates_adds_and_returns(self, db: DB) -> None:
+        db["c"] = {"n": 5, "other": "x"}
+        c = db["c"]
+        assert c.incr("n") == 6
+        assert c.incr("n", 10) == 16
+        assert c.incr("n", -20) == -4
+        assert c.incr("new") == 1  # a missing field starts at 0
+        assert c.incr(7, 2**70) == 2**70  # int keys and big ints, as everywhere
+        assert list(c) == ["n", "other", "new", 7]  # insertion order: new fields last
+        assert c() == {"n": -4, "other": "x", "new": 1, 7: 2**70}
+        assert db.check().ok
+
+    def test_rd_incr_refuses_non_int_and_writes_nothing(self, db: DB) -> None:
+        db["c"] = {"s": "1", "f": 1.0, "b": True, "none": None, "l": [1], "d": {}}
+        c = db["c"]
+        before = _raw_namespace(db)
+        for field in ("s", "f", "b", "none", "l", "d"):
+            with pytest.raises(TypeError, match=repr(field)):
+                c.incr(field)
+        for amount in (1.0, True, "1", None):
+            with pytest.raises(TypeError):
+                c.incr("new", amount)
+        with pytest.raises(TypeError):
+            c.incr(("tuple", "key"))
+        assert _raw_namespace(db) == before
+
+    def test_rd_incr_on_a_collected_node_is_stale(self, db: DB) -> None:
+        db["c"] = {"n": 1}
+        c = db["c"]
+        del db["c"]
+        with pytest.raises(StaleHandleError):
+            c.incr("n")
+
+    def test_rd_incr_in_a_transaction_sees_and_is_seen(self, db: DB) -> None:
+        db["c"] = {"n": 1}
+        with db.transaction() as t:
+            assert t["c"].incr("n") == 2
+            assert t["c"]["n"] == 2
+        assert db["c"]["n"] == 2
+        assert isinstance(RD(db, {"n": 0}).incr("n"), int)
+        assert not isinstance(RL(db, []), RD)
