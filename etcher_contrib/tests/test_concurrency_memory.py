@@ -82,3 +82,9 @@ class TestMemoryConcurrency(ConcurrencyConformance):
     @needs_processes
     def test_forked_processes_rd_incr_exactly(self, store_url: str, ns: str) -> None:
         super().test_forked_processes_rd_incr_exactly(store_url, ns)
+
+    @needs_processes
+    def test_processes_pop_from_the_middle_exactly(
+        self, store_url: str, ns: str, tmp_path: Any
+    ) -> None:
+        super().test_processes_pop_from_the_middle_exactly(store_url, ns, tmp_path)

@@ -36,6 +36,7 @@ from etcher.codec import (
     split_item,
 )
 from etcher.equality import deep_equal
+from etcher.errors import WatchError
 from etcher.graph import KIND_DICT, KIND_LIST, Graph, parents_of
 from etcher.layout import PIN
 from etcher.materialize import materialize
@@ -738,15 +739,22 @@ class RL(Node, MutableSequence[Any]):
             g.u.list_op(key, "lpop")
         elif i < n // 2:
             head = g.u.lrange(key, 0, i)
+            if len(head) != i + 1:
+                # Another writer changed the list between our two reads (Redis reads are
+                # watched, not locked): the unit's commit would be refused, so retry now.
+                raise WatchError("the list changed while an item was being popped")
             raw = head[-1]
             g.u.list_op(key, "ltrim", i + 1, -1)
             g.u.list_op(key, "lpush", *reversed(head[:-1]))
         else:
             tail = g.u.lrange(key, i, -1)
+            if len(tail) != n - i:
+                raise WatchError("the list changed while an item was being popped")
             raw = tail[0]
             g.u.list_op(key, "ltrim", 0, i - 1)
             g.u.list_op(key, "rpush", *tail[1:])
-        assert raw is not None
+        if raw is None:
+            raise WatchError("the list changed while an item was being popped")
         child = _link_of(raw)
         if child is None:
             return safe_decode(raw)

@@ -38,8 +38,10 @@ def _ctx() -> Any:
     return multiprocessing.get_context("spawn")
 
 
-def _run_processes(target: Callable[..., Any], args_list: list[tuple[Any, ...]]) -> None:
-    ctx = _ctx()
+def _run_processes(
+    target: Callable[..., Any], args_list: list[tuple[Any, ...]], start: str = "spawn"
+) -> None:
+    ctx = multiprocessing.get_context(start)
     procs = [ctx.Process(target=target, args=args) for args in args_list]
     for p in procs:
         p.start()
@@ -100,6 +102,18 @@ def _inherited_rd_incr(db: DB, barrier: Any, n: int) -> None:
     deep = db["c"]["deep"]
     for _ in range(n):
         deep.incr("n")
+
+
+def pop_middle(url: str, prefix: str, key: str, n: int, out_path: str) -> None:
+    """Pop ``n`` items next to either end of ``db[key]``; write what was popped to a file."""
+    got = []
+    with DB(url, prefix=prefix) as db:
+        items = db[key]
+        for k in range(n):
+            value = items.pop(-2 if k % 2 else 1)
+            got.append(value["i"] if isinstance(value, dict) else value)
+    with open(out_path, "w") as fh:
+        fh.write(" ".join(map(str, got)))
 
 
 def plain_write(url: str, prefix: str, key: str, value: int) -> None:
@@ -366,9 +380,9 @@ class ConcurrencyConformance:
     def test_processes_rd_incr_exactly(self, store_url: str, ns: str) -> None:
         with self._db(store_url, ns) as db:
             db["c"] = {"n": 0, "other": "kept"}
-        _run_processes(rd_incr, [(store_url, ns, "c", INCREMENTS)] * PROCESSES)
+        _run_processes(rd_incr, [(store_url, ns, "c", 100)] * PROCESSES)
         with self._db(store_url, ns) as db:
-            assert db["c"]() == {"n": PROCESSES * INCREMENTS, "other": "kept"}
+            assert db["c"]() == {"n": PROCESSES * 100, "other": "kept"}
             assert db.check().ok
 
     def test_threads_rd_incr_exactly(self, store_url: str, ns: str) -> None:
@@ -400,6 +414,30 @@ class ConcurrencyConformance:
                 p.join(timeout=300)
             assert [p.exitcode for p in procs] == [0] * PROCESSES
             assert db["c"]() == {"deep": {"n": PROCESSES * INCREMENTS}}
+            assert db.check().ok
+
+    # ----------------------------------------------------------------- list pops
+    def test_processes_pop_from_the_middle_exactly(
+        self, store_url: str, ns: str, tmp_path: Any
+    ) -> None:
+        # Each pop near an end re-pushes the items beside it; when another process has
+        # shrunk the list meanwhile, that must be a retry, never a malformed command.
+        pops = 50
+        total = PROCESSES * pops + 2
+        with self._db(store_url, ns) as db:
+            db["l"] = [{"i": i} if i % 3 == 0 else i for i in range(total)]
+        outs = [os.path.join(str(tmp_path), f"pops-{k}.txt") for k in range(PROCESSES)]
+        # fork-started: the race needs no fresh interpreter, and four spawns cost seconds.
+        args = [(store_url, ns, "l", pops, out) for out in outs]
+        _run_processes(pop_middle, args, start="fork")
+        popped: list[int] = []
+        for out in outs:
+            with open(out) as fh:
+                popped.extend(int(line) for line in fh.read().split())
+        with self._db(store_url, ns) as db:
+            left = [x["i"] if isinstance(x, dict) else x for x in db["l"]()]
+            assert len(popped) == PROCESSES * pops
+            assert sorted(popped + left) == list(range(total))
             assert db.check().ok
 
 

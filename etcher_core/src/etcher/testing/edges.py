@@ -80,3 +80,20 @@ class EdgeConformance:
         assert db["c"]["n"] == 2
         assert isinstance(RD(db, {"n": 0}).incr("n"), int)
         assert not isinstance(RL(db, []), RD)
+
+    # --------------------------------------------------------------- list commands
+    def test_an_empty_push_is_never_queued(self, db: DB) -> None:
+        from etcher.testing.instrument import CountingBackend
+        from etcher.unit import Unit
+
+        db["l"] = [1, 2]
+        key = db._layout.content(db["l"].uid)
+        counting = CountingBackend(db.backend)
+        unit = Unit(counting)  # type: ignore[arg-type]
+        assert len(unit.lrange(key, 0, -1)) == 2  # a read first, as every unit does
+        unit.list_op(key, "rpush")
+        unit.list_op(key, "lpush")
+        unit.list_op(key, "rpush", *[])
+        unit.commit()
+        assert counting.commands["rpush"] == counting.commands["lpush"] == 0
+        assert db["l"]() == [1, 2]
