@@ -41,7 +41,7 @@ def _ctx() -> Any:
 def _run_processes(
     target: Callable[..., Any], args_list: list[tuple[Any, ...]], start: str = "spawn"
 ) -> None:
-    ctx = multiprocessing.get_context(start)
+    ctx: Any = multiprocessing.get_context(start)
     procs = [ctx.Process(target=target, args=args) for args in args_list]
     for p in procs:
         p.start()
