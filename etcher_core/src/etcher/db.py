@@ -476,20 +476,33 @@ class DB:
             self._init_namespace()
         return len(keys)
 
-    def delete_prefix_batch(self, prefix: str, count: int = 500) -> int:
+    def delete_prefix_batch(self, prefix: str, count: int | None = 500) -> int:
         """Delete namespace ``prefix`` in batches of ``count`` keys (for huge namespaces).
 
-        Other clients may see the namespace half-deleted while this runs.
+        Returns how many keys were removed. ``count=None`` deletes every key
+        with one command. Other clients may see the namespace half-deleted
+        while this runs. Deleting this DB's own namespace leaves it empty and
+        usable; the empty root that makes it usable is not counted, so the
+        result is 0 once there is nothing left and a loop such as
+        ``while db.delete_prefix_batch(p): ...`` ends.
         """
         validate_prefix(prefix)
-        if count < 1:
-            raise ValueError("count must be at least 1")
+        if count is not None:
+            if not isinstance(count, int) or isinstance(count, bool):
+                raise TypeError(f"count must be an int or None, not {type(count).__name__}")
+            if count < 1:
+                raise ValueError("count must be at least 1")
+        self._check_open()
         layout = Layout(prefix)
+        literal = ("{" + prefix + "}:").encode()
         total = 0
         batch: list[bytes] = []
         for key in self._backend.scan_iter(match=layout.scan, count=count):
+            raw = key if isinstance(key, bytes) else str(key).encode()
+            if not raw.startswith(literal):
+                continue  # a pattern is only a hint: never delete another namespace's key
             batch.append(key)
-            if len(batch) >= count:
+            if count is not None and len(batch) >= count:
                 total += int(self._backend.delete(*batch))
                 batch = []
         if batch:
@@ -497,6 +510,8 @@ class DB:
         self._backend.hdel(NAMESPACES_KEY, prefix.encode())
         if prefix == self.prefix:
             self._init_namespace()
+            recreated = sum(1 for _ in self._backend.scan_iter(match=layout.scan))
+            total = max(0, total - recreated)
         return total
 
     # --- maintenance and lifecycle -----------------------------------------------------

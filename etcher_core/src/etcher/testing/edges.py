@@ -19,20 +19,18 @@ from etcher.db import DB
 from etcher.errors import StaleHandleError
 
 
-def _raw_namespace(db: DB) -> dict[bytes, Any]:
-    """Every key of ``db``'s namespace with its raw content (to prove nothing changed)."""
-    backend = db.backend
-    out: dict[bytes, Any] = {}
-    for key in backend.scan_iter(match="{" + db.prefix.replace("\\", "\\\\") + "}:*"):
-        kind = backend.type(key)
-        kind = kind.decode() if isinstance(kind, bytes) else kind
-        if kind == "hash":
-            out[key] = backend.hgetall(key)
-        elif kind == "list":
-            out[key] = backend.lrange(key, 0, -1)
-        else:
-            out[key] = backend.get(key)
-    return out
+def _raw_namespace(db: DB, prefix: str | None = None) -> dict[bytes, Any]:
+    """Every key of a namespace with its raw content (to prove nothing changed)."""
+    # Imported here: etcher.testing.containers imports this module to build its suite.
+    from etcher.testing.containers import dump_namespace
+
+    return dump_namespace(db, prefix)
+
+
+def _namespace_keys(db: DB, prefix: str | None = None) -> list[bytes]:
+    from etcher.testing.containers import namespace_keys
+
+    return namespace_keys(db, prefix)
 
 
 class EdgeConformance:
@@ -97,3 +95,49 @@ class EdgeConformance:
         unit.commit()
         assert counting.commands["rpush"] == counting.commands["lpush"] == 0
         assert db["l"]() == [1, 2]
+
+    # --------------------------------------------------------------- delete_prefix_batch
+    def test_delete_prefix_batch_loop_on_own_namespace_ends(self, db: DB) -> None:
+        db["x"] = {"a": [1, {"b": 2}]}
+        db.incr("hits")
+        calls = 0
+        while db.delete_prefix_batch(db.prefix, count=2):
+            calls += 1
+            assert calls < 5, "delete_prefix_batch keeps reporting deleted keys"
+        assert calls == 1
+        assert db() == {} and db.count("hits") == 0
+        assert db.delete_prefix_batch(db.prefix) == 0  # nothing left to delete
+        db["y"] = [1]
+        assert db() == {"y": [1]}
+        assert db.check().ok
+
+    def test_delete_prefix_batch_count_none_deletes_at_once(self, db_factory: Any) -> None:
+        from etcher.testing.instrument import CountingBackend
+
+        keeper = db_factory()
+        other = db_factory()
+        other["x"] = [{"i": i} for i in range(30)]
+        before = len(_namespace_keys(keeper, other.prefix))
+        counting = CountingBackend(keeper.backend)
+        counted = DB(backend=counting, prefix=keeper.prefix)
+        counting.reset()
+        assert counted.delete_prefix_batch(other.prefix, count=None) == before
+        assert counting.commands["delete"] == 1  # one command for the whole namespace
+        assert _namespace_keys(keeper, other.prefix) == []
+        assert other.prefix not in keeper.namespaces()
+        counted.close()
+
+    def test_delete_prefix_batch_refuses_bad_counts_and_deletes_nothing(
+        self, db_factory: Any
+    ) -> None:
+        keeper = db_factory()
+        other = db_factory()
+        other["x"] = [1, {"a": 2}]
+        before = _raw_namespace(keeper, other.prefix)
+        for bad in (True, 1.5, "3", [1]):
+            with pytest.raises(TypeError):
+                keeper.delete_prefix_batch(other.prefix, count=bad)
+        for bad in (0, -1):
+            with pytest.raises(ValueError):
+                keeper.delete_prefix_batch(other.prefix, count=bad)
+        assert _raw_namespace(keeper, other.prefix) == before
