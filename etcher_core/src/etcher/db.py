@@ -78,8 +78,25 @@ def _open_backend(
         path = os.environ.get("ETCHER_URL") or "etcher.db"
     location = os.fspath(path)
     opened = registry.open_backend(location, backend=backend, **options)
-    store_id = location if "://" in location else "file:" + os.path.abspath(location)
-    return opened, store_id
+    return opened, _store_identity(opened, location)
+
+
+def _store_identity(opened: StorageBackend, location: str) -> str:
+    """What makes two DBs "the same store": equal exactly when they reach the same data.
+
+    A location usually names its data (a file, a server). A store that lives
+    inside its backend object instead (``memory://``, ``:memory:``) is private to
+    that object, whatever the URL: two of them must neither compare equal nor
+    accept each other's nodes. A backend can say what it reaches with a
+    ``store_identity`` string (e.g. one shared in-process store per name).
+    """
+    declared = getattr(opened, "store_identity", None)
+    if isinstance(declared, str) and declared:
+        return "store:" + declared
+    caps = opened.capabilities
+    if not caps.persistent and not caps.multiprocess:
+        return f"object:{id(opened)}"
+    return location if "://" in location else "file:" + os.path.abspath(location)
 
 
 # Weak, so tracking a DB for fork() never keeps it (or its store) alive; keyed by id
