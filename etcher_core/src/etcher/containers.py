@@ -20,7 +20,6 @@ from collections.abc import (
     Mapping,
     MutableMapping,
     MutableSequence,
-    Sequence,
     ValuesView,
 )
 from typing import TYPE_CHECKING, Any, overload
@@ -599,12 +598,37 @@ class RL(Node, MutableSequence[Any]):
         return list(self)
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, RL) and self._same_node(other):
-            return True
-        if not isinstance(other, Sequence) or isinstance(other, (str, bytes, bytearray)):
+        # As ``list``: equal only to a list (or another RL) with equal items, never to a
+        # tuple or a range; other types get their say through NotImplemented.
+        if isinstance(other, RL):
+            return self._same_node(other) or deep_equal(self(), other())
+        if not isinstance(other, list):
             return NotImplemented
-        theirs = other() if isinstance(other, Node) else other
-        return deep_equal(self(), theirs)
+        return deep_equal(self(), other)
+
+    def _ordered(self, other: object) -> tuple[list[Any], list[Any]] | None:
+        """Both sides as plain lists, or None when ``list`` would not order against ``other``."""
+        if isinstance(other, RL):
+            return self(), other()
+        if isinstance(other, list):
+            return self(), other
+        return None
+
+    def __lt__(self, other: object) -> bool:
+        pair = self._ordered(other)
+        return NotImplemented if pair is None else pair[0] < pair[1]
+
+    def __le__(self, other: object) -> bool:
+        pair = self._ordered(other)
+        return NotImplemented if pair is None else pair[0] <= pair[1]
+
+    def __gt__(self, other: object) -> bool:
+        pair = self._ordered(other)
+        return NotImplemented if pair is None else pair[0] > pair[1]
+
+    def __ge__(self, other: object) -> bool:
+        pair = self._ordered(other)
+        return NotImplemented if pair is None else pair[0] >= pair[1]
 
     def __add__(self, other: Any) -> list[Any]:
         if not isinstance(other, (list, RL)):

@@ -141,3 +141,81 @@ class EdgeConformance:
             with pytest.raises(ValueError):
                 keeper.delete_prefix_batch(other.prefix, count=bad)
         assert _raw_namespace(keeper, other.prefix) == before
+
+    # --------------------------------------------------------------- == and ordering
+    def test_rl_equality_is_list_equality(self, db: DB) -> None:
+        from collections import UserList
+
+        db["l"] = [1, 2]
+        db["n"] = [[1, 2], {"a": [3]}]
+        db["same"] = [1, 2]
+        rl, nested, same = db["l"], db["n"], db["same"]
+        plain, plain_nested = [1, 2], [[1, 2], {"a": [3]}]
+        others: list[Any] = [
+            [1, 2],
+            (1, 2),
+            range(1, 3),
+            UserList([1, 2]),
+            [1.0, 2.0],
+            [True, 2],
+            [1, 2, 3],
+            "12",
+            {1: 1, 2: 2},
+            None,
+        ]
+        for other in others:
+            assert (rl == other) is (plain == other), other
+            assert (other == rl) is (other == plain), other
+            assert (rl != other) is (plain != other), other
+        assert rl == same and rl == rl and not (rl != same)
+        for other in ([(1, 2), {"a": [3]}], [[1, 2], {"a": (3,)}], [[1, 2], {"a": [3]}]):
+            assert (nested == other) is (plain_nested == other), other
+            assert (other == nested) is (other == plain_nested), other
+
+    def test_rd_equality_is_dict_equality(self, db: DB) -> None:
+        from collections import OrderedDict, UserDict
+
+        db["d"] = {"a": [1, 2], "b": {"c": [3]}}
+        rd = db["d"]
+        plain = {"a": [1, 2], "b": {"c": [3]}}
+        others: list[Any] = [
+            {"a": [1, 2], "b": {"c": [3]}},
+            {"a": (1, 2), "b": {"c": [3]}},
+            {"a": [1, 2], "b": {"c": (3,)}},
+            OrderedDict([("b", {"c": [3]}), ("a", [1, 2])]),
+            UserDict({"a": [1, 2], "b": {"c": [3]}}),
+            [("a", [1, 2]), ("b", {"c": [3]})],
+            {"a": [1, 2]},
+        ]
+        for other in others:
+            assert (rd == other) is (plain == other), other
+            assert (other == rd) is (other == plain), other
+            assert (rd != other) is (plain != other), other
+
+    def test_rl_orders_like_a_list(self, db: DB) -> None:
+        import operator
+
+        db["l"] = [1, [2, 3], "x"]
+        db["other"] = [1, [2, 4]]
+        rl, rl2 = db["l"], db["other"]
+        plain, plain2 = [1, [2, 3], "x"], [1, [2, 4]]
+        comparisons = (operator.lt, operator.le, operator.gt, operator.ge)
+        for other in ([1, [2, 3], "x"], [1, [2, 4]], [1], [], [0, 5], [2], [1, [2, 3], "y"]):
+            for op in comparisons:
+                assert op(rl, other) is op(plain, other), (op, other)
+                assert op(other, rl) is op(other, plain), (op, other)
+        for op in comparisons:
+            assert op(rl, rl2) is op(plain, plain2)
+            assert op(rl2, rl) is op(plain2, plain)
+        unordered: list[Any] = [(1, [2, 3]), "abc", 5, None, {1: 2}]
+        for bad in unordered:
+            for op in comparisons:
+                with pytest.raises(TypeError):
+                    op(rl, bad)
+                with pytest.raises(TypeError):
+                    op(bad, rl)
+        db["mixed"] = [1, {"a": 1}]
+        with pytest.raises(TypeError):
+            _ = db["mixed"] < [1, {"a": 2}]  # dicts do not order, as in Python
+        with pytest.raises(TypeError):
+            _ = RD(db, {"a": 1}) < {"a": 2}  # type: ignore[operator]
