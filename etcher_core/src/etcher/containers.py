@@ -560,7 +560,31 @@ class RL(Node, MutableSequence[Any]):
         return self._value(raw)
 
     def __iter__(self) -> Iterator[Any]:
-        return iter([self._value(raw) for raw in self._raws()])
+        """Iterate by position, as a ``list`` iterator does: live, not over a snapshot.
+
+        Items appended during the loop are visited; removing earlier items
+        shifts later ones under the iterator (it may skip one, as with a list).
+        Items are read in batches (growing from 64 to 4096 per round trip),
+        and the loop ends at the first position past the end of the list.
+        """
+        uid = self._etcher_uid
+        key = self._content_key()
+        position = 0
+        batch = _ITER_FIRST_BATCH
+        while True:
+            raws = self._db._reader().lrange(key, position, position + batch - 1)
+            if not raws:
+                if not position:
+                    self._graph().require(uid)  # an empty list, or a collected node?
+                return
+            position += len(raws)
+            for raw in raws:
+                yield self._value(raw)
+            batch = min(batch * 2, _ITER_MAX_BATCH)
+
+    def _snapshot_items(self) -> list[Any]:
+        """Every item (nested nodes as handles) from one read."""
+        return [self._value(raw) for raw in self._raws()]
 
     def __reversed__(self) -> Iterator[Any]:
         return iter([self._value(raw) for raw in reversed(self._raws())])
@@ -595,7 +619,7 @@ class RL(Node, MutableSequence[Any]):
 
     def copy(self) -> list[Any]:
         """A shallow plain-list copy: nested nodes stay handles (use ``rl()`` for a deep copy)."""
-        return list(self)
+        return self._snapshot_items()
 
     def __eq__(self, other: object) -> bool:
         # As ``list``: equal only to a list (or another RL) with equal items, never to a
@@ -633,17 +657,17 @@ class RL(Node, MutableSequence[Any]):
     def __add__(self, other: Any) -> list[Any]:
         if not isinstance(other, (list, RL)):
             return NotImplemented
-        return list(self) + list(other)
+        return self._snapshot_items() + (other.copy() if isinstance(other, RL) else other)
 
     def __radd__(self, other: Any) -> list[Any]:
         if not isinstance(other, list):
             return NotImplemented
-        return other + list(self)
+        return other + self._snapshot_items()
 
     def __mul__(self, n: Any) -> list[Any]:
         if not isinstance(n, int):
             return NotImplemented
-        return list(self) * n
+        return self._snapshot_items() * n
 
     __rmul__ = __mul__
 
@@ -923,6 +947,10 @@ class RL(Node, MutableSequence[Any]):
             g.u.list_op(content, "rpush", *[raws[i] for i in order])
 
         self._db._mutate(op)
+
+
+_ITER_FIRST_BATCH = 64
+_ITER_MAX_BATCH = 4096
 
 
 def _as_index(index: Any) -> int:

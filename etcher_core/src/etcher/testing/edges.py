@@ -219,3 +219,42 @@ class EdgeConformance:
             _ = db["mixed"] < [1, {"a": 2}]  # dicts do not order, as in Python
         with pytest.raises(TypeError):
             _ = RD(db, {"a": 1}) < {"a": 2}  # type: ignore[operator]
+
+    # --------------------------------------------------------------- live iteration
+    def test_iteration_visits_items_appended_during_the_loop(self, db: DB) -> None:
+        for start in ([0], list(range(300))):  # within one read batch, and across batches
+            db["l"] = start
+            rl, plain = db["l"], list(start)
+            seen_plain = []
+            for x in plain:
+                seen_plain.append(x)
+                if x < 5 or (len(plain) < 310 and x == 299):
+                    plain.append(x + 1000)
+            seen = []
+            for x in rl:
+                seen.append(x)
+                if x < 5 or (len(rl) < 310 and x == 299):
+                    rl.append(x + 1000)
+            assert seen == seen_plain
+            assert rl() == plain
+
+    def test_unfinished_iterator_sees_items_appended_later(self, db: DB) -> None:
+        db["l"] = [0, 1, 2, 3]
+        rl, plain = db["l"], [0, 1, 2, 3]
+        it, pit = iter(rl), iter(plain)
+        assert next(it) == next(pit) == 0
+        for target in (rl, plain):
+            target.append(4)
+            target.extend([5, 6])
+        assert list(it) == list(pit) == [1, 2, 3, 4, 5, 6]
+        assert list(it) == []
+        rl.append(7)
+        assert list(it) == []  # an exhausted iterator stays exhausted, as a list's does
+
+    def test_iterating_a_collected_list_is_stale(self, db: DB) -> None:
+        db["l"] = []
+        rl = db["l"]
+        assert list(rl) == []
+        del db["l"]
+        with pytest.raises(StaleHandleError):
+            list(rl)
