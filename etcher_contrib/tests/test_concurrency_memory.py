@@ -88,3 +88,9 @@ class TestMemoryConcurrency(ConcurrencyConformance):
         self, store_url: str, ns: str, tmp_path: Any
     ) -> None:
         super().test_processes_pop_from_the_middle_exactly(store_url, ns, tmp_path)
+
+    @needs_processes
+    def test_processes_popitem_each_item_exactly_once(
+        self, store_url: str, ns: str, tmp_path: Any
+    ) -> None:
+        super().test_processes_popitem_each_item_exactly_once(store_url, ns, tmp_path)

@@ -9,7 +9,9 @@ Values that come back are plain scalars, or new handles for nested nodes;
 
 from __future__ import annotations
 
+import collections
 import os
+import threading
 import weakref
 from collections.abc import (
     Callable,
@@ -37,7 +39,7 @@ from etcher.codec import (
 from etcher.equality import deep_equal
 from etcher.errors import WatchError
 from etcher.graph import KIND_DICT, KIND_LIST, Graph, parents_of
-from etcher.layout import PIN
+from etcher.layout import PIN, SEQ
 from etcher.materialize import materialize
 from etcher.writer import Writer
 
@@ -394,20 +396,62 @@ class RD(Node, MutableMapping[Any, Any]):
         return self._db._mutate(op)
 
     def popitem(self) -> tuple[Any, Any]:
-        """Remove and return the most recently inserted ``(key, value)`` pair (LIFO)."""
+        """Remove and return the most recently inserted ``(key, value)`` pair (LIFO).
+
+        The first call reads the whole dict and remembers, in this process, the
+        order of the items below the one it pops; later calls then cost a few
+        point reads each, whatever the size of the dict, for as long as nothing
+        new is inserted into it (any insertion, from anywhere, is detected and
+        makes the next call read the dict again).
+        """
         uid = self._etcher_uid
+        db = self._db
+        # Inside an open transaction nothing is committed yet: remembering would be premature.
+        hints: OrderHints | None = (
+            None if getattr(db, "_unit", None) is not None else getattr(db, "_order_hints", None)
+        )
+        known = hints.get(uid) if hints is not None else None
 
-        def op(g: Graph) -> tuple[Any, Any]:
+        def op(g: Graph) -> tuple[tuple[Any, Any], int, Any]:
             g.require(uid)
-            content = g.u.hgetall(g.layout.content(uid))
-            if not content:
+            content = g.layout.content(uid)
+            stamp = g.u.hget(g.layout.refs(uid), SEQ)
+            if known is not None and known[0] == stamp:
+                # Nothing was inserted since the order was read, so every item still there
+                # is among the remembered ones: the newest of those still present is the last.
+                order = known[1]
+                for j in range(len(order) - 1, -1, -1):
+                    field, seq = order[j]
+                    raw = g.u.hget(content, field)
+                    if raw is not None and split_item(raw)[0] == seq:
+                        value = self._remove_in(g, field, raw)
+                        g.collect(alive=(uid,))
+                        return (decode_key(field), value), j, None
                 raise KeyError("popitem(): dictionary is empty")
-            field, raw = max(content.items(), key=lambda item: split_item(item[1])[0])
-            value = self._remove_in(g, field, raw)
+            items = g.u.hgetall(content)
+            if not items:
+                raise KeyError("popitem(): dictionary is empty")
+            ranked = sorted((split_item(raw)[0], field) for field, raw in items.items())
+            seq, field = ranked[-1]
+            value = self._remove_in(g, field, items[field])
             g.collect(alive=(uid,))
-            return decode_key(field), value
+            rest = [(f, n) for n, f in ranked[:-1]]
+            # The stamp read in this unit: popitem allocates no sequence number, so it is
+            # still the dict's stamp when (and only if) this unit commits.
+            return (decode_key(field), value), len(rest), (stamp, rest)
 
-        return self._db._mutate(op)
+        try:
+            result, cut, rebuilt = db._mutate(op)
+        except KeyError:
+            if hints is not None:
+                hints.forget(uid)
+            raise
+        if hints is not None:
+            if rebuilt is not None:
+                hints.remember(uid, *rebuilt)
+            else:
+                hints.trim(uid, known, cut)
+        return result
 
     def incr(self, key: Any, amount: int = 1) -> int:
         """Atomically add ``amount`` to the int at ``key``; return the new value.
@@ -960,6 +1004,59 @@ def _as_index(index: Any) -> int:
         raise TypeError(
             f"list indices must be integers or slices, not {type(index).__name__}"
         ) from None
+
+
+class OrderHints:
+    """Per-process memory of dict item order, so repeated ``popitem()`` calls are O(1).
+
+    For a few recently popped dicts it keeps ``(stamp, [(field, seq), ...])``:
+    the dict's next-sequence header when the order was read, and the items
+    below the last one popped, oldest first. An entry is only a hint: every
+    use re-checks, inside the unit, that the stamp is unchanged (nothing was
+    inserted since) and that the chosen item still holds its sequence number.
+    """
+
+    __slots__ = ("_entries", "_lock")
+
+    LIMIT = 16
+    """Dicts remembered at once (least recently used are forgotten)."""
+
+    def __init__(self) -> None:
+        self._entries: collections.OrderedDict[
+            str, tuple[bytes | None, list[tuple[bytes, int]]]
+        ] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, uid: str) -> tuple[bytes | None, list[tuple[bytes, int]]] | None:
+        with self._lock:
+            entry = self._entries.get(uid)
+            if entry is not None:
+                self._entries.move_to_end(uid)
+            return entry
+
+    def remember(self, uid: str, stamp: bytes | None, order: list[tuple[bytes, int]]) -> None:
+        with self._lock:
+            self._entries[uid] = (stamp, order)
+            self._entries.move_to_end(uid)
+            while len(self._entries) > self.LIMIT:
+                self._entries.popitem(last=False)
+
+    def trim(self, uid: str, used: Any, cut: int) -> None:
+        """Drop the popped item and the ones found gone above it (never re-added: a
+        re-insertion changes the stamp)."""
+        with self._lock:
+            entry = self._entries.get(uid)
+            if entry is not None and entry is used:
+                del entry[1][cut:]
+
+    def forget(self, uid: str) -> None:
+        with self._lock:
+            self._entries.pop(uid, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries = collections.OrderedDict()
+            self._lock = threading.Lock()
 
 
 def handle_for(db: DB, uid: str) -> RD | RL:

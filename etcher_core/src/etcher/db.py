@@ -20,7 +20,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from etcher.containers import RD, RL, handle_for
+from etcher.containers import RD, RL, OrderHints, handle_for
 from etcher.errors import TransactionError
 from etcher.graph import Graph
 from etcher.layout import (
@@ -162,6 +162,7 @@ class DB:
         self._direct = DirectReader(self._backend)
         self._unpins: collections.deque[str] = collections.deque()
         self._pid = os.getpid()
+        self._order_hints = OrderHints()
         _LIVE_DBS[id(self)] = self
         self.link_field = link_field
         self._closed = False
@@ -216,6 +217,7 @@ class DB:
         # the UidFactory itself, connections by the backend.
         self._unpins = collections.deque()
         self._pid = os.getpid()
+        self._order_hints.clear()  # a lock held mid-fork must not survive in the child
 
     def _process_unpins(self) -> None:
         uids = []

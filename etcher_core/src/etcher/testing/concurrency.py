@@ -116,6 +116,20 @@ def pop_middle(url: str, prefix: str, key: str, n: int, out_path: str) -> None:
         fh.write(" ".join(map(str, got)))
 
 
+def _popitem_all(db: DB, out_path: str) -> None:
+    """popitem() from ``db["d"]`` until it is empty; write the popped keys to a file."""
+    got = []
+    d = db["d"]
+    while True:
+        try:
+            key, _ = d.popitem()
+        except KeyError:
+            break
+        got.append(key)
+    with open(out_path, "w") as fh:
+        fh.write(" ".join(got))
+
+
 def plain_write(url: str, prefix: str, key: str, value: int) -> None:
     """One plain (non-transactional) write of ``db[key]["n"]``."""
     with DB(url, prefix=prefix) as db:
@@ -438,6 +452,30 @@ class ConcurrencyConformance:
             left = [x["i"] if isinstance(x, dict) else x for x in db["l"]()]
             assert len(popped) == PROCESSES * pops
             assert sorted(popped + left) == list(range(total))
+            assert db.check().ok
+
+    def test_processes_popitem_each_item_exactly_once(
+        self, store_url: str, ns: str, tmp_path: Any
+    ) -> None:
+        total = 200
+        with self._db(store_url, ns) as db:
+            db["d"] = {f"k{i}": i for i in range(total)}
+            db["d"].popitem()  # this process remembers the order; the children inherit it
+            outs = [os.path.join(str(tmp_path), f"popitem-{k}.txt") for k in range(PROCESSES)]
+            ctx = multiprocessing.get_context("fork")
+            procs = [ctx.Process(target=_popitem_all, args=(db, out)) for out in outs]
+            for p in procs:
+                p.start()
+            db["d"]["late"] = -1  # an insertion while they pop: popped exactly once too
+            for p in procs:
+                p.join(timeout=300)
+            assert [p.exitcode for p in procs] == [0] * PROCESSES
+            popped: list[str] = []
+            for out in outs:
+                with open(out) as fh:
+                    popped.extend(fh.read().split())
+            left = list(db["d"])
+            assert sorted(popped + left) == sorted([f"k{i}" for i in range(total - 1)] + ["late"])
             assert db.check().ok
 
 

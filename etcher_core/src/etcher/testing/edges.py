@@ -251,3 +251,47 @@ class EdgeConformance:
         del db["l"]
         with pytest.raises(StaleHandleError):
             list(rl)
+
+    # --------------------------------------------------------------- popitem
+    def test_popitem_cost_does_not_grow_with_the_dict(self, db: DB) -> None:
+        from etcher.testing.instrument import CountingBackend
+
+        costs = []
+        for size in (40, 800):
+            counting = CountingBackend(db.backend)
+            counted = DB(backend=counting, prefix=db.prefix)
+            counted[f"d{size}"] = {f"k{i:04d}": i % 10 for i in range(size)}
+            d = counted[f"d{size}"]
+            got = [d.popitem()]  # the first call reads the dict once
+            counting.reset()
+            got += [d.popitem() for _ in range(20)]
+            costs.append((counting.round_trips, counting.total_commands, counting.bytes_read))
+            assert got == [(f"k{i:04d}", i % 10) for i in range(size - 1, size - 22, -1)]
+            counted.close()
+        (trips, commands, read), (big_trips, big_commands, big_read) = costs
+        assert (big_trips, big_commands) == (trips, commands), costs
+        assert big_read <= read + 20 * 8, f"popitem reads more of a bigger dict: {costs}"
+
+    def test_popitem_stays_lifo_beside_other_writers(self, db: DB, db_factory: Any) -> None:
+        other = db_factory(db.prefix, second_connection=True)
+        plain: dict[str, Any] = {f"k{i}": i for i in range(10)}
+        db["d"] = dict(plain)
+        d, d2 = db["d"], other["d"]
+        assert d.popitem() == plain.popitem()
+        del d2["k7"]  # removed by another DB: skipped
+        del plain["k7"]
+        assert d.popitem() == plain.popitem() == ("k8", 8)
+        d2["new"] = {"x": [1]}  # inserted by another DB: popped first
+        plain["new"] = {"x": [1]}
+        assert d.popitem() == plain.popitem()
+        d2["k0"] = -1  # overwriting keeps the item's place
+        plain["k0"] = -1
+        while plain:
+            assert d.popitem() == plain.popitem()
+        with pytest.raises(KeyError):
+            d.popitem()
+        d2["again"] = 1
+        assert d.popitem() == ("again", 1)
+        with pytest.raises(KeyError):
+            d.popitem()
+        assert db.check().ok
