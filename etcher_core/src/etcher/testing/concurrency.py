@@ -522,6 +522,9 @@ def _fork_children(db: DB, n: int) -> None:
                 os.close(write_end)
                 os.read(read_end, 1)  # EOF once the parent has forked every child
                 _forked_writer_unblocked(db, child)
+                # Closing the inherited DB in the child must leave the parent's connections
+                # (and an embedded server the parent started) working.
+                db.close()
                 status = 0
             except BaseException:
                 traceback.print_exc()
