@@ -39,7 +39,7 @@ from etcher.codec import (
 from etcher.equality import deep_equal
 from etcher.errors import WatchError
 from etcher.graph import KIND_DICT, KIND_LIST, Graph, parents_of
-from etcher.layout import PIN, SEQ
+from etcher.layout import PIN, ROOT, SEQ
 from etcher.materialize import materialize
 from etcher.writer import Writer
 
@@ -402,13 +402,18 @@ class RD(Node, MutableMapping[Any, Any]):
         order of the items below the one it pops; later calls then cost a few
         point reads each, whatever the size of the dict, for as long as nothing
         new is inserted into it (any insertion, from anywhere, is detected and
-        makes the next call read the dict again).
+        makes the next call read the dict again). ``db.popitem()`` on the
+        namespace root reads the root each time.
         """
         uid = self._etcher_uid
         db = self._db
         # Inside an open transaction nothing is committed yet: remembering would be premature.
+        # The root is re-created (its sequence restarting at 0) when its namespace is
+        # deleted, so a stamp could repeat for different contents: it is never remembered.
         hints: OrderHints | None = (
-            None if getattr(db, "_unit", None) is not None else getattr(db, "_order_hints", None)
+            None
+            if uid == ROOT or getattr(db, "_unit", None) is not None
+            else getattr(db, "_order_hints", None)
         )
         known = hints.get(uid) if hints is not None else None
 

@@ -215,7 +215,8 @@ class DB:
     def _after_fork_in_child(self) -> None:
         # Releases queued before the fork are the parent's to send; node ids are reset by
         # the UidFactory itself, connections by the backend.
-        self._unpins = collections.deque()
+        # Cleared in place: transaction views of this DB share these objects.
+        self._unpins.clear()
         self._pid = os.getpid()
         self._order_hints.clear()  # a lock held mid-fork must not survive in the child
 
