@@ -1058,10 +1058,11 @@ class OrderHints:
         with self._lock:
             self._entries.pop(uid, None)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries = collections.OrderedDict()
-            self._lock = threading.Lock()
+    def reset_after_fork(self) -> None:
+        """Start empty with a fresh lock (in a forked child, where another thread of the
+        parent may have held the old one: acquiring it could block forever)."""
+        self._entries = collections.OrderedDict()
+        self._lock = threading.Lock()
 
 
 def handle_for(db: DB, uid: str) -> RD | RL:

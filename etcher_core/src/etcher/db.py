@@ -218,7 +218,7 @@ class DB:
         # Cleared in place: transaction views of this DB share these objects.
         self._unpins.clear()
         self._pid = os.getpid()
-        self._order_hints.clear()  # a lock held mid-fork must not survive in the child
+        self._order_hints.reset_after_fork()
 
     def _process_unpins(self) -> None:
         uids = []
