@@ -94,3 +94,9 @@ class TestMemoryConcurrency(ConcurrencyConformance):
         self, store_url: str, ns: str, tmp_path: Any
     ) -> None:
         super().test_processes_popitem_each_item_exactly_once(store_url, ns, tmp_path)
+
+    @needs_processes
+    def test_db_opened_before_a_fork_pool_is_safe_in_its_tasks(
+        self, store_url: str, ns: str
+    ) -> None:
+        super().test_db_opened_before_a_fork_pool_is_safe_in_its_tasks(store_url, ns)

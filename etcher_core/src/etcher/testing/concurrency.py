@@ -361,6 +361,31 @@ class ConcurrencyConformance:
                 assert p.exitcode == 0, f"forked worker exited with {p.exitcode}"
             _check_forked_docs(db, FORK_CHILDREN)
 
+    def test_db_opened_before_a_fork_pool_is_safe_in_its_tasks(
+        self, store_url: str, ns: str
+    ) -> None:
+        # The pre-forking server shape: a module-level DB opened at import, a pool of
+        # forked workers running tasks through it (no DB is pickled to them).
+        global _POOL_DB
+        with self._db(store_url, ns) as db:
+            db["before"] = forked_doc(-1, 0)
+            db["log"] = []
+            _POOL_DB = db
+            try:
+                ctx: Any = multiprocessing.get_context("fork")
+                tasks = [(child, j) for j in range(FORK_DOCS) for child in range(FORK_CHILDREN)]
+                with ctx.Pool(FORK_CHILDREN) as pool:
+                    assert pool.map(_pool_task, tasks, chunksize=1) == [None] * len(tasks)
+            finally:
+                _POOL_DB = None
+            doc_keys = sorted(k for k in db if k.startswith("c"))
+            assert len(doc_keys) == len(tasks)
+            for child, j in tasks:
+                assert db[f"c{child}-{j}"]() == forked_doc(child, j), (child, j)
+            assert sorted(map(tuple, db["log"]())) == sorted(tasks)
+            report = db.check()
+            assert report.ok, report
+
     def test_forked_child_dropping_an_inherited_pinned_handle_keeps_it(
         self, store_url: str, ns: str
     ) -> None:
@@ -501,6 +526,18 @@ def forked_doc(child: int, j: int) -> dict[str, Any]:
         "items": [{"child": child, "j": j, "k": k} for k in range(3)],
         "sub": {"deep": {"child": child, "list": [child, j, [j]]}},
     }
+
+
+_POOL_DB: DB | None = None
+
+
+def _pool_task(task: tuple[int, int]) -> None:
+    """One task of a fork pool: write a document through the DB the parent opened."""
+    child, j = task
+    db = _POOL_DB
+    assert db is not None
+    db[f"c{child}-{j}"] = forked_doc(child, j)
+    db["log"].append([child, j])
 
 
 def _forked_writer(db: DB, child: int, barrier: Any) -> None:
