@@ -58,6 +58,7 @@ from etcher.testing.containers import (
     StateMachineConformance,
     UserGuideConformance,
 )
+from etcher.testing.edges import EdgeConformance
 from etcher.testing.fixtures import (
     HOSTILE_CHARS,
     BackendFactory,
@@ -118,6 +119,7 @@ __all__ = [
     "DBConformance",
     "DBFactory",
     "DictConformance",
+    "EdgeConformance",
     "HashCommands",
     "KeyCommands",
     "KeyMaker",
