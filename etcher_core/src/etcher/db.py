@@ -161,7 +161,6 @@ class DB:
         self._uids = UidFactory()
         self._direct = DirectReader(self._backend)
         self._unpins: collections.deque[str] = collections.deque()
-        self._pid = os.getpid()
         self._order_hints = OrderHints()
         _LIVE_DBS[id(self)] = self
         self.link_field = link_field
@@ -217,7 +216,6 @@ class DB:
         # the UidFactory itself, connections by the backend.
         # Cleared in place: transaction views of this DB share these objects.
         self._unpins.clear()
-        self._pid = os.getpid()
         self._order_hints.reset_after_fork()
 
     def _process_unpins(self) -> None:
