@@ -60,6 +60,7 @@ from etcher.testing.containers import (
     StateMachineConformance,
     UserGuideConformance,
 )
+from etcher.testing.edges import EdgeConformance
 from etcher.testing.fixtures import (
     HOSTILE_CHARS,
     BackendFactory,
@@ -125,6 +126,7 @@ __all__ = [
     "DBConformance",
     "DBFactory",
     "DictConformance",
+    "EdgeConformance",
     "ErrorsChangeNothing",
     "HashCommands",
     "KeyCommands",
