@@ -109,6 +109,9 @@ class Unit:
         self._string_dirty: set[str] = set()
         self.closed = False
         self.after_commit: list[Callable[[], None]] = []
+        # Undo records of the open savepoints (None while there is none); see savepoint().
+        self._undo: list[tuple[Any, ...]] | None = None
+        self._savepoints: list[tuple[int, int, int]] = []
 
     # --- watching ---------------------------------------------------------------
     def _read(self, command: str, *args: Any) -> Any:
@@ -234,25 +237,36 @@ class Unit:
 
     # --- hash writes ------------------------------------------------------------
     def hset(self, key: str, field: bytes, value: bytes) -> None:
+        if self._undo is not None:
+            self._note_field(key, field)
         self._fields.setdefault(key, {})[field] = value
         self._dirty.setdefault(key, {})[field] = value
 
     def hset_many(self, key: str, mapping: dict[bytes, bytes]) -> None:
+        if self._undo is not None:
+            for field in mapping:
+                self._note_field(key, field)
         self._fields.setdefault(key, {}).update(mapping)
         self._dirty.setdefault(key, {}).update(mapping)
 
     def hdel(self, key: str, field: bytes) -> None:
+        if self._undo is not None:
+            self._note_field(key, field)
         self._fields.setdefault(key, {})[field] = None
         self._dirty.setdefault(key, {})[field] = None
 
     def create_hash(self, key: str, mapping: Mapping[bytes, bytes]) -> None:
         """Write a hash that is known not to exist yet (a new node): no read needed."""
+        if self._undo is not None:
+            self._note_hash(key)
         self._fields[key] = dict(mapping)
         self._full.add(key)
         self._dirty[key] = dict(mapping)
 
     def drop_hash(self, key: str) -> None:
         """Delete a whole hash key."""
+        if self._undo is not None:
+            self._note_hash(key)
         self._fields[key] = {}
         self._full.add(key)
         self._dirty.pop(key, None)
@@ -293,6 +307,8 @@ class Unit:
 
     def list_op(self, key: str, op: str, *args: Any) -> None:
         """Queue a list command (rpush, lpush, lpop, rpop, lset, ltrim or delete)."""
+        if self._undo is not None:
+            self._note_list(key)
         self._list_ops.append((key, op, args))
         self._ops_by_list.setdefault(key, []).append((op, args))
         items = self._lists.get(key)
@@ -301,6 +317,8 @@ class Unit:
 
     def create_list(self, key: str, items: list[bytes]) -> None:
         """Write a list that is known not to exist yet (a new node)."""
+        if self._undo is not None:
+            self._note_list(key)
         self._lists[key] = list(items)
         self._ops_by_list.setdefault(key, [])
         if items:
@@ -317,8 +335,110 @@ class Unit:
 
     def set(self, key: str, value: bytes | None) -> None:
         """Set a string key (``None`` deletes it)."""
+        if self._undo is not None:
+            self._undo.append(
+                ("s", key, self._strings.get(key, _MISSING), key in self._string_dirty)
+            )
         self._strings[key] = value
         self._string_dirty.add(key)
+
+    # --- savepoints ----------------------------------------------------------------
+    # A transaction runs many operations in one unit; each of them must be all or nothing
+    # even when the caller catches its error and commits the rest. While a savepoint is
+    # open every write first records how to undo itself (per field, so an operation on a
+    # big, fully read hash costs O(its writes), not O(the hash)). Reads need no record:
+    # what they cache is the store plus earlier writes, which stays true after an undo.
+
+    def savepoint(self) -> None:
+        """Open a savepoint (they nest): :meth:`rollback` returns the buffers to this point."""
+        if self._undo is None:
+            self._undo = []
+        self._savepoints.append((len(self._undo), len(self._list_ops), len(self.after_commit)))
+
+    def release(self) -> None:
+        """Close the innermost savepoint, keeping what was written since."""
+        self._savepoints.pop()
+        if not self._savepoints:
+            self._undo = None
+
+    def rollback(self) -> None:
+        """Undo every buffered write since the innermost savepoint, and close it.
+
+        What was read stays watched: the caller saw the failed operation's
+        outcome, so a change to what it read is still a conflict.
+        """
+        undo = self._undo
+        assert undo is not None, "rollback() without savepoint()"
+        mark, list_ops, callbacks = self._savepoints[-1]
+        while len(undo) > mark:
+            self._undo_one(undo.pop())
+        del self._list_ops[list_ops:]
+        del self.after_commit[callbacks:]
+        self.release()
+
+    def _note_field(self, key: str, field: bytes) -> None:
+        assert self._undo is not None
+        known, dirty = self._fields.get(key), self._dirty.get(key)
+        self._undo.append(
+            (
+                "f",
+                key,
+                field,
+                _MISSING if known is None else known.get(field, _MISSING),
+                _MISSING if dirty is None else dirty.get(field, _MISSING),
+                key in self._full,
+            )
+        )
+
+    def _note_hash(self, key: str) -> None:
+        # create_hash/drop_hash replace these dicts rather than change them: keep the old ones.
+        assert self._undo is not None
+        self._undo.append(
+            (
+                "h",
+                key,
+                self._fields.get(key, _MISSING),
+                self._dirty.get(key, _MISSING),
+                key in self._full,
+                key in self._dropped,
+            )
+        )
+
+    def _note_list(self, key: str) -> None:
+        assert self._undo is not None
+        ops = self._ops_by_list.get(key)
+        self._undo.append(("l", key, -1 if ops is None else len(ops)))
+
+    def _undo_one(self, record: tuple[Any, ...]) -> None:
+        kind, key = record[0], record[1]
+        if kind == "f":
+            _, _, field, known, dirty, was_full = record
+            _restore(self._fields, key, field, known)
+            _restore(self._dirty, key, field, dirty)
+            if not self._dirty.get(key, True):
+                del self._dirty[key]  # an empty entry would still count as a pending write
+            if not was_full:
+                # A read after the write may have completed the hash, including the write.
+                self._full.discard(key)
+        elif kind == "h":
+            _, _, known, dirty, was_full, was_dropped = record
+            _put(self._fields, key, known)
+            _put(self._dirty, key, dirty)
+            (self._full.add if was_full else self._full.discard)(key)
+            (self._dropped.add if was_dropped else self._dropped.discard)(key)
+        elif kind == "l":
+            count = record[2]
+            if count < 0:
+                self._ops_by_list.pop(key, None)
+            else:
+                del self._ops_by_list[key][count:]
+            # The cached contents include the undone ops; the next read rebuilds them from
+            # the store (unchanged, or the unit conflicts) and the remaining ops.
+            self._lists.pop(key, None)
+        else:
+            _, _, value, was_dirty = record
+            _put(self._strings, key, value)
+            (self._string_dirty.add if was_dirty else self._string_dirty.discard)(key)
 
     # --- commit -----------------------------------------------------------------
     @property
@@ -453,6 +573,22 @@ class Unit:
             if scope is not None:
                 # Leaving with an "exception" rolls back whatever the scope applied.
                 scope.__exit__(WatchError, None, None)
+
+
+def _put(mapping: dict[str, Any], key: str, value: Any) -> None:
+    if value is _MISSING:
+        mapping.pop(key, None)
+    else:
+        mapping[key] = value
+
+
+def _restore(mapping: dict[str, dict[bytes, Any]], key: str, field: bytes, value: Any) -> None:
+    if value is _MISSING:
+        inner = mapping.get(key)
+        if inner is not None:
+            inner.pop(field, None)
+    else:
+        mapping.setdefault(key, {})[field] = value
 
 
 def _digest(value: Any) -> int:
