@@ -2214,7 +2214,7 @@ class TransactionSafetyConformance(ContainerFixtures):
         with pytest.raises(TypeError):
             t["d"]["sub"].update({"k": 3, "s": {"set"}})
         with pytest.raises(ValueError):
-            t["d"]["lst"] = ["ok", "\\ud800"]
+            t["d"]["lst"] = ["ok", "\ud800"]
         t["d"]["sub"]["j"] = 9
         t.execute()
         assert db["d"]() == {"n": 0, "sub": {"k": 1, "j": 9}, "m": 2}
@@ -2295,6 +2295,8 @@ class TransactionSafetyConformance(ContainerFixtures):
     def test_transactions_in_two_threads_both_commit(self, db: DB) -> None:
         import threading
 
+        db["A"] = {}
+        db["B"] = {}
         inside = threading.Event()
         other_done = threading.Event()
         errors: list[BaseException] = []
@@ -2303,8 +2305,8 @@ class TransactionSafetyConformance(ContainerFixtures):
             try:
                 inside.wait(30)
                 with db.transaction() as t:
-                    t["b"] = 2
-                db.transact(lambda t: t.__setitem__("c", 3))
+                    t["B"]["b"] = 2
+                db.transact(lambda t: t["B"].__setitem__("c", 3))
             except BaseException as exc:  # reported by the main thread
                 errors.append(exc)
             finally:
@@ -2313,12 +2315,12 @@ class TransactionSafetyConformance(ContainerFixtures):
         thread = threading.Thread(target=other)
         thread.start()
         with db.transaction() as t:
-            t["a"] = 1
+            t["A"]["a"] = 1  # another node than the other thread's: no conflict
             inside.set()
             assert other_done.wait(30)
         thread.join(30)
         assert errors == []
-        assert db() == {"a": 1, "b": 2, "c": 3}
+        assert db() == {"A": {"a": 1}, "B": {"b": 2, "c": 3}}
 
     def test_transactions_on_other_namespaces_may_run_inside(
         self, db: DB, db_factory: DBFactory
