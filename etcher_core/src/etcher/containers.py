@@ -75,6 +75,8 @@ class Node:
         # A node made by ``RD(db)``/``RL(db)`` is not linked yet: a pin in its header keeps it
         # alive until it is linked somewhere or this handle is dropped.
         new_uid = db._uids.new("D" if kind == KIND_DICT else "L")
+        if initial and kind == KIND_DICT:
+            initial = dict(initial)  # a caller's mapping is read here, outside the unit
 
         def create(g: Graph) -> None:
             g.new_node(new_uid, kind, pinned=True)
@@ -83,7 +85,7 @@ class Node:
                 content = g.layout.content(new_uid)
                 if kind == KIND_DICT:
                     mapping = {}
-                    for seq, (k, v) in enumerate(dict(initial).items()):
+                    for seq, (k, v) in enumerate(initial.items()):
                         mapping[encode_key(k, ())] = b"%d|" % seq + w.tag(v, new_uid, (k,))
                     g.u.hset_many(content, mapping)
                     g.u.hset(g.layout.refs(new_uid), b"#s", b"%d" % len(mapping))
@@ -966,10 +968,8 @@ class RL(Node, MutableSequence[Any]):
 
         def attempt() -> None:
             raws, nodes = self._snapshot_items(with_nodes)
-            for i, raw in enumerate(raws):
-                if matches(raw, nodes):
-                    break
-            else:
+            i = next((i for i, raw in enumerate(raws) if matches(raw, nodes)), -1)
+            if i < 0:
                 raise ValueError("list.remove(x): x not in list")
             n = len(raws)
 

@@ -46,7 +46,7 @@ from typing import TypeVar
 from etcher.db import DB
 from etcher.errors import TransactionError
 from etcher.graph import Graph
-from etcher.unit import DirectReader, RetryPolicy, Unit
+from etcher.unit import CallerCode, DirectReader, RetryPolicy, Unit
 
 T = TypeVar("T")
 
@@ -77,14 +77,19 @@ def _only_one(db: DB) -> Iterator[None]:
 
 def _in_savepoint(unit: Unit, call: Callable[[], T]) -> T:
     """Run one operation of a transaction so that it applies all of its writes or none."""
-    unit.savepoint()
-    try:
-        result = call()
-    except BaseException:
-        unit.rollback()
-        raise
-    unit.release()
-    return result
+    while True:
+        unit.savepoint()
+        try:
+            result = call()
+        except CallerCode as needed:
+            unit.rollback()
+            needed.work()  # caller code: between the operation's tries, never inside one
+            continue
+        except BaseException:
+            unit.rollback()
+            raise
+        unit.release()
+        return result
 
 
 class Transactor(DB):

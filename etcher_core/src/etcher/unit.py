@@ -38,6 +38,17 @@ T = TypeVar("T")
 _MISSING = object()
 
 
+class CallerCode(Exception):
+    """Raised inside a unit when its work needs code of the caller's (a ``dict`` subclass's
+    ``items()``, say). The unit is abandoned, ``work`` runs outside any unit (once), and
+    the unit is redone; ``work`` leaves what it learnt in :attr:`Unit.prepared`.
+    """
+
+    def __init__(self, work: Callable[[], None]) -> None:
+        super().__init__("caller code must run outside the unit of work")
+        self.work = work
+
+
 class DirectReader:
     """Reads straight from the backend: each call is atomic on its own, nothing is watched."""
 
@@ -109,6 +120,8 @@ class Unit:
         self._string_dirty: set[str] = set()
         self.closed = False
         self.after_commit: list[Callable[[], None]] = []
+        # Results of caller code run outside the unit (see CallerCode), kept across retries.
+        self.prepared: dict[int, tuple[Any, Any]] = {}
         # Undo records of the open savepoints (None while there is none); see savepoint().
         self._undo: list[tuple[Any, ...]] | None = None
         self._savepoints: list[tuple[int, int, int]] = []
@@ -674,12 +687,16 @@ class RetryPolicy:
         backend read from a snapshot without taking its write lock.
         """
         scope = [write]
+        prepared: dict[int, tuple[Any, Any]] = {}
 
         def attempt() -> T:
             unit = Unit(backend, scope[0])
+            unit.prepared = prepared
             try:
                 try:
                     result = fn(unit)
+                except CallerCode:
+                    raise
                 except Exception as exc:
                     unit.raise_if_stale(exc)
                     raise
@@ -690,4 +707,8 @@ class RetryPolicy:
                     scope[0] = True
                 unit.close()
 
-        return self.call(attempt)
+        while True:
+            try:
+                return self.call(attempt)
+            except CallerCode as needed:
+                needed.work()  # outside any unit; each call settles at least one object

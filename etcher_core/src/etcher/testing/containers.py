@@ -2443,9 +2443,9 @@ class UserCodeConformance(ContainerFixtures):
             def __eq__(self, other: object) -> bool:
                 Doc.calls += 1
                 db["touched"] = Doc.calls
-                return dict.__eq__(self, other)  # type: ignore[arg-type]
+                return dict.__eq__(self, other)
 
-            __hash__ = None  # type: ignore[assignment]
+            __hash__ = None
 
         db["l"].remove(Doc(a=2))
         assert db["l"]() == [{"a": 1}, [1, 2]]
@@ -2512,6 +2512,61 @@ class UserCodeConformance(ContainerFixtures):
             with pytest.raises(ValueError, match="modified during sort"):
                 rl.sort(key=key)
         assert db["l"]() == [3, 1, 9, 9]
+        assert_clean(db)
+
+    def test_container_subclasses_are_read_once_outside_units(self, db: DB) -> None:
+        db["log"] = []
+        calls: list[str] = []
+
+        class Doc(dict):  # type: ignore[type-arg]
+            def items(self) -> Any:
+                calls.append("items")
+                db["touched"] = len(calls)  # writes what the assignment reads (the root)
+                return super().items()
+
+        class Row(list):  # type: ignore[type-arg]
+            def __iter__(self) -> Any:
+                calls.append("iter")
+                db["log"].append(len(calls))
+                return super().__iter__()
+
+        shared = Row([1, 2])
+        db["doc"] = {"a": Doc(x=shared, y=shared), "b": Row([Doc(z=1)])}
+        assert sorted(calls) == ["items", "items", "iter", "iter"], "each is read exactly once"
+        assert db["doc"]() == {"a": {"x": [1, 2], "y": [1, 2]}, "b": [{"z": 1}]}
+        assert db["doc"]["a"]["x"].uid == db["doc"]["a"]["y"].uid, "sharing is kept"
+        calls.clear()
+        with pytest.raises(TypeError):
+            db["bad"] = Doc(ok=1, bad={1})
+        assert calls == ["items"] and db["touched"] == 1, "the caller's own write is kept"
+        assert "bad" not in db
+        assert_clean(db)
+
+    def test_unlinked_constructors_read_caller_mappings_outside_units(self, db: DB) -> None:
+        from collections.abc import Mapping as MappingABC
+
+        db["log"] = []
+
+        class Source(MappingABC[str, Any]):
+            def __init__(self, data: dict[str, Any]) -> None:
+                self.data = data
+
+            def __getitem__(self, key: str) -> Any:
+                db["log"].append(key)
+                return self.data[key]
+
+            def __iter__(self) -> Iterator[str]:
+                return iter(self.data)
+
+            def __len__(self) -> int:
+                return len(self.data)
+
+        made = RD(db, Source({"a": 1, "b": [2]}))
+        db["made"] = made
+        assert db["made"]() == {"a": 1, "b": [2]}
+        with pytest.raises(TypeError):
+            RD(db, Source({"c": 1, "d": {1}}))
+        assert db["log"]() == ["a", "b", "c", "d"], "every read of the source is kept, once"
         assert_clean(db)
 
 
