@@ -149,7 +149,17 @@ class Transactor(DB):
         return self._unit is not None
 
     def watch(self) -> None:
-        """Begin a transaction: from now on every read through this transactor is watched."""
+        """Begin a transaction: from now on every read through this transactor is watched.
+
+        Calling it again before any write restarts the transaction; once writes
+        are pending it raises :class:`~etcher.errors.TransactionError` (as
+        Redis refuses ``WATCH`` inside ``MULTI``) rather than drop them.
+        """
+        if self._unit is not None and self._unit.has_writes:
+            raise TransactionError(
+                "watch() with writes pending in this transaction would drop them; "
+                "execute() or reset() first"
+            )
         self.reset()
         self._unit = Unit(self._backend)
 

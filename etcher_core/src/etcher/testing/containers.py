@@ -2255,6 +2255,25 @@ class TransactionSafetyConformance(ContainerFixtures):
             t["b"] = 2
         assert db() == {"n": 0, "a": 1, "b": 2}, "the outer transaction stays whole"
 
+    def test_watch_inside_a_transaction_with_writes_is_refused(self, db: DB) -> None:
+        from etcher.errors import TransactionError
+
+        with db.transaction() as t:
+            t["a"] = 1
+            with pytest.raises(TransactionError):
+                t.watch()
+            t["b"] = 2
+        assert db() == {"a": 1, "b": 2}, "no write of the transaction was dropped"
+        t = db.transactor()
+        t.watch()
+        t.watch()  # nothing written yet: a restart
+        t.multi()
+        t["c"] = 3
+        with pytest.raises(TransactionError):
+            t.watch()
+        t.execute()
+        assert db["c"] == 3
+
     def test_transact_inside_transact_is_refused_and_not_retried(self, db: DB) -> None:
         from etcher.errors import TransactionError
 
