@@ -100,7 +100,8 @@ def append_to_list(url: str, prefix: str, key: str, value: Any) -> None:
 
 def _one_process(start_method: str, target: Callable[..., Any], *args: Any) -> None:
     """Run ``target(*args)`` in one process started with ``start_method``, to the end."""
-    proc = multiprocessing.get_context(start_method).Process(target=target, args=args)
+    ctx: Any = multiprocessing.get_context(start_method)
+    proc = ctx.Process(target=target, args=args)
     proc.start()
     proc.join(timeout=120)
     if proc.is_alive():
