@@ -197,7 +197,7 @@ class Transactor(DB):
         scoped transaction on the same database) is already in a transaction
         raises :class:`~etcher.errors.TransactionError`: transactions do not nest.
         """
-        if self._unit is not None:
+        if self._unit is not None and self._unit.has_writes:
             raise TransactionError(
                 "transact() inside an open transaction of the same transactor; transactions "
                 "do not nest: call fn() directly, its work joins the open transaction"
