@@ -802,8 +802,9 @@ class RL(Node, MutableSequence[Any]):
 
         When comparing with ``value`` may run code of yours (its type is not a
         plain ``str``/``int``/``float``/``bool``/``None`` or a handle), the
-        comparisons run on a snapshot, outside any unit of work, each at most
-        once per distinct item: your ``__eq__`` may even write to the store.
+        comparisons run on a snapshot, outside any unit of work, once per item
+        (a retry after a concurrent change compares only items not seen
+        before): your ``__eq__`` may even write to the store.
         """
         if type(value) not in _OWN_EQ and type(value) not in (RD, RL):
             self._remove_comparing_outside(value)

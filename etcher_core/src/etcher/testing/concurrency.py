@@ -304,12 +304,19 @@ class ConcurrencyConformance:
             assert db.check().ok
 
     # -- caller code runs outside units, once ----------------------------------------------
+    def _skip_unless_processes(self, store_url: str, ns: str, start_method: str) -> None:
+        if start_method not in multiprocessing.get_all_start_methods():
+            pytest.skip(f"no {start_method} start method here")
+        with self._db(store_url, ns) as db:
+            backend = db.backend
+            if not getattr(backend.capabilities, "multiprocess", True):
+                pytest.skip(f"{type(backend).__name__}.capabilities.multiprocess is False")
+
     @pytest.mark.parametrize("start_method", ["fork", "spawn"])
     def test_sort_key_may_wait_for_another_process(
         self, store_url: str, ns: str, start_method: str
     ) -> None:
-        if start_method not in multiprocessing.get_all_start_methods():
-            pytest.skip(f"no {start_method} start method here")
+        self._skip_unless_processes(store_url, ns, start_method)
         with self._db(store_url, ns) as db:
             db["l"] = [3, 1, 2]
             db["other"] = []
@@ -343,8 +350,7 @@ class ConcurrencyConformance:
     def test_remove_eq_runs_once_while_another_process_appends(
         self, store_url: str, ns: str, start_method: str
     ) -> None:
-        if start_method not in multiprocessing.get_all_start_methods():
-            pytest.skip(f"no {start_method} start method here")
+        self._skip_unless_processes(store_url, ns, start_method)
 
         class Probe:
             calls = 0
