@@ -53,7 +53,7 @@ REVIEWED_GETATTR = {
     # by the unit itself to re-read them when it checks its reads; never from stored data.
     ("unit.py", "getattr(self.backend, command)"),
     ("unit.py", "getattr(pipe, command)"),
-    ("writer.py", "getattr(value, '_etcher_uid', None)"),  # a constant name
+    ("writer.py", "getattr(cls, '_etcher_uid', None)"),  # a constant name, on the class
     ("db.py", "getattr(cls, 'from_client', None)"),
     ("db.py", "getattr(self._backend, 'maintenance', None)"),
 }

@@ -48,6 +48,10 @@ if TYPE_CHECKING:
 
 _NOTHING: Any = object()
 
+# Types whose equality with a stored item is etcher's or the interpreter's own: comparing
+# them runs no caller code (exact types: a subclass may define __eq__).
+_OWN_EQ: frozenset[type] = frozenset({str, int, float, bool, type(None)})
+
 
 def _link_of(raw: bytes | None) -> str | None:
     return None if raw is None else link_target(raw)
@@ -73,6 +77,8 @@ class Node:
         # A node made by ``RD(db)``/``RL(db)`` is not linked yet: a pin in its header keeps it
         # alive until it is linked somewhere or this handle is dropped.
         new_uid = db._uids.new("D" if kind == KIND_DICT else "L")
+        if initial and kind == KIND_DICT:
+            initial = dict(initial)  # a caller's mapping is read here, outside the unit
 
         def create(g: Graph) -> None:
             g.new_node(new_uid, kind, pinned=True)
@@ -81,7 +87,7 @@ class Node:
                 content = g.layout.content(new_uid)
                 if kind == KIND_DICT:
                     mapping = {}
-                    for seq, (k, v) in enumerate(dict(initial).items()):
+                    for seq, (k, v) in enumerate(initial.items()):
                         mapping[encode_key(k, ())] = b"%d|" % seq + w.tag(v, new_uid, (k,))
                     g.u.hset_many(content, mapping)
                     g.u.hset(g.layout.refs(new_uid), b"#s", b"%d" % len(mapping))
@@ -930,7 +936,17 @@ class RL(Node, MutableSequence[Any]):
         self._db._mutate(op)
 
     def remove(self, value: Any) -> None:
-        """Remove the first item equal to ``value`` (``ValueError`` if absent)."""
+        """Remove the first item equal to ``value`` (``ValueError`` if absent).
+
+        When comparing with ``value`` may run code of yours (its type is not a
+        plain ``str``/``int``/``float``/``bool``/``None`` or a handle), the
+        comparisons run on a snapshot, outside any unit of work, once per item
+        (a retry after a concurrent change compares only items not seen
+        before): your ``__eq__`` may even write to the store.
+        """
+        if type(value) not in _OWN_EQ and type(value) not in (RD, RL):
+            self._remove_comparing_outside(value)
+            return
         uid = self._etcher_uid
 
         def op(g: Graph) -> None:
@@ -977,7 +993,17 @@ class RL(Node, MutableSequence[Any]):
         self._db._mutate(op)
 
     def sort(self, *, key: Callable[[Any], Any] | None = None, reverse: bool = False) -> None:
-        """Sort in place, stably, comparing materialized values (as ``list.sort`` would)."""
+        """Sort in place, stably, comparing materialized values (as ``list.sort`` would).
+
+        ``key`` is called once per item on a snapshot, outside any unit of
+        work, and never again (your key function may even write to the store);
+        if the list changed before the sorted order could be stored, nothing is
+        stored and ``ValueError("list modified during sort")`` is raised, as
+        ``list.sort`` does.
+        """
+        if key is not None:
+            self._sort_by_key_outside(key, reverse)
+            return
         uid = self._etcher_uid
 
         def op(g: Graph) -> None:
@@ -990,12 +1016,110 @@ class RL(Node, MutableSequence[Any]):
             for raw in raws:
                 child = _link_of(raw)
                 values.append(safe_decode(raw) if child is None else materialize(g, child))
-            keys = values if key is None else [key(v) for v in values]
-            order = sorted(range(len(raws)), key=keys.__getitem__, reverse=reverse)
+            order = sorted(range(len(raws)), key=values.__getitem__, reverse=reverse)
             g.u.list_op(content, "delete")
             g.u.list_op(content, "rpush", *[raws[i] for i in order])
 
         self._db._mutate(op)
+
+    # --- calling code that is not etcher's ----------------------------------------------
+    # A unit of work may be retried (Redis-like stores) and, on SQLite, holds the write
+    # transaction: code of the caller's that runs inside one would run again on every retry,
+    # or have its own writes join (and die with) the operation's. So a sort key or a foreign
+    # __eq__ runs between two units: the first reads a snapshot, the second checks that the
+    # list still holds exactly the items read and only then writes.
+
+    def _snapshot_items(self, with_nodes: bool) -> tuple[list[bytes], dict[str, Any]]:
+        """The list's raw items and (``with_nodes``) its child nodes materialized, at one moment."""
+        uid = self._etcher_uid
+
+        def read(g: Graph) -> tuple[list[bytes], dict[str, Any]]:
+            g.require(uid)
+            raws = g.r.lrange(g.layout.content(uid), 0, -1)
+            nodes: dict[str, Any] = {}
+            if with_nodes:
+                for child in map(_link_of, raws):
+                    if child is not None and child not in nodes:
+                        nodes[child] = materialize(g, child)
+            return raws, nodes
+
+        return self._db._snapshot(read)
+
+    def _apply_if_unchanged(self, raws: list[bytes], write: Callable[[Graph], None]) -> bool:
+        """Run ``write`` in a unit if the list still holds exactly ``raws``; say whether it did."""
+        uid = self._etcher_uid
+
+        def op(g: Graph) -> bool:
+            g.require(uid)
+            if g.u.lrange(g.layout.content(uid), 0, -1) != raws:
+                return False
+            write(g)
+            return True
+
+        return self._db._mutate(op)
+
+    def _sort_by_key_outside(self, key: Callable[[Any], Any], reverse: bool) -> None:
+        raws, nodes = self._snapshot_items(with_nodes=True)
+        values = [safe_decode(raw) if (c := _link_of(raw)) is None else nodes[c] for raw in raws]
+        keys = [key(v) for v in values]
+        order = sorted(range(len(raws)), key=keys.__getitem__, reverse=reverse)
+        if not raws:
+            return
+        content = self._content_key()
+
+        def write(g: Graph) -> None:
+            if order != list(range(len(order))):
+                g.u.list_op(content, "delete")
+                g.u.list_op(content, "rpush", *[raws[i] for i in order])
+
+        if not self._apply_if_unchanged(raws, write):
+            raise ValueError("list modified during sort")
+
+    def _remove_comparing_outside(self, value: Any) -> None:
+        # What each comparison answered, so that a retry after a concurrent change asks
+        # again only about items it has not seen: scalars by their stored form, nodes by
+        # their materialized content. (The first pass compares every item, as list does.)
+        scalars: dict[bytes, bool] = {}
+        nodes_seen: dict[str, tuple[Any, bool]] = {}
+        with_nodes = isinstance(value, (Mapping, list)) and not isinstance(value, Node)
+        retrying = [False]
+
+        def matches(raw: bytes, nodes: dict[str, Any]) -> bool:
+            child = _link_of(raw)
+            if child is None:
+                hit = scalars.get(raw) if retrying[0] else None
+                if hit is None:
+                    hit = scalars[raw] = not isinstance(value, (Mapping, list, Node)) and bool(
+                        safe_decode(raw) == value
+                    )
+                return hit
+            if isinstance(value, Node):
+                return value._etcher_uid == child
+            if not with_nodes:
+                return False
+            data = nodes[child]
+            before = nodes_seen.get(child) if retrying[0] else None
+            if before is not None and deep_equal(before[0], data):
+                return before[1]
+            hit = deep_equal(data, value)
+            nodes_seen[child] = (data, hit)
+            return hit
+
+        def attempt() -> None:
+            raws, nodes = self._snapshot_items(with_nodes)
+            i = next((i for i, raw in enumerate(raws) if matches(raw, nodes)), -1)
+            if i < 0:
+                raise ValueError("list.remove(x): x not in list")
+            n = len(raws)
+
+            def write(g: Graph) -> None:
+                self._pop_in(g, i, n, materialize_value=False)
+
+            if not self._apply_if_unchanged(raws, write):
+                retrying[0] = True
+                raise WatchError("the list changed while its items were compared")
+
+        self._db._retry.call(attempt)
 
 
 _ITER_FIRST_BATCH = 64

@@ -20,20 +20,76 @@ Python-shaped API::
         t["n"] = t.get("n", 0) + 1
 
     db.transact(lambda t: t.update(n=t.get("n", 0) + 1))   # retried
+
+Every operation inside a transaction is all or nothing on its own too: an
+operation that raises (a refused value, a slice of the wrong size ...) leaves
+none of its writes in the transaction, so catching its error and committing
+the rest is safe. Each operation runs inside a savepoint of the unit.
+
+Transactions do not nest. While ``with db.transaction()``, ``db.transact()``
+or ``t.transact()`` runs, starting another of these on the same database (same
+store and namespace) in the same thread or task raises
+:class:`~etcher.errors.TransactionError` before anything is written; the
+outer transaction is unaffected and can go on or be left. An inner commit
+could not be undone if the outer one failed, and the outer one's retries
+would commit the inner one again each time, so the inner work belongs in the
+outer transaction: use its ``t``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TypeVar
 
 from etcher.db import DB
 from etcher.errors import TransactionError
 from etcher.graph import Graph
-from etcher.unit import DirectReader, RetryPolicy, Unit
+from etcher.unit import CallerCode, DirectReader, RetryPolicy, Unit
 
 T = TypeVar("T")
+
+# The databases (store id, namespace) with a scoped transaction open in this thread/task.
+_OPEN: ContextVar[tuple[tuple[str, str], ...]] = ContextVar("etcher_open_transactions", default=())
+
+
+@contextmanager
+def _only_one(db: DB) -> Iterator[None]:
+    """Mark a scoped transaction on ``db`` as open here; refuse one nested inside another."""
+    key = (db._store_id, db._layout.prefix)
+    open_now = _OPEN.get()
+    if key in open_now:
+        raise TransactionError(
+            "a transaction on this database is already open in this thread; transactions "
+            "do not nest: do this work through the outer transaction's t, so that it "
+            "commits (or not) together with the rest"
+        )
+    token = _OPEN.set((*open_now, key))
+    try:
+        yield
+    finally:
+        try:
+            _OPEN.reset(token)
+        except ValueError:  # left from another context (a generator finalized elsewhere)
+            _OPEN.set(tuple(k for k in _OPEN.get() if k != key))
+
+
+def _in_savepoint(unit: Unit, call: Callable[[], T]) -> T:
+    """Run one operation of a transaction so that it applies all of its writes or none."""
+    while True:
+        unit.savepoint()
+        try:
+            result = call()
+        except CallerCode as needed:
+            unit.rollback()
+            needed.work()  # caller code: between the operation's tries, never inside one
+            continue
+        except BaseException:
+            unit.rollback()
+            raise
+        unit.release()
+        return result
 
 
 class Transactor(DB):
@@ -59,14 +115,17 @@ class Transactor(DB):
         return self._unit if self._unit is not None else self._direct
 
     def _mutate(self, fn: Callable[[Graph], T]) -> T:
-        if self._unit is None:
+        unit = self._unit
+        if unit is None:
             return super()._mutate(fn)
-        return fn(Graph(self._layout, self._unit))
+        return _in_savepoint(unit, lambda: fn(Graph(self._layout, unit)))
 
     def _snapshot(self, fn: Callable[[Graph], T]) -> T:
-        if self._unit is None:
+        unit = self._unit
+        if unit is None:
             return super()._snapshot(fn)
-        return fn(Graph(self._layout, self._unit))
+        # Reads may write too (a deleted namespace's root is recreated): same guarantee.
+        return _in_savepoint(unit, lambda: fn(Graph(self._layout, unit)))
 
     def _release_pin(self, uid: str, pid: int | None = None) -> None:
         self._parent._release_pin(uid, pid)
@@ -90,7 +149,17 @@ class Transactor(DB):
         return self._unit is not None
 
     def watch(self) -> None:
-        """Begin a transaction: from now on every read through this transactor is watched."""
+        """Begin a transaction: from now on every read through this transactor is watched.
+
+        Calling it again before any write restarts the transaction; once writes
+        are pending it raises :class:`~etcher.errors.TransactionError` (as
+        Redis refuses ``WATCH`` inside ``MULTI``) rather than drop them.
+        """
+        if self._unit is not None and self._unit.has_writes:
+            raise TransactionError(
+                "watch() with writes pending in this transaction would drop them; "
+                "execute() or reset() first"
+            )
         self.reset()
         self._unit = Unit(self._backend)
 
@@ -124,10 +193,18 @@ class Transactor(DB):
         """Run ``fn()`` between ``watch()`` and ``execute()``, retrying on ``WatchError``.
 
         An exception raised by ``fn`` aborts the attempt (nothing is written)
-        and propagates without a retry.
+        and propagates without a retry. Calling it while this transactor (or a
+        scoped transaction on the same database) is already in a transaction
+        raises :class:`~etcher.errors.TransactionError`: transactions do not nest.
         """
+        if self._unit is not None and self._unit.has_writes:
+            raise TransactionError(
+                "transact() inside an open transaction of the same transactor; transactions "
+                "do not nest: call fn() directly, its work joins the open transaction"
+            )
         policy = retry or self._retry
-        return policy.call(lambda: self._attempt(fn))
+        with _only_one(self):
+            return policy.call(lambda: self._attempt(fn))
 
     def _attempt(self, fn: Callable[[], T]) -> T:
         self.watch()
@@ -165,21 +242,22 @@ def transaction(db: DB) -> Iterator[Transactor]:
     that changed meanwhile: then it saw an inconsistent state, and the
     transaction fails with ``WatchError`` (the original error chained).
     """
-    t = Transactor(db)
-    t.watch()
-    try:
-        yield t
-    except Exception as exc:
+    with _only_one(db):
+        t = Transactor(db)
+        t.watch()
         try:
-            if t._unit is not None:
-                t._unit.raise_if_stale(exc)
-        finally:
+            yield t
+        except Exception as exc:
+            try:
+                if t._unit is not None:
+                    t._unit.raise_if_stale(exc)
+            finally:
+                t.reset()
+            raise
+        except BaseException:
             t.reset()
-        raise
-    except BaseException:
-        t.reset()
-        raise
-    t.execute()
+            raise
+        t.execute()
 
 
 def transact(db: DB, fn: Callable[[Transactor], T], policy: RetryPolicy) -> T:
@@ -195,7 +273,8 @@ def transact(db: DB, fn: Callable[[Transactor], T], policy: RetryPolicy) -> T:
         finally:
             t.reset()
 
-    return policy.call(attempt)
+    with _only_one(db):
+        return policy.call(attempt)
 
 
 __all__ = ["Transactor", "transact", "transaction"]

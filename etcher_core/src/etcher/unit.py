@@ -38,6 +38,17 @@ T = TypeVar("T")
 _MISSING = object()
 
 
+class CallerCode(Exception):
+    """Raised inside a unit when its work needs code of the caller's (a ``dict`` subclass's
+    ``items()``, say). The unit is abandoned, ``work`` runs outside any unit (once), and
+    the unit is redone; ``work`` leaves what it learnt in :attr:`Unit.prepared`.
+    """
+
+    def __init__(self, work: Callable[[], None]) -> None:
+        super().__init__("caller code must run outside the unit of work")
+        self.work = work
+
+
 class DirectReader:
     """Reads straight from the backend: each call is atomic on its own, nothing is watched."""
 
@@ -109,6 +120,11 @@ class Unit:
         self._string_dirty: set[str] = set()
         self.closed = False
         self.after_commit: list[Callable[[], None]] = []
+        # Results of caller code run outside the unit (see CallerCode), kept across retries.
+        self.prepared: dict[int, tuple[Any, Any]] = {}
+        # Undo records of the open savepoints (None while there is none); see savepoint().
+        self._undo: list[tuple[Any, ...]] | None = None
+        self._savepoints: list[tuple[int, int, int]] = []
 
     # --- watching ---------------------------------------------------------------
     def _read(self, command: str, *args: Any) -> Any:
@@ -234,25 +250,36 @@ class Unit:
 
     # --- hash writes ------------------------------------------------------------
     def hset(self, key: str, field: bytes, value: bytes) -> None:
+        if self._undo is not None:
+            self._note_field(key, field)
         self._fields.setdefault(key, {})[field] = value
         self._dirty.setdefault(key, {})[field] = value
 
     def hset_many(self, key: str, mapping: dict[bytes, bytes]) -> None:
+        if self._undo is not None:
+            for field in mapping:
+                self._note_field(key, field)
         self._fields.setdefault(key, {}).update(mapping)
         self._dirty.setdefault(key, {}).update(mapping)
 
     def hdel(self, key: str, field: bytes) -> None:
+        if self._undo is not None:
+            self._note_field(key, field)
         self._fields.setdefault(key, {})[field] = None
         self._dirty.setdefault(key, {})[field] = None
 
     def create_hash(self, key: str, mapping: Mapping[bytes, bytes]) -> None:
         """Write a hash that is known not to exist yet (a new node): no read needed."""
+        if self._undo is not None:
+            self._note_hash(key)
         self._fields[key] = dict(mapping)
         self._full.add(key)
         self._dirty[key] = dict(mapping)
 
     def drop_hash(self, key: str) -> None:
         """Delete a whole hash key."""
+        if self._undo is not None:
+            self._note_hash(key)
         self._fields[key] = {}
         self._full.add(key)
         self._dirty.pop(key, None)
@@ -295,6 +322,8 @@ class Unit:
         """Queue a list command (rpush, lpush, lpop, rpop, lset, ltrim or delete)."""
         if not args and op in ("rpush", "lpush"):
             return  # pushing nothing changes nothing, and Redis refuses it as malformed
+        if self._undo is not None:
+            self._note_list(key)
         self._list_ops.append((key, op, args))
         self._ops_by_list.setdefault(key, []).append((op, args))
         items = self._lists.get(key)
@@ -303,6 +332,8 @@ class Unit:
 
     def create_list(self, key: str, items: list[bytes]) -> None:
         """Write a list that is known not to exist yet (a new node)."""
+        if self._undo is not None:
+            self._note_list(key)
         self._lists[key] = list(items)
         self._ops_by_list.setdefault(key, [])
         if items:
@@ -319,8 +350,110 @@ class Unit:
 
     def set(self, key: str, value: bytes | None) -> None:
         """Set a string key (``None`` deletes it)."""
+        if self._undo is not None:
+            self._undo.append(
+                ("s", key, self._strings.get(key, _MISSING), key in self._string_dirty)
+            )
         self._strings[key] = value
         self._string_dirty.add(key)
+
+    # --- savepoints ----------------------------------------------------------------
+    # A transaction runs many operations in one unit; each of them must be all or nothing
+    # even when the caller catches its error and commits the rest. While a savepoint is
+    # open every write first records how to undo itself (per field, so an operation on a
+    # big, fully read hash costs O(its writes), not O(the hash)). Reads need no record:
+    # what they cache is the store plus earlier writes, which stays true after an undo.
+
+    def savepoint(self) -> None:
+        """Open a savepoint (they nest): :meth:`rollback` returns the buffers to this point."""
+        if self._undo is None:
+            self._undo = []
+        self._savepoints.append((len(self._undo), len(self._list_ops), len(self.after_commit)))
+
+    def release(self) -> None:
+        """Close the innermost savepoint, keeping what was written since."""
+        self._savepoints.pop()
+        if not self._savepoints:
+            self._undo = None
+
+    def rollback(self) -> None:
+        """Undo every buffered write since the innermost savepoint, and close it.
+
+        What was read stays watched: the caller saw the failed operation's
+        outcome, so a change to what it read is still a conflict.
+        """
+        undo = self._undo
+        assert undo is not None, "rollback() without savepoint()"
+        mark, list_ops, callbacks = self._savepoints[-1]
+        while len(undo) > mark:
+            self._undo_one(undo.pop())
+        del self._list_ops[list_ops:]
+        del self.after_commit[callbacks:]
+        self.release()
+
+    def _note_field(self, key: str, field: bytes) -> None:
+        assert self._undo is not None
+        known, dirty = self._fields.get(key), self._dirty.get(key)
+        self._undo.append(
+            (
+                "f",
+                key,
+                field,
+                _MISSING if known is None else known.get(field, _MISSING),
+                _MISSING if dirty is None else dirty.get(field, _MISSING),
+                key in self._full,
+            )
+        )
+
+    def _note_hash(self, key: str) -> None:
+        # create_hash/drop_hash replace these dicts rather than change them: keep the old ones.
+        assert self._undo is not None
+        self._undo.append(
+            (
+                "h",
+                key,
+                self._fields.get(key, _MISSING),
+                self._dirty.get(key, _MISSING),
+                key in self._full,
+                key in self._dropped,
+            )
+        )
+
+    def _note_list(self, key: str) -> None:
+        assert self._undo is not None
+        ops = self._ops_by_list.get(key)
+        self._undo.append(("l", key, -1 if ops is None else len(ops)))
+
+    def _undo_one(self, record: tuple[Any, ...]) -> None:
+        kind, key = record[0], record[1]
+        if kind == "f":
+            _, _, field, known, dirty, was_full = record
+            _restore(self._fields, key, field, known)
+            _restore(self._dirty, key, field, dirty)
+            if not self._dirty.get(key, True):
+                del self._dirty[key]  # an empty entry would still count as a pending write
+            if not was_full:
+                # A read after the write may have completed the hash, including the write.
+                self._full.discard(key)
+        elif kind == "h":
+            _, _, known, dirty, was_full, was_dropped = record
+            _put(self._fields, key, known)
+            _put(self._dirty, key, dirty)
+            (self._full.add if was_full else self._full.discard)(key)
+            (self._dropped.add if was_dropped else self._dropped.discard)(key)
+        elif kind == "l":
+            count = record[2]
+            if count < 0:
+                self._ops_by_list.pop(key, None)
+            else:
+                del self._ops_by_list[key][count:]
+            # The cached contents include the undone ops; the next read rebuilds them from
+            # the store (unchanged, or the unit conflicts) and the remaining ops.
+            self._lists.pop(key, None)
+        else:
+            _, _, value, was_dirty = record
+            _put(self._strings, key, value)
+            (self._string_dirty.add if was_dirty else self._string_dirty.discard)(key)
 
     # --- commit -----------------------------------------------------------------
     @property
@@ -457,6 +590,22 @@ class Unit:
                 scope.__exit__(WatchError, None, None)
 
 
+def _put(mapping: dict[str, Any], key: str, value: Any) -> None:
+    if value is _MISSING:
+        mapping.pop(key, None)
+    else:
+        mapping[key] = value
+
+
+def _restore(mapping: dict[str, dict[bytes, Any]], key: str, field: bytes, value: Any) -> None:
+    if value is _MISSING:
+        inner = mapping.get(key)
+        if inner is not None:
+            inner.pop(field, None)
+    else:
+        mapping.setdefault(key, {})[field] = value
+
+
 def _digest(value: Any) -> int:
     """A fingerprint of one read's result, to tell whether a re-read returned the same."""
     if isinstance(value, dict):
@@ -540,12 +689,16 @@ class RetryPolicy:
         backend read from a snapshot without taking its write lock.
         """
         scope = [write]
+        prepared: dict[int, tuple[Any, Any]] = {}
 
         def attempt() -> T:
             unit = Unit(backend, scope[0])
+            unit.prepared = prepared
             try:
                 try:
                     result = fn(unit)
+                except CallerCode:
+                    raise
                 except Exception as exc:
                     unit.raise_if_stale(exc)
                     raise
@@ -556,4 +709,8 @@ class RetryPolicy:
                     scope[0] = True
                 unit.close()
 
-        return self.call(attempt)
+        while True:
+            try:
+                return self.call(attempt)
+            except CallerCode as needed:
+                needed.work()  # outside any unit; each call settles at least one object

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from etcher.codec import encode_key, encode_link, encode_scalar, format_path
 from etcher.errors import ForeignNodeError
 from etcher.graph import KIND_DICT, KIND_LIST, Graph
+from etcher.unit import CallerCode
 
 if TYPE_CHECKING:
     from etcher.db import DB
@@ -52,14 +53,25 @@ class Writer:
                 return encode_scalar(value, path)  # raises with the path
         if cls is dict or cls is list:
             return self._container(value, cls is dict, parent, path)
-        handle_uid = getattr(value, "_etcher_uid", None)
-        if handle_uid is not None:
-            return self._link_handle(value, handle_uid, parent, path)
-        if isinstance(value, dict):
-            return self._container(value, True, parent, path)
-        if isinstance(value, list):
-            return self._container(value, False, parent, path)
+        # Looked up on the class: an instance __getattr__ is caller code.
+        if getattr(cls, "_etcher_uid", None) is not None:
+            return self._link_handle(value, value._etcher_uid, parent, path)
+        if isinstance(value, (dict, list)):
+            return self._subclass(value, parent, path)
         return encode_scalar(value, path)
+
+    def _subclass(self, value: Any, parent: str, path: tuple[Any, ...]) -> bytes:
+        """A dict or list subclass: stored from a plain copy made outside the unit.
+
+        Its ``items()``/``__iter__`` are caller code, which must not run inside
+        a unit (it could be retried, or write through the unit's transaction).
+        """
+        known = self.g.u.prepared.get(id(value))
+        if known is None:
+            prepared = self.g.u.prepared
+            raise CallerCode(lambda: _prepare_plain(value, prepared))
+        plain = known[1]
+        return self._container(plain, type(plain) is dict, parent, path)
 
     def _container(self, value: Any, is_dict: bool, parent: str, path: tuple[Any, ...]) -> bytes:
         uid = self.memo.get(id(value))
@@ -107,3 +119,29 @@ class Writer:
             else:
                 items = [self._tag(v, uid, (*path, i)) for i, v in enumerate(obj)]
                 u.create_list(content(uid), items)
+
+
+def _prepare_plain(top: Any, prepared: dict[int, tuple[Any, Any]]) -> None:
+    """Give every dict/list subclass under ``top`` a plain copy, in ``prepared`` by id.
+
+    Runs outside any unit; each subclass is read once (``items()`` or
+    iteration, as a plain write would). The copies hold the same children, so
+    sharing and cycles are kept; the originals stay referenced, so their ids
+    cannot be reused while ``prepared`` lives.
+    """
+    seen: set[int] = set()
+    stack = [top]
+    while stack:
+        value = stack.pop()
+        if id(value) in seen or not isinstance(value, (dict, list)):
+            continue
+        seen.add(id(value))
+        plain: dict[Any, Any] | list[Any] = value
+        if type(value) is not dict and type(value) is not list:
+            known = prepared.get(id(value))
+            if known is None:
+                plain = dict(value.items()) if isinstance(value, dict) else list(value)
+                prepared[id(value)] = (value, plain)
+            else:
+                plain = known[1]
+        stack.extend(plain.values() if isinstance(plain, dict) else plain)

@@ -136,6 +136,24 @@ def plain_write(url: str, prefix: str, key: str, value: int) -> None:
         db[key]["n"] = value
 
 
+def append_to_list(url: str, prefix: str, key: str, value: Any) -> None:
+    """One plain ``db[key].append(value)``."""
+    with DB(url, prefix=prefix) as db:
+        db[key].append(value)
+
+
+def _one_process(start_method: str, target: Callable[..., Any], *args: Any) -> None:
+    """Run ``target(*args)`` in one process started with ``start_method``, to the end."""
+    ctx: Any = multiprocessing.get_context(start_method)
+    proc = ctx.Process(target=target, args=args)
+    proc.start()
+    proc.join(timeout=120)
+    if proc.is_alive():
+        proc.kill()
+        raise AssertionError("a worker process hung (blocked by a unit held open?)")
+    assert proc.exitcode == 0, f"worker exited with {proc.exitcode}"
+
+
 def overwrite_loop(url: str, prefix: str, rounds: int) -> None:
     """Replace ``db["doc"]`` with a new consistent version ``rounds`` times."""
     with DB(url, prefix=prefix) as db:
@@ -503,6 +521,76 @@ class ConcurrencyConformance:
                     popped.extend(fh.read().split())
             left = list(db["d"])
             assert sorted(popped + left) == sorted([f"k{i}" for i in range(total - 1)] + ["late"])
+            assert db.check().ok
+
+
+    # -- caller code runs outside units, once ----------------------------------------------
+    def _skip_unless_processes(self, store_url: str, ns: str, start_method: str) -> None:
+        if start_method not in multiprocessing.get_all_start_methods():
+            pytest.skip(f"no {start_method} start method here")
+        with self._db(store_url, ns) as db:
+            backend = db.backend
+            if not getattr(backend.capabilities, "multiprocess", True):
+                pytest.skip(f"{type(backend).__name__}.capabilities.multiprocess is False")
+
+    @pytest.mark.parametrize("start_method", ["fork", "spawn"])
+    def test_sort_key_may_wait_for_another_process(
+        self, store_url: str, ns: str, start_method: str
+    ) -> None:
+        self._skip_unless_processes(store_url, ns, start_method)
+        with self._db(store_url, ns) as db:
+            db["l"] = [3, 1, 2]
+            db["other"] = []
+            calls: list[int] = []
+
+            def key(v: int) -> int:
+                calls.append(v)
+                if len(calls) == 1:
+                    # Another process writes while the key runs: it must not be blocked by
+                    # (SQLite) or invalidate and re-run (Redis) a unit open around the key.
+                    _one_process(start_method, append_to_list, store_url, ns, "other", v)
+                return v
+
+            db["l"].sort(key=key)
+            assert calls == [3, 1, 2] and db["l"]() == [1, 2, 3] and db["other"]() == [3]
+
+            calls.clear()
+
+            def meddling_key(v: int) -> int:
+                calls.append(v)
+                if len(calls) == 1:
+                    _one_process(start_method, append_to_list, store_url, ns, "l", 0)
+                return v
+
+            with pytest.raises(ValueError, match="modified during sort"):
+                db["l"].sort(key=meddling_key, reverse=True)
+            assert calls == [1, 2, 3] and db["l"]() == [1, 2, 3, 0]
+            assert db.check().ok
+
+    @pytest.mark.parametrize("start_method", ["fork", "spawn"])
+    def test_remove_eq_runs_once_while_another_process_appends(
+        self, store_url: str, ns: str, start_method: str
+    ) -> None:
+        self._skip_unless_processes(store_url, ns, start_method)
+
+        class Probe:
+            calls = 0
+
+            def __eq__(self, other: object) -> bool:
+                Probe.calls += 1
+                if Probe.calls == 1:
+                    _one_process(start_method, append_to_list, store_url, ns, "l", "late")
+                return other == "b"
+
+            __hash__ = None  # type: ignore[assignment]
+
+        with self._db(store_url, ns) as db:
+            db["l"] = ["a", "b", "c"]
+            db["l"].remove(Probe())
+            # Compared with "a" and "b" once each; the retry after the other process's
+            # append asks nothing again.
+            assert Probe.calls == 2
+            assert db["l"]() == ["a", "c", "late"]
             assert db.check().ok
 
 

@@ -2149,6 +2149,447 @@ class DBConformance(ContainerFixtures):
             db.check()
 
 
+# --------------------------------------------------------------------------- transaction safety
+
+
+class TransactionSafetyConformance(ContainerFixtures):
+    """Operations inside a transaction are all or nothing; transactions do not nest."""
+
+    # -- a failing operation inside a transaction leaves nothing behind --------------------
+    def test_failed_update_in_transaction_applies_none_of_it(self, db: DB) -> None:
+        db["d"] = {"z": 0}
+        with db.transaction() as t:
+            d = t["d"]
+            with pytest.raises(TypeError):
+                d.update({"a": 1, "b": {3}})
+            assert d() == {"z": 0}, "the transaction must not see half of the failed update"
+            d["ok"] = 1
+        assert db["d"]() == {"z": 0, "ok": 1}
+        assert_clean(db)
+
+    def test_refused_deep_value_in_transaction_leaves_no_nodes(self, db: DB) -> None:
+        db["keep"] = {"x": [1, 2]}
+        before = db.check().nodes
+        with db.transaction() as t:
+            with pytest.raises(TypeError):
+                t["doc"] = {"a": [1, {"b": [2, {"c": {3}}]}], "d": {"e": 1}}
+            with pytest.raises(TypeError):
+                t["keep"]["x"].append({"y": [1, (2,)]})
+            assert "doc" not in t and t["keep"]() == {"x": [1, 2]}
+            t["after"] = 1
+        assert db() == {"keep": {"x": [1, 2]}, "after": 1}
+        report = db.check()
+        assert report.ok, str(report)
+        assert report.nodes == before
+
+    def test_extended_slice_mismatch_in_transaction_changes_nothing(self, db: DB) -> None:
+        db["l"] = [{"a": 0}, 1, {"b": 2}, 3]
+        with db.transaction() as t:
+            rl = t["l"]
+            with pytest.raises(ValueError):
+                rl[::2] = [{"new": 1}]
+            with pytest.raises(ValueError):
+                rl[::-1] = [[1], [2], [3]]
+            assert rl() == [{"a": 0}, 1, {"b": 2}, 3]
+            rl.append("x")
+        assert db["l"]() == [{"a": 0}, 1, {"b": 2}, 3, "x"]
+        assert_clean(db)
+
+    def test_failed_operations_in_transact_and_transactor(self, db: DB) -> None:
+        db["d"] = {"n": 0, "sub": {"k": 1}}
+
+        def fn(t: Any) -> None:
+            with pytest.raises(TypeError):
+                t["d"].update(n=1, bad=object())
+            with pytest.raises(TypeError):
+                t["d"]["sub"] = {"k": 2, "bad": {1}}
+            with pytest.raises(KeyError):
+                del t["d"]["missing"]
+            t["d"]["m"] = 2
+
+        db.transact(fn)
+        assert db["d"]() == {"n": 0, "sub": {"k": 1}, "m": 2}
+        t = db.transactor()
+        t.watch()
+        t.multi()
+        with pytest.raises(TypeError):
+            t["d"]["sub"].update({"k": 3, "s": {"set"}})
+        with pytest.raises(ValueError):
+            t["d"]["lst"] = ["ok", "\ud800"]
+        t["d"]["sub"]["j"] = 9
+        t.execute()
+        assert db["d"]() == {"n": 0, "sub": {"k": 1, "j": 9}, "m": 2}
+        assert_clean(db)
+
+    def test_failed_operation_after_earlier_writes_keeps_them(self, db: DB) -> None:
+        db["l"] = [1]
+        with db.transaction() as t:
+            t["l"].append(2)
+            t["d"] = {"a": 1}
+            t["d"]["a"] = 5
+            with pytest.raises(TypeError):
+                t["d"].update(a=6, b=[1, {2}])
+            with pytest.raises(ValueError):
+                t["l"][::2] = []
+            assert t["l"]() == [1, 2] and t["d"]() == {"a": 5}
+            with pytest.raises(TypeError):
+                t["l"].extend([3, b"bytes"])
+            t["l"].append(3)
+        assert db() == {"l": [1, 2, 3], "d": {"a": 5}}
+        assert_clean(db)
+
+    # -- nesting ----------------------------------------------------------------------------
+    def test_transact_inside_a_transaction_block_is_refused(self, db: DB) -> None:
+        from etcher.errors import TransactionError
+
+        db["n"] = 0
+        ran: list[int] = []
+        with db.transaction() as t:
+            t["a"] = 1
+            with pytest.raises(TransactionError):
+                t.transact(lambda: ran.append(1))
+            with pytest.raises(TransactionError):
+                db.transact(lambda t2: t2.__setitem__("inner", 1))
+            with pytest.raises(TransactionError), db.transaction() as t3:
+                t3["inner"] = 2
+            assert ran == [] and "inner" not in db and "a" not in db
+            t["b"] = 2
+        assert db() == {"n": 0, "a": 1, "b": 2}, "the outer transaction stays whole"
+
+    def test_watch_inside_a_transaction_with_writes_is_refused(self, db: DB) -> None:
+        from etcher.errors import TransactionError
+
+        with db.transaction() as t:
+            t["a"] = 1
+            with pytest.raises(TransactionError):
+                t.watch()
+            t["b"] = 2
+        assert db() == {"a": 1, "b": 2}, "no write of the transaction was dropped"
+        t = db.transactor()
+        t.watch()
+        t.watch()  # nothing written yet: a restart
+        t.multi()
+        t["c"] = 3
+        with pytest.raises(TransactionError):
+            t.watch()
+        t.execute()
+        assert db["c"] == 3
+
+    def test_transact_inside_transact_is_refused_and_not_retried(self, db: DB) -> None:
+        from etcher.errors import TransactionError
+
+        calls: list[str] = []
+
+        def inner(t: Any) -> None:
+            calls.append("inner")
+            t["inner"] = 1
+
+        def outer(t: Any) -> None:
+            calls.append("outer")
+            t["outer"] = 1
+            db.transact(inner)
+
+        with pytest.raises(TransactionError):
+            db.transact(outer)
+        assert calls == ["outer"] and "outer" not in db and "inner" not in db
+        db.transact(lambda t: t.__setitem__("after", 1))  # nothing is left marked open
+        with db.transaction() as t:
+            t["again"] = 2
+        assert db() == {"after": 1, "again": 2}
+
+    def test_published_transact_inside_transact_is_refused(self, db: DB) -> None:
+        from etcher.errors import TransactionError
+
+        t = db.transactor()
+
+        def fn() -> None:
+            t["x"] = 1
+            t.transact(lambda: t.__setitem__("y", 2))
+
+        with pytest.raises(TransactionError):
+            t.transact(fn)
+        assert "x" not in db and "y" not in db
+        t.transact(lambda: t.__setitem__("z", 3))
+        assert db() == {"z": 3}
+
+    def test_transactions_in_two_threads_both_commit(self, db: DB) -> None:
+        import threading
+
+        db["A"] = {}
+        db["B"] = {}
+        inside = threading.Event()
+        other_done = threading.Event()
+        errors: list[BaseException] = []
+
+        def other() -> None:
+            try:
+                inside.wait(30)
+                with db.transaction() as t:
+                    t["B"]["b"] = 2
+                db.transact(lambda t: t["B"].__setitem__("c", 3))
+            except BaseException as exc:  # reported by the main thread
+                errors.append(exc)
+            finally:
+                other_done.set()
+
+        thread = threading.Thread(target=other)
+        thread.start()
+        with db.transaction() as t:
+            t["A"]["a"] = 1  # another node than the other thread's: no conflict
+            inside.set()
+            assert other_done.wait(30)
+        thread.join(30)
+        assert errors == []
+        assert db() == {"A": {"a": 1}, "B": {"b": 2, "c": 3}}
+
+    def test_transactions_on_other_namespaces_may_run_inside(
+        self, db: DB, db_factory: DBFactory
+    ) -> None:
+        other = db_factory()
+        with db.transaction() as t:
+            t["a"] = 1
+            other.transact(lambda t2: t2.__setitem__("b", 2))
+        assert db() == {"a": 1} and other() == {"b": 2}
+
+
+class _Probe:
+    """A value whose ``__eq__`` is caller code: it counts calls and may write to the store."""
+
+    def __init__(self, equal_to: Any, on_compare: Callable[[], None]) -> None:
+        self.equal_to = equal_to
+        self.on_compare = on_compare
+        self.calls = 0
+
+    def __eq__(self, other: object) -> bool:
+        self.calls += 1
+        self.on_compare()
+        return bool(other == self.equal_to)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class UserCodeConformance(ContainerFixtures):
+    """Caller code (sort keys, ``__eq__``, iterators) runs once, outside etcher's units of work.
+
+    Such code may write to the store: its writes are kept (never rolled back
+    with, or folded into, the operation that called it) and it is never
+    called again because a unit was retried.
+    """
+
+    def test_sort_key_runs_once_per_item_and_may_write(self, db: DB) -> None:
+        db["l"] = [{"n": 3}, {"n": 1}, {"n": 2}, 5]
+        db["log"] = []
+        calls: list[Any] = []
+
+        def key(v: Any) -> Any:
+            calls.append(v)
+            db["log"].append(len(calls))
+            if isinstance(v, dict):
+                db["l"][0]["seen"] = len(calls)  # writes to a node the sort reads
+                return v["n"]
+            return v
+
+        db["l"].sort(key=key)
+        assert len(calls) == 4, "the key runs exactly once per item"
+        assert db["log"]() == [1, 2, 3, 4]
+        got = db["l"]()
+        assert [x if isinstance(x, int) else x["n"] for x in got] == [1, 2, 3, 5]
+        assert_clean(db)
+
+    def test_sort_key_that_changes_the_list_raises_like_list(self, db: DB) -> None:
+        db["l"] = [3, 1, 2]
+        calls: list[Any] = []
+
+        def key(v: Any) -> Any:
+            calls.append(v)
+            if len(calls) == 1:
+                db["l"].append(0)
+            return v
+
+        with pytest.raises(ValueError, match="modified during sort"):
+            db["l"].sort(key=key)
+        assert calls == [3, 1, 2]
+        assert db["l"]() == [3, 1, 2, 0], "the key's own write is kept, the sort is not applied"
+        assert_clean(db)
+
+    def test_sort_key_that_writes_then_raises_keeps_its_writes(self, db: DB) -> None:
+        db["l"] = [3, 1, 2]
+        db["side"] = 0
+
+        def key(v: Any) -> Any:
+            db["side"] = db["side"] + 1
+            if db["side"] == 2:
+                raise LookupError("key failed")
+            return v
+
+        with pytest.raises(LookupError):
+            db["l"].sort(key=key)
+        assert db["side"] == 2 and db["l"]() == [3, 1, 2]
+        assert_clean(db)
+
+    def test_remove_with_writing_eq_compares_each_item_once(self, db: DB) -> None:
+        db["l"] = [0, 1, 2, 3]
+        probe = _Probe(2, lambda: db["l"].append("x"))
+        db["l"].remove(probe)
+        assert probe.calls == 3, "compared with 0, 1 and 2, once each"
+        assert db["l"]() == [0, 1, 3, "x", "x", "x"]
+        missing = _Probe("absent", lambda: db["l"].append("y"))
+        with pytest.raises(ValueError):
+            db["l"].remove(missing)
+        assert missing.calls == 6
+        assert db["l"]() == [0, 1, 3, "x", "x", "x", *["y"] * 6]
+        assert_clean(db)
+
+    def test_remove_with_eq_that_writes_then_raises_keeps_its_writes(self, db: DB) -> None:
+        db["l"] = [0, 1, 2]
+        db["log"] = []
+
+        def on_compare() -> None:
+            db["log"].append(1)
+            if len(db["log"]) == 2:
+                raise LookupError("eq failed")
+
+        with pytest.raises(LookupError):
+            db["l"].remove(_Probe(2, on_compare))
+        assert db["log"]() == [1, 1] and db["l"]() == [0, 1, 2]
+        assert_clean(db)
+
+    def test_remove_of_a_node_by_content_with_caller_eq(self, db: DB) -> None:
+        db["l"] = [{"a": 1}, [1, 2], {"a": 2}]
+
+        class Doc(dict):  # type: ignore[type-arg]
+            calls = 0
+
+            def __eq__(self, other: object) -> bool:
+                Doc.calls += 1
+                db["touched"] = Doc.calls
+                return dict.__eq__(self, other)
+
+            __hash__ = None
+
+        db["l"].remove(Doc(a=2))
+        assert db["l"]() == [{"a": 1}, [1, 2]]
+        assert_clean(db)
+
+    @pytest.mark.parametrize("what", ["in", "index", "count"])
+    def test_searches_with_writing_eq_keep_the_writes(self, db: DB, what: str) -> None:
+        db["l"] = [0, 1, 2, 3]
+        probe = _Probe(2, lambda: db["l"].append("x"))
+        rl = db["l"]
+        if what == "in":
+            assert probe in rl
+        elif what == "index":
+            assert rl.index(probe) == 2
+        else:
+            assert rl.count(probe) == 1
+        assert db["l"]()[:4] == [0, 1, 2, 3]
+        assert len(db["l"]) == 4 + probe.calls
+        assert_clean(db)
+
+    def test_iterators_that_write_run_once_and_keep_their_writes(self, db: DB) -> None:
+        db["l"] = ["start"]
+        db["d"] = {}
+        runs: list[str] = []
+
+        def items(tag: str) -> Iterator[Any]:
+            runs.append(tag)
+            for i in range(3):
+                db["l"].append(f"{tag}{i}")
+                yield i
+
+        db["l"].extend(items("e"))
+        rl = db["l"]
+        rl += items("i")
+        db["d"].update((f"k{i}", i) for i in items("u"))
+        made = RL(db, items("c"))
+        db["made"] = made
+        assert runs == ["e", "i", "u", "c"], "each iterator is consumed exactly once"
+        stored = db["l"]()
+        for tag in "eiuc":
+            assert [x for x in stored if isinstance(x, str) and x[0] == tag] == [
+                f"{tag}0",
+                f"{tag}1",
+                f"{tag}2",
+            ]
+        assert stored.count(0) == 2 and db["d"]() == {"k0": 0, "k1": 1, "k2": 2}
+        assert db["made"]() == [0, 1, 2]
+        assert_clean(db)
+
+    def test_caller_code_inside_a_transaction_sees_the_transaction(self, db: DB) -> None:
+        db["l"] = [3, 1, 2]
+        with db.transaction() as t:
+            rl = t["l"]
+            rl.sort(key=lambda v: -v)
+            assert rl() == [3, 2, 1]
+            probe = _Probe(2, lambda: None)
+            rl.remove(probe)
+            assert rl() == [3, 1] and probe.calls == 2
+
+            def key(v: Any) -> Any:
+                t["l"].append(9)
+                return v
+
+            with pytest.raises(ValueError, match="modified during sort"):
+                rl.sort(key=key)
+        assert db["l"]() == [3, 1, 9, 9]
+        assert_clean(db)
+
+    def test_container_subclasses_are_read_once_outside_units(self, db: DB) -> None:
+        db["log"] = []
+        calls: list[str] = []
+
+        class Doc(dict):  # type: ignore[type-arg]
+            def items(self) -> Any:
+                calls.append("items")
+                db["touched"] = len(calls)  # writes what the assignment reads (the root)
+                return super().items()
+
+        class Row(list):  # type: ignore[type-arg]
+            def __iter__(self) -> Any:
+                calls.append("iter")
+                db["log"].append(len(calls))
+                return super().__iter__()
+
+        shared = Row([1, 2])
+        db["doc"] = {"a": Doc(x=shared, y=shared), "b": Row([Doc(z=1)])}
+        assert sorted(calls) == ["items", "items", "iter", "iter"], "each is read exactly once"
+        assert db["doc"]() == {"a": {"x": [1, 2], "y": [1, 2]}, "b": [{"z": 1}]}
+        assert db["doc"]["a"]["x"].uid == db["doc"]["a"]["y"].uid, "sharing is kept"
+        calls.clear()
+        with pytest.raises(TypeError):
+            db["bad"] = Doc(ok=1, bad={1})
+        assert calls == ["items"] and db["touched"] == 1, "the caller's own write is kept"
+        assert "bad" not in db
+        assert_clean(db)
+
+    def test_unlinked_constructors_read_caller_mappings_outside_units(self, db: DB) -> None:
+        from collections.abc import Mapping as MappingABC
+
+        db["log"] = []
+
+        class Source(MappingABC[str, Any]):
+            def __init__(self, data: dict[str, Any]) -> None:
+                self.data = data
+
+            def __getitem__(self, key: str) -> Any:
+                db["log"].append(key)
+                return self.data[key]
+
+            def __iter__(self) -> Iterator[str]:
+                return iter(self.data)
+
+            def __len__(self) -> int:
+                return len(self.data)
+
+        made = RD(db, Source({"a": 1, "b": [2]}))
+        db["made"] = made
+        assert db["made"]() == {"a": 1, "b": [2]}
+        with pytest.raises(TypeError):
+            RD(db, Source({"c": 1, "d": {1}}))
+        assert db["log"]() == ["a", "b", "c", "d"], "every read of the source is kept, once"
+        assert_clean(db)
+
+
 # --------------------------------------------------------------------------- state machine
 
 
@@ -2180,6 +2621,8 @@ class ContainerConformance(
     DBConformance,
     StateMachineConformance,
     EdgeConformance,
+    TransactionSafetyConformance,
+    UserCodeConformance,
 ):
     """The whole RD/RL/DB suite. Combine it with a fixture provider::
 
@@ -2201,6 +2644,8 @@ __all__ = [
     "PrintingConformance",
     "ShapeAndGCConformance",
     "StateMachineConformance",
+    "TransactionSafetyConformance",
+    "UserCodeConformance",
     "UserGuideConformance",
     "assert_same_outcome",
     "dump_namespace",
