@@ -523,7 +523,6 @@ class ConcurrencyConformance:
             assert sorted(popped + left) == sorted([f"k{i}" for i in range(total - 1)] + ["late"])
             assert db.check().ok
 
-
     # -- caller code runs outside units, once ----------------------------------------------
     def _skip_unless_processes(self, store_url: str, ns: str, start_method: str) -> None:
         if start_method not in multiprocessing.get_all_start_methods():
