@@ -1029,7 +1029,7 @@ class RL(Node, MutableSequence[Any]):
     # __eq__ runs between two units: the first reads a snapshot, the second checks that the
     # list still holds exactly the items read and only then writes.
 
-    def _snapshot_items(self, with_nodes: bool) -> tuple[list[bytes], dict[str, Any]]:
+    def _snapshot_raw_items(self, with_nodes: bool) -> tuple[list[bytes], dict[str, Any]]:
         """The list's raw items and (``with_nodes``) its child nodes materialized, at one moment."""
         uid = self._etcher_uid
 
@@ -1059,7 +1059,7 @@ class RL(Node, MutableSequence[Any]):
         return self._db._mutate(op)
 
     def _sort_by_key_outside(self, key: Callable[[Any], Any], reverse: bool) -> None:
-        raws, nodes = self._snapshot_items(with_nodes=True)
+        raws, nodes = self._snapshot_raw_items(with_nodes=True)
         values = [safe_decode(raw) if (c := _link_of(raw)) is None else nodes[c] for raw in raws]
         keys = [key(v) for v in values]
         order = sorted(range(len(raws)), key=keys.__getitem__, reverse=reverse)
@@ -1106,7 +1106,7 @@ class RL(Node, MutableSequence[Any]):
             return hit
 
         def attempt() -> None:
-            raws, nodes = self._snapshot_items(with_nodes)
+            raws, nodes = self._snapshot_raw_items(with_nodes)
             i = next((i for i, raw in enumerate(raws) if matches(raw, nodes)), -1)
             if i < 0:
                 raise ValueError("list.remove(x): x not in list")
