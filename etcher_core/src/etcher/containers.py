@@ -35,6 +35,7 @@ from etcher.codec import (
     split_item,
 )
 from etcher.equality import deep_equal
+from etcher.errors import EtcherIndexError, EtcherKeyError, EtcherTypeError, EtcherValueError
 from etcher.graph import KIND_DICT, KIND_LIST, Graph, parents_of
 from etcher.layout import PIN
 from etcher.materialize import materialize
@@ -62,7 +63,7 @@ class Node:
         from etcher.db import DB
 
         if not isinstance(db, DB):
-            raise TypeError(f"{type(self).__name__}(db, ...) needs an etcher DB, not {db!r}")
+            raise EtcherTypeError(f"{type(self).__name__}(db, ...) needs an etcher DB, not {db!r}")
         self._db = db
         if uid is not None:
             self._etcher_uid = uid
@@ -163,7 +164,7 @@ class Node:
         return self()
 
     def __reduce__(self) -> Any:
-        raise TypeError(
+        raise EtcherTypeError(
             f"{type(self).__name__} handles cannot be pickled; materialize with handle() first"
         )
 
@@ -205,11 +206,11 @@ class RD(Node, MutableMapping[Any, Any]):
     def __getitem__(self, key: Any) -> Any:
         field = lookup_key(key)
         if field is None:
-            raise KeyError(key)
+            raise EtcherKeyError(key)
         raw = self._db._reader().hget(self._content_key(), field)
         if raw is None:
             self._graph().require(self._etcher_uid)
-            raise KeyError(key)
+            raise EtcherKeyError(key)
         return self._value(item_value(raw))
 
     def get(self, key: Any, default: Any = None) -> Any:
@@ -314,11 +315,11 @@ class RD(Node, MutableMapping[Any, Any]):
                 try:
                     items = list(pair)
                 except TypeError:
-                    raise TypeError(
+                    raise EtcherTypeError(
                         f"cannot convert dictionary update sequence element #{i} to a sequence"
                     ) from None
                 if len(items) != 2:
-                    raise ValueError(
+                    raise EtcherValueError(
                         f"dictionary update sequence element #{i} has length {len(items)}; "
                         "2 is required"
                     )
@@ -353,7 +354,7 @@ class RD(Node, MutableMapping[Any, Any]):
     def __delitem__(self, key: Any) -> None:
         field = lookup_key(key)
         if field is None:
-            raise KeyError(key)
+            raise EtcherKeyError(key)
         uid = self._etcher_uid
 
         def op(g: Graph) -> None:
@@ -361,7 +362,7 @@ class RD(Node, MutableMapping[Any, Any]):
             content = g.layout.content(uid)
             old = g.u.hget(content, field)
             if old is None:
-                raise KeyError(key)
+                raise EtcherKeyError(key)
             g.u.hdel(content, field)
             child = _link_of(item_value(old))
             if child is not None:
@@ -375,7 +376,7 @@ class RD(Node, MutableMapping[Any, Any]):
         field = lookup_key(key)
         if field is None:
             if default is _NOTHING:
-                raise KeyError(key)
+                raise EtcherKeyError(key)
             return default
         uid = self._etcher_uid
 
@@ -384,7 +385,7 @@ class RD(Node, MutableMapping[Any, Any]):
             old = g.u.hget(g.layout.content(uid), field)
             if old is None:
                 if default is _NOTHING:
-                    raise KeyError(key)
+                    raise EtcherKeyError(key)
                 return default
             value = self._remove_in(g, field, old)
             g.collect(alive=(uid,))
@@ -400,7 +401,7 @@ class RD(Node, MutableMapping[Any, Any]):
             g.require(uid)
             content = g.u.hgetall(g.layout.content(uid))
             if not content:
-                raise KeyError("popitem(): dictionary is empty")
+                raise EtcherKeyError("popitem(): dictionary is empty")
             field, raw = max(content.items(), key=lambda item: split_item(item[1])[0])
             value = self._remove_in(g, field, raw)
             g.collect(alive=(uid,))
@@ -522,7 +523,7 @@ class RL(Node, MutableSequence[Any]):
         )
         if raw is None:
             self._graph().require(self._etcher_uid)
-            raise IndexError("list index out of range")
+            raise EtcherIndexError("list index out of range")
         return self._value(raw)
 
     def __iter__(self) -> Iterator[Any]:
@@ -553,7 +554,7 @@ class RL(Node, MutableSequence[Any]):
         for i in range(lo, hi):
             if self._matches(raws[i], value):
                 return i
-        raise ValueError(f"{value!r} is not in list")
+        raise EtcherValueError(f"{value!r} is not in list")
 
     def count(self, value: Any) -> int:
         """How many items equal ``value``."""
@@ -654,7 +655,7 @@ class RL(Node, MutableSequence[Any]):
             key = g.layout.content(uid)
             n = g.u.llen(key)
             if not -n <= index < n:
-                raise IndexError("list assignment index out of range")
+                raise EtcherIndexError("list assignment index out of range")
             i = index + n if index < 0 else index
             old = g.u.lindex(key, i)
             tagged = Writer(self._db, g).tag(value, uid, (i,))
@@ -687,7 +688,7 @@ class RL(Node, MutableSequence[Any]):
             g.require(uid)
             n = g.u.llen(g.layout.content(uid))
             if not -n <= index < n:
-                raise IndexError("list assignment index out of range")
+                raise EtcherIndexError("list assignment index out of range")
             self._pop_in(g, index + n if index < 0 else index, n, materialize_value=False)
 
         self._db._mutate(op)
@@ -730,9 +731,9 @@ class RL(Node, MutableSequence[Any]):
             g.require(uid)
             n = g.u.llen(g.layout.content(uid))
             if not n:
-                raise IndexError("pop from empty list")
+                raise EtcherIndexError("pop from empty list")
             if not -n <= index < n:
-                raise IndexError("pop index out of range")
+                raise EtcherIndexError("pop index out of range")
             return self._pop_in(g, index + n if index < 0 else index, n)
 
         return self._db._mutate(op)
@@ -801,7 +802,7 @@ class RL(Node, MutableSequence[Any]):
                 if self._matches_in(g, raw, value):
                     self._pop_in(g, i, len(raws), materialize_value=False)
                     return
-            raise ValueError("list.remove(x): x not in list")
+            raise EtcherValueError("list.remove(x): x not in list")
 
         self._db._mutate(op)
 
@@ -863,7 +864,7 @@ def _as_index(index: Any) -> int:
     try:
         return index.__index__()  # type: ignore[no-any-return]
     except AttributeError:
-        raise TypeError(
+        raise EtcherTypeError(
             f"list indices must be integers or slices, not {type(index).__name__}"
         ) from None
 

@@ -20,7 +20,13 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from etcher.containers import RD, RL, handle_for
-from etcher.errors import TransactionError
+from etcher.errors import (
+    ClosedError,
+    EtcherKeyError,
+    EtcherTypeError,
+    EtcherValueError,
+    TransactionError,
+)
 from etcher.graph import Graph
 from etcher.layout import (
     DEFAULT_KEY,
@@ -54,24 +60,24 @@ def _open_backend(
 
     if backend is not None and not isinstance(backend, str):
         if path is not None or redis is not None or redis_adapter is not None:
-            raise TypeError("pass either a backend object or a path/URL/client, not both")
+            raise EtcherTypeError("pass either a backend object or a path/URL/client, not both")
         return backend, f"object:{id(backend)}"
     owned = False
     if redis_adapter is not None:
         if path is None:
-            raise TypeError("redis_adapter= needs a path: DB('file.rdb', redis_adapter=cls)")
+            raise EtcherTypeError("redis_adapter= needs a path: DB('file.rdb', redis_adapter=cls)")
         if redis is not None:
-            raise TypeError("pass either redis=client or redis_adapter=cls, not both")
+            raise EtcherTypeError("pass either redis=client or redis_adapter=cls, not both")
         redis = redis_adapter(os.fspath(path), **(redis_kwargs or {}))
         path = None
         owned = True  # this DB made the client, so closing the DB releases it
     if redis is not None:
         if path is not None:
-            raise TypeError("pass either a path/URL or redis=client, not both")
+            raise EtcherTypeError("pass either a path/URL or redis=client, not both")
         cls = registry.backend_class(backend) if backend else registry.backend_for_client(redis)
         from_client = getattr(cls, "from_client", None)
         if from_client is None:
-            raise TypeError(f"backend {cls.__name__} cannot wrap an existing client")
+            raise EtcherTypeError(f"backend {cls.__name__} cannot wrap an existing client")
         return from_client(redis, owned=owned), f"client:{id(redis)}"
     if path is None:
         path = os.environ.get("ETCHER_URL") or "etcher.db"
@@ -119,9 +125,9 @@ class DB:
         if prefix is not None:
             validate_prefix(prefix)
             if new_prefix:
-                raise TypeError("pass either prefix= or new_prefix=True, not both")
+                raise EtcherTypeError("pass either prefix= or new_prefix=True, not both")
         if not isinstance(link_field, str):
-            raise TypeError("link_field must be a str")
+            raise EtcherTypeError("link_field must be a str")
         self._backend, self._store_id = _open_backend(
             path, redis, redis_adapter, redis_kwargs, backend, options
         )
@@ -153,6 +159,7 @@ class DB:
 
     # --- plumbing used by handles ----------------------------------------------------
     def _reader(self) -> DirectReader | Unit:
+        self._check_open()
         return self._direct
 
     def _mutate(self, fn: Callable[[Graph], T]) -> T:
@@ -190,7 +197,7 @@ class DB:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ValueError("this DB is closed")
+            raise ClosedError("this DB is closed; open a new DB(...) to go on")
 
     @functools.cached_property
     def _root(self) -> RD:
@@ -306,24 +313,24 @@ class DB:
     # --- counters ------------------------------------------------------------------
     def _counter_key(self, key: str) -> str:
         if not isinstance(key, str):
-            raise TypeError(f"counter names must be str, not {type(key).__name__}")
+            raise EtcherTypeError(f"counter names must be str, not {type(key).__name__}")
         try:
             key.encode()
         except UnicodeEncodeError:
-            raise ValueError(f"counter name {key!r} has a lone surrogate") from None
+            raise EtcherValueError(f"counter name {key!r} has a lone surrogate") from None
         return self._layout.counter(key)
 
     def incr(self, key: str, amount: int = 1) -> int:
         """Atomically add ``amount`` to counter ``key`` (created at 0); return the new value."""
         if not isinstance(amount, int) or isinstance(amount, bool):
-            raise TypeError("the increment must be an int")
+            raise EtcherTypeError("the increment must be an int")
         self._check_open()
         return int(self._backend.incr(self._counter_key(key), amount))
 
     def decr(self, key: str, amount: int = 1) -> int:
         """Atomically subtract ``amount`` from counter ``key``; return the new value."""
         if not isinstance(amount, int) or isinstance(amount, bool):
-            raise TypeError("the decrement must be an int")
+            raise EtcherTypeError("the decrement must be an int")
         return self.incr(key, -amount)
 
     def count(self, key: str) -> int:
@@ -337,9 +344,9 @@ class DB:
         if isinstance(uid, bytes):
             uid = uid.decode()
         if not isinstance(uid, str) or not uid or uid[0] not in "DL":
-            raise KeyError(uid)
+            raise EtcherKeyError(uid)
         if not self._reader().hgetall(self._layout.refs(uid)):
-            raise KeyError(f"no node {uid!r} in namespace {self.prefix!r}")
+            raise EtcherKeyError(f"no node {uid!r} in namespace {self.prefix!r}")
         return self._handle(uid)
 
     # --- transactions ----------------------------------------------------------------
@@ -458,7 +465,7 @@ class DB:
         """
         validate_prefix(prefix)
         if count < 1:
-            raise ValueError("count must be at least 1")
+            raise EtcherValueError("count must be at least 1")
         layout = Layout(prefix)
         total = 0
         batch: list[bytes] = []

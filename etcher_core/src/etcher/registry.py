@@ -40,7 +40,13 @@ from typing import Any, Literal, cast
 import pluggy
 
 from etcher import hookspecs
-from etcher.errors import BackendConflict, BackendNotFound, PluginError
+from etcher.errors import (
+    BackendConflict,
+    BackendNotFound,
+    EtcherTypeError,
+    EtcherValueError,
+    PluginError,
+)
 from etcher.spec import Capabilities, StorageBackend
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
@@ -440,7 +446,9 @@ class Registry:
         :raises BackendConflict: two plugins registered it.
         """
         if not isinstance(name_or_scheme, str):
-            raise TypeError(f"backend name must be a string, not {type(name_or_scheme).__name__}")
+            raise EtcherTypeError(
+                f"backend name must be a string, not {type(name_or_scheme).__name__}"
+            )
         key = name_or_scheme.lower()
         self._ensure_collected()
         if key in self._names:
@@ -513,21 +521,23 @@ class Registry:
         if target is None:
             target = self._environ.get(URL_ENV)
             if not target:
-                raise ValueError(
+                raise EtcherValueError(
                     "no store given: pass a URL such as 'sqlite:///state.db' or a file path, "
                     f"or set the {URL_ENV} environment variable"
                 )
         if isinstance(target, os.PathLike):
             path = os.fspath(target)
             if not isinstance(path, str):
-                raise TypeError("byte paths are not supported; pass a str or pathlib.Path")
+                raise EtcherTypeError("byte paths are not supported; pass a str or pathlib.Path")
             return self._open_path(path, backend, options)
         if not isinstance(target, str):
-            raise TypeError(
+            raise EtcherTypeError(
                 f"target must be a URL, a file path or None, not {type(target).__name__}"
             )
         if not target.strip():
-            raise ValueError("target is empty: pass a URL such as 'sqlite:///state.db' or a path")
+            raise EtcherValueError(
+                "target is empty: pass a URL such as 'sqlite:///state.db' or a path"
+            )
         scheme = split_scheme(target)
         if scheme is None:
             return self._open_path(target, backend, options)
@@ -538,7 +548,7 @@ class Registry:
             self._ensure_collected()
             owners = self._schemes.get(scheme, [])
             if owners and all(owner.name != info.name for owner in owners):
-                raise ValueError(
+                raise EtcherValueError(
                     f"URL scheme '{scheme}://' belongs to the {owners[0].name!r} backend, "
                     f"but backend={backend!r} was given; drop one of the two"
                 )
@@ -551,7 +561,7 @@ class Registry:
         from_path = getattr(cls, "from_path", None)
         if not callable(from_path):
             example = f"{info.schemes[0]}://..." if info.schemes else "a URL"
-            raise ValueError(
+            raise EtcherValueError(
                 f"the {info.name!r} backend opens URLs, not file paths: pass {example} "
                 f"instead of {path!r}"
             )
