@@ -54,14 +54,20 @@ WATCH_MESSAGE = (
 class WatchError(EtcherError):
     """An optimistic transaction lost a race: something it read changed before it committed.
 
-    Raised identically by every backend (backends translate their native
-    conflict error into this class, with the same message). Nothing of the
-    failed transaction was written; run it again (``db.transact(fn)`` does
-    that for you).
+    Raised identically by every backend: backends translate their native
+    conflict error into this class, and whatever words a backend gives go to
+    :attr:`detail` while the message is always :data:`WATCH_MESSAGE`. Nothing
+    of the failed transaction was written; run it again (``db.transact(fn)``
+    does that for you).
     """
 
-    def __init__(self, message: str = WATCH_MESSAGE, *args: object) -> None:
-        super().__init__(message, *args)
+    def __init__(self, detail: object = "", *args: object) -> None:
+        super().__init__(WATCH_MESSAGE)
+        #: What the backend said about the conflict (for logs and debugging).
+        self.detail = str(detail)
+
+    def __reduce__(self) -> tuple[type[WatchError], tuple[str]]:
+        return (type(self), (self.detail,))
 
 
 class TransactionError(EtcherError):
