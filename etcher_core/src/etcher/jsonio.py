@@ -40,6 +40,7 @@ Both directions are iterative: nesting depth is limited by memory only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -710,7 +711,8 @@ def import_json(
             t.clear()
             t.update(value)
 
-        db.transact(replace)
+        with _counting_nodes(sink):
+            db.transact(replace)
         return
     value = _convert(raw, progress=sink)
     sink.stage("storing", None)
@@ -719,4 +721,20 @@ def import_json(
         raise EtcherTypeError(
             f"{_where(keys[:-1])} holds a {type(parent).__name__}, not a dict or list"
         )
-    parent[keys[-1]] = value
+    with _counting_nodes(sink):
+        parent[keys[-1]] = value
+
+
+@contextlib.contextmanager
+def _counting_nodes(sink: ProgressSink) -> Iterator[None]:
+    """Advance ``sink`` by every node the write inside the block stores."""
+    from etcher.writer import nodes_written
+
+    if sink is _QUIET:
+        yield
+        return
+    token = nodes_written.set(sink.advance)
+    try:
+        yield
+    finally:
+        nodes_written.reset(token)

