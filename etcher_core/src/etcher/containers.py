@@ -22,7 +22,7 @@ from collections.abc import (
     Sequence,
     ValuesView,
 )
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, SupportsIndex, TypeVar, overload
 
 from etcher.codec import (
     Link,
@@ -43,6 +43,9 @@ from etcher.writer import Writer
 
 if TYPE_CHECKING:
     from etcher.db import DB
+    from etcher.types import Key, Plain, Storable, StorableMapping, Stored
+
+_T = TypeVar("_T")
 
 _NOTHING: Any = object()
 
@@ -135,12 +138,12 @@ class Node:
     def _content_key(self) -> str:
         return self._db._layout.content(self._etcher_uid)
 
-    def _value(self, raw: bytes) -> Any:
+    def _value(self, raw: bytes) -> Stored:
         """A stored tagged value as returned to users: a scalar, or a handle for a link."""
         decoded = safe_decode(raw)
         if type(decoded) is Link:
             return self._db._handle(decoded)
-        return decoded
+        return decoded  # type: ignore[no-any-return]
 
     def __call__(self) -> Any:
         """Materialize: a plain, detached Python snapshot of this node and all below it."""
@@ -169,7 +172,7 @@ class Node:
         )
 
 
-class RD(Node, MutableMapping[Any, Any]):
+class RD(Node, MutableMapping["Key", "Stored"]):
     """A persistent dict. Behaves like ``dict``: same methods, errors and insertion order.
 
     >>> person = db["person"]                       # doctest: +SKIP
@@ -184,11 +187,24 @@ class RD(Node, MutableMapping[Any, Any]):
 
     __slots__ = ()
 
-    def __init__(self, db: Any, data: Mapping[Any, Any] | None = None, uid: str | None = None):
+    def __init__(
+        self,
+        db: DB,
+        data: Mapping[str, Storable]
+        | Mapping[int, Storable]
+        | Mapping[Key, Storable]
+        | None = None,
+        uid: str | None = None,
+    ):
         self._attach(db, uid, KIND_DICT, data)
 
+    if TYPE_CHECKING:
+
+        def __call__(self) -> dict[Key, Plain]:
+            """Materialize: a plain, detached ``dict`` snapshot of this node and all below it."""
+
     @classmethod
-    def fromkeys(cls, db: DB, keys: Iterable[Any], value: Any = None) -> RD:
+    def fromkeys(cls, db: DB, keys: Iterable[Key], value: Storable = None) -> RD:
         """An unlinked RD with ``keys`` all set to ``value`` (like ``dict.fromkeys``)."""
         return cls(db, dict.fromkeys(keys, value))
 
@@ -203,7 +219,7 @@ class RD(Node, MutableMapping[Any, Any]):
         ordered = sorted((*split_item(raw), field) for field, raw in content.items())
         return [(field, raw) for _seq, raw, field in ordered]
 
-    def __getitem__(self, key: Any) -> Any:
+    def __getitem__(self, key: Key) -> Stored:
         field = lookup_key(key)
         if field is None:
             raise EtcherKeyError(key)
@@ -213,7 +229,11 @@ class RD(Node, MutableMapping[Any, Any]):
             raise EtcherKeyError(key)
         return self._value(item_value(raw))
 
-    def get(self, key: Any, default: Any = None) -> Any:
+    @overload
+    def get(self, key: Key, default: None = None) -> Stored: ...
+    @overload
+    def get(self, key: Key, default: _T) -> Stored | _T: ...
+    def get(self, key: Key, default: Any = None) -> Any:
         """``self[key]`` if present, else ``default``."""
         try:
             return self[key]
@@ -232,25 +252,25 @@ class RD(Node, MutableMapping[Any, Any]):
     def __len__(self) -> int:
         return self._alive_if_empty(self._db._reader().hlen(self._content_key()))
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[Key]:
         return iter([decode_key(field) for field, _raw in self._raw_items()])
 
-    def __reversed__(self) -> Iterator[Any]:
+    def __reversed__(self) -> Iterator[Key]:
         return iter([decode_key(field) for field, _raw in reversed(self._raw_items())])
 
-    def keys(self) -> KeysView[Any]:
+    def keys(self) -> KeysView[Key]:
         """A view of the keys, in insertion order (read in one batch when iterated)."""
         return _RDKeys(self)
 
-    def values(self) -> ValuesView[Any]:
+    def values(self) -> ValuesView[Stored]:
         """A view of the values (read in one batch when iterated)."""
         return _RDValues(self)
 
-    def items(self) -> ItemsView[Any, Any]:
+    def items(self) -> ItemsView[Key, Stored]:
         """A view of ``(key, value)`` pairs (read in one batch when iterated)."""
         return _RDItems(self)
 
-    def copy(self) -> dict[Any, Any]:
+    def copy(self) -> dict[Key, Stored]:
         """A shallow plain-dict copy: nested nodes stay handles (use ``rd()`` for a deep copy)."""
         return {decode_key(f): self._value(raw) for f, raw in self._raw_items()}
 
@@ -292,7 +312,7 @@ class RD(Node, MutableMapping[Any, Any]):
                 g.remove_ref(child, uid)
         return tagged
 
-    def __setitem__(self, key: Any, value: Any) -> None:
+    def __setitem__(self, key: Key, value: Storable) -> None:
         uid = self._etcher_uid
 
         def op(g: Graph) -> None:
@@ -301,6 +321,17 @@ class RD(Node, MutableMapping[Any, Any]):
 
         self._db._mutate(op)
 
+    @overload  # type: ignore[override]  # refuses at type level what it refuses at run time
+    def update(
+        self,
+        other: StorableMapping,
+        /,
+        **kwargs: Storable,
+    ) -> None: ...
+    @overload
+    def update(self, other: Iterable[tuple[Key, Storable]], /, **kwargs: Storable) -> None: ...
+    @overload
+    def update(self, /, **kwargs: Storable) -> None: ...
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Set many keys in one atomic write (same argument forms as ``dict.update``)."""
         if isinstance(other, Node) and isinstance(other, RD):
@@ -351,7 +382,7 @@ class RD(Node, MutableMapping[Any, Any]):
         g.remove_ref(child, uid)
         return value
 
-    def __delitem__(self, key: Any) -> None:
+    def __delitem__(self, key: Key) -> None:
         field = lookup_key(key)
         if field is None:
             raise EtcherKeyError(key)
@@ -371,7 +402,11 @@ class RD(Node, MutableMapping[Any, Any]):
 
         self._db._mutate(op)
 
-    def pop(self, key: Any, default: Any = _NOTHING) -> Any:
+    @overload  # type: ignore[override]  # returns the value materialized, not a handle
+    def pop(self, key: Key) -> Plain: ...
+    @overload
+    def pop(self, key: Key, default: _T) -> Plain | _T: ...
+    def pop(self, key: Key, default: Any = _NOTHING) -> Any:
         """Remove ``key`` and return its value (a nested node comes back materialized)."""
         field = lookup_key(key)
         if field is None:
@@ -393,7 +428,7 @@ class RD(Node, MutableMapping[Any, Any]):
 
         return self._db._mutate(op)
 
-    def popitem(self) -> tuple[Any, Any]:
+    def popitem(self) -> tuple[Key, Plain]:  # type: ignore[override]  # materialized value
         """Remove and return the most recently inserted ``(key, value)`` pair (LIFO)."""
         uid = self._etcher_uid
 
@@ -409,7 +444,7 @@ class RD(Node, MutableMapping[Any, Any]):
 
         return self._db._mutate(op)
 
-    def setdefault(self, key: Any, default: Any = None) -> Any:
+    def setdefault(self, key: Key, default: Storable = None) -> Stored:  # type: ignore[override]
         """``self[key]`` if present; else store ``default`` and return it (a handle if a node)."""
         uid = self._etcher_uid
         field = encode_key(key)
@@ -443,20 +478,20 @@ class RD(Node, MutableMapping[Any, Any]):
         self._db._mutate(op)
 
 
-class _RDKeys(KeysView[Any]):
+class _RDKeys(KeysView["Key"]):
     _mapping: RD
 
-    def __reversed__(self) -> Iterator[Any]:
+    def __reversed__(self) -> Iterator[Key]:
         return reversed(self._mapping)
 
     def __repr__(self) -> str:
         return f"rd_keys({list(self)!r})"
 
 
-class _RDValues(ValuesView[Any]):
+class _RDValues(ValuesView["Stored"]):
     _mapping: RD
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[Stored]:
         rd = self._mapping
         return iter([rd._value(raw) for _f, raw in rd._raw_items()])
 
@@ -470,21 +505,21 @@ class _RDValues(ValuesView[Any]):
         return f"rd_values({list(self)!r})"
 
 
-class _RDItems(ItemsView[Any, Any]):
+class _RDItems(ItemsView["Key", "Stored"]):
     _mapping: RD
 
-    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+    def __iter__(self) -> Iterator[tuple[Key, Stored]]:
         rd = self._mapping
         return iter([(decode_key(f), rd._value(raw)) for f, raw in rd._raw_items()])
 
-    def __reversed__(self) -> Iterator[tuple[Any, Any]]:
+    def __reversed__(self) -> Iterator[tuple[Key, Stored]]:
         return iter(list(self)[::-1])
 
     def __repr__(self) -> str:
         return f"rd_items({list(self)!r})"
 
 
-class RL(Node, MutableSequence[Any]):
+class RL(Node, MutableSequence["Stored"]):
     """A persistent list. Behaves like ``list``: indexing, slices, and every list method.
 
     Appending or popping at either end costs O(1); inserting or deleting in
@@ -497,8 +532,13 @@ class RL(Node, MutableSequence[Any]):
 
     __slots__ = ()
 
-    def __init__(self, db: Any, data: Iterable[Any] | None = None, uid: str | None = None):
+    def __init__(self, db: DB, data: Iterable[Storable] | None = None, uid: str | None = None):
         self._attach(db, uid, KIND_LIST, list(data) if data is not None else None)
+
+    if TYPE_CHECKING:
+
+        def __call__(self) -> list[Plain]:
+            """Materialize: a plain, detached ``list`` snapshot of this node and all below it."""
 
     # --- reads -----------------------------------------------------------------------
     def _raws(self) -> list[bytes]:
@@ -510,10 +550,10 @@ class RL(Node, MutableSequence[Any]):
         return self._alive_if_empty(self._db._reader().llen(self._content_key()))
 
     @overload
-    def __getitem__(self, index: int) -> Any: ...
+    def __getitem__(self, index: SupportsIndex) -> Stored: ...
     @overload
-    def __getitem__(self, index: slice) -> list[Any]: ...
-    def __getitem__(self, index: int | slice) -> Any:
+    def __getitem__(self, index: slice) -> list[Stored]: ...
+    def __getitem__(self, index: SupportsIndex | slice) -> Stored | list[Stored]:
         if isinstance(index, slice):
             return [self._value(raw) for raw in self._raws()[index]]
         index = _as_index(index)
@@ -526,10 +566,10 @@ class RL(Node, MutableSequence[Any]):
             raise EtcherIndexError("list index out of range")
         return self._value(raw)
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[Stored]:
         return iter([self._value(raw) for raw in self._raws()])
 
-    def __reversed__(self) -> Iterator[Any]:
+    def __reversed__(self) -> Iterator[Stored]:
         return iter([self._value(raw) for raw in reversed(self._raws())])
 
     def _matches(self, raw: bytes, value: Any) -> bool:
@@ -560,7 +600,7 @@ class RL(Node, MutableSequence[Any]):
         """How many items equal ``value``."""
         return sum(1 for raw in self._raws() if self._matches(raw, value))
 
-    def copy(self) -> list[Any]:
+    def copy(self) -> list[Stored]:
         """A shallow plain-list copy: nested nodes stay handles (use ``rl()`` for a deep copy)."""
         return list(self)
 
@@ -589,7 +629,7 @@ class RL(Node, MutableSequence[Any]):
 
     __rmul__ = __mul__
 
-    def __iadd__(self, other: Iterable[Any]) -> RL:  # type: ignore[misc]
+    def __iadd__(self, other: Iterable[Storable]) -> RL:  # type: ignore[misc]
         self.extend(other)
         return self
 
@@ -633,6 +673,10 @@ class RL(Node, MutableSequence[Any]):
                 g.remove_ref(child, uid)
         g.collect(alive=(uid,))
 
+    @overload
+    def __setitem__(self, index: SupportsIndex, value: Storable) -> None: ...
+    @overload
+    def __setitem__(self, index: slice, value: Iterable[Storable]) -> None: ...
     def __setitem__(self, index: Any, value: Any) -> None:
         uid = self._etcher_uid
         if isinstance(index, slice):
@@ -667,6 +711,10 @@ class RL(Node, MutableSequence[Any]):
 
         self._db._mutate(op)
 
+    @overload
+    def __delitem__(self, index: SupportsIndex) -> None: ...
+    @overload
+    def __delitem__(self, index: slice) -> None: ...
     def __delitem__(self, index: Any) -> None:
         uid = self._etcher_uid
         if isinstance(index, slice):
@@ -722,7 +770,7 @@ class RL(Node, MutableSequence[Any]):
         g.collect(alive=(uid,))
         return value
 
-    def pop(self, index: int = -1) -> Any:
+    def pop(self, index: SupportsIndex = -1) -> Plain:  # type: ignore[override]  # materialized
         """Remove and return item ``index`` (default last); nested nodes come back materialized."""
         index = _as_index(index)
         uid = self._etcher_uid
@@ -736,9 +784,9 @@ class RL(Node, MutableSequence[Any]):
                 raise EtcherIndexError("pop index out of range")
             return self._pop_in(g, index + n if index < 0 else index, n)
 
-        return self._db._mutate(op)
+        return self._db._mutate(op)  # type: ignore[no-any-return]
 
-    def insert(self, index: int, value: Any) -> None:
+    def insert(self, index: SupportsIndex, value: Storable) -> None:
         """Insert ``value`` before position ``index`` (clipped to the list, as ``list.insert``)."""
         index = _as_index(index)
         uid = self._etcher_uid
@@ -764,7 +812,7 @@ class RL(Node, MutableSequence[Any]):
 
         self._db._mutate(op)
 
-    def append(self, value: Any) -> None:
+    def append(self, value: Storable) -> None:
         """Add ``value`` at the end (O(1))."""
         uid = self._etcher_uid
 
@@ -775,7 +823,7 @@ class RL(Node, MutableSequence[Any]):
 
         self._db._mutate(op)
 
-    def extend(self, values: Iterable[Any]) -> None:
+    def extend(self, values: Iterable[Storable]) -> None:
         """Append every item of ``values`` in one atomic write."""
         items = values.copy() if isinstance(values, RL) else list(values)
         if not items:

@@ -16,8 +16,8 @@ import collections
 import contextlib
 import functools
 import os
-from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from etcher.containers import RD, RL, handle_for
 from etcher.errors import (
@@ -40,8 +40,11 @@ from etcher.spec import StorageBackend
 from etcher.unit import DirectReader, RetryPolicy, Unit
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from etcher.check import CheckReport
     from etcher.transactions import Transactor
+    from etcher.types import Key, Plain, Storable, StorableMapping, Stored
 
 T = TypeVar("T")
 
@@ -245,13 +248,13 @@ class DB:
         return self._root.backrefs
 
     # --- mapping API over the root ---------------------------------------------------
-    def __getitem__(self, key: Any) -> Any:
+    def __getitem__(self, key: Key) -> Stored:
         return self._root[key]
 
-    def __setitem__(self, key: Any, value: Any) -> None:
+    def __setitem__(self, key: Key, value: Storable) -> None:
         self._root[key] = value
 
-    def __delitem__(self, key: Any) -> None:
+    def __delitem__(self, key: Key) -> None:
         del self._root[key]
 
     def __contains__(self, key: object) -> bool:
@@ -260,15 +263,15 @@ class DB:
     def __len__(self) -> int:
         return len(self._root)
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[Key]:
         return iter(self._root)
 
     def __bool__(self) -> bool:
         return len(self._root) > 0
 
-    def __call__(self) -> dict[Any, Any]:
+    def __call__(self) -> dict[Key, Plain]:
         """Materialize the whole namespace as a plain dict (a consistent snapshot)."""
-        return self._root()  # type: ignore[no-any-return]
+        return self._root()
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, DB):
@@ -279,35 +282,54 @@ class DB:
         # Equal DBs (same store, same namespace) must hash alike.
         return hash((self._store_id, self._layout.prefix))
 
-    def get(self, key: Any, default: Any = None) -> Any:
+    @overload
+    def get(self, key: Key, default: None = None) -> Stored: ...
+    @overload
+    def get(self, key: Key, default: T) -> Stored | T: ...
+    def get(self, key: Key, default: Any = None) -> Any:
         """``db[key]`` if present, else ``default``."""
         return self._root.get(key, default)
 
-    def keys(self) -> Any:
+    def keys(self) -> KeysView[Key]:
         """The top-level keys, in insertion order."""
         return self._root.keys()
 
-    def values(self) -> Any:
+    def values(self) -> ValuesView[Stored]:
         """The top-level values (nested containers as handles)."""
         return self._root.values()
 
-    def items(self) -> Any:
+    def items(self) -> ItemsView[Key, Stored]:
         """The top-level ``(key, value)`` pairs."""
         return self._root.items()
 
+    @overload
+    def update(
+        self,
+        other: StorableMapping,
+        /,
+        **kwargs: Storable,
+    ) -> None: ...
+    @overload
+    def update(self, other: Iterable[tuple[Key, Storable]], /, **kwargs: Storable) -> None: ...
+    @overload
+    def update(self, /, **kwargs: Storable) -> None: ...
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Set many top-level keys in one atomic write."""
         self._root.update(other, **kwargs)
 
-    def setdefault(self, key: Any, default: Any = None) -> Any:
+    def setdefault(self, key: Key, default: Storable = None) -> Stored:
         """``db[key]`` if present, else store and return ``default``."""
         return self._root.setdefault(key, default)
 
-    def pop(self, key: Any, *default: Any) -> Any:
+    @overload
+    def pop(self, key: Key) -> Plain: ...
+    @overload
+    def pop(self, key: Key, default: T, /) -> Plain | T: ...
+    def pop(self, key: Key, *default: Any) -> Any:
         """Remove ``key`` and return its (materialized) value."""
         return self._root.pop(key, *default)
 
-    def popitem(self) -> tuple[Any, Any]:
+    def popitem(self) -> tuple[Key, Plain]:
         """Remove and return the most recently inserted top-level item."""
         return self._root.popitem()
 
@@ -315,7 +337,7 @@ class DB:
         """Remove everything in this namespace (one atomic write)."""
         self._root.clear()
 
-    def copy(self) -> dict[Any, Any]:
+    def copy(self) -> dict[Key, Stored]:
         """A shallow plain-dict copy of the top level (nested nodes stay handles)."""
         return self._root.copy()
 
@@ -375,7 +397,7 @@ class DB:
 
         return Transactor(self)
 
-    def transaction(self) -> Any:
+    def transaction(self) -> AbstractContextManager[Transactor]:
         """``with db.transaction() as t:`` one optimistic attempt; ``WatchError`` on conflict.
 
         Reads through ``t`` (and handles obtained from it) are watched and see
