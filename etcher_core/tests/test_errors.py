@@ -57,6 +57,15 @@ CASES: list[tuple[str, Callable[[DB], Any], type[BaseException]]] = [
     ("index of a missing item", lambda db: db["l"].index(42), ValueError),
     ("remove of a missing item", lambda db: db["l"].remove(42), ValueError),
     ("an empty namespace name", lambda db: DB(backend=db.backend, prefix=""), ValueError),
+    ("a zero slice step", lambda db: db["l"][::0], ValueError),
+    ("a str slice bound", lambda db: db["l"]["a":], TypeError),
+    ("a zero step in del", lambda db: _delitem(db["l"], slice(None, None, 0)), ValueError),
+    (
+        "an extended slice of another size",
+        lambda db: _setitem(db["l"], slice(None, None, 2), [1, 2, 3]),
+        ValueError,
+    ),
+    ("a non-iterable for a slice", lambda db: _setitem(db["l"], slice(0, 1), 5), TypeError),
 ]
 
 

@@ -555,6 +555,7 @@ class RL(Node, MutableSequence["Stored"]):
     def __getitem__(self, index: slice) -> list[Stored]: ...
     def __getitem__(self, index: SupportsIndex | slice) -> Stored | list[Stored]:
         if isinstance(index, slice):
+            _check_slice(index)
             return [self._value(raw) for raw in self._raws()[index]]
         index = _as_index(index)
         # Beyond 64 bits no store can hold the index; it is simply out of range.
@@ -680,13 +681,19 @@ class RL(Node, MutableSequence["Stored"]):
     def __setitem__(self, index: Any, value: Any) -> None:
         uid = self._etcher_uid
         if isinstance(index, slice):
-            values = list(value) if not isinstance(value, RL) else value.copy()
+            _check_slice(index)
+            values = _slice_values(value)
 
             def slice_op(g: Graph) -> None:
                 g.require(uid)
                 old = g.u.lrange(g.layout.content(uid), 0, -1)
                 new = list(old)
                 removed = old[index]
+                if index.step not in (None, 1) and len(removed) != len(values):
+                    raise EtcherValueError(
+                        f"attempt to assign sequence of size {len(values)} "
+                        f"to extended slice of size {len(removed)}"
+                    )
                 new[index] = Writer(self._db, g).tags(values, uid)  # list raises as list would
                 self._rewrite(g, removed, new)
 
@@ -718,6 +725,7 @@ class RL(Node, MutableSequence["Stored"]):
     def __delitem__(self, index: Any) -> None:
         uid = self._etcher_uid
         if isinstance(index, slice):
+            _check_slice(index)
 
             def slice_op(g: Graph) -> None:
                 g.require(uid)
@@ -906,6 +914,25 @@ class RL(Node, MutableSequence["Stored"]):
             g.u.list_op(content, "rpush", *[raws[i] for i in order])
 
         self._db._mutate(op)
+
+
+def _check_slice(index: slice) -> None:
+    """Refuse a slice ``list`` would refuse, with the same message, as an etcher error."""
+    try:
+        index.indices(0)
+    except TypeError as exc:
+        raise EtcherTypeError(str(exc)) from None
+    except ValueError as exc:
+        raise EtcherValueError(str(exc)) from None
+
+
+def _slice_values(value: Any) -> list[Any]:
+    if isinstance(value, RL):
+        return value.copy()
+    try:
+        return list(value)
+    except TypeError:
+        raise EtcherTypeError("can only assign an iterable") from None
 
 
 def _as_index(index: Any) -> int:
