@@ -909,7 +909,10 @@ class RL(Node, MutableSequence["Stored"]):
                 child = _link_of(raw)
                 values.append(safe_decode(raw) if child is None else materialize(g, child))
             keys = values if key is None else [key(v) for v in values]
-            order = sorted(range(len(raws)), key=keys.__getitem__, reverse=reverse)
+            try:
+                order = sorted(range(len(raws)), key=keys.__getitem__, reverse=reverse)
+            except TypeError as exc:  # items that do not compare ('<' between str and int)
+                raise EtcherTypeError(str(exc)) from None
             g.u.list_op(content, "delete")
             g.u.list_op(content, "rpush", *[raws[i] for i in order])
 
