@@ -117,3 +117,28 @@ def test_reading_and_writing_a_closed_db_raise_the_same_error(db: DB) -> None:
         raised.append(str(info.value))
     assert isinstance(info.value, ValueError)
     assert len(set(raised)) == 1, raised
+
+
+@pytest.mark.parametrize(
+    ("args", "options", "builtin"),
+    [
+        (("sqlite://host/x.db",), {}, ValueError),
+        (("memory://a?b=1",), {}, ValueError),
+        (("x.db",), {"bogus": 1}, TypeError),
+        (("x.db",), {"timeout": "soon"}, ValueError),
+    ],
+)
+def test_a_backend_refusing_its_arguments_raises_etcher_errors(
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    args: tuple[str],
+    options: dict[str, Any],
+    builtin: type[BaseException],
+) -> None:
+    pytest.importorskip("etcher_sqlite")
+    pytest.importorskip("etcher_contrib")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(builtin) as info:
+        DB(*args, **options)
+    assert isinstance(info.value, EtcherError)
+    assert list(tmp_path.iterdir()) == []

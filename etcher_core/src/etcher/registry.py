@@ -25,6 +25,7 @@ discovery (read when a :class:`Registry` is created):
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import importlib.metadata
@@ -32,7 +33,7 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal, cast
@@ -43,6 +44,7 @@ from etcher import hookspecs
 from etcher.errors import (
     BackendConflict,
     BackendNotFound,
+    EtcherError,
     EtcherTypeError,
     EtcherValueError,
     PluginError,
@@ -553,7 +555,8 @@ class Registry:
                     f"but backend={backend!r} was given; drop one of the two"
                 )
         cls = self._load(info)
-        return cast(StorageBackend, cls.from_url(target, **options))  # type: ignore[attr-defined]
+        with _as_etcher_errors():
+            return cast(StorageBackend, cls.from_url(target, **options))  # type: ignore[attr-defined]
 
     def _open_path(self, path: str, backend: str | None, options: dict[str, Any]) -> StorageBackend:
         info = self.backend_info(backend or DEFAULT_PATH_BACKEND)
@@ -565,7 +568,8 @@ class Registry:
                 f"the {info.name!r} backend opens URLs, not file paths: pass {example} "
                 f"instead of {path!r}"
             )
-        return cast(StorageBackend, from_path(path, **options))
+        with _as_etcher_errors():
+            return cast(StorageBackend, from_path(path, **options))
 
     def _lookup(self, kind: _Kind, key: str, *, original: str) -> BackendInfo:
         self._ensure_collected()
@@ -716,6 +720,23 @@ def backend_info(name_or_scheme: str) -> BackendInfo:
 def backend_for_client(client: object) -> type:
     """The backend class that wraps an existing client (see :meth:`Registry.backend_for_client`)."""
     return get_registry().backend_for_client(client)
+
+
+@contextlib.contextmanager
+def _as_etcher_errors() -> Iterator[None]:
+    """A backend's plain ``ValueError``/``TypeError`` (a bad URL, a bad option) as etcher's.
+
+    Backends, third-party ones included, refuse arguments with the built-in
+    classes; users catch ``EtcherError`` or the built-in, so both must hold.
+    """
+    try:
+        yield
+    except EtcherError:
+        raise
+    except TypeError as exc:
+        raise EtcherTypeError(str(exc)) from exc
+    except ValueError as exc:
+        raise EtcherValueError(str(exc)) from exc
 
 
 def open_backend(
