@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from etcher import DB
+from etcher import DB, RD, RL
 from etcher.errors import ClosedError, EtcherError
 
 
@@ -65,6 +65,12 @@ CASES: list[tuple[str, Callable[[DB], Any], type[BaseException]]] = [
         lambda db: _setitem(db["l"], slice(None, None, 2), [1, 2, 3]),
         ValueError,
     ),
+    ("RD of a non-iterable", lambda db: RD(db, 5), TypeError),
+    ("RL of a non-iterable", lambda db: RL(db, 5), TypeError),
+    ("update with a non-iterable", lambda db: db.update(5), TypeError),
+    ("fromkeys of a non-iterable", lambda db: RD.fromkeys(db, 5), TypeError),
+    ("extend with a non-iterable", lambda db: db["l"].extend(5), TypeError),
+    ("index with a str start", lambda db: db["l"].index(1, "a"), TypeError),
     (
         "sorting a str and an int",
         lambda db: _setitem(db, "m", [1, "a"]) or db["m"].sort(),

@@ -196,7 +196,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         | None = None,
         uid: str | None = None,
     ):
-        self._attach(db, uid, KIND_DICT, data)
+        self._attach(db, uid, KIND_DICT, _as_dict(data) if data is not None else None)
 
     if TYPE_CHECKING:
 
@@ -206,7 +206,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
     @classmethod
     def fromkeys(cls, db: DB, keys: Iterable[Key], value: Storable = None) -> RD:
         """An unlinked RD with ``keys`` all set to ``value`` (like ``dict.fromkeys``)."""
-        return cls(db, dict.fromkeys(keys, value))
+        return cls(db, dict.fromkeys(_as_list(keys), value))
 
     # --- reads -----------------------------------------------------------------------
     def _raw_items(self) -> list[tuple[bytes, bytes]]:
@@ -342,7 +342,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
             pairs = [(k, other[k]) for k in other.keys()]  # noqa: SIM118 - a keys() duck type
         else:
             pairs = []
-            for i, pair in enumerate(other):
+            for i, pair in enumerate(_as_list(other)):
                 try:
                     items = list(pair)
                 except TypeError:
@@ -533,7 +533,7 @@ class RL(Node, MutableSequence["Stored"]):
     __slots__ = ()
 
     def __init__(self, db: DB, data: Iterable[Storable] | None = None, uid: str | None = None):
-        self._attach(db, uid, KIND_LIST, list(data) if data is not None else None)
+        self._attach(db, uid, KIND_LIST, _as_list(data) if data is not None else None)
 
     if TYPE_CHECKING:
 
@@ -591,6 +591,7 @@ class RL(Node, MutableSequence["Stored"]):
     def index(self, value: Any, start: int = 0, stop: int | None = None) -> int:
         """Position of the first item equal to ``value`` (``ValueError`` if absent)."""
         raws = self._raws()
+        _check_slice(slice(start, stop))
         lo, hi, _ = slice(start, stop).indices(len(raws))
         for i in range(lo, hi):
             if self._matches(raws[i], value):
@@ -682,7 +683,7 @@ class RL(Node, MutableSequence["Stored"]):
         uid = self._etcher_uid
         if isinstance(index, slice):
             _check_slice(index)
-            values = _slice_values(value)
+            values = _as_list(value)
 
             def slice_op(g: Graph) -> None:
                 g.require(uid)
@@ -833,7 +834,7 @@ class RL(Node, MutableSequence["Stored"]):
 
     def extend(self, values: Iterable[Storable]) -> None:
         """Append every item of ``values`` in one atomic write."""
-        items = values.copy() if isinstance(values, RL) else list(values)
+        items = _as_list(values)
         if not items:
             self._graph().require(self._etcher_uid)
             return
@@ -929,13 +930,28 @@ def _check_slice(index: slice) -> None:
         raise EtcherValueError(str(exc)) from None
 
 
-def _slice_values(value: Any) -> list[Any]:
+def _as_list(value: Any) -> list[Any]:
+    """``list(value)`` (an RL's shallow copy), refusing a non-iterable as an etcher error."""
     if isinstance(value, RL):
         return value.copy()
-    try:
-        return list(value)
-    except TypeError:
-        raise EtcherTypeError("can only assign an iterable") from None
+    if not hasattr(value, "__iter__") and not hasattr(value, "__getitem__"):
+        raise EtcherTypeError(f"{type(value).__name__!r} object is not iterable")
+    return list(value)
+
+
+def _as_dict(value: Any) -> dict[Any, Any]:
+    """``dict(value)``, refusing what ``dict`` refuses as an etcher error."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    pairs = []
+    for i, pair in enumerate(_as_list(value)):
+        items = _as_list(pair) if not isinstance(pair, (str, bytes)) else list(pair)
+        if len(items) != 2:
+            raise EtcherValueError(
+                f"dictionary update sequence element #{i} has length {len(items)}; 2 is required"
+            )
+        pairs.append((items[0], items[1]))
+    return dict(pairs)
 
 
 def _as_index(index: Any) -> int:
