@@ -555,8 +555,9 @@ class RL(Node, MutableSequence["Stored"]):
     def __getitem__(self, index: slice) -> list[Stored]: ...
     def __getitem__(self, index: SupportsIndex | slice) -> Stored | list[Stored]:
         if isinstance(index, slice):
+            raws = self._raws()  # a stale handle says so before a bad slice does
             _check_slice(index)
-            return [self._value(raw) for raw in self._raws()[index]]
+            return [self._value(raw) for raw in raws[index]]
         index = _as_index(index)
         # Beyond 64 bits no store can hold the index; it is simply out of range.
         raw = (
@@ -682,11 +683,11 @@ class RL(Node, MutableSequence["Stored"]):
     def __setitem__(self, index: Any, value: Any) -> None:
         uid = self._etcher_uid
         if isinstance(index, slice):
-            _check_slice(index)
             values = _as_list(value)
 
             def slice_op(g: Graph) -> None:
                 g.require(uid)
+                _check_slice(index)
                 old = g.u.lrange(g.layout.content(uid), 0, -1)
                 new = list(old)
                 removed = old[index]
@@ -726,10 +727,10 @@ class RL(Node, MutableSequence["Stored"]):
     def __delitem__(self, index: Any) -> None:
         uid = self._etcher_uid
         if isinstance(index, slice):
-            _check_slice(index)
 
             def slice_op(g: Graph) -> None:
                 g.require(uid)
+                _check_slice(index)
                 old = g.u.lrange(g.layout.content(uid), 0, -1)
                 new = list(old)
                 removed = old[index]
