@@ -32,8 +32,11 @@ def test_repr_of_a_db_names_its_store_and_namespace(db: DB, tmp_path: Any) -> No
     assert "'first'" in text
     assert str(tmp_path / "state.db") in text or "memory://" in text
     assert str(db) == "@{'a': 1}"  # print(db) still shows the summary
+    db["d"] = {"x": 1}
+    nested = db["d"]
     db.close()
     assert "closed" in repr(db)
+    assert repr(nested) == f"<RD {nested.uid} of a closed DB>"  # printing never raises
 
 
 def test_repr_of_a_handle_caps_long_strings(db: DB) -> None:

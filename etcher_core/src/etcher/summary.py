@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from etcher.codec import decode_key, encode_key, item_value, link_target, safe_decode
-from etcher.errors import StaleHandleError
+from etcher.errors import ClosedError, StaleHandleError
 
 if TYPE_CHECKING:
     from etcher.containers import Node
@@ -71,3 +71,5 @@ def summarize(node: Node) -> str:
         return "@[" + ", ".join(parts) + "]"
     except StaleHandleError:
         return f"<stale {type(node).__name__} {node._etcher_uid}>"
+    except ClosedError:
+        return f"<{type(node).__name__} {node._etcher_uid} of a closed DB>"
