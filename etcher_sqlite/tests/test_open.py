@@ -19,6 +19,7 @@ from etcher.errors import (
     ReadOnlyStore,
     StoreCorrupt,
     StoreLocked,
+    WatchError,
 )
 from etcher.spec import Capabilities, Pipeline, StorageBackend, UnitScopes
 from etcher_sqlite import SQLiteBackend, SQLiteMemoryBackend
@@ -462,8 +463,9 @@ def test_memory_store_watch_conflict() -> None:
     store.set("k", 1)
     pipe.multi()
     pipe.set("k", 2)
-    with pytest.raises(Exception, match="changed since watch"):
+    with pytest.raises(WatchError) as info:
         pipe.execute()
+    assert "changed since watch" in info.value.detail  # the message is the same everywhere
     assert store.get("k") == b"1"
     with pytest.raises(ValueError):
         SQLiteMemoryBackend("file.db")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from etcher.errors import StoreCorrupt
+from etcher.errors import EtcherTypeError, EtcherValueError, StoreCorrupt
 
 _TRUE = b"T"
 _FALSE = b"F"
@@ -66,7 +66,7 @@ def encode_scalar(value: Any, path: tuple[Any, ...] = ()) -> bytes:
         try:
             return b"s" + str.encode(value)
         except UnicodeEncodeError:
-            raise ValueError(
+            raise EtcherValueError(
                 f"{format_path(path)} is a string with a lone surrogate, which cannot be stored"
             ) from None
     if cls is int:
@@ -88,7 +88,7 @@ def encode_scalar(value: Any, path: tuple[Any, ...] = ()) -> bytes:
         return encode_scalar(int(value), path)
     if isinstance(value, float):
         return encode_scalar(float(value), path)
-    raise TypeError(
+    raise EtcherTypeError(
         f"{format_path(path)} has type {cls.__name__!r}, which etcher cannot store; "
         "use str, int, float, bool, None, dict or list"
     )
@@ -177,7 +177,10 @@ def lookup_key(key: Any) -> bytes | None:
     hash alike), although only ``str`` and ``int`` keys can be stored. An
     unhashable key raises ``TypeError``, as it does for a dict.
     """
-    hash(key)
+    try:
+        hash(key)
+    except TypeError as exc:
+        raise EtcherTypeError(str(exc)) from None
     if isinstance(key, bool) or (isinstance(key, float) and key.is_integer()):
         key = int(key)
     try:
@@ -193,13 +196,13 @@ def encode_key(key: Any, path: tuple[Any, ...] = ()) -> bytes:
         try:
             return b"s" + str.encode(key)
         except UnicodeEncodeError:
-            raise ValueError(
+            raise EtcherValueError(
                 f"key {key!r} in {format_path(path)} has a lone surrogate and cannot be stored"
             ) from None
     if cls is int:
         return _encode_int(key)
     if isinstance(key, bool) or not isinstance(key, (str, int)):
-        raise TypeError(
+        raise EtcherTypeError(
             f"key {key!r} in {format_path(path)} has type {cls.__name__!r}; "
             "etcher dict keys must be str or int"
         )

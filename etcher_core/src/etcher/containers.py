@@ -24,7 +24,7 @@ from collections.abc import (
     MutableSequence,
     ValuesView,
 )
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, SupportsIndex, TypeVar, overload
 
 from etcher.codec import (
     Link,
@@ -37,7 +37,13 @@ from etcher.codec import (
     split_item,
 )
 from etcher.equality import deep_equal
-from etcher.errors import WatchError
+from etcher.errors import (
+    EtcherIndexError,
+    EtcherKeyError,
+    EtcherTypeError,
+    EtcherValueError,
+    WatchError,
+)
 from etcher.graph import KIND_DICT, KIND_LIST, Graph, parents_of
 from etcher.layout import PIN, ROOT, SEQ
 from etcher.materialize import materialize
@@ -45,6 +51,9 @@ from etcher.writer import Writer
 
 if TYPE_CHECKING:
     from etcher.db import DB
+    from etcher.types import Key, Plain, Storable, StorableMapping, Stored
+
+_T = TypeVar("_T")
 
 _NOTHING: Any = object()
 
@@ -69,7 +78,7 @@ class Node:
         from etcher.db import DB
 
         if not isinstance(db, DB):
-            raise TypeError(f"{type(self).__name__}(db, ...) needs an etcher DB, not {db!r}")
+            raise EtcherTypeError(f"{type(self).__name__}(db, ...) needs an etcher DB, not {db!r}")
         self._db = db
         if uid is not None:
             self._etcher_uid = uid
@@ -143,12 +152,12 @@ class Node:
     def _content_key(self) -> str:
         return self._db._layout.content(self._etcher_uid)
 
-    def _value(self, raw: bytes) -> Any:
+    def _value(self, raw: bytes) -> Stored:
         """A stored tagged value as returned to users: a scalar, or a handle for a link."""
         decoded = safe_decode(raw)
         if type(decoded) is Link:
             return self._db._handle(decoded)
-        return decoded
+        return decoded  # type: ignore[no-any-return]
 
     def __call__(self) -> Any:
         """Materialize: a plain, detached Python snapshot of this node and all below it."""
@@ -172,12 +181,12 @@ class Node:
         return self()
 
     def __reduce__(self) -> Any:
-        raise TypeError(
+        raise EtcherTypeError(
             f"{type(self).__name__} handles cannot be pickled; materialize with handle() first"
         )
 
 
-class RD(Node, MutableMapping[Any, Any]):
+class RD(Node, MutableMapping["Key", "Stored"]):
     """A persistent dict. Behaves like ``dict``: same methods, errors and insertion order.
 
     >>> person = db["person"]                       # doctest: +SKIP
@@ -192,13 +201,26 @@ class RD(Node, MutableMapping[Any, Any]):
 
     __slots__ = ()
 
-    def __init__(self, db: Any, data: Mapping[Any, Any] | None = None, uid: str | None = None):
-        self._attach(db, uid, KIND_DICT, data)
+    def __init__(
+        self,
+        db: DB,
+        data: Mapping[str, Storable]
+        | Mapping[int, Storable]
+        | Mapping[Key, Storable]
+        | None = None,
+        uid: str | None = None,
+    ):
+        self._attach(db, uid, KIND_DICT, _as_dict(data) if data is not None else None)
+
+    if TYPE_CHECKING:
+
+        def __call__(self) -> dict[Key, Plain]:
+            """Materialize: a plain, detached ``dict`` snapshot of this node and all below it."""
 
     @classmethod
-    def fromkeys(cls, db: DB, keys: Iterable[Any], value: Any = None) -> RD:
+    def fromkeys(cls, db: DB, keys: Iterable[Key], value: Storable = None) -> RD:
         """An unlinked RD with ``keys`` all set to ``value`` (like ``dict.fromkeys``)."""
-        return cls(db, dict.fromkeys(keys, value))
+        return cls(db, dict.fromkeys(_as_list(keys), value))
 
     # --- reads -----------------------------------------------------------------------
     def _raw_items(self) -> list[tuple[bytes, bytes]]:
@@ -211,17 +233,21 @@ class RD(Node, MutableMapping[Any, Any]):
         ordered = sorted((*split_item(raw), field) for field, raw in content.items())
         return [(field, raw) for _seq, raw, field in ordered]
 
-    def __getitem__(self, key: Any) -> Any:
+    def __getitem__(self, key: Key) -> Stored:
         field = lookup_key(key)
         if field is None:
-            raise KeyError(key)
+            raise EtcherKeyError(key)
         raw = self._db._reader().hget(self._content_key(), field)
         if raw is None:
             self._graph().require(self._etcher_uid)
-            raise KeyError(key)
+            raise EtcherKeyError(key)
         return self._value(item_value(raw))
 
-    def get(self, key: Any, default: Any = None) -> Any:
+    @overload
+    def get(self, key: Key, default: None = None) -> Stored: ...
+    @overload
+    def get(self, key: Key, default: _T) -> Stored | _T: ...
+    def get(self, key: Key, default: Any = None) -> Any:
         """``self[key]`` if present, else ``default``."""
         try:
             return self[key]
@@ -240,25 +266,25 @@ class RD(Node, MutableMapping[Any, Any]):
     def __len__(self) -> int:
         return self._alive_if_empty(self._db._reader().hlen(self._content_key()))
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[Key]:
         return iter([decode_key(field) for field, _raw in self._raw_items()])
 
-    def __reversed__(self) -> Iterator[Any]:
+    def __reversed__(self) -> Iterator[Key]:
         return iter([decode_key(field) for field, _raw in reversed(self._raw_items())])
 
-    def keys(self) -> KeysView[Any]:
+    def keys(self) -> KeysView[Key]:
         """A view of the keys, in insertion order (read in one batch when iterated)."""
         return _RDKeys(self)
 
-    def values(self) -> ValuesView[Any]:
+    def values(self) -> ValuesView[Stored]:
         """A view of the values (read in one batch when iterated)."""
         return _RDValues(self)
 
-    def items(self) -> ItemsView[Any, Any]:
+    def items(self) -> ItemsView[Key, Stored]:
         """A view of ``(key, value)`` pairs (read in one batch when iterated)."""
         return _RDItems(self)
 
-    def copy(self) -> dict[Any, Any]:
+    def copy(self) -> dict[Key, Stored]:
         """A shallow plain-dict copy: nested nodes stay handles (use ``rd()`` for a deep copy)."""
         return {decode_key(f): self._value(raw) for f, raw in self._raw_items()}
 
@@ -300,7 +326,7 @@ class RD(Node, MutableMapping[Any, Any]):
                 g.remove_ref(child, uid)
         return tagged
 
-    def __setitem__(self, key: Any, value: Any) -> None:
+    def __setitem__(self, key: Key, value: Storable) -> None:
         uid = self._etcher_uid
 
         def op(g: Graph) -> None:
@@ -309,6 +335,17 @@ class RD(Node, MutableMapping[Any, Any]):
 
         self._db._mutate(op)
 
+    @overload  # type: ignore[override]  # refuses at type level what it refuses at run time
+    def update(
+        self,
+        other: StorableMapping,
+        /,
+        **kwargs: Storable,
+    ) -> None: ...
+    @overload
+    def update(self, other: Iterable[tuple[Key, Storable]], /, **kwargs: Storable) -> None: ...
+    @overload
+    def update(self, /, **kwargs: Storable) -> None: ...
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Set many keys in one atomic write (same argument forms as ``dict.update``)."""
         if isinstance(other, Node) and isinstance(other, RD):
@@ -319,15 +356,15 @@ class RD(Node, MutableMapping[Any, Any]):
             pairs = [(k, other[k]) for k in other.keys()]  # noqa: SIM118 - a keys() duck type
         else:
             pairs = []
-            for i, pair in enumerate(other):
+            for i, pair in enumerate(_as_list(other)):
                 try:
                     items = list(pair)
                 except TypeError:
-                    raise TypeError(
+                    raise EtcherTypeError(
                         f"cannot convert dictionary update sequence element #{i} to a sequence"
                     ) from None
                 if len(items) != 2:
-                    raise ValueError(
+                    raise EtcherValueError(
                         f"dictionary update sequence element #{i} has length {len(items)}; "
                         "2 is required"
                     )
@@ -359,10 +396,10 @@ class RD(Node, MutableMapping[Any, Any]):
         g.remove_ref(child, uid)
         return value
 
-    def __delitem__(self, key: Any) -> None:
+    def __delitem__(self, key: Key) -> None:
         field = lookup_key(key)
         if field is None:
-            raise KeyError(key)
+            raise EtcherKeyError(key)
         uid = self._etcher_uid
 
         def op(g: Graph) -> None:
@@ -370,7 +407,7 @@ class RD(Node, MutableMapping[Any, Any]):
             content = g.layout.content(uid)
             old = g.u.hget(content, field)
             if old is None:
-                raise KeyError(key)
+                raise EtcherKeyError(key)
             g.u.hdel(content, field)
             child = _link_of(item_value(old))
             if child is not None:
@@ -379,12 +416,16 @@ class RD(Node, MutableMapping[Any, Any]):
 
         self._db._mutate(op)
 
-    def pop(self, key: Any, default: Any = _NOTHING) -> Any:
+    @overload  # type: ignore[override]  # returns the value materialized, not a handle
+    def pop(self, key: Key) -> Plain: ...
+    @overload
+    def pop(self, key: Key, default: _T) -> Plain | _T: ...
+    def pop(self, key: Key, default: Any = _NOTHING) -> Any:
         """Remove ``key`` and return its value (a nested node comes back materialized)."""
         field = lookup_key(key)
         if field is None:
             if default is _NOTHING:
-                raise KeyError(key)
+                raise EtcherKeyError(key)
             return default
         uid = self._etcher_uid
 
@@ -393,7 +434,7 @@ class RD(Node, MutableMapping[Any, Any]):
             old = g.u.hget(g.layout.content(uid), field)
             if old is None:
                 if default is _NOTHING:
-                    raise KeyError(key)
+                    raise EtcherKeyError(key)
                 return default
             value = self._remove_in(g, field, old)
             g.collect(alive=(uid,))
@@ -401,7 +442,7 @@ class RD(Node, MutableMapping[Any, Any]):
 
         return self._db._mutate(op)
 
-    def popitem(self) -> tuple[Any, Any]:
+    def popitem(self) -> tuple[Key, Plain]:  # type: ignore[override]  # materialized value
         """Remove and return the most recently inserted ``(key, value)`` pair (LIFO).
 
         The first call reads the whole dict and remembers, in this process, the
@@ -438,10 +479,10 @@ class RD(Node, MutableMapping[Any, Any]):
                         value = self._remove_in(g, field, raw)
                         g.collect(alive=(uid,))
                         return (decode_key(field), value), j, None
-                raise KeyError("popitem(): dictionary is empty")
+                raise EtcherKeyError("popitem(): dictionary is empty")
             items = g.u.hgetall(content)
             if not items:
-                raise KeyError("popitem(): dictionary is empty")
+                raise EtcherKeyError("popitem(): dictionary is empty")
             ranked = sorted((split_item(raw)[0], field) for field, raw in items.items())
             seq, field = ranked[-1]
             value = self._remove_in(g, field, items[field])
@@ -475,7 +516,7 @@ class RD(Node, MutableMapping[Any, Any]):
         ``int`` (``bool`` included) or ``amount`` is not an ``int``.
         """
         if not isinstance(amount, int) or isinstance(amount, bool):
-            raise TypeError(f"the increment must be an int, not {type(amount).__name__}")
+            raise EtcherTypeError(f"the increment must be an int, not {type(amount).__name__}")
         field = encode_key(key)
         uid = self._etcher_uid
 
@@ -490,14 +531,14 @@ class RD(Node, MutableMapping[Any, Any]):
                 current = safe_decode(raw)
                 if type(current) is not int:
                     held = "a nested node" if type(current) is Link else type(current).__name__
-                    raise TypeError(f"cannot increment {key!r}: it holds {held}, not an int")
+                    raise EtcherTypeError(f"cannot increment {key!r}: it holds {held}, not an int")
             new: int = current + amount
             g.u.hset(content, field, b"%d|" % seq + Writer(self._db, g).tag(new, uid, (key,)))
             return new
 
         return self._db._mutate(op)
 
-    def setdefault(self, key: Any, default: Any = None) -> Any:
+    def setdefault(self, key: Key, default: Storable = None) -> Stored:  # type: ignore[override]
         """``self[key]`` if present; else store ``default`` and return it (a handle if a node)."""
         uid = self._etcher_uid
         field = encode_key(key)
@@ -531,20 +572,20 @@ class RD(Node, MutableMapping[Any, Any]):
         self._db._mutate(op)
 
 
-class _RDKeys(KeysView[Any]):
+class _RDKeys(KeysView["Key"]):
     _mapping: RD
 
-    def __reversed__(self) -> Iterator[Any]:
+    def __reversed__(self) -> Iterator[Key]:
         return reversed(self._mapping)
 
     def __repr__(self) -> str:
         return f"rd_keys({list(self)!r})"
 
 
-class _RDValues(ValuesView[Any]):
+class _RDValues(ValuesView["Stored"]):
     _mapping: RD
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[Stored]:
         rd = self._mapping
         return iter([rd._value(raw) for _f, raw in rd._raw_items()])
 
@@ -558,21 +599,21 @@ class _RDValues(ValuesView[Any]):
         return f"rd_values({list(self)!r})"
 
 
-class _RDItems(ItemsView[Any, Any]):
+class _RDItems(ItemsView["Key", "Stored"]):
     _mapping: RD
 
-    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+    def __iter__(self) -> Iterator[tuple[Key, Stored]]:
         rd = self._mapping
         return iter([(decode_key(f), rd._value(raw)) for f, raw in rd._raw_items()])
 
-    def __reversed__(self) -> Iterator[tuple[Any, Any]]:
+    def __reversed__(self) -> Iterator[tuple[Key, Stored]]:
         return iter(list(self)[::-1])
 
     def __repr__(self) -> str:
         return f"rd_items({list(self)!r})"
 
 
-class RL(Node, MutableSequence[Any]):
+class RL(Node, MutableSequence["Stored"]):
     """A persistent list. Behaves like ``list``: indexing, slices, and every list method.
 
     Appending or popping at either end costs O(1); inserting or deleting in
@@ -585,8 +626,13 @@ class RL(Node, MutableSequence[Any]):
 
     __slots__ = ()
 
-    def __init__(self, db: Any, data: Iterable[Any] | None = None, uid: str | None = None):
-        self._attach(db, uid, KIND_LIST, list(data) if data is not None else None)
+    def __init__(self, db: DB, data: Iterable[Storable] | None = None, uid: str | None = None):
+        self._attach(db, uid, KIND_LIST, _as_list(data) if data is not None else None)
+
+    if TYPE_CHECKING:
+
+        def __call__(self) -> list[Plain]:
+            """Materialize: a plain, detached ``list`` snapshot of this node and all below it."""
 
     # --- reads -----------------------------------------------------------------------
     def _raws(self) -> list[bytes]:
@@ -598,12 +644,14 @@ class RL(Node, MutableSequence[Any]):
         return self._alive_if_empty(self._db._reader().llen(self._content_key()))
 
     @overload
-    def __getitem__(self, index: int) -> Any: ...
+    def __getitem__(self, index: SupportsIndex) -> Stored: ...
     @overload
-    def __getitem__(self, index: slice) -> list[Any]: ...
-    def __getitem__(self, index: int | slice) -> Any:
+    def __getitem__(self, index: slice) -> list[Stored]: ...
+    def __getitem__(self, index: SupportsIndex | slice) -> Stored | list[Stored]:
         if isinstance(index, slice):
-            return [self._value(raw) for raw in self._raws()[index]]
+            raws = self._raws()  # a stale handle says so before a bad slice does
+            _check_slice(index)
+            return [self._value(raw) for raw in raws[index]]
         index = _as_index(index)
         # Beyond 64 bits no store can hold the index; it is simply out of range.
         raw = (
@@ -611,10 +659,10 @@ class RL(Node, MutableSequence[Any]):
         )
         if raw is None:
             self._graph().require(self._etcher_uid)
-            raise IndexError("list index out of range")
+            raise EtcherIndexError("list index out of range")
         return self._value(raw)
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[Stored]:
         """Iterate by position, as a ``list`` iterator does: live, not over a snapshot.
 
         Items appended during the loop are visited; removing earlier items
@@ -641,7 +689,7 @@ class RL(Node, MutableSequence[Any]):
         """Every item (nested nodes as handles) from one read."""
         return [self._value(raw) for raw in self._raws()]
 
-    def __reversed__(self) -> Iterator[Any]:
+    def __reversed__(self) -> Iterator[Stored]:
         return iter([self._value(raw) for raw in reversed(self._raws())])
 
     def _matches(self, raw: bytes, value: Any) -> bool:
@@ -662,17 +710,18 @@ class RL(Node, MutableSequence[Any]):
     def index(self, value: Any, start: int = 0, stop: int | None = None) -> int:
         """Position of the first item equal to ``value`` (``ValueError`` if absent)."""
         raws = self._raws()
+        _check_slice(slice(start, stop))
         lo, hi, _ = slice(start, stop).indices(len(raws))
         for i in range(lo, hi):
             if self._matches(raws[i], value):
                 return i
-        raise ValueError(f"{value!r} is not in list")
+        raise EtcherValueError(f"{value!r} is not in list")
 
     def count(self, value: Any) -> int:
         """How many items equal ``value``."""
         return sum(1 for raw in self._raws() if self._matches(raw, value))
 
-    def copy(self) -> list[Any]:
+    def copy(self) -> list[Stored]:
         """A shallow plain-list copy: nested nodes stay handles (use ``rl()`` for a deep copy)."""
         return self._snapshot_items()
 
@@ -726,7 +775,7 @@ class RL(Node, MutableSequence[Any]):
 
     __rmul__ = __mul__
 
-    def __iadd__(self, other: Iterable[Any]) -> RL:  # type: ignore[misc]
+    def __iadd__(self, other: Iterable[Storable]) -> RL:  # type: ignore[misc]
         self.extend(other)
         return self
 
@@ -770,16 +819,26 @@ class RL(Node, MutableSequence[Any]):
                 g.remove_ref(child, uid)
         g.collect(alive=(uid,))
 
+    @overload
+    def __setitem__(self, index: SupportsIndex, value: Storable) -> None: ...
+    @overload
+    def __setitem__(self, index: slice, value: Iterable[Storable]) -> None: ...
     def __setitem__(self, index: Any, value: Any) -> None:
         uid = self._etcher_uid
         if isinstance(index, slice):
-            values = list(value) if not isinstance(value, RL) else value.copy()
+            values = _as_list(value)
 
             def slice_op(g: Graph) -> None:
                 g.require(uid)
+                _check_slice(index)
                 old = g.u.lrange(g.layout.content(uid), 0, -1)
                 new = list(old)
                 removed = old[index]
+                if index.step not in (None, 1) and len(removed) != len(values):
+                    raise EtcherValueError(
+                        f"attempt to assign sequence of size {len(values)} "
+                        f"to extended slice of size {len(removed)}"
+                    )
                 new[index] = Writer(self._db, g).tags(values, uid)  # list raises as list would
                 self._rewrite(g, removed, new)
 
@@ -792,7 +851,7 @@ class RL(Node, MutableSequence[Any]):
             key = g.layout.content(uid)
             n = g.u.llen(key)
             if not -n <= index < n:
-                raise IndexError("list assignment index out of range")
+                raise EtcherIndexError("list assignment index out of range")
             i = index + n if index < 0 else index
             old = g.u.lindex(key, i)
             tagged = Writer(self._db, g).tag(value, uid, (i,))
@@ -804,12 +863,17 @@ class RL(Node, MutableSequence[Any]):
 
         self._db._mutate(op)
 
+    @overload
+    def __delitem__(self, index: SupportsIndex) -> None: ...
+    @overload
+    def __delitem__(self, index: slice) -> None: ...
     def __delitem__(self, index: Any) -> None:
         uid = self._etcher_uid
         if isinstance(index, slice):
 
             def slice_op(g: Graph) -> None:
                 g.require(uid)
+                _check_slice(index)
                 old = g.u.lrange(g.layout.content(uid), 0, -1)
                 new = list(old)
                 removed = old[index]
@@ -825,7 +889,7 @@ class RL(Node, MutableSequence[Any]):
             g.require(uid)
             n = g.u.llen(g.layout.content(uid))
             if not -n <= index < n:
-                raise IndexError("list assignment index out of range")
+                raise EtcherIndexError("list assignment index out of range")
             self._pop_in(g, index + n if index < 0 else index, n, materialize_value=False)
 
         self._db._mutate(op)
@@ -866,7 +930,7 @@ class RL(Node, MutableSequence[Any]):
         g.collect(alive=(uid,))
         return value
 
-    def pop(self, index: int = -1) -> Any:
+    def pop(self, index: SupportsIndex = -1) -> Plain:  # type: ignore[override]  # materialized
         """Remove and return item ``index`` (default last); nested nodes come back materialized."""
         index = _as_index(index)
         uid = self._etcher_uid
@@ -875,14 +939,14 @@ class RL(Node, MutableSequence[Any]):
             g.require(uid)
             n = g.u.llen(g.layout.content(uid))
             if not n:
-                raise IndexError("pop from empty list")
+                raise EtcherIndexError("pop from empty list")
             if not -n <= index < n:
-                raise IndexError("pop index out of range")
+                raise EtcherIndexError("pop index out of range")
             return self._pop_in(g, index + n if index < 0 else index, n)
 
-        return self._db._mutate(op)
+        return self._db._mutate(op)  # type: ignore[no-any-return]
 
-    def insert(self, index: int, value: Any) -> None:
+    def insert(self, index: SupportsIndex, value: Storable) -> None:
         """Insert ``value`` before position ``index`` (clipped to the list, as ``list.insert``)."""
         index = _as_index(index)
         uid = self._etcher_uid
@@ -908,7 +972,7 @@ class RL(Node, MutableSequence[Any]):
 
         self._db._mutate(op)
 
-    def append(self, value: Any) -> None:
+    def append(self, value: Storable) -> None:
         """Add ``value`` at the end (O(1))."""
         uid = self._etcher_uid
 
@@ -919,9 +983,9 @@ class RL(Node, MutableSequence[Any]):
 
         self._db._mutate(op)
 
-    def extend(self, values: Iterable[Any]) -> None:
+    def extend(self, values: Iterable[Storable]) -> None:
         """Append every item of ``values`` in one atomic write."""
-        items = values.copy() if isinstance(values, RL) else list(values)
+        items = _as_list(values)
         if not items:
             self._graph().require(self._etcher_uid)
             return
@@ -956,7 +1020,7 @@ class RL(Node, MutableSequence[Any]):
                 if self._matches_in(g, raw, value):
                     self._pop_in(g, i, len(raws), materialize_value=False)
                     return
-            raise ValueError("list.remove(x): x not in list")
+            raise EtcherValueError("list.remove(x): x not in list")
 
         self._db._mutate(op)
 
@@ -1016,7 +1080,10 @@ class RL(Node, MutableSequence[Any]):
             for raw in raws:
                 child = _link_of(raw)
                 values.append(safe_decode(raw) if child is None else materialize(g, child))
-            order = sorted(range(len(raws)), key=values.__getitem__, reverse=reverse)
+            try:
+                order = sorted(range(len(raws)), key=values.__getitem__, reverse=reverse)
+            except TypeError as exc:  # items that do not compare ('<' between str and int)
+                raise EtcherTypeError(str(exc)) from None
             g.u.list_op(content, "delete")
             g.u.list_op(content, "rpush", *[raws[i] for i in order])
 
@@ -1073,7 +1140,7 @@ class RL(Node, MutableSequence[Any]):
                 g.u.list_op(content, "rpush", *[raws[i] for i in order])
 
         if not self._apply_if_unchanged(raws, write):
-            raise ValueError("list modified during sort")
+            raise EtcherValueError("list modified during sort")
 
     def _remove_comparing_outside(self, value: Any) -> None:
         # What each comparison answered, so that a retry after a concurrent change asks
@@ -1109,7 +1176,7 @@ class RL(Node, MutableSequence[Any]):
             raws, nodes = self._snapshot_raw_items(with_nodes)
             i = next((i for i, raw in enumerate(raws) if matches(raw, nodes)), -1)
             if i < 0:
-                raise ValueError("list.remove(x): x not in list")
+                raise EtcherValueError("list.remove(x): x not in list")
             n = len(raws)
 
             def write(g: Graph) -> None:
@@ -1126,11 +1193,45 @@ _ITER_FIRST_BATCH = 64
 _ITER_MAX_BATCH = 4096
 
 
+def _check_slice(index: slice) -> None:
+    """Refuse a slice ``list`` would refuse, with the same message, as an etcher error."""
+    try:
+        index.indices(0)
+    except TypeError as exc:
+        raise EtcherTypeError(str(exc)) from None
+    except ValueError as exc:
+        raise EtcherValueError(str(exc)) from None
+
+
+def _as_list(value: Any) -> list[Any]:
+    """``list(value)`` (an RL's shallow copy), refusing a non-iterable as an etcher error."""
+    if isinstance(value, RL):
+        return value.copy()
+    if not hasattr(value, "__iter__") and not hasattr(value, "__getitem__"):
+        raise EtcherTypeError(f"{type(value).__name__!r} object is not iterable")
+    return list(value)
+
+
+def _as_dict(value: Any) -> dict[Any, Any]:
+    """``dict(value)``, refusing what ``dict`` refuses as an etcher error."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    pairs = []
+    for i, pair in enumerate(_as_list(value)):
+        items = _as_list(pair) if not isinstance(pair, (str, bytes)) else list(pair)
+        if len(items) != 2:
+            raise EtcherValueError(
+                f"dictionary update sequence element #{i} has length {len(items)}; 2 is required"
+            )
+        pairs.append((items[0], items[1]))
+    return dict(pairs)
+
+
 def _as_index(index: Any) -> int:
     try:
         return index.__index__()  # type: ignore[no-any-return]
     except AttributeError:
-        raise TypeError(
+        raise EtcherTypeError(
             f"list indices must be integers or slices, not {type(index).__name__}"
         ) from None
 

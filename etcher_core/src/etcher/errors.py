@@ -13,16 +13,61 @@ class EtcherError(Exception):
     """Base class of every error raised by etcher itself."""
 
 
+# --- the built-in errors a dict or list user expects --------------------------------
+
+
+class EtcherKeyError(EtcherError, KeyError):
+    """A key that is not there (what ``dict`` raises), e.g. ``db["missing"]``."""
+
+
+class EtcherIndexError(EtcherError, IndexError):
+    """An index outside the list (what ``list`` raises), e.g. ``rl[99]`` on a short list."""
+
+
+class EtcherTypeError(EtcherError, TypeError):
+    """A value, key or argument of a type etcher refuses (a set, bytes, an object ...).
+
+    The message names the offending path; nothing was written.
+    """
+
+
+class EtcherValueError(EtcherError, ValueError):
+    """An argument of the right type but a wrong value (an empty URL, a lone surrogate ...)."""
+
+
+class ClosedError(EtcherValueError):
+    """The DB was closed: reading and writing through it (or its handles) both raise this.
+
+    A ``ValueError`` like the one a closed Python file raises; open a new DB.
+    """
+
+
 # --- transactions -----------------------------------------------------------------
+
+
+WATCH_MESSAGE = (
+    "the transaction read data that another writer changed before it committed; "
+    "nothing was written: run it again (db.transact(fn) retries for you)"
+)
 
 
 class WatchError(EtcherError):
     """An optimistic transaction lost a race: something it read changed before it committed.
 
-    Raised identically by every backend (backends translate their native
-    conflict error into this class). Nothing of the failed transaction was
-    written; run it again (``db.transact(fn)`` does that for you).
+    Raised identically by every backend: backends translate their native
+    conflict error into this class, and whatever words a backend gives go to
+    :attr:`detail` while the message is always :data:`WATCH_MESSAGE`. Nothing
+    of the failed transaction was written; run it again (``db.transact(fn)``
+    does that for you).
     """
+
+    def __init__(self, detail: object = "", *args: object) -> None:
+        super().__init__(WATCH_MESSAGE)
+        #: What the backend said about the conflict (for logs and debugging).
+        self.detail = str(detail)
+
+    def __reduce__(self) -> tuple[type[WatchError], tuple[str]]:
+        return (type(self), (self.detail,))
 
 
 class TransactionError(EtcherError):
@@ -111,11 +156,17 @@ class JSONFormatError(EtcherError, ValueError):
 
 
 __all__ = [
+    "WATCH_MESSAGE",
     "BackendConflict",
     "BackendNotFound",
     "BackendUnavailable",
+    "ClosedError",
     "ConflictTimeout",
     "EtcherError",
+    "EtcherIndexError",
+    "EtcherKeyError",
+    "EtcherTypeError",
+    "EtcherValueError",
     "ForeignNodeError",
     "JSONFormatError",
     "PluginError",

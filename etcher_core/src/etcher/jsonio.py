@@ -40,6 +40,7 @@ Both directions are iterative: nesting depth is limited by memory only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -47,7 +48,7 @@ from collections.abc import Callable, Iterator, Sequence
 from json import decoder as _json_decoder
 from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from etcher.errors import JSONFormatError
+from etcher.errors import EtcherIndexError, EtcherKeyError, EtcherTypeError, JSONFormatError
 
 if TYPE_CHECKING:
     from etcher.db import DB
@@ -132,7 +133,7 @@ def _scalar(value: Any, where: Callable[[], str]) -> str:
         return _scalar(int(value), where)
     if isinstance(value, float):
         return _scalar(float(value), where)
-    raise TypeError(f"{where()} has type {cls.__name__!r}, which etcher JSON cannot hold")
+    raise EtcherTypeError(f"{where()} has type {cls.__name__!r}, which etcher JSON cannot hold")
 
 
 def _key(key: Any, where: Callable[[], str]) -> str:
@@ -145,7 +146,7 @@ def _key(key: Any, where: Callable[[], str]) -> str:
         return _key(str.__str__(key), where)
     if isinstance(key, int) and not isinstance(key, bool):
         return _key(int(key), where)
-    raise TypeError(
+    raise EtcherTypeError(
         f"key {key!r} in {where()} has type {type(key).__name__!r}; dict keys must be str or int"
     )
 
@@ -613,7 +614,7 @@ def _as_path(path: Any) -> tuple[Any, ...]:
     if isinstance(path, (str, int)):
         return (path,)
     if hasattr(path, "_etcher_uid"):
-        raise TypeError("pass a key path such as ('person', 'tags'), not a handle")
+        raise EtcherTypeError("pass a key path such as ('person', 'tags'), not a handle")
     return tuple(path)
 
 
@@ -627,17 +628,17 @@ def resolve_path(db: DB, path: PathLike) -> Any:
     done: list[Any] = []
     for step in _as_path(path):
         if not hasattr(node, "_etcher_uid") and node is not db:
-            raise TypeError(
+            raise EtcherTypeError(
                 f"{_where(done)} holds a {type(node).__name__}, which has no key {step!r}"
             )
         try:
             node = node[step]
         except KeyError:
-            raise KeyError(f"no key {step!r} at {_where(done)}") from None
+            raise EtcherKeyError(f"no key {step!r} at {_where(done)}") from None
         except IndexError:
-            raise IndexError(f"no index {step!r} at {_where(done)}") from None
+            raise EtcherIndexError(f"no index {step!r} at {_where(done)}") from None
         except TypeError as exc:
-            raise TypeError(f"cannot look up {step!r} at {_where(done)}: {exc}") from None
+            raise EtcherTypeError(f"cannot look up {step!r} at {_where(done)}: {exc}") from None
         done.append(step)
     return node
 
@@ -710,11 +711,30 @@ def import_json(
             t.clear()
             t.update(value)
 
-        db.transact(replace)
+        with _counting_nodes(sink):
+            db.transact(replace)
         return
     value = _convert(raw, progress=sink)
     sink.stage("storing", None)
     parent = resolve_path(db, keys[:-1])
     if not hasattr(parent, "_etcher_uid") and parent is not db:
-        raise TypeError(f"{_where(keys[:-1])} holds a {type(parent).__name__}, not a dict or list")
-    parent[keys[-1]] = value
+        raise EtcherTypeError(
+            f"{_where(keys[:-1])} holds a {type(parent).__name__}, not a dict or list"
+        )
+    with _counting_nodes(sink):
+        parent[keys[-1]] = value
+
+
+@contextlib.contextmanager
+def _counting_nodes(sink: ProgressSink) -> Iterator[None]:
+    """Advance ``sink`` by every node the write inside the block stores."""
+    from etcher.writer import nodes_written
+
+    if sink is _QUIET:
+        yield
+        return
+    token = nodes_written.set(sink.advance)
+    try:
+        yield
+    finally:
+        nodes_written.reset(token)

@@ -30,6 +30,8 @@ import threading
 import weakref
 from itertools import count
 
+from etcher.errors import EtcherTypeError, EtcherValueError
+
 ROOT = "Droot"
 """The uid of every namespace's root dict."""
 
@@ -49,21 +51,21 @@ _GLOB_SPECIAL = re.compile(r"([\\*?\[\]])")
 def validate_prefix(prefix: object) -> str:
     """Check a namespace name; return it, or raise ``TypeError``/``ValueError``."""
     if not isinstance(prefix, str):
-        raise TypeError(f"a namespace prefix must be a str, not {type(prefix).__name__}")
+        raise EtcherTypeError(f"a namespace prefix must be a str, not {type(prefix).__name__}")
     if not prefix:
-        raise ValueError("a namespace prefix cannot be empty")
+        raise EtcherValueError("a namespace prefix cannot be empty")
     if len(prefix) > 200:
-        raise ValueError("a namespace prefix is limited to 200 characters")
+        raise EtcherValueError("a namespace prefix is limited to 200 characters")
     bad = _PREFIX_FORBIDDEN.search(prefix)
     if bad:
-        raise ValueError(
+        raise EtcherValueError(
             f"namespace prefix {prefix!r} contains {bad.group()!r}; braces and control "
             "characters are reserved (they delimit the namespace in the key space)"
         )
     try:
         prefix.encode()
     except UnicodeEncodeError:
-        raise ValueError(f"namespace prefix {prefix!r} is not valid text") from None
+        raise EtcherValueError(f"namespace prefix {prefix!r} is not valid text") from None
     return prefix
 
 

@@ -25,6 +25,7 @@ discovery (read when a :class:`Registry` is created):
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import importlib.metadata
@@ -32,7 +33,7 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal, cast
@@ -40,7 +41,14 @@ from typing import Any, Literal, cast
 import pluggy
 
 from etcher import hookspecs
-from etcher.errors import BackendConflict, BackendNotFound, PluginError
+from etcher.errors import (
+    BackendConflict,
+    BackendNotFound,
+    EtcherError,
+    EtcherTypeError,
+    EtcherValueError,
+    PluginError,
+)
 from etcher.spec import Capabilities, StorageBackend
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
@@ -440,7 +448,9 @@ class Registry:
         :raises BackendConflict: two plugins registered it.
         """
         if not isinstance(name_or_scheme, str):
-            raise TypeError(f"backend name must be a string, not {type(name_or_scheme).__name__}")
+            raise EtcherTypeError(
+                f"backend name must be a string, not {type(name_or_scheme).__name__}"
+            )
         key = name_or_scheme.lower()
         self._ensure_collected()
         if key in self._names:
@@ -513,21 +523,23 @@ class Registry:
         if target is None:
             target = self._environ.get(URL_ENV)
             if not target:
-                raise ValueError(
+                raise EtcherValueError(
                     "no store given: pass a URL such as 'sqlite:///state.db' or a file path, "
                     f"or set the {URL_ENV} environment variable"
                 )
         if isinstance(target, os.PathLike):
             path = os.fspath(target)
             if not isinstance(path, str):
-                raise TypeError("byte paths are not supported; pass a str or pathlib.Path")
+                raise EtcherTypeError("byte paths are not supported; pass a str or pathlib.Path")
             return self._open_path(path, backend, options)
         if not isinstance(target, str):
-            raise TypeError(
+            raise EtcherTypeError(
                 f"target must be a URL, a file path or None, not {type(target).__name__}"
             )
         if not target.strip():
-            raise ValueError("target is empty: pass a URL such as 'sqlite:///state.db' or a path")
+            raise EtcherValueError(
+                "target is empty: pass a URL such as 'sqlite:///state.db' or a path"
+            )
         scheme = split_scheme(target)
         if scheme is None:
             return self._open_path(target, backend, options)
@@ -538,12 +550,13 @@ class Registry:
             self._ensure_collected()
             owners = self._schemes.get(scheme, [])
             if owners and all(owner.name != info.name for owner in owners):
-                raise ValueError(
+                raise EtcherValueError(
                     f"URL scheme '{scheme}://' belongs to the {owners[0].name!r} backend, "
                     f"but backend={backend!r} was given; drop one of the two"
                 )
         cls = self._load(info)
-        return cast(StorageBackend, cls.from_url(target, **options))  # type: ignore[attr-defined]
+        with _as_etcher_errors():
+            return cast(StorageBackend, cls.from_url(target, **options))  # type: ignore[attr-defined]
 
     def _open_path(self, path: str, backend: str | None, options: dict[str, Any]) -> StorageBackend:
         info = self.backend_info(backend or DEFAULT_PATH_BACKEND)
@@ -551,11 +564,12 @@ class Registry:
         from_path = getattr(cls, "from_path", None)
         if not callable(from_path):
             example = f"{info.schemes[0]}://..." if info.schemes else "a URL"
-            raise ValueError(
+            raise EtcherValueError(
                 f"the {info.name!r} backend opens URLs, not file paths: pass {example} "
                 f"instead of {path!r}"
             )
-        return cast(StorageBackend, from_path(path, **options))
+        with _as_etcher_errors():
+            return cast(StorageBackend, from_path(path, **options))
 
     def _lookup(self, kind: _Kind, key: str, *, original: str) -> BackendInfo:
         self._ensure_collected()
@@ -706,6 +720,23 @@ def backend_info(name_or_scheme: str) -> BackendInfo:
 def backend_for_client(client: object) -> type:
     """The backend class that wraps an existing client (see :meth:`Registry.backend_for_client`)."""
     return get_registry().backend_for_client(client)
+
+
+@contextlib.contextmanager
+def _as_etcher_errors() -> Iterator[None]:
+    """A backend's plain ``ValueError``/``TypeError`` (a bad URL, a bad option) as etcher's.
+
+    Backends, third-party ones included, refuse arguments with the built-in
+    classes; users catch ``EtcherError`` or the built-in, so both must hold.
+    """
+    try:
+        yield
+    except EtcherError:
+        raise
+    except TypeError as exc:
+        raise EtcherTypeError(str(exc)) from exc
+    except ValueError as exc:
+        raise EtcherValueError(str(exc)) from exc
 
 
 def open_backend(

@@ -11,17 +11,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from etcher.codec import decode_key, encode_key, item_value, link_target, safe_decode
-from etcher.errors import StaleHandleError
+from etcher.errors import ClosedError, StaleHandleError
 
 if TYPE_CHECKING:
     from etcher.containers import Node
 
 MAX_ITEMS = 100
+#: Characters of a string a summary shows; the rest is counted, not printed.
+MAX_CHARS = 100
 
 
 def _scalar_repr(value: Any) -> str:
     if type(value) is int and value.bit_length() > 10_000:
         return f"<int of {value.bit_length()} bits>"  # repr() refuses ints this long
+    if type(value) is str and len(value) > MAX_CHARS:
+        # A 50 MB field must not print 50 MB: show its start and how much is left out.
+        return f"{value[:MAX_CHARS]!r}…(+{len(value) - MAX_CHARS} chars)"
     return repr(value)
 
 
@@ -37,7 +42,7 @@ def _token(node: Node, raw: bytes, key: Any) -> str:
             if key is not None and value == key and type(value) is type(key):
                 return "*"
             if isinstance(value, str):
-                return value
+                return value if len(value) <= MAX_CHARS else value[:MAX_CHARS] + "…"
             if isinstance(value, (int, float)) or value is None:
                 return _scalar_repr(value)
     return uid
@@ -51,7 +56,7 @@ def summarize(node: Node) -> str:
         if isinstance(node, RD):
             items = node._raw_items()
             parts = [
-                f"{decode_key(f)!r}: {_token(node, raw, decode_key(f))}"
+                f"{_scalar_repr(decode_key(f))}: {_token(node, raw, decode_key(f))}"
                 for f, raw in items[:MAX_ITEMS]
             ]
             more = len(items) - MAX_ITEMS
@@ -66,3 +71,5 @@ def summarize(node: Node) -> str:
         return "@[" + ", ".join(parts) + "]"
     except StaleHandleError:
         return f"<stale {type(node).__name__} {node._etcher_uid}>"
+    except ClosedError:
+        return f"<{type(node).__name__} {node._etcher_uid} of a closed DB>"

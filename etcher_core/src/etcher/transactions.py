@@ -44,7 +44,7 @@ from contextvars import ContextVar
 from typing import TypeVar
 
 from etcher.db import DB
-from etcher.errors import TransactionError
+from etcher.errors import EtcherTypeError, TransactionError
 from etcher.graph import Graph
 from etcher.unit import CallerCode, DirectReader, RetryPolicy, Unit
 
@@ -135,7 +135,7 @@ class Transactor(DB):
         if self._unit is None:
             return super().incr(key, amount)
         if not isinstance(amount, int) or isinstance(amount, bool):
-            raise TypeError("the increment must be an int")
+            raise EtcherTypeError("the increment must be an int")
         ckey = self._counter_key(key)
         raw = self._unit.get(ckey)
         value = (int(raw) if raw is not None else 0) + amount

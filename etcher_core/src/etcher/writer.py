@@ -9,6 +9,8 @@ buffer: a bad value anywhere raises before anything reaches the store.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from etcher.codec import encode_key, encode_link, encode_scalar, format_path
@@ -20,10 +22,19 @@ if TYPE_CHECKING:
     from etcher.db import DB
 
 
+#: While set, called with the number of nodes a Writer has just written: a long import's
+#: "storing" progress bar counts with it (see :func:`etcher.jsonio.import_json`).
+nodes_written: ContextVar[Callable[[int], None] | None] = ContextVar(
+    "etcher_nodes_written", default=None
+)
+
+_PROGRESS_STEP = 256
+
+
 class Writer:
     """Writes values into one unit; one instance per public operation (its memo is per write)."""
 
-    __slots__ = ("db", "g", "keepalive", "memo", "stack")
+    __slots__ = ("db", "g", "keepalive", "memo", "progress", "stack")
 
     def __init__(self, db: DB, graph: Graph) -> None:
         self.db = db
@@ -31,6 +42,7 @@ class Writer:
         self.memo: dict[int, str] = {}
         self.keepalive: list[Any] = []
         self.stack: list[tuple[Any, str, tuple[Any, ...]]] = []
+        self.progress = nodes_written.get()
 
     def tag(self, value: Any, parent: str, path: tuple[Any, ...] = ()) -> bytes:
         """The stored form of ``value`` as a child of node ``parent``; writes any new nodes."""
@@ -100,7 +112,14 @@ class Writer:
         content = self.g.layout.content
         stack = self.stack
         u = self.g.u
+        progress = self.progress
+        done = 0
         while stack:
+            if progress is not None:
+                done += 1
+                if done == _PROGRESS_STEP:
+                    progress(done)
+                    done = 0
             obj, uid, path = stack.pop()
             if uid[0] == "D":
                 mapping: dict[bytes, bytes] = {}
@@ -119,6 +138,8 @@ class Writer:
             else:
                 items = [self._tag(v, uid, (*path, i)) for i, v in enumerate(obj)]
                 u.create_list(content(uid), items)
+        if progress is not None and done:
+            progress(done)
 
 
 def _prepare_plain(top: Any, prepared: dict[int, tuple[Any, Any]]) -> None:

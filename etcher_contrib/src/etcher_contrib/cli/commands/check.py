@@ -30,7 +30,8 @@ def report_dict(report: Any) -> dict[str, Any]:
         "ok": report.ok,
         "nodes": report.nodes,
         "reachable": report.reachable,
-        "pinned": report.pinned,
+        "pinned": len(report.pinned),  # a count, as the text report gives it
+        "pinned_uids": list(report.pinned),
         "counters": report.counters,
         "problems": report.problems(),
     }

@@ -11,6 +11,7 @@ import tempfile
 
 from etcher_contrib.cli import paths
 from etcher_contrib.cli.commands._common import add_namespace, add_path, add_url
+from etcher_contrib.cli.errors import CLIError
 from etcher_contrib.cli.progress import Progress, wanted
 from etcher_contrib.cli.store import open_db
 
@@ -53,9 +54,16 @@ def run(args: argparse.Namespace) -> int:
             # Write beside the target and rename at the end: an interrupted export never
             # leaves a truncated file under the requested name.
             target = os.path.abspath(args.output)
-            fd, temp = tempfile.mkstemp(
-                prefix=".etcher-export-", dir=os.path.dirname(target), text=True
-            )
+            folder = os.path.dirname(target)
+            if not os.path.isdir(folder):
+                raise CLIError(f"cannot write {args.output}: folder {folder} does not exist")
+            try:
+                fd, temp = tempfile.mkstemp(prefix=".etcher-export-", dir=folder, text=True)
+            except OSError as exc:
+                # The temporary file is ours, not the user's: name what they asked for.
+                raise CLIError(
+                    f"cannot write {args.output} in {folder}: {exc.strerror or exc}"
+                ) from None
             try:
                 with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as out:
                     export_json(db, keys, file=out, indent=indent, progress=progress)

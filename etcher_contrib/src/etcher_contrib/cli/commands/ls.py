@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 from etcher_contrib.cli import paths
 from etcher_contrib.cli.commands._common import add_namespace, add_path, add_url, clip, table
@@ -33,6 +34,18 @@ def _preview(value: object) -> str:
     return clip(repr(value))
 
 
+def _json_value(value: object) -> object:
+    """What the VALUE column shows, as JSON data: a scalar exactly, a node as its summary.
+
+    Scalars use etcher JSON's forms, so ``inf`` and ``nan`` stay valid JSON.
+    """
+    if paths.type_name(value) in ("dict", "list"):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": repr(value)}
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     """List the entries at PATH (a scalar at PATH lists as itself)."""
     with open_db(args.url, args.namespace) as db:
@@ -49,7 +62,12 @@ def run(args: argparse.Namespace) -> int:
             shown = [(paths.format_key(last), last, node)]
         if args.json:
             for _text, key, value in shown:
-                entry = {"key": key, "type": paths.type_name(value), "size": _size(value)}
+                entry = {
+                    "key": key,
+                    "type": paths.type_name(value),
+                    "size": _size(value),
+                    "value": _json_value(value),
+                }
                 print(json.dumps(entry, ensure_ascii=False))
             return 0
         rows = [["KEY", "TYPE", "SIZE", "VALUE"]]
