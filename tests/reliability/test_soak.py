@@ -6,7 +6,11 @@
 worker's ledger entry and appends ``"<worker>:<n>"`` to a shared journal),
 whole-namespace snapshots, document overwrites with transactional and plain
 reads, queue pushes and pops, subtree writes and deletes (with collection),
-and counter increments.
+and counter increments. Half of the processes are spawned and open their own DB; the
+other half are forked from the parent and use the parent's already-open DB (as an app
+preloaded before its workers fork does). Beside them one more process runs maintenance:
+``check()`` and ``gc()`` on the same namespace, and ``delete_prefix_*`` on scratch
+namespaces it fills and deletes.
 
 Afterwards: ``db.check()`` is clean with no pins left, every snapshot any
 worker took was consistent (money conserved, ledger total = journal length,
@@ -28,7 +32,12 @@ from typing import Any
 import pytest
 
 from etcher import DB
-from etcher.testing.crash import soak_setup, soak_verify, soak_worker
+from etcher.testing.crash import (
+    soak_maintenance_worker,
+    soak_setup,
+    soak_verify,
+    soak_worker,
+)
 from etcher_contrib.memory import MemoryBackend
 
 
@@ -57,11 +66,28 @@ def _run_soak(
             (target, backend, prefix, w, workers, seconds, knobs.seed * 1000 + w, str(paths[w]))
             for w in range(workers)
         ]
+        maintenance_path = tmp_path / "maintenance.json"
+        maintenance_args = (
+            target,
+            backend,
+            prefix,
+            seconds,
+            knobs.seed * 1000 + 999,
+            str(maintenance_path),
+        )
         if threads:
             runners: list[Any] = [threading.Thread(target=soak_worker, args=a) for a in args]
+            runners.append(threading.Thread(target=soak_maintenance_worker, args=maintenance_args))
         else:
-            ctx = multiprocessing.get_context("spawn")  # clean children: no inherited state
-            runners = [ctx.Process(target=soak_worker, args=a) for a in args]
+            spawn = multiprocessing.get_context("spawn")  # clean children: no inherited state
+            fork = multiprocessing.get_context("fork")  # children that inherit the open DB
+            runners = [
+                spawn.Process(target=soak_worker, args=a)
+                if w % 2 == 0
+                else fork.Process(target=soak_worker, args=a, kwargs={"inherited": db})
+                for w, a in enumerate(args)
+            ]
+            runners.append(spawn.Process(target=soak_maintenance_worker, args=maintenance_args))
         for runner in runners:
             runner.start()
         for runner in runners:
@@ -73,9 +99,11 @@ def _run_soak(
         assert not hung, f"{len(hung)} soak worker(s) hung"
         if not threads:
             codes = [r.exitcode for r in runners]
-            assert codes == [0] * workers, f"worker exit codes {codes}"
+            assert codes == [0] * (workers + 1), f"worker exit codes {codes}"
         results = [json.loads(p.read_text()) for p in paths]
+        maintenance = json.loads(maintenance_path.read_text())
         problems = soak_verify(db, results, workers)
+        problems += [f"maintenance: {v}" for v in maintenance["violations"]]
         ops: dict[str, int] = {}
         allowed: dict[str, int] = {}
         for r in results:
@@ -87,7 +115,8 @@ def _run_soak(
             f"[{label}] {workers} {'threads' if threads else 'processes'} x {seconds:g} s: "
             f"{sum(ops.values())} operations, transactions committed per worker "
             f"{[r['committed'] for r in results]}, violations {len(problems)}; "
-            f"ops {dict(sorted(ops.items()))}; tolerated {allowed}"
+            f"ops {dict(sorted(ops.items()))}; maintenance {maintenance['ops']}; "
+            f"tolerated {allowed}"
         )
         report_line(summary)
         assert not problems, summary + "\n" + "\n".join(problems[:20])
