@@ -34,7 +34,7 @@ from etcher.spec import StorageBackend
 from etcher.unit import DirectReader, RetryPolicy, Unit
 
 if TYPE_CHECKING:
-    from etcher.check import CheckReport
+    from etcher.check import CheckReport, Progress
     from etcher.transactions import Transactor
 
 T = TypeVar("T")
@@ -378,23 +378,33 @@ class DB:
         raise TransactionError("execute() needs a transactor: t = db.transactor()")
 
     # --- integrity -------------------------------------------------------------------
-    def check(self) -> CheckReport:
-        """Verify this namespace's invariants; return a report (``report.ok`` is True if clean)."""
+    def check(self, *, progress: Progress | None = None) -> CheckReport:
+        """Verify this namespace's invariants; return a report (``report.ok`` is True if clean).
+
+        Safe beside other writers: the namespace is read in small batches and
+        every finding is re-verified in one small unit before it is reported,
+        so each reported problem was real at one moment. ``progress(phase,
+        done, total)`` is called as the work advances (see :mod:`etcher.check`).
+        """
         from etcher.check import check
 
         self._check_open()
-        return check(self)
+        return check(self, progress)
 
-    def gc(self, *, drop_pins: bool = False) -> CheckReport:
-        """Full mark-and-sweep repair; returns the report of what was found (and fixed).
+    def gc(self, *, drop_pins: bool = False, progress: Progress | None = None) -> CheckReport:
+        """Mark-and-sweep repair, incremental; returns the report of what was found (and fixed).
 
-        ``drop_pins=True`` also collects nodes pinned by ``RD(db)`` handles,
-        e.g. ones left behind by a process that crashed before linking them.
+        Runs beside other writers without holding the store for long: each
+        problem is re-read and fixed in its own small unit, so nothing a
+        writer linked meanwhile is removed or rewritten. ``drop_pins=True``
+        also collects nodes pinned by ``RD(db)`` handles, e.g. ones left behind
+        by a process that crashed before linking them. ``progress`` as for
+        :meth:`check`.
         """
         from etcher.check import repair
 
         self._check_open()
-        return repair(self, drop_pins=drop_pins)
+        return repair(self, drop_pins=drop_pins, progress=progress)
 
     # --- JSON ------------------------------------------------------------------------
     def export_json(self, path: Any = None, *, indent: int | None = None) -> str:
