@@ -445,44 +445,35 @@ class DB:
         """Every namespace recorded in this store."""
         return sorted(f.decode() for f in self._backend.hkeys(NAMESPACES_KEY))
 
-    def delete_prefix_immediately(self, prefix: str) -> int:
-        """Delete namespace ``prefix`` entirely, in one atomic step; return keys deleted.
+    def delete_prefix_immediately(self, prefix: str, *, progress: Progress | None = None) -> int:
+        """Delete namespace ``prefix`` entirely, atomically for its readers and writers.
 
-        Only keys of exactly that namespace are touched, whatever characters
-        its name holds. Deleting this DB's own namespace empties it.
+        The namespace vanishes at one moment (its root is fenced off in one
+        small unit); the unreachable remains are then reclaimed in bounded
+        steps (see :mod:`etcher.dropping`), so the store is never held for
+        long, writers racing with the deletion either land before it (and are
+        deleted) or start a fresh, empty namespace, and nothing of the old
+        namespace is left behind. Returns the number of keys deleted. Only
+        keys of exactly that namespace are touched, whatever characters its
+        name holds. Deleting this DB's own namespace empties it.
         """
-        validate_prefix(prefix)
-        layout = Layout(prefix)
-        keys = list(self._backend.scan_iter(match=layout.scan))
-        if keys:
-            self._backend.delete(*keys)  # one command: atomic, and within one hash slot
-        self._backend.hdel(NAMESPACES_KEY, prefix.encode())
-        if prefix == self.prefix:
-            self._init_namespace()
-        return len(keys)
+        return self._delete_prefix(prefix, 200, progress)
 
     def delete_prefix_batch(self, prefix: str, count: int = 500) -> int:
-        """Delete namespace ``prefix`` in batches of ``count`` keys (for huge namespaces).
-
-        Other clients may see the namespace half-deleted while this runs.
-        """
-        validate_prefix(prefix)
+        """:meth:`delete_prefix_immediately` with at most ``count`` nodes per step."""
         if count < 1:
             raise ValueError("count must be at least 1")
-        layout = Layout(prefix)
-        total = 0
-        batch: list[bytes] = []
-        for key in self._backend.scan_iter(match=layout.scan, count=count):
-            batch.append(key)
-            if len(batch) >= count:
-                total += int(self._backend.delete(*batch))
-                batch = []
-        if batch:
-            total += int(self._backend.delete(*batch))
-        self._backend.hdel(NAMESPACES_KEY, prefix.encode())
+        return self._delete_prefix(prefix, count, None)
+
+    def _delete_prefix(self, prefix: str, chunk: int, progress: Progress | None) -> int:
+        from etcher.dropping import delete_namespace
+
+        validate_prefix(prefix)
+        self._check_open()
+        deleted = delete_namespace(self._backend, self._retry, prefix, chunk, progress)
         if prefix == self.prefix:
             self._init_namespace()
-        return total
+        return deleted
 
     # --- maintenance and lifecycle -----------------------------------------------------
     def maintenance(self) -> None:
