@@ -34,10 +34,12 @@ from typing import Any
 
 import pytest
 
-from etcher.codec import item_value, link_target
+from etcher.check import CHUNK
+from etcher.codec import encode_key, encode_link, item_value, link_target
 from etcher.db import DB
 from etcher.errors import StaleHandleError
 from etcher.layout import ROOT
+from etcher.testing.instrument import CountingBackend
 
 WRITERS = 4
 ROUNDS = 60
@@ -72,10 +74,10 @@ def _namespace_rounds(db: DB, tag: str, rounds: int) -> None:
 
 
 def writer(url: str, prefix: str, tag: str, rounds: int, go: Any, kind: str) -> None:
-    """One writer: wait for ``go``, then run ``rounds`` rounds of the ``kind`` workload."""
+    """One writer: open the store, meet the others at barrier ``go``, run ``rounds`` rounds."""
     work = _write_rounds if kind == "docs" else _namespace_rounds
     with DB(url, prefix=prefix) as db:
-        go.wait(60)
+        go.wait(120)
         work(db, tag, rounds)
 
 
@@ -125,37 +127,42 @@ def stray_keys(db: DB) -> list[str]:
 
 
 class _Crew:
-    """Writers started together (threads or processes) and joined with their outcome."""
+    """Writers started together (threads or processes) and joined with their outcome.
 
-    def __init__(self, mode: str) -> None:
+    Every writer opens its store, then waits on a barrier with the test, so
+    the maintenance under test starts only once all writers are ready to write.
+    """
+
+    def __init__(self, mode: str, size: int, kind: str) -> None:
         self.mode = mode
+        self.kind = kind
         self.errors: list[str] = []
         if mode == "thread":
-            self.go: Any = threading.Event()
+            self.go: Any = threading.Barrier(size + 1)
         else:
             self.ctx = multiprocessing.get_context(mode)
-            self.go = self.ctx.Event()
+            self.go = self.ctx.Barrier(size + 1)
         self.workers: list[Any] = []
 
     def add(self, *args: Any) -> None:
+        full = (*args, self.go, self.kind)
         if self.mode == "thread":
 
             def run() -> None:
                 try:
-                    writer(*args, self.go, *self.extra)
+                    writer(*full)
                 except BaseException:  # pragma: no cover - reported by join()
                     self.errors.append(traceback.format_exc())
+                    self.go.abort()
 
             self.workers.append(threading.Thread(target=run, daemon=True))
         else:
-            self.workers.append(self.ctx.Process(target=writer, args=(*args, self.go, *self.extra)))
-
-    extra: tuple[Any, ...] = ()
+            self.workers.append(self.ctx.Process(target=writer, args=full))
 
     def start(self) -> None:
         for w in self.workers:
             w.start()
-        self.go.set()
+        self.go.wait(120)
 
     def running(self) -> bool:
         return any(w.is_alive() for w in self.workers)
@@ -173,6 +180,19 @@ class _Crew:
         assert not self.errors, "\n".join(self.errors)
 
 
+def _usable_mode(mode: str, store_url: str) -> str:
+    if mode != "thread":
+        with DB(store_url, prefix="maintenance-probe") as db:
+            caps = db.backend.capabilities
+            name = type(db.backend).__name__
+            db.delete_prefix_immediately("maintenance-probe")
+        if not caps.multiprocess:
+            pytest.skip(f"{name}.capabilities.multiprocess is False")
+        if mode == "fork" and (sys.platform == "win32" or not hasattr(os, "fork")):
+            pytest.skip("fork is not available here")
+    return mode
+
+
 class MaintenanceConformance:
     """``gc``/``check``/``delete_prefix_immediately`` beside concurrent writers."""
 
@@ -186,16 +206,13 @@ class MaintenanceConformance:
     @pytest.fixture(params=["thread", "fork", "spawn"])
     def mode(self, request: pytest.FixtureRequest, store_url: str) -> str:
         """How writers run: threads, or processes started with fork or spawn."""
-        mode: str = request.param
-        if mode != "thread":
-            with DB(store_url, prefix="maintenance-probe") as db:
-                caps = db.backend.capabilities
-                db.delete_prefix_immediately("maintenance-probe")
-            if not caps.multiprocess:
-                pytest.skip(f"{type(db.backend).__name__}.capabilities.multiprocess is False")
-            if mode == "fork" and (sys.platform == "win32" or not hasattr(os, "fork")):
-                pytest.skip("fork is not available here")
-        return mode
+        return _usable_mode(request.param, store_url)
+
+    @pytest.fixture(params=["thread", "fork"])
+    def quick_mode(self, request: pytest.FixtureRequest, store_url: str) -> str:
+        """Threads or forked processes (spawn start-up costs seconds per process: the
+        gc test covers spawned writers)."""
+        return _usable_mode(request.param, store_url)
 
     @pytest.fixture
     def namespaces(self, store_url: str) -> Iterator[Callable[[], str]]:
@@ -214,8 +231,7 @@ class MaintenanceConformance:
     def _crew(self, mode: str, url: str, prefix: str, kind: str) -> _Crew:
         with DB(url, prefix=prefix) as db:
             db["ballast"] = [{"k": i} for i in range(BALLAST)]
-        crew = _Crew(mode)
-        crew.extra = (kind,)
+        crew = _Crew(mode, WRITERS, kind)
         for w in range(WRITERS):
             crew.add(url, prefix, f"w{w}", self.rounds)
         return crew
@@ -239,10 +255,10 @@ class MaintenanceConformance:
             assert stray_keys(db) == []
 
     def test_check_beside_writers_reports_nothing(
-        self, store_url: str, mode: str, namespaces: Callable[[], str]
+        self, store_url: str, quick_mode: str, namespaces: Callable[[], str]
     ) -> None:
         prefix = namespaces()
-        crew = self._crew(mode, store_url, prefix, "docs")
+        crew = self._crew(quick_mode, store_url, prefix, "docs")
         with DB(store_url, prefix=prefix) as db:
             crew.start()
             runs = 0
@@ -256,12 +272,11 @@ class MaintenanceConformance:
             assert db.check().ok
 
     def test_delete_prefix_beside_writers_leaves_nothing_behind(
-        self, store_url: str, mode: str, namespaces: Callable[[], str]
+        self, store_url: str, quick_mode: str, namespaces: Callable[[], str]
     ) -> None:
         doomed, other = namespaces(), namespaces()
-        crew = self._crew(mode, store_url, doomed, "namespace")
-        bystanders = _Crew(mode)
-        bystanders.extra = ("docs",)
+        crew = self._crew(quick_mode, store_url, doomed, "namespace")
+        bystanders = _Crew(quick_mode, 2, "docs")
         for w in range(2):
             bystanders.add(store_url, other, f"b{w}", self.rounds)
         with DB(store_url, prefix=other) as db:
@@ -280,3 +295,72 @@ class MaintenanceConformance:
             assert stray_keys(left) == [], "delete_prefix_immediately left keys behind"
             report = left.check()
             assert report.ok, str(report)
+
+    # --- without writers: structure, pending garbage, progress ----------------------------
+
+    bound = 4 * CHUNK + 16
+    """The most keys one batch may name and one unit may watch during maintenance."""
+
+    def test_maintenance_steps_stay_bounded(
+        self, store_url: str, namespaces: Callable[[], str]
+    ) -> None:
+        prefix = namespaces()
+        with DB(store_url, prefix=prefix) as db:
+            db["big"] = [{"k": i} for i in range(5 * CHUNK)]
+            db["doc"] = {"a": {"b": [1, 2]}}
+            layout = db._layout
+            # A little damage, so verification and repair have work to do too.
+            db.backend.hset(layout.refs("Dorphan"), b"#k", b"d")
+            db.backend.hset(layout.refs(db["doc"]["a"].uid), db["doc"].uid.encode(), b"3")
+            counting = CountingBackend(db.backend)
+            with DB(backend=counting, prefix=prefix) as watched:
+                steps: list[tuple[str, int, int | None]] = []
+                report = watched.check(progress=lambda *step: steps.append(step))
+                assert report.orphans == ["Dorphan"] and len(report.wrong_counts) == 1
+                assert {phase for phase, _done, _total in steps} >= {"scan", "read", "verify"}
+                assert watched.gc().orphans == ["Dorphan"]
+                assert watched.check().ok
+                assert watched.delete_prefix_immediately(prefix) > 2 * 5 * CHUNK
+            assert counting.largest_batch <= self.bound, counting.largest_batch
+            assert counting.largest_watch <= self.bound, counting.largest_watch
+            assert stray_keys(db) == []
+
+    def test_pending_garbage_is_not_reported_or_repaired(
+        self, store_url: str, namespaces: Callable[[], str]
+    ) -> None:
+        prefix = namespaces()
+        with DB(store_url, prefix=prefix) as db:
+            db["x"] = {"a": 1}
+            layout = db._layout
+            backend = db.backend
+            # Pending garbage as grace-period reclamation keeps it: unreachable, and
+            # linking to a node that is already gone.
+            backend.hset(layout.refs("Dpending1"), mapping={b"#k": b"d", b"#s": b"1"})
+            field = encode_key("x")
+            backend.hset(layout.content("Dpending1"), field, b"0|" + encode_link("Dgone1"))
+            damaged = db.check()
+            assert damaged.orphans == ["Dpending1"] and damaged.dangling == [
+                ("Dpending1", "Dgone1")
+            ]
+            backend.hset(layout.pending, b"Dpending1", b"9999999999")
+            before = dump_keys(db)
+            report = db.check()
+            assert report.ok, str(report)
+            assert report.pending == 1
+            assert db.gc().ok
+            assert dump_keys(db) == before, "gc() touched pending garbage"
+
+
+def dump_keys(db: DB) -> dict[str, Any]:
+    """Every key of ``db``'s namespace with its raw value (for before/after comparisons)."""
+    out: dict[str, Any] = {}
+    backend = db.backend
+    for raw in backend.scan_iter(match=db._layout.scan):
+        kind = backend.type(raw)
+        if kind == b"hash":
+            out[raw.decode()] = backend.hgetall(raw)
+        elif kind == b"list":
+            out[raw.decode()] = backend.lrange(raw, 0, -1)
+        else:
+            out[raw.decode()] = backend.get(raw)
+    return out
