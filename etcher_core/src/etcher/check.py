@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from etcher.codec import (
@@ -246,7 +247,7 @@ def _item_links(uid: str, content: Any, corrupt: list[str], bad: list[_BadItem])
     for where, raw in items:
         try:
             if uid[0] == "D":
-                decode_key(where)
+                decode_key(where)  # type: ignore[arg-type]  # a dict field (bytes) here
                 seq, tagged = split_item(raw)
             else:
                 tagged = raw
@@ -261,7 +262,7 @@ def _item_links(uid: str, content: Any, corrupt: list[str], bad: list[_BadItem])
                 bad.append((where, none))
             else:
                 try:
-                    decode_key(where)
+                    decode_key(where)  # type: ignore[arg-type]  # a dict field (bytes) here
                     seq, _tagged = split_item(raw)
                 except StoreCorrupt:
                     bad.append((where, None))  # nothing to keep: drop it
@@ -513,15 +514,15 @@ def _run(db: DB, fix: bool, drop_pins: bool, progress: Progress | None) -> Check
 
     # Links first, then counts: the liveness proof below trusts back-references.
     for parent, children in _groups(cands.dangling):
-        report.dangling += _in_unit(
-            db, lambda g, p=parent, c=children: _verify_dangling(g, p, c, sv.bad_keys, fix), fix
+        verify = partial(
+            _verify_dangling, parent=parent, children=children, bad_keys=sv.bad_keys, fix=fix
         )
+        report.dangling += _in_unit(db, verify, fix)
         step(len(children))
     collected: set[str] = set()
     for parent, children in _groups(cands.counts):
-        found, gone = _in_unit(
-            db, lambda g, p=parent, c=children: _verify_counts(g, p, c, fix), fix
-        )
+        recount = partial(_verify_counts, parent=parent, children=children, fix=fix)
+        found, gone = _in_unit(db, recount, fix)
         report.wrong_counts += found
         collected |= gone
         step(len(children))
@@ -529,24 +530,24 @@ def _run(db: DB, fix: bool, drop_pins: bool, progress: Progress | None) -> Check
         if db._layout.refs(uid) in sv.bad_keys:
             report.headless.append(uid)  # its header key is damaged: dropped below
             if fix:
-                _in_unit(db, lambda g, u=uid: _drop_keys(g, [g.layout.content(u)]), fix)
-        elif _in_unit(db, lambda g, u=uid: _verify_headless(g, u, fix), fix):
+                _in_unit(db, partial(_drop_keys, keys=[db._layout.content(uid)]), fix)
+        elif _in_unit(db, partial(_verify_headless, uid=uid, fix=fix), fix):
             report.headless.append(uid)
         step(1)
     if fix:
         for uid in sorted(sv.bad_items):
-            _in_unit(db, lambda g, u=uid: _fix_items(g, u), fix)
+            _in_unit(db, partial(_fix_items, uid=uid), fix)
         junk = [*report.unknown_keys, *sorted(sv.bad_keys)]
         for i in range(0, len(junk), CHUNK):
-            _in_unit(db, lambda g, k=junk[i : i + CHUNK]: _drop_keys(g, k), fix)
+            _in_unit(db, partial(_drop_keys, keys=junk[i : i + CHUNK]), fix)
         if drop_pins:
             pins = [u for u in report.pinned if u != ROOT]
             for i in range(0, len(pins), CHUNK):
-                collected |= _in_unit(db, lambda g, b=pins[i : i + CHUNK]: _unpin(g, b), fix)
+                collected |= _in_unit(db, partial(_unpin, uids=pins[i : i + CHUNK]), fix)
     orphans = [u for u in cands.orphans if u not in collected]
     for i in range(0, len(orphans), CHUNK):
         batch = orphans[i : i + CHUNK]
-        collected |= _in_unit(db, lambda g, b=batch: _verify_orphans(g, b), fix)
+        collected |= _in_unit(db, partial(_verify_orphans, batch=batch), fix)
         step(len(batch))
     report.orphans = sorted(collected)
     if drop_pins:

@@ -7,9 +7,9 @@ for its whole run). Instead:
 
 1. **The fence** (the moment the namespace is deleted): one small unit drops
    the root, the namespace metadata, its pending-garbage list and its
-   counters. Every write through the namespace reads the root first, so a
-   writer racing with the fence conflicts and retries; afterwards it finds no
-   root and starts a new, empty namespace (as after any ``delete_prefix_*``).
+   counters. A write through the DB's mapping API reads the root, so one
+   racing with the fence conflicts and retries; afterwards it finds no root
+   and starts a new, empty namespace (as after any ``delete_prefix_*``).
 2. **The sweep**: the old tree is now unreachable and is reclaimed in units
    of at most :data:`~etcher.check.CHUNK` nodes, top-down. A node goes only
    when no existing parent links to it: each unit reads the node's header and
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from etcher.codec import item_value, link_target
@@ -102,7 +103,7 @@ class NamespaceDeleter:
         # from now on registers it again.
         self.backend.hdel(NAMESPACES_KEY, layout.prefix.encode())
         for i in range(self.chunk, len(counters), self.chunk):
-            self._unit(lambda g, ks=counters[i : i + self.chunk]: self._drop_counters(g, ks))
+            self._unit(partial(self._drop_counters, keys=counters[i : i + self.chunk]))
         scanned = [
             k[len(layout.refs_prefix) :]
             for k in before
@@ -148,7 +149,7 @@ class NamespaceDeleter:
             batch = list(dict.fromkeys(u for u in part if u != ROOT))
             if not batch:
                 continue
-            held, freed = self._unit(lambda g, b=batch: self._sweep_batch(g, b))
+            held, freed = self._unit(partial(self._sweep_batch, batch=batch))
             suspects -= set(batch)
             suspects |= held
             queue.extend(freed)
@@ -205,7 +206,7 @@ class NamespaceDeleter:
         ordered = sorted(suspects)
         for i in range(0, len(ordered), self.chunk):
             batch = ordered[i : i + self.chunk]
-            self.deleted += self._unit(lambda g, b=batch: self._collect(g, b))
+            self.deleted += self._unit(partial(self._collect, batch=batch))
 
     def _collect(self, g: Graph, batch: list[str]) -> int:
         g.u.load(hashes=[self.layout.refs(x) for x in batch])
@@ -230,7 +231,7 @@ class NamespaceDeleter:
             present += [k for k, n in zip(part, pipe.execute(), strict=True) if n]
         for i in range(0, len(present), self.chunk):
             part = present[i : i + self.chunk]
-            self.deleted += self._unit(lambda g, ks=part: self._drop_unowned(g, ks))
+            self.deleted += self._unit(partial(self._drop_unowned, keys=part))
 
     def _drop_unowned(self, g: Graph, keys: list[str]) -> int:
         layout, u = self.layout, g.u

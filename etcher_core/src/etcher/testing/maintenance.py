@@ -140,7 +140,7 @@ class _Crew:
         if mode == "thread":
             self.go: Any = threading.Barrier(size + 1)
         else:
-            self.ctx = multiprocessing.get_context(mode)
+            self.ctx: Any = multiprocessing.get_context(mode)
             self.go = self.ctx.Barrier(size + 1)
         self.workers: list[Any] = []
 
