@@ -46,7 +46,7 @@ from etcher.codec import (
     safe_decode,
     split_item,
 )
-from etcher.errors import StoreCorrupt, WatchError
+from etcher.errors import StoreCorrupt, WatchError, WrongTypeError
 from etcher.graph import KIND_DICT, KIND_LIST, Graph
 from etcher.layout import HEADER_FIELDS, KIND, PIN, ROOT
 from etcher.unit import Unit
@@ -336,8 +336,24 @@ def _candidates(report: CheckReport, sv: _Survey) -> _Candidates:
 # --------------------------------------------------------------------------- verification
 
 
-def _in_unit(db: DB, fn: Callable[[Graph], T], fix: bool) -> T:
-    """Run ``fn`` in one small unit: committed (``fix``) or only validated (a check)."""
+_NOTHING: Any = object()
+
+
+def _in_unit(db: DB, fn: Callable[[Graph], T], fix: bool, damaged: Any = _NOTHING) -> T:
+    """Run ``fn`` in one small unit: committed (``fix``) or only validated (a check).
+
+    ``damaged`` is the result when the unit meets a key of the wrong type (that
+    damage is reported by the survey already); without it the error propagates.
+    """
+    try:
+        return _in_unit_once(db, fn, fix)
+    except WrongTypeError:
+        if damaged is _NOTHING:
+            raise
+        return damaged  # type: ignore[no-any-return]
+
+
+def _in_unit_once(db: DB, fn: Callable[[Graph], T], fix: bool) -> T:
     layout = db._layout
     if fix:
         return db._retry.run(db._backend, lambda u: fn(Graph(layout, u)))
@@ -424,15 +440,21 @@ def _verify_dangling(
 
 
 def _verify_counts(
-    g: Graph, parent: str, children: list[str], fix: bool
+    g: Graph, parent: str, children: list[str], bad_keys: set[str], fix: bool
 ) -> tuple[list[tuple[str, str, int, int]], set[str]]:
     layout = g.layout
-    g.u.load(hashes=[layout.refs(parent), *(layout.refs(c) for c in children)])
+    children = [c for c in children if layout.refs(c) not in bad_keys]
+    parent_exists = layout.refs(parent) not in bad_keys
+    g.u.load(hashes=[layout.refs(c) for c in children])
     pending = _pending_among(g, [parent, *children])
     if parent in pending:
         return [], set()
     counted: Counter[str] = Counter()
-    if g.u.hgetall(layout.refs(parent)):
+    if (
+        parent_exists
+        and g.u.hgetall(layout.refs(parent))
+        and layout.content(parent) not in bad_keys
+    ):
         content = g.read_contents([parent])[parent]
         counted.update(c for _w, _r, c in _items(parent, content) if c is not None)
     found = []
@@ -455,8 +477,21 @@ def _verify_counts(
     return found, collected
 
 
-def _verify_orphans(g: Graph, batch: list[str]) -> set[str]:
-    """The liveness proof of ``collect`` on ``batch``: what is unreachable now."""
+def _verify_orphans(
+    g: Graph, batch: list[str], corrections: list[tuple[str, str, int, int]]
+) -> set[str]:
+    """The liveness proof of ``collect`` on ``batch``: what is unreachable now.
+
+    ``corrections`` are back-reference counts a check found wrong (and did not
+    fix): applied to this unit's view only, so a stale back-reference cannot
+    make an orphan look alive. (A repair has fixed them in the store already.)
+    """
+    for child, parent, _stored, actual in corrections:
+        key = g.layout.refs(child)
+        if actual:
+            g.u.hset(key, parent.encode(), b"%d" % actual)
+        else:
+            g.u.hdel(key, parent.encode())
     pending = _pending_among(g, batch)
     g.candidates = {u for u in batch if u not in pending and u != ROOT}
     garbage = g.collect()
@@ -512,17 +547,24 @@ def _run(db: DB, fix: bool, drop_pins: bool, progress: Progress | None) -> Check
         done += n
         _tick(progress, "verify", done, total)
 
+    if fix:
+        # Keys of the wrong type first: no later unit can read them.
+        junk = [*report.unknown_keys, *sorted(sv.bad_keys)]
+        for i in range(0, len(junk), CHUNK):
+            _in_unit(db, partial(_drop_keys, keys=junk[i : i + CHUNK]), fix)
     # Links first, then counts: the liveness proof below trusts back-references.
     for parent, children in _groups(cands.dangling):
         verify = partial(
             _verify_dangling, parent=parent, children=children, bad_keys=sv.bad_keys, fix=fix
         )
-        report.dangling += _in_unit(db, verify, fix)
+        report.dangling += _in_unit(db, verify, fix, [])
         step(len(children))
     collected: set[str] = set()
     for parent, children in _groups(cands.counts):
-        recount = partial(_verify_counts, parent=parent, children=children, fix=fix)
-        found, gone = _in_unit(db, recount, fix)
+        recount = partial(
+            _verify_counts, parent=parent, children=children, bad_keys=sv.bad_keys, fix=fix
+        )
+        found, gone = _in_unit(db, recount, fix, ([], set()))
         report.wrong_counts += found
         collected |= gone
         step(len(children))
@@ -531,23 +573,23 @@ def _run(db: DB, fix: bool, drop_pins: bool, progress: Progress | None) -> Check
             report.headless.append(uid)  # its header key is damaged: dropped below
             if fix:
                 _in_unit(db, partial(_drop_keys, keys=[db._layout.content(uid)]), fix)
-        elif _in_unit(db, partial(_verify_headless, uid=uid, fix=fix), fix):
+        elif _in_unit(db, partial(_verify_headless, uid=uid, fix=fix), fix, False):
             report.headless.append(uid)
         step(1)
     if fix:
         for uid in sorted(sv.bad_items):
-            _in_unit(db, partial(_fix_items, uid=uid), fix)
-        junk = [*report.unknown_keys, *sorted(sv.bad_keys)]
-        for i in range(0, len(junk), CHUNK):
-            _in_unit(db, partial(_drop_keys, keys=junk[i : i + CHUNK]), fix)
+            _in_unit(db, partial(_fix_items, uid=uid), fix, None)
         if drop_pins:
             pins = [u for u in report.pinned if u != ROOT]
             for i in range(0, len(pins), CHUNK):
-                collected |= _in_unit(db, partial(_unpin, uids=pins[i : i + CHUNK]), fix)
+                unpin = partial(_unpin, uids=pins[i : i + CHUNK])
+                collected |= _in_unit(db, unpin, fix, set())
     orphans = [u for u in cands.orphans if u not in collected]
     for i in range(0, len(orphans), CHUNK):
         batch = orphans[i : i + CHUNK]
-        collected |= _in_unit(db, partial(_verify_orphans, batch=batch), fix)
+        corrections = [] if fix else report.wrong_counts
+        prove = partial(_verify_orphans, batch=batch, corrections=corrections)
+        collected |= _in_unit(db, prove, fix, set())
         step(len(batch))
     report.orphans = sorted(collected)
     if drop_pins:
