@@ -11,7 +11,10 @@ on Redis, a pinger process (a plain client sending PING, recording the slowest
 reply), then runs ``gc()``, ``check()`` and ``delete_prefix_immediately()`` of
 a second namespace of the same size, one after the other. It prints how long
 each maintenance call took, the longest single write of any writer and the
-longest PING during each call, and the writes done meanwhile.
+longest PING during each call, and the writes done meanwhile. The first row
+is the baseline: writers alone, no maintenance. On a busy machine the longest
+write is dominated by writers waiting for each other (compare with that row);
+on SQLite the "writes" column shows whether writers kept going at all.
 """
 
 from __future__ import annotations
@@ -101,10 +104,14 @@ def main() -> None:
         for p_no, call in calls.items():
             phase.value = p_no
             t0 = time.perf_counter()
-            result = call()
+            try:
+                result = call()
+            except Exception as exc:  # a benchmark reports failures, it does not stop
+                names[p_no] += f" FAILED: {type(exc).__name__}"
+            else:
+                if p_no in (1, 2) and not result.ok:
+                    names[p_no] += f" reported {len(result.problems())} problem(s)"
             took[p_no] = time.perf_counter() - t0
-            if p_no in (1, 2):
-                assert result.ok, str(result)
         phase.value = 4
         time.sleep(1)
         stop.set()
@@ -122,19 +129,15 @@ def main() -> None:
                 writes[k] = max(writes.get(k, 0.0), v)
             for k, v in count.items():
                 counts[k] = counts.get(k, 0) + v
-        head = f"{'backend':<8}{'call':<30}{'took s':>8}{'writes':>8}"
+        head = f"{'backend':<8}{'call':<40}{'took s':>8}{'writes':>8}"
         print(head + f"{'max write ms':>14}{'max ping ms':>13}")
-        backend = url.split(":", 1)[0]
+        backend = "sqlite" if url.startswith("sqlite") else "redis"
         for p_no, name in names.items():
             ping = f"{pings[p_no] * 1000:13.1f}" if p_no in pings else f"{'-':>13}"
             print(
-                f"{backend:<8}{name:<30}{took[p_no]:8.2f}{counts.get(p_no, 0):8d}"
+                f"{backend:<8}{name:<40}{took[p_no]:8.2f}{counts.get(p_no, 0):8d}"
                 f"{writes.get(p_no, 0.0) * 1000:14.1f}{ping}"
             )
-        print(
-            f"idle: max write {writes.get(0, 0.0) * 1000:.1f} ms"
-            + (f", max ping {pings.get(0, 0.0) * 1000:.1f} ms" if pings else "")
-        )
         db.delete_prefix_immediately("stalls")
 
 
