@@ -35,7 +35,9 @@ See ``docs/conformance-kit.md`` for the whole guide. The storage part lives
 in :mod:`etcher.testing.storage` (``StorageConformance``), RD/RL/DB semantics on
 top of a backend in :mod:`etcher.testing.containers` (``ContainerConformance``),
 and multi-thread/multi-process isolation in :mod:`etcher.testing.concurrency`
-(``ConcurrencyConformance``, which needs a ``store_url`` other processes can open).
+(``ConcurrencyConformance``, which needs a ``store_url`` other processes can open),
+and maintenance beside writers in :mod:`etcher.testing.maintenance`
+(``MaintenanceConformance``, same fixture).
 The kit needs the ``testing`` extra: ``pip install 'etcher-core[testing]'``.
 """
 
@@ -66,6 +68,7 @@ from etcher.testing.fixtures import (
     RawAccess,
     glob_escape,
 )
+from etcher.testing.maintenance import MaintenanceConformance
 from etcher.testing.markers import MARKER_HELP, check_requirements
 from etcher.testing.options import add_options
 from etcher.testing.redis_server import RedisServer, RedisServerError, make_redis_server, redis_url
@@ -123,6 +126,7 @@ __all__ = [
     "KeyMaker",
     "ListCommands",
     "ListConformance",
+    "MaintenanceConformance",
     "NamespaceConformance",
     "Persistence",
     "PipelineCommands",
