@@ -350,6 +350,27 @@ class MaintenanceConformance:
             assert db.gc().ok
             assert dump_keys(db) == before, "gc() touched pending garbage"
 
+    def test_writes_proceed_between_maintenance_steps(
+        self, store_url: str, namespaces: Callable[[], str]
+    ) -> None:
+        prefix = namespaces()
+        with DB(store_url, prefix=prefix) as db, DB(store_url, prefix=prefix) as other:
+            db["big"] = [{"k": i} for i in range(3 * CHUNK)]
+            hook = _WriteBetweenSteps(other)
+            assert db.check(progress=hook).ok
+            assert db.gc(progress=hook).ok
+            assert hook.writes >= 6, "maintenance reported too few steps"
+            assert db.check().ok
+            doomed = namespaces()
+            with DB(store_url, prefix=doomed) as gone:
+                gone["big"] = [{"k": i} for i in range(3 * CHUNK)]
+                before = hook.writes
+                gone.delete_prefix_immediately(doomed, progress=hook)
+                assert hook.writes > before
+                assert stray_keys(gone) == []
+            assert db.check().ok
+            assert len(other) == 1 + min(hook.writes, 5)
+
 
 def dump_keys(db: DB) -> dict[str, Any]:
     """Every key of ``db``'s namespace with its raw value (for before/after comparisons)."""
@@ -364,3 +385,20 @@ def dump_keys(db: DB) -> dict[str, Any]:
         else:
             out[raw.decode()] = backend.get(raw)
     return out
+
+
+class _WriteBetweenSteps:
+    """A ``progress=`` callback that writes through another DB at every step it reports.
+
+    Maintenance that held the store (a whole-run write lock, a unit spanning
+    the run) would make these writes wait or conflict with it; a maintenance
+    made of bounded steps lets each one through at once.
+    """
+
+    def __init__(self, other: DB) -> None:
+        self.other = other
+        self.writes = 0
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        self.other[f"between-{self.writes % 5}"] = {"phase": phase, "done": done}
+        self.writes += 1
