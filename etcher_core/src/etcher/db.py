@@ -43,7 +43,7 @@ from etcher.unit import DirectReader, RetryPolicy, Unit
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
-    from etcher.check import CheckReport
+    from etcher.check import CheckReport, Progress
     from etcher.transactions import Transactor
     from etcher.types import Key, Plain, Storable, StorableMapping, Stored
 
@@ -469,23 +469,33 @@ class DB:
         raise TransactionError("execute() needs a transactor: t = db.transactor()")
 
     # --- integrity -------------------------------------------------------------------
-    def check(self) -> CheckReport:
-        """Verify this namespace's invariants; return a report (``report.ok`` is True if clean)."""
+    def check(self, *, progress: Progress | None = None) -> CheckReport:
+        """Verify this namespace's invariants; return a report (``report.ok`` is True if clean).
+
+        Safe beside other writers: the namespace is read in small batches and
+        every finding is re-verified in one small unit before it is reported,
+        so each reported problem was real at one moment. ``progress(phase,
+        done, total)`` is called as the work advances (see :mod:`etcher.check`).
+        """
         from etcher.check import check
 
         self._check_open()
-        return check(self)
+        return check(self, progress)
 
-    def gc(self, *, drop_pins: bool = False) -> CheckReport:
-        """Full mark-and-sweep repair; returns the report of what was found (and fixed).
+    def gc(self, *, drop_pins: bool = False, progress: Progress | None = None) -> CheckReport:
+        """Mark-and-sweep repair, incremental; returns the report of what was found (and fixed).
 
-        ``drop_pins=True`` also collects nodes pinned by ``RD(db)`` handles,
-        e.g. ones left behind by a process that crashed before linking them.
+        Runs beside other writers without holding the store for long: each
+        problem is re-read and fixed in its own small unit, so nothing a
+        writer linked meanwhile is removed or rewritten. ``drop_pins=True``
+        also collects nodes pinned by ``RD(db)`` handles, e.g. ones left behind
+        by a process that crashed before linking them. ``progress`` as for
+        :meth:`check`.
         """
         from etcher.check import repair
 
         self._check_open()
-        return repair(self, drop_pins=drop_pins)
+        return repair(self, drop_pins=drop_pins, progress=progress)
 
     # --- JSON ------------------------------------------------------------------------
     def export_json(self, path: Any = None, *, indent: int | None = None) -> str:
@@ -526,59 +536,55 @@ class DB:
         """Every namespace recorded in this store."""
         return sorted(f.decode() for f in self._backend.hkeys(NAMESPACES_KEY))
 
-    def delete_prefix_immediately(self, prefix: str) -> int:
-        """Delete namespace ``prefix`` entirely, in one atomic step; return keys deleted.
+    def delete_prefix_immediately(self, prefix: str, *, progress: Progress | None = None) -> int:
+        """Delete namespace ``prefix`` entirely, atomically for its readers and writers.
 
-        Only keys of exactly that namespace are touched, whatever characters
-        its name holds. Deleting this DB's own namespace empties it.
+        The namespace vanishes at one moment (its root is fenced off in one
+        small unit); the unreachable remains are then reclaimed in bounded
+        steps (see :mod:`etcher.dropping`), so the store is never held for
+        long, writers racing with the deletion either land before it (and are
+        deleted) or start a fresh, empty namespace, and nothing of the old
+        namespace is left behind. Returns the number of keys deleted. Only
+        keys of exactly that namespace are touched, whatever characters its
+        name holds. Deleting this DB's own namespace empties it.
         """
-        validate_prefix(prefix)
-        layout = Layout(prefix)
-        keys = list(self._backend.scan_iter(match=layout.scan))
-        if keys:
-            self._backend.delete(*keys)  # one command: atomic, and within one hash slot
-        self._backend.hdel(NAMESPACES_KEY, prefix.encode())
-        if prefix == self.prefix:
-            self._init_namespace()
-        return len(keys)
+        return self._delete_prefix(prefix, 200, progress)
 
     def delete_prefix_batch(self, prefix: str, count: int | None = 500) -> int:
-        """Delete namespace ``prefix`` in batches of ``count`` keys (for huge namespaces).
+        """:meth:`delete_prefix_immediately` with at most ``count`` nodes per step.
 
-        Returns how many keys were removed. ``count=None`` deletes every key
-        with one command. Other clients may see the namespace half-deleted
-        while this runs. Deleting this DB's own namespace leaves it empty and
-        usable; the empty root that makes it usable is not counted, so the
-        result is 0 once there is nothing left and a loop such as
+        ``count=None`` sets no limit per step. Returns how many keys were
+        removed. Deleting this DB's own namespace leaves it empty and usable;
+        the empty root that makes it usable is not counted, so the result is 0
+        once there is nothing left and a loop such as
         ``while db.delete_prefix_batch(p): ...`` ends.
         """
-        validate_prefix(prefix)
         if count is not None:
             if not isinstance(count, int) or isinstance(count, bool):
                 raise EtcherTypeError(f"count must be an int or None, not {type(count).__name__}")
             if count < 1:
                 raise EtcherValueError("count must be at least 1")
+        return self._delete_prefix(prefix, count if count is not None else 1 << 30, None)
+
+    def _delete_prefix(self, prefix: str, chunk: int, progress: Progress | None) -> int:
+        from etcher.dropping import delete_namespace
+
+        validate_prefix(prefix)
         self._check_open()
-        layout = Layout(prefix)
-        literal = ("{" + prefix + "}:").encode()
-        total = 0
-        batch: list[bytes] = []
-        for key in self._backend.scan_iter(match=layout.scan, count=count):
-            raw = key if isinstance(key, bytes) else str(key).encode()
-            if not raw.startswith(literal):
-                continue  # a pattern is only a hint: never delete another namespace's key
-            batch.append(key)
-            if count is not None and len(batch) >= count:
-                total += int(self._backend.delete(*batch))
-                batch = []
-        if batch:
-            total += int(self._backend.delete(*batch))
-        self._backend.hdel(NAMESPACES_KEY, prefix.encode())
+        deleted = delete_namespace(self._backend, self._retry, prefix, chunk, progress)
         if prefix == self.prefix:
             self._init_namespace()
-            recreated = sum(1 for _ in self._backend.scan_iter(match=layout.scan))
-            total = max(0, total - recreated)
-        return total
+            # The empty root just re-created is not counted: deleting an empty
+            # namespace must return 0, or a "while delete_prefix_batch()" loop never ends.
+            layout = Layout(prefix)
+            literal = ("{" + prefix + "}:").encode()
+            recreated = sum(
+                1
+                for key in self._backend.scan_iter(match=layout.scan)
+                if (key if isinstance(key, bytes) else str(key).encode()).startswith(literal)
+            )
+            deleted = max(0, deleted - recreated)
+        return deleted
 
     # --- maintenance and lifecycle -----------------------------------------------------
     def maintenance(self) -> None:

@@ -12,6 +12,7 @@ key                         type      holds
 ``{P}:r:<uid>``             hash      the node's header and back-references
 ``{P}:n:<name>``            string    a counter (``db.incr``)
 ``{P}:m``                   hash      namespace metadata (layout version)
+``{P}:g``                   hash      pending garbage: node uid -> expiry time
 ``etcher:namespaces``       hash      every namespace name -> creation marker
 ``etcher:default``          string    the namespace ``DB(path)`` opens by default
 ==========================  ========  ============================================
@@ -77,7 +78,15 @@ def glob_escape(text: str) -> str:
 class Layout:
     """Key names of one namespace (pure string building, no I/O)."""
 
-    __slots__ = ("content_prefix", "counter_prefix", "meta", "prefix", "refs_prefix", "scan")
+    __slots__ = (
+        "content_prefix",
+        "counter_prefix",
+        "meta",
+        "pending",
+        "prefix",
+        "refs_prefix",
+        "scan",
+    )
 
     def __init__(self, prefix: str) -> None:
         self.prefix = validate_prefix(prefix)
@@ -86,6 +95,7 @@ class Layout:
         self.refs_prefix = base + "r:"
         self.counter_prefix = base + "n:"
         self.meta = base + "m"
+        self.pending = base + "g"
         self.scan = glob_escape(base) + "*"
 
     def content(self, uid: str) -> str:

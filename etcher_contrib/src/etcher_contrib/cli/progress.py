@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -78,6 +78,27 @@ class Progress:
     def close(self) -> None:
         """Remove the bar from the terminal."""
         self._close_bar()
+
+    def hook(self, label: str) -> Callable[[str, int, int | None], None]:
+        """A ``progress=`` callback for ``db.check``/``db.gc``/``delete_prefix_*``.
+
+        Each phase the library reports ("scan", "read", "verify" ...) gets its
+        own bar, its total updated as the library learns it.
+        """
+        state: dict[str, Any] = {"phase": None, "done": 0}
+
+        def report(phase: str, done: int, total: int | None) -> None:
+            if phase != state["phase"]:
+                self.stage(f"{label}: {phase}", total)
+                state["phase"], state["done"] = phase, 0
+            bar = self._bar
+            if bar is not None:
+                if total is not None and bar.total != total:
+                    bar.total = total
+                bar.update(done - state["done"])
+            state["done"] = done
+
+        return report
 
     @contextlib.contextmanager
     def busy(self, name: str) -> Iterator[None]:

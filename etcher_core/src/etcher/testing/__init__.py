@@ -37,7 +37,9 @@ See ``docs/conformance-kit.md`` for the whole guide. The storage part lives
 in :mod:`etcher.testing.storage` (``StorageConformance``), RD/RL/DB semantics on
 top of a backend in :mod:`etcher.testing.containers` (``ContainerConformance``),
 and multi-thread/multi-process isolation in :mod:`etcher.testing.concurrency`
-(``ConcurrencyConformance``, which needs a ``store_url`` other processes can open).
+(``ConcurrencyConformance``, which needs a ``store_url`` other processes can open),
+and maintenance beside writers in :mod:`etcher.testing.maintenance`
+(``MaintenanceConformance``, same fixture).
 The kit needs the ``testing`` extra: ``pip install 'etcher-core[testing]'``.
 """
 
@@ -69,6 +71,7 @@ from etcher.testing.fixtures import (
     RawAccess,
     glob_escape,
 )
+from etcher.testing.maintenance import MaintenanceConformance
 from etcher.testing.markers import MARKER_HELP, check_requirements
 from etcher.testing.options import add_options
 from etcher.testing.redis_cluster import LocalRedisCluster, make_redis_cluster, redis_cluster
@@ -135,6 +138,7 @@ __all__ = [
     "ListCommands",
     "ListConformance",
     "LocalRedisCluster",
+    "MaintenanceConformance",
     "NamespaceConformance",
     "PathOpening",
     "Persistence",

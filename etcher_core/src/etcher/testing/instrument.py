@@ -48,8 +48,21 @@ def _size(value: Any) -> int:
     return 0
 
 
+_MULTI_KEY_COMMANDS = frozenset({"delete", "exists", "watch"})
+
+
+def _keys_of(name: str, args: tuple[Any, ...]) -> int:
+    """How many keys one command names (the multi-key ones name all their arguments)."""
+    return len(args) if name in _MULTI_KEY_COMMANDS else 1
+
+
 class CountingPipeline:
-    """Wraps a pipeline; counts queued commands, round trips and commits."""
+    """Wraps a pipeline; counts queued commands, round trips and commits.
+
+    It also tracks the largest batch (keys named by one ``execute()`` or one
+    direct command) and the most keys one pipeline watched before it was
+    executed or reset, so tests can bound what one unit touches.
+    """
 
     def __init__(self, owner: CountingBackend, inner: Any, transaction: bool) -> None:
         self._owner = owner
@@ -57,6 +70,8 @@ class CountingPipeline:
         self._transaction = transaction
         self._watching = False
         self._queued: list[str] = []
+        self._keys = 0
+        self._watched = 0
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._inner, name)
@@ -70,8 +85,10 @@ class CountingPipeline:
                 owner.round_trips += 1
                 owner.commands[name] += 1
                 owner.bytes_read += _size(result)
+                owner._saw_batch(_keys_of(name, args))
                 return result
             self._queued.append(name)
+            self._keys += _keys_of(name, args)
             return self
 
         return call
@@ -79,6 +96,8 @@ class CountingPipeline:
     def watch(self, *names: Any) -> Any:
         self._owner.round_trips += 1
         self._owner.watched_keys += len(names)
+        self._watched += len(names)
+        self._owner.largest_watch = max(self._owner.largest_watch, self._watched)
         self._watching = True
         return self._inner.watch(*names)
 
@@ -89,6 +108,9 @@ class CountingPipeline:
     def execute(self, raise_on_error: bool = True) -> list[Any]:
         owner = self._owner
         queued, self._queued = self._queued, []
+        owner._saw_batch(self._keys)
+        self._keys = 0
+        self._watched = 0
         self._watching = False
         owner.round_trips += 1
         owner.commands.update(queued)
@@ -103,6 +125,8 @@ class CountingPipeline:
 
     def reset(self) -> None:
         self._queued = []
+        self._keys = 0
+        self._watched = 0
         self._watching = False
         self._inner.reset()
 
@@ -136,7 +160,12 @@ class CountingBackend:
         self.commits = 0
         self.watched_keys = 0
         self.bytes_read = 0
+        self.largest_batch = 0
+        self.largest_watch = 0
         self.commands: Counter[str] = Counter()
+
+    def _saw_batch(self, keys: int) -> None:
+        self.largest_batch = max(self.largest_batch, keys)
 
     @property
     def total_commands(self) -> int:
@@ -159,6 +188,7 @@ class CountingBackend:
         def call(*args: Any, **kwargs: Any) -> Any:
             self.round_trips += 1
             self.commands[name] += 1
+            self._saw_batch(_keys_of(name, args))
             if name in _WRITE_COMMANDS:
                 self.commits += 1
             result = attr(*args, **kwargs)

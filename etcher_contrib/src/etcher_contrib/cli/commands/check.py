@@ -45,8 +45,8 @@ def run(args: argparse.Namespace) -> int:
         with open_db(args.url, args.namespace) as db:
             names = namespace_names(db.backend) if args.all else [db.prefix]
         for name in names:
-            with open_db(args.url, name) as db, progress.busy(f"checking {name}"):
-                reports.append(db.check())
+            with open_db(args.url, name) as db:
+                reports.append(db.check(progress=progress.hook(f"checking {name}")))
     finally:
         progress.close()
     ok = all(r.ok for r in reports)

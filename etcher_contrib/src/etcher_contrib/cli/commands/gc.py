@@ -33,11 +33,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         with open_db(args.url, args.namespace) as db:
             if args.dry_run:
-                with progress.busy("checking"):
-                    report = db.check()
+                report = db.check(progress=progress.hook("checking"))
             else:
-                with progress.busy("collecting"):
-                    report = db.gc(drop_pins=args.drop_pins)
+                report = db.gc(drop_pins=args.drop_pins, progress=progress.hook("collecting"))
     finally:
         progress.close()
     problems = report.problems()
