@@ -43,6 +43,8 @@ from __future__ import annotations
 
 import pytest
 
+from etcher.testing import redis_server as _redis
+from etcher.testing import report as _report
 from etcher.testing.concurrency import ConcurrencyConformance
 from etcher.testing.containers import (
     CodecConformance,
@@ -68,7 +70,13 @@ from etcher.testing.fixtures import (
 )
 from etcher.testing.markers import MARKER_HELP, check_requirements
 from etcher.testing.options import add_options
-from etcher.testing.redis_server import RedisServer, RedisServerError, make_redis_server, redis_url
+from etcher.testing.redis_server import (
+    RedisServer,
+    RedisServerError,
+    make_redis_server,
+    redis_server_executable,
+    redis_url,
+)
 from etcher.testing.storage import (
     HashCommands,
     KeyCommands,
@@ -95,6 +103,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Register the kit's markers (so ``--strict-markers`` accepts them)."""
     config.addinivalue_line("markers", MARKER_HELP)
+    # A plugin object per config, not module state: pytester runs nested sessions in-process.
+    config.pluginmanager.register(_report.BackendTally(), "etcher-backend-tally")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Name the Redis server the Redis tests will use (or why they cannot run)."""
+    return f"etcher redis-server: {_redis.server_description()}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Fail loudly, once, when Redis tests have no server; credit each test to a backend."""
+    _redis.gate_redis_items(config, items)
+    _report.tag_items(items)
 
 
 @pytest.fixture(autouse=True)
@@ -142,5 +163,6 @@ __all__ = [
     "WrongTypeErrors",
     "glob_escape",
     "make_redis_server",
+    "redis_server_executable",
     "redis_url",
 ]
