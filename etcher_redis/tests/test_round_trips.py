@@ -68,6 +68,9 @@ def levels(value: Any) -> int:
 @pytest.fixture
 def counting(redis_server_url: str) -> Iterator[CountingBackend]:
     inner = RedisBackend.from_url(redis_server_url)
+    # An empty database: what earlier tests on this (per-worker) server left behind must
+    # not change the counts, whatever order pytest-xdist runs the tests in.
+    inner.flushdb()
     yield CountingBackend(inner)
     inner.close()
 
