@@ -82,6 +82,7 @@ def test_redis_server_killed_and_restarted_mid_run(tmp_path: Path) -> None:
         failed: list[int] = []
         errors: list[BaseException] = []
         stop = threading.Event()
+        progress = threading.Condition()  # notified after every attempt of the writer
 
         def writer() -> None:
             n = 0
@@ -92,27 +93,30 @@ def test_redis_server_killed_and_restarted_mid_run(tmp_path: Path) -> None:
                     acked.append(n)
                 except BackendUnavailable:
                     failed.append(n)
-                    time.sleep(0.01)
+                    time.sleep(0.01)  # not a synchronisation: no busy loop during the outage
                 except BaseException as exc:  # anything else is what this test looks for
                     errors.append(exc)
                     return
+                finally:
+                    with progress:
+                        progress.notify_all()
+
+        def wait_until(condition: Callable[[], bool]) -> None:
+            with progress:
+                progress.wait_for(lambda: condition() or not thread.is_alive(), timeout=120)
 
         thread = threading.Thread(target=writer)
         thread.start()
         try:
-            while len(acked) < 50:
-                time.sleep(0.005)
+            wait_until(lambda: len(acked) >= 50)
             server.kill()
-            while len(failed) < 5 and thread.is_alive():
-                time.sleep(0.005)
+            wait_until(lambda: len(failed) >= 5)
             server.start()
             mark = len(acked)
-            deadline = time.monotonic() + 30
-            while len(acked) < mark + 50 and thread.is_alive() and time.monotonic() < deadline:
-                time.sleep(0.005)
+            wait_until(lambda: len(acked) >= mark + 50)
         finally:
             stop.set()
-            thread.join(30)
+            thread.join(120)
         assert not thread.is_alive(), "the writer hung"
         assert not errors, f"unexpected error type: {errors[0]!r}"
         assert failed, "the outage was never noticed"
