@@ -80,11 +80,11 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
     server = request.getfixturevalue("redis_url")
     client = redis.Redis.from_url(server)
-    client.flushall()  # the server is shared by the session: each test starts empty
+    client.flushdb()  # the server is shared by the session: each test starts empty
     try:
         yield server
     finally:
-        client.flushall()
+        client.flushdb()
         client.close()
 
 
