@@ -161,7 +161,9 @@ def test_timeout_on_a_stopped_server_then_recovery(make_redis_server: MakeServer
 def test_server_dies_mid_run_and_the_same_db_works_after_restart(
     make_redis_server: MakeServer, how: str
 ) -> None:
-    server = make_redis_server(appendonly=True)
+    # fsync before every reply: with the default (everysec), a loaded machine can delay the
+    # append-only file's write past the reply, and kill -9 then loses an acknowledged write.
+    server = make_redis_server(appendonly=True, extra_args=("--appendfsync", "always"))
     db = DB(server.url, prefix="life")
     try:
         db["doc"] = {"items": [1, 2], "meta": {"v": 1}}
@@ -225,7 +227,7 @@ class PausingConnection(redis.UnixDomainSocketConnection):
 def test_kill_during_a_big_write_leaves_all_or_nothing(
     make_redis_server: MakeServer, where: str
 ) -> None:
-    server = make_redis_server(appendonly=True)
+    server = make_redis_server(appendonly=True, extra_args=("--appendfsync", "always"))
     doc = tree(width=6, depth=6)  # 9,331 nodes
     PausingConnection.where = None
     PausingConnection.reached, PausingConnection.resume = threading.Event(), threading.Event()

@@ -391,9 +391,8 @@ def _worker_url(url: str) -> str:
     if parts.scheme == "unix":
         base = int(query.get("db", ["0"])[0])
         query["db"] = [str(base + index)]
-        return urllib.parse.urlunsplit(
-            parts._replace(query=urllib.parse.urlencode(query, doseq=True))
-        )
+        # Not urlunsplit: it would drop the empty host of unix:///path.
+        return f"{url.split('?', 1)[0]}?{urllib.parse.urlencode(query, doseq=True)}"
     path = parts.path.strip("/")
     base = int(path) if path.isdigit() else 0
     return urllib.parse.urlunsplit(parts._replace(path=f"/{base + index}"))
