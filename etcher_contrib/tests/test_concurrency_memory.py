@@ -57,3 +57,46 @@ class TestMemoryConcurrency(ConcurrencyConformance):
         self, store_url: str, ns: str, tmp_path: Any
     ) -> None:
         super().test_reader_never_sees_a_torn_overwrite(store_url, ns, tmp_path)
+
+    # A forked child gets a private copy of a memory store (see the test module
+    # test_fork_memory.py), so children cannot write into the parent's store.
+
+    @needs_processes
+    def test_db_opened_before_os_fork_is_safe_in_children(self, store_url: str, ns: str) -> None:
+        super().test_db_opened_before_os_fork_is_safe_in_children(store_url, ns)
+
+    @needs_processes
+    def test_db_opened_before_fork_pool_is_safe_in_workers(self, store_url: str, ns: str) -> None:
+        super().test_db_opened_before_fork_pool_is_safe_in_workers(store_url, ns)
+
+    @needs_processes
+    def test_forked_child_dropping_an_inherited_pinned_handle_keeps_it(
+        self, store_url: str, ns: str
+    ) -> None:
+        super().test_forked_child_dropping_an_inherited_pinned_handle_keeps_it(store_url, ns)
+
+    @needs_processes
+    def test_processes_rd_incr_exactly(self, store_url: str, ns: str) -> None:
+        super().test_processes_rd_incr_exactly(store_url, ns)
+
+    @needs_processes
+    def test_forked_processes_rd_incr_exactly(self, store_url: str, ns: str) -> None:
+        super().test_forked_processes_rd_incr_exactly(store_url, ns)
+
+    @needs_processes
+    def test_processes_pop_from_the_middle_exactly(
+        self, store_url: str, ns: str, tmp_path: Any
+    ) -> None:
+        super().test_processes_pop_from_the_middle_exactly(store_url, ns, tmp_path)
+
+    @needs_processes
+    def test_processes_popitem_each_item_exactly_once(
+        self, store_url: str, ns: str, tmp_path: Any
+    ) -> None:
+        super().test_processes_popitem_each_item_exactly_once(store_url, ns, tmp_path)
+
+    @needs_processes
+    def test_db_opened_before_a_fork_pool_is_safe_in_its_tasks(
+        self, store_url: str, ns: str
+    ) -> None:
+        super().test_db_opened_before_a_fork_pool_is_safe_in_its_tasks(store_url, ns)

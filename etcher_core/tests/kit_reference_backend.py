@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import os
 import re
 import threading
 from collections import deque
@@ -23,11 +24,19 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from etcher.errors import StorageError, StoreIndexError, StoreValueError, WatchError, WrongTypeError
+from etcher.errors import (
+    BackendUnavailable,
+    StorageError,
+    StoreIndexError,
+    StoreValueError,
+    TransactionError,
+    WatchError,
+    WrongTypeError,
+)
 from etcher.spec import Capabilities
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
-_INTEGER = re.compile(rb"-?(0|[1-9][0-9]*)")
+_INTEGER = re.compile(rb"0|-?[1-9][0-9]*")
 _MISSING = object()
 
 Entry = bytes | dict[bytes, bytes] | deque[bytes]
@@ -54,7 +63,7 @@ def encode_value(value: object) -> bytes:
 
 
 def parse_int(raw: bytes) -> int:
-    """Redis' integer rule: optional '-', decimal digits, no leading zeros, within int64."""
+    """Redis' integer rule: optional "-", digits, no leading zeros, no "-0", within int64."""
     if not _INTEGER.fullmatch(raw):
         raise StoreValueError("value is not an integer or out of range")
     number = int(raw)
@@ -143,8 +152,11 @@ class ReferenceCommands:
     def _check_open(self) -> None:
         pass
 
+    def _key(self, name: Any) -> bytes:
+        return encode_key(name)
+
     def _entry(self, name: Any, kind: type) -> Any:
-        entry = self._store.data.get(encode_key(name))
+        entry = self._store.data.get(self._key(name))
         if entry is not None and not isinstance(entry, kind):
             raise WrongTypeError(
                 "WRONGTYPE Operation against a key holding the wrong kind of value"
@@ -167,14 +179,14 @@ class ReferenceCommands:
     def set(self, name: Any, value: Any) -> Any:
         data = encode_value(value)
         with self._store.lock:
-            self._write(encode_key(name), data)
+            self._write(self._key(name), data)
             return True
 
     def incr(self, name: Any, amount: int = 1) -> Any:
         with self._store.lock:
             current = self._entry(name, bytes)
             result = checked_add(0 if current is None else parse_int(current), amount)
-            self._write(encode_key(name), str(result).encode())
+            self._write(self._key(name), str(result).encode())
             return result
 
     def decr(self, name: Any, amount: int = 1) -> Any:
@@ -208,7 +220,7 @@ class ReferenceCommands:
             entry = dict(self._entry(name, dict) or {})
             added = sum(1 for field, _ in dict(pairs).items() if field not in entry)
             entry.update(pairs)
-            self._write(encode_key(name), entry)
+            self._write(self._key(name), entry)
             return added
 
     def hdel(self, name: Any, *keys: Any) -> Any:
@@ -221,7 +233,7 @@ class ReferenceCommands:
                 1 for field in {encode_value(k) for k in keys} if entry.pop(field, None) is not None
             )
             if removed:
-                self._write(encode_key(name), entry)
+                self._write(self._key(name), entry)
             return removed
 
     def hgetall(self, name: Any) -> Any:
@@ -247,7 +259,7 @@ class ReferenceCommands:
             current = entry.get(field)
             result = checked_add(0 if current is None else parse_int(current), amount)
             entry[field] = str(result).encode()
-            self._write(encode_key(name), entry)
+            self._write(self._key(name), entry)
             return result
 
     # --- lists
@@ -260,7 +272,7 @@ class ReferenceCommands:
         with self._store.lock:
             entry = deque(self._list(name) or ())
             entry.extend(items)
-            self._write(encode_key(name), entry)
+            self._write(self._key(name), entry)
             return len(entry)
 
     def lpush(self, name: Any, *values: Any) -> Any:
@@ -268,7 +280,7 @@ class ReferenceCommands:
         with self._store.lock:
             entry = deque(self._list(name) or ())
             entry.extendleft(items)
-            self._write(encode_key(name), entry)
+            self._write(self._key(name), entry)
             return len(entry)
 
     def _pop(self, name: Any, count: int | None, take: Callable[[deque[bytes]], bytes]) -> Any:
@@ -278,7 +290,7 @@ class ReferenceCommands:
                 return None
             entry = deque(current)
             taken = [take(entry) for _ in range(min(1 if count is None else count, len(entry)))]
-            self._write(encode_key(name), entry)
+            self._write(self._key(name), entry)
             return taken[0] if count is None else taken
 
     def lpop(self, name: Any, count: int | None = None) -> Any:
@@ -310,7 +322,7 @@ class ReferenceCommands:
                 raise StoreIndexError("index out of range")
             entry = deque(current)
             entry[index] = data
-            self._write(encode_key(name), entry)
+            self._write(self._key(name), entry)
             return True
 
     def llen(self, name: Any) -> Any:
@@ -322,18 +334,18 @@ class ReferenceCommands:
             current = self._list(name)
             if current is not None:
                 lo, hi = list_span(len(current), start, end)
-                self._write(encode_key(name), deque(list(current)[lo:hi]))
+                self._write(self._key(name), deque(list(current)[lo:hi]))
             return True
 
     # --- keys
     def exists(self, *names: Any) -> Any:
         with self._store.lock:
-            return sum(1 for n in names if encode_key(n) in self._store.data)
+            return sum(1 for n in names if self._key(n) in self._store.data)
 
     def delete(self, *names: Any) -> Any:
         with self._store.lock:
             removed = 0
-            for key in dict.fromkeys(encode_key(n) for n in names):
+            for key in dict.fromkeys(self._key(n) for n in names):
                 if key in self._store.data:
                     self._write(key, None)
                     removed += 1
@@ -341,7 +353,7 @@ class ReferenceCommands:
 
     def type(self, name: Any) -> Any:
         with self._store.lock:
-            entry = self._store.data.get(encode_key(name))
+            entry = self._store.data.get(self._key(name))
         if entry is None:
             return b"none"
         return {bytes: b"string", dict: b"hash", deque: b"list"}[type(entry)]
@@ -362,6 +374,9 @@ class ReferencePipeline:
         self._queue: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
         self._watched: dict[bytes, object] = {}
         self._immediate = False
+        self._explicit = False
+        # The kit's optional hook (etcher.testing.storage.INTERLEAVE_HOOK).
+        self.etcher_after_watch_check: Callable[[], None] | None = None
 
     def __getattr__(self, command: str) -> Callable[..., Any]:
         if not hasattr(ReferenceCommands, command) or command.startswith("_"):
@@ -379,6 +394,8 @@ class ReferencePipeline:
         return len(self._queue)
 
     def watch(self, *names: Any) -> Any:
+        if self._explicit:
+            raise TransactionError("Cannot issue a WATCH after a MULTI")
         store = self._backend._store
         with store.lock:
             for name in names:
@@ -392,12 +409,18 @@ class ReferencePipeline:
         return True
 
     def multi(self) -> None:
+        if self._explicit:
+            raise TransactionError("Cannot issue nested calls to MULTI")
+        if self._queue:
+            raise TransactionError("Commands without an initial WATCH have already been issued")
         self._immediate = False
+        self._explicit = True
 
     def reset(self) -> None:
         self._queue.clear()
         self._watched.clear()
         self._immediate = False
+        self._explicit = False
 
     def _conflict(self) -> bool:
         versions = self._backend._store.versions
@@ -410,6 +433,8 @@ class ReferencePipeline:
             with store.lock:
                 if self._conflict():
                     raise WatchError("a watched key changed")
+                if self._watched and self.etcher_after_watch_check is not None:
+                    self.etcher_after_watch_check()
                 return self._run(queue, raise_on_error)
         finally:
             self.reset()
@@ -462,7 +487,8 @@ class ReferenceBackend(ReferenceCommands):
 
     capabilities: ClassVar[Capabilities] = Capabilities(
         persistent=True,  # named stores outlive their connections (within the process)
-        multiprocess=True,  # as far as the kit can observe: a second connection sees writes
+        # Named stores live in this process only: a child process cannot open them.
+        multiprocess=False,
         atomic_batches=True,
         maintenance=False,
         snapshot_reads=True,
@@ -475,12 +501,22 @@ class ReferenceBackend(ReferenceCommands):
         self.options = options  # accepted and remembered (tests check they arrive), never used
 
     @classmethod
+    def from_path(cls, path: str | os.PathLike[str], **options: Any) -> ReferenceBackend:
+        """The named store for ``path`` (nothing is written to disk; the folder must exist)."""
+        folder = os.path.dirname(os.fspath(path))
+        if not os.path.isdir(folder):
+            raise BackendUnavailable(f"cannot open {path}: folder {folder} does not exist")
+        return cls(named_store("path:" + os.path.abspath(path)), **options)
+
+    @classmethod
     def from_url(cls, url: str, **options: Any) -> ReferenceBackend:
         """``ref://name`` → the shared store ``name``; ``ref://`` → a private one."""
         name = urlsplit(url).netloc
         return cls(named_store(name) if name else None, **options)
 
-    _ALWAYS = frozenset({"close", "capabilities", "pipeline_class", "from_url", "options"})
+    _ALWAYS = frozenset(
+        {"close", "capabilities", "pipeline_class", "from_url", "from_path", "options"}
+    )
 
     def __getattribute__(self, name: str) -> Any:
         # Every public method refuses to run after close(), like a real connection.

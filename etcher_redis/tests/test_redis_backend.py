@@ -14,6 +14,7 @@ from etcher.spec import Capabilities, Pipeline, StorageBackend
 from etcher_redis import _plugin
 from etcher_redis.backend import RedisBackend
 from etcher_redis.client import EtcherPipeline
+from etcher_redis.cluster import RedisClusterBackend
 
 pytestmark = pytest.mark.redis
 
@@ -276,10 +277,13 @@ def test_plugin_registers_the_backend_lazily(redis_server_url: str) -> None:
 
 def test_installed_entry_point_resolves_every_scheme() -> None:
     registry = Registry(environ={"ETCHER_LOAD_PLUGINS": "etcher-redis"})
-    assert registry.available_backends() == ["redis"]
+    assert registry.available_backends() == ["redis", "redis-cluster"]
     for scheme in ("redis", "rediss", "unix"):
         assert registry.backend_class(scheme) is RedisBackend
+    for scheme in ("redis+cluster", "rediss+cluster"):
+        assert registry.backend_class(scheme) is RedisClusterBackend
     assert registry.backend_info("redis").distribution == "etcher-redis"
+    assert registry.backend_info("redis-cluster").distribution == "etcher-redis"
 
 
 def test_plugin_module_imports_nothing_heavy() -> None:

@@ -60,7 +60,20 @@ class MemoryBackend(RedisBackend):
                 server = _named_servers.setdefault(name, fakeredis.FakeServer())
         backend = cls.from_client(fakeredis.FakeRedis(server=server))
         backend.store_name = name
+        backend._server = server
         return backend
+
+    _server: fakeredis.FakeServer | None = None
+
+    @property
+    def store_identity(self) -> str | None:
+        """Equal for two backends exactly when they share one in-process store.
+
+        A private store (``memory://``) is this backend's own; a named one is
+        shared by every backend opened on that name until it is dropped.
+        """
+        server = self._server
+        return None if server is None else f"memory:{id(server)}"
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Self:

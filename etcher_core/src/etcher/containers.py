@@ -9,6 +9,9 @@ Values that come back are plain scalars, or new handles for nested nodes;
 
 from __future__ import annotations
 
+import collections
+import os
+import threading
 import weakref
 from collections.abc import (
     Callable,
@@ -19,7 +22,6 @@ from collections.abc import (
     Mapping,
     MutableMapping,
     MutableSequence,
-    Sequence,
     ValuesView,
 )
 from typing import TYPE_CHECKING, Any, overload
@@ -35,8 +37,9 @@ from etcher.codec import (
     split_item,
 )
 from etcher.equality import deep_equal
+from etcher.errors import WatchError
 from etcher.graph import KIND_DICT, KIND_LIST, Graph, parents_of
-from etcher.layout import PIN
+from etcher.layout import PIN, ROOT, SEQ
 from etcher.materialize import materialize
 from etcher.writer import Writer
 
@@ -87,7 +90,7 @@ class Node:
 
         db._mutate(create)
         self._etcher_uid = new_uid
-        weakref.finalize(self, db._release_pin, new_uid)
+        weakref.finalize(self, db._release_pin, new_uid, os.getpid())
 
     # --- identity and references -------------------------------------------------
     @property
@@ -393,18 +396,98 @@ class RD(Node, MutableMapping[Any, Any]):
         return self._db._mutate(op)
 
     def popitem(self) -> tuple[Any, Any]:
-        """Remove and return the most recently inserted ``(key, value)`` pair (LIFO)."""
+        """Remove and return the most recently inserted ``(key, value)`` pair (LIFO).
+
+        The first call reads the whole dict and remembers, in this process, the
+        order of the items below the one it pops; later calls then cost a few
+        point reads each, whatever the size of the dict, for as long as nothing
+        new is inserted into it (any insertion, from anywhere, is detected and
+        makes the next call read the dict again). ``db.popitem()`` on the
+        namespace root reads the root each time.
+        """
+        uid = self._etcher_uid
+        db = self._db
+        # Inside an open transaction nothing is committed yet: remembering would be premature.
+        # The root is re-created (its sequence restarting at 0) when its namespace is
+        # deleted, so a stamp could repeat for different contents: it is never remembered.
+        hints: OrderHints | None = (
+            None
+            if uid == ROOT or getattr(db, "_unit", None) is not None
+            else getattr(db, "_order_hints", None)
+        )
+        known = hints.get(uid) if hints is not None else None
+
+        def op(g: Graph) -> tuple[tuple[Any, Any], int, Any]:
+            g.require(uid)
+            content = g.layout.content(uid)
+            stamp = g.u.hget(g.layout.refs(uid), SEQ)
+            if known is not None and known[0] == stamp:
+                # Nothing was inserted since the order was read, so every item still there
+                # is among the remembered ones: the newest of those still present is the last.
+                order = known[1]
+                for j in range(len(order) - 1, -1, -1):
+                    field, seq = order[j]
+                    raw = g.u.hget(content, field)
+                    if raw is not None and split_item(raw)[0] == seq:
+                        value = self._remove_in(g, field, raw)
+                        g.collect(alive=(uid,))
+                        return (decode_key(field), value), j, None
+                raise KeyError("popitem(): dictionary is empty")
+            items = g.u.hgetall(content)
+            if not items:
+                raise KeyError("popitem(): dictionary is empty")
+            ranked = sorted((split_item(raw)[0], field) for field, raw in items.items())
+            seq, field = ranked[-1]
+            value = self._remove_in(g, field, items[field])
+            g.collect(alive=(uid,))
+            rest = [(f, n) for n, f in ranked[:-1]]
+            # The stamp read in this unit: popitem allocates no sequence number, so it is
+            # still the dict's stamp when (and only if) this unit commits.
+            return (decode_key(field), value), len(rest), (stamp, rest)
+
+        try:
+            result, cut, rebuilt = db._mutate(op)
+        except KeyError:
+            if hints is not None:
+                hints.forget(uid)
+            raise
+        if hints is not None:
+            if rebuilt is not None:
+                hints.remember(uid, *rebuilt)
+            else:
+                hints.trim(uid, known, cut)
+        return result
+
+    def incr(self, key: Any, amount: int = 1) -> int:
+        """Atomically add ``amount`` to the int at ``key``; return the new value.
+
+        A missing key starts at 0 (and is added last, as an assignment would).
+        Unlike ``rd[key] += amount`` (a read, then a separate write, so two
+        processes can lose each other's updates), the read and the write are
+        one unit: concurrent increments from any number of threads and
+        processes all count. ``TypeError`` if the stored value is not an
+        ``int`` (``bool`` included) or ``amount`` is not an ``int``.
+        """
+        if not isinstance(amount, int) or isinstance(amount, bool):
+            raise TypeError(f"the increment must be an int, not {type(amount).__name__}")
+        field = encode_key(key)
         uid = self._etcher_uid
 
-        def op(g: Graph) -> tuple[Any, Any]:
+        def op(g: Graph) -> int:
             g.require(uid)
-            content = g.u.hgetall(g.layout.content(uid))
-            if not content:
-                raise KeyError("popitem(): dictionary is empty")
-            field, raw = max(content.items(), key=lambda item: split_item(item[1])[0])
-            value = self._remove_in(g, field, raw)
-            g.collect(alive=(uid,))
-            return decode_key(field), value
+            content = g.layout.content(uid)
+            old = g.u.hget(content, field)
+            if old is None:
+                seq, current = g.next_seq(uid), 0
+            else:
+                seq, raw = split_item(old)
+                current = safe_decode(raw)
+                if type(current) is not int:
+                    held = "a nested node" if type(current) is Link else type(current).__name__
+                    raise TypeError(f"cannot increment {key!r}: it holds {held}, not an int")
+            new: int = current + amount
+            g.u.hset(content, field, b"%d|" % seq + Writer(self._db, g).tag(new, uid, (key,)))
+            return new
 
         return self._db._mutate(op)
 
@@ -526,7 +609,31 @@ class RL(Node, MutableSequence[Any]):
         return self._value(raw)
 
     def __iter__(self) -> Iterator[Any]:
-        return iter([self._value(raw) for raw in self._raws()])
+        """Iterate by position, as a ``list`` iterator does: live, not over a snapshot.
+
+        Items appended during the loop are visited; removing earlier items
+        shifts later ones under the iterator (it may skip one, as with a list).
+        Items are read in batches (growing from 64 to 4096 per round trip),
+        and the loop ends at the first position past the end of the list.
+        """
+        uid = self._etcher_uid
+        key = self._content_key()
+        position = 0
+        batch = _ITER_FIRST_BATCH
+        while True:
+            raws = self._db._reader().lrange(key, position, position + batch - 1)
+            if not raws:
+                if not position:
+                    self._graph().require(uid)  # an empty list, or a collected node?
+                return
+            position += len(raws)
+            for raw in raws:
+                yield self._value(raw)
+            batch = min(batch * 2, _ITER_MAX_BATCH)
+
+    def _snapshot_items(self) -> list[Any]:
+        """Every item (nested nodes as handles) from one read."""
+        return [self._value(raw) for raw in self._raws()]
 
     def __reversed__(self) -> Iterator[Any]:
         return iter([self._value(raw) for raw in reversed(self._raws())])
@@ -561,30 +668,55 @@ class RL(Node, MutableSequence[Any]):
 
     def copy(self) -> list[Any]:
         """A shallow plain-list copy: nested nodes stay handles (use ``rl()`` for a deep copy)."""
-        return list(self)
+        return self._snapshot_items()
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, RL) and self._same_node(other):
-            return True
-        if not isinstance(other, Sequence) or isinstance(other, (str, bytes, bytearray)):
+        # As ``list``: equal only to a list (or another RL) with equal items, never to a
+        # tuple or a range; other types get their say through NotImplemented.
+        if isinstance(other, RL):
+            return self._same_node(other) or deep_equal(self(), other())
+        if not isinstance(other, list):
             return NotImplemented
-        theirs = other() if isinstance(other, Node) else other
-        return deep_equal(self(), theirs)
+        return deep_equal(self(), other)
+
+    def _ordered(self, other: object) -> tuple[list[Any], list[Any]] | None:
+        """Both sides as plain lists, or None when ``list`` would not order against ``other``."""
+        if isinstance(other, RL):
+            return self(), other()
+        if isinstance(other, list):
+            return self(), other
+        return None
+
+    def __lt__(self, other: object) -> bool:
+        pair = self._ordered(other)
+        return NotImplemented if pair is None else pair[0] < pair[1]
+
+    def __le__(self, other: object) -> bool:
+        pair = self._ordered(other)
+        return NotImplemented if pair is None else pair[0] <= pair[1]
+
+    def __gt__(self, other: object) -> bool:
+        pair = self._ordered(other)
+        return NotImplemented if pair is None else pair[0] > pair[1]
+
+    def __ge__(self, other: object) -> bool:
+        pair = self._ordered(other)
+        return NotImplemented if pair is None else pair[0] >= pair[1]
 
     def __add__(self, other: Any) -> list[Any]:
         if not isinstance(other, (list, RL)):
             return NotImplemented
-        return list(self) + list(other)
+        return self._snapshot_items() + (other.copy() if isinstance(other, RL) else other)
 
     def __radd__(self, other: Any) -> list[Any]:
         if not isinstance(other, list):
             return NotImplemented
-        return other + list(self)
+        return other + self._snapshot_items()
 
     def __mul__(self, n: Any) -> list[Any]:
         if not isinstance(n, int):
             return NotImplemented
-        return list(self) * n
+        return self._snapshot_items() * n
 
     __rmul__ = __mul__
 
@@ -704,15 +836,22 @@ class RL(Node, MutableSequence[Any]):
             g.u.list_op(key, "lpop")
         elif i < n // 2:
             head = g.u.lrange(key, 0, i)
+            if len(head) != i + 1:
+                # Another writer changed the list between our two reads (Redis reads are
+                # watched, not locked): the unit's commit would be refused, so retry now.
+                raise WatchError("the list changed while an item was being popped")
             raw = head[-1]
             g.u.list_op(key, "ltrim", i + 1, -1)
             g.u.list_op(key, "lpush", *reversed(head[:-1]))
         else:
             tail = g.u.lrange(key, i, -1)
+            if len(tail) != n - i:
+                raise WatchError("the list changed while an item was being popped")
             raw = tail[0]
             g.u.list_op(key, "ltrim", 0, i - 1)
             g.u.list_op(key, "rpush", *tail[1:])
-        assert raw is not None
+        if raw is None:
+            raise WatchError("the list changed while an item was being popped")
         child = _link_of(raw)
         if child is None:
             return safe_decode(raw)
@@ -859,6 +998,10 @@ class RL(Node, MutableSequence[Any]):
         self._db._mutate(op)
 
 
+_ITER_FIRST_BATCH = 64
+_ITER_MAX_BATCH = 4096
+
+
 def _as_index(index: Any) -> int:
     try:
         return index.__index__()  # type: ignore[no-any-return]
@@ -866,6 +1009,60 @@ def _as_index(index: Any) -> int:
         raise TypeError(
             f"list indices must be integers or slices, not {type(index).__name__}"
         ) from None
+
+
+class OrderHints:
+    """Per-process memory of dict item order, so repeated ``popitem()`` calls are O(1).
+
+    For a few recently popped dicts it keeps ``(stamp, [(field, seq), ...])``:
+    the dict's next-sequence header when the order was read, and the items
+    below the last one popped, oldest first. An entry is only a hint: every
+    use re-checks, inside the unit, that the stamp is unchanged (nothing was
+    inserted since) and that the chosen item still holds its sequence number.
+    """
+
+    __slots__ = ("_entries", "_lock")
+
+    LIMIT = 16
+    """Dicts remembered at once (least recently used are forgotten)."""
+
+    def __init__(self) -> None:
+        self._entries: collections.OrderedDict[
+            str, tuple[bytes | None, list[tuple[bytes, int]]]
+        ] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, uid: str) -> tuple[bytes | None, list[tuple[bytes, int]]] | None:
+        with self._lock:
+            entry = self._entries.get(uid)
+            if entry is not None:
+                self._entries.move_to_end(uid)
+            return entry
+
+    def remember(self, uid: str, stamp: bytes | None, order: list[tuple[bytes, int]]) -> None:
+        with self._lock:
+            self._entries[uid] = (stamp, order)
+            self._entries.move_to_end(uid)
+            while len(self._entries) > self.LIMIT:
+                self._entries.popitem(last=False)
+
+    def trim(self, uid: str, used: Any, cut: int) -> None:
+        """Drop the popped item and the ones found gone above it (never re-added: a
+        re-insertion changes the stamp)."""
+        with self._lock:
+            entry = self._entries.get(uid)
+            if entry is not None and entry is used:
+                del entry[1][cut:]
+
+    def forget(self, uid: str) -> None:
+        with self._lock:
+            self._entries.pop(uid, None)
+
+    def reset_after_fork(self) -> None:
+        """Start empty with a fresh lock (in a forked child, where another thread of the
+        parent may have held the old one: acquiring it could block forever)."""
+        self._entries = collections.OrderedDict()
+        self._lock = threading.Lock()
 
 
 def handle_for(db: DB, uid: str) -> RD | RL:

@@ -16,10 +16,11 @@ import collections
 import contextlib
 import functools
 import os
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from etcher.containers import RD, RL, handle_for
+from etcher.containers import RD, RL, OrderHints, handle_for
 from etcher.errors import TransactionError
 from etcher.graph import Graph
 from etcher.layout import (
@@ -77,8 +78,38 @@ def _open_backend(
         path = os.environ.get("ETCHER_URL") or "etcher.db"
     location = os.fspath(path)
     opened = registry.open_backend(location, backend=backend, **options)
-    store_id = location if "://" in location else "file:" + os.path.abspath(location)
-    return opened, store_id
+    return opened, _store_identity(opened, location)
+
+
+def _store_identity(opened: StorageBackend, location: str) -> str:
+    """What makes two DBs "the same store": equal exactly when they reach the same data.
+
+    A location usually names its data (a file, a server). A store that lives
+    inside its backend object instead (``memory://``, ``:memory:``) is private to
+    that object, whatever the URL: two of them must neither compare equal nor
+    accept each other's nodes. A backend can say what it reaches with a
+    ``store_identity`` string (e.g. one shared in-process store per name).
+    """
+    declared = getattr(opened, "store_identity", None)
+    if isinstance(declared, str) and declared:
+        return "store:" + declared
+    caps = opened.capabilities
+    if not caps.persistent and not caps.multiprocess:
+        return f"object:{id(opened)}"
+    return location if "://" in location else "file:" + os.path.abspath(location)
+
+
+# Weak, so tracking a DB for fork() never keeps it (or its store) alive; keyed by id
+# because equal DBs (same store and namespace) are still separate objects to reset.
+_LIVE_DBS: weakref.WeakValueDictionary[int, DB] = weakref.WeakValueDictionary()
+
+
+def _reset_dbs_in_child() -> None:
+    for db in list(_LIVE_DBS.values()):
+        db._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_reset_dbs_in_child)
 
 
 class DB:
@@ -130,6 +161,8 @@ class DB:
         self._uids = UidFactory()
         self._direct = DirectReader(self._backend)
         self._unpins: collections.deque[str] = collections.deque()
+        self._order_hints = OrderHints()
+        _LIVE_DBS[id(self)] = self
         self.link_field = link_field
         self._closed = False
         if new_prefix:
@@ -171,9 +204,19 @@ class DB:
     def _handle(self, uid: str) -> RD | RL:
         return handle_for(self, uid)
 
-    def _release_pin(self, uid: str) -> None:
+    def _release_pin(self, uid: str, pid: int | None = None) -> None:
         # Runs from a weakref finalizer, possibly mid-operation or at exit: only queue it.
-        self._unpins.append(uid)
+        # A pin belongs to the process that made it: a forked child dropping its inherited
+        # copy of the handle must not free a node the parent still holds.
+        if pid is None or pid == os.getpid():
+            self._unpins.append(uid)
+
+    def _after_fork_in_child(self) -> None:
+        # Releases queued before the fork are the parent's to send; node ids are reset by
+        # the UidFactory itself, connections by the backend.
+        # Cleared in place: transaction views of this DB share these objects.
+        self._unpins.clear()
+        self._order_hints.reset_after_fork()
 
     def _process_unpins(self) -> None:
         uids = []
@@ -451,20 +494,33 @@ class DB:
             self._init_namespace()
         return len(keys)
 
-    def delete_prefix_batch(self, prefix: str, count: int = 500) -> int:
+    def delete_prefix_batch(self, prefix: str, count: int | None = 500) -> int:
         """Delete namespace ``prefix`` in batches of ``count`` keys (for huge namespaces).
 
-        Other clients may see the namespace half-deleted while this runs.
+        Returns how many keys were removed. ``count=None`` deletes every key
+        with one command. Other clients may see the namespace half-deleted
+        while this runs. Deleting this DB's own namespace leaves it empty and
+        usable; the empty root that makes it usable is not counted, so the
+        result is 0 once there is nothing left and a loop such as
+        ``while db.delete_prefix_batch(p): ...`` ends.
         """
         validate_prefix(prefix)
-        if count < 1:
-            raise ValueError("count must be at least 1")
+        if count is not None:
+            if not isinstance(count, int) or isinstance(count, bool):
+                raise TypeError(f"count must be an int or None, not {type(count).__name__}")
+            if count < 1:
+                raise ValueError("count must be at least 1")
+        self._check_open()
         layout = Layout(prefix)
+        literal = ("{" + prefix + "}:").encode()
         total = 0
         batch: list[bytes] = []
         for key in self._backend.scan_iter(match=layout.scan, count=count):
+            raw = key if isinstance(key, bytes) else str(key).encode()
+            if not raw.startswith(literal):
+                continue  # a pattern is only a hint: never delete another namespace's key
             batch.append(key)
-            if len(batch) >= count:
+            if count is not None and len(batch) >= count:
                 total += int(self._backend.delete(*batch))
                 batch = []
         if batch:
@@ -472,6 +528,8 @@ class DB:
         self._backend.hdel(NAMESPACES_KEY, prefix.encode())
         if prefix == self.prefix:
             self._init_namespace()
+            recreated = sum(1 for _ in self._backend.scan_iter(match=layout.scan))
+            total = max(0, total - recreated)
         return total
 
     # --- maintenance and lifecycle -----------------------------------------------------

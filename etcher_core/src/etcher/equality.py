@@ -9,41 +9,44 @@ compares the way Python compares them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 
-def _is_seq(value: Any) -> bool:
-    return isinstance(value, Sequence) and not isinstance(value, (str, bytes, bytearray))
-
-
 def deep_equal(a: Any, b: Any) -> bool:
-    """Compare two plain (materialized) values by content, safely on cycles."""
+    """Compare two plain (materialized) values by content, safely on cycles.
+
+    The answer is what ``a == b`` gives in Python: a list equals only a list
+    (never a tuple or a range), a tuple only a tuple, a dict any mapping with
+    the same items; anything else is compared with ``==`` itself.
+    """
     assumed: set[tuple[int, int]] = set()
     stack = [(a, b)]
     while stack:
         x, y = stack.pop()
         if x is y:
             continue
-        x_map, y_map = isinstance(x, Mapping), isinstance(y, Mapping)
-        x_seq, y_seq = _is_seq(x), _is_seq(y)
-        if not (x_map or x_seq or y_map or y_seq):
-            if x != y:
+        if isinstance(x, Mapping) and isinstance(y, Mapping):
+            pair = (id(x), id(y))
+            if pair in assumed:
+                continue
+            assumed.add(pair)
+            if len(x) != len(y):
                 return False
-            continue
-        if x_map != y_map or x_seq != y_seq:
-            return False
-        pair = (id(x), id(y))
-        if pair in assumed:
-            continue
-        assumed.add(pair)
-        if len(x) != len(y):
-            return False
-        if x_map:
             for key, value in x.items():
                 if key not in y:
                     return False
                 stack.append((value, y[key]))
-        else:
+        elif (type(x) is list and type(y) is list) or (type(x) is tuple and type(y) is tuple):
+            pair = (id(x), id(y))
+            if pair in assumed:
+                continue
+            assumed.add(pair)
+            if len(x) != len(y):
+                return False
             stack.extend(zip(x, y, strict=True))
+        elif x != y:
+            # Scalars, and the mixed pairs Python decides itself (list vs tuple is False,
+            # a list vs a UserList or an RL handle asks that type).
+            return False
     return True

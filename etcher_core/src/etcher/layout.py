@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import weakref
 from itertools import count
 
 ROOT = "Droot"
@@ -100,15 +101,42 @@ class UidFactory:
 
     64 random bits per factory make a collision between two writers
     practically impossible, and the counter keeps uids short and cheap to
-    make (no system call per node).
+    make (no system call per node). A child made by ``fork()`` inherits the
+    factory, token and counter included, so every live factory draws a new
+    token in the child (:func:`os.register_at_fork`): otherwise two children
+    would make the same uids and write into each other's nodes.
     """
 
+    __slots__ = ("__weakref__", "_counter", "_lock", "_token")
+
     def __init__(self) -> None:
+        self._reset()
+        _FACTORIES.add(self)
+
+    def _reset(self) -> None:
         self._token = os.urandom(8).hex()
         self._counter = count(1)
+        # A lock some other thread held at fork time would never be released in the child.
         self._lock = threading.Lock()
+
+    @property
+    def token(self) -> str:
+        """This process's random part of every uid the factory makes."""
+        return self._token
 
     def new(self, kind: str) -> str:
         with self._lock:
             n = next(self._counter)
         return f"{kind}{self._token}{n:x}"
+
+
+# Weak, so a factory lives exactly as long as the DB that made it.
+_FACTORIES: weakref.WeakSet[UidFactory] = weakref.WeakSet()
+
+
+def _reset_factories_in_child() -> None:
+    for factory in list(_FACTORIES):
+        factory._reset()
+
+
+os.register_at_fork(after_in_child=_reset_factories_in_child)

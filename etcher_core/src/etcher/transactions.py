@@ -68,8 +68,8 @@ class Transactor(DB):
             return super()._snapshot(fn)
         return fn(Graph(self._layout, self._unit))
 
-    def _release_pin(self, uid: str) -> None:
-        self._parent._release_pin(uid)
+    def _release_pin(self, uid: str, pid: int | None = None) -> None:
+        self._parent._release_pin(uid, pid)
 
     def incr(self, key: str, amount: int = 1) -> int:
         """Add to a counter; inside a transaction the change is applied with it."""

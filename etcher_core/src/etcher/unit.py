@@ -293,6 +293,8 @@ class Unit:
 
     def list_op(self, key: str, op: str, *args: Any) -> None:
         """Queue a list command (rpush, lpush, lpop, rpop, lset, ltrim or delete)."""
+        if not args and op in ("rpush", "lpush"):
+            return  # pushing nothing changes nothing, and Redis refuses it as malformed
         self._list_ops.append((key, op, args))
         self._ops_by_list.setdefault(key, []).append((op, args))
         items = self._lists.get(key)

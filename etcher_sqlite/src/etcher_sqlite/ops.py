@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -126,6 +127,13 @@ def wrong_type(name: str, found: int, wanted: int) -> WrongTypeError:
     """The error for a command of kind ``wanted`` on a key holding a ``found``."""
     return WrongTypeError(f"WRONGTYPE key {name!r} holds a {_KINDS[found]}, not a {_KINDS[wanted]}")
 
+
+AFTER_WATCH_CHECK = threading.local()
+"""``hook``: the conformance kit's probe, called between the watch check and the apply.
+
+Set by :meth:`SQLitePipeline.execute` for its thread only while the kit asks for it
+(``etcher.testing.storage.INTERLEAVE_HOOK``); ``None`` otherwise.
+"""
 
 _INTEGER = re.compile(rb"-?[1-9][0-9]{0,18}|0")
 
@@ -807,6 +815,9 @@ def _apply(
                 f"watched key(s) {', '.join(map(repr, changed[:5]))} changed since "
                 "watch(); nothing was applied, run the transaction again"
             )
+        hook = getattr(AFTER_WATCH_CHECK, "hook", None)
+        if hook is not None:
+            hook()
     tx = Tx(conn)
     results: list[Any] = []
     i, n = 0, len(queue)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from etcher.errors import ResponseError, TransactionError
+from etcher_sqlite import ops
 from etcher_sqlite.commands import CommandsMixin, to_key
 from etcher_sqlite.ops import Call, Command
 
@@ -40,7 +42,15 @@ class SQLitePipeline(CommandsMixin):
     atomicity and snapshot reads. A pipeline belongs to one thread.
     """
 
-    __slots__ = ("_backend", "_explicit", "_queue", "_transaction", "_watched", "_watching")
+    __slots__ = (
+        "_backend",
+        "_explicit",
+        "_queue",
+        "_transaction",
+        "_watched",
+        "_watching",
+        "etcher_after_watch_check",
+    )
 
     def __init__(self, backend: _Runner, transaction: bool = True) -> None:
         self._backend = backend
@@ -49,6 +59,8 @@ class SQLitePipeline(CommandsMixin):
         self._watched: dict[str, int | None] = {}
         self._watching = False
         self._explicit = False
+        # The conformance kit's optional probe (etcher.testing.storage.INTERLEAVE_HOOK).
+        self.etcher_after_watch_check: Callable[[], None] | None = None
 
     def _call(self, command: Command, call: Call) -> Any:
         if self._watching and not self._explicit:
@@ -95,7 +107,13 @@ class SQLitePipeline(CommandsMixin):
         try:
             if not queue and not watched:
                 return []
-            return self._backend._execute(queue, watched)
+            if self.etcher_after_watch_check is None:
+                return self._backend._execute(queue, watched)
+            ops.AFTER_WATCH_CHECK.hook = self.etcher_after_watch_check
+            try:
+                return self._backend._execute(queue, watched)
+            finally:
+                ops.AFTER_WATCH_CHECK.hook = None
         finally:
             self.reset()
 

@@ -42,3 +42,13 @@ def test_closed_backend_refuses_work() -> None:
 def test_registered_through_the_entry_point() -> None:
     assert "dictstore" in etcher.available_backends()
     assert type(etcher.open_backend("dictstore://")) is DictStoreBackend
+
+
+def test_plugin_module_imports_no_backend() -> None:
+    # What docs/writing-a-backend.md's checklist asks: listing backends stays cheap.
+    import subprocess
+    import sys
+
+    code = "import sys, etcher_dictstore._plugin; print('etcher_dictstore.backend' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

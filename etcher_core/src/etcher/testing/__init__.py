@@ -29,7 +29,9 @@ What the plugin adds:
 * the ``etcher_requires(capability, ...)`` marker, turned into a skip naming the
   backend and the capability it lacks;
 * the real-Redis fixtures ``redis_url`` (session) and ``make_redis_server``
-  (see :mod:`etcher.testing.redis_server`).
+  (see :mod:`etcher.testing.redis_server`), and a real 6-node Redis Cluster:
+  ``redis_cluster`` (session) and ``make_redis_cluster`` (see
+  :mod:`etcher.testing.redis_cluster`).
 
 See ``docs/conformance-kit.md`` for the whole guide. The storage part lives
 in :mod:`etcher.testing.storage` (``StorageConformance``), RD/RL/DB semantics on
@@ -60,6 +62,7 @@ from etcher.testing.containers import (
     StateMachineConformance,
     UserGuideConformance,
 )
+from etcher.testing.edges import EdgeConformance
 from etcher.testing.fixtures import (
     HOSTILE_CHARS,
     BackendFactory,
@@ -70,6 +73,7 @@ from etcher.testing.fixtures import (
 )
 from etcher.testing.markers import MARKER_HELP, check_requirements
 from etcher.testing.options import add_options
+from etcher.testing.redis_cluster import LocalRedisCluster, make_redis_cluster, redis_cluster
 from etcher.testing.redis_server import (
     RedisServer,
     RedisServerError,
@@ -78,9 +82,12 @@ from etcher.testing.redis_server import (
     redis_url,
 )
 from etcher.testing.storage import (
+    ErrorsChangeNothing,
     HashCommands,
     KeyCommands,
+    KeyText,
     ListCommands,
+    PathOpening,
     Persistence,
     PipelineCommands,
     ScanCommands,
@@ -89,6 +96,7 @@ from etcher.testing.storage import (
     ThreadSafety,
     UnitScopes,
     ValueEncoding,
+    WatchRules,
     WrongTypeErrors,
 )
 
@@ -139,12 +147,17 @@ __all__ = [
     "DBConformance",
     "DBFactory",
     "DictConformance",
+    "EdgeConformance",
+    "ErrorsChangeNothing",
     "HashCommands",
     "KeyCommands",
     "KeyMaker",
+    "KeyText",
     "ListCommands",
     "ListConformance",
+    "LocalRedisCluster",
     "NamespaceConformance",
+    "PathOpening",
     "Persistence",
     "PipelineCommands",
     "PrintingConformance",
@@ -160,9 +173,12 @@ __all__ = [
     "UnitScopes",
     "UserGuideConformance",
     "ValueEncoding",
+    "WatchRules",
     "WrongTypeErrors",
     "glob_escape",
+    "make_redis_cluster",
     "make_redis_server",
+    "redis_cluster",
     "redis_server_executable",
     "redis_url",
 ]

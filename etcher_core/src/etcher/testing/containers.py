@@ -43,6 +43,7 @@ from etcher.db import DB
 from etcher.errors import ForeignNodeError, StaleHandleError, StoreCorrupt, WatchError
 from etcher.layout import NAMESPACES_KEY, Layout
 from etcher.spec import StorageBackend
+from etcher.testing.edges import EdgeConformance
 from etcher.testing.fixtures import BackendFactory, as_bytes, shares_store
 from etcher.testing.models import (
     ADVERSARIAL_STRINGS,
@@ -973,7 +974,7 @@ class ListConformance(ContainerFixtures):
         for value in [1, "a", {"d": [1]}, [2], None, "zz", {"d": []}, 1.0, True]:
             assert (value in rl) == (value in plain), value
         assert rl == plain and plain == rl and not (rl != plain)
-        assert rl == tuple(plain), "RL compares equal to any sequence with the same items"
+        assert rl != tuple(plain) and tuple(plain) != rl, "like a list, an RL never equals a tuple"
         assert rl != plain[:-1] and rl != [*plain, 0] and rl != "a" and rl != {1: 1}
         db["twin"] = copy.deepcopy(plain)
         assert db["twin"] == rl and db["twin"].uid != rl.uid
@@ -2178,6 +2179,7 @@ class ContainerConformance(
     NamespaceConformance,
     DBConformance,
     StateMachineConformance,
+    EdgeConformance,
 ):
     """The whole RD/RL/DB suite. Combine it with a fixture provider::
 
@@ -2193,6 +2195,7 @@ __all__ = [
     "DBConformance",
     "DBFactory",
     "DictConformance",
+    "EdgeConformance",
     "ListConformance",
     "NamespaceConformance",
     "PrintingConformance",

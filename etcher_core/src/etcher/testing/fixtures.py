@@ -18,7 +18,11 @@ from typing import Any, Protocol
 import pytest
 
 from etcher.spec import StorageBackend
+from etcher.testing.basics import basics_problem, stop_message
 from etcher.testing.options import OPTION_OPTION, URL_OPTION, get_options, get_url, open_url
+
+_BASICS = pytest.StashKey[dict[type, "str | None"]]()
+"""Per session: the basics-stage finding for each backend class already checked."""
 
 BackendFactory = Callable[[], StorageBackend]
 """A zero-argument callable that opens a *new* connection to the store under test."""
@@ -174,6 +178,30 @@ class BackendFixtures:
                 doomed.add(name)
         if doomed:
             backend.delete(*sorted(doomed))
+
+    @pytest.fixture(autouse=True)
+    def _etcher_basics(self, request: pytest.FixtureRequest, backend: StorageBackend) -> None:
+        """Stop the run with one message when the backend breaks a fundamental rule.
+
+        Checked once per backend class per session, before the first test that
+        gets such a backend (see :mod:`etcher.testing.basics`).
+        """
+        if request.config.getoption("etcher_no_basics_stop", False):
+            return
+        checked = request.config.stash.setdefault(_BASICS, {})
+        kind = type(backend)
+        if kind not in checked:
+            checked[kind] = basics_problem(backend)
+        problem = checked[kind]
+        if problem is None:
+            return
+        if not request.session.shouldstop:
+            # Fail this one test with the whole story and ask pytest to stop after it
+            # (pytest.exit here would skip the teardown of fixtures such as tmp_path).
+            request.session.shouldstop = f"{kind.__name__} breaks a basic rule (see above)"
+            pytest.fail(stop_message(kind.__name__, problem), pytrace=False)
+        # Only reached where the stop is not honoured at once (e.g. xdist workers).
+        pytest.skip(f"{kind.__name__} breaks a basic rule of the Protocol (see the first failure)")
 
     @pytest.fixture
     def raw(

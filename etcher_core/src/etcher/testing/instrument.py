@@ -37,6 +37,17 @@ _WRITE_COMMANDS = frozenset(
 )
 
 
+def _size(value: Any) -> int:
+    """Bytes of stored data in a reply (keys and values of hashes, items of lists)."""
+    if isinstance(value, (bytes, str)):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(_size(k) + _size(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return sum(_size(v) for v in value)
+    return 0
+
+
 class CountingPipeline:
     """Wraps a pipeline; counts queued commands, round trips and commits."""
 
@@ -58,6 +69,7 @@ class CountingPipeline:
             if self._watching:
                 owner.round_trips += 1
                 owner.commands[name] += 1
+                owner.bytes_read += _size(result)
                 return result
             self._queued.append(name)
             return self
@@ -85,7 +97,9 @@ class CountingPipeline:
         if owner.fail_on_commit and self._transaction and queued:
             self._inner.reset()
             raise owner.fail_on_commit
-        return self._inner.execute(raise_on_error)  # type: ignore[no-any-return]
+        results: list[Any] = self._inner.execute(raise_on_error)
+        owner.bytes_read += _size(results)
+        return results
 
     def reset(self) -> None:
         self._queued = []
@@ -121,6 +135,7 @@ class CountingBackend:
         self.round_trips = 0
         self.commits = 0
         self.watched_keys = 0
+        self.bytes_read = 0
         self.commands: Counter[str] = Counter()
 
     @property
@@ -146,6 +161,8 @@ class CountingBackend:
             self.commands[name] += 1
             if name in _WRITE_COMMANDS:
                 self.commits += 1
-            return attr(*args, **kwargs)
+            result = attr(*args, **kwargs)
+            self.bytes_read += _size(result)
+            return result
 
         return call

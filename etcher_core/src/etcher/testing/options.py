@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from etcher.spec import StorageBackend
 
 URL_OPTION = "--etcher-url"
+BASICS_STOP_OPTION = "--etcher-no-basics-stop"
 OPTION_OPTION = "--etcher-option"
 
 
@@ -36,6 +37,14 @@ def add_options(parser: pytest.Parser) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="keyword option for open_backend (repeatable; VALUE: a Python literal, else text)",
+    )
+    group.addoption(
+        BASICS_STOP_OPTION,
+        dest="etcher_no_basics_stop",
+        action="store_true",
+        default=False,
+        help="run every kit test even when the backend breaks a basic rule (bytes out, "
+        "inclusive lrange, empty containers deleted); by default the run stops with one message",
     )
 
 

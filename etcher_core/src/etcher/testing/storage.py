@@ -15,15 +15,18 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from etcher.errors import StoreIndexError, StoreValueError, WatchError, WrongTypeError
+from etcher.errors import EtcherError, StoreIndexError, StoreValueError, WatchError, WrongTypeError
 from etcher.spec import Capabilities, Pipeline, StorageBackend
 from etcher.testing.fixtures import BackendFactory, KeyMaker, RawAccess, glob_escape
+from etcher.testing.wording import expect, expect_equal, shorten
 
 INT64_MAX = 2**63 - 1
 INT64_MIN = -(2**63)
@@ -31,6 +34,50 @@ ALL_BYTES = bytes(range(256))
 """Every byte value once: not UTF-8, contains NUL, CR/LF and 0xff."""
 
 FIVE = [b"a", b"b", b"c", b"d", b"e"]
+
+_COUNTER_RULE = "a counter is canonical signed 64-bit decimal text: an optional '-', then digits"
+NOT_COUNTER_CASES: list[tuple[str, bytes, str]] = [
+    ("letters", b"abc", _COUNTER_RULE),
+    ("float", b"1.5", _COUNTER_RULE),
+    ("empty", b"", "empty text is not a number"),
+    ("leading-space", b" 1", "no spaces around the digits"),
+    ("trailing-space", b"1 ", "no spaces around the digits"),
+    ("newline", b"1\n", "no whitespace around the digits"),
+    ("suffix", b"12abc", _COUNTER_RULE),
+    ("underscore", b"1_000", "no '_' separators (Python's int() accepts them, Redis does not)"),
+    ("non-ascii-digit", "\u0663".encode(), "ASCII digits only"),
+    ("exponent", b"1e3", _COUNTER_RULE),
+    ("hex", b"0x10", _COUNTER_RULE),
+    ("plus-sign", b"+1", "no '+' sign (Redis INCR refuses '+1')"),
+    ("plus-zero", b"+0", "no '+' sign"),
+    ("leading-zeros", b"007", "no leading zeros (Redis INCR refuses '007')"),
+    ("double-zero", b"00", "no leading zeros"),
+    ("negative-leading-zero", b"-07", "no leading zeros"),
+    ("minus-zero", b"-0", "zero is written '0', never '-0'"),
+    ("lone-minus", b"-", _COUNTER_RULE),
+]
+"""Stored text that Redis ``INCR``/``HINCRBY`` refuse ("value is not an integer")."""
+NOT_COUNTERS = [(stored, why) for _, stored, why in NOT_COUNTER_CASES]
+NOT_COUNTER_IDS = [name for name, _, _ in NOT_COUNTER_CASES]
+
+
+@contextmanager
+def _raises(
+    error: type[BaseException] | tuple[type[BaseException], ...], rule: str, *, prefix: str
+) -> Iterator[None]:
+    """Like ``pytest.raises``, but a missing or wrong error fails with ``rule`` in words."""
+    wanted = error if isinstance(error, tuple) else (error,)
+    names = " or ".join(e.__name__ for e in wanted)
+    try:
+        yield
+    except wanted:
+        return
+    except Exception as exc:
+        raise AssertionError(
+            f"The Protocol requires: {rule}\n  expected {names}\n"
+            f"  got      {type(exc).__name__}: {shorten(str(exc), prefix)}"
+        ) from exc
+    raise AssertionError(f"The Protocol requires: {rule}\n  expected {names}\n  got      no error")
 
 
 def _fill(backend: StorageBackend, name: str) -> None:
@@ -169,34 +216,26 @@ class StringCommands:
         assert backend.incr(a) == 42
         assert backend.incr(b) == -2
 
-    @pytest.mark.parametrize(
-        "stored",
-        [b"abc", b"1.5", b"", b" 1", b"1 ", b"12abc", b"1_000", "\u0663".encode(), b"1e3", b"0x10"],
-        ids=[
-            "letters",
-            "float",
-            "empty",
-            "leading-space",
-            "trailing-space",
-            "suffix",
-            "underscore",
-            "non-ascii-digit",
-            "exponent",
-            "hex",
-        ],
-    )
+    @pytest.mark.parametrize(("stored", "why"), NOT_COUNTERS, ids=NOT_COUNTER_IDS)
     def test_incr_on_non_integer_raises_and_changes_nothing(
-        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker, stored: bytes
+        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker, stored: bytes, why: str
     ) -> None:
-        # Redis accepts exactly an optional '-' and decimal digits; Python's
-        # int() accepts more (spaces, '_', other scripts' digits) and must not leak through.
+        # Redis accepts exactly the canonical form (optional '-', no leading zeros,
+        # no '+', no spaces); Python's int() accepts far more and must not leak through.
         k = key("n")
         backend.set(k, stored)
-        with pytest.raises(StoreValueError):
+        rule = f"incr() on {stored!r} raises StoreValueError: {why}"
+        with _raises(StoreValueError, rule, prefix=key.prefix):
             backend.incr(k)
-        with pytest.raises(ValueError):  # StoreValueError is a ValueError
+        with _raises(ValueError, rule + " (StoreValueError is a ValueError)", prefix=key.prefix):
             backend.decr(k, 2)
-        assert raw.get(k) == stored
+        expect_equal(
+            raw.get(k),
+            stored,
+            "a failed incr/decr leaves the value as it was",
+            key=k,
+            prefix=key.prefix,
+        )
 
     @pytest.mark.parametrize(
         ("start", "op", "amount"),
@@ -219,9 +258,16 @@ class StringCommands:
     ) -> None:
         k = key("n")
         backend.set(k, start)
-        with pytest.raises(StoreValueError):
+        rule = f"{op}({start}, {amount}) leaves the signed 64-bit range: StoreValueError"
+        with _raises(StoreValueError, rule, prefix=key.prefix):
             getattr(backend, op)(k, amount)
-        assert raw.get(k) == str(start).encode()
+        expect_equal(
+            raw.get(k),
+            str(start).encode(),
+            rule + ", and the value stays as it was",
+            key=k,
+            prefix=key.prefix,
+        )
 
     def test_incr_reaches_int64_bounds_exactly(
         self, backend: StorageBackend, key: KeyMaker
@@ -323,10 +369,13 @@ class HashCommands:
         k = key("h")
         backend.hset(k, mapping={b"a": b"1", b"b": b"2"})
         assert backend.hdel(k, b"a", b"b") == 2
-        assert backend.exists(k) == 0
-        assert backend.type(k) == b"none"
-        assert backend.hgetall(k) == {}
-        assert raw.type(k) == b"none"
+        rule = "removing the last field of a hash deletes the key (empty containers do not exist)"
+        expect_equal(backend.exists(k), 0, rule + ": exists() is 0", key=k, prefix=key.prefix)
+        expect_equal(
+            backend.type(k), b"none", rule + ": type() is b'none'", key=k, prefix=key.prefix
+        )
+        expect_equal(backend.hgetall(k), {}, rule, key=k, prefix=key.prefix)
+        expect_equal(raw.type(k), b"none", rule + " in the medium too", key=k, prefix=key.prefix)
 
     def test_hdel_missing_key_is_zero(self, backend: StorageBackend, key: KeyMaker) -> None:
         k = key("h")
@@ -378,19 +427,25 @@ class HashCommands:
         assert backend.hlen(k) == 1
         assert raw.hgetall(k) == {b"n": b"0"}
 
-    @pytest.mark.parametrize(
-        "stored",
-        [b"x", b"1.5", b"", b" 2", b"1_0"],
-        ids=["letters", "float", "empty", "space", "underscore"],
-    )
+    @pytest.mark.parametrize(("stored", "why"), NOT_COUNTERS, ids=NOT_COUNTER_IDS)
     def test_hincrby_on_non_integer_raises_and_changes_nothing(
-        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker, stored: bytes
+        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker, stored: bytes, why: str
     ) -> None:
         k = key("h")
         backend.hset(k, mapping={b"n": stored, b"other": b"1"})
-        with pytest.raises(StoreValueError):
+        with _raises(
+            StoreValueError,
+            f"hincrby() on a field holding {stored!r} raises StoreValueError: {why}",
+            prefix=key.prefix,
+        ):
             backend.hincrby(k, b"n", 1)
-        assert raw.hgetall(k) == {b"n": stored, b"other": b"1"}
+        expect_equal(
+            raw.hgetall(k),
+            {b"n": stored, b"other": b"1"},
+            "a failed hincrby leaves the hash as it was",
+            key=k,
+            prefix=key.prefix,
+        )
 
     def test_hincrby_overflow_raises_and_changes_nothing(
         self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
@@ -508,10 +563,13 @@ class ListCommands:
         k = key("l")
         backend.rpush(k, b"only")
         assert getattr(backend, side)(k) == b"only"
-        assert backend.exists(k) == 0
-        assert backend.type(k) == b"none"
-        assert backend.llen(k) == 0
-        assert raw.exists(k) == 0
+        rule = f"{side}() of the last item deletes the key (empty containers do not exist)"
+        expect_equal(backend.exists(k), 0, rule + ": exists() is 0", key=k, prefix=key.prefix)
+        expect_equal(
+            backend.type(k), b"none", rule + ": type() is b'none'", key=k, prefix=key.prefix
+        )
+        expect_equal(backend.llen(k), 0, rule, key=k, prefix=key.prefix)
+        expect_equal(raw.exists(k), 0, rule + " in the medium too", key=k, prefix=key.prefix)
 
     @pytest.mark.parametrize(
         ("start", "end", "expected"),
@@ -536,7 +594,14 @@ class ListCommands:
     ) -> None:
         k = key("l")
         _fill(backend, k)
-        assert backend.lrange(k, start, end) == expected
+        expect_equal(
+            backend.lrange(k, start, end),
+            expected,
+            f"lrange(k, {start}, {end}) on [a b c d e]: both ends inclusive, negative indices "
+            "count from the end, out-of-range bounds clipped, an inverted range is []",
+            key=k,
+            prefix=key.prefix,
+        )
 
     def test_lrange_missing_key_is_empty(self, backend: StorageBackend, key: KeyMaker) -> None:
         assert backend.lrange(key("l"), 0, -1) == []
@@ -560,7 +625,13 @@ class ListCommands:
     ) -> None:
         k = key("l")
         _fill(backend, k)
-        assert backend.lindex(k, index) == expected
+        expect_equal(
+            backend.lindex(k, index),
+            expected,
+            f"lindex(k, {index}) on [a b c d e]: negative from the end, None when out of range",
+            key=k,
+            prefix=key.prefix,
+        )
 
     def test_lindex_missing_key_is_none(self, backend: StorageBackend, key: KeyMaker) -> None:
         assert backend.lindex(key("l"), 0) is None
@@ -581,11 +652,14 @@ class ListCommands:
     ) -> None:
         k = key("l")
         _fill(backend, k)
-        with pytest.raises(StoreIndexError):
+        rule = f"lset(k, {index}, ...) on a 5-item list raises StoreIndexError"
+        with _raises(StoreIndexError, rule, prefix=key.prefix):
             backend.lset(k, index, b"x")
-        with pytest.raises(IndexError):  # StoreIndexError is an IndexError
+        with _raises(IndexError, rule + " (an IndexError)", prefix=key.prefix):
             backend.lset(k, index, b"x")
-        assert raw.lrange(k, 0, -1) == FIVE
+        expect_equal(
+            raw.lrange(k, 0, -1), FIVE, rule + " and changes nothing", key=k, prefix=key.prefix
+        )
 
     def test_lset_missing_key_raises_and_creates_nothing(
         self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
@@ -847,10 +921,16 @@ class WrongTypeErrors:
         k = key(kind)
         _MAKERS[kind](backend, k)
         before = _snapshot(raw, k)
-        with pytest.raises(WrongTypeError) as caught:
+        rule = f"a command for another type on a {kind} key raises WrongTypeError"
+        with _raises(WrongTypeError, rule, prefix=key.prefix):
             op(backend, k)
-        assert isinstance(caught.value, TypeError)
-        assert _snapshot(raw, k) == before
+        expect_equal(
+            _snapshot(raw, k),
+            before,
+            f"{rule} and changes nothing: (type, content) stay as they were",
+            key=k,
+            prefix=key.prefix,
+        )
 
     @pytest.mark.parametrize("kind", sorted(_MAKERS))
     def test_type_neutral_commands_work_on_every_kind(
@@ -925,7 +1005,12 @@ class ValueEncoding:
             backend.type(s),
             *_scan(backend, key.prefix),
         ]
-        assert [type(v).__name__ for v in values if type(v) is not bytes] == []
+        expect_equal(
+            [type(v).__name__ for v in values if type(v) is not bytes],
+            [],
+            "every value, field, item, type name and scanned key comes back as exactly bytes "
+            "(not str, bytearray or memoryview)",
+        )
 
 
 # --------------------------------------------------------------------------- scans
@@ -963,7 +1048,13 @@ class ScanCommands:
         for name in inside + outside:
             backend.set(key(name), b"1")
         found = _scan(backend, key.prefix + ns)
-        assert sorted(found) == sorted((key.prefix + n).encode() for n in inside)
+        expect_equal(
+            sorted(found),
+            sorted((key.prefix + n).encode() for n in inside),
+            "scan_iter(match=<escaped literal prefix>*) finds exactly the keys starting with that "
+            "prefix: \\*, \\?, \\[, \\] and \\\\ in the pattern are literal characters",
+            prefix=key.prefix,
+        )
 
     def test_sql_wildcards_in_a_prefix_are_literal(
         self, backend: StorageBackend, key: KeyMaker
@@ -1160,10 +1251,26 @@ class PipelineCommands:
         pipe = backend.pipeline()
         _watched_transaction(pipe, watched, target)
         second_backend.set(watched, b"changed elsewhere")
-        with pytest.raises(WatchError):
+        with _raises(
+            WatchError,
+            "a write by another connection to a watched key is a conflict",
+            prefix=key.prefix,
+        ):
             pipe.execute()
-        assert raw.get(watched) == b"changed elsewhere"
-        assert raw.exists(target) == 0
+        expect_equal(
+            raw.get(watched),
+            b"changed elsewhere",
+            "the other connection's write stays",
+            key=watched,
+            prefix=key.prefix,
+        )
+        expect_equal(
+            raw.exists(target),
+            0,
+            "a transaction that raised WatchError applies nothing",
+            key=target,
+            prefix=key.prefix,
+        )
 
     def test_watch_conflict_from_a_plain_write_on_the_same_backend(
         self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
@@ -1212,9 +1319,19 @@ class PipelineCommands:
         pipe = backend.pipeline()
         _watched_transaction(pipe, watched, target)
         write(backend, watched)
-        with pytest.raises(WatchError):
+        with _raises(
+            WatchError,
+            f"any write to a watched {kind} key between watch() and execute() is a conflict",
+            prefix=key.prefix,
+        ):
             pipe.execute()
-        assert raw.exists(target) == 0
+        expect_equal(
+            raw.exists(target),
+            0,
+            "a transaction that raised WatchError applies nothing",
+            key=target,
+            prefix=key.prefix,
+        )
 
     def test_write_through_a_plain_pipeline_is_a_conflict(
         self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
@@ -1452,7 +1569,13 @@ class PipelineCommands:
         pipe.delete(h)
         with pytest.raises((WrongTypeError, StoreValueError, StoreIndexError)):
             pipe.execute()
-        assert [_snapshot(raw, name) for name in (s, h, lst, created)] == before
+        expect_equal(
+            [_snapshot(raw, name) for name in (s, h, lst, created)],
+            before,
+            "with atomic_batches, a transactional execute() whose command fails applies none of "
+            "its commands (the ones before the failure are rolled back)",
+            prefix=key.prefix,
+        )
 
 
 # --------------------------------------------------------------------------- persistence
@@ -1697,6 +1820,748 @@ class ThreadSafety:
         assert raw.get(a) == raw.get(b) == b"100"
 
 
+# --------------------------------------------------------------------------- failures
+
+_INT64_MAX_TEXT = str(INT64_MAX).encode()
+
+
+def _error_cases() -> list[Any]:
+    """Every documented error: (setup, failing call, error class, what the Protocol says)."""
+    cases: list[tuple[str, Callable[[Any, str], object], Callable[[Any, str], object], type, str]]
+    cases = [
+        (
+            "incr-overflow",
+            lambda b, k: b.set(k, INT64_MAX),
+            lambda b, k: b.incr(k),
+            StoreValueError,
+            "incr() past the signed 64-bit range raises StoreValueError",
+        ),
+        (
+            "decr-underflow",
+            lambda b, k: b.set(k, INT64_MIN),
+            lambda b, k: b.decr(k),
+            StoreValueError,
+            "decr() past the signed 64-bit range raises StoreValueError",
+        ),
+        (
+            "incr-plus-sign",
+            lambda b, k: b.set(k, b"+1"),
+            lambda b, k: b.incr(k),
+            StoreValueError,
+            "incr() on '+1' raises StoreValueError (not canonical decimal)",
+        ),
+        (
+            "incr-leading-zeros",
+            lambda b, k: b.set(k, b"007"),
+            lambda b, k: b.incr(k, 5),
+            StoreValueError,
+            "incr() on '007' raises StoreValueError (not canonical decimal)",
+        ),
+        (
+            "hincrby-overflow",
+            lambda b, k: b.hset(k, b"f", _INT64_MAX_TEXT),
+            lambda b, k: b.hincrby(k, b"f", 1),
+            StoreValueError,
+            "hincrby() past the signed 64-bit range raises StoreValueError",
+        ),
+        (
+            "hincrby-not-integer",
+            lambda b, k: b.hset(k, b"f", b"1.5"),
+            lambda b, k: b.hincrby(k, b"f", 1),
+            StoreValueError,
+            "hincrby() on a non-integer field raises StoreValueError",
+        ),
+        (
+            "lset-out-of-range",
+            lambda b, k: b.rpush(k, b"a", b"b"),
+            lambda b, k: b.lset(k, 2, b"x"),
+            StoreIndexError,
+            "lset() beyond the end raises StoreIndexError",
+        ),
+        (
+            "lset-missing-key",
+            lambda b, k: None,
+            lambda b, k: b.lset(k, 0, b"x"),
+            StoreIndexError,
+            "lset() on a missing key raises StoreIndexError and creates nothing",
+        ),
+        (
+            "hset-on-string",
+            lambda b, k: b.set(k, b"text"),
+            lambda b, k: b.hset(k, b"f", b"v"),
+            WrongTypeError,
+            "hset() on a string key raises WrongTypeError",
+        ),
+        (
+            "rpush-on-hash",
+            lambda b, k: b.hset(k, b"f", b"v"),
+            lambda b, k: b.rpush(k, b"x"),
+            WrongTypeError,
+            "rpush() on a hash key raises WrongTypeError",
+        ),
+        (
+            "incr-on-list",
+            lambda b, k: b.rpush(k, b"1"),
+            lambda b, k: b.incr(k),
+            WrongTypeError,
+            "incr() on a list key raises WrongTypeError",
+        ),
+        (
+            "lpop-on-string",
+            lambda b, k: b.set(k, b"text"),
+            lambda b, k: b.lpop(k),
+            WrongTypeError,
+            "lpop() on a string key raises WrongTypeError",
+        ),
+    ]
+    return [pytest.param(*rest, id=name) for name, *rest in cases]
+
+
+_ERROR_CASES = _error_cases()
+
+
+class ErrorsChangeNothing:
+    """A command that fails changes nothing, however it was sent.
+
+    Direct calls, non-transactional pipelines (with ``raise_on_error`` true and
+    false), transactional batches and unit scopes: in each, the key the failing
+    command names must be exactly as it was. (Whether the *other* commands of a
+    batch apply is :attr:`Capabilities.atomic_batches`; see ``PipelineCommands``.)
+    """
+
+    def _check_unchanged(
+        self, raw: RawAccess, k: str, before: object, rule: str, how: str, prefix: str
+    ) -> None:
+        expect_equal(
+            _snapshot(raw, k),
+            before,
+            f"a failing command changes nothing ({how}): {rule}; the key's (type, content) "
+            "must be what it was before the call",
+            key=k,
+            prefix=prefix,
+        )
+
+    @pytest.mark.parametrize(("setup", "fail", "error", "rule"), _ERROR_CASES)
+    def test_direct_call(
+        self,
+        backend: StorageBackend,
+        raw: RawAccess,
+        key: KeyMaker,
+        setup: Any,
+        fail: Any,
+        error: type[Exception],
+        rule: str,
+    ) -> None:
+        k = key("k")
+        setup(backend, k)
+        before = _snapshot(raw, k)
+        with _raises(error, rule, prefix=key.prefix):
+            fail(backend, k)
+        self._check_unchanged(raw, k, before, rule, "direct call", key.prefix)
+
+    @pytest.mark.parametrize("raise_on_error", [True, False], ids=["raise", "no-raise"])
+    @pytest.mark.parametrize(("setup", "fail", "error", "rule"), _ERROR_CASES)
+    def test_plain_pipeline(
+        self,
+        backend: StorageBackend,
+        raw: RawAccess,
+        key: KeyMaker,
+        setup: Any,
+        fail: Any,
+        error: type[Exception],
+        rule: str,
+        raise_on_error: bool,
+    ) -> None:
+        k, other = key("k"), key("other")
+        setup(backend, k)
+        before = _snapshot(raw, k)
+        pipe = backend.pipeline(transaction=False)
+        pipe.set(other, b"1")
+        fail(pipe, k)
+        how = f"pipeline(transaction=False).execute(raise_on_error={raise_on_error})"
+        if raise_on_error:
+            with _raises(
+                error, f"{how} raises the failed command's error: {rule}", prefix=key.prefix
+            ):
+                pipe.execute()
+        else:
+            try:
+                results = pipe.execute(raise_on_error=False)
+            except error:
+                pass  # a backend whose batches are all-or-nothing may raise anyway
+            else:
+                expect(
+                    len(results) == 2 and isinstance(results[1], error),
+                    f"{how} returns the failed command's error object in its slot: {rule}",
+                    prefix=key.prefix,
+                    details=[("got", results)],
+                )
+        self._check_unchanged(raw, k, before, rule, how, key.prefix)
+
+    @pytest.mark.parametrize(("setup", "fail", "error", "rule"), _ERROR_CASES)
+    def test_transactional_batch(
+        self,
+        backend: StorageBackend,
+        raw: RawAccess,
+        key: KeyMaker,
+        setup: Any,
+        fail: Any,
+        error: type[Exception],
+        rule: str,
+    ) -> None:
+        k, other = key("k"), key("other")
+        setup(backend, k)
+        before = _snapshot(raw, k)
+        pipe = backend.pipeline()
+        pipe.watch(other)
+        pipe.multi()
+        pipe.set(other, b"1")
+        fail(pipe, k)
+        with _raises(
+            error,
+            f"a transactional execute() raises the failed command's error: {rule}",
+            prefix=key.prefix,
+        ):
+            pipe.execute()
+        self._check_unchanged(raw, k, before, rule, "transactional batch", key.prefix)
+
+    @pytest.mark.etcher_requires("locking_units")
+    @pytest.mark.parametrize(("setup", "fail", "error", "rule"), _ERROR_CASES)
+    def test_inside_a_unit_scope(
+        self,
+        backend: StorageBackend,
+        raw: RawAccess,
+        key: KeyMaker,
+        setup: Any,
+        fail: Any,
+        error: type[Exception],
+        rule: str,
+    ) -> None:
+        k, other = key("k"), key("other")
+        setup(backend, k)
+        before = _snapshot(raw, k)
+        with backend.unit_scope(True) as held:  # type: ignore[attr-defined]
+            expect(held, "unit_scope(True) is held when no other scope is open on the thread")
+            backend.set(other, b"1")
+            with _raises(
+                error, f"inside a unit scope, a direct call still raises: {rule}", prefix=key.prefix
+            ):
+                fail(backend, k)
+        self._check_unchanged(raw, k, before, rule, "inside a unit scope", key.prefix)
+        expect_equal(
+            raw.get(other),
+            b"1",
+            "a command that failed inside a unit scope does not undo the scope's other writes "
+            "(the scope still commits when it is left without an exception)",
+            key=other,
+            prefix=key.prefix,
+        )
+
+
+# --------------------------------------------------------------------------- watch rules
+
+INTERLEAVE_HOOK = "etcher_after_watch_check"
+"""Optional pipeline attribute a backend may offer so the kit can test its commit path.
+
+When the kit sets it to a zero-argument callable, ``execute()`` calls it once, *after* it
+has checked the watched keys and *before* it applies anything, still inside whatever makes
+the check and the apply one atomic step (a lock, a write transaction). Absent: the test
+that uses it is skipped, saying so.
+"""
+
+_WAIT_FOR_OTHER_WRITER = 1.0
+"""How long the interfering write is given to finish (seconds) before the batch goes on.
+
+Not a timing assertion: a correct backend gives the right result whether the write
+finished (it must then be a conflict) or was still blocked (it then applies after).
+"""
+
+
+class _OtherWriter:
+    """Makes another client increment ``name``, once, from a thread, and waits for it a while."""
+
+    def __init__(self, other: StorageBackend, name: str) -> None:
+        self.other, self.name = other, name
+        self.fired = False
+        self.thread: threading.Thread | None = None
+        self.done = threading.Event()
+        self.errors: list[BaseException] = []
+
+    def _write(self) -> None:
+        try:
+            self.other.incr(self.name)
+        except BaseException as exc:
+            self.errors.append(exc)
+        finally:
+            self.done.set()
+
+    def __call__(self) -> None:
+        if self.fired:
+            return
+        self.fired = True
+        self.thread = threading.Thread(target=self._write, daemon=True)
+        self.thread.start()
+        # Either the write lands now (then execute() must report a conflict) or the
+        # backend holds it off until the batch is committed (then it applies after).
+        self.done.wait(_WAIT_FOR_OTHER_WRITER)
+
+    def finish(self) -> None:
+        if self.thread is not None:
+            self.thread.join(60)
+            expect(not self.thread.is_alive(), "a write blocked by a commit proceeds after it")
+        if self.errors:
+            raise AssertionError(f"the other client's incr() failed: {self.errors[0]!r}")
+
+
+class _Tripwire(str):
+    """Text whose ``encode()`` first calls ``hook``: a backend encoding it runs the hook."""
+
+    hook: Callable[[], None] = staticmethod(lambda: None)
+
+    def encode(self, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+        type(self).hook()
+        return str(self).encode(encoding, errors)
+
+
+class WatchRules:
+    """Watch/commit rules that simple tests miss: recreated keys and the check-then-apply race."""
+
+    @pytest.mark.parametrize("kind", sorted(_MAKERS))
+    def test_key_deleted_and_recreated_is_a_conflict(
+        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker, kind: str
+    ) -> None:
+        # A version counter stored *in* the key's record restarts when the key is
+        # recreated, so "same version as when watched" would wrongly mean "unchanged".
+        watched, target = key("watched"), key("target")
+        _MAKERS[kind](backend, watched)  # one write: the lowest version a key can have
+        pipe = backend.pipeline()
+        pipe.watch(watched)
+        pipe.multi()
+        pipe.set(target, b"written by the transaction")
+        backend.delete(watched)
+        _MAKERS[kind](backend, watched)  # recreated, with the very same content
+        with _raises(
+            WatchError,
+            "a watched key that was deleted and created again is a conflict, even with the "
+            "same content (versions must never restart when a key is recreated)",
+            prefix=key.prefix,
+        ):
+            pipe.execute()
+        expect_equal(
+            raw.exists(target),
+            0,
+            "a transaction that raised WatchError applies nothing",
+            key=target,
+            prefix=key.prefix,
+        )
+
+    def test_key_recreated_by_another_client_is_a_conflict(
+        self,
+        backend: StorageBackend,
+        second_backend: StorageBackend,
+        raw: RawAccess,
+        key: KeyMaker,
+    ) -> None:
+        watched, target = key("watched"), key("target")
+        backend.set(watched, b"1")
+        pipe = backend.pipeline()
+        pipe.watch(watched)
+        assert_value = pipe.get(watched)
+        expect_equal(
+            assert_value,
+            b"1",
+            "reads after watch() run at once and return values",
+            key=watched,
+            prefix=key.prefix,
+        )
+        pipe.multi()
+        pipe.set(target, b"x")
+        second_backend.delete(watched)
+        second_backend.set(watched, b"1")
+        with _raises(
+            WatchError,
+            "a watched key deleted and recreated by another client is a conflict",
+            prefix=key.prefix,
+        ):
+            pipe.execute()
+        expect_equal(
+            raw.exists(target),
+            0,
+            "a transaction that raised WatchError applies nothing",
+            key=target,
+            prefix=key.prefix,
+        )
+
+    def test_missing_key_created_by_another_client_then_deleted_and_recreated(
+        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
+    ) -> None:
+        watched, target = key("watched"), key("target")
+        pipe = backend.pipeline()
+        pipe.watch(watched)
+        pipe.multi()
+        pipe.set(target, b"x")
+        backend.set(watched, b"1")
+        backend.delete(watched)
+        backend.set(watched, b"1")
+        with _raises(
+            WatchError,
+            "a watched key that was missing and now exists is a conflict",
+            prefix=key.prefix,
+        ):
+            pipe.execute()
+        expect_equal(
+            raw.exists(target),
+            0,
+            "a transaction that raised WatchError applies nothing",
+            key=target,
+            prefix=key.prefix,
+        )
+
+    def _race(
+        self,
+        backend: StorageBackend,
+        raw: RawAccess,
+        key: KeyMaker,
+        arm: Callable[[Any, _OtherWriter], Any],
+    ) -> None:
+        """Read-modify-write of a counter while another client increments it mid-commit."""
+        counter, target = key("counter"), key("target")
+        backend.set(counter, b"5")
+        pipe = backend.pipeline()
+        pipe.watch(counter)
+        seen = int(pipe.get(counter))
+        pipe.multi()
+        value = arm(pipe, self.writer)
+        pipe.set(counter, value if value is not None else str(seen + 1))
+        pipe.set(target, b"committed")
+        try:
+            pipe.execute()
+            committed = True
+        except WatchError:
+            committed = False
+        self.writer.finish()
+        expect(self.writer.fired, "(kit) the interfering write was never triggered")
+        final = raw.get(counter)
+        if committed:
+            expect_equal(
+                final,
+                b"7",
+                "watched keys are checked and the batch applied as ONE atomic step: another "
+                "client's write that lands after the check must either make execute() raise "
+                "WatchError or wait until the batch is committed. Here execute() committed "
+                "and the other client's increment was lost (5 -> its 6 -> overwritten by our 6)",
+                key=counter,
+                prefix=key.prefix,
+            )
+        else:
+            expect_equal(
+                final,
+                b"6",
+                "after WatchError only the other client's write is there",
+                key=counter,
+                prefix=key.prefix,
+            )
+            expect_equal(
+                raw.exists(target),
+                0,
+                "a transaction that raised WatchError applies nothing",
+                key=target,
+                prefix=key.prefix,
+            )
+
+    def test_write_landing_while_a_batch_commits_is_never_lost(
+        self,
+        backend: StorageBackend,
+        second_backend: StorageBackend,
+        raw: RawAccess,
+        key: KeyMaker,
+    ) -> None:
+        # No backend cooperation: the queued value is text whose encode() makes another
+        # client write the watched key. A backend that encodes while committing gets that
+        # write in the middle of its commit; one that encodes earlier gets it before.
+        self.writer = _OtherWriter(second_backend, key("counter"))
+
+        def arm(pipe: Any, writer: _OtherWriter) -> str:
+            hook = {"hook": staticmethod(writer)}
+            tripwire: type[_Tripwire] = type("Tripwire", (_Tripwire,), hook)
+            return tripwire("6")
+
+        self._race(backend, raw, key, arm)
+
+    def test_write_between_watch_check_and_apply_is_never_lost(
+        self,
+        backend: StorageBackend,
+        second_backend: StorageBackend,
+        raw: RawAccess,
+        key: KeyMaker,
+    ) -> None:
+        probe = backend.pipeline()
+        if not hasattr(probe, INTERLEAVE_HOOK):
+            pytest.skip(
+                f"{type(probe).__name__} has no `{INTERLEAVE_HOOK}` attribute: the kit cannot "
+                "interleave a write between its watch check and its apply (optional; see "
+                "docs/conformance-kit.md)"
+            )
+        self.writer = _OtherWriter(second_backend, key("counter"))
+
+        def arm(pipe: Any, writer: _OtherWriter) -> None:
+            setattr(pipe, INTERLEAVE_HOOK, writer)
+
+        self._race(backend, raw, key, arm)
+
+    def test_raise_on_error_false_returns_the_error_in_its_slot(
+        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
+    ) -> None:
+        s, a, b = key("s"), key("a"), key("b")
+        backend.set(s, b"text")
+        pipe = backend.pipeline(transaction=False)
+        pipe.set(a, b"1")
+        pipe.hset(s, b"f", b"v")
+        pipe.set(b, b"2")
+        try:
+            results = pipe.execute(raise_on_error=False)
+        except WrongTypeError:
+            # All-or-nothing batches may raise regardless; then nothing may be applied.
+            expect_equal(
+                raw.exists(a, b), 0, "a batch that raised applied nothing", prefix=key.prefix
+            )
+        else:
+            expect(
+                len(results) == 3
+                and results[0] is True
+                and isinstance(results[1], WrongTypeError)
+                and results[2] is True,
+                "execute(raise_on_error=False) returns one result per command, the failed "
+                "command's slot holding its error object (WrongTypeError here), as redis-py does",
+                prefix=key.prefix,
+                details=[("got", results)],
+            )
+            expect_equal(
+                (raw.get(a), raw.get(b)),
+                (b"1", b"2"),
+                "the commands around the failed one ran",
+                prefix=key.prefix,
+            )
+        expect_equal(
+            raw.get(s), b"text", "the failed command changed nothing", key=s, prefix=key.prefix
+        )
+        pipe.set(a, b"again")
+        expect_equal(
+            pipe.execute(), [True], "the pipeline is usable after execute()", prefix=key.prefix
+        )
+
+    def test_watch_after_multi_is_refused(
+        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
+    ) -> None:
+        a, target = key("a"), key("target")
+        pipe = backend.pipeline()
+        pipe.multi()
+        pipe.set(target, b"1")
+        with _raises(
+            EtcherError,
+            "watch() after multi() raises an etcher error (redis-py: "
+            "'Cannot issue a WATCH after a MULTI')",
+            prefix=key.prefix,
+        ):
+            pipe.watch(a)
+        pipe.reset()
+        expect_equal(
+            raw.exists(target), 0, "a reset pipeline applies nothing", key=target, prefix=key.prefix
+        )
+
+    def test_multi_twice_is_refused(self, backend: StorageBackend, key: KeyMaker) -> None:
+        pipe = backend.pipeline()
+        pipe.multi()
+        with _raises(
+            EtcherError,
+            "a second multi() raises an etcher error (redis-py: "
+            "'Cannot issue nested calls to MULTI')",
+            prefix=key.prefix,
+        ):
+            pipe.multi()
+        pipe.reset()
+
+    def test_multi_after_queued_commands_is_refused(
+        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
+    ) -> None:
+        target = key("target")
+        pipe = backend.pipeline()
+        pipe.set(target, b"1")
+        with _raises(
+            EtcherError,
+            "multi() after commands were queued raises an etcher error "
+            "(redis-py: 'Commands without an initial WATCH have already been issued')",
+            prefix=key.prefix,
+        ):
+            pipe.multi()
+        pipe.reset()
+        expect_equal(
+            raw.exists(target), 0, "a reset pipeline applies nothing", key=target, prefix=key.prefix
+        )
+
+
+# --------------------------------------------------------------------------- key text and length
+
+LONG = 4096 + 17
+"""Longer than any page-size or fixed-width key limit (LMDB's default is 511 bytes)."""
+
+_BINARY_LOOKING = [
+    "\x00",
+    "a\x00b",
+    "\r\n",
+    "\t",
+    "\x7f",
+    "\xff",
+    "\u2028",
+    "\ufeff",
+    "\U0001f600",
+    "\\x00",
+    "b'\\xff'",
+    "%00",
+    "\\",
+    "\\\\",
+]
+
+
+class KeyText:
+    """Long keys and fields, and key text that looks binary or escaped."""
+
+    def test_long_keys_of_every_type(
+        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
+    ) -> None:
+        s, h, lst = key("s" * LONG), key("h" * LONG), key("l" * LONG)
+        rule = f"keys of any length work ({LONG} bytes here; the kit never promises a limit)"
+        backend.set(s, b"1")
+        backend.hset(h, b"f", b"v")
+        backend.rpush(lst, b"x")
+        expect_equal(raw.get(s), b"1", rule, key=s, prefix=key.prefix)
+        expect_equal(raw.hgetall(h), {b"f": b"v"}, rule, key=h, prefix=key.prefix)
+        expect_equal(raw.lrange(lst, 0, -1), [b"x"], rule, key=lst, prefix=key.prefix)
+        expect_equal(backend.type(h), b"hash", rule, key=h, prefix=key.prefix)
+        expect_equal(
+            sorted(_scan(backend, key.prefix)),
+            sorted(n.encode() for n in (s, h, lst)),
+            "scan_iter reports long keys whole",
+            prefix=key.prefix,
+        )
+        pipe = backend.pipeline()
+        pipe.watch(s)
+        pipe.multi()
+        pipe.incr(s)
+        expect_equal(
+            pipe.execute(),
+            [2],
+            "long keys can be watched and written in a batch",
+            prefix=key.prefix,
+        )
+        expect_equal(backend.delete(s, h, lst), 3, rule, prefix=key.prefix)
+
+    def test_long_fields_and_values(
+        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
+    ) -> None:
+        h = key("h")
+        field = b"f" * LONG
+        rule = f"hash fields of any length work ({LONG} bytes here)"
+        expect_equal(backend.hset(h, field, b"v" * LONG), 1, rule, prefix=key.prefix)
+        expect_equal(backend.hget(h, field), b"v" * LONG, rule, prefix=key.prefix)
+        expect_equal(raw.hgetall(h), {field: b"v" * LONG}, rule, prefix=key.prefix)
+        expect_equal(backend.hincrby(h, field + b"n", 3), 3, rule, prefix=key.prefix)
+        expect_equal(backend.hdel(h, field, field + b"n"), 2, rule, prefix=key.prefix)
+        expect_equal(raw.exists(h), 0, "removing the last field deletes the key", prefix=key.prefix)
+
+    @pytest.mark.parametrize("text", _BINARY_LOOKING, ids=[repr(t) for t in _BINARY_LOOKING])
+    def test_binary_looking_key_text(
+        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker, text: str
+    ) -> None:
+        k, h = key(text), key("h")
+        rule = "any text is a key, control characters and escape look-alikes included"
+        backend.set(k, b"v")
+        expect_equal(raw.get(k), b"v", rule, key=k, prefix=key.prefix)
+        expect_equal(
+            backend.get(k.encode()),
+            b"v",
+            rule + " (bytes keys name the same key)",
+            key=k,
+            prefix=key.prefix,
+        )
+        backend.hset(h, text, b"1")
+        expect_equal(
+            backend.hgetall(h),
+            {text.encode(): b"1"},
+            "hash fields are any text too",
+            key=h,
+            prefix=key.prefix,
+        )
+        found = sorted(_scan(backend, key.prefix))
+        expect_equal(
+            found,
+            sorted([k.encode(), h.encode()]),
+            "scan_iter returns each key's exact UTF-8 bytes",
+            prefix=key.prefix,
+        )
+
+
+# --------------------------------------------------------------------------- opening by path
+
+
+def _open_file_store(from_path: Callable[..., StorageBackend], path: Path) -> StorageBackend:
+    """``from_path(path)``; a ``ValueError`` means the backend opens no files: skip."""
+    try:
+        return from_path(path)
+    except ValueError as exc:
+        pytest.skip(f"from_path() refuses a plain file path, so it opens no files: {exc}")
+
+
+class PathOpening:
+    """``from_path`` of file-based backends: ``str`` and ``pathlib.Path``, and a missing folder.
+
+    Uses the ``from_path`` classmethod of the backend under test's class; backends
+    without one (servers, in-memory stores) skip these tests with that reason.
+    """
+
+    @pytest.fixture
+    def from_path(self, backend: StorageBackend) -> Callable[..., StorageBackend]:
+        opener = getattr(type(backend), "from_path", None)
+        if not callable(opener):
+            pytest.skip(f"{type(backend).__name__} has no from_path (it does not open files)")
+        return opener  # type: ignore[no-any-return]
+
+    def test_from_path_takes_str_and_path_alike(
+        self, from_path: Callable[..., StorageBackend], tmp_path: Path
+    ) -> None:
+        target = tmp_path / "kit-store"
+        first = _open_file_store(from_path, target)
+        try:
+            first.set("k", b"v")
+            second = from_path(str(target))
+            try:
+                expect_equal(
+                    second.get("k"),
+                    b"v",
+                    "from_path() accepts a pathlib.Path and a str naming the same file "
+                    "(the registry passes str, authors and the kit pass Path)",
+                )
+            finally:
+                second.close()
+        finally:
+            first.close()
+
+    def test_missing_folder_is_a_clear_error(
+        self, from_path: Callable[..., StorageBackend], tmp_path: Path
+    ) -> None:
+        _open_file_store(from_path, tmp_path / "kit-store").close()
+        folder = tmp_path / "no-such-folder"
+        with _raises(
+            (EtcherError, OSError),
+            "from_path() in a folder that does not exist raises an error naming it "
+            "(BackendUnavailable in the built-in backends)",
+            prefix="",
+        ):
+            opened = from_path(str(folder / "store"))
+            opened.close()
+        expect(not folder.exists(), "opening never creates a missing folder behind the user's back")
+
+
 # --------------------------------------------------------------------------- everything
 
 
@@ -1712,6 +2577,10 @@ class StorageConformance(
     Persistence,
     ThreadSafety,
     UnitScopes,
+    ErrorsChangeNothing,
+    WatchRules,
+    KeyText,
+    PathOpening,
 ):
     """The whole storage-Protocol suite. Combine it with a fixture provider::
 
@@ -1721,9 +2590,13 @@ class StorageConformance(
 
 
 __all__ = [
+    "INTERLEAVE_HOOK",
+    "ErrorsChangeNothing",
     "HashCommands",
     "KeyCommands",
+    "KeyText",
     "ListCommands",
+    "PathOpening",
     "Persistence",
     "PipelineCommands",
     "ScanCommands",
@@ -1732,5 +2605,6 @@ __all__ = [
     "ThreadSafety",
     "UnitScopes",
     "ValueEncoding",
+    "WatchRules",
     "WrongTypeErrors",
 ]

@@ -1,0 +1,89 @@
+"""``wait_replicas=N`` on a plain Redis server: every commit waits until N replicas have it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+import redis
+
+from etcher import DB
+from etcher.testing import RedisServer
+from etcher.testing.redis_cluster import free_ports
+from etcher_redis.backend import RedisBackend
+from etcher_redis.client import ReplicationNotConfirmed
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def master_and_replica(make_redis_server: Callable[..., RedisServer]) -> tuple[str, redis.Redis]:
+    """A master on a unix socket (and a loopback port) with one connected replica."""
+    master_port, replica_port = free_ports(2)
+    master = make_redis_server(extra_args=("--port", str(master_port), "--bind", "127.0.0.1"))
+    replica = make_redis_server(
+        extra_args=(
+            "--port", str(replica_port), "--bind", "127.0.0.1",
+            "--replicaof", "127.0.0.1", str(master_port),
+        )
+    )  # fmt: skip
+    client = redis.Redis.from_url(master.url)
+    deadline = time.monotonic() + 20
+    # Readiness poll (bounded): the replica has finished its first sync.
+    while client.info("replication").get("connected_slaves", 0) < 1 or (
+        redis.Redis.from_url(replica.url).info("replication").get("master_link_status") != "up"
+    ):
+        assert time.monotonic() < deadline, "the replica never connected"
+        time.sleep(0.05)
+    return master.url, client
+
+
+def test_commits_wait_for_the_replica(master_and_replica: tuple[str, redis.Redis]) -> None:
+    url, client = master_and_replica
+    before = client.info("commandstats").get("cmdstat_wait", {}).get("calls", 0)
+    with DB(url + "?wait_replicas=1&wait_timeout=5000", prefix="w") as db:
+        db["doc"] = {"a": [1, 2]}
+        db["doc"]["a"].append(3)
+        assert db["doc"]() == {"a": [1, 2, 3]}
+    after = client.info("commandstats")["cmdstat_wait"]["calls"]
+    assert after - before >= 2  # one WAIT per writing commit, on the committing connection
+
+
+def test_too_few_replicas_is_a_clear_error_and_the_write_stays(
+    master_and_replica: tuple[str, redis.Redis],
+) -> None:
+    url, _client = master_and_replica
+    with DB(url, prefix="w2") as plain:
+        waiting = DB(url, prefix="w2", wait_replicas=2, wait_timeout=20)
+        with waiting as db, pytest.raises(ReplicationNotConfirmed, match="only 1 of 2 replica"):
+            db["doc"] = "applied"
+        assert plain["doc"] == "applied"
+
+
+def test_reads_never_wait(master_and_replica: tuple[str, redis.Redis]) -> None:
+    url, client = master_and_replica
+    with DB(url, prefix="w3") as plain:
+        plain["doc"] = {"x": 1}
+    before = client.info("commandstats").get("cmdstat_wait", {}).get("calls", 0)
+    with DB(url, prefix="w3", wait_replicas=1) as db:
+        assert db["doc"]() == {"x": 1}
+        assert "x" in db["doc"]
+    assert client.info("commandstats").get("cmdstat_wait", {}).get("calls", 0) == before
+
+
+@pytest.mark.parametrize("value", [-1, "two", True, 1.5j])
+def test_bad_wait_options_are_refused(redis_url: str, value: object) -> None:
+    with pytest.raises(ValueError, match="wait_replicas"):
+        RedisBackend.from_url(redis_url, wait_replicas=value)
+
+
+def test_single_writes_wait_too(master_and_replica: tuple[str, redis.Redis]) -> None:
+    url, _client = master_and_replica
+    with DB(url, prefix="w4") as plain:
+        waiting = DB(url, prefix="w4", wait_replicas=2, wait_timeout=20)
+        with waiting as db, pytest.raises(ReplicationNotConfirmed, match="only 1 of 2 replica"):
+            db.incr("hits")
+        assert plain.incr("hits", 0) == 1  # applied once, not re-sent
+    with DB(url, prefix="w4", wait_replicas=1, wait_timeout=5000) as db:
+        assert db.incr("hits") == 2
