@@ -56,6 +56,10 @@ REVIEWED_GETATTR = {
     ("writer.py", "getattr(cls, '_etcher_uid', None)"),  # a constant name, on the class
     ("db.py", "getattr(cls, 'from_client', None)"),
     ("db.py", "getattr(self._backend, 'maintenance', None)"),
+    # constant names: an optional backend attribute, and popitem's per-DB order cache
+    ("db.py", "getattr(opened, 'store_identity', None)"),
+    ("containers.py", "getattr(db, '_unit', None)"),
+    ("containers.py", "getattr(db, '_order_hints', None)"),
 }
 
 
