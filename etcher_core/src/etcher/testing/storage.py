@@ -80,6 +80,19 @@ def _raises(
     raise AssertionError(f"The Protocol requires: {rule}\n  expected {names}\n  got      no error")
 
 
+def _expect_conflict(pipe: Any, raw: RawAccess, target: str, rule: str, *, prefix: str) -> None:
+    """``execute()`` raises ``WatchError`` (``rule`` says why) and applies nothing to ``target``."""
+    with _raises(WatchError, rule, prefix=prefix):
+        pipe.execute()
+    expect_equal(
+        raw.exists(target),
+        0,
+        "a transaction that raised WatchError applies nothing",
+        key=target,
+        prefix=prefix,
+    )
+
+
 def _fill(backend: StorageBackend, name: str) -> None:
     """Make ``name`` the list ``a b c d e``."""
     assert backend.rpush(name, *FIVE) == len(FIVE)
@@ -2178,17 +2191,11 @@ class WatchRules:
         pipe.set(target, b"x")
         second_backend.delete(watched)
         second_backend.set(watched, b"1")
-        with _raises(
-            WatchError,
+        _expect_conflict(
+            pipe,
+            raw,
+            target,
             "a watched key deleted and recreated by another client is a conflict",
-            prefix=key.prefix,
-        ):
-            pipe.execute()
-        expect_equal(
-            raw.exists(target),
-            0,
-            "a transaction that raised WatchError applies nothing",
-            key=target,
             prefix=key.prefix,
         )
 
@@ -2203,17 +2210,11 @@ class WatchRules:
         backend.set(watched, b"1")
         backend.delete(watched)
         backend.set(watched, b"1")
-        with _raises(
-            WatchError,
+        _expect_conflict(
+            pipe,
+            raw,
+            target,
             "a watched key that was missing and now exists is a conflict",
-            prefix=key.prefix,
-        ):
-            pipe.execute()
-        expect_equal(
-            raw.exists(target),
-            0,
-            "a transaction that raised WatchError applies nothing",
-            key=target,
             prefix=key.prefix,
         )
 
