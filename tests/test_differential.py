@@ -132,10 +132,11 @@ def test_a_program_with_every_kind_of_operation(openers: dict[str, Callable[[], 
         "ok", "ok", "ok", "raised", "ok", "ok", "ok", "ok", "ok", "ok",
         "raised", "ok", "ok", "ok", "raised", "ok", "raised",
     ]  # fmt: skip
-    assert steps[3].outcome == ("raised", "TypeError")
-    assert steps[10].outcome == ("raised", "IndexError")
-    assert steps[14].outcome == ("raised", "KeyError")
-    assert steps[-1].outcome == ("raised", "IndexError")
+    # etcher's own classes, each also the built-in a Python user catches
+    assert steps[3].outcome == ("raised", "EtcherTypeError")
+    assert steps[10].outcome == ("raised", "EtcherIndexError")
+    assert steps[14].outcome == ("raised", "EtcherKeyError")
+    assert steps[-1].outcome == ("raised", "EtcherIndexError")
     assert steps[-2].state == canonical({"a": {"x": [4, 3, 2, 1], "y": {"s": 1, "t": True}},
                                          "b": []})  # fmt: skip
     assert all(trace.final_ok for trace in traces.values())

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from etcher import DB
 from etcher.errors import (
     BackendUnavailable,
     ReadOnlyStore,
@@ -469,3 +470,17 @@ def test_memory_store_watch_conflict() -> None:
     assert store.get("k") == b"1"
     with pytest.raises(ValueError):
         SQLiteMemoryBackend("file.db")
+
+
+def test_three_slashes_are_relative_and_four_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    with DB("sqlite:///rel.db") as db:
+        db["x"] = 1
+    with DB(f"sqlite:///{tmp_path}/abs.db") as db:  # tmp_path starts with '/': four slashes
+        db["x"] = 2
+    assert (here / "rel.db").exists()
+    assert (tmp_path / "abs.db").exists()
