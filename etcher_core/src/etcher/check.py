@@ -5,7 +5,9 @@ unreachable nodes (orphans), links to missing nodes (dangling), headers whose
 back-reference counts disagree with the links actually stored, content
 without a header, undecodable values and keys that etcher did not write.
 Nodes pinned by a live ``RD(db)`` handle are listed apart: they are not
-garbage while the handle lives.
+garbage while the handle lives. Pending garbage (unlinked nodes waiting out
+their grace period, listed in ``{P}:g``) is only counted: it is expected,
+and the next sweep deletes it.
 
 :func:`repair` fixes all of it in one atomic unit: orphans are deleted,
 counts rewritten, dangling links replaced by ``None``.
@@ -42,6 +44,8 @@ class CheckReport:
     nodes: int = 0
     reachable: int = 0
     counters: int = 0
+    pending: int = 0
+    """Unlinked nodes still inside their grace period (not a problem: swept later)."""
     pinned: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
     dangling: list[tuple[str, str]] = field(default_factory=list)
@@ -79,7 +83,8 @@ class CheckReport:
     def __str__(self) -> str:
         head = (
             f"namespace {self.prefix!r}: {self.nodes} nodes, {self.reachable} reachable, "
-            f"{len(self.pinned)} pinned, {self.counters} counters"
+            f"{len(self.pinned)} pinned, {self.pending} pending garbage, "
+            f"{self.counters} counters"
         )
         problems = self.problems()
         if not problems:
@@ -112,8 +117,13 @@ def _scan(db: DB, report: CheckReport, g: Graph) -> _Scan:
             content_uids.append(key[len(layout.content_prefix) :])
         elif key.startswith(layout.counter_prefix):
             report.counters += 1
-        elif key != layout.meta:
+        elif key not in (layout.meta, layout.pending):
             report.unknown_keys.append(key)
+    # Pending garbage is unreachable by design and left out of every other check.
+    pending = {f.decode(errors="replace") for f in g.r.hgetall(layout.pending)}
+    report.pending = len(pending)
+    header_uids = [u for u in header_uids if u not in pending]
+    content_uids = [u for u in content_uids if u not in pending]
     report.unknown_keys += [layout.refs(u) for u in header_uids if u[:1] not in ("D", "L")]
     report.unknown_keys += [layout.content(u) for u in content_uids if u[:1] not in ("D", "L")]
     header_uids = [u for u in header_uids if u[:1] in ("D", "L")]

@@ -325,7 +325,7 @@ class RD(Node, MutableMapping[Any, Any]):
                 pairs.append((items[0], items[1]))
         pairs.extend(kwargs.items())
         if not pairs:
-            self._graph().require(self._etcher_uid)
+            self._graph().require(self._etcher_uid, writing=True)
             return
         uid = self._etcher_uid
 
@@ -778,7 +778,7 @@ class RL(Node, MutableSequence[Any]):
         """Append every item of ``values`` in one atomic write."""
         items = values.copy() if isinstance(values, RL) else list(values)
         if not items:
-            self._graph().require(self._etcher_uid)
+            self._graph().require(self._etcher_uid, writing=True)
             return
         uid = self._etcher_uid
 
