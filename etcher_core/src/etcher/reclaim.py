@@ -37,6 +37,7 @@ clocks that agree to well within the grace period.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 import os
@@ -50,7 +51,7 @@ from etcher.layout import Layout
 if TYPE_CHECKING:
     from etcher.graph import Graph
     from etcher.spec import StorageBackend
-    from etcher.unit import RetryPolicy
+    from etcher.unit import RetryPolicy, Unit
 
 DEFAULT_GRACE = 5.0
 """Seconds an unlinked node stays readable through old handles (``DB(..., grace=)``)."""
@@ -100,6 +101,12 @@ def drop_pending(g: Graph, uids: Iterable[str]) -> None:
         fields.append(uid.encode())
     for field in fields:
         g.u.hdel(pending, field)
+
+
+def _drop_in_unit(layout: Layout, uids: list[str], u: Unit) -> None:
+    from etcher.graph import Graph
+
+    drop_pending(Graph(layout, u), uids)
 
 
 class Reclaimer:
@@ -165,15 +172,13 @@ class Reclaimer:
         Works in units of at most :data:`FULL_SWEEP_UNIT` nodes, so a huge
         backlog never becomes one huge transaction.
         """
-        from etcher.graph import Graph
-
         now = clock()
         raw = backend.hgetall(self.layout.pending)
         due = [uid for expiry, uid in pending_entries(raw) if everything or expiry <= now]
         layout = self.layout
         for start in range(0, len(due), FULL_SWEEP_UNIT):
             chunk = due[start : start + FULL_SWEEP_UNIT]
-            retry.run(backend, lambda u, chunk=chunk: drop_pending(Graph(layout, u), chunk))
+            retry.run(backend, functools.partial(_drop_in_unit, layout, chunk))
         with self._guard():
             # What is left is re-read at the next write, whoever made it.
             self._heap.clear()
