@@ -157,7 +157,15 @@ class DB:
         return self._retry.run(self._backend, op)
 
     def _init_namespace(self) -> None:
-        self._retry.run(self._backend, lambda u: Graph(self._layout, u).require(ROOT))
+        layout = self._layout
+
+        def op(u: Unit) -> dict[bytes, bytes]:
+            # The pending garbage rides in the batch that reads the root's header anyway.
+            u.load(hashes=(layout.refs(ROOT), layout.pending))
+            Graph(layout, u).require(ROOT)
+            return u.hgetall(layout.pending)
+
+        self._reclaim.reset(self._retry.run(self._backend, op))
 
     # --- plumbing used by handles ----------------------------------------------------
     def _reader(self) -> DirectReader | Unit:
@@ -172,7 +180,6 @@ class DB:
     def _write(self, fn: Callable[[Graph], T]) -> T:
         """Run ``fn`` in a retried write unit; a bounded sweep of expired garbage rides along."""
         layout, reclaim = self._layout, self._reclaim
-        reclaim.before_write(self._backend)
 
         def attempt(u: Unit) -> T:
             g = Graph(layout, u)

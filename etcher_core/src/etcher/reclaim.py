@@ -25,10 +25,12 @@ Sweeps run
   steady stream of replacements cannot outgrow the sweeping);
 * for every expired entry, by ``db.maintenance()`` and ``db.gc()``.
 
-To keep writes at their usual round trips, each DB remembers (per process) the
-pending entries it made itself, and re-reads ``{P}:g`` (one direct read before
-a write) only when it knows of nothing pending and :data:`RESCAN_SECONDS` have
-passed, which is how garbage left by other processes gets swept too.
+Writes keep their usual round trips: each DB remembers (per process) the
+pending entries it read when it was opened (in the same batch as the root's
+header, which opening reads anyway) and those its own writes made. Garbage left
+by a process that exits before it expires is therefore swept by the next DB
+opened on the namespace, or by ``maintenance()``/``gc()`` of any DB (which read
+``{P}:g`` afresh), never silently kept: ``check()`` counts it.
 
 Expiry times are wall-clock times (``time.time()``) written by the process
 that unlinked the nodes; processes sharing a store across machines need
@@ -61,9 +63,6 @@ SWEEP_BATCH = 64
 
 FULL_SWEEP_UNIT = 1024
 """Nodes deleted per unit by a full sweep (``maintenance()``/``gc()``)."""
-
-RESCAN_SECONDS = 5.0
-"""How often, at most, a writing DB re-reads the pending hash for other processes' garbage."""
 
 clock: Callable[[], float] = time.time
 """The time source for expiry checks (tests replace it to move time forward)."""
@@ -112,14 +111,13 @@ def _drop_in_unit(layout: Layout, uids: list[str], u: Unit) -> None:
 class Reclaimer:
     """One DB's (per-process) view of its namespace's pending garbage, and the sweeps."""
 
-    __slots__ = ("_heap", "_lock", "_pid", "_rescan_at", "layout")
+    __slots__ = ("_heap", "_lock", "_pid", "layout")
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
         self._heap: list[tuple[float, str]] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
-        self._rescan_at = 0.0  # the first write looks for pending garbage left by others
 
     def _guard(self) -> threading.Lock:
         if self._pid != os.getpid():
@@ -133,17 +131,12 @@ class Reclaimer:
             for entry in entries:
                 heapq.heappush(self._heap, entry)
 
-    def before_write(self, backend: StorageBackend) -> None:
-        """Outside any unit: re-read the pending hash if that is due (rarely; see the module)."""
-        if self._heap:
-            return
-        now = clock()
-        if now < self._rescan_at:
-            return
-        self._rescan_at = now + RESCAN_SECONDS
-        raw = backend.hgetall(self.layout.pending)
-        if raw:
-            self._learn(pending_entries(raw))
+    def reset(self, raw: dict[bytes, bytes]) -> None:
+        """Know exactly the pending entries of the stored hash ``raw`` (read at open)."""
+        heap = pending_entries(raw)
+        heapq.heapify(heap)
+        with self._guard():
+            self._heap = heap
 
     def piggyback(self, g: Graph) -> None:
         """At the end of a write unit: note what it retired, and sweep a bounded expired batch."""
@@ -179,8 +172,6 @@ class Reclaimer:
         for start in range(0, len(due), FULL_SWEEP_UNIT):
             chunk = due[start : start + FULL_SWEEP_UNIT]
             retry.run(backend, functools.partial(_drop_in_unit, layout, chunk))
-        with self._guard():
-            # What is left is re-read at the next write, whoever made it.
-            self._heap.clear()
-            self._rescan_at = 0.0
+        swept = set(due)
+        self.reset({f: v for f, v in raw.items() if f.decode(errors="replace") not in swept})
         return len(due)
