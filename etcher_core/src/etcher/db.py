@@ -143,6 +143,7 @@ class DB:
             prefix = "ns-" + os.urandom(6).hex()
         self._layout = Layout(prefix if prefix is not None else self._default_prefix(), grace=grace)
         self._reclaim = Reclaimer(self._layout)
+        self._layout.on_retire = self._reclaim.learn
         self._init_namespace()
 
     # --- opening -------------------------------------------------------------------

@@ -269,6 +269,11 @@ class Graph:
             self.u.hset(refs(uid), DEAD, stamp)
             self.retired[uid] = expiry
         self.u.hset_many(self.layout.pending, {uid.encode(): stamp for uid in level})
+        learn = self.layout.on_retire
+        if learn is not None:
+            # Whatever unit this is (a plain write or a transaction), the sweeper hears of it.
+            entries = [(expiry, uid) for uid in level]
+            self.u.after_commit.append(lambda: learn(entries))
 
     # --- collection ------------------------------------------------------------
     def collect(self, alive: Iterable[str] = ()) -> set[str]:

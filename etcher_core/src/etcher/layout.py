@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Callable
 from itertools import count
 
 ROOT = "Droot"
@@ -87,6 +88,7 @@ class Layout:
         "counter_prefix",
         "grace",
         "meta",
+        "on_retire",
         "pending",
         "prefix",
         "refs_prefix",
@@ -104,6 +106,8 @@ class Layout:
         # Seconds an unlinked node stays readable before a sweep may delete it (0: at once).
         # It rides on the layout because every Graph of the DB already holds it.
         self.grace = grace
+        # Told (after commit) of every node a unit made pending: the DB's sweeper.
+        self.on_retire: Callable[[list[tuple[float, str]]], None] | None = None
         self.scan = glob_escape(base) + "*"
 
     def content(self, uid: str) -> str:

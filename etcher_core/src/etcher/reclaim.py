@@ -126,7 +126,8 @@ class Reclaimer:
             self._pid = os.getpid()
         return self._lock
 
-    def _learn(self, entries: Iterable[tuple[float, str]]) -> None:
+    def learn(self, entries: Iterable[tuple[float, str]]) -> None:
+        """Note pending entries a committed unit of this DB made (``Layout.on_retire``)."""
         with self._guard():
             for entry in entries:
                 heapq.heappush(self._heap, entry)
@@ -139,11 +140,8 @@ class Reclaimer:
             self._heap = heap
 
     def piggyback(self, g: Graph) -> None:
-        """At the end of a write unit: note what it retired, and sweep a bounded expired batch."""
+        """At the end of a write unit: sweep a bounded batch of expired pending nodes."""
         retired = g.retired
-        if retired:
-            entries = [(expiry, uid) for uid, expiry in retired.items()]
-            g.u.after_commit.append(lambda: self._learn(entries))
         heap = self._heap
         if not heap:
             return

@@ -2382,6 +2382,23 @@ class HandleLifetimeConformance(ContainerFixtures):
         assert pending_count(db) == 0
         assert namespace_keys(db) == baseline
 
+    def test_garbage_made_in_transactions_is_swept_by_later_writes(
+        self, db_factory: DBFactory, later: Callable[[float], None]
+    ) -> None:
+        db = db_factory(grace=30)
+        db["n"] = 0
+        baseline = namespace_keys(db)
+        with db.transaction() as t:
+            t["a"] = {"x": [1]}
+        old = db["a"]
+        db.transact(lambda t: t.__setitem__("a", 0))
+        assert pending_count(db) == 2
+        assert old() == {"x": [1]}
+        later(31)
+        db["n"] = 1
+        assert pending_count(db) == 0
+        assert namespace_keys(db) == baseline
+
     def test_writes_sweep_garbage_left_by_another_db(
         self, db_factory: DBFactory, later: Callable[[float], None]
     ) -> None:
