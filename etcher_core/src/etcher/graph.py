@@ -27,10 +27,10 @@ back-references stay exact for everything reachable.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from etcher import reclaim
 from etcher.codec import item_value, link_target
 from etcher.errors import StaleHandleError, StoreCorrupt
 from etcher.layout import (
@@ -262,7 +262,7 @@ class Graph:
                 self.drop_node(uid)
             return
         # Only the header is touched: the content stays for handles still reading it.
-        expiry = time.time() + grace
+        expiry = reclaim.clock() + grace
         stamp = b"%.3f" % expiry
         refs = self.layout.refs
         for uid in level:
@@ -277,7 +277,7 @@ class Graph:
 
     # --- collection ------------------------------------------------------------
     def collect(self, alive: Iterable[str] = ()) -> set[str]:
-        """Delete every candidate (and what hangs off it) that is no longer reachable.
+        """Collect every candidate (and what hangs off it) that is no longer reachable.
 
         ``alive`` names nodes the caller knows are reachable (e.g. the node it
         just edited); they end the upward searches early.
