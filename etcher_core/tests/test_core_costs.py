@@ -39,7 +39,8 @@ def counting(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Counting
 
 @pytest.fixture
 def db(counting: CountingBackend) -> DB:
-    return DB(backend=counting, prefix="costs")
+    # These tests count what a collection deletes right away: no grace period.
+    return DB(backend=counting, prefix="costs", grace=0)
 
 
 def namespace_keys(db: DB) -> int:
@@ -100,6 +101,30 @@ def test_delete_subtree_rounds_proportional_to_depth(db: DB, counting: CountingB
     assert namespace_keys(db) < baseline
     assert db.check().ok
     assert "tree" not in db
+
+
+def test_delete_with_a_grace_period_costs_the_same_rounds_then_sweeps_in_batches(
+    counting: CountingBackend,
+) -> None:
+    from etcher import reclaim
+
+    db = DB(backend=counting, prefix="costs-grace", grace=600)
+    db["anchor"] = 1
+    baseline = namespace_keys(db)
+    doc, nodes = make_tree(fanout=5, depth=5)
+    db["tree"] = doc
+    counting.reset()
+    del db["tree"]
+    assert counting.commits == 1
+    assert counting.round_trips <= 2 * 10 + 8
+    report = db.check()
+    assert report.ok and report.pending == nodes
+    counting.reset()
+    assert db.maintenance(reclaim_all=True) == nodes
+    # Blind deletes in bounded units: one read of the pending list, then a commit per unit.
+    assert counting.commits == -(-nodes // reclaim.FULL_SWEEP_UNIT)
+    assert namespace_keys(db) == baseline
+    assert db.check().ok
 
 
 def diamond_ladder(db: DB, rungs: int) -> None:

@@ -76,6 +76,8 @@ class CheckReport:
     nodes: int = 0
     reachable: int = 0
     counters: int = 0
+    pending: int = 0
+    """Unlinked nodes still inside their grace period (not a problem: swept later)."""
     pinned: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
     dangling: list[tuple[str, str]] = field(default_factory=list)
@@ -83,7 +85,6 @@ class CheckReport:
     headless: list[str] = field(default_factory=list)
     corrupt: list[str] = field(default_factory=list)
     unknown_keys: list[str] = field(default_factory=list)
-    pending: int = 0
     repaired: bool = False
 
     @property

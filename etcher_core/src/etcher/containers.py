@@ -371,7 +371,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
                 pairs.append((items[0], items[1]))
         pairs.extend(kwargs.items())
         if not pairs:
-            self._graph().require(self._etcher_uid)
+            self._graph().require(self._etcher_uid, writing=True)
             return
         uid = self._etcher_uid
 
@@ -987,7 +987,7 @@ class RL(Node, MutableSequence["Stored"]):
         """Append every item of ``values`` in one atomic write."""
         items = _as_list(values)
         if not items:
-            self._graph().require(self._etcher_uid)
+            self._graph().require(self._etcher_uid, writing=True)
             return
         uid = self._etcher_uid
 

@@ -30,6 +30,7 @@ from etcher.errors import (
 )
 from etcher.graph import Graph
 from etcher.layout import (
+    DEAD,
     DEFAULT_KEY,
     NAMESPACES_KEY,
     ROOT,
@@ -37,6 +38,7 @@ from etcher.layout import (
     UidFactory,
     validate_prefix,
 )
+from etcher.reclaim import Reclaimer, validate_grace
 from etcher.spec import StorageBackend
 from etcher.unit import DirectReader, RetryPolicy, Unit
 
@@ -150,6 +152,9 @@ class DB:
         raises :class:`~etcher.errors.ConflictTimeout`. Example:
         ``DB("x.db", retry=RetryPolicy(max_attempts=10, timeout=2.0))``.
         ``db.transact(fn, retry=...)`` overrides it for one transaction.
+    :param grace: seconds a node stays readable through old handles after a
+        write unlinked it (default 5; see :mod:`etcher.reclaim` and the handle
+        lifetime rule in docs/concepts.md). ``0`` reclaims unlinked nodes at once.
     :param options: passed to the backend (e.g. ``timeout=5`` for SQLite).
 
     ``repr(db)`` names the store and namespace; ``print(db)`` shows the
@@ -168,8 +173,10 @@ class DB:
         *,
         backend: Any = None,
         retry: RetryPolicy | None = None,
+        grace: float | None = None,
         **options: Any,
     ) -> None:
+        grace = validate_grace(grace)
         if prefix is not None:
             validate_prefix(prefix)
             if new_prefix:
@@ -190,7 +197,9 @@ class DB:
         self._closed = False
         if new_prefix:
             prefix = "ns-" + os.urandom(6).hex()
-        self._layout = Layout(prefix) if prefix is not None else Layout(self._default_prefix())
+        self._layout = Layout(prefix if prefix is not None else self._default_prefix(), grace=grace)
+        self._reclaim = Reclaimer(self._layout)
+        self._layout.on_retire = self._reclaim.learn
         self._init_namespace()
 
     # --- opening -------------------------------------------------------------------
@@ -205,7 +214,15 @@ class DB:
         return self._retry.run(self._backend, op)
 
     def _init_namespace(self) -> None:
-        self._retry.run(self._backend, lambda u: Graph(self._layout, u).require(ROOT))
+        layout = self._layout
+
+        def op(u: Unit) -> dict[bytes, bytes]:
+            # The pending garbage rides in the batch that reads the root's header anyway.
+            u.load(hashes=(layout.refs(ROOT), layout.pending))
+            Graph(layout, u).require(ROOT)
+            return u.hgetall(layout.pending)
+
+        self._reclaim.reset(self._retry.run(self._backend, op))
 
     # --- plumbing used by handles ----------------------------------------------------
     def _reader(self) -> DirectReader | Unit:
@@ -216,8 +233,19 @@ class DB:
         self._check_open()
         if self._unpins:
             self._process_unpins()
-        layout = self._layout
-        return self._retry.run(self._backend, lambda u: fn(Graph(layout, u)))
+        return self._write(fn)
+
+    def _write(self, fn: Callable[[Graph], T]) -> T:
+        """Run ``fn`` in a retried write unit; a bounded sweep of expired garbage rides along."""
+        layout, reclaim = self._layout, self._reclaim
+
+        def attempt(u: Unit) -> T:
+            g = Graph(layout, u)
+            result = fn(g)
+            reclaim.piggyback(g)
+            return result
+
+        return self._retry.run(self._backend, attempt)
 
     def _snapshot(self, fn: Callable[[Graph], T]) -> T:
         """Run a read-only ``fn`` so that everything it reads is one consistent state."""
@@ -252,8 +280,7 @@ class DB:
                 g.unpin(uid)
             g.collect()
 
-        layout = self._layout
-        self._retry.run(self._backend, lambda u: op(Graph(layout, u)))
+        self._write(op)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -269,6 +296,11 @@ class DB:
     def prefix(self) -> str:
         """The namespace this DB reads and writes."""
         return self._layout.prefix
+
+    @property
+    def grace(self) -> float:
+        """Seconds an unlinked node stays readable through old handles (0: reclaimed at once)."""
+        return self._layout.grace
 
     @property
     def backend(self) -> StorageBackend:
@@ -429,7 +461,8 @@ class DB:
             uid = uid.decode()
         if not isinstance(uid, str) or not uid or uid[0] not in "DL":
             raise EtcherKeyError(uid)
-        if not self._reader().hgetall(self._layout.refs(uid)):
+        header = self._reader().hgetall(self._layout.refs(uid))
+        if not header or DEAD in header:  # an unlinked node waiting to be swept is gone too
             raise EtcherKeyError(f"no node {uid!r} in namespace {self.prefix!r}")
         return self._handle(uid)
 
@@ -495,6 +528,7 @@ class DB:
         from etcher.check import repair
 
         self._check_open()
+        self._reclaim.sweep(self._backend, self._retry)
         return repair(self, drop_pins=drop_pins, progress=progress)
 
     # --- JSON ------------------------------------------------------------------------
@@ -587,18 +621,28 @@ class DB:
         return deleted
 
     # --- maintenance and lifecycle -----------------------------------------------------
-    def maintenance(self) -> None:
-        """Backend housekeeping (SQLite: checkpoint, optimize, conditional VACUUM); else a no-op."""
+    def maintenance(self, *, reclaim_all: bool = False) -> int:
+        """Reclaim expired garbage, then backend housekeeping (SQLite: checkpoint, optimize,
+        conditional VACUUM); return how many unlinked nodes were reclaimed.
+
+        Nodes unlinked less than the grace period ago stay (old handles may
+        still read them) unless ``reclaim_all=True``: then they go too, and
+        handles still naming them raise ``StaleHandleError`` from now on.
+        """
         self._check_open()
+        if not isinstance(reclaim_all, bool):
+            raise EtcherTypeError("reclaim_all must be True or False")
         if self._unpins:
             self._process_unpins()
+        reclaimed = self._reclaim.sweep(self._backend, self._retry, everything=reclaim_all)
         maintenance = getattr(self._backend, "maintenance", None)
         if maintenance is not None:
             maintenance()
+        return reclaimed
 
-    async def maintenance_async(self) -> None:
+    async def maintenance_async(self, *, reclaim_all: bool = False) -> int:
         """:meth:`maintenance` in a worker thread, for asyncio programs."""
-        await asyncio.to_thread(self.maintenance)
+        return await asyncio.to_thread(self.maintenance, reclaim_all=reclaim_all)
 
     def close(self) -> None:
         """Release the store (idempotent). Handles of this DB stop working."""

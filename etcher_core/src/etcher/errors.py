@@ -139,8 +139,10 @@ class StaleHandleError(EtcherError, LookupError):
     """An RD/RL handle points at a node that has been garbage-collected.
 
     The node became unreachable from the namespace root (its last link was
-    overwritten or deleted, possibly by another process). Fetch a fresh handle
-    from the database instead of reusing the old one.
+    overwritten or deleted, possibly by another process). For the DB's grace
+    period such a handle can still read the node's old contents, but writing
+    through it or linking it raises this at once; after the grace period every
+    use does. Fetch a fresh handle from the database instead of reusing the old one.
     """
 
 

@@ -16,6 +16,13 @@ Collection runs in the same unit as the mutation that removed links:
 
 Every node is visited at most once per collection, so the work is linear in
 what is visited and the round trips grow with depth, not size.
+
+What is found dead is deleted at once only when the DB's grace period is 0.
+Otherwise each dead node is *retired*: marked pending in its header and in
+the namespace's pending hash, its content left as it was, so handles still
+reading it see their version whole until a later sweep deletes it
+(:mod:`etcher.reclaim`). Live nodes stop counting it as a parent at once, so
+back-references stay exact for everything reachable.
 """
 
 from __future__ import annotations
@@ -23,9 +30,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from etcher import reclaim
 from etcher.codec import item_value, link_target
 from etcher.errors import StaleHandleError, StoreCorrupt
 from etcher.layout import (
+    DEAD,
     HEADER_FIELDS,
     KIND,
     LAYOUT_VERSION,
@@ -71,12 +80,14 @@ def _count(raw: bytes | None) -> int:
 class Graph:
     """Node-level operations of one namespace, bound to a unit (or a direct reader)."""
 
-    __slots__ = ("candidates", "layout", "r")
+    __slots__ = ("candidates", "layout", "r", "retired")
 
     def __init__(self, layout: Layout, reader: Unit | DirectReader) -> None:
         self.layout = layout
         self.r = reader
         self.candidates: set[str] = set()
+        # Nodes this graph's unit made pending garbage: uid -> expiry time.
+        self.retired: dict[str, float] = {}
 
     @property
     def u(self) -> Unit:
@@ -93,8 +104,13 @@ class Graph:
             )
         return header
 
-    def require(self, uid: str) -> None:
+    def require(self, uid: str, *, writing: bool | None = None) -> None:
         """Raise :class:`StaleHandleError` unless the node exists (watched inside a unit).
+
+        When ``writing`` (default: inside a unit, which is where writes and
+        links happen) a pending node counts as gone too: it must never be
+        written or linked again. Plain reads let a pending node pass, as
+        :meth:`require_readable` does.
 
         The root never goes stale: if its namespace was deleted (by
         ``delete_prefix_*``, possibly from another process) it is recreated
@@ -109,7 +125,24 @@ class Graph:
                 backend, name = self.u.backend, self.layout.prefix.encode()
                 self.u.after_commit.append(lambda: backend.hset(NAMESPACES_KEY, name, b"1"))
             return
-        self.header(uid)
+        header = self.header(uid)
+        if DEAD in header and (self.r.in_unit if writing is None else writing):
+            raise StaleHandleError(
+                f"node {uid} was unlinked: handles may still read it for a grace period, "
+                "but nothing can be written through it or link to it any more; fetch a "
+                "fresh handle from the database"
+            )
+
+    def require_readable(self, uid: str) -> None:
+        """Raise :class:`StaleHandleError` unless the node can still be read.
+
+        A pending node (unlinked, not yet swept) can: a handle keeps reading
+        the version it named until the grace period is over.
+        """
+        if uid == ROOT:
+            self.require(uid)
+        else:
+            self.header(uid)
 
     def require_all(self, uids: list[str]) -> None:
         """Raise :class:`StoreCorrupt` if any of these linked nodes is missing (one batch)."""
@@ -148,6 +181,12 @@ class Graph:
     def add_ref(self, child: str, parent: str, n: int = 1) -> None:
         key = self.layout.refs(child)
         field = parent.encode()
+        self.u.load(fields=((key, field), (key, PIN), (key, DEAD)))
+        if self.u.hget(key, DEAD) is not None:
+            raise StaleHandleError(
+                f"node {child} was unlinked and cannot be linked again; "
+                "assign a materialized copy instead: value()"
+            )
         raw = self.u.hget(key, field)
         self.u.hset(key, field, b"%d" % (_count(raw) + n))
         if self.u.hget(key, PIN) is not None:
@@ -215,9 +254,30 @@ class Graph:
         else:
             self.u.list_op(self.layout.content(uid), "delete")
 
+    def _retire(self, level: set[str]) -> None:
+        """Dispose of dead nodes: delete them (no grace period) or make them pending."""
+        grace = self.layout.grace
+        if grace <= 0:
+            for uid in level:
+                self.drop_node(uid)
+            return
+        # Only the header is touched: the content stays for handles still reading it.
+        expiry = reclaim.clock() + grace
+        stamp = b"%.3f" % expiry
+        refs = self.layout.refs
+        for uid in level:
+            self.u.hset(refs(uid), DEAD, stamp)
+            self.retired[uid] = expiry
+        self.u.hset_many(self.layout.pending, {uid.encode(): stamp for uid in level})
+        learn = self.layout.on_retire
+        if learn is not None:
+            # Whatever unit this is (a plain write or a transaction), the sweeper hears of it.
+            entries = [(expiry, uid) for uid in level]
+            self.u.after_commit.append(lambda: learn(entries))
+
     # --- collection ------------------------------------------------------------
     def collect(self, alive: Iterable[str] = ()) -> set[str]:
-        """Delete every candidate (and what hangs off it) that is no longer reachable.
+        """Collect every candidate (and what hangs off it) that is no longer reachable.
 
         ``alive`` names nodes the caller knows are reachable (e.g. the node it
         just edited); they end the upward searches early.
@@ -309,7 +369,7 @@ class Graph:
             at = moved
 
     def _sweep(self, dead: set[str], garbage: set[str]) -> set[str]:
-        """Delete ``dead`` nodes level by level; return the survivors that lost a parent."""
+        """Retire ``dead`` nodes level by level; return the survivors that lost a parent."""
         refs = self.layout.refs
         suspects: set[str] = set()
         level = set(dead)
@@ -322,7 +382,7 @@ class Graph:
                     if child not in garbage:
                         per = lost.setdefault(child, {})
                         per[uid] = per.get(uid, 0) + 1
-                self.drop_node(uid)
+            self._retire(level)
             nxt: set[str] = set()
             if lost:
                 # Most children of garbage are garbage too: fetch their contents along with
@@ -334,14 +394,14 @@ class Graph:
                     header = headers[key]
                     if not header:
                         continue  # a dangling link: nothing to update
+                    left = parents_of(header).keys() - from_parents.keys()
+                    if child != ROOT and not left and header.get(PIN) is None:
+                        # Dead too: its header is retired with it, dead parents and all.
+                        nxt.add(child)
+                        continue
                     for parent in from_parents:
                         self.u.hdel(key, parent.encode())
-                    if child == ROOT:
-                        continue  # the root is alive by definition, whoever linked to it
-                    left = parents_of(header).keys() - from_parents.keys()
-                    if not left and header.get(PIN) is None:
-                        nxt.add(child)
-                    else:
+                    if child != ROOT:  # the root is alive by definition, whoever linked to it
                         suspects.add(child)
             garbage |= nxt
             level = nxt

@@ -12,7 +12,7 @@ key                         type      holds
 ``{P}:r:<uid>``             hash      the node's header and back-references
 ``{P}:n:<name>``            string    a counter (``db.incr``)
 ``{P}:m``                   hash      namespace metadata (layout version)
-``{P}:g``                   hash      pending garbage: node uid -> expiry time
+``{P}:g``                   hash      pending garbage: uid -> ASCII expiry time
 ``etcher:namespaces``       hash      every namespace name -> creation marker
 ``etcher:default``          string    the namespace ``DB(path)`` opens by default
 ==========================  ========  ============================================
@@ -21,6 +21,11 @@ A node exists exactly as long as its ``r`` hash does: the header fields
 (``#k`` kind, ``#s`` next insertion sequence, ``#p`` pin count) keep it
 non-empty even when the node holds nothing, and every other field is the uid
 of a parent with the number of links from that parent.
+
+A node unlinked while a grace period is in force is not deleted at once: it
+becomes *pending* garbage. Its header gains ``#d`` (its expiry, as in
+``{P}:g``), its content stays as it was, and it is listed in ``{P}:g`` until
+a sweep deletes its keys after the expiry (see :mod:`etcher.reclaim`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import os
 import re
 import threading
 import weakref
+from collections.abc import Callable
 from itertools import count
 
 from etcher.errors import EtcherTypeError, EtcherValueError
@@ -39,7 +45,9 @@ ROOT = "Droot"
 KIND = b"#k"
 SEQ = b"#s"
 PIN = b"#p"
-HEADER_FIELDS = frozenset((KIND, SEQ, PIN))
+DEAD = b"#d"
+"""Header field of a pending node (unlinked, readable until swept): its expiry time."""
+HEADER_FIELDS = frozenset((KIND, SEQ, PIN, DEAD))
 
 NAMESPACES_KEY = "etcher:namespaces"
 DEFAULT_KEY = "etcher:default"
@@ -81,14 +89,16 @@ class Layout:
     __slots__ = (
         "content_prefix",
         "counter_prefix",
+        "grace",
         "meta",
+        "on_retire",
         "pending",
         "prefix",
         "refs_prefix",
         "scan",
     )
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, grace: float = 0.0) -> None:
         self.prefix = validate_prefix(prefix)
         base = "{" + prefix + "}:"
         self.content_prefix = base + "c:"
@@ -96,6 +106,11 @@ class Layout:
         self.counter_prefix = base + "n:"
         self.meta = base + "m"
         self.pending = base + "g"
+        # Seconds an unlinked node stays readable before a sweep may delete it (0: at once).
+        # It rides on the layout because every Graph of the DB already holds it.
+        self.grace = grace
+        # Told (after commit) of every node a unit made pending: the DB's sweeper.
+        self.on_retire: Callable[[list[tuple[float, str]]], None] | None = None
         self.scan = glob_escape(base) + "*"
 
     def content(self, uid: str) -> str:

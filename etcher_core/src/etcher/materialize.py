@@ -4,6 +4,12 @@ The walk goes level by level: each level's nodes are fetched in one batch,
 then decoded without recursion. Every node becomes exactly one Python object,
 so shared children stay shared (``a["x"] is b["x"]``) and cycles come back as
 self-referential dicts and lists.
+
+A node that was unlinked but is still inside its grace period materializes
+like any other: its content and its whole subtree are kept as they were, so
+the result is the version the handle named (see :mod:`etcher.reclaim`).
+Consistency comes from the caller's read-only unit: every content read here
+belongs to one state of the store, or the unit retries.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from etcher.graph import Graph
 
 def materialize(graph: Graph, uid: str) -> Any:
     """The plain-Python value of node ``uid`` (raises ``StaleHandleError`` if it is gone)."""
-    graph.require(uid)
+    graph.require_readable(uid)
     objects: dict[str, Any] = {uid: {} if uid[0] == "D" else []}
     frontier = [uid]
     while frontier:

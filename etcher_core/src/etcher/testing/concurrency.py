@@ -196,6 +196,106 @@ def check_version(doc: dict[str, Any]) -> None:
     assert doc["shared"][0] is doc["shared"][1], "shared structure lost"
 
 
+# --------------------------------------------------------------------------- handle lifetime
+
+LIFETIME_LOCKSTEP = 5
+"""Rounds in which the writer replaces the document between a reader's fetch and its use."""
+LIFETIME_FREE_ROUNDS = 60
+"""Replacements the writer then makes while the reader loops freely."""
+SYNC_TIMEOUT = 120.0
+
+
+def lifetime_version(i: int) -> dict[str, Any]:
+    """A document of a few levels whose every part carries version ``i``."""
+    leaf = {"v": i}
+    return {
+        "version": i,
+        "nested": {"v": i, "deep": {"v": i, "list": [{"v": i}, {"v": i, "more": [i]}]}},
+        "items": [i] * 10 + [leaf, leaf],
+    }
+
+
+def check_lifetime_version(doc: dict[str, Any]) -> int:
+    """Return the version of ``doc``; ``AssertionError`` unless it is exactly one version."""
+    i = doc["version"]
+    assert doc == lifetime_version(i), f"torn read: {doc!r}"
+    assert doc["items"][-1] is doc["items"][-2], "shared structure lost"
+    return int(i)
+
+
+def _search_items(items: Any, i: int) -> None:
+    """The list searches on version ``i``'s items list, all answered from that version."""
+    assert i in items and {"v": i} in items and (i + 1) not in items
+    assert items.index(i) == 0 and items.index({"v": i}) == 10
+    assert items.count(i) == 10 and items.count({"v": i}) == 2
+
+
+def _acquire(sem: Any) -> None:
+    if not sem.acquire(timeout=SYNC_TIMEOUT):
+        raise AssertionError("the other side of the test stopped answering")
+
+
+def _report(result_path: str, text: str) -> None:
+    with open(result_path, "w") as fh:
+        fh.write(text)
+
+
+def lifetime_reader(url: str, prefix: str, sync: tuple[Any, Any, Any], result_path: str) -> None:
+    """Use the documented read idioms while ``lifetime_writer`` keeps replacing ``db["big"]``."""
+    got, replaced, finished = sync
+    reads = 0
+    try:
+        with DB(url, prefix=prefix) as db:
+            for _ in range(LIFETIME_LOCKSTEP):
+                big = db["big"]
+                items, deep = big["items"], big["nested"]["deep"]
+                version = big["version"]
+                got.release()
+                _acquire(replaced)  # the writer has replaced (and unlinked) what we hold
+                assert check_lifetime_version(big()) == version, "an old handle read newer data"
+                assert deep["list"][1]["more"][0] == version
+                _search_items(items, version)
+                reads += 1
+            deadline = time.monotonic() + 240
+            while not finished.is_set() and time.monotonic() < deadline:
+                version = check_lifetime_version(db["big"]())
+                big = db["big"]
+                assert big["nested"]["deep"]["list"][1]["more"][0] == big["version"]
+                items = db["big"]["items"]
+                _search_items(items, items[0])
+                reads += 1
+        _report(result_path, f"ok {reads}")
+    except BaseException:
+        _report(result_path, traceback.format_exc())
+        for _ in range(LIFETIME_LOCKSTEP):
+            got.release()  # let the writer finish instead of waiting for us
+        raise
+
+
+def lifetime_writer(url: str, prefix: str, sync: tuple[Any, Any, Any], result_path: str) -> None:
+    """Replace ``db["big"]`` in lockstep with the reader, then freely; then set ``finished``."""
+    got, replaced, finished = sync
+    try:
+        with DB(url, prefix=prefix) as db:
+            n = 0
+            for _ in range(LIFETIME_LOCKSTEP):
+                _acquire(got)
+                n += 1
+                db["big"] = lifetime_version(n)
+                replaced.release()
+            for _ in range(LIFETIME_FREE_ROUNDS):
+                n += 1
+                db["big"] = lifetime_version(n)
+        _report(result_path, f"ok {n}")
+    except BaseException:
+        _report(result_path, traceback.format_exc())
+        for _ in range(LIFETIME_LOCKSTEP):
+            replaced.release()  # let the reader finish instead of waiting for us
+        raise
+    finally:
+        finished.set()
+
+
 # --------------------------------------------------------------------------- conformance
 
 
@@ -591,6 +691,60 @@ class ConcurrencyConformance:
             assert Probe.calls == 2
             assert db["l"]() == ["a", "c", "late"]
             assert db.check().ok
+
+    @pytest.mark.parametrize("start", ["thread", "fork", "spawn"])
+    def test_read_idioms_never_fail_beside_a_replacing_writer(
+        self, store_url: str, ns: str, tmp_path: Any, start: str
+    ) -> None:
+        """``db[k]()``, chained reads and list searches survive concurrent replacements.
+
+        The writer replaces the document between a reader's fetching a handle
+        and using it (in lockstep, then freely): an old handle must read its
+        own version, whole, within the grace period (docs/concepts.md).
+        """
+        with self._db(store_url, ns) as db:
+            if start != "thread" and not db.backend.capabilities.multiprocess:
+                pytest.skip(f"{type(db.backend).__name__} cannot be shared between processes")
+            db["big"] = lifetime_version(0)
+        results = [os.path.join(str(tmp_path), name) for name in ("reader", "writer")]
+        if start == "thread":
+            sync: tuple[Any, Any, Any] = (
+                threading.Semaphore(0),
+                threading.Semaphore(0),
+                threading.Event(),
+            )
+            workers: list[Any] = [
+                threading.Thread(target=lifetime_reader, args=(store_url, ns, sync, results[0])),
+                threading.Thread(target=lifetime_writer, args=(store_url, ns, sync, results[1])),
+            ]
+        else:
+            ctx: Any = multiprocessing.get_context(start)
+            sync = (ctx.Semaphore(0), ctx.Semaphore(0), ctx.Event())
+            workers = [
+                ctx.Process(target=lifetime_reader, args=(store_url, ns, sync, results[0])),
+                ctx.Process(target=lifetime_writer, args=(store_url, ns, sync, results[1])),
+            ]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(timeout=300)
+        for w in workers:
+            if w.is_alive():
+                if start != "thread":
+                    w.kill()
+                raise AssertionError(f"a {start} worker hung")
+        outcomes = []
+        for path in results:
+            with open(path) as fh:
+                outcomes.append(fh.read())
+        assert outcomes[0].startswith("ok"), f"the reader failed:\n{outcomes[0]}"
+        assert outcomes[1].startswith("ok"), f"the writer failed:\n{outcomes[1]}"
+        assert int(outcomes[0].split()[1]) >= LIFETIME_LOCKSTEP
+        last = LIFETIME_LOCKSTEP + LIFETIME_FREE_ROUNDS
+        with self._db(store_url, ns) as db:
+            assert db["big"]() == lifetime_version(last)
+            report = db.check()
+            assert report.ok, str(report)
 
 
 FORK_CHILDREN = 3

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import decimal
+import functools
 import gc
 import math
 import uuid
@@ -114,8 +115,8 @@ class DBFactory:
     """Opens :class:`~etcher.db.DB` objects on the store under test and cleans up after them.
 
     ``factory()`` opens a DB on a brand-new namespace; ``factory(prefix)``
-    opens (another DB object on) a given one; ``link_field=`` is passed on;
-    ``second_connection=True`` opens it through a second connection to the
+    opens (another DB object on) a given one; ``link_field=`` and ``grace=``
+    are passed on; ``second_connection=True`` opens it through a second connection to the
     same store when the fixture provider can make one (else through the
     backend under test, so the test still runs with two DB objects).
     """
@@ -149,14 +150,19 @@ class DBFactory:
         return self._second
 
     def __call__(
-        self, prefix: str | None = None, *, link_field: str = "", second_connection: bool = False
+        self,
+        prefix: str | None = None,
+        *,
+        link_field: str = "",
+        second_connection: bool = False,
+        grace: float | None = None,
     ) -> DB:
         if prefix is None:
             prefix = self.new_prefix()
         elif prefix not in self.prefixes:
             self.prefixes.append(prefix)
         backend = self.second_backend() if second_connection else self.backend
-        db = DB(backend=backend, prefix=prefix, link_field=link_field)
+        db = DB(backend=backend, prefix=prefix, link_field=link_field, grace=grace)
         self.dbs.append(db)
         return db
 
@@ -194,6 +200,13 @@ class DBFactory:
 class ContainerFixtures:
     """The ``db`` and ``db_factory`` fixtures (needs ``backend`` and ``make_backend``)."""
 
+    db_grace: float | None = None
+    """The ``grace=`` of the ``db`` fixture for this family's tests (``None``: the default).
+
+    Looked up on the kit class that defines the running test, so families
+    keep their own setting when combined into :class:`ContainerConformance`.
+    """
+
     @pytest.fixture
     def db_factory(
         self, backend: StorageBackend, make_backend: BackendFactory | None
@@ -204,9 +217,18 @@ class ContainerFixtures:
         factory.cleanup()
 
     @pytest.fixture
-    def db(self, db_factory: DBFactory) -> DB:
+    def db(self, db_factory: DBFactory, request: pytest.FixtureRequest) -> DB:
         """A DB on a fresh, private namespace of the backend under test."""
-        return db_factory()
+        name = request.function.__name__
+        family: Any = next(
+            (
+                klass
+                for klass in type(self).__mro__
+                if klass.__module__ == __name__ and name in vars(klass)
+            ),
+            ContainerFixtures,
+        )
+        return db_factory(grace=family.db_grace)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -252,9 +274,16 @@ def assert_same_result(got: Any, want: Any, label: str) -> None:
 
 
 def uids_in_store(db: DB) -> set[str]:
-    """Uids of every node stored in ``db``'s namespace (from the raw key space)."""
+    """Uids of every node stored in ``db``'s namespace (from the raw key space).
+
+    Pending garbage (unlinked nodes waiting out their grace period, listed in
+    the namespace's pending hash) is left out: it is already collected, only
+    not yet swept.
+    """
     refs = ("{" + db.prefix + "}:r:").encode()
-    return {k[len(refs) :].decode() for k in namespace_keys(db) if k.startswith(refs)}
+    pending = {as_bytes(f).decode() for f in db.backend.hgetall(db._layout.pending)}
+    found = {k[len(refs) :].decode() for k in namespace_keys(db) if k.startswith(refs)}
+    return found - pending
 
 
 def assert_clean(db: DB) -> None:
@@ -972,7 +1001,7 @@ class ListConformance(ContainerFixtures):
                 assert child.backrefs == {rl.uid: n}
             else:
                 with pytest.raises(StaleHandleError):
-                    child()
+                    child["a"] = 2  # unlinked: never written again (reads: HandleLifetime...)
             assert_clean(db)
 
     def test_contains_and_equality(self, list_pair: tuple[list[Any], RL], db: DB) -> None:
@@ -1094,10 +1123,17 @@ class ListConformance(ContainerFixtures):
 
 
 class ShapeAndGCConformance(ContainerFixtures):
-    """Writes keep the shape of the data; back-references are exact; garbage is collected."""
+    """Writes keep the shape of the data; back-references are exact; garbage is collected.
+
+    These tests count the nodes left in the store right after a write, so their
+    DB reclaims unlinked nodes at once (``grace=0``); the grace period itself is
+    covered by :class:`HandleLifetimeConformance`.
+    """
 
     deep_levels = 10_000
     """Depth of the deep-structure tests (a backend may lower it if it documents why)."""
+
+    db_grace = 0.0
 
     def test_same_plain_dict_twice_in_one_write_is_one_node(self, db: DB) -> None:
         shared = {"n": 1}
@@ -2614,11 +2650,275 @@ class StateMachineConformance(ContainerFixtures):
     machine_steps = 25
 
     def test_random_operations_match_plain_python(self, db_factory: DBFactory) -> None:
-        run_container_machine(
-            db_factory,
-            db_factory.discard,
-            config=machine_settings(self.machine_examples, self.machine_steps),
-        )
+        # A third of the examples reclaim at once, the rest keep a grace period no example
+        # outlives, so both handle lifetime rules meet every kind of operation.
+        share = {0.0: 1 / 3, LONG_GRACE: 2 / 3}
+        for grace, part in share.items():
+            run_container_machine(
+                functools.partial(db_factory, grace=grace),
+                db_factory.discard,
+                config=machine_settings(
+                    max(1, round(self.machine_examples * part)), self.machine_steps
+                ),
+            )
+
+
+# --------------------------------------------------------------------------- handle lifetime
+
+LONG_GRACE = 600.0
+"""A grace period no test outlives: time only moves on where a test moves the clock."""
+
+
+def version_doc(tag: str) -> dict[str, Any]:
+    """A document whose every level carries ``tag`` (nested dicts, lists, a shared child)."""
+    leaf = {"tag": tag}
+    return {
+        "tag": tag,
+        "sub": {"tag": tag, "deep": [tag, tag, {"tag": tag, "more": [tag]}]},
+        "items": [tag, leaf, leaf, tag],
+    }
+
+
+def pending_count(db: DB) -> int:
+    """How many unlinked nodes of ``db``'s namespace wait for a sweep (``check().pending``)."""
+    report = db.check()
+    assert report.ok, str(report)
+    return report.pending
+
+
+class HandleLifetimeConformance(ContainerFixtures):
+    """Handles of unlinked nodes: readable for the grace period, never written, then swept.
+
+    A handle names one node. When a write unlinks that node, the handle keeps
+    reading the version it named (never a newer one) until the grace period
+    is over; writing through it or linking it raises ``StaleHandleError``;
+    after the sweep every use raises ``StaleHandleError``. ``grace=0``
+    reclaims at once.
+    """
+
+    @pytest.fixture
+    def later(self, monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
+        """``later(s)``: from now on the reclaimer's clock reads ``s`` seconds ahead."""
+        from etcher import reclaim
+
+        real = reclaim.clock
+
+        def move(seconds: float) -> None:
+            monkeypatch.setattr(reclaim, "clock", lambda: real() + seconds)
+
+        return move
+
+    @pytest.mark.parametrize("second_connection", [False, True])
+    def test_old_handle_reads_its_own_version_after_a_replacement(
+        self, db_factory: DBFactory, second_connection: bool
+    ) -> None:
+        db = db_factory(grace=LONG_GRACE)
+        writer = db_factory(db.prefix, second_connection=second_connection, grace=LONG_GRACE)
+        db["doc"] = version_doc("old")
+        old = db["doc"]
+        old_sub = old["sub"]
+        old_items = old["items"]
+        writer["doc"] = version_doc("new")
+        # Every documented read idiom on the old handles sees the old version, whole.
+        assert_same_shape(old(), version_doc("old"))
+        got = old()
+        assert got["items"][1] is got["items"][2], "shared structure lost"
+        assert old["sub"]["deep"][2]["more"][0] == "old"
+        assert old_sub["deep"]() == version_doc("old")["sub"]["deep"]
+        assert {"tag": "old"} in old_items and "old" in old_items
+        assert old_items.index({"tag": "old"}) == 1 and old_items.index("old", 1) == 3
+        assert old_items.count({"tag": "old"}) == 2 and old_items.count("new") == 0
+        assert len(old) == 3 and list(old) == ["tag", "sub", "items"]
+        assert old.refcount == 0
+        assert_same_shape(db["doc"](), version_doc("new"))
+        # 7 nodes per version: doc, sub, deep, deep[2], more, items and their shared leaf.
+        assert pending_count(db) == 7
+
+    def test_old_handle_never_shows_newer_contents(self, db_factory: DBFactory) -> None:
+        for grace in (0, LONG_GRACE):
+            db = db_factory(grace=grace)
+            db["a"] = {"v": "old", "l": ["old"]}
+            old, old_list = db["a"], db["a"]["l"]
+            db["a"] = {"v": "new", "l": ["new"]}
+            reads = (old, old_list, lambda o=old: o["v"], lambda ol=old_list: ol[0])
+            for read in reads:
+                try:
+                    got = read()
+                except StaleHandleError:
+                    assert grace == 0, "inside the grace period an old handle stays readable"
+                    continue
+                assert "new" not in repr(got), f"an old handle showed newer contents: {got!r}"
+                assert grace > 0, "with grace=0 the old node is reclaimed at once"
+
+    def test_pending_node_is_never_linked_or_written(self, db_factory: DBFactory) -> None:
+        db = db_factory(grace=LONG_GRACE)
+        other = db_factory(db.prefix, grace=0)  # same store object: links between them are fine
+        db["a"] = {"d": {"x": 1}, "l": [1, {"y": 2}]}
+        db["keep"] = {"n": 0}
+        old = db["a"]
+        old_d, old_l = old["d"], old["l"]
+        db["a"] = "replaced"
+        before = dump_namespace(db)
+        attempts: list[Callable[[], Any]] = [
+            lambda: db.__setitem__("b", old),
+            lambda: db.__setitem__("b", {"deep": [old_d]}),
+            lambda: db.update(b=1, c=old_l),
+            lambda: db["keep"].setdefault("z", old_d),
+            lambda: db["keep"].__setitem__("n", old_l[1]),
+            lambda: other.__setitem__("b", old_d),
+            lambda: old.__setitem__("q", 1),
+            lambda: old.update(q=1),
+            lambda: old.pop("d"),
+            lambda: old.clear(),
+            lambda: old_d.__delitem__("x"),
+            lambda: old_d.setdefault("w", 1),
+            lambda: old_l.append(3),
+            lambda: old_l.extend([3]),
+            lambda: old_l.insert(0, 3),
+            lambda: old_l.pop(),
+            lambda: old_l.__setitem__(0, 5),
+            lambda: old_l.__delitem__(slice(0, 1)),
+            lambda: old_l.reverse(),
+            lambda: old_l.sort(key=str),
+        ]
+        for attempt in attempts:
+            with pytest.raises(StaleHandleError):
+                attempt()
+            assert dump_namespace(db) == before, "a refused write changed the store"
+        with pytest.raises(StaleHandleError), db.transaction() as t:
+            t["b"] = old_d
+        assert dump_namespace(db) == before
+        with pytest.raises(KeyError):
+            db.get_via_uid(old.uid)
+        # Refused, not resurrected: the old version is still readable, and still garbage.
+        assert old() == {"d": {"x": 1}, "l": [1, {"y": 2}]}
+        assert pending_count(db) == 4
+        assert "b" not in db and db["keep"]() == {"n": 0}
+
+    def test_pending_nodes_are_swept_after_the_grace_period(
+        self, db_factory: DBFactory, later: Callable[[float], None]
+    ) -> None:
+        db = db_factory(grace=30)
+        db["a"] = 0
+        baseline = namespace_keys(db)
+        db["a"] = {"x": [1, {"y": 2}]}
+        old = db["a"]
+        db["a"] = 0
+        assert pending_count(db) == 3
+        assert db.maintenance() == 0, "nothing has expired yet"
+        assert old() == {"x": [1, {"y": 2}]}
+        later(31)
+        assert db.maintenance() == 3
+        assert namespace_keys(db) == baseline, "every pending node and its entry are gone"
+        assert pending_count(db) == 0
+        with pytest.raises(StaleHandleError):
+            old()
+        with pytest.raises(StaleHandleError):
+            old["x"]
+
+    def test_later_writes_sweep_in_bounded_batches(
+        self, db_factory: DBFactory, later: Callable[[float], None]
+    ) -> None:
+        from etcher.reclaim import SWEEP_BATCH
+
+        db = db_factory(grace=30)
+        db["n"] = 0
+        baseline = namespace_keys(db)
+        many = SWEEP_BATCH * 2 + 10
+        db["big"] = [{"i": i} for i in range(many)]
+        del db["big"]
+        assert pending_count(db) == many + 1
+        db["n"] = 1  # not expired: a write sweeps nothing
+        assert pending_count(db) == many + 1
+        later(31)
+        db["n"] = 2
+        assert pending_count(db) == many + 1 - SWEEP_BATCH, "one write sweeps one bounded batch"
+        for i in range(3):
+            db["n"] = 3 + i
+        assert pending_count(db) == 0
+        assert namespace_keys(db) == baseline
+
+    def test_garbage_made_in_transactions_is_swept_by_later_writes(
+        self, db_factory: DBFactory, later: Callable[[float], None]
+    ) -> None:
+        db = db_factory(grace=30)
+        db["n"] = 0
+        baseline = namespace_keys(db)
+        with db.transaction() as t:
+            t["a"] = {"x": [1]}
+        old = db["a"]
+        db.transact(lambda t: t.__setitem__("a", 0))
+        assert pending_count(db) == 2
+        assert old() == {"x": [1]}
+        later(31)
+        db["n"] = 1
+        assert pending_count(db) == 0
+        assert namespace_keys(db) == baseline
+
+    def test_writes_sweep_garbage_left_by_another_db(
+        self, db_factory: DBFactory, later: Callable[[float], None]
+    ) -> None:
+        first = db_factory(grace=30)
+        first["a"] = {"x": {"y": [1]}}
+        first["a"] = 0
+        assert pending_count(first) == 3
+        later(31)
+        second = db_factory(first.prefix, second_connection=True, grace=30)
+        second["b"] = 1
+        assert pending_count(first) == 0
+
+    def test_reclaim_all_ends_the_grace_period_now(self, db_factory: DBFactory) -> None:
+        db = db_factory(grace=LONG_GRACE)
+        db["a"] = {"x": [1]}
+        old = db["a"]
+        del db["a"]
+        assert db.maintenance(reclaim_all=True) == 2
+        assert pending_count(db) == 0
+        with pytest.raises(StaleHandleError):
+            old()
+        with pytest.raises(TypeError):
+            db.maintenance(reclaim_all="yes")  # type: ignore[arg-type]
+
+    def test_grace_zero_reclaims_at_once(self, db_factory: DBFactory) -> None:
+        db = db_factory(grace=0)
+        assert db.grace == 0
+        db["a"] = 0
+        baseline = namespace_keys(db)
+        db["a"] = {"x": [1]}
+        old = db["a"]
+        db["a"] = 0
+        assert namespace_keys(db) == baseline
+        assert pending_count(db) == 0
+        with pytest.raises(StaleHandleError):
+            old()
+
+    @pytest.mark.parametrize(
+        ("grace", "error"),
+        [
+            (-1, ValueError),
+            (float("nan"), ValueError),
+            (float("inf"), ValueError),
+            ("5", TypeError),
+            (True, TypeError),
+            ([1], TypeError),
+        ],
+    )
+    def test_bad_grace_is_refused_before_anything_is_written(
+        self, backend: StorageBackend, grace: Any, error: type[Exception]
+    ) -> None:
+        prefix = unique_prefix("grace-")
+        with pytest.raises(error, match="grace"):
+            DB(backend=backend, prefix=prefix, grace=grace)
+        assert not list(backend.scan_iter(match=Layout(prefix).scan))
+
+    def test_default_grace_keeps_old_handles_readable(self, db: DB) -> None:
+        from etcher.reclaim import DEFAULT_GRACE
+
+        assert db.grace == DEFAULT_GRACE > 0
+        db["a"] = {"v": [1]}
+        old = db["a"]
+        db["a"] = {"v": [2]}
+        assert old() == {"v": [1]}
 
 
 # --------------------------------------------------------------------------- everything
@@ -2637,6 +2937,7 @@ class ContainerConformance(
     EdgeConformance,
     TransactionSafetyConformance,
     UserCodeConformance,
+    HandleLifetimeConformance,
 ):
     """The whole RD/RL/DB suite. Combine it with a fixture provider::
 
@@ -2653,6 +2954,7 @@ __all__ = [
     "DBFactory",
     "DictConformance",
     "EdgeConformance",
+    "HandleLifetimeConformance",
     "ListConformance",
     "NamespaceConformance",
     "PrintingConformance",

@@ -16,8 +16,12 @@ with the model and demands:
 * exact back-references (``node.backrefs``) for every node;
 * ``db()`` materializes to the model, with the same sharing;
 * ``db.check()`` is clean and the store holds exactly the reachable nodes;
-* a handle whose model object became unreachable is stale: every read and
-  write through it raises :class:`~etcher.errors.StaleHandleError`.
+* a handle whose model object became unreachable is stale: every write
+  through it, and every attempt to link it, raises
+  :class:`~etcher.errors.StaleHandleError`. Reads raise it too when the DB
+  reclaims at once (``grace=0``); inside a grace period they must instead
+  agree with the model object as it was left (its own version, never a newer
+  one), the documented handle lifetime rule.
 
 The machine is backend-agnostic: :func:`run_container_machine` takes a
 zero-argument callable that opens a :class:`~etcher.db.DB` on a fresh
@@ -233,10 +237,16 @@ class ContainerMachine(RuleBasedStateMachine):
         store_op: Callable[[Any], Any],
         model_op: Callable[[Any], Any],
         uses: list[Tracked] | tuple[Tracked, ...] = (),
+        read: bool = False,
     ) -> None:
-        """Run ``store_op(handle)`` and ``model_op(model)``; demand the same outcome."""
+        """Run ``store_op(handle)`` and ``model_op(model)``; demand the same outcome.
+
+        ``read=True`` marks a read-only operation: on an unreachable target it
+        must still agree with the model while the DB's grace period keeps old
+        nodes readable.
+        """
         live = self.live_ids()
-        if id(target.model) not in live:
+        if id(target.model) not in live and not (read and self.db.grace > 0):
             with pytest.raises(StaleHandleError):
                 store_op(target.handle)
             return
@@ -501,9 +511,9 @@ class ContainerMachine(RuleBasedStateMachine):
         t = self.target(data, list)
         if t is None:
             return
-        self.apply(t, lambda h: h.count(value), lambda m: m.count(value))
-        self.apply(t, lambda h: value in h, lambda m: value in m)
-        self.apply(t, lambda h: h.index(value, start), lambda m: m.index(value, start))
+        self.apply(t, lambda h: h.count(value), lambda m: m.count(value), read=True)
+        self.apply(t, lambda h: value in h, lambda m: value in m, read=True)
+        self.apply(t, lambda h: h.index(value, start), lambda m: m.index(value, start), read=True)
 
     @rule(data=st.data())
     def list_index_of_node(self, data: st.DataObject) -> None:
@@ -519,9 +529,12 @@ class ContainerMachine(RuleBasedStateMachine):
                     return i
             raise ValueError("not in list")
 
-        self.apply(t, lambda h: h.index(child.handle), model_index)
+        self.apply(t, lambda h: h.index(child.handle), model_index, read=True)
         self.apply(
-            t, lambda h: h.count(child.handle), lambda m: sum(1 for v in m if v is child.model)
+            t,
+            lambda h: h.count(child.handle),
+            lambda m: sum(1 for v in m if v is child.model),
+            read=True,
         )
 
     # --- database-level operations -------------------------------------------------------
@@ -581,11 +594,23 @@ class ContainerMachine(RuleBasedStateMachine):
         t = self.child(data)
         if t is None:
             return
-        if id(t.model) in self.live_ids():
-            assert_same_shape(t.handle(), t.model, f"materialized {t!r}")
-            assert len(t.handle) == len(t.model)
-            return
         h = t.handle
+        live = id(t.model) in self.live_ids()
+        if live or self.db.grace > 0:
+            # Live, or unlinked but inside the grace period: it reads as the model says.
+            assert_same_shape(h(), t.model, f"materialized {t!r}")
+            assert len(h) == len(t.model)
+            if live:
+                return
+            writes: list[Callable[[], Any]] = (
+                [lambda: h.__setitem__("a", 1), lambda: h.update()]
+                if isinstance(h, RD)
+                else [lambda: h.append(1), lambda: h.extend([])]
+            )
+            for write in writes:
+                with pytest.raises(StaleHandleError):
+                    write()
+            return
         reads: list[Callable[[], Any]] = [h, lambda: len(h), lambda: list(h), lambda: h.backrefs]
         if isinstance(h, RD):
             reads += [lambda: h["a"], lambda: "a" in h, lambda: h.__setitem__("a", 1)]
