@@ -311,7 +311,7 @@ def _candidates(report: CheckReport, sv: _Survey) -> _Candidates:
                 cands.dangling.setdefault(parent, set()).add(child)
             else:
                 actual.setdefault(child, Counter())[parent] += n
-    report.nodes = len(headers)
+    report.nodes = len(headers.keys() - pending)
     report.pinned = sorted(u for u, h in headers.items() if PIN in h)
     reached = {ROOT, *report.pinned} & headers.keys()
     stack = list(reached)
@@ -496,7 +496,11 @@ def _verify_orphans(
     pending = _pending_among(g, batch)
     g.candidates = {u for u in batch if u not in pending and u != ROOT}
     garbage = g.collect()
-    return garbage - _pending_among(g, garbage) if garbage else garbage
+    if not garbage:
+        return garbage
+    # With a grace period, collect() just made the garbage pending in this unit's view:
+    # only what was pending before it is not an orphan.
+    return garbage - (_pending_among(g, garbage) - g.retired.keys())
 
 
 def _verify_headless(g: Graph, uid: str, fix: bool) -> bool:

@@ -96,7 +96,12 @@ def expect_written(db: DB, tag: str, rounds: int) -> None:
 
 
 def stray_keys(db: DB) -> list[str]:
-    """Keys of ``db``'s namespace that belong to no node reachable from its root (raw scan)."""
+    """Keys of ``db``'s namespace that belong to no node reachable from its root (raw scan).
+
+    Every grace period is ended first: unlinked nodes waiting to be swept are expected,
+    and what the sweep leaves is not.
+    """
+    db.maintenance(reclaim_all=True)
     layout = db._layout
     backend = db.backend
     reached = {ROOT}
