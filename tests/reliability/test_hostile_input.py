@@ -225,7 +225,7 @@ REFUSED: list[Refused] = [
         "stale-handle",
         lambda db: db.__setitem__("s", db.stale),  # type: ignore[attr-defined]
         StaleHandleError,
-        "no longer",
+        "no longer|nothing can be written",
         prepare=lambda db: setattr(db, "stale", _stale(db)),
     ),
     # --- dict keys
