@@ -25,9 +25,6 @@ import pytest
 
 from etcher import DB
 
-pytest.importorskip("flask")
-pytest.importorskip("gunicorn")
-
 APP_DIR = Path(__file__).parent / "deployment"
 CLIENTS = 4
 USERS_PER_CLIENT = 10
