@@ -158,7 +158,11 @@ def test_progress_bars_when_forced(url: str, tmp_path: Path) -> None:
 # so on stderr and blocks reading its stdin, which the test keeps open. The test then
 # sends SIGINT, so the interrupt lands exactly there, however loaded the machine is.
 PAUSING_CLI = """
-import os, sys
+import os, signal, sys
+
+# A terminal delivers Ctrl-C to the foreground program; a test run started in the
+# background (nohup, "&" in a script, some CI runners) hands its children SIGINT ignored.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import redis.client
 from etcher_contrib.cli import main
