@@ -238,14 +238,20 @@ class DB:
     def _write(self, fn: Callable[[Graph], T]) -> T:
         """Run ``fn`` in a retried write unit; a bounded sweep of expired garbage rides along."""
         layout, reclaim = self._layout, self._reclaim
+        taken: list[tuple[float, str]] = []  # swept by the latest attempt, if it commits
 
         def attempt(u: Unit) -> T:
+            reclaim.give_back(taken)  # an earlier attempt did not commit
             g = Graph(layout, u)
             result = fn(g)
-            reclaim.piggyback(g)
+            taken.extend(reclaim.piggyback(g))
             return result
 
-        return self._retry.run(self._backend, attempt)
+        try:
+            return self._retry.run(self._backend, attempt)
+        except BaseException:
+            reclaim.give_back(taken)
+            raise
 
     def _snapshot(self, fn: Callable[[Graph], T]) -> T:
         """Run a read-only ``fn`` so that everything it reads is one consistent state."""

@@ -140,23 +140,31 @@ class Reclaimer:
         with self._guard():
             self._heap = heap
 
-    def piggyback(self, g: Graph) -> None:
-        """At the end of a write unit: sweep a bounded batch of expired pending nodes."""
-        retired = g.retired
+    def piggyback(self, g: Graph) -> list[tuple[float, str]]:
+        """At the end of a write unit: queue the sweep of a bounded batch of expired nodes.
+
+        Returns the entries taken off the heap; if the unit does not commit, the
+        caller hands them back with :meth:`give_back` (nothing rescans the store).
+        """
         heap = self._heap
         if not heap:
-            return
+            return []
         now = clock()
         if heap[0][0] > now:
-            return
-        budget = SWEEP_BATCH + 2 * len(retired)
-        batch: list[str] = []
+            return []
+        budget = SWEEP_BATCH + 2 * len(g.retired)
+        taken: list[tuple[float, str]] = []
         with self._guard():
-            # Taken now: if this unit fails to commit they stay in the store and the next
-            # rescan finds them again; deleting a node twice is harmless.
-            while heap and heap[0][0] <= now and len(batch) < budget:
-                batch.append(heapq.heappop(heap)[1])
-        drop_pending(g, batch)
+            while heap and heap[0][0] <= now and len(taken) < budget:
+                taken.append(heapq.heappop(heap))
+        drop_pending(g, [uid for _expiry, uid in taken])
+        return taken
+
+    def give_back(self, taken: list[tuple[float, str]]) -> None:
+        """Return entries :meth:`piggyback` took for a unit that did not commit; empty ``taken``."""
+        if taken:
+            self.learn(taken)
+            taken.clear()
 
     def sweep(self, backend: StorageBackend, retry: RetryPolicy, everything: bool = False) -> int:
         """Delete every expired pending node (all of them if ``everything``); return how many.
