@@ -462,21 +462,9 @@ class ConcurrencyConformance:
         with self._db(store_url, ns) as db:
             db["before"] = forked_doc(-1, 0)
             db["log"] = []
-            ctx = multiprocessing.get_context("fork")
-            barrier = ctx.Barrier(FORK_CHILDREN)
-            procs = [
-                ctx.Process(target=_forked_writer, args=(db, child, barrier))
-                for child in range(FORK_CHILDREN)
-            ]
-            for p in procs:
-                p.start()
-            for p in procs:
-                p.join(timeout=300)
-            for p in procs:
-                if p.is_alive():
-                    p.kill()
-                    raise AssertionError("a forked worker hung")
-                assert p.exitcode == 0, f"forked worker exited with {p.exitcode}"
+            barrier = multiprocessing.get_context("fork").Barrier(FORK_CHILDREN)
+            args = [(db, child, barrier) for child in range(FORK_CHILDREN)]
+            _run_processes(_forked_writer, args, start="fork")
             _check_forked_docs(db, FORK_CHILDREN)
 
     def test_db_opened_before_a_fork_pool_is_safe_in_its_tasks(
@@ -561,17 +549,9 @@ class ConcurrencyConformance:
     def test_forked_processes_rd_incr_exactly(self, store_url: str, ns: str) -> None:
         with self._db(store_url, ns) as db:
             db["c"] = {"deep": {}}
-            ctx = multiprocessing.get_context("fork")
-            barrier = ctx.Barrier(PROCESSES)
-            procs = [
-                ctx.Process(target=_inherited_rd_incr, args=(db, barrier, INCREMENTS))
-                for _ in range(PROCESSES)
-            ]
-            for p in procs:
-                p.start()
-            for p in procs:
-                p.join(timeout=300)
-            assert [p.exitcode for p in procs] == [0] * PROCESSES
+            barrier = multiprocessing.get_context("fork").Barrier(PROCESSES)
+            args = [(db, barrier, INCREMENTS)] * PROCESSES
+            _run_processes(_inherited_rd_incr, args, start="fork")
             assert db["c"]() == {"deep": {"n": PROCESSES * INCREMENTS}}
             assert db.check().ok
 
