@@ -276,7 +276,11 @@ def _failures(by: dict[tuple[str, str, str], dict[str, Any]], backends: list[str
         "capped), so that ratio is not a speed comparison. ‡ this etcher failed.",
         "",
         "Failures"
-        + (" (diskcache's and sqlitedict's listed once, here):" if LOCAL in backends else ":"),
+        + (
+            " (diskcache's and sqlitedict's listed once, here):"
+            if any(w_i_n[1] in ("diskcache", "sqlitedict") for w_i_n in fails)
+            else ":"
+        ),
         "",
     ]
     return lines + [f"- {w} / {i}: {n}" for w, i, n in fails]

@@ -372,3 +372,52 @@ def test_safe_decode_agrees_with_decode_or_reports_corruption(raw: bytes) -> Non
         return
     got = safe_decode(raw)
     assert type(got) is type(expected) and (got == expected or got != got)
+
+
+@given(
+    st.dictionaries(keys(), scalars(), max_size=12),
+    st.randoms(use_true_random=False),
+)
+def test_ordered_and_decoded_items_follow_the_insertion_sequence(
+    data: dict[Any, Any], rng: Any
+) -> None:
+    from etcher.codec import decoded_items, ordered_items
+
+    seqs = rng.sample(range(10_000), len(data))  # unique, in any order, with gaps
+    content = {
+        encode_key(k): b"%d|" % seq + encode_scalar(v)
+        for seq, (k, v) in zip(seqs, data.items(), strict=True)
+    }
+    order = [k for _seq, k in sorted(zip(seqs, data, strict=True))]
+    assert [decode_key(f) for f, _ in ordered_items(content)] == order
+    assert [k for k, _ in decoded_items(content)] == order
+    for (key, raw), (field, raw2) in zip(
+        decoded_items(content), ordered_items(content), strict=True
+    ):
+        assert raw == raw2 and key == decode_key(field) and type(key) is type(decode_key(field))
+        assert same_scalar(safe_decode(raw), data[key])
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        {b"sa": b"x|sv"},
+        {b"sa": b"1|"},
+        {b"sa": b"1"},
+        {b"": b"1|sv"},
+        {b"Q": b"1|sv"},
+        {b"s\xff": b"1|sv"},
+        {b"ix": b"1|sv"},
+        {b"sa": b"0|sv", b"sb": b"+1|sv"},
+    ],
+    ids=repr,
+)
+def test_ordered_and_decoded_items_refuse_corrupt_content(content: dict[bytes, bytes]) -> None:
+    from etcher.codec import decoded_items, ordered_items
+
+    with pytest.raises(StoreCorrupt):
+        decoded_items(content)
+    if all(documented_item(raw) for raw in content.values()):
+        return  # the items are fine, only a key is corrupt: ordered_items does not decode keys
+    with pytest.raises(StoreCorrupt):
+        ordered_items(content)

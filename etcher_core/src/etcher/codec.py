@@ -29,6 +29,7 @@ tested for up front. ``benchmarks/codec_micro.py`` measures them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from etcher.errors import EtcherTypeError, EtcherValueError, StoreCorrupt
@@ -132,6 +133,46 @@ def item_value(raw: bytes) -> bytes:
     if seq and value:
         return value
     raise StoreCorrupt(f"stored dict item {raw[:40]!r} is malformed")
+
+
+def ordered_items(content: Mapping[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+    """A dict node's stored items in insertion order, as ``(stored key, tagged value)``.
+
+    The same order as sorting ``split_item()`` of every item (sequence, then value,
+    then key), in one call per node instead of one per field.
+    """
+    rows = []
+    append = rows.append
+    for field, raw in content.items():
+        seq, _, value = raw.partition(b"|")
+        if not value or not seq.isdigit():
+            raise StoreCorrupt(f"stored dict item {raw[:40]!r} is malformed")
+        append((int(seq), value, field))
+    rows.sort()
+    return [(field, value) for _seq, value, field in rows]
+
+
+def decoded_items(content: Mapping[bytes, bytes]) -> list[tuple[str | int, bytes]]:
+    """:func:`ordered_items` with each key decoded: ``[(key, tagged value)]``."""
+    rows = []
+    append = rows.append
+    for field, raw in content.items():
+        seq, _, value = raw.partition(b"|")
+        if not value or not seq.isdigit():
+            raise StoreCorrupt(f"stored dict item {raw[:40]!r} is malformed")
+        try:
+            tag = field[0]
+            if tag == 0x73:  # s, by far the most common key
+                key: str | int = field[1:].decode()
+            elif tag == 0x69:  # i
+                key = int(field[1:])
+            else:
+                key = decode_key(field)
+        except (IndexError, ValueError, UnicodeDecodeError):
+            key = decode_key(field)  # raises the precise StoreCorrupt
+        append((int(seq), value, field, key))
+    rows.sort()  # sequence numbers are unique: the later fields only break corrupt ties
+    return [(key, value) for _seq, value, _field, key in rows]
 
 
 def encode_link(uid: str) -> bytes:
