@@ -141,7 +141,7 @@ def ordered_items(content: Mapping[bytes, bytes]) -> list[tuple[bytes, bytes]]:
     The same order as sorting ``split_item()`` of every item (sequence, then value,
     then key), in one call per node instead of one per field.
     """
-    rows = []
+    rows: list[tuple[int, bytes, bytes]] = []
     append = rows.append
     for field, raw in content.items():
         seq, _, value = raw.partition(b"|")
@@ -154,7 +154,7 @@ def ordered_items(content: Mapping[bytes, bytes]) -> list[tuple[bytes, bytes]]:
 
 def decoded_items(content: Mapping[bytes, bytes]) -> list[tuple[str | int, bytes]]:
     """:func:`ordered_items` with each key decoded: ``[(key, tagged value)]``."""
-    rows = []
+    rows: list[tuple[int, bytes, bytes, str | int]] = []
     append = rows.append
     for field, raw in content.items():
         seq, _, value = raw.partition(b"|")
