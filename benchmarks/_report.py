@@ -88,11 +88,12 @@ def verdicts(backend: str, r: dict[str, Any]) -> list[tuple[str, float, float | 
 
 def _target_cell(backend: str, r: dict[str, Any]) -> str:
     cells = []
-    for other, minimum, _, verdict in verdicts(backend, r):
+    for other, minimum, speed, verdict in verdicts(backend, r):
         shown = (
             verdict if verdict.startswith("met") or verdict == "not measured" else f"**{verdict}**"
         )
-        cells.append(f"{SHORT[other]} >= {minimum:g}x: {shown}")
+        got = "" if speed is None else f" ({_fmt(speed)})"
+        cells.append(f"{SHORT[other]} >= {minimum:g}x{got}: {shown}")
     return "; ".join(cells)
 
 
@@ -164,7 +165,8 @@ faster** and 0.5x means it takes twice as long.
   (one row per dict field or list item, one transaction per assignment): 1.0 would be as
   fast as the raw store.
 - **targets**: the minimum ratios issue 7 set (against 0.2.3 and the floor) and issue 13
-  added (against diskcache), each marked met or **not met**.
+  added (against diskcache), each with the measured ratio in brackets and marked met or
+  **not met** ("met (0.2.3 wrong)": the other's result was wrong, so only ours counts).
 - **verified**: every run is a fresh process on a fresh store and checks its own result;
   a wrong result (or a hang, capped) is **FAIL** and its time means nothing.
 
