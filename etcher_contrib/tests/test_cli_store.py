@@ -14,9 +14,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from etcher import DB, hookimpl
+from etcher import DB, Store, hookimpl
 from etcher.registry import get_registry, reset_registry
-from etcher.store import Store
 from etcher_contrib.cli import main
 
 sqlite_backend = pytest.importorskip("etcher_sqlite.backend", reason="uses the SQLite backend")

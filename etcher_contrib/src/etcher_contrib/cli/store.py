@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from etcher_contrib.cli.errors import CLIError
 
 if TYPE_CHECKING:
-    from etcher.store import Store
+    from etcher import Store
 
 
 def local_file(url: str) -> str | None:
@@ -46,7 +46,7 @@ def remove_store_file(path: str) -> None:
 def open_store(url: str, *, create: bool = False) -> Iterator[Store]:
     """The whole store at ``url`` (an :class:`etcher.store.Store`); a missing store file is an
     error unless ``create``."""
-    from etcher.store import Store
+    from etcher import Store
 
     path = local_file(url)
     if path is not None and not create and not os.path.exists(path):
