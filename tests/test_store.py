@@ -63,7 +63,7 @@ def test_namespaces_default_and_counts(url: str) -> None:
         assert store.stats("missing") == NamespaceStats("missing")
         seen: list[tuple[str, int, int | None]] = []
         store.stats("other", progress=lambda *a: seen.append(a))
-        assert seen[0] == ("count", 0, store.key_count("other")) and seen[-1][1] == seen[-1][2]
+        assert seen[0] == ("read", 0, store.key_count("other")) and seen[-1][1] == seen[-1][2]
 
 
 def test_delete_prefix_removes_exactly_one_namespace_and_recreates_nothing(url: str) -> None:

@@ -156,6 +156,10 @@ _TARGET_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*\Z")
 
 _Kind = Literal["name", "scheme", "any"]
 
+_HOOK_NAMES = ", ".join(
+    repr(name) for name in hookspecs.__all__ if name.startswith(hookspecs.PROJECT_NAME + "_")
+)
+
 
 # --- what a plugin registered ------------------------------------------------------
 
@@ -232,8 +236,9 @@ def store_identity(opened: StorageBackend, location: str) -> str:
 
 
 def _is_backend_object(obj: object) -> bool:
-    # A ready backend carries its capabilities on its class; a bare client (redis.Redis) does not.
-    return isinstance(getattr(type(obj), "capabilities", None), Capabilities)
+    # A ready backend carries its capabilities (wrappers such as the kit's fault injectors set
+    # them on the instance); a bare client (redis.Redis, fakeredis) has none.
+    return isinstance(getattr(obj, "capabilities", None), Capabilities)
 
 
 class _Registrar:
@@ -454,7 +459,7 @@ class Registry:
             dist = self._distributions.get(plugin_name, plugin_name)
             warnings.warn(
                 f"etcher plugin {plugin_name!r} from distribution {dist} implements the unknown "
-                f"hook {caller.name!r} (misspelt? etcher's hook is 'etcher_register_backends')",
+                f"hook {caller.name!r} (misspelt? etcher's hooks are {_HOOK_NAMES})",
                 RuntimeWarning,
                 stacklevel=3,
             )

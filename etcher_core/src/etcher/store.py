@@ -109,7 +109,7 @@ class Store:
 
         Reads every key of the namespace in batches (not one consistent
         snapshot: beside writers the counts are approximate). ``progress`` is
-        called as ``progress("count", keys_done, keys_total)``.
+        called as ``progress("read", keys_done, keys_total)``.
 
         :raises ValueError: ``namespace`` is not a valid namespace name.
         """
@@ -120,7 +120,7 @@ class Store:
         counter_prefix = layout.counter_prefix.encode()
         counts = dict.fromkeys(("nodes", "dicts", "lists", "links", "counters", "keys", "bytes"), 0)
         if progress is not None:
-            progress("count", 0, len(keys))
+            progress("read", 0, len(keys))
         for start in range(0, len(keys), _BATCH):
             batch = [_raw(key) for key in keys[start : start + _BATCH]]
             pipe = backend.pipeline(transaction=False)
@@ -155,7 +155,7 @@ class Store:
                 elif key.startswith(counter_prefix):
                     counts["counters"] += 1
             if progress is not None:
-                progress("count", min(start + _BATCH, len(keys)), len(keys))
+                progress("read", min(start + _BATCH, len(keys)), len(keys))
         return NamespaceStats(namespace, **counts)
 
     def delete_prefix(

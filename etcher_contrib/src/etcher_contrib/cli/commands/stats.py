@@ -28,7 +28,9 @@ def run(args: argparse.Namespace) -> int:
         with open_store(args.url) as store:
             require_namespace(store, args.url, args.namespace)
             names = [args.namespace] if args.namespace else store.namespaces()
-            results = [store.stats(name, progress=progress.hook(name)) for name in names]
+            results = [
+                store.stats(name, progress=progress.hook(f"counting {name}")) for name in names
+            ]
     finally:
         progress.close()
     if args.json:
