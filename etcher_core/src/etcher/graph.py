@@ -30,7 +30,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from etcher import reclaim
 from etcher.codec import item_value, link_target
 from etcher.errors import StaleHandleError, StoreCorrupt
 from etcher.layout import (
@@ -262,7 +261,7 @@ class Graph:
                 self.drop_node(uid)
             return
         # Only the header is touched: the content stays for handles still reading it.
-        expiry = reclaim.clock() + grace
+        expiry = self.layout.clock() + grace
         stamp = b"%.3f" % expiry
         refs = self.layout.refs
         for uid in level:
