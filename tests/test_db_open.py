@@ -60,7 +60,7 @@ def test_db_and_open_backend_agree_on_the_default_store(
         monkeypatch.setenv("ETCHER_URL", etcher_url)
     with DB() as db:
         db["x"] = 1
-        identity = db._store_id
+        identity = db._session.store_id
     backend = open_backend()
     try:
         with DB(backend=backend) as same:
