@@ -6,7 +6,7 @@ links to shared nodes, reads, transactions); each program runs on a fresh
 namespace of every backend, and every step must give the same result, or
 raise the same exception type, and leave the same materialized state (key
 order, types, sharing and cycles included); ``db.check()`` must agree too.
-See :mod:`etcher.testing.differential`.
+See :mod:`etcher.testing._harness.differential`.
 
 The Redis server is the conformance kit's (``redis_url``): under
 ``ETCHER_REQUIRE_REDIS=1`` a missing server fails this test instead of
@@ -25,7 +25,7 @@ from hypothesis import given
 
 from etcher import DB
 from etcher.spec import StorageBackend
-from etcher.testing.differential import (
+from etcher.testing._harness.differential import (
     Op,
     apply,
     assert_same_traces,

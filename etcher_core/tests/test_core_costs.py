@@ -16,7 +16,7 @@ import pytest
 
 from etcher import DB, RD, RL, StaleHandleError, WatchError
 from etcher.errors import BackendUnavailable
-from etcher.testing.instrument import CountingBackend
+from etcher.testing._harness.instrument import CountingBackend
 
 BACKENDS = ["memory"]
 if importlib.util.find_spec("etcher_sqlite") is not None:

