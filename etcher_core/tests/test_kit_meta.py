@@ -24,7 +24,6 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 import kit_broken_backends as broken  # noqa: E402
-from kit_reference_backend import ReferenceBackend, drop_store, named_store  # noqa: E402
 
 import etcher.registry  # noqa: E402, F401  (imported once here so nested sessions share it)
 from etcher.spec import Capabilities  # noqa: E402
@@ -37,6 +36,7 @@ from etcher.testing import (  # noqa: E402
 )
 from etcher.testing.markers import missing_capability  # noqa: E402
 from etcher.testing.options import parse_option  # noqa: E402
+from etcher.testing.reference import ReferenceBackend, drop_store, named_store  # noqa: E402
 
 pytest_plugins = ["pytester"]
 
@@ -149,7 +149,7 @@ def test_kit_families_are_separately_usable(pytester: pytest.Pytester, kit_store
         test_part=f"""
         import pytest
         from etcher.testing import BackendFixtures, ListCommands
-        from kit_reference_backend import ReferenceBackend
+        from etcher.testing.reference import ReferenceBackend
 
         class TestLists(ListCommands, BackendFixtures):
             @pytest.fixture
@@ -214,7 +214,7 @@ def test_basics_stage_passes_a_correct_backend_quietly(
     pytester.syspathinsert(HERE)
     pytester.makepyfile(
         test_kit=KIT_MODULE.format(
-            module="kit_reference_backend", cls="ReferenceBackend", url=f"ref://{kit_store}"
+            module="etcher.testing.reference", cls="ReferenceBackend", url=f"ref://{kit_store}"
         )
     )
     result = run(pytester, "--tb=short", "-k", "test_get_missing_is_none or test_lrange")
@@ -335,47 +335,13 @@ def test_parse_option_rejects_malformed(text: str) -> None:
         parse_option(text)
 
 
-def test_zero_code_route_with_an_installed_backend(pytester: pytest.Pytester) -> None:
-    """Through real entry-point discovery, when the in-memory backend is installed."""
-    from etcher.registry import available_backends
-
-    if "memory" not in available_backends():
-        pytest.skip("etcher-contrib's memory:// backend is not installed")
-    result = pytester.runpytest_subprocess(
-        "-p", "etcher.testing",
-        "-p", "no:cacheprovider",
-        "--pyargs", "etcher.testing",
-        "--etcher-url", f"memory://meta-{uuid.uuid4().hex}",
-        "-k", "test_set_returns_true or test_literal_prefix or conflict_from_another_connection",
-    )  # fmt: skip
-    result.assert_outcomes(passed=3)
-
-
-def test_zero_code_route_runs_concurrency_for_a_multiprocess_backend(
-    pytester: pytest.Pytester, tmp_path: Path
-) -> None:
-    """SQLite declares ``multiprocess``: its child processes open the same URL and run."""
-    from etcher.registry import available_backends
-
-    if "sqlite" not in available_backends():
-        pytest.skip("etcher-sqlite is not installed")
-    result = pytester.runpytest_subprocess(
-        "-p", "etcher.testing",
-        "-p", "no:cacheprovider",
-        "--pyargs", "etcher.testing",
-        "--etcher-url", f"sqlite:///{tmp_path}/zero-code.db",
-        "-k", "TestConcurrencyFromURL and test_plain_write_from_other_process_conflicts",
-    )  # fmt: skip
-    result.assert_outcomes(passed=1)
-
-
 # --------------------------------------------------------------------------- (d) capabilities
 
 MARKS_MODULE = """
 import pytest
 from etcher.spec import Capabilities
 from etcher.testing import BackendFixtures
-from kit_reference_backend import ReferenceBackend
+from etcher.testing.reference import ReferenceBackend
 
 class Partial(ReferenceBackend):
     capabilities = Capabilities(persistent=True, atomic_batches=False, snapshot_reads=True)
@@ -493,7 +459,7 @@ def test_backend_fixture_explains_what_to_override(pytester: pytest.Pytester) ->
 FIXTURES_MODULE = """
 import pytest
 from etcher.testing import BackendFixtures, HOSTILE_CHARS
-from kit_reference_backend import ReferenceBackend
+from etcher.testing.reference import ReferenceBackend
 
 class Shared(BackendFixtures):
     @pytest.fixture
