@@ -42,8 +42,9 @@ from etcher.errors import (
     StoreLocked,
 )
 from etcher.registry import open_backend
-from etcher.testing.faults import Tripwire, inject_sqlite_errors, tiny_filesystem
-from etcher.testing.redis_server import RedisServer
+from etcher.testing._harness.faults import Tripwire, tiny_filesystem
+from etcher_redis.testing.server import RedisServer
+from etcher_sqlite.testing import inject_sqlite_errors
 
 # --------------------------------------------------------------------------- helpers
 
@@ -163,7 +164,7 @@ def test_redis_connection_lost_after_the_write_was_sent(redis_url: str, kind: st
     """
     import redis
 
-    from etcher.testing.faults import arm_redis
+    from etcher_redis.testing.faults import arm_redis
 
     prefix = f"lost-{uuid.uuid4().hex[:8]}"
     db = DB(redis_url, prefix=prefix)
