@@ -969,6 +969,7 @@ def _apply(
         if hook is not None:
             hook()
     tx = Tx(conn)
+    _preload(tx, queue)
     results: list[Any] = []
     i, n = 0, len(queue)
     while i < n:
@@ -980,3 +981,26 @@ def _apply(
         i = j
     tx.flush()
     return results
+
+
+def _preload(tx: Tx, queue: list[tuple[Command, Call]]) -> None:
+    """Read the rows of every key the queue writes in one query, up front.
+
+    A unit's commit is several runs (hset, then rpush, ...); each run would
+    otherwise load its own keys with a query of its own.
+    """
+    names: list[str] = []
+    first = None
+    mixed = False
+    for command, call in queue:
+        if command.write:
+            if first is None:
+                first = command
+            elif command is not first:
+                mixed = True
+            if command is DELETE:
+                names.extend(call[0])
+            else:
+                names.append(call[0])
+    if mixed:
+        tx.load(names)
