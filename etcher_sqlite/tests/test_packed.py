@@ -36,7 +36,10 @@ def test_a_small_list_is_one_row(store: SQLiteBackend, raw: sqlite3.Connection) 
     assert store.llen("l") == 3
 
 
-def test_a_hash_spills_past_max_entries(store: SQLiteBackend, raw: sqlite3.Connection) -> None:
+def test_a_hash_spills_past_max_entries(
+    store: SQLiteBackend, raw: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packed, "MAX_BYTES", 1 << 20)  # only the entry limit counts here
     n = packed.MAX_ENTRIES
     store.hset("h", mapping={f"f{i}": i for i in range(n)})
     assert rows(raw, "hashes") == 0
