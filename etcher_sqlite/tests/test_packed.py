@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import msgpack  # type: ignore[import-untyped]
+import msgpack.fallback  # type: ignore[import-untyped]
 import pytest
 
 from etcher.errors import StoreCorrupt, WatchError
@@ -275,3 +279,40 @@ class TinyPackFixtures(BackendFixtures):
 
 class TestSQLiteTinyPackConformance(StorageConformance, TinyPackFixtures):
     """Every kit test with containers spilling after their first member."""
+
+
+def test_threads_pack_independently(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each thread packs with its own buffer: no content from another thread leaks in.
+
+    msgpack's C Packer never lets another thread in mid-pack, its pure-Python fallback
+    (used where the extension is not built) does; the test runs on the fallback, switching
+    threads as often as it can.
+    """
+    monkeypatch.setattr(msgpack, "Packer", msgpack.fallback.Packer)
+    monkeypatch.setattr(packed, "_packers", threading.local())
+    old_interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    barrier = threading.Barrier(4)
+    failures: list[object] = []
+
+    def work(t: int) -> None:
+        barrier.wait()
+        for i in range(2000):
+            content = [b"%d-%d" % (t, i)] * (1 + i % 5)
+            try:
+                if packed.unpack_list(packed.pack(content), "k") == content:
+                    continue
+            except StoreCorrupt:
+                pass
+            failures.append((t, i))
+            return
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(old_interval)
+    assert failures == []

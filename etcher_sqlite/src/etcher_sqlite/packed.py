@@ -14,6 +14,7 @@ for a list): a C-speed codec with a published, language-neutral spec, measured
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
@@ -32,12 +33,18 @@ bigger BLOB costs several rewritten pages per change where member rows cost one.
 Measured: a store whose root holds 60 documents appends 9.5 pages to the WAL per
 small-document write with a 4,096-byte limit, 7.3 with this one."""
 
-_pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+# A reused Packer is twice as fast as packb() (which builds one per call), but it keeps
+# a buffer between calls, so each thread has its own.
+_packers = threading.local()
 
 
 def pack(content: dict[bytes, bytes] | list[bytes]) -> bytes:
     """The BLOB for a hash's ``{field: value}`` or a list's items."""
-    return _pack(content)  # type: ignore[no-any-return]
+    try:
+        packer = _packers.pack
+    except AttributeError:
+        packer = _packers.pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+    return packer(content)  # type: ignore[no-any-return]
 
 
 def _unpack(blob: bytes, want: type, name: str) -> Any:
