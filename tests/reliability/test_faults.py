@@ -363,7 +363,13 @@ def test_sqlite_damaged_pages(tmp_path: Path) -> None:
         fh.seek(size // 2)
         fh.write(os.urandom(16_384))
     with _no_hang():
-        damaged = DB(path, prefix="p")
+        # Opening reads the namespace's root, which may sit on a damaged page itself
+        # (where depends on the storage layout): that is the same answer, earlier.
+        kind, opened = _outcome(lambda: DB(path, prefix="p"))
+        if kind == "error":
+            assert isinstance(opened, StoreCorrupt) and "damaged" in str(opened), opened
+            return
+        damaged = opened
         for fn in (damaged, damaged.check, lambda: damaged["big"]()):
             kind, exc = _outcome(fn)
             assert kind == "error" and isinstance(exc, StoreCorrupt), (kind, exc)
