@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from etcher import transactions
 from etcher.containers import handle_for
-from etcher.errors import EtcherTypeError, TransactionError
+from etcher.errors import EtcherTypeError
 from etcher.layout import DEFAULT_KEY, validate_prefix
 from etcher.namespace import Namespace
 from etcher.reclaim import validate_grace
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 DEFAULT_NAMESPACE = "default"
+_TRANSACTOR_VERBS = frozenset(("watch", "multi", "execute"))
 
 
 def _default_prefix(backend: StorageBackend, retry: RetryPolicy) -> str:
@@ -153,17 +154,17 @@ class DB(Namespace):
         """Run ``fn(t)`` as a transaction, retrying it on conflicts; return its result."""
         return transactions.transact(self, fn, retry or self._session.retry)
 
-    def watch(self) -> None:
-        """Only meaningful on a transactor: use ``db.transactor().watch()``."""
-        raise TransactionError("watch() needs a transactor: t = db.transactor(); t.watch()")
+    if not TYPE_CHECKING:  # a runtime fallback only: type checkers keep flagging unknown names
 
-    def multi(self) -> None:
-        """Only meaningful on a transactor: use ``db.transactor().multi()``."""
-        raise TransactionError("multi() needs a transactor: t = db.transactor(); t.multi()")
-
-    def execute(self) -> None:
-        """Only meaningful on a transactor: use ``db.transactor().execute()``."""
-        raise TransactionError("execute() needs a transactor: t = db.transactor()")
+        def __getattr__(self, name: str) -> Any:
+            # Only reached for names DB does not have. The 0.2 verbs live on a transactor
+            # alone; say where instead of a bare AttributeError.
+            if name in _TRANSACTOR_VERBS:
+                raise AttributeError(
+                    f"DB has no {name}(): the watch/multi/execute verbs belong to a transactor "
+                    f"(t = db.transactor(); t.{name}()), or use db.transaction() / db.transact(fn)"
+                )
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # --- lifecycle ---------------------------------------------------------------------
     def close(self) -> None:
