@@ -284,6 +284,48 @@ class Unit:
             self._one_call = len(checked) if alone and not frontier else -1
         return chunk
 
+    def preload_subtree(
+        self, content_prefix: str, refs_prefix: str, roots: Sequence[str], limit: int
+    ) -> int:
+        """Read ahead the contents and headers of up to ``limit`` nodes below ``roots``.
+
+        Only inside a held scope, where the store cannot change under the unit:
+        what the subtree read returns is then exactly what :meth:`load` would
+        read later, so it goes into the unit's cache the same way (this unit's
+        own writes applied on top; keys it already knows are left alone). Returns
+        the number of nodes read (0 when nothing was done). Collecting a deep
+        subtree then costs a few calls instead of a few per level.
+        """
+        if self._scope is None or not self.backend.capabilities.subtree_reads:
+            return 0
+        roots = [
+            r
+            for r in roots
+            if (content_prefix + r) not in self._full and (content_prefix + r) not in self._lists
+        ]
+        if not roots:
+            return 0
+        contents, _absent, _frontier = cast(SubtreeReads, self.backend).read_subtree(
+            content_prefix, refs_prefix, roots, limit
+        )
+        for uid, content in contents.items():
+            key = content_prefix + uid
+            if isinstance(content, dict):
+                if key not in self._full:
+                    state: dict[bytes, bytes | None] = content  # type: ignore[assignment]
+                    pending = self._dirty.get(key)
+                    if pending:
+                        state.update(pending)
+                    self._fields[key] = state
+                    self._full.add(key)
+            elif key not in self._lists:
+                items = list(content)
+                for op, args in self._ops_by_list.get(key, ()):
+                    _apply_list_op(items, op, args)
+                self._lists[key] = items
+        self.load(hashes=[refs_prefix + uid for uid in contents])
+        return len(contents)
+
     # --- hash writes ------------------------------------------------------------
     def hset(self, key: str, field: bytes, value: bytes) -> None:
         if self._undo is not None:

@@ -38,10 +38,10 @@ WRITER_ROUNDS = 2000
 """Upper bound on the writer's replacements (it stops as soon as the reader is done)."""
 
 
-def sample() -> dict[str, Any]:
+def sample() -> dict[Any, Any]:
     """A document with every shape the walk must follow: nesting, sharing, a cycle, empties."""
     shared = {"shared": True, "n": [1, 2]}
-    doc: dict[str, Any] = {
+    doc: dict[Any, Any] = {
         "a": [1, "@Dnot-a-link", {"b": 2, "c": [[], {}]}],
         "s1": shared,
         "s2": [shared, shared],
@@ -189,7 +189,7 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
     def test_missing_nodes_are_reported(self, reader: SubtreeReads, db: DB) -> None:
         db["doc"] = {"empty": {}, "none": []}
         layout = db._layout
-        doc = db["doc"]
+        doc: Any = db["doc"]
         uids = [doc["empty"]._etcher_uid, doc["none"]._etcher_uid]
         ghosts = ["Dno-such-node", "Lno-such-node"]
         contents, absent, frontier = reader.read_subtree(
@@ -202,7 +202,8 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
     def test_materialize_equals_level_by_level(self, reader: SubtreeReads, db: DB) -> None:
         doc = sample()
         db["doc"] = doc
-        uid = db["doc"]._etcher_uid
+        handle: Any = db["doc"]
+        uid = handle._etcher_uid
         levels = db._snapshot(lambda g: materialize_module._by_levels(g, uid))
         for limit in (1, 3, materialize_module.SUBTREE_LIMIT):
             with pytest.MonkeyPatch.context() as mp:
@@ -217,7 +218,7 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
                     return real(self, *args)
 
                 mp.setattr(type(reader), "read_subtree", counted)
-                value = db["doc"]()
+                value: Any = handle()
             assert calls, "materialize did not use the subtree read"
             assert same_shape(value, levels)
             assert same_shape(value, doc)
@@ -256,7 +257,7 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
                 # Small calls: one document takes several, so the snapshot must span them.
                 mp.setattr(materialize_module, "SUBTREE_LIMIT", 4)
                 for _ in range(READS):
-                    value = db()["doc"]
+                    value: Any = db()["doc"]
                     found = versions(value)
                     assert len(found) == 1, f"one read mixed versions {sorted(found)}"
                     assert same_shape(value, versioned(found.pop()))
@@ -274,7 +275,7 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
         db = DB(backend=counting, prefix=prefix)
         try:
             db["doc"] = {"a": [1, {"b": 2}], "c": {"d": [[], {}]}}
-            handle = db["doc"]
+            handle: Any = db["doc"]
             counting.reset()
             assert handle() == {"a": [1, {"b": 2}], "c": {"d": [[], {}]}}
             trips = counting.round_trips - counting.commands["unit_scope"]
@@ -295,7 +296,8 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
         for _ in range(depth):
             doc = {"down": [doc]}
         db["deep"] = doc
-        value = db["deep"]()
+        deep: Any = db["deep"]
+        value = deep()
         levels = 0
         while isinstance(value, dict):
             value = value["down"][0]
