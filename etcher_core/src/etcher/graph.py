@@ -28,6 +28,7 @@ back-references stay exact for everything reachable.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from etcher import reclaim
@@ -386,7 +387,10 @@ class Graph:
             if preload is not None and ahead <= 2 * swept + SWEEP_AHEAD:
                 # Only nodes not read yet start a read-ahead: one covers many levels.
                 ahead += preload(
-                    self.layout.content_prefix, self.layout.refs_prefix, list(level), SWEEP_AHEAD
+                    self.layout.content_prefix,
+                    self.layout.refs_prefix,
+                    list(islice(level, SWEEP_AHEAD)),
+                    SWEEP_AHEAD,
                 )
             contents = self.read_contents(level)
             lost: dict[str, dict[str, int]] = {}
@@ -402,7 +406,10 @@ class Graph:
                 # their headers, so each level costs one batch (or none, read ahead).
                 if preload is not None and ahead <= 2 * swept + SWEEP_AHEAD:
                     ahead += preload(
-                        self.layout.content_prefix, self.layout.refs_prefix, list(lost), SWEEP_AHEAD
+                        self.layout.content_prefix,
+                        self.layout.refs_prefix,
+                        list(islice(lost, SWEEP_AHEAD)),
+                        SWEEP_AHEAD,
                     )
                 self.prefetch_nodes(lost)
                 headers = self.r.prefetch_hashes([refs(c) for c in lost])  # type: ignore[union-attr]

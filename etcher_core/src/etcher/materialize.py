@@ -20,6 +20,7 @@ the path for every other backend and for units that have written.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -55,8 +56,18 @@ def _by_subtrees(
     layout = graph.layout
     objects: dict[str, Any] = {uid: _new(uid)}
     done: set[str] = set()
-    frontier = [uid]
-    while frontier:
+    # Nodes still to read, in the order met. Each call gets at most a limit's worth of
+    # them (it reads its roots first): handing a wide level's whole frontier to every
+    # call would make a wide document quadratic.
+    todo: deque[str] = deque([uid])
+    while todo:
+        frontier: list[str] = []
+        while todo and len(frontier) < SUBTREE_LIMIT:
+            x = todo.popleft()
+            if x not in done:
+                frontier.append(x)
+        if not frontier:
+            break
         chunk = read(layout.content_prefix, layout.refs_prefix, frontier, SUBTREE_LIMIT)
         if chunk is None:
             return _FALLBACK
@@ -86,8 +97,9 @@ def _by_subtrees(
             if target is None:
                 target = objects[node] = _new(node)
             _fill(target, node, content, resolve)
+        # Roots this call did not reach (past its limit) come back in its frontier.
+        todo.extend(x for x in nxt if x not in done)
         del contents, chunk  # free this answer's raw content before the next one is read
-        frontier = [x for x in nxt if x not in done]
     return objects[uid]
 
 

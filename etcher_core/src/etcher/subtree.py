@@ -10,7 +10,8 @@ runs the same walk as a script where the data is (see ``etcher_redis.subtree``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import contextlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from etcher.spec import SubtreeChunk
@@ -18,28 +19,30 @@ from etcher.spec import SubtreeChunk
 LINK = b"@"
 
 
-def linked(uid: str, content: dict[bytes, bytes] | list[bytes]) -> Iterator[str]:
+def linked(uid: str, content: dict[bytes, bytes] | list[bytes]) -> list[str]:
     """Uids linked from a node's content; malformed items and links are skipped.
 
     Skipped, not raised: whoever decodes the content reports them, with context.
     """
+    out: list[str] = []
     if isinstance(content, dict):
         for raw in content.values():
-            bar = raw.find(b"|")
-            if bar > 0 and raw[bar + 1 : bar + 2] == LINK:
-                child = raw[bar + 2 :]
-                if len(child) >= 2 and child[:1] in (b"D", b"L"):
-                    try:
-                        yield child.decode()
-                    except UnicodeDecodeError:
-                        continue
+            # Most items are scalars: one substring test rules them out.
+            if b"|@" in raw:
+                bar = raw.find(b"|")
+                if bar > 0 and raw[bar + 1 : bar + 2] == LINK:
+                    _add(out, raw[bar + 2 :])
     else:
         for raw in content:
-            if raw[:1] == LINK and len(raw) >= 3 and raw[1:2] in (b"D", b"L"):
-                try:
-                    yield raw[1:].decode()
-                except UnicodeDecodeError:
-                    continue
+            if raw.startswith(LINK):
+                _add(out, raw[1:])
+    return out
+
+
+def _add(out: list[str], child: bytes) -> None:
+    if len(child) >= 2 and child[:1] in (b"D", b"L"):
+        with contextlib.suppress(UnicodeDecodeError):
+            out.append(child.decode())
 
 
 def walk(
