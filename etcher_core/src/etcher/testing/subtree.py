@@ -224,6 +224,26 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
             assert same_shape(value, doc)
             assert value["self"] is value and value["s1"] is value["s2"][0]
 
+    def test_wide_document_is_read_in_linear_work(self, reader: SubtreeReads, db: DB) -> None:
+        db["wide"] = {f"k{i}": {"v": i} for i in range(60)}
+        roots_sent: list[int] = []
+        real = type(reader).read_subtree
+
+        def counted(self: Any, cp: str, rp: str, roots: Any, limit: int) -> Any:
+            roots_sent.append(len(roots))
+            return real(self, cp, rp, roots, limit)
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(materialize_module, "SUBTREE_LIMIT", 5)
+            mp.setattr(type(reader), "read_subtree", counted)
+            wide: Any = db["wide"]
+            value = wide()
+        assert value == {f"k{i}": {"v": i} for i in range(60)}
+        # 61 nodes, 5 per call: about 13 calls, and no root sent twice (a whole
+        # frontier handed to every call would be quadratic in the width).
+        assert len(roots_sent) <= 61 // 5 + 2
+        assert sum(roots_sent) <= 61
+
     @pytest.mark.parametrize("start", ["thread", "fork", "spawn"])
     def test_snapshot_beside_a_writer(
         self,
