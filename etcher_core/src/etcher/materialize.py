@@ -26,7 +26,7 @@ from typing import Any
 
 from etcher.codec import decode_key, link_target, safe_decode, split_item
 from etcher.graph import Graph
-from etcher.layout import ROOT
+from etcher.layout import ROOT, is_dict
 from etcher.spec import SubtreeChunk
 
 SUBTREE_LIMIT = 2000
@@ -46,7 +46,7 @@ def materialize(graph: Graph, uid: str) -> Any:
 
 
 def _new(uid: str) -> Any:
-    return {} if uid[0] == "D" else []
+    return {} if is_dict(uid) else []
 
 
 def _by_subtrees(
@@ -109,7 +109,7 @@ def _fill(
     content: dict[bytes, bytes] | list[bytes],
     resolve: Callable[[bytes], Any],
 ) -> None:
-    if node[0] == "D":
+    if is_dict(node):
         items = sorted((*split_item(raw), field) for field, raw in content.items())  # type: ignore[union-attr]
         for _seq, raw, field in items:
             target[decode_key(field)] = resolve(raw)
@@ -120,7 +120,7 @@ def _fill(
 def _by_levels(graph: Graph, uid: str) -> Any:
     """:func:`materialize` one batched read per level of the document."""
     graph.require_readable(uid)
-    objects: dict[str, Any] = {uid: {} if uid[0] == "D" else []}
+    objects: dict[str, Any] = {uid: {} if is_dict(uid) else []}
     frontier = [uid]
     while frontier:
         contents = graph.read_contents(frontier, keep=False)
@@ -136,7 +136,7 @@ def _by_levels(graph: Graph, uid: str) -> Any:
             if child is not None:
                 obj = objects.get(child)
                 if obj is None:
-                    obj = {} if child[0] == "D" else []
+                    obj = {} if is_dict(child) else []
                     objects[child] = obj
                     nxt.append(child)
                 return obj

@@ -30,7 +30,7 @@ from etcher.layout import ROOT
 from etcher.spec import StorageBackend, SubtreeReads
 from etcher.testing.containers import ContainerFixtures, DBFactory
 from etcher.testing.fixtures import BackendFactory, BackendFixtures
-from etcher.testing.instrument import CountingBackend
+from etcher.testing._harness.instrument import CountingBackend
 
 READS = 12
 """Materializations the reader checks while a writer replaces the document."""
@@ -204,7 +204,7 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
         db["doc"] = doc
         handle: Any = db["doc"]
         uid = handle._etcher_uid
-        levels = db._snapshot(lambda g: materialize_module._by_levels(g, uid))
+        levels = db._session.snapshot(lambda g: materialize_module._by_levels(g, uid))
         for limit in (1, 3, materialize_module.SUBTREE_LIMIT):
             with pytest.MonkeyPatch.context() as mp:
                 mp.setattr(materialize_module, "SUBTREE_LIMIT", limit)
