@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from etcher.codec import decode_key, link_target, safe_decode, split_item
+from etcher.codec import decoded_items, link_target, safe_decode
 from etcher.graph import Graph
 from etcher.layout import ROOT, is_dict
 from etcher.spec import SubtreeChunk
@@ -110,9 +110,8 @@ def _fill(
     resolve: Callable[[bytes], Any],
 ) -> None:
     if is_dict(node):
-        items = sorted((*split_item(raw), field) for field, raw in content.items())  # type: ignore[union-attr]
-        for _seq, raw, field in items:
-            target[decode_key(field)] = resolve(raw)
+        for key, raw in decoded_items(content):  # type: ignore[arg-type]
+            target[key] = resolve(raw)
     else:
         target.extend([resolve(raw) for raw in content])
 
