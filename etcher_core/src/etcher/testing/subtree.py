@@ -28,9 +28,9 @@ from etcher.codec import item_value, link_target
 from etcher.db import DB
 from etcher.layout import ROOT
 from etcher.spec import StorageBackend, SubtreeReads
+from etcher.testing._harness.instrument import CountingBackend
 from etcher.testing.containers import ContainerFixtures, DBFactory
 from etcher.testing.fixtures import BackendFactory, BackendFixtures
-from etcher.testing._harness.instrument import CountingBackend
 
 READS = 12
 """Materializations the reader checks while a writer replaces the document."""
