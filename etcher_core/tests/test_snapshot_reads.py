@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+import etcher.materialize as materialize_module
 from etcher import DB
 from etcher.graph import Graph
 from etcher.unit import Unit
@@ -51,6 +52,8 @@ def test_materialize_is_never_torn_by_a_concurrent_write(
 ) -> None:
     reader, writer = two_dbs
     reader["doc"] = OLD
+    # The level-by-level walk (subtree reads, where the backend has them, are below).
+    monkeypatch.setattr(Unit, "read_subtree", lambda self, *args: None)
     calls = _strike_mid_walk(monkeypatch, writer)
     value = reader["doc"]()
     if reader.backend.capabilities.locking_units:
@@ -61,6 +64,34 @@ def test_materialize_is_never_torn_by_a_concurrent_write(
         # Checked reads: the first walk was torn, noticed, and the walk ran again.
         assert value == NEW
         assert calls[0] == 6
+    assert reader["doc"]() == NEW
+
+
+def test_subtree_materialize_is_never_torn_by_a_concurrent_write(
+    two_dbs: tuple[DB, DB], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader, writer = two_dbs
+    backend = reader.backend
+    if not backend.capabilities.subtree_reads:
+        pytest.skip(f"{type(backend).__name__}.capabilities.subtree_reads is False")
+    reader["doc"] = OLD
+    # Two nodes per call, so one document takes several; the writer strikes after the first.
+    monkeypatch.setattr(materialize_module, "SUBTREE_LIMIT", 2)
+    calls = [0]
+    original = type(backend).read_subtree
+
+    def racing(self: Any, *args: Any) -> Any:
+        calls[0] += 1
+        out = original(self, *args)
+        if calls[0] == 1:
+            writer["doc"]["a"]["b"]["c"] = 2
+            writer["doc"]["x"].append(3)
+        return out
+
+    monkeypatch.setattr(type(backend), "read_subtree", racing)
+    value = reader["doc"]()
+    assert calls[0] > 1  # the strike landed between two calls of one walk
+    assert value == OLD  # SQLite: the snapshot of the scope (checked stores retry instead)
     assert reader["doc"]() == NEW
 
 

@@ -31,7 +31,9 @@ def backend(rdb: Path) -> Iterator[RedisliteBackend]:
 
 def test_satisfies_the_protocol(backend: RedisliteBackend) -> None:
     assert isinstance(backend, StorageBackend)
-    assert RedisliteBackend.capabilities == Capabilities(persistent=True, multiprocess=True)
+    assert RedisliteBackend.capabilities == Capabilities(
+        persistent=True, multiprocess=True, subtree_reads=True
+    )
 
 
 def test_data_survives_close_and_reopen(rdb: Path) -> None:

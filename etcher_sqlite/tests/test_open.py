@@ -36,6 +36,7 @@ def test_file_store_capabilities(store: SQLiteBackend) -> None:
         maintenance=True,
         snapshot_reads=True,
         locking_units=True,
+        subtree_reads=True,
     )
     assert store.capabilities is SQLiteBackend.capabilities
     assert isinstance(store, UnitScopes)

@@ -28,6 +28,7 @@ back-references stay exact for everything reachable.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from etcher.codec import item_value, link_target
@@ -52,6 +53,8 @@ KIND_DICT = b"d"
 PROOF_DEPTH = 12
 """How many parent steps :meth:`Graph._prove_alive` follows before the exact search."""
 KIND_LIST = b"l"
+SWEEP_AHEAD = 2000
+"""Nodes one read-ahead of a collection asks the backend for (``capabilities.subtree_reads``)."""
 
 
 def links_in(kind: str, content: dict[bytes, bytes] | list[bytes]) -> list[str]:
@@ -374,7 +377,21 @@ class Graph:
         suspects: set[str] = set()
         level = set(dead)
         garbage |= level
+        # Read ahead where the backend walks subtrees itself (a deep chain would cost a
+        # few calls per level otherwise). What is read ahead may turn out alive; reading
+        # ahead stops while that exceeds what was found dead, so the waste stays linear.
+        ahead = swept = 0
+        preload = getattr(self.r, "preload_subtree", None)
         while level:
+            swept += len(level)
+            if preload is not None and ahead <= 2 * swept + SWEEP_AHEAD:
+                # Only nodes not read yet start a read-ahead: one covers many levels.
+                ahead += preload(
+                    self.layout.content_prefix,
+                    self.layout.refs_prefix,
+                    list(islice(level, SWEEP_AHEAD)),
+                    SWEEP_AHEAD,
+                )
             contents = self.read_contents(level)
             lost: dict[str, dict[str, int]] = {}
             for uid in level:
@@ -386,7 +403,14 @@ class Graph:
             nxt: set[str] = set()
             if lost:
                 # Most children of garbage are garbage too: fetch their contents along with
-                # their headers, so each level costs one batch.
+                # their headers, so each level costs one batch (or none, read ahead).
+                if preload is not None and ahead <= 2 * swept + SWEEP_AHEAD:
+                    ahead += preload(
+                        self.layout.content_prefix,
+                        self.layout.refs_prefix,
+                        list(islice(lost, SWEEP_AHEAD)),
+                        SWEEP_AHEAD,
+                    )
                 self.prefetch_nodes(lost)
                 headers = self.r.prefetch_hashes([refs(c) for c in lost])  # type: ignore[union-attr]
                 for child, from_parents in lost.items():

@@ -79,6 +79,12 @@ class Capabilities:
     hold one across round trips.
     """
 
+    subtree_reads: bool = False
+    """The backend implements :class:`SubtreeReads`: it reads a node and everything below it
+    in a few calls (a script or a query walking the links where the data is), instead of
+    one round trip per level of the document. Core's level-by-level read stays the fallback.
+    """
+
     def describe(self) -> dict[str, bool]:
         """The capabilities as a plain dict (for reports and error messages)."""
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -324,6 +330,39 @@ class UnitScopes(Protocol):
         ...
 
 
+SubtreeChunk: TypeAlias = tuple[dict[str, dict[bytes, bytes] | list[bytes]], list[str], list[str]]
+"""What :meth:`SubtreeReads.read_subtree` returns: ``(contents, absent, frontier)``."""
+
+
+class SubtreeReads(Protocol):
+    """What a backend declaring ``capabilities.subtree_reads`` offers in addition."""
+
+    def read_subtree(
+        self, content_prefix: str, refs_prefix: str, roots: Sequence[str], limit: int
+    ) -> SubtreeChunk:
+        """The stored contents of the nodes reachable from ``roots``, at most ``limit`` of them.
+
+        A node ``uid`` (text starting with ``D`` for a dict, ``L`` for a list) keeps
+        its content in key ``content_prefix + uid``: a hash whose values are
+        ``b"<seq>|<tagged value>"`` for a dict, a list of tagged values for a list.
+        A tagged value starting with ``@`` links to the node whose uid follows it.
+        The walk is breadth-first from ``roots`` (read first, in order), reads each
+        node once and stops after ``limit`` nodes (at least one). Returns:
+
+        * ``contents``: ``{uid: content}`` for every node read, a ``dict`` of bytes for a
+          ``D`` node and a ``list`` of bytes for an ``L`` node (empty if the key is missing);
+        * ``absent``: the nodes read whose content is empty *and* whose header key
+          ``refs_prefix + uid`` does not exist (a dangling link, a collected node);
+        * ``frontier``: uids linked from the contents returned that this call did not read,
+          each once; the caller continues from them (skipping what it already has).
+
+        Everything one call returns is one consistent state of the store. Inside a
+        unit scope (:class:`UnitScopes`) every call sees the scope's state. A link
+        that does not name a node is not followed (the caller reports it).
+        """
+        ...
+
+
 __all__ = [
     "Capabilities",
     "Commands",
@@ -331,5 +370,7 @@ __all__ = [
     "KeyT",
     "Pipeline",
     "StorageBackend",
+    "SubtreeChunk",
+    "SubtreeReads",
     "UnitScopes",
 ]

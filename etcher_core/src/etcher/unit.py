@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar, cast
 
 from etcher.errors import ConflictTimeout, WatchError
-from etcher.spec import StorageBackend, UnitScopes
+from etcher.spec import StorageBackend, SubtreeChunk, SubtreeReads, UnitScopes
 
 T = TypeVar("T")
 
@@ -104,6 +104,8 @@ class Unit:
                 self._scope_write = scope
         elif scope is False:
             self._checked = []
+        # len(self._checked) when every checked read so far came from one atomic subtree read.
+        self._one_call = -1
         # Hashes: the known state of fields (from the store or written here), the keys whose
         # every field is known, the field writes to send, and keys to drop before them.
         self._fields: dict[str, dict[bytes, bytes | None]] = {}
@@ -247,6 +249,82 @@ class Unit:
         return dict(zip(hashes, results, strict=False)), dict(
             zip(lists, results[len(hashes) :], strict=True)
         )
+
+    def read_subtree(
+        self, content_prefix: str, refs_prefix: str, roots: Sequence[str], limit: int
+    ) -> SubtreeChunk | None:
+        """One server-side subtree read, or ``None`` where this unit cannot take one.
+
+        It can on a backend with ``capabilities.subtree_reads``, once nothing was
+        written here (the store would not show the pending writes), when its reads
+        need no watch: a held scope keeps them current, or they are checked at the
+        end (each node read is recorded as the read it stands for). A single call
+        that is the unit's only read is a snapshot by itself and needs no check.
+        """
+        if not self.backend.capabilities.subtree_reads or self.has_writes:
+            return None
+        checked = self._checked
+        if self._scope is None and checked is None:
+            return None
+        chunk = cast(SubtreeReads, self.backend).read_subtree(
+            content_prefix, refs_prefix, roots, limit
+        )
+        if checked is not None:
+            contents, absent, frontier = chunk
+            alone = not checked
+            gone = set(absent)
+            for uid, content in contents.items():
+                key = content_prefix + uid
+                if uid[:1] == "D":
+                    checked.append(("hgetall", (key,), _digest(content)))
+                else:
+                    checked.append(("lrange", (key, 0, -1), _digest(content)))
+                if not content:
+                    checked.append(("exists", (refs_prefix + uid,), _digest(int(uid not in gone))))
+            self._one_call = len(checked) if alone and not frontier else -1
+        return chunk
+
+    def preload_subtree(
+        self, content_prefix: str, refs_prefix: str, roots: Sequence[str], limit: int
+    ) -> int:
+        """Read ahead the contents and headers of up to ``limit`` nodes below ``roots``.
+
+        Only inside a held scope, where the store cannot change under the unit:
+        what the subtree read returns is then exactly what :meth:`load` would
+        read later, so it goes into the unit's cache the same way (this unit's
+        own writes applied on top; keys it already knows are left alone). Returns
+        the number of nodes read (0 when nothing was done). Collecting a deep
+        subtree then costs a few calls instead of a few per level.
+        """
+        if self._scope is None or not self.backend.capabilities.subtree_reads:
+            return 0
+        roots = [
+            r
+            for r in roots
+            if (content_prefix + r) not in self._full and (content_prefix + r) not in self._lists
+        ]
+        if not roots:
+            return 0
+        contents, _absent, _frontier = cast(SubtreeReads, self.backend).read_subtree(
+            content_prefix, refs_prefix, roots, limit
+        )
+        for uid, content in contents.items():
+            key = content_prefix + uid
+            if isinstance(content, dict):
+                if key not in self._full:
+                    state: dict[bytes, bytes | None] = content  # type: ignore[assignment]
+                    pending = self._dirty.get(key)
+                    if pending:
+                        state.update(pending)
+                    self._fields[key] = state
+                    self._full.add(key)
+            elif key not in self._lists:
+                items = list(content)
+                for op, args in self._ops_by_list.get(key, ()):
+                    _apply_list_op(items, op, args)
+                self._lists[key] = items
+        self.load(hashes=[refs_prefix + uid for uid in contents])
+        return len(contents)
 
     # --- hash writes ------------------------------------------------------------
     def hset(self, key: str, field: bytes, value: bytes) -> None:
@@ -525,7 +603,7 @@ class Unit:
         walk over 100,000 nodes would be quadratic.
         """
         checked = self._checked
-        if not checked:
+        if not checked or self._one_call == len(checked):
             return True
         pipe = self.backend.pipeline(transaction=True)
         for command, args, _ in checked:

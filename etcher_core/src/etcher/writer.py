@@ -32,6 +32,49 @@ nodes_written: ContextVar[Callable[[int], None] | None] = ContextVar(
 _PROGRESS_STEP = 256
 
 
+class _At:
+    """The path of a value inside the written one, as a link to its parent's path.
+
+    Paths are needed only for error messages; building each as a tuple would
+    copy the whole path once per level, quadratic in the depth of the value.
+    """
+
+    __slots__ = ("key", "parent")
+
+    def __init__(self, parent: Path, key: Any) -> None:
+        self.parent = parent
+        self.key = key
+
+
+Path = tuple[Any, ...] | _At
+
+
+def _flat(path: Path) -> tuple[Any, ...]:
+    """The path as a tuple of keys and indices, from the top."""
+    keys = []
+    while isinstance(path, _At):
+        keys.append(path.key)
+        path = path.parent
+    keys.reverse()
+    return (*path, *keys)
+
+
+def _key(k: Any, path: Path) -> bytes:
+    """The encoded dict key ``k``; an error names its path."""
+    try:
+        return encode_key(k)
+    except (TypeError, ValueError):
+        return encode_key(k, _flat(path))  # raises again, with the path
+
+
+def _scalar(value: Any, path: Path) -> bytes:
+    """The encoded scalar ``value``; an error names its path."""
+    try:
+        return encode_scalar(value)
+    except (TypeError, ValueError):
+        return encode_scalar(value, _flat(path))  # raises again, with the path
+
+
 class Writer:
     """Writes values into one unit; one instance per public operation (its memo is per write)."""
 
@@ -42,7 +85,7 @@ class Writer:
         self.g = graph
         self.memo: dict[int, str] = {}
         self.keepalive: list[Any] = []
-        self.stack: list[tuple[Any, str, tuple[Any, ...]]] = []
+        self.stack: list[tuple[Any, str, Path]] = []
         self.progress = nodes_written.get()
 
     def tag(self, value: Any, parent: str, path: tuple[Any, ...] = ()) -> bytes:
@@ -53,17 +96,17 @@ class Writer:
 
     def tags(self, values: list[Any], parent: str, path: tuple[Any, ...] = ()) -> list[bytes]:
         """:meth:`tag` for several values (list items), sharing one memo."""
-        out = [self._tag(v, parent, (*path, i)) for i, v in enumerate(values)]
+        out = [self._tag(v, parent, _At(path, i)) for i, v in enumerate(values)]
         self._drain()
         return out
 
-    def _tag(self, value: Any, parent: str, path: tuple[Any, ...]) -> bytes:
+    def _tag(self, value: Any, parent: str, path: Path) -> bytes:
         cls = type(value)
         if cls is str:
             try:
                 return b"s" + str.encode(value)
             except UnicodeEncodeError:
-                return encode_scalar(value, path)  # raises with the path
+                return encode_scalar(value, _flat(path))  # raises with the path
         if cls is dict or cls is list:
             return self._container(value, cls is dict, parent, path)
         # Looked up on the class: an instance __getattr__ is caller code.
@@ -71,9 +114,9 @@ class Writer:
             return self._link_handle(value, value._etcher_uid, parent, path)
         if isinstance(value, (dict, list)):
             return self._subclass(value, parent, path)
-        return encode_scalar(value, path)
+        return _scalar(value, path)
 
-    def _subclass(self, value: Any, parent: str, path: tuple[Any, ...]) -> bytes:
+    def _subclass(self, value: Any, parent: str, path: Path) -> bytes:
         """A dict or list subclass: stored from a plain copy made outside the unit.
 
         Its ``items()``/``__iter__`` are caller code, which must not run inside
@@ -86,7 +129,7 @@ class Writer:
         plain = known[1]
         return self._container(plain, type(plain) is dict, parent, path)
 
-    def _container(self, value: Any, dict_node: bool, parent: str, path: tuple[Any, ...]) -> bytes:
+    def _container(self, value: Any, dict_node: bool, parent: str, path: Path) -> bytes:
         uid = self.memo.get(id(value))
         if uid is None:
             uid = self.session.uids.new(uid_kind(dict_node))
@@ -98,11 +141,11 @@ class Writer:
         self.g.add_ref(uid, parent)
         return encode_link(uid)
 
-    def _link_handle(self, handle: Any, uid: str, parent: str, path: tuple[Any, ...]) -> bytes:
+    def _link_handle(self, handle: Any, uid: str, parent: str, path: Path) -> bytes:
         other, mine = handle._s, self.session
         if other.store_id != mine.store_id or other.prefix != mine.prefix:
             raise ForeignNodeError(
-                f"{format_path(path)} is a node of another database or namespace "
+                f"{format_path(_flat(path))} is a node of another database or namespace "
                 f"({other.prefix!r}); links never cross namespaces. "
                 "Assign a materialized copy instead: value()"
             )
@@ -126,19 +169,19 @@ class Writer:
             if is_dict(uid):
                 mapping: dict[bytes, bytes] = {}
                 for seq, (k, v) in enumerate(obj.items()):
-                    fkey = encode_key(k, path)
+                    fkey = _key(k, path)
                     if type(v) is str:
                         try:
                             tagged = b"s" + v.encode()
                         except UnicodeEncodeError:
-                            tagged = encode_scalar(v, (*path, k))
+                            tagged = encode_scalar(v, (*_flat(path), k))
                     else:
-                        tagged = self._tag(v, uid, (*path, k))
+                        tagged = self._tag(v, uid, _At(path, k))
                     mapping[fkey] = join_item(seq, tagged)
                 if mapping:
                     u.create_hash(content(uid), mapping)
             else:
-                items = [self._tag(v, uid, (*path, i)) for i, v in enumerate(obj)]
+                items = [self._tag(v, uid, _At(path, i)) for i, v in enumerate(obj)]
                 u.create_list(content(uid), items)
         if progress is not None and done:
             progress(done)

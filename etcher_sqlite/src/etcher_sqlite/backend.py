@@ -23,6 +23,7 @@ from etcher_sqlite import glob, ops, options, schema, scope
 from etcher_sqlite.commands import CommandsMixin, to_int
 from etcher_sqlite.ops import Call, Command
 from etcher_sqlite.pipeline import SQLitePipeline
+from etcher_sqlite.subtree import SubtreeMixin
 
 if TYPE_CHECKING:
     from etcher.spec import Pipeline, StorageBackend
@@ -76,7 +77,7 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-class SQLiteBackend(CommandsMixin):
+class SQLiteBackend(SubtreeMixin, CommandsMixin):
     """An etcher store in one SQLite file, shared safely by threads and processes.
 
     >>> store = SQLiteBackend("state.db", timeout=5)          # doctest: +SKIP
@@ -107,6 +108,7 @@ class SQLiteBackend(CommandsMixin):
         maintenance=True,
         snapshot_reads=True,
         locking_units=True,
+        subtree_reads=True,
     )
 
     path: str
@@ -483,6 +485,7 @@ class SQLiteMemoryBackend(SQLiteBackend):
         maintenance=False,
         snapshot_reads=True,
         locking_units=True,
+        subtree_reads=True,
     )
 
     def __init__(

@@ -1,0 +1,327 @@
+"""Conformance of server-side subtree reads (``capabilities.subtree_reads``).
+
+A backend that declares the capability answers
+:meth:`etcher.spec.SubtreeReads.read_subtree`; materializing then asks it for
+a document in a few calls instead of one round trip per level. These tests
+prove both paths give identical results: the raw walk against plain
+``hgetall``/``lrange`` reads, the limit and the continuation frontier, the
+report of missing nodes, the materialized value against the level-by-level
+read, a consistent snapshot while another client (a thread, a forked and a
+spawned process) keeps replacing the document, and the round trips of a small
+document. Every test but the last two skips, with a reason, on a backend
+without the capability::
+
+    class TestMyKVSubtree(SubtreeConformance, MyKVFixtures): ...
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import threading
+from typing import Any
+
+import pytest
+
+from etcher import materialize as materialize_module
+from etcher.codec import item_value, link_target
+from etcher.db import DB
+from etcher.layout import ROOT
+from etcher.spec import StorageBackend, SubtreeReads
+from etcher.testing._harness.instrument import CountingBackend
+from etcher.testing.containers import ContainerFixtures, DBFactory
+from etcher.testing.fixtures import BackendFactory, BackendFixtures
+
+READS = 12
+"""Materializations the reader checks while a writer replaces the document."""
+WRITER_ROUNDS = 2000
+"""Upper bound on the writer's replacements (it stops as soon as the reader is done)."""
+
+
+def sample() -> dict[Any, Any]:
+    """A document with every shape the walk must follow: nesting, sharing, a cycle, empties."""
+    shared = {"shared": True, "n": [1, 2]}
+    doc: dict[Any, Any] = {
+        "a": [1, "@Dnot-a-link", {"b": 2, "c": [[], {}]}],
+        "s1": shared,
+        "s2": [shared, shared],
+        "e": {},
+        "l": [],
+        "deep": {"x": {"y": {"z": [0, [1, [2]]]}}},
+        7: "int key",
+    }
+    doc["self"] = doc
+    return doc
+
+
+def versioned(v: int) -> dict[str, Any]:
+    """A document whose every container records version ``v`` (a chain and a wide list)."""
+    chain: dict[str, Any] = {"v": v}
+    for _ in range(15):
+        chain = {"v": v, "next": chain}
+    return {"v": v, "chain": chain, "items": [{"v": v, "i": i} for i in range(12)]}
+
+
+def versions(value: Any) -> set[int]:
+    """Every ``"v"`` found anywhere in ``value`` (iteratively)."""
+    found: set[int] = set()
+    stack = [value]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, dict):
+            if "v" in x:
+                found.add(x["v"])
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+    return found
+
+
+def same_shape(a: Any, b: Any) -> bool:
+    """Whether two values are equal *and* share and cycle the same way (iteratively)."""
+    pairs: dict[int, int] = {}
+    stack = [(a, b)]
+    while stack:
+        x, y = stack.pop()
+        if type(x) is not type(y):
+            return False
+        if isinstance(x, (dict, list)):
+            if id(x) in pairs:
+                if pairs[id(x)] != id(y):
+                    return False
+                continue
+            pairs[id(x)] = id(y)
+            if isinstance(x, dict):
+                if list(x) != list(y):
+                    return False
+                stack.extend((x[k], y[k]) for k in x)
+            else:
+                if len(x) != len(y):
+                    return False
+                stack.extend(zip(x, y, strict=True))
+        elif x != y and not (x != x and y != y):  # nan equals nan here
+            return False
+    return True
+
+
+def reference_walk(backend: StorageBackend, db: DB) -> dict[str, Any]:
+    """Contents of every node reachable from the root, read one plain command at a time."""
+    layout = db._layout
+    out: dict[str, Any] = {}
+    stack = [ROOT]
+    while stack:
+        uid = stack.pop()
+        if uid in out:
+            continue
+        key = layout.content(uid)
+        content = backend.hgetall(key) if uid[0] == "D" else backend.lrange(key, 0, -1)
+        out[uid] = content
+        raws = map(item_value, content.values()) if uid[0] == "D" else content
+        stack.extend(c for c in map(link_target, raws) if c is not None)
+    return out
+
+
+def _replace_versions(
+    make_backend: BackendFactory,
+    prefix: str,
+    ready: Any,
+    stop: Any,
+    rounds: int = WRITER_ROUNDS,
+) -> None:
+    """Replace ``db["doc"]`` with new versions until ``stop`` (the concurrent writer)."""
+    backend = make_backend()
+    try:
+        with DB(backend=backend, prefix=prefix, grace=0) as db:
+            for v in range(1, rounds + 1):
+                db["doc"] = versioned(v)
+                ready.set()
+                if stop.is_set():
+                    break
+    finally:
+        backend.close()
+
+
+class SubtreeConformance(ContainerFixtures, BackendFixtures):
+    """Server-side subtree reads agree with the level-by-level read, and stay consistent."""
+
+    @pytest.fixture
+    def reader(self, backend: StorageBackend) -> SubtreeReads:
+        if not backend.capabilities.subtree_reads:
+            pytest.skip(f"{type(backend).__name__}.capabilities.subtree_reads is False")
+        return backend  # type: ignore[return-value]
+
+    def test_subtree_read_equals_plain_reads(
+        self, reader: SubtreeReads, backend: StorageBackend, db: DB
+    ) -> None:
+        db["doc"] = sample()
+        layout = db._layout
+        contents, absent, frontier = reader.read_subtree(
+            layout.content_prefix, layout.refs_prefix, [ROOT], 10_000
+        )
+        assert absent == [] and frontier == []
+        assert contents == reference_walk(backend, db)
+        assert next(iter(contents)) == ROOT  # the roots are read first
+
+    @pytest.mark.parametrize("limit", [1, 2, 3, 7])
+    def test_limit_and_continuation(
+        self, reader: SubtreeReads, backend: StorageBackend, db: DB, limit: int
+    ) -> None:
+        db["doc"] = sample()
+        layout = db._layout
+        want = reference_walk(backend, db)
+        got: dict[str, Any] = {}
+        frontier = [ROOT]
+        calls = 0
+        while frontier:
+            calls += 1
+            assert calls <= len(want), "the continuation makes no progress"
+            contents, absent, nxt = reader.read_subtree(
+                layout.content_prefix, layout.refs_prefix, frontier, limit
+            )
+            assert absent == []
+            assert 1 <= len(contents) <= limit
+            assert frontier[0] in contents  # the first root is always read
+            assert len(nxt) == len(set(nxt))
+            got.update(contents)
+            frontier = [x for x in nxt if x not in got]
+        assert got == want
+
+    def test_missing_nodes_are_reported(self, reader: SubtreeReads, db: DB) -> None:
+        db["doc"] = {"empty": {}, "none": []}
+        layout = db._layout
+        doc: Any = db["doc"]
+        uids = [doc["empty"]._etcher_uid, doc["none"]._etcher_uid]
+        ghosts = ["Dno-such-node", "Lno-such-node"]
+        contents, absent, frontier = reader.read_subtree(
+            layout.content_prefix, layout.refs_prefix, [*uids, *ghosts], 100
+        )
+        assert contents == {uids[0]: {}, uids[1]: [], ghosts[0]: {}, ghosts[1]: []}
+        assert sorted(absent) == sorted(ghosts)  # empty but existing nodes are not absent
+        assert frontier == []
+
+    def test_materialize_equals_level_by_level(self, reader: SubtreeReads, db: DB) -> None:
+        doc = sample()
+        db["doc"] = doc
+        handle: Any = db["doc"]
+        uid = handle._etcher_uid
+        levels = db._session.snapshot(lambda g: materialize_module._by_levels(g, uid))
+        for limit in (1, 3, materialize_module.SUBTREE_LIMIT):
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(materialize_module, "SUBTREE_LIMIT", limit)
+                calls: list[int] = []
+                real = type(reader).read_subtree
+
+                def counted(
+                    self: Any, *args: Any, real: Any = real, calls: list[int] = calls
+                ) -> Any:
+                    calls.append(1)
+                    return real(self, *args)
+
+                mp.setattr(type(reader), "read_subtree", counted)
+                value: Any = handle()
+            assert calls, "materialize did not use the subtree read"
+            assert same_shape(value, levels)
+            assert same_shape(value, doc)
+            assert value["self"] is value and value["s1"] is value["s2"][0]
+
+    def test_wide_document_is_read_in_linear_work(self, reader: SubtreeReads, db: DB) -> None:
+        db["wide"] = {f"k{i}": {"v": i} for i in range(60)}
+        roots_sent: list[int] = []
+        real = type(reader).read_subtree
+
+        def counted(self: Any, cp: str, rp: str, roots: Any, limit: int) -> Any:
+            roots_sent.append(len(roots))
+            return real(self, cp, rp, roots, limit)
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(materialize_module, "SUBTREE_LIMIT", 5)
+            mp.setattr(type(reader), "read_subtree", counted)
+            wide: Any = db["wide"]
+            value = wide()
+        assert value == {f"k{i}": {"v": i} for i in range(60)}
+        # 61 nodes, 5 per call: about 13 calls, and no root sent twice (a whole
+        # frontier handed to every call would be quadratic in the width).
+        assert len(roots_sent) <= 61 // 5 + 2
+        assert sum(roots_sent) <= 61
+
+    @pytest.mark.parametrize("start", ["thread", "fork", "spawn"])
+    def test_snapshot_beside_a_writer(
+        self,
+        reader: SubtreeReads,
+        db_factory: DBFactory,
+        make_backend: BackendFactory | None,
+        start: str,
+    ) -> None:
+        if make_backend is None:
+            pytest.skip("no second connection to write through (override make_backend)")
+        if not db_factory.backend.capabilities.multiprocess and start != "thread":
+            pytest.skip(f"{type(reader).__name__}.capabilities.multiprocess is False")
+        if start == "spawn":
+            try:
+                pickle.dumps(make_backend)
+            except Exception:
+                pytest.skip("make_backend cannot be pickled for a spawned process")
+        db = db_factory(grace=0)
+        ctx: Any = multiprocessing.get_context("fork" if start == "thread" else start)
+        ready, stop = ctx.Event(), ctx.Event()
+        args = (make_backend, db.prefix, ready, stop)
+        worker: Any = (
+            threading.Thread(target=_replace_versions, args=args)
+            if start == "thread"
+            else ctx.Process(target=_replace_versions, args=args)
+        )
+        worker.start()
+        try:
+            assert ready.wait(60), "the writer never wrote"
+            with pytest.MonkeyPatch.context() as mp:
+                # Small calls: one document takes several, so the snapshot must span them.
+                mp.setattr(materialize_module, "SUBTREE_LIMIT", 4)
+                for _ in range(READS):
+                    value: Any = db()["doc"]
+                    found = versions(value)
+                    assert len(found) == 1, f"one read mixed versions {sorted(found)}"
+                    assert same_shape(value, versioned(found.pop()))
+        finally:
+            stop.set()
+            worker.join(60)
+        if start != "thread":
+            assert worker.exitcode == 0, f"the writer exited with {worker.exitcode}"
+
+    def test_small_document_is_one_call(
+        self, backend: StorageBackend, db_factory: DBFactory
+    ) -> None:
+        counting = CountingBackend(backend)
+        prefix = db_factory.new_prefix()
+        db = DB(backend=counting, prefix=prefix)
+        try:
+            db["doc"] = {"a": [1, {"b": 2}], "c": {"d": [[], {}]}}
+            handle: Any = db["doc"]
+            counting.reset()
+            assert handle() == {"a": [1, {"b": 2}], "c": {"d": [[], {}]}}
+            trips = counting.round_trips - counting.commands["unit_scope"]
+            if backend.capabilities.subtree_reads:
+                assert counting.commands["read_subtree"] == 1
+                assert trips == 1, dict(counting.commands)
+            else:
+                assert trips >= 4  # one per level: the fallback still works
+        finally:
+            db.close()
+
+    def test_deep_chain_reads_without_recursion(
+        self, backend: StorageBackend, db_factory: DBFactory
+    ) -> None:
+        depth = 3_000  # beyond Python's default recursion limit
+        db = db_factory(grace=0)
+        doc: Any = [0]
+        for _ in range(depth):
+            doc = {"down": [doc]}
+        db["deep"] = doc
+        deep: Any = db["deep"]
+        value = deep()
+        levels = 0
+        while isinstance(value, dict):
+            value = value["down"][0]
+            levels += 1
+        assert levels == depth and value == [0]
+        del db["deep"]
+        assert db.check().ok
