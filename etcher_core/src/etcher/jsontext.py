@@ -416,14 +416,44 @@ def _parse(text: str) -> Any:
         raise JSONFormatError(f"invalid JSON: {exc}") from None
 
 
-def _where(path: Sequence[Any]) -> str:
+class _Step:
+    """A path as a link to its parent path plus one key.
+
+    A child's path costs one object instead of a copy of its parent's keys, so
+    converting a document of depth d is linear, not quadratic, in d. The keys are
+    only spelled out when an error message needs them.
+    """
+
+    __slots__ = ("key", "parent")
+
+    def __init__(self, parent: _PathT, key: str | int) -> None:
+        self.parent = parent
+        self.key = key
+
+    def keys(self) -> list[str | int]:
+        out: list[str | int] = []
+        step: _PathT = self
+        while isinstance(step, _Step):
+            out.append(step.key)
+            step = step.parent
+        out.reverse()
+        return out
+
+
+_PathT = _Step | tuple[()]
+"""Where a value sits while a document is converted: ``()`` at the top level."""
+
+
+def _where(path: Sequence[Any] | _Step) -> str:
     """A JSON-Pointer-like location for messages: ``/person/tags/0``."""
+    if isinstance(path, _Step):
+        path = path.keys()
     if not path:
         return "the top level"
     return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in path)
 
 
-def _member_key(name: str, path: list[Any]) -> str | int:
+def _member_key(name: str, path: _PathT) -> str | int:
     """The dict key a member name stands for (directives are handled by the caller)."""
     if name[:1] != "$":
         return name
@@ -442,13 +472,13 @@ def _member_key(name: str, path: list[Any]) -> str | int:
     )
 
 
-def _label(value: Any, path: list[Any]) -> str | int:
+def _label(value: Any, path: _PathT) -> str | int:
     if type(value) is int or type(value) is str:
         return value
     raise JSONFormatError(f'"$id"/"$ref" at {_where(path)} must be an int or a string')
 
 
-def _special_scalar(obj: _Obj, path: list[Any]) -> tuple[bool, Any]:
+def _special_scalar(obj: _Obj, path: _PathT) -> tuple[bool, Any]:
     """``{"$float": ...}`` / ``{"$int": ...}`` objects; ``(False, None)`` for anything else."""
     if len(obj) != 1 or obj[0][0] not in ("$float", "$int"):
         return False, None
@@ -474,14 +504,14 @@ def _convert(raw: Any, root_alias: Any = None, progress: ProgressSink | None = N
     sink.stage("reading", None)
     labels: dict[str | int, Any] = {}
     # Forward references: (container, slot, label, path) filled once every label is known.
-    pending: list[tuple[Any, Any, str | int, list[Any]]] = []
+    pending: list[tuple[Any, Any, str | int, _PathT]] = []
     top_label: list[str | int] = []
 
-    def build(node: Any, path: list[Any]) -> tuple[Any, list[tuple[Any, Any, Any, list[Any]]]]:
+    def build(node: Any, path: _PathT) -> tuple[Any, list[tuple[Any, Any, Any, _PathT]]]:
         """The container/scalar for ``node`` and the children still to fill in."""
         if type(node) is list:
             items: list[Any] = [None] * len(node)
-            return items, [(items, i, v, [*path, i]) for i, v in enumerate(node)]
+            return items, [(items, i, v, _Step(path, i)) for i, v in enumerate(node)]
         if type(node) is not _Obj:
             return node, []
         special, scalar = _special_scalar(node, path)
@@ -517,7 +547,7 @@ def _convert(raw: Any, root_alias: Any = None, progress: ProgressSink | None = N
                 if key in obj:
                     raise JSONFormatError(f"duplicate key {key!r} at {_where(path)}")
                 obj[key] = None  # placeholders keep the document's key order
-                todo.append((obj, key, value, [*path, key]))
+                todo.append((obj, key, value, _Step(path, key)))
             out = obj
         if label is not None:
             if label in labels:
@@ -527,17 +557,17 @@ def _convert(raw: Any, root_alias: Any = None, progress: ProgressSink | None = N
                 top_label.append(label)
         return out, todo
 
-    def ref_of(node: Any, path: list[Any]) -> tuple[bool, str | int | None]:
+    def ref_of(node: Any, path: _PathT) -> tuple[bool, str | int | None]:
         if type(node) is _Obj and node and node[0][0] == "$ref":
             if len(node) != 1:
                 raise JSONFormatError(f'"$ref" at {_where(path)} must be the only member')
             return True, _label(node[0][1], path)
         return False, None
 
-    is_ref, _lbl = ref_of(raw, [])
+    is_ref, _lbl = ref_of(raw, ())
     if is_ref:
         raise JSONFormatError('the top level cannot be a "$ref"')
-    top, todo = build(raw, [])
+    top, todo = build(raw, ())
     stack = todo[::-1]
     done = 0
     while stack:
