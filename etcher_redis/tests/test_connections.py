@@ -22,6 +22,7 @@ from etcher import DB
 from etcher.errors import BackendUnavailable
 from etcher.testing import RedisServer, RedisServerError
 from etcher.testing.redis_server import system_redis_server
+from etcher_redis import scripting
 from etcher_redis.backend import RedisBackend
 from etcher_redis.client import EtcherPipeline
 
@@ -216,6 +217,13 @@ class RecordingBackend(RedisBackend):
         pipe.server_label = self.server_label()
         pipe.log = self.log
         return pipe
+
+    def checked_commit(self, checks: Any, writes: Any) -> bool:
+        # The keys the script is handed in KEYS[], which cluster routing hashes.
+        keys, _argv = scripting.encode(checks, writes)
+        if keys:
+            self.log.append({_b(k) for k in keys})
+        return super().checked_commit(checks, writes)
 
 
 def slots(keys: set[bytes]) -> set[int]:

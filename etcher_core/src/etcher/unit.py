@@ -31,7 +31,7 @@ from contextlib import AbstractContextManager
 from typing import Any, TypeVar, cast
 
 from etcher.errors import ConflictTimeout, WatchError
-from etcher.spec import StorageBackend, UnitScopes
+from etcher.spec import CheckedCommits, StorageBackend, UnitScopes
 
 T = TypeVar("T")
 
@@ -97,13 +97,19 @@ class Unit:
         # Read-only units on other backends check their reads instead of watching them:
         # (command, args, digest of the result) of every read, re-read atomically at the end.
         self._checked: list[tuple[str, tuple[Any, ...], int]] | None = None
-        if scope is not None and backend.capabilities.locking_units:
+        # Units that may write on a backend with checked commits keep every read's answer
+        # instead (command, args, answer): the commit re-checks them as it applies the writes.
+        self._expect: list[tuple[str, tuple[Any, ...], Any]] | None = None
+        capabilities = backend.capabilities
+        if scope is not None and capabilities.locking_units:
             held = cast(UnitScopes, backend).unit_scope(scope)
             if held.__enter__():
                 self._scope = held
                 self._scope_write = scope
         elif scope is False:
             self._checked = []
+        elif capabilities.checked_commits:
+            self._expect = []
         # Hashes: the known state of fields (from the store or written here), the keys whose
         # every field is known, the field writes to send, and keys to drop before them.
         self._fields: dict[str, dict[bytes, bytes | None]] = {}
@@ -130,15 +136,20 @@ class Unit:
     def _read(self, command: str, *args: Any) -> Any:
         """One direct read of ``args[0]``, watched or checked as this unit requires."""
         checked = self._checked
-        if checked is None:
-            self._watch((args[0],))
-            return getattr(self.backend, command)(*args)
-        value = getattr(self.backend, command)(*args)
-        checked.append((command, args, _digest(value)))
-        return value
+        if checked is not None:
+            value = getattr(self.backend, command)(*args)
+            checked.append((command, args, _digest(value)))
+            return value
+        expect = self._expect
+        if expect is not None:
+            value = getattr(self.backend, command)(*args)
+            expect.append((command, args, tuple(value) if isinstance(value, list) else value))
+            return value
+        self._watch((args[0],))
+        return getattr(self.backend, command)(*args)
 
     def _watch(self, keys: Iterable[str]) -> None:
-        if self._scope is not None or self._checked is not None:
+        if self._scope is not None or self._checked is not None or self._expect is not None:
             return  # the scope keeps every read current / the reads are checked at the end
         new = [k for k in keys if k not in self._watched]
         if new:
@@ -228,6 +239,13 @@ class Unit:
             calls += [("hget", kf) for kf in singles]
             calls += [("lrange", (k, 0, -1)) for k in lists]
             self._check(calls, results)
+        elif self._expect is not None:
+            # Copies: load() goes on to change the dicts it keeps, with this unit's writes.
+            answers = iter(results)
+            expect = self._expect
+            expect += [("hgetall", (k,), dict(v)) for k, v in zip(hashes, answers, strict=False)]
+            expect += [("hget", kf, v) for kf, v in zip(singles, answers, strict=False)]
+            expect += [("lrange", (k, 0, -1), tuple(v)) for k, v in zip(lists, answers, strict=False)]
         return results
 
     def peek(
@@ -471,6 +489,11 @@ class Unit:
         try:
             if self._scope is not None:
                 self._commit_scope()
+            elif self._expect is not None:
+                if (self.has_writes or self._expect) and not cast(
+                    CheckedCommits, self.backend
+                ).checked_commit(self._expect, self._write_commands()):
+                    raise WatchError("the data changed while the unit was reading it")
             elif self._checked is not None:
                 if self.has_writes:
                     # Checked reads cannot guard writes: redo the work watching instead.
@@ -506,6 +529,23 @@ class Unit:
                 pipe.hset(key, mapping=sets)
         for key, op, args in self._list_ops:
             getattr(pipe, op)(key, *args)
+
+    def _write_commands(self) -> list[tuple[str, tuple[Any, ...]]]:
+        """The buffered writes as ``checked_commit()`` takes them, in ``_queue_writes`` order."""
+        writes: list[tuple[str, tuple[Any, ...]]] = [("delete", (k,)) for k in self._dropped]
+        for key in self._string_dirty:
+            value = self._strings[key]
+            writes.append(("delete", (key,)) if value is None else ("set", (key, value)))
+        for key, fields in self._dirty.items():
+            dels = [f for f, v in fields.items() if v is None]
+            sets = [x for f, v in fields.items() if v is not None for x in (f, v)]
+            if dels:
+                writes.append(("hdel", (key, *dels)))
+            if sets:
+                writes.append(("hset", (key, *sets)))
+        for key, op, args in self._list_ops:
+            writes.append((op, (key, *args)))
+        return writes
 
     def _check(self, calls: list[tuple[str, tuple[Any, ...]]], results: list[Any]) -> None:
         checked = self._checked
@@ -558,6 +598,13 @@ class Unit:
         """
         if self.closed or self._scope is not None:
             return True
+        if self._expect is not None:
+            try:
+                return not self._expect or cast(CheckedCommits, self.backend).checked_commit(
+                    self._expect, []
+                )
+            finally:
+                self.close()
         if self._checked is not None:
             try:
                 return self._reads_unchanged()

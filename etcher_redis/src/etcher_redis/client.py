@@ -123,6 +123,9 @@ def translate_error(exc: Exception, server: str) -> Exception:
 
 NOT_IDEMPOTENT = frozenset(
     {"INCR", "INCRBY", "DECR", "DECRBY", "HINCRBY", "RPUSH", "LPUSH", "LPOP", "RPOP", "LTRIM"}
+    # A checked commit whose writes leave what it checked unchanged (an append checked
+    # only by its list's header) would pass its checks again and apply twice.
+    | {"EVALSHA", "EVAL"}
 )
 """Commands that change the store again when sent twice: never re-sent after a lost reply."""
 

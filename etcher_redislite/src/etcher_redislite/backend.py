@@ -56,6 +56,7 @@ class RedisliteBackend(RedisBackend):
         atomic_batches=False,
         maintenance=False,
         snapshot_reads=False,
+        checked_commits=True,
     )
 
     @classmethod
