@@ -110,6 +110,9 @@ class Unit:
             self._checked = []
         elif capabilities.checked_commits:
             self._expect = []
+        # Whether assume_live() may skip a read (RetryPolicy.run turns it on for first
+        # attempts only: a wrong guess is a conflict, and the retry must read for real).
+        self.speculate = False
         # Hashes: the known state of fields (from the store or written here), the keys whose
         # every field is known, the field writes to send, and keys to drop before them.
         self._fields: dict[str, dict[bytes, bytes | None]] = {}
@@ -155,6 +158,27 @@ class Unit:
         if new:
             self._pipe.watch(*new)
             self._watched.update(new)
+
+    def assume_live(self, key: str, dead_field: bytes) -> bool:
+        """Skip reading hash ``key`` when it only has to exist and lack ``dead_field``.
+
+        On a backend with checked commits, a unit allowed to speculate records
+        exactly that as two checks of its commit instead of reading the hash
+        now: a write whose only read is such a check (an append through a
+        handle) becomes one round trip. Returns False when the caller must read
+        (no speculation here, or the unit already knows or wrote the key). If
+        the guess is wrong the commit conflicts, and the retry reads.
+        """
+        if (
+            self._expect is None
+            or not self.speculate
+            or key in self._fields
+            or key in self._dirty
+            or key in self._dropped
+        ):
+            return False
+        self._expect += [("exists", (key,), 1), ("hexists", (key, dead_field), False)]
+        return True
 
     # --- hash reads -------------------------------------------------------------
     def hget(self, key: str, field: bytes) -> bytes | None:
@@ -245,7 +269,9 @@ class Unit:
             expect = self._expect
             expect += [("hgetall", (k,), dict(v)) for k, v in zip(hashes, answers, strict=False)]
             expect += [("hget", kf, v) for kf, v in zip(singles, answers, strict=False)]
-            expect += [("lrange", (k, 0, -1), tuple(v)) for k, v in zip(lists, answers, strict=False)]
+            expect += [
+                ("lrange", (k, 0, -1), tuple(v)) for k, v in zip(lists, answers, strict=False)
+            ]
         return results
 
     def peek(
@@ -737,10 +763,12 @@ class RetryPolicy:
         """
         scope = [write]
         prepared: dict[int, tuple[Any, Any]] = {}
+        first = [True]
 
         def attempt() -> T:
             unit = Unit(backend, scope[0])
             unit.prepared = prepared
+            unit.speculate, first[0] = first[0], False
             try:
                 try:
                     result = fn(unit)

@@ -148,7 +148,7 @@ class RedisBackend(EtcherRedis):
         checks: Sequence[tuple[str, tuple[Any, ...], Any]],
         writes: Sequence[tuple[str, tuple[Any, ...]]],
     ) -> bool:
-        """Check reads and apply writes in one ``EVALSHA`` (see :class:`etcher.spec.CheckedCommits`)."""
+        """Check reads, apply writes: one ``EVALSHA`` (see :class:`etcher.spec.CheckedCommits`)."""
         return scripting.checked_commit(self.execute_command, checks, writes)
 
     def _check_open(self) -> None:
