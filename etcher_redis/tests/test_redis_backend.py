@@ -26,7 +26,11 @@ def test_satisfies_the_storage_protocol(backend: RedisBackend) -> None:
     assert isinstance(backend, StorageBackend)
     assert isinstance(backend.pipeline(), Pipeline)
     assert RedisBackend.capabilities == Capabilities(
-        persistent=True, multiprocess=True, atomic_batches=False, maintenance=False
+        persistent=True,
+        multiprocess=True,
+        atomic_batches=False,
+        maintenance=False,
+        checked_commits=True,
     )
 
 

@@ -516,9 +516,14 @@ class Unit:
             if self._scope is not None:
                 self._commit_scope()
             elif self._expect is not None:
-                if (self.has_writes or self._expect) and not cast(
-                    CheckedCommits, self.backend
-                ).checked_commit(self._expect, self._write_commands()):
+                if self.has_writes:
+                    if not cast(CheckedCommits, self.backend).checked_commit(
+                        self._expect, self._write_commands()
+                    ):
+                        raise WatchError("the data changed while the unit was reading it")
+                elif not self._expect_unchanged():
+                    # Nothing to write: re-reading is as cheap, and not a write to the
+                    # server (no WAIT for replicas, no unknown outcome on a lost reply).
                     raise WatchError("the data changed while the unit was reading it")
             elif self._checked is not None:
                 if self.has_writes:
@@ -601,6 +606,20 @@ class Unit:
             _digest(value) == digest for (_, _, digest), value in zip(checked, now, strict=True)
         )
 
+    def _expect_unchanged(self) -> bool:
+        """Re-read what a checked-commit unit read, in one atomic batch; True if all is equal."""
+        expect = self._expect
+        if not expect:
+            return True
+        pipe = self.backend.pipeline(transaction=True)
+        for command, args, _ in expect:
+            getattr(pipe, command)(*args)
+        now = pipe.execute()
+        return all(
+            (tuple(value) if isinstance(seen, tuple) else value) == seen
+            for (_, _, seen), value in zip(expect, now, strict=True)
+        )
+
     def _commit_scope(self) -> None:
         scope = self._scope
         assert scope is not None
@@ -626,9 +645,7 @@ class Unit:
             return True
         if self._expect is not None:
             try:
-                return not self._expect or cast(CheckedCommits, self.backend).checked_commit(
-                    self._expect, []
-                )
+                return self._expect_unchanged()
             finally:
                 self.close()
         if self._checked is not None:
