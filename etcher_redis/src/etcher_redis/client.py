@@ -326,8 +326,14 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
         self, conn: Any, command_name: Any, *args: Any, **options: Any
     ) -> Any:
         result = super()._send_command_parse_response(conn, command_name, *args, **options)
-        # A single write (db.incr, the namespace registry) waits for replicas like a commit.
-        if self.wait_replicas and str(command_name).upper() not in READ_COMMANDS:
+        # A single write (db.incr, the namespace registry) waits for replicas like a commit;
+        # a checked commit that found a conflict (0) wrote nothing to wait for.
+        name = str(command_name).upper()
+        if (
+            self.wait_replicas
+            and name not in READ_COMMANDS
+            and not (name in ("EVALSHA", "EVAL") and result == 0)
+        ):
             wait_for_replicas(conn, self.wait_replicas, self.wait_timeout, self.server_label())
         return result
 
