@@ -20,6 +20,17 @@ instead holds the store through ``backend.unit_scope()``: nothing it reads can
 change under it, so it watches nothing and never conflicts. Profiling showed
 the watch bookkeeping (a version query per watch, another at commit, and a
 separate read transaction per batch) was most of the SQL an operation ran.
+
+On a backend with ``capabilities.checked_commits`` (Redis) a unit that may
+write watches nothing either: it keeps every answer it read, and
+:meth:`Unit.commit` hands them with the writes to ``checked_commit()``, which
+re-runs the reads on the server and applies the writes only if every answer
+is unchanged (one ``EVALSHA``); otherwise the unit conflicts and is retried,
+as after a ``WatchError``. That saves the ``WATCH`` round trips and Redis's
+per-key watch cost, which grows with the keys a connection already watches.
+On its first attempt a unit may also *assume* a node is live instead of
+reading its header (:meth:`Unit.assume_live`): the assumption becomes a check
+of the commit, so an append through a handle is a single round trip.
 """
 
 from __future__ import annotations

@@ -27,6 +27,11 @@ from etcher.errors import (
     WatchError,
     WrongTypeError,
 )
+from etcher_redis import _compat
+
+# The client classes below override private redis-py methods (see _compat): fail at import,
+# clearly, on a redis-py that no longer has them.
+_compat.check()
 
 
 def describe_server(pool: redis.ConnectionPool) -> str:
