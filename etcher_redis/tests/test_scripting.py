@@ -123,6 +123,7 @@ def test_round_trips_of_small_operations(counting: CountingBackend) -> None:
             ("extend (handle)", lambda: tags.extend([4, 5])),
             ("materialize (handle)", lambda: doc()),
             ("delete small doc", lambda: db.__delitem__("other")),
+            ("delete scalar", lambda: db.__delitem__("n")),
         ]:
             counting.reset()
             op()
@@ -136,7 +137,8 @@ def test_round_trips_of_small_operations(counting: CountingBackend) -> None:
             "append (handle)": 1,
             "extend (handle)": 1,
             "materialize (handle)": 4,
-            "delete small doc": 5,
+            "delete small doc": 6,
+            "delete scalar": 2,
         }, trips
         assert db["doc"]() == {
             "name": "x",

@@ -117,7 +117,12 @@ class Graph:
         empty by the next write, and reads see an empty namespace.
         """
         if uid == ROOT:
-            if self.r.in_unit and not self.r.hgetall(self.layout.refs(ROOT)):
+            if (
+                self.r.in_unit
+                # The root carries no #d: a speculating unit checks it exists at its commit.
+                and not self.u.assume_live(self.layout.refs(ROOT), DEAD)
+                and not self.r.hgetall(self.layout.refs(ROOT))
+            ):
                 self.new_node(ROOT, KIND_DICT)
                 self.u.hset(self.layout.meta, b"layout", LAYOUT_VERSION)
                 # The namespace registry lives outside the namespace's hash slot; one

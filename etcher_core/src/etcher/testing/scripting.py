@@ -336,6 +336,11 @@ class CheckedCommitConcurrency:
                 unit.commit()
         assert backend.hget(key, b"n") == b"5"
 
+    def test_writes_after_another_process_deleted_the_namespace(
+        self, store_url: str, shared: tuple[StorageBackend, list[str]]
+    ) -> None:
+        _deleted_namespace_case(store_url)
+
     def test_appending_through_a_handle_whose_list_was_deleted_is_stale(
         self, store_url: str, shared: tuple[StorageBackend, list[str]]
     ) -> None:
@@ -362,6 +367,27 @@ class CheckedCommitConcurrency:
                 assert db() == {}
             finally:
                 db.delete_prefix_immediately(prefix)
+
+
+def _deleted_namespace_case(store_url: str) -> None:
+    prefix = f"scripting-{uuid.uuid4().hex}"
+    with DB(store_url, prefix=prefix) as db, DB(store_url, prefix=prefix) as other:
+        try:
+            db["x"] = 1
+            db["y"] = [1]
+            other.delete_prefix_immediately(prefix)
+            # Each of these first assumes the namespace's root exists (checked at commit),
+            # then, after the conflict, reads and recreates it (or finds the key missing).
+            with pytest.raises(KeyError):
+                del db["x"]
+            db["z"] = 2
+            assert db() == {"z": 2}
+            other.delete_prefix_immediately(prefix)
+            db["z"] = 3
+            assert db() == {"z": 3}
+            assert db.check().ok
+        finally:
+            db.delete_prefix_immediately(prefix)
 
 
 __all__ = [
