@@ -145,7 +145,10 @@ def bench(session: nox.Session) -> None:
     """Benchmarks in benchmarks/ (run on demand; never part of the tests).
 
     Runs ``benchmarks/run.py`` when it exists, else every ``benchmarks/*.py``
-    script in turn; arguments after ``--`` go to each script.
+    script in turn; arguments after ``--`` go to each script. Without arguments,
+    run.py does the full default run (every workload against 0.2.3, diskcache,
+    sqlitedict and the floor on sqlite and redis) and rewrites docs/benchmarks.md,
+    its JSON and its chart; etcher 0.2.3 gets its own venv (benchmarks/.venv-0.2.3).
     """
     folder = ROOT / "benchmarks"
     runner = folder / "run.py"
@@ -155,7 +158,8 @@ def bench(session: nox.Session) -> None:
     session.install(*group("bench"))
     install_siblings(session, *SIBLINGS)
     for script in scripts:
-        session.run("python", str(script), *session.posargs)
+        args = session.posargs or (["--docs"] if script == runner else [])
+        session.run("python", str(script), *args)
 
 
 SOAK_KNOBS = {

@@ -76,6 +76,19 @@ def read_fields(backend: str, store: str, scale: float) -> tuple[float, bool, st
     return dt, ok, f"{len(plan)} reads over {n} docs"
 
 
+def read_doc(backend: str, store: str, scale: float) -> tuple[float, bool, str]:
+    db = open_db(backend, store)
+    n = d.size("docs", scale)
+    for i in range(n):
+        db[f"d{i}"] = d.small_doc(i)
+    plan = d.read_plan(n, d.size("reads", scale))
+    t0 = time.perf_counter()
+    got = [db[f"d{i}"]() for i in plan]
+    dt = time.perf_counter() - t0
+    ok = got == [d.small_doc(i) for i in plan]
+    return dt, ok, f"{len(plan)} reads over {n} docs"
+
+
 def materialize_big(backend: str, store: str, scale: float) -> tuple[float, bool, str]:
     db = open_db(backend, store)
     doc = d.big_doc(d.size("big_containers", scale))
@@ -85,6 +98,25 @@ def materialize_big(backend: str, store: str, scale: float) -> tuple[float, bool
     got = handle()
     dt = time.perf_counter() - t0
     return dt, got == doc, f"{d.count_containers(doc)} containers"
+
+
+def deep_edit(backend: str, store: str, scale: float) -> tuple[float, bool, str]:
+    db = open_db(backend, store)
+    doc = d.big_doc(d.DEEP_CONTAINERS)
+    db["big"] = doc
+    edits = d.size("deep_edits", scale)
+    paths = d.deep_paths(doc, edits)
+    t0 = time.perf_counter()
+    for j, path in enumerate(paths):
+        d.at(db["big"], path)["w"] = d.edit_value(j)
+    dt = time.perf_counter() - t0
+    for j, path in enumerate(paths):
+        d.at(doc, path)["w"] = d.edit_value(j)
+    return (
+        dt,
+        db["big"]() == doc,
+        f"{edits} edits at depth {len(paths[0])} of {d.count_containers(doc)} containers",
+    )
 
 
 def list_append(backend: str, store: str, scale: float) -> tuple[float, bool, str]:

@@ -63,6 +63,10 @@ class SqliteFloor:
     def lrange(self, k: str) -> list[str]:
         return [r[0] for r in self.conn.execute("SELECT v FROM l WHERE k = ? ORDER BY i", (k,))]
 
+    def lindex(self, k: str, j: int) -> str:
+        q = "SELECT v FROM l WHERE k = ? ORDER BY i LIMIT 1 OFFSET ?"
+        return str(self.conn.execute(q, (k, j)).fetchone()[0])
+
     def lpop(self, k: str) -> str:
         i, v = self.conn.execute(
             "SELECT i, v FROM l WHERE k = ? ORDER BY i LIMIT 1", (k,)
@@ -142,6 +146,9 @@ class RedisFloor:
 
     def lrange(self, k: str) -> list[str]:
         return [v.decode() for v in self.r.lrange(k, 0, -1)]
+
+    def lindex(self, k: str, j: int) -> str:
+        return str(self.r.lindex(k, j).decode())
 
     def lpop(self, k: str) -> str:
         return str(self.r.lpop(k).decode())
@@ -288,6 +295,18 @@ def read_fields(backend: str, store: str, scale: float) -> tuple[float, bool, st
     return dt, got == [d.CITIES[i % len(d.CITIES)] for i in plan], f"{len(plan)} reads"
 
 
+def read_doc(backend: str, store: str, scale: float) -> tuple[float, bool, str]:
+    s = open_floor(backend, store)
+    n = d.size("docs", scale)
+    for i in range(n):
+        assign(s, f"d{i}", d.small_doc(i))
+    plan = d.read_plan(n, d.size("reads", scale))
+    t0 = time.perf_counter()
+    got = [get(s, s.hget(ROOT, f"d{i}")) for i in plan]
+    dt = time.perf_counter() - t0
+    return dt, got == [d.small_doc(i) for i in plan], f"{len(plan)} reads"
+
+
 def materialize_big(backend: str, store: str, scale: float) -> tuple[float, bool, str]:
     s = open_floor(backend, store)
     doc = d.big_doc(d.size("big_containers", scale))
@@ -297,6 +316,25 @@ def materialize_big(backend: str, store: str, scale: float) -> tuple[float, bool
     got = get(s, enc)
     dt = time.perf_counter() - t0
     return dt, got == doc, f"{d.count_containers(doc)} containers"
+
+
+def deep_edit(backend: str, store: str, scale: float) -> tuple[float, bool, str]:
+    s = open_floor(backend, store)
+    doc = d.big_doc(d.DEEP_CONTAINERS)
+    assign(s, "big", doc)
+    paths = d.deep_paths(doc, d.size("deep_edits", scale))
+    t0 = time.perf_counter()
+    for j, path in enumerate(paths):
+        s.begin()
+        k = s.hget(ROOT, "big")[1:]
+        for p in path:  # one lookup per level, as a reader walking the tree must
+            k = (s.hget(k, p) if k[0] == "d" else s.lindex(k, p))[1:]
+        s.hset(k, {"w": json.dumps(d.edit_value(j))})
+        s.commit()
+    dt = time.perf_counter() - t0
+    for j, path in enumerate(paths):
+        d.at(doc, path)["w"] = d.edit_value(j)
+    return dt, get(s, s.hget(ROOT, "big")) == doc, f"{len(paths)} edits"
 
 
 def list_append(backend: str, store: str, scale: float) -> tuple[float, bool, str]:

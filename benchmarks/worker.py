@@ -1,7 +1,7 @@
 """Run one workload once in this (fresh) process and print its result as one JSON line.
 
-    python benchmarks/worker.py --impl etcher|floor --backend sqlite --workload write_big \\
-        --scale 0.1 --store /tmp/x
+    python benchmarks/worker.py --impl etcher|floor|diskcache|sqlitedict --backend sqlite \\
+        --workload write_big --scale 0.1 --store /tmp/x
 
 ``--impl etcher`` uses whichever etcher this interpreter has installed, so the
 harness points it at this repo's venv or at the 0.2.3 venv.
@@ -10,6 +10,7 @@ harness points it at this repo's venv or at the 0.2.3 venv.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import traceback
@@ -19,16 +20,15 @@ from _data import WORKLOADS
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--impl", choices=["etcher", "floor"], required=True)
+    parser.add_argument(
+        "--impl", choices=["etcher", "floor", "diskcache", "sqlitedict"], required=True
+    )
     parser.add_argument("--backend", required=True)
     parser.add_argument("--workload", choices=WORKLOADS, required=True)
     parser.add_argument("--scale", type=float, required=True)
     parser.add_argument("--store", required=True)
     args = parser.parse_args()
-    if args.impl == "etcher":
-        import _etcher_wl as wl
-    else:
-        import _floor_wl as wl  # type: ignore[no-redef]
+    wl = importlib.import_module(f"_{args.impl}_wl")
     try:
         workload = getattr(wl, args.workload)  # a name from WORKLOADS (argparse checked it)
         seconds, ok, note = workload(args.backend, args.store, args.scale)

@@ -46,6 +46,51 @@ def test_default_location_is_etcher_url_then_cwd(
     assert (tmp_path / "env.db").exists()
 
 
+@pytest.mark.parametrize("etcher_url", [None, ""])
+def test_db_and_open_backend_agree_on_the_default_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, etcher_url: str | None
+) -> None:
+    from etcher import open_backend
+    from etcher.registry import open_store
+
+    monkeypatch.chdir(tmp_path)
+    if etcher_url is None:
+        monkeypatch.delenv("ETCHER_URL", raising=False)
+    else:
+        monkeypatch.setenv("ETCHER_URL", etcher_url)
+    with DB() as db:
+        db["x"] = 1
+        identity = db._store_id
+    backend = open_backend()
+    try:
+        with DB(backend=backend) as same:
+            assert same["x"] == 1  # the same file, not a second default
+    finally:
+        backend.close()
+    opened = open_store()
+    try:
+        assert opened.identity == identity
+    finally:
+        opened.backend.close()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".db") == ["etcher.db"]
+
+
+def test_a_client_given_as_the_target_or_with_options() -> None:
+    fakeredis = pytest.importorskip("fakeredis")
+    client = fakeredis.FakeRedis()
+    with DB(client, prefix="p") as db:  # a client as the first argument is claimed too
+        db["x"] = 1
+    with DB(redis=client, prefix="p") as db:
+        assert db["x"] == 1
+    # Options reach the backend's from_client(): an unknown one is refused, not dropped.
+    with pytest.raises(TypeError, match="bogus"):
+        DB(redis=client, prefix="p", bogus=1)
+    with pytest.raises(TypeError, match="redis_kwargs= only goes with redis_adapter="):
+        DB(redis=client, redis_kwargs={"a": 1})
+    with DB(redis=client, prefix="p") as db:
+        assert dict(db.items()) == {"x": 1}  # the refused openings changed nothing
+
+
 def test_default_namespace_is_remembered_not_last_used(tmp_path: Path) -> None:
     path = str(tmp_path / "ns.db")
     with DB(path) as db:

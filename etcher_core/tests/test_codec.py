@@ -297,3 +297,127 @@ def test_lookup_keys_find_what_a_dict_would() -> None:
     assert lookup_key(2.5) is None and lookup_key(None) is None and lookup_key((1,)) is None
     with pytest.raises(TypeError):
         lookup_key([1])  # unhashable, as for a dict
+
+
+# --------------------------------------------------------------------------- the stored format
+# The codec is tuned for speed; these pin its output to the format table in codec.py's
+# docstring, written out here independently, so a faster encoder can never change a byte
+# that existing stores hold.
+
+
+def documented_scalar(value: Any) -> bytes:
+    """The stored form of a plain scalar, straight from the format table."""
+    if value is None:
+        return b"N"
+    if value is True or value is False:
+        return b"T" if value else b"F"
+    if type(value) is str:
+        return b"s" + value.encode("utf-8")
+    if type(value) is int:
+        if abs(value) < 2**1024:
+            return b"i" + str(value).encode("ascii")
+        return b"x" + format(value, "x").encode("ascii")
+    assert type(value) is float
+    return b"f" + repr(value).encode("ascii")
+
+
+def documented_item(raw: bytes) -> tuple[int, bytes] | None:
+    """``b"<digits>|<non-empty value>"`` split at its first bar; None if malformed."""
+    seq, bar, value = raw.partition(b"|")
+    if not bar or not value or not seq or any(c not in b"0123456789" for c in seq):
+        return None
+    return int(seq.decode("ascii")), value
+
+
+@given(st.one_of(scalars(), st.sampled_from(FIXED_SCALARS), st.integers()))
+def test_scalars_are_stored_exactly_as_documented(value: Any) -> None:
+    assert encode_scalar(value) == documented_scalar(value)
+
+
+@given(keys())
+def test_keys_are_stored_exactly_as_documented(key: str | int) -> None:
+    assert encode_key(key) == documented_scalar(key)
+
+
+@pytest.mark.parametrize("n", [2**1024 - 1, 2**1024, -(2**1024) + 1, -(2**1024)])
+def test_ints_switch_to_hex_exactly_at_the_decimal_limit(n: int) -> None:
+    assert encode_scalar(n) == encode_key(n) == documented_scalar(n)
+    assert safe_decode(encode_scalar(n)) == n and decode_key(encode_key(n)) == n
+
+
+# Bytes that int() would take (signs, spaces, underscores, non-ASCII digits) and bars.
+ITEM_PIECES = [b"0", b"7", b"|", b"+", b"-", b" ", b"_", b"s", b"\xd9\xa1", b"\xff"]
+
+
+@given(st.lists(st.sampled_from(ITEM_PIECES), max_size=8).map(b"".join) | st.binary(max_size=8))
+def test_dict_items_split_exactly_as_documented(raw: bytes) -> None:
+    from etcher.codec import item_value, split_item
+
+    want = documented_item(raw)
+    if want is None:
+        with pytest.raises(StoreCorrupt):
+            split_item(raw)
+    else:
+        assert split_item(raw) == want
+        assert item_value(raw) == want[1]
+
+
+@given(st.binary(max_size=12))
+def test_safe_decode_agrees_with_decode_or_reports_corruption(raw: bytes) -> None:
+    try:
+        expected = decode(raw)
+    except Exception:  # decode may raise anything on garbage; safe_decode must not
+        with pytest.raises(StoreCorrupt):
+            safe_decode(raw)
+        return
+    got = safe_decode(raw)
+    assert type(got) is type(expected) and (got == expected or got != got)
+
+
+@given(
+    st.dictionaries(keys(), scalars(), max_size=12),
+    st.randoms(use_true_random=False),
+)
+def test_ordered_and_decoded_items_follow_the_insertion_sequence(
+    data: dict[Any, Any], rng: Any
+) -> None:
+    from etcher.codec import decoded_items, ordered_items
+
+    seqs = rng.sample(range(10_000), len(data))  # unique, in any order, with gaps
+    content = {
+        encode_key(k): b"%d|" % seq + encode_scalar(v)
+        for seq, (k, v) in zip(seqs, data.items(), strict=True)
+    }
+    order = [k for _seq, k in sorted(zip(seqs, data, strict=True))]
+    assert [decode_key(f) for f, _ in ordered_items(content)] == order
+    assert [k for k, _ in decoded_items(content)] == order
+    for (key, raw), (field, raw2) in zip(
+        decoded_items(content), ordered_items(content), strict=True
+    ):
+        assert raw == raw2 and key == decode_key(field) and type(key) is type(decode_key(field))
+        assert same_scalar(safe_decode(raw), data[key])
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        {b"sa": b"x|sv"},
+        {b"sa": b"1|"},
+        {b"sa": b"1"},
+        {b"": b"1|sv"},
+        {b"Q": b"1|sv"},
+        {b"s\xff": b"1|sv"},
+        {b"ix": b"1|sv"},
+        {b"sa": b"0|sv", b"sb": b"+1|sv"},
+    ],
+    ids=repr,
+)
+def test_ordered_and_decoded_items_refuse_corrupt_content(content: dict[bytes, bytes]) -> None:
+    from etcher.codec import decoded_items, ordered_items
+
+    with pytest.raises(StoreCorrupt):
+        decoded_items(content)
+    if all(documented_item(raw) for raw in content.values()):
+        return  # the items are fine, only a key is corrupt: ordered_items does not decode keys
+    with pytest.raises(StoreCorrupt):
+        ordered_items(content)

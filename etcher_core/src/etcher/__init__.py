@@ -12,8 +12,7 @@ backend plugin can import :mod:`etcher.hookspecs` without pulling in the rest.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
 from etcher.errors import (
     BackendConflict,
@@ -48,28 +47,34 @@ _LAZY = {
     "Capabilities": "etcher.spec",
     "RetryPolicy": "etcher.unit",
     "StorageBackend": "etcher.spec",
+    "Store": "etcher.store",
 }
 
-if TYPE_CHECKING:
+if _typing.TYPE_CHECKING:
     from etcher.containers import RD, RL
     from etcher.db import DB
     from etcher.hookspecs import hookimpl
     from etcher.registry import available_backends, open_backend
     from etcher.spec import Capabilities, StorageBackend
+    from etcher.store import Store
     from etcher.unit import RetryPolicy
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'etcher' has no attribute {name!r}")
+    import importlib
+
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    # Exactly the public names: importing a submodule makes it an attribute of this package
+    # (``etcher.db``), and helpers imported here are not API either, so neither is listed.
+    return sorted({*__all__, *(n for n in globals() if n.startswith("__") and n.endswith("__"))})
 
 
 __all__ = [
@@ -92,13 +97,16 @@ __all__ = [
     "RetryPolicy",
     "StaleHandleError",
     "StorageBackend",
+    "Store",
     "StoreCorrupt",
     "StoreLocked",
     "TransactionError",
     "WatchError",
     "WrongTypeError",
-    "__version__",
     "available_backends",
     "hookimpl",
     "open_backend",
 ]
+
+# Not API: what this module needed while it was being built.
+del annotations, _typing

@@ -19,10 +19,17 @@ tag    meaning                                      payload
 
 Dict keys use the ``s``/``i``/``x`` tags only. The codec is pure: it never
 touches the store.
+
+These functions run once per stored value, field and item, so they are written for
+speed (see docs/performance.md, "Round 2: codec"): exact-type checks before
+``isinstance``, the common tags first, one function per call on the hot paths (no
+helper calls), and errors caught with ``try`` (free in CPython 3.11+) rather than
+tested for up front. ``benchmarks/codec_micro.py`` measures them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from etcher.errors import EtcherTypeError, EtcherValueError, StoreCorrupt
@@ -53,30 +60,27 @@ def format_path(path: tuple[Any, ...]) -> str:
     return "value" + "".join(f"[{p!r}]" for p in path)
 
 
-def _encode_int(n: int) -> bytes:
-    if -_DECIMAL_LIMIT < n < _DECIMAL_LIMIT:
-        return b"i%d" % n
-    return b"x" + format(n, "x").encode()
-
-
 def encode_scalar(value: Any, path: tuple[Any, ...] = ()) -> bytes:
     """Encode a JSON-style scalar; raise ``TypeError``/``ValueError`` naming ``path`` otherwise."""
     cls = type(value)
     if cls is str:
+        text: str = value  # typed for mypy; value.encode() is cheaper than str.encode(value)
         try:
-            return b"s" + str.encode(value)
+            return b"s" + text.encode()
         except UnicodeEncodeError:
             raise EtcherValueError(
                 f"{format_path(path)} is a string with a lone surrogate, which cannot be stored"
             ) from None
     if cls is int:
-        return _encode_int(value)
+        if -_DECIMAL_LIMIT < value < _DECIMAL_LIMIT:
+            return b"i%d" % value
+        return b"x" + format(value, "x").encode()
     if cls is bool:
         return _TRUE if value else _FALSE
     if value is None:
         return _NONE
     if cls is float:
-        return b"f" + repr(value).encode()
+        return b"f%r" % value  # bytes %r is ascii(), which for a float is its repr()
     # Subclasses (IntEnum, str-enums, numpy scalars that subclass float ...) are stored as
     # their JSON base type, the way the json module treats them.
     if isinstance(value, bool):
@@ -100,12 +104,12 @@ def link_target(tagged: bytes) -> str | None:
     Every reader finds links through this one function, so a damaged link (no
     uid, undecodable bytes, an unknown node kind) is always :class:`StoreCorrupt`.
     """
-    if not tagged:
-        raise StoreCorrupt("a stored value is empty")
-    if tagged[0] != LINK:
-        return None
     try:
+        if tagged[0] != 0x40:  # LINK, as a constant: this runs once per value read
+            return None
         uid = tagged[1:].decode()
+    except IndexError:
+        raise StoreCorrupt("a stored value is empty") from None
     except UnicodeDecodeError:
         raise StoreCorrupt(f"stored link {tagged[:40]!r} is not valid text") from None
     if len(uid) < 2 or uid[0] not in "DL":
@@ -115,20 +119,60 @@ def link_target(tagged: bytes) -> str | None:
 
 def split_item(raw: bytes) -> tuple[int, bytes]:
     """Split a stored dict item ``b"<seq>|<tagged value>"`` into its parts."""
-    bar = raw.find(b"|")
-    if bar > 0 and bar < len(raw) - 1:
-        seq = raw[:bar]
-        if seq.isdigit():
-            return int(seq), raw[bar + 1 :]
+    seq, _, value = raw.partition(b"|")
+    # isdigit() is true for ASCII digits only, and never for b"": int() alone would also
+    # take a sign, spaces or underscores, which no stored sequence number contains.
+    if value and seq.isdigit():
+        return int(seq), value
     raise StoreCorrupt(f"stored dict item {raw[:40]!r} is malformed")
 
 
 def item_value(raw: bytes) -> bytes:
     """The tagged value of a stored dict item, without its insertion sequence."""
-    bar = raw.find(b"|")
-    if bar <= 0 or bar == len(raw) - 1:
-        raise StoreCorrupt(f"stored dict item {raw[:40]!r} is malformed")
-    return raw[bar + 1 :]
+    seq, _, value = raw.partition(b"|")
+    if seq and value:
+        return value
+    raise StoreCorrupt(f"stored dict item {raw[:40]!r} is malformed")
+
+
+def ordered_items(content: Mapping[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+    """A dict node's stored items in insertion order, as ``(stored key, tagged value)``.
+
+    The same order as sorting ``split_item()`` of every item (sequence, then value,
+    then key), in one call per node instead of one per field.
+    """
+    rows: list[tuple[int, bytes, bytes]] = []
+    append = rows.append
+    for field, raw in content.items():
+        seq, _, value = raw.partition(b"|")
+        if not value or not seq.isdigit():
+            raise StoreCorrupt(f"stored dict item {raw[:40]!r} is malformed")
+        append((int(seq), value, field))
+    rows.sort()
+    return [(field, value) for _seq, value, field in rows]
+
+
+def decoded_items(content: Mapping[bytes, bytes]) -> list[tuple[str | int, bytes]]:
+    """:func:`ordered_items` with each key decoded: ``[(key, tagged value)]``."""
+    rows: list[tuple[int, bytes, bytes, str | int]] = []
+    append = rows.append
+    for field, raw in content.items():
+        seq, _, value = raw.partition(b"|")
+        if not value or not seq.isdigit():
+            raise StoreCorrupt(f"stored dict item {raw[:40]!r} is malformed")
+        try:
+            tag = field[0]
+            if tag == 0x73:  # s, by far the most common key
+                key: str | int = field[1:].decode()
+            elif tag == 0x69:  # i
+                key = int(field[1:])
+            else:
+                key = decode_key(field)
+        except (IndexError, ValueError, UnicodeDecodeError):
+            key = decode_key(field)  # raises the precise StoreCorrupt
+        append((int(seq), value, field, key))
+    rows.sort()  # sequence numbers are unique: the later fields only break corrupt ties
+    return [(key, value) for _seq, value, _field, key in rows]
 
 
 def encode_link(uid: str) -> bytes:
@@ -162,12 +206,34 @@ def decode(raw: bytes) -> Any:
 
 def safe_decode(raw: bytes) -> Any:
     """:func:`decode`, turning any malformed payload into :class:`StoreCorrupt`."""
+    # decode()'s body again, inline: this runs once per stored scalar a reader sees.
     try:
-        return decode(raw)
-    except StoreCorrupt:
-        raise
-    except (ValueError, IndexError, UnicodeDecodeError) as exc:
+        tag = raw[0]
+    except IndexError:
+        raise StoreCorrupt("a stored value is empty") from None
+    try:
+        if tag == 0x73:  # s
+            return raw[1:].decode()
+        if tag == 0x69:  # i
+            return int(raw[1:])
+        if tag == 0x40:  # @ (LINK): link_target()'s checks, inline
+            uid = raw[1:].decode()
+            if len(uid) < 2 or uid[0] not in "DL":
+                raise StoreCorrupt(f"stored link {raw[:40]!r} does not name a node")
+            return Link(uid)
+        if tag == 0x66:  # f
+            return float(raw[1:])
+        if tag == 0x54:  # T
+            return True
+        if tag == 0x46:  # F
+            return False
+        if tag == 0x4E:  # N
+            return None
+        if tag == 0x78:  # x
+            return int(raw[1:], 16)
+    except (ValueError, UnicodeDecodeError) as exc:
         raise StoreCorrupt(f"stored value {raw[:40]!r} cannot be decoded: {exc}") from None
+    raise StoreCorrupt(f"stored value {raw[:40]!r} has an unknown type tag")
 
 
 def lookup_key(key: Any) -> bytes | None:
@@ -193,14 +259,17 @@ def encode_key(key: Any, path: tuple[Any, ...] = ()) -> bytes:
     """Encode a dict key (``str`` or ``int``, never ``bool``)."""
     cls = type(key)
     if cls is str:
+        text: str = key
         try:
-            return b"s" + str.encode(key)
+            return b"s" + text.encode()
         except UnicodeEncodeError:
             raise EtcherValueError(
                 f"key {key!r} in {format_path(path)} has a lone surrogate and cannot be stored"
             ) from None
     if cls is int:
-        return _encode_int(key)
+        if -_DECIMAL_LIMIT < key < _DECIMAL_LIMIT:
+            return b"i%d" % key
+        return b"x" + format(key, "x").encode()
     if isinstance(key, bool) or not isinstance(key, (str, int)):
         raise EtcherTypeError(
             f"key {key!r} in {format_path(path)} has type {cls.__name__!r}; "
@@ -212,9 +281,10 @@ def encode_key(key: Any, path: tuple[Any, ...] = ()) -> bytes:
 
 def decode_key(raw: bytes) -> str | int:
     """Decode a stored dict key."""
-    if not raw:
-        raise StoreCorrupt("a stored dict key is empty")
-    tag = raw[0]
+    try:
+        tag = raw[0]
+    except IndexError:
+        raise StoreCorrupt("a stored dict key is empty") from None
     try:
         if tag == 0x73:
             return raw[1:].decode()

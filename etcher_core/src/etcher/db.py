@@ -54,62 +54,6 @@ T = TypeVar("T")
 DEFAULT_NAMESPACE = "default"
 
 
-def _open_backend(
-    path: Any,
-    redis: Any,
-    redis_adapter: Any,
-    redis_kwargs: Mapping[str, Any] | None,
-    backend: Any,
-    options: dict[str, Any],
-) -> tuple[StorageBackend, str]:
-    from etcher import registry
-
-    if backend is not None and not isinstance(backend, str):
-        if path is not None or redis is not None or redis_adapter is not None:
-            raise EtcherTypeError("pass either a backend object or a path/URL/client, not both")
-        return backend, f"object:{id(backend)}"
-    owned = False
-    if redis_adapter is not None:
-        if path is None:
-            raise EtcherTypeError("redis_adapter= needs a path: DB('file.rdb', redis_adapter=cls)")
-        if redis is not None:
-            raise EtcherTypeError("pass either redis=client or redis_adapter=cls, not both")
-        redis = redis_adapter(os.fspath(path), **(redis_kwargs or {}))
-        path = None
-        owned = True  # this DB made the client, so closing the DB releases it
-    if redis is not None:
-        if path is not None:
-            raise EtcherTypeError("pass either a path/URL or redis=client, not both")
-        cls = registry.backend_class(backend) if backend else registry.backend_for_client(redis)
-        from_client = getattr(cls, "from_client", None)
-        if from_client is None:
-            raise EtcherTypeError(f"backend {cls.__name__} cannot wrap an existing client")
-        return from_client(redis, owned=owned), f"client:{id(redis)}"
-    if path is None:
-        path = os.environ.get("ETCHER_URL") or "etcher.db"
-    location = os.fspath(path)
-    opened = registry.open_backend(location, backend=backend, **options)
-    return opened, _store_identity(opened, location)
-
-
-def _store_identity(opened: StorageBackend, location: str) -> str:
-    """What makes two DBs "the same store": equal exactly when they reach the same data.
-
-    A location usually names its data (a file, a server). A store that lives
-    inside its backend object instead (``memory://``, ``:memory:``) is private to
-    that object, whatever the URL: two of them must neither compare equal nor
-    accept each other's nodes. A backend can say what it reaches with a
-    ``store_identity`` string (e.g. one shared in-process store per name).
-    """
-    declared = getattr(opened, "store_identity", None)
-    if isinstance(declared, str) and declared:
-        return "store:" + declared
-    caps = opened.capabilities
-    if not caps.persistent and not caps.multiprocess:
-        return f"object:{id(opened)}"
-    return location if "://" in location else "file:" + os.path.abspath(location)
-
-
 # Weak, so tracking a DB for fork() never keeps it (or its store) alive; keyed by id
 # because equal DBs (same store and namespace) are still separate objects to reset.
 _LIVE_DBS: weakref.WeakValueDictionary[int, DB] = weakref.WeakValueDictionary()
@@ -183,10 +127,17 @@ class DB:
                 raise EtcherTypeError("pass either prefix= or new_prefix=True, not both")
         if not isinstance(link_field, str):
             raise EtcherTypeError("link_field must be a str")
-        self._backend, self._store_id = _open_backend(
-            path, redis, redis_adapter, redis_kwargs, backend, options
+        from etcher.registry import open_store
+
+        opened = open_store(
+            path,
+            backend=backend,
+            client=redis,
+            client_factory=redis_adapter,
+            client_options=redis_kwargs,
+            **options,
         )
-        self._owns_backend = backend is None or isinstance(backend, str)
+        self._backend, self._store_id, self._owns_backend = opened
         self._retry = retry or RetryPolicy()
         self._uids = UidFactory()
         self._direct = DirectReader(self._backend)

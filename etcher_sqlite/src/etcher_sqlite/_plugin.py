@@ -24,3 +24,15 @@ def etcher_register_backends(register: BackendRegistrar) -> None:
         target="etcher_sqlite.backend:SQLiteBackend",
         description="SQLite file (the default, embedded)",
     )
+
+
+@hookimpl
+def etcher_local_path(url: str) -> str | None:
+    """The file a ``sqlite:///rel.db`` / ``sqlite:////abs.db`` URL names (none for ``:memory:``)."""
+    from etcher_sqlite.options import parse_url  # stdlib only, and only when asked
+
+    try:
+        path, _query = parse_url(url)
+    except ValueError:
+        return None  # opening the URL explains what is wrong with it
+    return None if path == ":memory:" else path

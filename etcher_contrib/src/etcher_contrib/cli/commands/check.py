@@ -9,7 +9,7 @@ from typing import Any
 from etcher_contrib.cli.commands._common import add_namespace, add_url
 from etcher_contrib.cli.errors import OK, PROBLEMS
 from etcher_contrib.cli.progress import Progress, wanted
-from etcher_contrib.cli.store import namespace_names, open_db
+from etcher_contrib.cli.store import open_db, open_store, require_namespace
 
 NAME = "check"
 HELP = "verify the store's invariants (exit 1 if something is wrong)"
@@ -42,8 +42,14 @@ def run(args: argparse.Namespace) -> int:
     progress = Progress(wanted(args.progress))
     reports = []
     try:
-        with open_db(args.url, args.namespace) as db:
-            names = namespace_names(db.backend) if args.all else [db.prefix]
+        names: list[str] = []
+        if args.all:
+            with open_store(args.url) as store:
+                require_namespace(store, args.url, args.namespace)
+                names = store.namespaces()
+        if not names:
+            with open_db(args.url, args.namespace) as db:
+                names = [db.prefix]
         for name in names:
             with open_db(args.url, name) as db:
                 reports.append(db.check(progress=progress.hook(f"checking {name}")))

@@ -8,7 +8,7 @@ import sys
 
 from etcher_contrib.cli.commands._common import add_url
 from etcher_contrib.cli.errors import OK, PROBLEMS, CLIError
-from etcher_contrib.cli.store import default_namespace, namespace_names, open_db, open_store
+from etcher_contrib.cli.store import open_store
 
 NAME = "namespaces"
 HELP = "list the namespaces of a store, or --delete one"
@@ -33,16 +33,11 @@ def _confirm(question: str) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     """List namespaces, or delete one."""
-    with open_store(args.url) as backend:
-        names = namespace_names(backend)
-        default = default_namespace(backend)
-    if not names:
-        raise CLIError(f"{args.url} holds no etcher namespace")
-    # Work through a namespace other than the one being deleted when there is one: deleting
-    # a DB's own namespace re-creates it empty, which is right only for the last one.
-    others = [n for n in names if n != args.delete]
-    via = default if default in others else (others[0] if others else names[0])
-    with open_db(args.url, via) as db:
+    with open_store(args.url) as store:
+        names = store.namespaces()
+        default = store.default_namespace
+        if not names:
+            raise CLIError(f"{args.url} holds no etcher namespace")
         if args.delete is None:
             if args.json:
                 print(json.dumps({"default": default, "namespaces": names}))
@@ -52,17 +47,16 @@ def run(args: argparse.Namespace) -> int:
             return OK
         name = args.delete
         if name not in names:
-            listing = ", ".join(repr(n) for n in names) or "none"
+            listing = ", ".join(repr(n) for n in names)
             raise CLIError(f"no namespace {name!r} in {args.url} (namespaces: {listing})")
-        from etcher.layout import Layout
-
-        count = sum(1 for _key in db.backend.scan_iter(match=Layout(name).scan))
+        count = store.key_count(name)
         if not args.yes and not _confirm(
             f"delete namespace {name!r} ({count} keys) from {args.url}? [y/N] "
         ):
             print("nothing deleted")
             return PROBLEMS
-        deleted = db.delete_prefix_immediately(name)
-    note = " (the store's last namespace: it starts again empty)" if name == via else ""
+        # Deleted at store level: no DB is opened, so no namespace is created or re-created.
+        deleted = store.delete_prefix(name)
+    note = " (the store holds no namespace now)" if names == [name] else ""
     print(f"deleted namespace {name!r}: {deleted} keys{note}")
     return OK
