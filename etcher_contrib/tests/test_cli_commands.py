@@ -1,7 +1,7 @@
 """The ``etcher`` command line, driven as a user drives it: one subprocess per command.
 
 Every test runs on a SQLite file and on a real Redis server (the kit's private
-``redis-server``, see ``etcher.testing.redis_server``).
+``redis-server``, see ``etcher_redis.testing.server``).
 """
 
 from __future__ import annotations

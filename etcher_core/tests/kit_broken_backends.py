@@ -13,7 +13,9 @@ import re
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
-from kit_reference_backend import (
+from etcher.errors import StoreValueError, WatchError
+from etcher.spec import Capabilities
+from etcher.testing.reference import (
     ReferenceBackend,
     ReferencePipeline,
     checked_add,
@@ -21,9 +23,6 @@ from kit_reference_backend import (
     encode_value,
     parse_int,
 )
-
-from etcher.errors import StoreValueError, WatchError
-from etcher.spec import Capabilities
 
 
 class ExclusiveLrangeBackend(ReferenceBackend):

@@ -3,7 +3,7 @@
 Loaded with ``-p kit_registry_shim``. It adds an in-process etcher plugin to
 the default registry (through :meth:`etcher.registry.Registry.add_plugin`, the
 public way to register a backend at runtime) so ``--etcher-url ref://name``
-reaches :class:`kit_reference_backend.ReferenceBackend` through exactly the
+reaches :class:`etcher.testing.reference.ReferenceBackend` through exactly the
 code path a real URL takes. The registry is reset on the way in and out so no
 other test sees the extra backend.
 """
@@ -12,28 +12,10 @@ from __future__ import annotations
 
 import importlib
 from types import ModuleType
-from typing import Any
 
 import pytest
-from kit_reference_backend import ReferenceBackend
 
-from etcher.hookspecs import hookimpl
-
-BACKEND_NAME = "kit-reference"
-SCHEME = "ref"
-
-
-class ReferencePlugin:
-    """An etcher plugin object announcing the reference backend."""
-
-    @hookimpl
-    def etcher_register_backends(self, register: Any) -> None:
-        register(
-            BACKEND_NAME,
-            schemes=[SCHEME],
-            target=ReferenceBackend,
-            description="the conformance kit's known-good reference backend (tests only)",
-        )
+from etcher.testing.reference import BACKEND_NAME, ReferencePlugin
 
 
 def _registry() -> ModuleType:

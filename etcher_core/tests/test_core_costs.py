@@ -16,19 +16,25 @@ import pytest
 
 from etcher import DB, RD, RL, StaleHandleError, WatchError
 from etcher.errors import BackendUnavailable
-from etcher.testing.instrument import CountingBackend
+from etcher.testing._harness.instrument import CountingBackend
+from etcher.testing.reference import ReferenceBackend
 
-BACKENDS = ["memory"]
-if importlib.util.find_spec("etcher_sqlite") is not None:
-    BACKENDS.append("sqlite")
+# The reference backend always; the others where they happen to be installed.
+BACKENDS = ["reference"] + [
+    name
+    for name, package in (("memory", "etcher_contrib"), ("sqlite", "etcher_sqlite"))
+    if importlib.util.find_spec(package) is not None
+]
 
 
 @pytest.fixture(params=BACKENDS)
 def counting(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[CountingBackend]:
-    if request.param == "memory":
+    if request.param == "reference":
+        inner: Any = ReferenceBackend()
+    elif request.param == "memory":
         from etcher_contrib.memory import MemoryBackend
 
-        inner: Any = MemoryBackend.from_url("memory://")
+        inner = MemoryBackend.from_url("memory://")
     else:
         from etcher_sqlite.backend import SQLiteBackend
 

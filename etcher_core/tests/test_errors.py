@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -12,14 +11,9 @@ from etcher import DB, RD, RL
 from etcher.errors import ClosedError, EtcherError
 
 
-@pytest.fixture(params=["sqlite", "memory"])
-def db(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[DB]:
-    if request.param == "sqlite":
-        pytest.importorskip("etcher_sqlite", reason="etcher-sqlite is not installed")
-        store = DB(tmp_path / "state.db")
-    else:
-        pytest.importorskip("etcher_contrib", reason="etcher-contrib is not installed")
-        store = DB(f"memory://errors-{uuid.uuid4().hex}")
+@pytest.fixture
+def db(store_url: Callable[[str], str]) -> Iterator[DB]:
+    store = DB(store_url("errors"))
     store["d"] = {"a": 1}
     store["l"] = [1, 2]
     store["empty"] = []
@@ -123,28 +117,3 @@ def test_reading_and_writing_a_closed_db_raise_the_same_error(db: DB) -> None:
         raised.append(str(info.value))
     assert isinstance(info.value, ValueError)
     assert len(set(raised)) == 1, raised
-
-
-@pytest.mark.parametrize(
-    ("args", "options", "builtin"),
-    [
-        (("sqlite://host/x.db",), {}, ValueError),
-        (("memory://a?b=1",), {}, ValueError),
-        (("x.db",), {"bogus": 1}, TypeError),
-        (("x.db",), {"timeout": "soon"}, ValueError),
-    ],
-)
-def test_a_backend_refusing_its_arguments_raises_etcher_errors(
-    tmp_path: Any,
-    monkeypatch: pytest.MonkeyPatch,
-    args: tuple[str],
-    options: dict[str, Any],
-    builtin: type[BaseException],
-) -> None:
-    pytest.importorskip("etcher_sqlite")
-    pytest.importorskip("etcher_contrib")
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(builtin) as info:
-        DB(*args, **options)
-    assert isinstance(info.value, EtcherError)
-    assert list(tmp_path.iterdir()) == []

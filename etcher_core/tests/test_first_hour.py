@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pydoc
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -14,14 +13,9 @@ from etcher.jsonio import import_json
 from etcher.summary import MAX_CHARS
 
 
-@pytest.fixture(params=["sqlite", "memory"])
-def db(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[DB]:
-    if request.param == "sqlite":
-        pytest.importorskip("etcher_sqlite", reason="etcher-sqlite is not installed")
-        store = DB(tmp_path / "state.db", prefix="first")
-    else:
-        pytest.importorskip("etcher_contrib", reason="etcher-contrib is not installed")
-        store = DB(f"memory://first-{uuid.uuid4().hex}", prefix="first")
+@pytest.fixture
+def db(store_url: Callable[[str], str]) -> Iterator[DB]:
+    store = DB(store_url("first"), prefix="first")
     yield store
     store.close()
 
@@ -30,7 +24,7 @@ def test_repr_of_a_db_names_its_store_and_namespace(db: DB, tmp_path: Any) -> No
     db["a"] = 1
     text = repr(db)
     assert "'first'" in text
-    assert str(tmp_path / "state.db") in text or "memory://" in text
+    assert "first-" in text  # the store's URL or path (store_url names it "first-<uuid>")
     assert str(db) == "@{'a': 1}"  # print(db) still shows the summary
     db["d"] = {"x": 1}
     nested = db["d"]

@@ -44,6 +44,10 @@ def test_every_hook_is_prefixed_and_documented() -> None:
         for name, obj in vars(hookspecs).items()
         if inspect.isfunction(obj) and hasattr(obj, "etcher_spec")
     ]
-    assert [hook.__name__ for hook in hooks] == ["etcher_register_backends"]
+    assert [hook.__name__ for hook in hooks] == [
+        "etcher_register_backends",
+        "etcher_claim_client",
+        "etcher_local_path",
+    ]
     for hook in hooks:
         assert hook.__doc__ and hook.__doc__.strip()

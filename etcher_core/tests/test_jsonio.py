@@ -1,6 +1,7 @@
 """JSON export and import through the Python API (``db.export_json`` / ``db.import_json``).
 
-Runs on SQLite (the default store) and on the in-memory backend: every
+Runs on the reference backend (and on SQLite and the in-memory backend where they are
+installed, see conftest.py): every
 behaviour of the etcher-JSON convention, the byte-identical round trip, deep
 nesting, and bad input that must leave the store untouched.
 """
@@ -10,8 +11,7 @@ from __future__ import annotations
 import io
 import json
 import math
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +21,12 @@ from hypothesis import strategies as st
 
 from etcher import DB, EtcherError
 from etcher.jsonio import JSONFormatError, _Obj, _parse_iterative, dumps, loads
+from etcher.testing.reference import ReferenceBackend
 
 
-@pytest.fixture(params=["sqlite", "memory"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DB]:
-    if request.param == "sqlite":
-        pytest.importorskip("etcher_sqlite", reason="etcher-sqlite is not installed")
-        store = DB(tmp_path / "state.db")
-    else:
-        pytest.importorskip("etcher_contrib", reason="etcher-contrib is not installed")
-        store = DB(f"memory://jsonio-{uuid.uuid4().hex}")
+@pytest.fixture
+def db(store_url: Callable[[str], str]) -> Iterator[DB]:
+    store = DB(store_url("jsonio"))
     with store:
         yield store
 
@@ -224,9 +220,8 @@ def test_bool_and_none_values_stay_exact(db: DB) -> None:
 
 def test_ten_thousand_deep_nesting(tmp_path: Path) -> None:
     # One backend is enough here: the store side of depth is covered by the backends' own
-    # tests, and this is about the JSON walk (materializing 10,000 levels on fakeredis is slow).
-    pytest.importorskip("etcher_sqlite", reason="etcher-sqlite is not installed")
-    with DB(tmp_path / "deep.db") as db:
+    # tests, and this is about the JSON walk (the reference backend keeps it fast).
+    with DB(backend=ReferenceBackend()) as db:
         _deep_round_trip(db)
 
 

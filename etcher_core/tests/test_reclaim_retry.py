@@ -9,7 +9,7 @@ import pytest
 from etcher import DB, reclaim
 from etcher.graph import Graph
 from etcher.layout import ROOT
-from etcher_contrib.memory import MemoryBackend
+from etcher.testing.reference import drop_store
 
 
 def test_a_sweep_in_an_attempt_that_did_not_commit_is_redone(
@@ -19,7 +19,7 @@ def test_a_sweep_in_an_attempt_that_did_not_commit_is_redone(
     now = [1_000_000.0]
     monkeypatch.setattr(reclaim, "clock", lambda: now[0])
     try:
-        with DB(f"memory://{name}", grace=5) as db, DB(f"memory://{name}") as other:
+        with DB(f"ref://{name}", grace=5) as db, DB(f"ref://{name}") as other:
             db["doc"] = {"nested": {"x": 1}}
             db["doc"] = "replaced"  # two nodes pending for 5 s
             assert db.check().pending == 2
@@ -40,4 +40,4 @@ def test_a_sweep_in_an_attempt_that_did_not_commit_is_redone(
             assert report.pending == 0, "the sweep of the failed attempt was dropped"
             assert report.ok and db["doc"] == "replaced" and other["bump"] == 1
     finally:
-        MemoryBackend.drop_store(name)
+        drop_store(name)

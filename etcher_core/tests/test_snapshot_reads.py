@@ -8,9 +8,7 @@ of a multi-level walk, which would otherwise produce a torn result.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -23,13 +21,10 @@ OLD = {"a": {"b": {"c": 1}}, "x": [1, 2]}
 NEW = {"a": {"b": {"c": 2}}, "x": [1, 2, 3]}
 
 
-@pytest.fixture(params=["sqlite", "memory"])
-def two_dbs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[DB, DB]]:
+@pytest.fixture
+def two_dbs(store_url: Callable[[str], str]) -> Iterator[tuple[DB, DB]]:
     """Two DB objects (two connections where the store has them) on one fresh store."""
-    if request.param == "sqlite":
-        url = str(tmp_path / "snap.db")
-    else:
-        url = f"memory://snapshot-{uuid.uuid4().hex}"
+    url = store_url("snapshot")
     with DB(url) as reader, DB(url) as writer:
         yield reader, writer
 

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from etcher.testing.reference import ReferenceBackend
 from etcher.unit import Unit
-
-memory = pytest.importorskip("etcher_contrib.memory", reason="etcher-contrib is not installed")
 
 HASHES = ["h1", "h2"]
 LISTS = ["l1", "l2"]
@@ -126,8 +124,8 @@ def observe(unit: Unit, fresh: list[str]) -> dict[str, Any]:
 def test_rollback_restores_exactly_the_state_before(
     groups: list[tuple[bool, list[tuple[Any, ...]]]], peek: bool
 ) -> None:
-    with_sp = memory.MemoryBackend.from_url("memory://")
-    plain = memory.MemoryBackend.from_url("memory://")
+    with_sp = ReferenceBackend()
+    plain = ReferenceBackend()
     seed(with_sp)
     seed(plain)
     a, b = Unit(with_sp), Unit(plain)
@@ -157,7 +155,7 @@ def test_rollback_restores_exactly_the_state_before(
 
 
 def test_savepoints_nest() -> None:
-    backend = memory.MemoryBackend.from_url("memory://")
+    backend = ReferenceBackend()
     seed(backend)
     u = Unit(backend)
     u.savepoint()
@@ -173,7 +171,7 @@ def test_savepoints_nest() -> None:
 
 
 def test_a_hash_read_whole_after_an_undone_write_is_read_again() -> None:
-    backend = memory.MemoryBackend.from_url("memory://")
+    backend = ReferenceBackend()
     seed(backend)
     u = Unit(backend)
     u.savepoint()

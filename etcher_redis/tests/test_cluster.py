@@ -22,9 +22,9 @@ from etcher.errors import BackendUnavailable, ConflictTimeout
 from etcher.testing import HOSTILE_CHARS, BackendFactory, BackendFixtures, StorageConformance
 from etcher.testing.concurrency import ConcurrencyConformance
 from etcher.testing.containers import ContainerConformance
-from etcher.testing.redis_cluster import LocalRedisCluster, migrate_slot
 from etcher_redis.client import ReplicationNotConfirmed
 from etcher_redis.cluster import CrossSlotError, RedisClusterBackend
+from etcher_redis.testing.cluster import LocalRedisCluster, migrate_slot
 
 pytestmark = pytest.mark.redis
 
@@ -109,7 +109,7 @@ def test_bad_urls_are_refused_clearly(url: str) -> None:
 
 
 def test_unreachable_cluster_is_backend_unavailable() -> None:
-    from etcher.testing.redis_cluster import free_ports
+    from etcher_redis.testing.cluster import free_ports
 
     port = free_ports(1)[0]
     with pytest.raises(BackendUnavailable, match="cannot reach the Redis Cluster"):

@@ -20,11 +20,11 @@ from redis.crc import key_slot
 
 from etcher import DB
 from etcher.errors import BackendUnavailable
-from etcher.testing import RedisServer, RedisServerError
-from etcher.testing.redis_server import system_redis_server
 from etcher_redis import scripting
 from etcher_redis.backend import RedisBackend
 from etcher_redis.client import EtcherPipeline
+from etcher_redis.testing import RedisServer, RedisServerError
+from etcher_redis.testing.server import system_redis_server
 
 pytestmark = pytest.mark.redis
 

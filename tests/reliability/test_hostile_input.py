@@ -30,7 +30,7 @@ from etcher.errors import (
     StaleHandleError,
     StoreValueError,
 )
-from etcher.testing.crash import same
+from etcher.testing._harness.crash import same
 
 # --------------------------------------------------------------------------- the store
 

@@ -45,7 +45,7 @@ FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__", "breakpoint", "input
 # Modules every read goes through: decoding, materializing, walking, checking, printing.
 READ_PATH = {"codec.py", "containers.py", "materialize.py", "graph.py", "unit.py", "check.py",
              "summary.py", "equality.py", "layout.py", "db.py", "transactions.py",
-             "writer.py"}  # fmt: skip
+             "writer.py", "session.py", "namespace.py"}  # fmt: skip
 # Dynamic attribute lookups on the read path, each reviewed: the name never comes from stored data.
 REVIEWED_GETATTR = {
     ("unit.py", "getattr(pipe, op)"),  # op: the unit's own queue of list commands
@@ -55,11 +55,10 @@ REVIEWED_GETATTR = {
     ("unit.py", "getattr(pipe, command)"),
     ("writer.py", "getattr(cls, '_etcher_uid', None)"),  # a constant name, on the class
     ("db.py", "getattr(cls, 'from_client', None)"),
-    ("db.py", "getattr(self._backend, 'maintenance', None)"),
-    # constant names: an optional backend attribute, and popitem's per-DB order cache
+    ("namespace.py", "getattr(session.backend, 'maintenance', None)"),
+    # constant names: an optional backend attribute, and the session of RD(db, ...)'s db
     ("db.py", "getattr(opened, 'store_identity', None)"),
-    ("containers.py", "getattr(db, '_unit', None)"),
-    ("containers.py", "getattr(db, '_order_hints', None)"),
+    ("containers.py", "getattr(db, '_session', None)"),
 }
 
 

@@ -1,7 +1,7 @@
 """Concurrency soak: processes racing on shared structures lose nothing and tear nothing.
 
 ``ETCHER_SOAK_PROCESSES`` (default 4) processes run
-:func:`etcher.testing.crash.soak_worker` for ``ETCHER_SOAK_SECONDS`` (default
+:func:`etcher.testing._harness.crash.soak_worker` for ``ETCHER_SOAK_SECONDS`` (default
 20) on one namespace: money transfers in transactions (each also bumps the
 worker's ledger entry and appends ``"<worker>:<n>"`` to a shared journal),
 whole-namespace snapshots, document overwrites with transactional and plain
@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 from etcher import DB
-from etcher.testing.crash import (
+from etcher.testing._harness.crash import (
     soak_maintenance_worker,
     soak_setup,
     soak_verify,

@@ -42,17 +42,18 @@ from etcher.codec import (
     decode_key,
     encode_scalar,
     item_value,
+    join_item,
     link_target,
     safe_decode,
     split_item,
 )
 from etcher.errors import StoreCorrupt, WatchError, WrongTypeError
 from etcher.graph import KIND_DICT, KIND_LIST, Graph
-from etcher.layout import HEADER_FIELDS, KIND, PIN, ROOT
+from etcher.layout import HEADER_FIELDS, KIND, PIN, ROOT, is_dict, is_node_uid
 from etcher.unit import Unit
 
 if TYPE_CHECKING:
-    from etcher.db import DB
+    from etcher.session import Session
 
 T = TypeVar("T")
 
@@ -137,7 +138,9 @@ class _Survey:
     pending: set[str] = field(default_factory=set)
 
 
-_EXPECTED_TYPE = {"r": b"hash", "D": b"hash", "L": b"list"}
+def _content_type(uid: str) -> bytes:
+    """The backend type of a node's content key."""
+    return b"hash" if is_dict(uid) else b"list"
 
 
 def _tick(progress: Progress | None, phase: str, done: int, total: int | None) -> None:
@@ -148,9 +151,9 @@ def _tick(progress: Progress | None, phase: str, done: int, total: int | None) -
 # --------------------------------------------------------------------------- survey
 
 
-def _survey(db: DB, report: CheckReport, progress: Progress | None) -> _Survey:
-    layout = db._layout
-    backend = db._backend
+def _survey(session: Session, report: CheckReport, progress: Progress | None) -> _Survey:
+    layout = session.layout
+    backend = session.backend
     sv = _Survey()
     header_uids: list[str] = []
     seen = 0
@@ -161,13 +164,13 @@ def _survey(db: DB, report: CheckReport, progress: Progress | None) -> _Survey:
             _tick(progress, "scan", seen, None)
         if key.startswith(layout.refs_prefix):
             uid = key[len(layout.refs_prefix) :]
-            if uid[:1] in ("D", "L"):
+            if is_node_uid(uid):
                 header_uids.append(uid)
             else:
                 report.unknown_keys.append(key)
         elif key.startswith(layout.content_prefix):
             uid = key[len(layout.content_prefix) :]
-            if uid[:1] in ("D", "L"):
+            if is_node_uid(uid):
                 sv.content_uids.add(uid)
             else:
                 report.unknown_keys.append(key)
@@ -186,28 +189,29 @@ def _survey(db: DB, report: CheckReport, progress: Progress | None) -> _Survey:
     while at < len(queue):
         chunk = queue[at : at + CHUNK]
         at += len(chunk)
-        _read_chunk(db, report, sv, chunk)
+        _read_chunk(session, report, sv, chunk)
         for uid in chunk:
             for child in sv.links.get(uid, ()):
-                if child not in queued and child[:1] in ("D", "L"):
+                if child not in queued and is_node_uid(child):
                     queued.add(child)
                     queue.append(child)
         _tick(progress, "read", at, len(queue))
     return sv
 
 
-def _read_chunk(db: DB, report: CheckReport, sv: _Survey, chunk: list[str]) -> None:
+def _read_chunk(session: Session, report: CheckReport, sv: _Survey, chunk: list[str]) -> None:
     """Read one batch of nodes in one atomic read; record headers, links and damage."""
-    layout = db._layout
-    backend = db._backend
-    keys = [(layout.refs(u), "r") for u in chunk] + [(layout.content(u), u[0]) for u in chunk]
+    layout = session.layout
+    backend = session.backend
+    keys = [(layout.refs(u), b"hash") for u in chunk]
+    keys += [(layout.content(u), _content_type(u)) for u in chunk]
     pipe = backend.pipeline(transaction=False)
-    for key, _kind in keys:
+    for key, _expected in keys:
         pipe.type(key)
-    for (key, kind), found in zip(keys, pipe.execute(), strict=True):
-        if found not in (_EXPECTED_TYPE[kind], b"none") and key not in sv.bad_keys:
+    for (key, expected), found in zip(keys, pipe.execute(), strict=True):
+        if found not in (expected, b"none") and key not in sv.bad_keys:
             sv.bad_keys.add(key)
-            want = _EXPECTED_TYPE[kind].decode()
+            want = expected.decode()
             report.corrupt.append(f"key {key} holds a {found.decode()}, not a {want}")
     good = [u for u in chunk if layout.refs(u) not in sv.bad_keys]
     readable = [u for u in good if layout.content(u) not in sv.bad_keys]
@@ -215,7 +219,7 @@ def _read_chunk(db: DB, report: CheckReport, sv: _Survey, chunk: list[str]) -> N
     for uid in good:
         pipe.hgetall(layout.refs(uid))
     for uid in readable:
-        if uid[0] == "D":
+        if is_dict(uid):
             pipe.hgetall(layout.content(uid))
         else:
             pipe.lrange(layout.content(uid), 0, -1)
@@ -228,12 +232,12 @@ def _read_chunk(db: DB, report: CheckReport, sv: _Survey, chunk: list[str]) -> N
             continue  # gone since the scan listed it, or a link target that does not exist
         sv.headers[uid] = header
         kind = header.get(KIND)
-        if kind not in (KIND_DICT, KIND_LIST) or (kind == KIND_DICT) != (uid[0] == "D"):
+        if kind not in (KIND_DICT, KIND_LIST) or (kind == KIND_DICT) != is_dict(uid):
             report.corrupt.append(f"node {uid} has kind {kind!r}")
         for f, v in header.items():
             if f not in HEADER_FIELDS and not v.isdigit():
                 report.corrupt.append(f"node {uid} header field {f[:40]!r} holds {v[:40]!r}")
-        content = contents.get(uid, {} if uid[0] == "D" else [])
+        content = contents.get(uid, {} if is_dict(uid) else [])
         bad: list[_BadItem] = []
         sv.links[uid] = Counter(_item_links(uid, content, report.corrupt, bad))
         if bad:
@@ -244,10 +248,11 @@ def _item_links(uid: str, content: Any, corrupt: list[str], bad: list[_BadItem])
     """The links a node holds; damaged items are reported and their repair noted in ``bad``."""
     none = encode_scalar(None)
     out: list[str] = []
-    items = content.items() if uid[0] == "D" else enumerate(content)
+    dict_node = is_dict(uid)
+    items = content.items() if dict_node else enumerate(content)
     for where, raw in items:
         try:
-            if uid[0] == "D":
+            if dict_node:
                 decode_key(where)  # type: ignore[arg-type]  # a dict field (bytes) here
                 seq, tagged = split_item(raw)
             else:
@@ -259,7 +264,7 @@ def _item_links(uid: str, content: Any, corrupt: list[str], bad: list[_BadItem])
                 out.append(child)
         except StoreCorrupt as exc:
             corrupt.append(f"node {uid} item {where!r}: {exc}")
-            if uid[0] == "L":
+            if not dict_node:
                 bad.append((where, none))
             else:
                 try:
@@ -268,7 +273,7 @@ def _item_links(uid: str, content: Any, corrupt: list[str], bad: list[_BadItem])
                 except StoreCorrupt:
                     bad.append((where, None))  # nothing to keep: drop it
                 else:
-                    bad.append((where, b"%d|" % seq + none))
+                    bad.append((where, join_item(seq, none)))
     return out
 
 
@@ -340,27 +345,27 @@ def _candidates(report: CheckReport, sv: _Survey) -> _Candidates:
 _NOTHING: Any = object()
 
 
-def _in_unit(db: DB, fn: Callable[[Graph], T], fix: bool, damaged: Any = _NOTHING) -> T:
+def _in_unit(session: Session, fn: Callable[[Graph], T], fix: bool, damaged: Any = _NOTHING) -> T:
     """Run ``fn`` in one small unit: committed (``fix``) or only validated (a check).
 
     ``damaged`` is the result when the unit meets a key of the wrong type (that
     damage is reported by the survey already); without it the error propagates.
     """
     try:
-        return _in_unit_once(db, fn, fix)
+        return _in_unit_once(session, fn, fix)
     except WrongTypeError:
         if damaged is _NOTHING:
             raise
         return damaged  # type: ignore[no-any-return]
 
 
-def _in_unit_once(db: DB, fn: Callable[[Graph], T], fix: bool) -> T:
-    layout = db._layout
+def _in_unit_once(session: Session, fn: Callable[[Graph], T], fix: bool) -> T:
+    layout = session.layout
     if fix:
-        return db._retry.run(db._backend, lambda u: fn(Graph(layout, u)))
+        return session.retry.run(session.backend, lambda u: fn(Graph(layout, u)))
 
     def attempt() -> T:
-        unit = Unit(db._backend, False)
+        unit = Unit(session.backend, False)
         try:
             try:
                 result = fn(Graph(layout, unit))
@@ -375,7 +380,7 @@ def _in_unit_once(db: DB, fn: Callable[[Graph], T], fix: bool) -> T:
         finally:
             unit.close()
 
-    return db._retry.call(attempt)
+    return session.retry.call(attempt)
 
 
 def _pending_among(g: Graph, uids: Iterable[str]) -> set[str]:
@@ -388,10 +393,11 @@ def _pending_among(g: Graph, uids: Iterable[str]) -> set[str]:
 
 def _items(uid: str, content: Any) -> Iterable[tuple[Any, bytes, str | None]]:
     """(where, raw item, linked uid or None) of a node's content; damaged items are skipped."""
-    items = content.items() if uid[0] == "D" else enumerate(content)
+    dict_node = is_dict(uid)
+    items = content.items() if dict_node else enumerate(content)
     for where, raw in items:
         try:
-            child = link_target(item_value(raw) if uid[0] == "D" else raw)
+            child = link_target(item_value(raw) if dict_node else raw)
         except StoreCorrupt:
             continue
         yield where, raw, child
@@ -433,7 +439,7 @@ def _verify_dangling(
             found.add(child)
             if not fix:
                 continue
-            if parent[0] == "D":
+            if is_dict(parent):
                 g.u.hset(key, where, raw[: raw.index(b"|") + 1] + none)
             else:
                 g.u.list_op(key, "lset", where, none)
@@ -540,9 +546,9 @@ def _drop_keys(g: Graph, keys: list[str]) -> None:
         g.u.set(key, None)
 
 
-def _run(db: DB, fix: bool, drop_pins: bool, progress: Progress | None) -> CheckReport:
-    report = CheckReport(db.prefix, repaired=fix)
-    sv = _survey(db, report, progress)
+def _run(session: Session, fix: bool, drop_pins: bool, progress: Progress | None) -> CheckReport:
+    report = CheckReport(session.prefix, repaired=fix)
+    sv = _survey(session, report, progress)
     cands = _candidates(report, sv)
     total = cands.total()
     done = 0
@@ -556,45 +562,45 @@ def _run(db: DB, fix: bool, drop_pins: bool, progress: Progress | None) -> Check
         # Keys of the wrong type first: no later unit can read them.
         junk = [*report.unknown_keys, *sorted(sv.bad_keys)]
         for i in range(0, len(junk), CHUNK):
-            _in_unit(db, partial(_drop_keys, keys=junk[i : i + CHUNK]), fix)
+            _in_unit(session, partial(_drop_keys, keys=junk[i : i + CHUNK]), fix)
     # Links first, then counts: the liveness proof below trusts back-references.
     for parent, children in _groups(cands.dangling):
         verify = partial(
             _verify_dangling, parent=parent, children=children, bad_keys=sv.bad_keys, fix=fix
         )
-        report.dangling += _in_unit(db, verify, fix, [])
+        report.dangling += _in_unit(session, verify, fix, [])
         step(len(children))
     collected: set[str] = set()
     for parent, children in _groups(cands.counts):
         recount = partial(
             _verify_counts, parent=parent, children=children, bad_keys=sv.bad_keys, fix=fix
         )
-        found, gone = _in_unit(db, recount, fix, ([], set()))
+        found, gone = _in_unit(session, recount, fix, ([], set()))
         report.wrong_counts += found
         collected |= gone
         step(len(children))
     for uid in cands.headless:
-        if db._layout.refs(uid) in sv.bad_keys:
+        if session.layout.refs(uid) in sv.bad_keys:
             report.headless.append(uid)  # its header key is damaged: dropped below
             if fix:
-                _in_unit(db, partial(_drop_keys, keys=[db._layout.content(uid)]), fix)
-        elif _in_unit(db, partial(_verify_headless, uid=uid, fix=fix), fix, False):
+                _in_unit(session, partial(_drop_keys, keys=[session.layout.content(uid)]), fix)
+        elif _in_unit(session, partial(_verify_headless, uid=uid, fix=fix), fix, False):
             report.headless.append(uid)
         step(1)
     if fix:
         for uid in sorted(sv.bad_items):
-            _in_unit(db, partial(_fix_items, uid=uid), fix, None)
+            _in_unit(session, partial(_fix_items, uid=uid), fix, None)
         if drop_pins:
             pins = [u for u in report.pinned if u != ROOT]
             for i in range(0, len(pins), CHUNK):
                 unpin = partial(_unpin, uids=pins[i : i + CHUNK])
-                collected |= _in_unit(db, unpin, fix, set())
+                collected |= _in_unit(session, unpin, fix, set())
     orphans = [u for u in cands.orphans if u not in collected]
     for i in range(0, len(orphans), CHUNK):
         batch = orphans[i : i + CHUNK]
         corrections = [] if fix else report.wrong_counts
         prove = partial(_verify_orphans, batch=batch, corrections=corrections)
-        collected |= _in_unit(db, prove, fix, set())
+        collected |= _in_unit(session, prove, fix, set())
         step(len(batch))
     report.orphans = sorted(collected)
     if drop_pins:
@@ -611,16 +617,18 @@ def _unpin(g: Graph, uids: list[str]) -> set[str]:
     return g.collect()
 
 
-def check(db: DB, progress: Progress | None = None) -> CheckReport:
-    """Report the invariant violations of ``db``'s namespace (see the module docstring).
+def check(session: Session, progress: Progress | None = None) -> CheckReport:
+    """Report the invariant violations of ``session``'s namespace (see the module docstring).
 
     Each finding was verified in one small read unit, so it was real at that
     moment; the store is never held for longer than one batch.
     """
-    return _run(db, fix=False, drop_pins=False, progress=progress)
+    return _run(session, fix=False, drop_pins=False, progress=progress)
 
 
-def repair(db: DB, drop_pins: bool = False, progress: Progress | None = None) -> CheckReport:
+def repair(
+    session: Session, drop_pins: bool = False, progress: Progress | None = None
+) -> CheckReport:
     """Find and fix every violation, one small verifying unit per candidate group.
 
     Orphans are deleted, back-reference counts rewritten, dangling links
@@ -628,4 +636,4 @@ def repair(db: DB, drop_pins: bool = False, progress: Progress | None = None) ->
     is re-read in the unit that fixes it, so writers running meanwhile lose
     nothing. ``drop_pins`` also releases pins (nodes of ``RD(db)`` handles).
     """
-    return _run(db, fix=True, drop_pins=drop_pins, progress=progress)
+    return _run(session, fix=True, drop_pins=drop_pins, progress=progress)

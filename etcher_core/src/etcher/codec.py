@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from etcher.errors import EtcherTypeError, EtcherValueError, StoreCorrupt
+from etcher.layout import is_node_uid
 
 _TRUE = b"T"
 _FALSE = b"F"
@@ -112,7 +113,7 @@ def link_target(tagged: bytes) -> str | None:
         raise StoreCorrupt("a stored value is empty") from None
     except UnicodeDecodeError:
         raise StoreCorrupt(f"stored link {tagged[:40]!r} is not valid text") from None
-    if len(uid) < 2 or uid[0] not in "DL":
+    if len(uid) < 2 or not is_node_uid(uid):
         raise StoreCorrupt(f"stored link {tagged[:40]!r} does not name a node")
     return uid
 
@@ -125,6 +126,11 @@ def split_item(raw: bytes) -> tuple[int, bytes]:
     if value and seq.isdigit():
         return int(seq), value
     raise StoreCorrupt(f"stored dict item {raw[:40]!r} is malformed")
+
+
+def join_item(seq: int, tagged: bytes) -> bytes:
+    """A stored dict item: insertion sequence ``seq``, then a tagged value (:func:`split_item`)."""
+    return b"%d|" % seq + tagged
 
 
 def item_value(raw: bytes) -> bytes:

@@ -9,9 +9,7 @@ Values that come back are plain scalars, or new handles for nested nodes;
 
 from __future__ import annotations
 
-import collections
 import os
-import threading
 import weakref
 from collections.abc import (
     Callable,
@@ -31,6 +29,7 @@ from etcher.codec import (
     decode_key,
     encode_key,
     item_value,
+    join_item,
     link_target,
     lookup_key,
     safe_decode,
@@ -38,19 +37,23 @@ from etcher.codec import (
 )
 from etcher.equality import deep_equal
 from etcher.errors import (
+    ClosedError,
     EtcherIndexError,
     EtcherKeyError,
     EtcherTypeError,
     EtcherValueError,
+    StaleHandleError,
     WatchError,
 )
 from etcher.graph import KIND_DICT, KIND_LIST, Graph, parents_of
-from etcher.layout import PIN, ROOT, SEQ
+from etcher.layout import PIN, ROOT, SEQ, is_dict, uid_kind
 from etcher.materialize import materialize
+from etcher.session import OrderHints, Session
+from etcher.summary import summarize_dict, summarize_list
 from etcher.writer import Writer
 
 if TYPE_CHECKING:
-    from etcher.db import DB
+    from etcher.namespace import Namespace
     from etcher.types import Key, Plain, Storable, StorableMapping, Stored
 
 _T = TypeVar("_T")
@@ -69,43 +72,43 @@ def _link_of(raw: bytes | None) -> str | None:
 class Node:
     """What RD and RL share: identity, references, materializing, printing."""
 
-    __slots__ = ("__weakref__", "_db", "_etcher_uid")
+    __slots__ = ("__weakref__", "_etcher_uid", "_s")
 
-    _db: DB
+    _s: Session
     _etcher_uid: str
 
     def _attach(self, db: Any, uid: str | None, kind: bytes, initial: Any) -> None:
-        from etcher.db import DB
-
-        if not isinstance(db, DB):
+        # Any DB or transactor: what they share is the session they run on.
+        session = getattr(db, "_session", None)
+        if not isinstance(session, Session):
             raise EtcherTypeError(f"{type(self).__name__}(db, ...) needs an etcher DB, not {db!r}")
-        self._db = db
+        self._s = session
         if uid is not None:
             self._etcher_uid = uid
             return
         # A node made by ``RD(db)``/``RL(db)`` is not linked yet: a pin in its header keeps it
         # alive until it is linked somewhere or this handle is dropped.
-        new_uid = db._uids.new("D" if kind == KIND_DICT else "L")
+        new_uid = session.uids.new(uid_kind(kind == KIND_DICT))
         if initial and kind == KIND_DICT:
             initial = dict(initial)  # a caller's mapping is read here, outside the unit
 
         def create(g: Graph) -> None:
             g.new_node(new_uid, kind, pinned=True)
             if initial:
-                w = Writer(db, g)
+                w = Writer(session, g)
                 content = g.layout.content(new_uid)
                 if kind == KIND_DICT:
                     mapping = {}
                     for seq, (k, v) in enumerate(initial.items()):
-                        mapping[encode_key(k, ())] = b"%d|" % seq + w.tag(v, new_uid, (k,))
+                        mapping[encode_key(k, ())] = join_item(seq, w.tag(v, new_uid, (k,)))
                     g.u.hset_many(content, mapping)
-                    g.u.hset(g.layout.refs(new_uid), b"#s", b"%d" % len(mapping))
+                    g.u.hset(g.layout.refs(new_uid), SEQ, b"%d" % len(mapping))
                 else:
                     g.u.create_list(content, w.tags(list(initial), new_uid))
 
-        db._mutate(create)
+        session.mutate(create)
         self._etcher_uid = new_uid
-        weakref.finalize(self, db._release_pin, new_uid, os.getpid())
+        weakref.finalize(self, session.release_pin, new_uid, os.getpid())
 
     # --- identity and references -------------------------------------------------
     @property
@@ -114,9 +117,9 @@ class Node:
         return self._etcher_uid
 
     @property
-    def db(self) -> DB:
+    def db(self) -> Namespace:
         """The database (or transaction view) this handle reads and writes through."""
-        return self._db
+        return self._s.owner  # type: ignore[no-any-return]
 
     @property
     def backrefs(self) -> dict[str, int]:
@@ -136,12 +139,13 @@ class Node:
     def _same_node(self, other: Node) -> bool:
         return (
             other._etcher_uid == self._etcher_uid
-            and other._db._store_id == self._db._store_id
-            and other._db._layout.prefix == self._db._layout.prefix
+            and other._s.store_id == self._s.store_id
+            and other._s.prefix == self._s.prefix
         )
 
     def _graph(self) -> Graph:
-        return Graph(self._db._layout, self._db._reader())
+        s = self._s
+        return Graph(s.layout, s.reader())
 
     def _alive_if_empty(self, n: int) -> int:
         """Return ``n``; when it is 0, first make sure the node exists (else stale)."""
@@ -150,24 +154,40 @@ class Node:
         return n
 
     def _content_key(self) -> str:
-        return self._db._layout.content(self._etcher_uid)
+        return self._s.layout.content(self._etcher_uid)
 
     def _value(self, raw: bytes) -> Stored:
         """A stored tagged value as returned to users: a scalar, or a handle for a link."""
         decoded = safe_decode(raw)
         if type(decoded) is Link:
-            return self._db._handle(decoded)
+            return handle_for(self._s, decoded)
         return decoded  # type: ignore[no-any-return]
 
     def __call__(self) -> Any:
         """Materialize: a plain, detached Python snapshot of this node and all below it."""
         uid = self._etcher_uid
-        return self._db._snapshot(lambda g: materialize(g, uid))
+        return self._s.snapshot(lambda g: materialize(g, uid))
 
     def __repr__(self) -> str:
-        from etcher.summary import summarize
+        """The ``@``-prefixed one-level summary (see :mod:`etcher.summary`)."""
+        try:
+            return self._summary()
+        except StaleHandleError:
+            return f"<stale {type(self).__name__} {self._etcher_uid}>"
+        except ClosedError:
+            return f"<{type(self).__name__} {self._etcher_uid} of a closed DB>"
 
-        return summarize(self)
+    def _summary(self) -> str:
+        raise NotImplementedError
+
+    def _link_label(self) -> Callable[[str], bytes | None] | None:
+        """How a summary reads the ``link_field`` item of a child dict (None: not asked)."""
+        s = self._s
+        field = s.link_field
+        if not field:
+            return None
+        wanted = encode_key(field)
+        return lambda uid: s.reader().hget(s.layout.content(uid), wanted)
 
     __str__ = __repr__
 
@@ -203,7 +223,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
 
     def __init__(
         self,
-        db: DB,
+        db: Namespace,
         data: Mapping[str, Storable]
         | Mapping[int, Storable]
         | Mapping[Key, Storable]
@@ -218,15 +238,18 @@ class RD(Node, MutableMapping["Key", "Stored"]):
             """Materialize: a plain, detached ``dict`` snapshot of this node and all below it."""
 
     @classmethod
-    def fromkeys(cls, db: DB, keys: Iterable[Key], value: Storable = None) -> RD:
+    def fromkeys(cls, db: Namespace, keys: Iterable[Key], value: Storable = None) -> RD:
         """An unlinked RD with ``keys`` all set to ``value`` (like ``dict.fromkeys``)."""
         return cls(db, dict.fromkeys(_as_list(keys), value))
+
+    def _summary(self) -> str:
+        return summarize_dict(self._raw_items(), self._link_label())
 
     # --- reads -----------------------------------------------------------------------
     def _raw_items(self) -> list[tuple[bytes, bytes]]:
         """``[(stored key, tagged value)]`` in insertion order."""
-        r = self._db._reader()
-        content = r.hgetall(self._content_key())
+        s = self._s
+        content = s.reader().hgetall(s.layout.content(self._etcher_uid))
         if not content:
             self._graph().require(self._etcher_uid)
             return []
@@ -237,7 +260,8 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         field = lookup_key(key)
         if field is None:
             raise EtcherKeyError(key)
-        raw = self._db._reader().hget(self._content_key(), field)
+        s = self._s
+        raw = s.reader().hget(s.layout.content(self._etcher_uid), field)
         if raw is None:
             self._graph().require(self._etcher_uid)
             raise EtcherKeyError(key)
@@ -258,13 +282,13 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         field = lookup_key(key)
         if field is None:
             return False
-        if self._db._reader().hget(self._content_key(), field) is not None:
+        if self._s.reader().hget(self._content_key(), field) is not None:
             return True
         self._graph().require(self._etcher_uid)
         return False
 
     def __len__(self) -> int:
-        return self._alive_if_empty(self._db._reader().hlen(self._content_key()))
+        return self._alive_if_empty(self._s.reader().hlen(self._content_key()))
 
     def __iter__(self) -> Iterator[Key]:
         return iter([decode_key(field) for field, _raw in self._raw_items()])
@@ -319,7 +343,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         old = g.open_item(uid, field)
         seq = split_item(old)[0] if old is not None else g.next_seq(uid)
         tagged = w.tag(value, uid, (key,))
-        g.u.hset(content, field, b"%d|" % seq + tagged)
+        g.u.hset(content, field, join_item(seq, tagged))
         if old is not None:
             child = _link_of(item_value(old))
             if child is not None:
@@ -330,10 +354,10 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         uid = self._etcher_uid
 
         def op(g: Graph) -> None:
-            self._set_in(g, Writer(self._db, g), key, value)
+            self._set_in(g, Writer(self._s, g), key, value)
             g.collect(alive=(uid,))
 
-        self._db._mutate(op)
+        self._s.mutate(op)
 
     @overload  # type: ignore[override]  # refuses at type level what it refuses at run time
     def update(
@@ -377,12 +401,12 @@ class RD(Node, MutableMapping["Key", "Stored"]):
 
         def op(g: Graph) -> None:
             g.require(uid)
-            w = Writer(self._db, g)
+            w = Writer(self._s, g)
             for k, v in pairs:
                 self._set_in(g, w, k, v)
             g.collect(alive=(uid,))
 
-        self._db._mutate(op)
+        self._s.mutate(op)
 
     def _remove_in(self, g: Graph, field: bytes, raw: bytes) -> Any:
         """Delete one stored item; return its value detached (materialized if a node)."""
@@ -414,7 +438,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
                 g.remove_ref(child, uid)
                 g.collect(alive=(uid,))
 
-        self._db._mutate(op)
+        self._s.mutate(op)
 
     @overload  # type: ignore[override]  # returns the value materialized, not a handle
     def pop(self, key: Key) -> Plain: ...
@@ -440,7 +464,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
             g.collect(alive=(uid,))
             return value
 
-        return self._db._mutate(op)
+        return self._s.mutate(op)
 
     def popitem(self) -> tuple[Key, Plain]:  # type: ignore[override]  # materialized value
         """Remove and return the most recently inserted ``(key, value)`` pair (LIFO).
@@ -453,15 +477,10 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         namespace root reads the root each time.
         """
         uid = self._etcher_uid
-        db = self._db
-        # Inside an open transaction nothing is committed yet: remembering would be premature.
+        s = self._s
         # The root is re-created (its sequence restarting at 0) when its namespace is
         # deleted, so a stamp could repeat for different contents: it is never remembered.
-        hints: OrderHints | None = (
-            None
-            if uid == ROOT or getattr(db, "_unit", None) is not None
-            else getattr(db, "_order_hints", None)
-        )
+        hints: OrderHints | None = None if uid == ROOT else s.order_hints()
         known = hints.get(uid) if hints is not None else None
 
         def op(g: Graph) -> tuple[tuple[Any, Any], int, Any]:
@@ -493,7 +512,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
             return (decode_key(field), value), len(rest), (stamp, rest)
 
         try:
-            result, cut, rebuilt = db._mutate(op)
+            result, cut, rebuilt = s.mutate(op)
         except KeyError:
             if hints is not None:
                 hints.forget(uid)
@@ -533,10 +552,10 @@ class RD(Node, MutableMapping["Key", "Stored"]):
                     held = "a nested node" if type(current) is Link else type(current).__name__
                     raise EtcherTypeError(f"cannot increment {key!r}: it holds {held}, not an int")
             new: int = current + amount
-            g.u.hset(content, field, b"%d|" % seq + Writer(self._db, g).tag(new, uid, (key,)))
+            g.u.hset(content, field, join_item(seq, Writer(self._s, g).tag(new, uid, (key,))))
             return new
 
-        return self._db._mutate(op)
+        return self._s.mutate(op)
 
     def setdefault(self, key: Key, default: Storable = None) -> Stored:  # type: ignore[override]
         """``self[key]`` if present; else store ``default`` and return it (a handle if a node)."""
@@ -548,11 +567,11 @@ class RD(Node, MutableMapping["Key", "Stored"]):
             old = g.u.hget(g.layout.content(uid), field)
             if old is not None:
                 return item_value(old)
-            tagged = self._set_in(g, Writer(self._db, g), key, default)
+            tagged = self._set_in(g, Writer(self._s, g), key, default)
             g.collect(alive=(uid,))
             return tagged
 
-        return self._value(self._db._mutate(op))
+        return self._value(self._s.mutate(op))
 
     def clear(self) -> None:
         """Remove every item in one atomic write (unreachable children are collected)."""
@@ -569,7 +588,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
                     g.remove_ref(child, uid)
             g.collect(alive=(uid,))
 
-        self._db._mutate(op)
+        self._s.mutate(op)
 
 
 class _RDKeys(KeysView["Key"]):
@@ -626,7 +645,9 @@ class RL(Node, MutableSequence["Stored"]):
 
     __slots__ = ()
 
-    def __init__(self, db: DB, data: Iterable[Storable] | None = None, uid: str | None = None):
+    def __init__(
+        self, db: Namespace, data: Iterable[Storable] | None = None, uid: str | None = None
+    ):
         self._attach(db, uid, KIND_LIST, _as_list(data) if data is not None else None)
 
     if TYPE_CHECKING:
@@ -634,14 +655,17 @@ class RL(Node, MutableSequence["Stored"]):
         def __call__(self) -> list[Plain]:
             """Materialize: a plain, detached ``list`` snapshot of this node and all below it."""
 
+    def _summary(self) -> str:
+        return summarize_list(self._raws(), self._link_label())
+
     # --- reads -----------------------------------------------------------------------
     def _raws(self) -> list[bytes]:
-        raws = self._db._reader().lrange(self._content_key(), 0, -1)
+        raws = self._s.reader().lrange(self._content_key(), 0, -1)
         self._alive_if_empty(len(raws))
         return raws
 
     def __len__(self) -> int:
-        return self._alive_if_empty(self._db._reader().llen(self._content_key()))
+        return self._alive_if_empty(self._s.reader().llen(self._content_key()))
 
     @overload
     def __getitem__(self, index: SupportsIndex) -> Stored: ...
@@ -654,9 +678,7 @@ class RL(Node, MutableSequence["Stored"]):
             return [self._value(raw) for raw in raws[index]]
         index = _as_index(index)
         # Beyond 64 bits no store can hold the index; it is simply out of range.
-        raw = (
-            None if abs(index) >= 1 << 62 else self._db._reader().lindex(self._content_key(), index)
-        )
+        raw = None if abs(index) >= 1 << 62 else self._s.reader().lindex(self._content_key(), index)
         if raw is None:
             self._graph().require(self._etcher_uid)
             raise EtcherIndexError("list index out of range")
@@ -675,7 +697,7 @@ class RL(Node, MutableSequence["Stored"]):
         position = 0
         batch = _ITER_FIRST_BATCH
         while True:
-            raws = self._db._reader().lrange(key, position, position + batch - 1)
+            raws = self._s.reader().lrange(key, position, position + batch - 1)
             if not raws:
                 if not position:
                     self._graph().require(uid)  # an empty list, or a collected node?
@@ -702,7 +724,7 @@ class RL(Node, MutableSequence["Stored"]):
             return value._etcher_uid == child
         if not isinstance(value, (Mapping, list)):
             return False
-        return deep_equal(self._db._handle(child)(), value)
+        return deep_equal(handle_for(self._s, child)(), value)
 
     def __contains__(self, value: object) -> bool:
         return any(self._matches(raw, value) for raw in self._raws())
@@ -799,7 +821,7 @@ class RL(Node, MutableSequence["Stored"]):
                 for child in links:
                     g.add_ref(child, uid, n - 1)
 
-        self._db._mutate(op)
+        self._s.mutate(op)
         return self
 
     # --- writes ----------------------------------------------------------------------
@@ -839,10 +861,10 @@ class RL(Node, MutableSequence["Stored"]):
                         f"attempt to assign sequence of size {len(values)} "
                         f"to extended slice of size {len(removed)}"
                     )
-                new[index] = Writer(self._db, g).tags(values, uid)  # list raises as list would
+                new[index] = Writer(self._s, g).tags(values, uid)  # list raises as list would
                 self._rewrite(g, removed, new)
 
-            self._db._mutate(slice_op)
+            self._s.mutate(slice_op)
             return
         index = _as_index(index)
 
@@ -854,14 +876,14 @@ class RL(Node, MutableSequence["Stored"]):
                 raise EtcherIndexError("list assignment index out of range")
             i = index + n if index < 0 else index
             old = g.u.lindex(key, i)
-            tagged = Writer(self._db, g).tag(value, uid, (i,))
+            tagged = Writer(self._s, g).tag(value, uid, (i,))
             g.u.list_op(key, "lset", i, tagged)
             child = _link_of(old)
             if child is not None:
                 g.remove_ref(child, uid)
                 g.collect(alive=(uid,))
 
-        self._db._mutate(op)
+        self._s.mutate(op)
 
     @overload
     def __delitem__(self, index: SupportsIndex) -> None: ...
@@ -881,7 +903,7 @@ class RL(Node, MutableSequence["Stored"]):
                 if removed:
                     self._rewrite(g, removed, new)
 
-            self._db._mutate(slice_op)
+            self._s.mutate(slice_op)
             return
         index = _as_index(index)
 
@@ -892,7 +914,7 @@ class RL(Node, MutableSequence["Stored"]):
                 raise EtcherIndexError("list assignment index out of range")
             self._pop_in(g, index + n if index < 0 else index, n, materialize_value=False)
 
-        self._db._mutate(op)
+        self._s.mutate(op)
 
     def _pop_in(self, g: Graph, i: int, n: int, materialize_value: bool = True) -> Any:
         """Remove item ``i`` of ``n``, moving the shorter side; return its detached value."""
@@ -944,7 +966,7 @@ class RL(Node, MutableSequence["Stored"]):
                 raise EtcherIndexError("pop index out of range")
             return self._pop_in(g, index + n if index < 0 else index, n)
 
-        return self._db._mutate(op)  # type: ignore[no-any-return]
+        return self._s.mutate(op)  # type: ignore[no-any-return]
 
     def insert(self, index: SupportsIndex, value: Storable) -> None:
         """Insert ``value`` before position ``index`` (clipped to the list, as ``list.insert``)."""
@@ -956,7 +978,7 @@ class RL(Node, MutableSequence["Stored"]):
             key = g.layout.content(uid)
             n = g.u.llen(key)
             i = max(0, index + n) if index < 0 else min(index, n)
-            tagged = Writer(self._db, g).tag(value, uid, (i,))
+            tagged = Writer(self._s, g).tag(value, uid, (i,))
             if i == n:
                 g.u.list_op(key, "rpush", tagged)
             elif i == 0:
@@ -970,7 +992,7 @@ class RL(Node, MutableSequence["Stored"]):
                 g.u.list_op(key, "ltrim", 0, i - 1)
                 g.u.list_op(key, "rpush", tagged, *tail)
 
-        self._db._mutate(op)
+        self._s.mutate(op)
 
     def append(self, value: Storable) -> None:
         """Add ``value`` at the end (O(1))."""
@@ -978,10 +1000,10 @@ class RL(Node, MutableSequence["Stored"]):
 
         def op(g: Graph) -> None:
             g.require(uid)
-            tagged = Writer(self._db, g).tag(value, uid, (-1,))
+            tagged = Writer(self._s, g).tag(value, uid, (-1,))
             g.u.list_op(g.layout.content(uid), "rpush", tagged)
 
-        self._db._mutate(op)
+        self._s.mutate(op)
 
     def extend(self, values: Iterable[Storable]) -> None:
         """Append every item of ``values`` in one atomic write."""
@@ -994,10 +1016,10 @@ class RL(Node, MutableSequence["Stored"]):
         def op(g: Graph) -> None:
             g.require(uid)
             key = g.layout.content(uid)
-            tags = Writer(self._db, g).tags(items, uid)
+            tags = Writer(self._s, g).tags(items, uid)
             g.u.list_op(key, "rpush", *tags)
 
-        self._db._mutate(op)
+        self._s.mutate(op)
 
     def remove(self, value: Any) -> None:
         """Remove the first item equal to ``value`` (``ValueError`` if absent).
@@ -1022,7 +1044,7 @@ class RL(Node, MutableSequence["Stored"]):
                     return
             raise EtcherValueError("list.remove(x): x not in list")
 
-        self._db._mutate(op)
+        self._s.mutate(op)
 
     def _matches_in(self, g: Graph, raw: bytes, value: Any) -> bool:
         child = _link_of(raw)
@@ -1040,7 +1062,7 @@ class RL(Node, MutableSequence["Stored"]):
             if old:
                 self._rewrite(g, old, [])
 
-        self._db._mutate(op)
+        self._s.mutate(op)
 
     def reverse(self) -> None:
         """Reverse the items in place (one atomic write)."""
@@ -1054,7 +1076,7 @@ class RL(Node, MutableSequence["Stored"]):
                 g.u.list_op(key, "delete")
                 g.u.list_op(key, "rpush", *reversed(raws))
 
-        self._db._mutate(op)
+        self._s.mutate(op)
 
     def sort(self, *, key: Callable[[Any], Any] | None = None, reverse: bool = False) -> None:
         """Sort in place, stably, comparing materialized values (as ``list.sort`` would).
@@ -1087,7 +1109,7 @@ class RL(Node, MutableSequence["Stored"]):
             g.u.list_op(content, "delete")
             g.u.list_op(content, "rpush", *[raws[i] for i in order])
 
-        self._db._mutate(op)
+        self._s.mutate(op)
 
     # --- calling code that is not etcher's ----------------------------------------------
     # A unit of work may be retried (Redis-like stores) and, on SQLite, holds the write
@@ -1110,7 +1132,7 @@ class RL(Node, MutableSequence["Stored"]):
                         nodes[child] = materialize(g, child)
             return raws, nodes
 
-        return self._db._snapshot(read)
+        return self._s.snapshot(read)
 
     def _apply_if_unchanged(self, raws: list[bytes], write: Callable[[Graph], None]) -> bool:
         """Run ``write`` in a unit if the list still holds exactly ``raws``; say whether it did."""
@@ -1123,7 +1145,7 @@ class RL(Node, MutableSequence["Stored"]):
             write(g)
             return True
 
-        return self._db._mutate(op)
+        return self._s.mutate(op)
 
     def _sort_by_key_outside(self, key: Callable[[Any], Any], reverse: bool) -> None:
         raws, nodes = self._snapshot_raw_items(with_nodes=True)
@@ -1186,7 +1208,7 @@ class RL(Node, MutableSequence["Stored"]):
                 retrying[0] = True
                 raise WatchError("the list changed while its items were compared")
 
-        self._db._retry.call(attempt)
+        self._s.retry.call(attempt)
 
 
 _ITER_FIRST_BATCH = 64
@@ -1236,63 +1258,12 @@ def _as_index(index: Any) -> int:
         ) from None
 
 
-class OrderHints:
-    """Per-process memory of dict item order, so repeated ``popitem()`` calls are O(1).
-
-    For a few recently popped dicts it keeps ``(stamp, [(field, seq), ...])``:
-    the dict's next-sequence header when the order was read, and the items
-    below the last one popped, oldest first. An entry is only a hint: every
-    use re-checks, inside the unit, that the stamp is unchanged (nothing was
-    inserted since) and that the chosen item still holds its sequence number.
-    """
-
-    __slots__ = ("_entries", "_lock")
-
-    LIMIT = 16
-    """Dicts remembered at once (least recently used are forgotten)."""
-
-    def __init__(self) -> None:
-        self._entries: collections.OrderedDict[
-            str, tuple[bytes | None, list[tuple[bytes, int]]]
-        ] = collections.OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, uid: str) -> tuple[bytes | None, list[tuple[bytes, int]]] | None:
-        with self._lock:
-            entry = self._entries.get(uid)
-            if entry is not None:
-                self._entries.move_to_end(uid)
-            return entry
-
-    def remember(self, uid: str, stamp: bytes | None, order: list[tuple[bytes, int]]) -> None:
-        with self._lock:
-            self._entries[uid] = (stamp, order)
-            self._entries.move_to_end(uid)
-            while len(self._entries) > self.LIMIT:
-                self._entries.popitem(last=False)
-
-    def trim(self, uid: str, used: Any, cut: int) -> None:
-        """Drop the popped item and the ones found gone above it (never re-added: a
-        re-insertion changes the stamp)."""
-        with self._lock:
-            entry = self._entries.get(uid)
-            if entry is not None and entry is used:
-                del entry[1][cut:]
-
-    def forget(self, uid: str) -> None:
-        with self._lock:
-            self._entries.pop(uid, None)
-
-    def reset_after_fork(self) -> None:
-        """Start empty with a fresh lock (in a forked child, where another thread of the
-        parent may have held the old one: acquiring it could block forever)."""
-        self._entries = collections.OrderedDict()
-        self._lock = threading.Lock()
-
-
-def handle_for(db: DB, uid: str) -> RD | RL:
-    """A handle of the right class for node ``uid`` (no store access)."""
-    node: RD | RL = object.__new__(RD) if uid[0] == "D" else object.__new__(RL)
-    node._db = db
+def handle_for(session: Session, uid: str) -> RD | RL:
+    """A handle of the right class for node ``uid`` on ``session`` (no store access)."""
+    node: RD | RL = object.__new__(RD) if is_dict(uid) else object.__new__(RL)
+    node._s = session
     node._etcher_uid = uid
     return node
+
+
+__all__ = ["RD", "RL", "Node", "OrderHints", "handle_for"]

@@ -39,7 +39,7 @@ from typing import Any
 from etcher.codec import item_value, link_target
 from etcher.errors import StoreCorrupt
 from etcher.graph import Graph
-from etcher.layout import HEADER_FIELDS, NAMESPACES_KEY, PIN, ROOT, Layout
+from etcher.layout import HEADER_FIELDS, NAMESPACES_KEY, PIN, ROOT, Layout, is_dict, is_node_uid
 from etcher.spec import StorageBackend
 from etcher.unit import RetryPolicy
 
@@ -49,7 +49,7 @@ CHUNK = 200
 def _links(uid: str, content: Any) -> Counter[str]:
     """Links held by a node's content, skipping damaged items (the node is going anyway)."""
     out: Counter[str] = Counter()
-    raws = map(item_value, content.values()) if uid[0] == "D" else content
+    raws = map(item_value, content.values()) if is_dict(uid) else content
     for raw in raws:
         try:
             child = link_target(raw)
@@ -107,7 +107,7 @@ class NamespaceDeleter:
         scanned = [
             k[len(layout.refs_prefix) :]
             for k in before
-            if k.startswith(layout.refs_prefix) and k[len(layout.refs_prefix) :][:1] in "DL"
+            if k.startswith(layout.refs_prefix) and is_node_uid(k[len(layout.refs_prefix) :])
         ]
         suspects = self._sweep([*top, *pending, *scanned])
         self._resolve(suspects)
@@ -238,7 +238,7 @@ class NamespaceDeleter:
         owners: dict[str, str] = {}
         for key in keys:
             for head in (layout.refs_prefix, layout.content_prefix):
-                if key.startswith(head) and key[len(head) :][:1] in ("D", "L"):
+                if key.startswith(head) and is_node_uid(key[len(head) :]):
                     owners[key] = key[len(head) :]
         # A node that exists (relinked into the new namespace, or proven alive) keeps its keys.
         alive = set()

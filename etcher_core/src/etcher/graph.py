@@ -30,7 +30,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from etcher import reclaim
 from etcher.codec import item_value, link_target
 from etcher.errors import StaleHandleError, StoreCorrupt
 from etcher.layout import (
@@ -43,6 +42,7 @@ from etcher.layout import (
     ROOT,
     SEQ,
     Layout,
+    is_dict,
 )
 
 if TYPE_CHECKING:
@@ -232,8 +232,8 @@ class Graph:
         """
         content = self.layout.content
         uids = list(uids)
-        d = [u for u in uids if u[0] == "D"]
-        lst = [u for u in uids if u[0] != "D"]
+        d = [u for u in uids if is_dict(u)]
+        lst = [u for u in uids if not is_dict(u)]
         dkeys, lkeys = [content(x) for x in d], [content(x) for x in lst]
         dicts: dict[str, dict[bytes, bytes]] = {}
         lists: dict[str, list[bytes]] = {}
@@ -255,13 +255,13 @@ class Graph:
         """Load the headers and contents of many nodes in one batch (inside a unit)."""
         layout = self.layout
         uids = list(uids)
-        hashes = [layout.refs(x) for x in uids] + [layout.content(x) for x in uids if x[0] == "D"]
-        lists = [layout.content(x) for x in uids if x[0] != "D"]
+        hashes = [layout.refs(x) for x in uids] + [layout.content(x) for x in uids if is_dict(x)]
+        lists = [layout.content(x) for x in uids if not is_dict(x)]
         self.u.load(hashes=hashes, lists=lists)
 
     def drop_node(self, uid: str) -> None:
         self.u.drop_hash(self.layout.refs(uid))
-        if uid[0] == "D":
+        if is_dict(uid):
             self.u.drop_hash(self.layout.content(uid))
         else:
             self.u.list_op(self.layout.content(uid), "delete")
@@ -274,7 +274,7 @@ class Graph:
                 self.drop_node(uid)
             return
         # Only the header is touched: the content stays for handles still reading it.
-        expiry = reclaim.clock() + grace
+        expiry = self.layout.clock() + grace
         stamp = b"%.3f" % expiry
         refs = self.layout.refs
         for uid in level:

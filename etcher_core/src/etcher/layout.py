@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from itertools import count
@@ -48,6 +49,11 @@ PIN = b"#p"
 DEAD = b"#d"
 """Header field of a pending node (unlinked, readable until swept): its expiry time."""
 HEADER_FIELDS = frozenset((KIND, SEQ, PIN, DEAD))
+
+DICT_UID = "D"
+"""First character of every dict node's uid (a uid names its node's kind)."""
+LIST_UID = "L"
+"""First character of every list node's uid."""
 
 NAMESPACES_KEY = "etcher:namespaces"
 DEFAULT_KEY = "etcher:default"
@@ -78,6 +84,21 @@ def validate_prefix(prefix: object) -> str:
     return prefix
 
 
+def is_dict(uid: str) -> bool:
+    """True when ``uid`` names a dict node, False for a list node (the kind is in the uid)."""
+    return uid[:1] == DICT_UID
+
+
+def is_node_uid(uid: str) -> bool:
+    """True when ``uid`` has the shape of a node uid (dict or list), e.g. in a scanned key."""
+    return uid[:1] in (DICT_UID, LIST_UID)
+
+
+def uid_kind(dict_node: bool) -> str:
+    """The first character of a new node's uid: :data:`DICT_UID` or :data:`LIST_UID`."""
+    return DICT_UID if dict_node else LIST_UID
+
+
 def glob_escape(text: str) -> str:
     """Escape Redis glob metacharacters so ``text`` matches only itself."""
     return _GLOB_SPECIAL.sub(r"\\\1", text)
@@ -87,6 +108,7 @@ class Layout:
     """Key names of one namespace (pure string building, no I/O)."""
 
     __slots__ = (
+        "clock",
         "content_prefix",
         "counter_prefix",
         "grace",
@@ -111,6 +133,8 @@ class Layout:
         self.grace = grace
         # Told (after commit) of every node a unit made pending: the DB's sweeper.
         self.on_retire: Callable[[list[tuple[float, str]]], None] | None = None
+        # The time expiries count from; the sweeper supplies its own (tests move it).
+        self.clock: Callable[[], float] = time.time
         self.scan = glob_escape(base) + "*"
 
     def content(self, uid: str) -> str:

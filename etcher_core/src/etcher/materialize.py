@@ -18,12 +18,13 @@ from typing import Any
 
 from etcher.codec import decode_key, link_target, safe_decode, split_item
 from etcher.graph import Graph
+from etcher.layout import is_dict
 
 
 def materialize(graph: Graph, uid: str) -> Any:
     """The plain-Python value of node ``uid`` (raises ``StaleHandleError`` if it is gone)."""
     graph.require_readable(uid)
-    objects: dict[str, Any] = {uid: {} if uid[0] == "D" else []}
+    objects: dict[str, Any] = {uid: {} if is_dict(uid) else []}
     frontier = [uid]
     while frontier:
         contents = graph.read_contents(frontier, keep=False)
@@ -39,7 +40,7 @@ def materialize(graph: Graph, uid: str) -> Any:
             if child is not None:
                 obj = objects.get(child)
                 if obj is None:
-                    obj = {} if child[0] == "D" else []
+                    obj = {} if is_dict(child) else []
                     objects[child] = obj
                     nxt.append(child)
                 return obj
@@ -48,7 +49,7 @@ def materialize(graph: Graph, uid: str) -> Any:
         for node in frontier:
             content = contents[node]
             target = objects[node]
-            if node[0] == "D":
+            if is_dict(node):
                 items = sorted((*split_item(raw), field) for field, raw in content.items())  # type: ignore[union-attr]
                 for _seq, raw, field in items:
                     target[decode_key(field)] = resolve(raw)

@@ -49,10 +49,10 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from etcher.errors import EtcherTypeError, EtcherValueError
+from etcher.graph import Graph
 from etcher.layout import Layout
 
 if TYPE_CHECKING:
-    from etcher.graph import Graph
     from etcher.spec import StorageBackend
     from etcher.unit import RetryPolicy, Unit
 
@@ -67,6 +67,11 @@ FULL_SWEEP_UNIT = 1024
 
 clock: Callable[[], float] = time.time
 """The time source for expiry checks (tests replace it to move time forward)."""
+
+
+def _now() -> float:
+    # Looked up at each call, so a replaced ``clock`` reaches the graphs' expiry stamps too.
+    return clock()
 
 
 def validate_grace(grace: object) -> float:
@@ -104,8 +109,6 @@ def drop_pending(g: Graph, uids: Iterable[str]) -> None:
 
 
 def _drop_in_unit(layout: Layout, uids: list[str], u: Unit) -> None:
-    from etcher.graph import Graph
-
     drop_pending(Graph(layout, u), uids)
 
 
@@ -116,6 +119,7 @@ class Reclaimer:
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
+        layout.clock = _now
         self._heap: list[tuple[float, str]] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()

@@ -4,21 +4,26 @@ A summary shows one node only: scalars as Python reprs, nested nodes as
 unquoted identity tokens (their uid, or their ``link_field`` value, or ``*``
 when that value equals the key it sits under). It never expands a child, so
 cycles print safely, and it shows at most :data:`MAX_ITEMS` entries.
+
+The functions here take the node's stored items as read (no store access of
+their own); ``label(uid)``, when given, returns the stored ``link_field``
+item of child dict ``uid`` (or None), for the identity tokens.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from etcher.codec import decode_key, encode_key, item_value, link_target, safe_decode
-from etcher.errors import ClosedError, StaleHandleError
-
-if TYPE_CHECKING:
-    from etcher.containers import Node
+from etcher.codec import decode_key, item_value, link_target, safe_decode
+from etcher.layout import is_dict
 
 MAX_ITEMS = 100
 #: Characters of a string a summary shows; the rest is counted, not printed.
 MAX_CHARS = 100
+
+Label = Callable[[str], bytes | None]
+"""``label(uid)``: the stored ``link_field`` item of child dict ``uid``, or None."""
 
 
 def _scalar_repr(value: Any) -> str:
@@ -30,13 +35,12 @@ def _scalar_repr(value: Any) -> str:
     return repr(value)
 
 
-def _token(node: Node, raw: bytes, key: Any) -> str:
+def _token(raw: bytes, key: Any, label: Label | None) -> str:
     uid = link_target(raw)
     if uid is None:
         return _scalar_repr(safe_decode(raw))
-    field = node._db.link_field
-    if field and uid[0] == "D":
-        stored = node._db._reader().hget(node._db._layout.content(uid), encode_key(field))
+    if label is not None and is_dict(uid):
+        stored = label(uid)
         if stored is not None:
             value = safe_decode(item_value(stored))
             if key is not None and value == key and type(value) is type(key):
@@ -48,28 +52,24 @@ def _token(node: Node, raw: bytes, key: Any) -> str:
     return uid
 
 
-def summarize(node: Node) -> str:
-    """The ``@``-prefixed one-level summary of a node."""
-    from etcher.containers import RD
+def _more(parts: list[str], total: int) -> None:
+    more = total - MAX_ITEMS
+    if more > 0:
+        parts.append(f"... (+{more} more)")
 
-    try:
-        if isinstance(node, RD):
-            items = node._raw_items()
-            parts = [
-                f"{_scalar_repr(decode_key(f))}: {_token(node, raw, decode_key(f))}"
-                for f, raw in items[:MAX_ITEMS]
-            ]
-            more = len(items) - MAX_ITEMS
-            if more > 0:
-                parts.append(f"... (+{more} more)")
-            return "@{" + ", ".join(parts) + "}"
-        raws = node._raws()  # type: ignore[attr-defined]
-        parts = [_token(node, raw, None) for raw in raws[:MAX_ITEMS]]
-        more = len(raws) - MAX_ITEMS
-        if more > 0:
-            parts.append(f"... (+{more} more)")
-        return "@[" + ", ".join(parts) + "]"
-    except StaleHandleError:
-        return f"<stale {type(node).__name__} {node._etcher_uid}>"
-    except ClosedError:
-        return f"<{type(node).__name__} {node._etcher_uid} of a closed DB>"
+
+def summarize_dict(items: Sequence[tuple[bytes, bytes]], label: Label | None = None) -> str:
+    """``@{...}`` from a dict node's ``(stored key, tagged value)`` pairs, in order."""
+    parts = [
+        f"{_scalar_repr(decode_key(f))}: {_token(raw, decode_key(f), label)}"
+        for f, raw in items[:MAX_ITEMS]
+    ]
+    _more(parts, len(items))
+    return "@{" + ", ".join(parts) + "}"
+
+
+def summarize_list(raws: Sequence[bytes], label: Label | None = None) -> str:
+    """``@[...]`` from a list node's tagged values, in order."""
+    parts = [_token(raw, None, label) for raw in raws[:MAX_ITEMS]]
+    _more(parts, len(raws))
+    return "@[" + ", ".join(parts) + "]"

@@ -43,10 +43,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TypeVar
 
-from etcher.db import DB
 from etcher.errors import EtcherTypeError, TransactionError
-from etcher.graph import Graph
-from etcher.unit import CallerCode, DirectReader, RetryPolicy, Unit
+from etcher.namespace import Namespace
+from etcher.session import TransactionSession
+from etcher.unit import RetryPolicy, Unit
 
 T = TypeVar("T")
 
@@ -55,9 +55,9 @@ _OPEN: ContextVar[tuple[tuple[str, str], ...]] = ContextVar("etcher_open_transac
 
 
 @contextmanager
-def _only_one(db: DB) -> Iterator[None]:
+def _only_one(db: Namespace) -> Iterator[None]:
     """Mark a scoped transaction on ``db`` as open here; refuse one nested inside another."""
-    key = (db._store_id, db._layout.prefix)
+    key = (db._session.store_id, db._session.prefix)
     open_now = _OPEN.get()
     if key in open_now:
         raise TransactionError(
@@ -75,24 +75,7 @@ def _only_one(db: DB) -> Iterator[None]:
             _OPEN.set(tuple(k for k in _OPEN.get() if k != key))
 
 
-def _in_savepoint(unit: Unit, call: Callable[[], T]) -> T:
-    """Run one operation of a transaction so that it applies all of its writes or none."""
-    while True:
-        unit.savepoint()
-        try:
-            result = call()
-        except CallerCode as needed:
-            unit.rollback()
-            needed.work()  # caller code: between the operation's tries, never inside one
-            continue
-        except BaseException:
-            unit.rollback()
-            raise
-        unit.release()
-        return result
-
-
-class Transactor(DB):
+class Transactor(Namespace):
     """A view of a DB whose reads and writes go through one transaction at a time.
 
     Outside ``watch()``…``execute()`` it behaves like the DB it came from.
@@ -100,53 +83,37 @@ class Transactor(DB):
     A transactor belongs to one thread.
     """
 
-    def __init__(self, db: DB) -> None:
-        # Share everything with the parent DB: same backend, namespace and uid factory. Not
-        # its cached root handle, which is bound to the parent and would bypass this view.
-        self.__dict__.update(db.__dict__)
-        self.__dict__.pop("_root", None)
-        self._parent = db
-        self._owns_backend = False
-        self._unit: Unit | None = None
+    _session: TransactionSession
+
+    def __init__(self, db: Namespace) -> None:
+        parent = db._session
+        if isinstance(parent, TransactionSession):  # a transactor of a transactor: same DB
+            parent = parent.parent
+        super().__init__(TransactionSession(parent, self))
         self._queued = False
 
-    # --- plumbing ----------------------------------------------------------------
-    def _reader(self) -> DirectReader | Unit:
-        return self._unit if self._unit is not None else self._direct
-
-    def _mutate(self, fn: Callable[[Graph], T]) -> T:
-        unit = self._unit
-        if unit is None:
-            return super()._mutate(fn)
-        return _in_savepoint(unit, lambda: fn(Graph(self._layout, unit)))
-
-    def _snapshot(self, fn: Callable[[Graph], T]) -> T:
-        unit = self._unit
-        if unit is None:
-            return super()._snapshot(fn)
-        # Reads may write too (a deleted namespace's root is recreated): same guarantee.
-        return _in_savepoint(unit, lambda: fn(Graph(self._layout, unit)))
-
-    def _release_pin(self, uid: str, pid: int | None = None) -> None:
-        self._parent._release_pin(uid, pid)
+    @property
+    def _unit(self) -> Unit | None:
+        return self._session.unit
 
     def incr(self, key: str, amount: int = 1) -> int:
         """Add to a counter; inside a transaction the change is applied with it."""
-        if self._unit is None:
+        unit = self._session.unit
+        if unit is None:
             return super().incr(key, amount)
         if not isinstance(amount, int) or isinstance(amount, bool):
             raise EtcherTypeError("the increment must be an int")
         ckey = self._counter_key(key)
-        raw = self._unit.get(ckey)
+        raw = unit.get(ckey)
         value = (int(raw) if raw is not None else 0) + amount
-        self._unit.set(ckey, b"%d" % value)
+        unit.set(ckey, b"%d" % value)
         return value
 
     # --- published API -----------------------------------------------------------------
     @property
     def in_transaction(self) -> bool:
         """True between ``watch()`` (or ``multi()``) and ``execute()``/``reset()``."""
-        return self._unit is not None
+        return self._session.unit is not None
 
     def watch(self) -> None:
         """Begin a transaction: from now on every read through this transactor is watched.
@@ -155,41 +122,43 @@ class Transactor(DB):
         are pending it raises :class:`~etcher.errors.TransactionError` (as
         Redis refuses ``WATCH`` inside ``MULTI``) rather than drop them.
         """
-        if self._unit is not None and self._unit.has_writes:
+        session = self._session
+        if session.unit is not None and session.unit.has_writes:
             raise TransactionError(
                 "watch() with writes pending in this transaction would drop them; "
                 "execute() or reset() first"
             )
         self.reset()
-        self._unit = Unit(self._backend)
+        session.unit = Unit(session.backend)
 
     def multi(self) -> None:
         """Mark the start of the writes (they are buffered until ``execute()``)."""
-        if self._unit is None:
-            self._unit = Unit(self._backend)
+        session = self._session
+        if session.unit is None:
+            session.unit = Unit(session.backend)
         self._queued = True
 
     def execute(self) -> None:
         """Apply the transaction's writes atomically; ``WatchError`` if something read changed."""
-        unit = self._unit
+        session = self._session
+        unit = session.unit
         if unit is None:
             raise TransactionError("execute() without watch() or multi()")
-        self._unit = None
+        session.unit = None
         self._queued = False
         unit.commit()
 
     def reset(self) -> None:
         """Abandon the current transaction (nothing of it is written)."""
-        if self._unit is not None:
-            self._unit.close()
-        self._unit = None
+        session = self._session
+        if session.unit is not None:
+            session.unit.close()
+        session.unit = None
         self._queued = False
 
     discard = reset
 
-    def transact(  # type: ignore[override]  # published signature: fn takes no argument
-        self, fn: Callable[[], T], *, retry: RetryPolicy | None = None
-    ) -> T:
+    def transact(self, fn: Callable[[], T], *, retry: RetryPolicy | None = None) -> T:
         """Run ``fn()`` between ``watch()`` and ``execute()``, retrying on ``WatchError``.
 
         An exception raised by ``fn`` aborts the attempt (nothing is written)
@@ -197,12 +166,13 @@ class Transactor(DB):
         scoped transaction on the same database) is already in a transaction
         raises :class:`~etcher.errors.TransactionError`: transactions do not nest.
         """
-        if self._unit is not None and self._unit.has_writes:
+        unit = self._session.unit
+        if unit is not None and unit.has_writes:
             raise TransactionError(
                 "transact() inside an open transaction of the same transactor; transactions "
                 "do not nest: call fn() directly, its work joins the open transaction"
             )
-        policy = retry or self._retry
+        policy = retry or self._session.retry
         with _only_one(self):
             return policy.call(lambda: self._attempt(fn))
 
@@ -217,7 +187,7 @@ class Transactor(DB):
 
     def transactor(self) -> Transactor:
         """A fresh transactor on the same DB."""
-        return Transactor(self._parent)
+        return Transactor(self)
 
     def close(self) -> None:
         """Abandon any open transaction; the parent DB stays open."""
@@ -229,13 +199,13 @@ def _call_checked(t: Transactor, fn: Callable[[], T]) -> T:
     try:
         return fn()
     except Exception as exc:
-        if t._unit is not None:
-            t._unit.raise_if_stale(exc)
+        if t._session.unit is not None:
+            t._session.unit.raise_if_stale(exc)
         raise
 
 
 @contextmanager
-def transaction(db: DB) -> Iterator[Transactor]:
+def transaction(db: Namespace) -> Iterator[Transactor]:
     """One optimistic attempt: commit on normal exit, discard on an exception.
 
     An exception from the block propagates, unless the block had read data
@@ -249,8 +219,8 @@ def transaction(db: DB) -> Iterator[Transactor]:
             yield t
         except Exception as exc:
             try:
-                if t._unit is not None:
-                    t._unit.raise_if_stale(exc)
+                if t._session.unit is not None:
+                    t._session.unit.raise_if_stale(exc)
             finally:
                 t.reset()
             raise
@@ -260,7 +230,7 @@ def transaction(db: DB) -> Iterator[Transactor]:
         t.execute()
 
 
-def transact(db: DB, fn: Callable[[Transactor], T], policy: RetryPolicy) -> T:
+def transact(db: Namespace, fn: Callable[[Transactor], T], policy: RetryPolicy) -> T:
     """Run ``fn(t)`` in a fresh transaction per attempt, retrying on conflicts."""
 
     def attempt() -> T:

@@ -13,13 +13,14 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from etcher.codec import encode_key, encode_link, encode_scalar, format_path
+from etcher.codec import encode_key, encode_link, encode_scalar, format_path, join_item
 from etcher.errors import ForeignNodeError
 from etcher.graph import KIND_DICT, KIND_LIST, Graph
+from etcher.layout import is_dict, uid_kind
 from etcher.unit import CallerCode
 
 if TYPE_CHECKING:
-    from etcher.db import DB
+    from etcher.session import Session
 
 
 #: While set, called with the number of nodes a Writer has just written: a long import's
@@ -34,10 +35,10 @@ _PROGRESS_STEP = 256
 class Writer:
     """Writes values into one unit; one instance per public operation (its memo is per write)."""
 
-    __slots__ = ("db", "g", "keepalive", "memo", "progress", "stack")
+    __slots__ = ("g", "keepalive", "memo", "progress", "session", "stack")
 
-    def __init__(self, db: DB, graph: Graph) -> None:
-        self.db = db
+    def __init__(self, session: Session, graph: Graph) -> None:
+        self.session = session
         self.g = graph
         self.memo: dict[int, str] = {}
         self.keepalive: list[Any] = []
@@ -85,23 +86,24 @@ class Writer:
         plain = known[1]
         return self._container(plain, type(plain) is dict, parent, path)
 
-    def _container(self, value: Any, is_dict: bool, parent: str, path: tuple[Any, ...]) -> bytes:
+    def _container(self, value: Any, dict_node: bool, parent: str, path: tuple[Any, ...]) -> bytes:
         uid = self.memo.get(id(value))
         if uid is None:
-            uid = self.db._uids.new("D" if is_dict else "L")
+            uid = self.session.uids.new(uid_kind(dict_node))
             self.memo[id(value)] = uid
             self.keepalive.append(value)
-            self.g.new_node(uid, KIND_DICT if is_dict else KIND_LIST, len(value) if is_dict else 0)
+            kind, size = (KIND_DICT, len(value)) if dict_node else (KIND_LIST, 0)
+            self.g.new_node(uid, kind, size)
             self.stack.append((value, uid, path))
         self.g.add_ref(uid, parent)
         return encode_link(uid)
 
     def _link_handle(self, handle: Any, uid: str, parent: str, path: tuple[Any, ...]) -> bytes:
-        other = handle._db
-        if other._store_id != self.db._store_id or other._layout.prefix != self.db._layout.prefix:
+        other, mine = handle._s, self.session
+        if other.store_id != mine.store_id or other.prefix != mine.prefix:
             raise ForeignNodeError(
                 f"{format_path(path)} is a node of another database or namespace "
-                f"({other._layout.prefix!r}); links never cross namespaces. "
+                f"({other.prefix!r}); links never cross namespaces. "
                 "Assign a materialized copy instead: value()"
             )
         self.g.require(uid)
@@ -121,7 +123,7 @@ class Writer:
                     progress(done)
                     done = 0
             obj, uid, path = stack.pop()
-            if uid[0] == "D":
+            if is_dict(uid):
                 mapping: dict[bytes, bytes] = {}
                 for seq, (k, v) in enumerate(obj.items()):
                     fkey = encode_key(k, path)
@@ -132,7 +134,7 @@ class Writer:
                             tagged = encode_scalar(v, (*path, k))
                     else:
                         tagged = self._tag(v, uid, (*path, k))
-                    mapping[fkey] = b"%d|" % seq + tagged
+                    mapping[fkey] = join_item(seq, tagged)
                 if mapping:
                     u.create_hash(content(uid), mapping)
             else:

@@ -96,7 +96,7 @@ class SQLiteBackend(CommandsMixin):
     The file runs in WAL mode, so readers never block the writer. Every thread
     gets its own connection; :meth:`close` closes them all. Every write is a
     ``BEGIN IMMEDIATE … COMMIT`` transaction that stamps the keys it changes
-    with a fresh value of a global counter, which is what pipelines' ``watch``
+    with a fresh random version, which is what pipelines' ``watch``
     compares, across connections and processes alike.
     """
 
@@ -216,6 +216,7 @@ class SQLiteBackend(CommandsMixin):
         """Recognise (or create) the store on the first connection."""
         try:
             if schema.check_existing(conn, self.path):
+                writable = True
                 if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     try:
                         conn.execute("PRAGMA journal_mode = WAL")
@@ -223,6 +224,15 @@ class SQLiteBackend(CommandsMixin):
                         if exc.sqlite_errorcode & 0xFF != _READONLY:
                             raise
                         # A read-only store keeps its journal mode and stays readable.
+                        writable = False
+                # An older layout that cannot be upgraded (read-only file) still reads
+                # right: schema 1 is schema 2 with every container spilled.
+                if writable and schema.needs_upgrade(conn):
+                    try:
+                        schema.upgrade(conn, self.path)
+                    except sqlite3.OperationalError as exc:
+                        if exc.sqlite_errorcode & 0xFF != _READONLY:
+                            raise
             else:
                 conn.execute("PRAGMA journal_mode = WAL")
                 schema.create(conn, self.path)

@@ -1,10 +1,15 @@
 """What each storage command does in SQL.
 
-Reads are single SQL statements (``keys`` joined with the member table), so
-outside a transaction each one is atomic on its own. Writes run inside a
-transaction through a :class:`Tx`, which caches the ``keys`` rows it has seen
-and writes the changed ones back in one ``executemany`` (:meth:`Tx.flush`)
-before any read and before ``COMMIT``. The commands core sends in bulk (set,
+A small hash or list is *packed*: its whole content is one BLOB in its
+``keys`` row (:mod:`etcher_sqlite.packed`); a big one is *spilled* to one row
+per member in ``hashes``/``list_items`` and its ``keys.value`` is NULL.
+Reads are single SQL statements (``keys``, joined with the member table only
+for a spilled container), so outside a transaction each one is atomic on its
+own. Writes run inside a transaction through a :class:`Tx`, which caches the
+``keys`` rows it has seen (with packed content decoded), changes them in
+memory and writes the changed ones back in one ``executemany``
+(:meth:`Tx.flush`) before any read and before ``COMMIT``: several writes to one
+packed container in a batch cost one row write. The commands core sends in bulk (set,
 hset, hdel, rpush, lpush, delete) are implemented for a *run* of consecutive
 calls at once, so a pipeline of a thousand ``hset`` costs a handful of statements.
 
@@ -15,6 +20,7 @@ values, checked ints); :mod:`etcher_sqlite.commands` does that at call time.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import sqlite3
 import threading
@@ -25,10 +31,17 @@ from itertools import repeat
 from typing import Any
 
 from etcher.errors import StoreIndexError, StoreValueError, WatchError, WrongTypeError
+from etcher_sqlite import packed
 from etcher_sqlite.schema import HASH, LIST, STRING
 
 Meta = list[Any]
-"""A cached ``keys`` row: ``[type, lo, hi, value]``."""
+"""A cached ``keys`` row: ``[type, lo, hi, value, content]``.
+
+``content`` is the decoded dict/list of a packed container once something
+needed it (``None`` until then, and always for strings and spilled
+containers). A container is spilled when both ``value`` and ``content`` are
+``None``.
+"""
 
 Call = tuple[Any, ...]
 """The normalized arguments of one queued command."""
@@ -43,7 +56,6 @@ SQL_META = "SELECT type, lo, hi, value FROM keys WHERE name = ?"
 SQL_META_IN = "SELECT name, type, lo, hi, value FROM keys WHERE name IN ({})"
 SQL_VERSION = "SELECT version FROM keys WHERE name = ?"
 SQL_VERSIONS_IN = "SELECT name, version FROM keys WHERE name IN ({})"
-SQL_BUMP = "UPDATE meta SET value = value + 1 WHERE key = 'write_counter' RETURNING value"
 SQL_UPSERT_KEY = (
     "INSERT INTO keys (name, type, version, lo, hi, value) VALUES (?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (name) DO UPDATE SET type = excluded.type, version = excluded.version, "
@@ -76,44 +88,51 @@ SQL_GET = "SELECT type, value FROM keys WHERE name = ?"
 SQL_TYPE = "SELECT type FROM keys WHERE name = ?"
 SQL_LEN = "SELECT type, hi - lo FROM keys WHERE name = ?"
 SQL_EXISTS_IN = "SELECT name FROM keys WHERE name IN ({})"
-SQL_HGET_HIT = "SELECT value FROM hashes WHERE name = ? AND field = ?"
+# The member tables are only looked at for a spilled container (k.value IS NULL); a
+# packed one (or a string) answers from its keys row alone.
+SQL_HGET = (
+    "SELECT k.type, k.value, CASE WHEN k.value IS NULL THEN "
+    "(SELECT value FROM hashes WHERE name = k.name AND field = ?2) END "
+    "FROM keys AS k WHERE k.name = ?1"
+)
 SQL_HEXISTS = (
-    "SELECT k.type, EXISTS (SELECT 1 FROM hashes WHERE name = k.name AND field = ?2) "
+    "SELECT k.type, k.value, CASE WHEN k.value IS NULL THEN "
+    "EXISTS (SELECT 1 FROM hashes WHERE name = k.name AND field = ?2) END "
     "FROM keys AS k WHERE k.name = ?1"
 )
 SQL_HMGET = (
-    "SELECT k.type, h.field, h.value FROM keys AS k "
-    "LEFT JOIN hashes AS h ON h.name = k.name AND h.field IN ({}) WHERE k.name = ?"
+    "SELECT k.type, k.value, h.field, h.value FROM keys AS k LEFT JOIN hashes AS h "
+    "ON k.value IS NULL AND h.name = k.name AND h.field IN ({}) WHERE k.name = ?"
 )
 SQL_HGETALL = (
-    "SELECT k.type, h.field, h.value FROM keys AS k "
-    "LEFT JOIN hashes AS h ON h.name = k.name WHERE k.name = ?"
-)
-SQL_HKEYS = (
-    "SELECT k.type, h.field FROM keys AS k "
-    "LEFT JOIN hashes AS h ON h.name = k.name WHERE k.name = ?"
+    "SELECT k.type, k.value, h.field, h.value FROM keys AS k "
+    "LEFT JOIN hashes AS h ON k.value IS NULL AND h.name = k.name WHERE k.name = ?"
 )
 # A list index i maps to position lo + i (i >= 0) or hi + i (i < 0). Positions
 # outside [lo, hi) hold no row, so out-of-range bounds clip by themselves.
 _POS = "(CASE WHEN ?{0} >= 0 THEN k.lo + ?{0} ELSE k.hi + ?{0} END)"
 SQL_LINDEX = (
-    f"SELECT k.type, (SELECT value FROM list_items WHERE name = k.name AND pos = {_POS.format(1)}) "
+    "SELECT k.type, k.value, CASE WHEN k.value IS NULL THEN "
+    f"(SELECT value FROM list_items WHERE name = k.name AND pos = {_POS.format(1)}) END "
     "FROM keys AS k WHERE k.name = ?2"
 )
 SQL_LRANGE = (
-    "SELECT k.type, i.value FROM keys AS k LEFT JOIN list_items AS i ON i.name = k.name "
-    f"AND i.pos BETWEEN {_POS.format(1)} AND {_POS.format(2)} WHERE k.name = ?3 ORDER BY i.pos"
+    "SELECT k.type, k.value, i.value FROM keys AS k LEFT JOIN list_items AS i "
+    f"ON k.value IS NULL AND i.name = k.name AND i.pos BETWEEN {_POS.format(1)} "
+    f"AND {_POS.format(2)} WHERE k.name = ?3 ORDER BY i.pos"
 )
 
 SQL_HGETALL_MANY = (
-    "WITH v (i, name) AS (VALUES {}) SELECT v.i, k.type, h.field, h.value FROM v "
-    "JOIN keys AS k ON k.name = v.name LEFT JOIN hashes AS h ON h.name = k.name"
+    "WITH v (i, name) AS (VALUES {}) SELECT v.i, k.type, k.value, h.field, h.value FROM v "
+    "JOIN keys AS k ON k.name = v.name "
+    "LEFT JOIN hashes AS h ON k.value IS NULL AND h.name = k.name"
 )
 _POS_V = "(CASE WHEN v.{0} >= 0 THEN k.lo + v.{0} ELSE k.hi + v.{0} END)"
 SQL_LRANGE_MANY = (
-    "WITH v (i, name, s, e) AS (VALUES {}) SELECT v.i, k.type, it.value FROM v "
-    "JOIN keys AS k ON k.name = v.name LEFT JOIN list_items AS it ON it.name = k.name "
-    f"AND it.pos BETWEEN {_POS_V.format('s')} AND {_POS_V.format('e')} ORDER BY v.i, it.pos"
+    "WITH v (i, name, s, e) AS (VALUES {}) SELECT v.i, k.type, k.value, it.value FROM v "
+    "JOIN keys AS k ON k.name = v.name LEFT JOIN list_items AS it ON k.value IS NULL "
+    f"AND it.name = k.name AND it.pos BETWEEN {_POS_V.format('s')} AND {_POS_V.format('e')} "
+    "ORDER BY v.i, it.pos"
 )
 
 CHUNK = 256
@@ -204,13 +223,24 @@ def versions(conn: sqlite3.Connection, names: Sequence[str]) -> dict[str, int | 
     return found
 
 
+def new_version() -> int:
+    """A fresh version stamp: 63 random bits.
+
+    Versions only need to differ from every earlier version of the same key, so a
+    random stamp replaces the global write counter every commit used to bump (one
+    statement and one dirtied page less). ``os.urandom`` rather than ``random``:
+    forked processes would share a seeded generator's sequence.
+    """
+    return int.from_bytes(os.urandom(8), "little") >> 1
+
+
 class Tx:
     """One write transaction's view of the ``keys`` table.
 
     Commands read a key's row once (:meth:`get`/:meth:`load`), change the cached
-    copy and mark it dirty; :meth:`flush` writes every dirty row back stamped with
-    a fresh value of the global write counter, so a watcher sees a new version
-    for every key this transaction touched.
+    copy (for a packed container, its decoded content) and mark it dirty;
+    :meth:`flush` packs and writes every dirty row back stamped with a fresh
+    version, so a watcher sees a new version for every key this transaction touched.
     """
 
     __slots__ = ("conn", "dirty", "meta")
@@ -226,7 +256,7 @@ class Tx:
             return self.meta[name]
         except KeyError:
             row = self.conn.execute(SQL_META, (name,)).fetchone()
-            meta = None if row is None else list(row)
+            meta = None if row is None else [*row, None]
             self.meta[name] = meta
             return meta
 
@@ -239,7 +269,7 @@ class Tx:
         elif missing:
             cache.update(dict.fromkeys(missing))
             for row in select_in(self.conn, SQL_META_IN, missing):
-                cache[row[0]] = list(row[1:])
+                cache[row[0]] = [row[1], row[2], row[3], row[4], None]
 
     def put(self, name: str, meta: Meta | None) -> None:
         """Record the new row of ``name`` (``None`` deletes the key)."""
@@ -247,27 +277,49 @@ class Tx:
         self.dirty.add(name)
 
     def flush(self) -> None:
-        """Write the dirty rows back (before a read sees the table, and before COMMIT)."""
+        """Write the dirty rows back (before a read sees the table, and before COMMIT).
+
+        A packed container is re-packed here, once per flush however many commands
+        changed it; one that outgrew the packed limits spills to member rows.
+        """
         if not self.dirty:
             return
-        conn = self.conn
-        version = conn.execute(SQL_BUMP).fetchone()[0]
+        version = new_version()
         upserts = []
         deletes = []
         for name in self.dirty:
             meta = self.meta[name]
             if meta is None:
                 deletes.append((name,))
-            else:
-                upserts.append((name, meta[0], version, meta[1], meta[2], meta[3]))
+                continue
+            content = meta[4]
+            if content is not None:
+                blob = None
+                if len(content) <= packed.MAX_ENTRIES:
+                    blob = packed.pack(content)
+                    if len(blob) > packed.MAX_BYTES:
+                        blob = None
+                if blob is None:
+                    self._spill(name, meta[0], content)
+                    meta[4] = None
+                meta[1], meta[2], meta[3] = 0, len(content), blob
+            upserts.append((name, meta[0], version, meta[1], meta[2], meta[3]))
         self.dirty = set()
         if upserts:
-            conn.executemany(SQL_UPSERT_KEY, upserts)
+            self.conn.executemany(SQL_UPSERT_KEY, upserts)
         if deletes:
-            conn.executemany(SQL_DELETE_KEY, deletes)
+            self.conn.executemany(SQL_DELETE_KEY, deletes)
+
+    def _spill(self, name: str, kind: int, content: dict[bytes, bytes] | list[bytes]) -> None:
+        """Move a packed container's members to rows (it has none there yet)."""
+        if kind == HASH:
+            assert isinstance(content, dict)
+            self.conn.executemany(SQL_PUT_FIELD, zip(repeat(name), content, content.values()))
+        else:
+            self.conn.executemany(SQL_PUT_ITEM, zip(repeat(name), range(len(content)), content))
 
     def existing_fields(self, pairs: list[tuple[str, bytes]]) -> set[tuple[str, bytes]]:
-        """Which of the ``(name, field)`` pairs are hash fields in the store right now."""
+        """Which of the ``(name, field)`` pairs are rows of spilled hashes right now."""
         if not pairs:
             return set()
         if len(pairs) == 1:
@@ -281,6 +333,43 @@ def _meta_of(tx: Tx, name: str, wanted: int) -> Meta | None:
     if meta is not None and meta[0] != wanted:
         raise wrong_type(name, meta[0], wanted)
     return meta
+
+
+def _hash_content(meta: Meta, name: str) -> dict[bytes, bytes] | None:
+    """The (decoded, cached) fields of a packed hash; ``None`` if it is spilled."""
+    content = meta[4]
+    if content is None and meta[3] is not None:
+        content = meta[4] = packed.unpack_hash(meta[3], name)
+    return content  # type: ignore[no-any-return]
+
+
+def _list_content(meta: Meta, name: str) -> list[bytes] | None:
+    """The (decoded, cached) items of a packed list; ``None`` if it is spilled."""
+    content = meta[4]
+    if content is None and meta[3] is not None:
+        content = meta[4] = packed.unpack_list(meta[3], name)
+    return content  # type: ignore[no-any-return]
+
+
+def _is_spilled(meta: Meta) -> bool:
+    return meta[0] != STRING and meta[3] is None and meta[4] is None
+
+
+def _new_hash() -> Meta:
+    return [HASH, 0, 0, None, {}]
+
+
+def _new_list() -> Meta:
+    return [LIST, 0, 0, None, []]
+
+
+def _clip(length: int, start: int, end: int) -> tuple[int, int]:
+    """Redis's inclusive ``start``/``end`` (negative from the end) as a Python slice."""
+    if start < 0:
+        start = max(start + length, 0)
+    if end < 0:
+        end += length
+    return start, max(start, min(end, length - 1) + 1)
 
 
 # --- reads (one statement each, given a connection) -------------------------------
@@ -333,15 +422,14 @@ def llen(conn: sqlite3.Connection, name: str) -> int:
 
 
 def hget(conn: sqlite3.Connection, name: str, field: bytes) -> bytes | None:
-    # Only hash keys own rows in `hashes`, so a hit needs no look at `keys`: the common
-    # case is one primary-key lookup. A miss tells a missing key from a wrong type.
-    row = conn.execute(SQL_HGET_HIT, (name, field)).fetchone()
-    if row is not None:
-        return row[0]  # type: ignore[no-any-return]
-    row = conn.execute(SQL_TYPE, (name,)).fetchone()
-    if row is not None and row[0] != HASH:
+    row = conn.execute(SQL_HGET, (name, field)).fetchone()
+    if row is None:
+        return None
+    if row[0] != HASH:
         raise wrong_type(name, row[0], HASH)
-    return None
+    if row[1] is not None:
+        return packed.unpack_hash(row[1], name).get(field)
+    return row[2]  # type: ignore[no-any-return]
 
 
 def hexists(conn: sqlite3.Connection, name: str, field: bytes) -> bool:
@@ -350,7 +438,9 @@ def hexists(conn: sqlite3.Connection, name: str, field: bytes) -> bool:
         return False
     if row[0] != HASH:
         raise wrong_type(name, row[0], HASH)
-    return bool(row[1])
+    if row[1] is not None:
+        return field in packed.unpack_hash(row[1], name)
+    return bool(row[2])
 
 
 def hmget(conn: sqlite3.Connection, name: str, fields: tuple[bytes, ...]) -> list[bytes | None]:
@@ -364,7 +454,10 @@ def hmget(conn: sqlite3.Connection, name: str, fields: tuple[bytes, ...]) -> lis
         return [None] * len(fields)
     if rows[0][0] != HASH:
         raise wrong_type(name, rows[0][0], HASH)
-    found = {field: value for _, field, value in rows}
+    if rows[0][1] is not None:
+        found = packed.unpack_hash(rows[0][1], name)
+    else:
+        found = {field: value for _, _, field, value in rows}
     return [found.get(field) for field in fields]
 
 
@@ -374,16 +467,13 @@ def hgetall(conn: sqlite3.Connection, name: str) -> dict[bytes, bytes]:
         return {}
     if rows[0][0] != HASH:
         raise wrong_type(name, rows[0][0], HASH)
-    return {field: value for _, field, value in rows}
+    if rows[0][1] is not None:
+        return packed.unpack_hash(rows[0][1], name)
+    return {field: value for _, _, field, value in rows}
 
 
 def hkeys(conn: sqlite3.Connection, name: str) -> list[bytes]:
-    rows = conn.execute(SQL_HKEYS, (name,)).fetchall()
-    if not rows:
-        return []
-    if rows[0][0] != HASH:
-        raise wrong_type(name, rows[0][0], HASH)
-    return [field for _, field in rows]
+    return list(hgetall(conn, name))
 
 
 def lindex(conn: sqlite3.Connection, name: str, index: int) -> bytes | None:
@@ -392,7 +482,12 @@ def lindex(conn: sqlite3.Connection, name: str, index: int) -> bytes | None:
         return None
     if row[0] != LIST:
         raise wrong_type(name, row[0], LIST)
-    return row[1]  # type: ignore[no-any-return]
+    if row[1] is not None:
+        items = packed.unpack_list(row[1], name)
+        if index < 0:
+            index += len(items)
+        return items[index] if 0 <= index < len(items) else None
+    return row[2]  # type: ignore[no-any-return]
 
 
 def lrange(conn: sqlite3.Connection, name: str, start: int, end: int) -> list[bytes]:
@@ -401,9 +496,12 @@ def lrange(conn: sqlite3.Connection, name: str, start: int, end: int) -> list[by
         return []
     if rows[0][0] != LIST:
         raise wrong_type(name, rows[0][0], LIST)
-    if rows[0][1] is None:  # the LEFT JOIN's empty range
+    if rows[0][1] is not None:
+        items = packed.unpack_list(rows[0][1], name)
+        return items[slice(*_clip(len(items), start, end))]
+    if rows[0][2] is None:  # the LEFT JOIN's empty range
         return []
-    return [value for _, value in rows]
+    return [value for _, _, value in rows]
 
 
 def hgetall_many(tx: Tx, calls: list[Call]) -> list[dict[bytes, bytes]]:
@@ -411,10 +509,14 @@ def hgetall_many(tx: Tx, calls: list[Call]) -> list[dict[bytes, bytes]]:
     tx.flush()
     results: list[dict[bytes, bytes]] = [{} for _ in calls]
     items = [(i, name) for i, (name,) in enumerate(calls)]
-    for i, kind, field, value in select_in(tx.conn, SQL_HGETALL_MANY, items, "(?, ?)", (-1, None)):
+    pad = (-1, None)
+    for i, kind, blob, field, value in select_in(tx.conn, SQL_HGETALL_MANY, items, "(?, ?)", pad):
         if kind != HASH:
             raise wrong_type(calls[i][0], kind, HASH)
-        results[i][field] = value
+        if blob is not None:
+            results[i] = packed.unpack_hash(blob, calls[i][0])
+        else:
+            results[i][field] = value
     return results
 
 
@@ -424,10 +526,14 @@ def lrange_many(tx: Tx, calls: list[Call]) -> list[list[bytes]]:
     results: list[list[bytes]] = [[] for _ in calls]
     items = [(i, *call) for i, call in enumerate(calls)]
     pad = (-1, None, 0, 0)
-    for i, kind, value in select_in(tx.conn, SQL_LRANGE_MANY, items, "(?, ?, ?, ?)", pad):
+    for i, kind, blob, value in select_in(tx.conn, SQL_LRANGE_MANY, items, "(?, ?, ?, ?)", pad):
         if kind != LIST:
             raise wrong_type(calls[i][0], kind, LIST)
-        if value is not None:  # None: the LEFT JOIN's empty range
+        if blob is not None:
+            name, start, end = calls[i]
+            got = packed.unpack_list(blob, name)
+            results[i] = got[slice(*_clip(len(got), start, end))]
+        elif value is not None:  # None: the LEFT JOIN's empty range
             results[i].append(value)
     return results
 
@@ -435,22 +541,19 @@ def lrange_many(tx: Tx, calls: list[Call]) -> list[list[bytes]]:
 # --- writes (inside a transaction, through a Tx) ----------------------------------
 
 
+def _drop_members(tx: Tx, name: str, meta: Meta) -> None:
+    """Delete the member rows of a spilled container that is being replaced or deleted."""
+    if _is_spilled(meta):
+        tx.conn.execute(SQL_DROP_HASH if meta[0] == HASH else SQL_DROP_LIST, (name,))
+
+
 def set_many(tx: Tx, calls: list[Call]) -> list[bool]:
     tx.load(name for name, _ in calls)
-    drop_hashes: list[tuple[str]] = []
-    drop_lists: list[tuple[str]] = []
     for name, value in calls:
         meta = tx.meta[name]
         if meta is not None:
-            if meta[0] == HASH:
-                drop_hashes.append((name,))
-            elif meta[0] == LIST:
-                drop_lists.append((name,))
-        tx.put(name, [STRING, None, None, value])
-    if drop_hashes:
-        tx.conn.executemany(SQL_DROP_HASH, drop_hashes)
-    if drop_lists:
-        tx.conn.executemany(SQL_DROP_LIST, drop_lists)
+            _drop_members(tx, name, meta)
+        tx.put(name, [STRING, None, None, value, None])
     return [True] * len(calls)
 
 
@@ -458,14 +561,12 @@ def incr(tx: Tx, name: str, amount: int) -> int:
     meta = _meta_of(tx, name, STRING)
     current = 0 if meta is None else parse_int(meta[3], f"the value of {name!r}")
     total = add_int(current, amount, repr(name))
-    tx.put(name, [STRING, None, None, b"%d" % total])
+    tx.put(name, [STRING, None, None, b"%d" % total, None])
     return total
 
 
 def delete_many(tx: Tx, calls: list[Call]) -> list[int]:
     tx.load(name for (names,) in calls for name in names)
-    drop_hashes: list[tuple[str]] = []
-    drop_lists: list[tuple[str]] = []
     results = []
     for (names,) in calls:
         count = 0
@@ -474,22 +575,16 @@ def delete_many(tx: Tx, calls: list[Call]) -> list[int]:
             if meta is None:
                 continue
             count += 1
-            if meta[0] == HASH:
-                drop_hashes.append((name,))
-            elif meta[0] == LIST:
-                drop_lists.append((name,))
+            _drop_members(tx, name, meta)
             tx.put(name, None)
         results.append(count)
-    if drop_hashes:
-        tx.conn.executemany(SQL_DROP_HASH, drop_hashes)
-    if drop_lists:
-        tx.conn.executemany(SQL_DROP_LIST, drop_lists)
     return results
 
 
-def _present_fields(tx: Tx, wanted: list[Any]) -> set[tuple[str, bytes]]:
+def _spilled_fields(tx: Tx, wanted: list[Any]) -> set[tuple[str, bytes]]:
     """Load the keys of ``wanted`` (``[(name, fields)]``), check they are hashes, and
-    return which of those fields exist. Only fields of existing hashes can be present."""
+    return which of those fields exist as rows of spilled hashes (packed hashes are
+    answered from their content)."""
     tx.load(name for name, _ in wanted)
     probe: list[tuple[str, bytes]] = []
     for name, fields in wanted:
@@ -497,48 +592,63 @@ def _present_fields(tx: Tx, wanted: list[Any]) -> set[tuple[str, bytes]]:
         if meta is not None:
             if meta[0] != HASH:
                 raise wrong_type(name, meta[0], HASH)
-            probe.extend((name, field) for field in fields)
+            if _hash_content(meta, name) is None:
+                probe.extend((name, field) for field in fields)
     return tx.existing_fields(probe)
 
 
 def hset_many(tx: Tx, calls: list[Call]) -> list[int]:
     cache = tx.meta
-    present = _present_fields(tx, [(name, [f for f, _ in pairs]) for name, pairs in calls])
+    present = _spilled_fields(tx, [(name, [f for f, _ in pairs]) for name, pairs in calls])
     rows = []
     results = []
     for name, pairs in calls:
         meta = cache[name]
         if meta is None:
-            meta = [HASH, 0, 0, None]
+            meta = _new_hash()
         added = 0
-        for field, value in pairs:
-            rows.append((name, field, value))
-            key = (name, field)
-            if key not in present:
-                present.add(key)
-                added += 1
+        content = meta[4]
+        if content is not None:
+            for field, value in pairs:
+                if field not in content:
+                    added += 1
+                content[field] = value
+        else:
+            for field, value in pairs:
+                rows.append((name, field, value))
+                key = (name, field)
+                if key not in present:
+                    present.add(key)
+                    added += 1
         meta[2] += added
         tx.put(name, meta)
         results.append(added)
-    tx.conn.executemany(SQL_PUT_FIELD, rows)
+    if rows:
+        tx.conn.executemany(SQL_PUT_FIELD, rows)
     return results
 
 
 def hdel_many(tx: Tx, calls: list[Call]) -> list[int]:
     cache = tx.meta
-    present = _present_fields(tx, calls)
+    present = _spilled_fields(tx, calls)
     rows = []
     results = []
     for name, fields in calls:
         meta = cache[name]
         removed = 0
         if meta is not None:
+            content = meta[4]
             for field in fields:
-                key = (name, field)
-                if key in present:
-                    present.discard(key)
-                    rows.append(key)
-                    removed += 1
+                if content is not None:
+                    if field in content:
+                        del content[field]
+                        removed += 1
+                else:
+                    key = (name, field)
+                    if key in present:
+                        present.discard(key)
+                        rows.append(key)
+                        removed += 1
             if removed:
                 meta[2] -= removed
                 tx.put(name, meta if meta[2] else None)
@@ -550,15 +660,21 @@ def hdel_many(tx: Tx, calls: list[Call]) -> list[int]:
 
 def hincrby(tx: Tx, name: str, field: bytes, amount: int) -> int:
     meta = _meta_of(tx, name, HASH)
-    row = None
-    if meta is not None:
-        row = tx.conn.execute(SQL_GET_FIELD, (name, field)).fetchone()
-    what = f"field {field[:40]!r} of {name!r}"
-    total = add_int(0 if row is None else parse_int(row[0], f"the {what}"), amount, what)
-    tx.conn.execute(SQL_PUT_FIELD, (name, field, b"%d" % total))
     if meta is None:
-        meta = [HASH, 0, 0, None]
-    if row is None:
+        meta = _new_hash()
+    content = _hash_content(meta, name)
+    what = f"field {field[:40]!r} of {name!r}"
+    if content is not None:
+        raw = content.get(field)
+    else:
+        row = tx.conn.execute(SQL_GET_FIELD, (name, field)).fetchone()
+        raw = None if row is None else row[0]
+    total = add_int(0 if raw is None else parse_int(raw, f"the {what}"), amount, what)
+    if content is not None:
+        content[field] = b"%d" % total
+    else:
+        tx.conn.execute(SQL_PUT_FIELD, (name, field, b"%d" % total))
+    if raw is None:
         meta[2] += 1
     tx.put(name, meta)
     return total
@@ -572,11 +688,18 @@ def _push_many(tx: Tx, calls: list[Call], head: bool) -> list[int]:
     for name, values in calls:
         meta = cache[name]
         if meta is None:
-            meta = [LIST, 0, 0, None]
+            meta = _new_list()
         elif meta[0] != LIST:
             raise wrong_type(name, meta[0], LIST)
         count = len(values)
-        if head:  # each value goes in front of the previous one
+        content = _list_content(meta, name)
+        if content is not None:
+            if head:  # each value goes in front of the previous one
+                content[:0] = values[::-1]
+            else:
+                content.extend(values)
+            meta[2] += count
+        elif head:
             lo = meta[1]
             rows.extend(zip(repeat(name), range(lo - 1, lo - 1 - count, -1), values))
             meta[1] = lo - count
@@ -586,7 +709,8 @@ def _push_many(tx: Tx, calls: list[Call], head: bool) -> list[int]:
             meta[2] = hi + count
         tx.put(name, meta)
         results.append(meta[2] - meta[1])
-    tx.conn.executemany(SQL_PUT_ITEM, rows)
+    if rows:
+        tx.conn.executemany(SQL_PUT_ITEM, rows)
     return results
 
 
@@ -603,12 +727,29 @@ def _pop(tx: Tx, name: str, count: int | None, head: bool) -> bytes | list[bytes
     if meta is None:
         return None
     lo, hi = meta[1], meta[2]
+    content = _list_content(meta, name)
+    result: bytes | list[bytes]
+    if content is not None:
+        if count is None:
+            result = content.pop(0 if head else -1)
+        else:
+            taken = min(count, len(content))
+            if not taken:
+                return []
+            if head:
+                result = content[:taken]
+                del content[:taken]
+            else:
+                result = content[-taken:][::-1]
+                del content[-taken:]
+        meta[2] = len(content)
+        tx.put(name, meta if content else None)
+        return result
     conn = tx.conn
     if count is None:
         pos = lo if head else hi - 1
-        value: bytes = conn.execute(SQL_POP_ONE, (name, pos)).fetchone()[0]
+        result = conn.execute(SQL_POP_ONE, (name, pos)).fetchone()[0]
         taken = 1
-        result: bytes | list[bytes] = value
     else:
         taken = min(count, hi - lo)
         if not taken:
@@ -641,7 +782,11 @@ def lset(tx: Tx, name: str, index: int, value: bytes) -> bool:
     pos = (lo if index >= 0 else hi) + index
     if not lo <= pos < hi:
         raise StoreIndexError(f"index {index} out of range for list {name!r} of length {hi - lo}")
-    tx.conn.execute(SQL_SET_ITEM, (value, name, pos))
+    content = _list_content(meta, name)
+    if content is not None:
+        content[pos - lo] = value
+    else:
+        tx.conn.execute(SQL_SET_ITEM, (value, name, pos))
     tx.put(name, meta)
     return True
 
@@ -652,15 +797,20 @@ def ltrim(tx: Tx, name: str, start: int, end: int) -> bool:
         return True
     lo, hi = meta[1], meta[2]
     length = hi - lo
-    if start < 0:
-        start = max(start + length, 0)
-    if end < 0:
-        end += length
-    if start > end or start >= length:
-        tx.conn.execute(SQL_DROP_LIST, (name,))
+    first, stop = _clip(length, start, end)
+    if first >= stop:
+        _drop_members(tx, name, meta)
         tx.put(name, None)
         return True
-    new_lo, new_hi = lo + start, lo + min(end, length - 1) + 1
+    content = _list_content(meta, name)
+    if content is not None:
+        if (first, stop) != (0, length):
+            del content[stop:]
+            del content[:first]
+            meta[2] = len(content)
+            tx.put(name, meta)
+        return True
+    new_lo, new_hi = lo + first, lo + stop
     if new_lo > lo:
         tx.conn.execute(SQL_TRIM_BELOW, (name, new_lo))
     if new_hi < hi:
@@ -819,6 +969,7 @@ def _apply(
         if hook is not None:
             hook()
     tx = Tx(conn)
+    _preload(tx, queue)
     results: list[Any] = []
     i, n = 0, len(queue)
     while i < n:
@@ -830,3 +981,26 @@ def _apply(
         i = j
     tx.flush()
     return results
+
+
+def _preload(tx: Tx, queue: list[tuple[Command, Call]]) -> None:
+    """Read the rows of every key the queue writes in one query, up front.
+
+    A unit's commit is several runs (hset, then rpush, ...); each run would
+    otherwise load its own keys with a query of its own.
+    """
+    names: list[str] = []
+    first = None
+    mixed = False
+    for command, call in queue:
+        if command.write:
+            if first is None:
+                first = command
+            elif command is not first:
+                mixed = True
+            if command is DELETE:
+                names.extend(call[0])
+            else:
+                names.append(call[0])
+    if mixed:
+        tx.load(names)

@@ -28,27 +28,34 @@ What the plugin adds:
   the default ``make_backend`` fixture of :class:`BackendFixtures`;
 * the ``etcher_requires(capability, ...)`` marker, turned into a skip naming the
   backend and the capability it lacks;
-* the real-Redis fixtures ``redis_url`` (session) and ``make_redis_server``
-  (see :mod:`etcher.testing.redis_server`), and a real 6-node Redis Cluster:
-  ``redis_cluster`` (session) and ``make_redis_cluster`` (see
-  :mod:`etcher.testing.redis_cluster`).
+* the test plugins installed backends register under the ``etcher.testing``
+  entry-point group: etcher-redis's (:mod:`etcher_redis.testing`) brings the
+  real-Redis fixtures ``redis_url`` (session), ``make_redis_server``, and a real
+  6-node Redis Cluster: ``redis_cluster`` (session) and ``make_redis_cluster``.
 
 See ``docs/conformance-kit.md`` for the whole guide. The storage part lives
-in :mod:`etcher.testing.storage` (``StorageConformance``), RD/RL/DB semantics on
-top of a backend in :mod:`etcher.testing.containers` (``ContainerConformance``),
+in :mod:`etcher.testing.storage` (``StorageConformance``, one module per family),
+RD/RL/DB semantics on top of a backend in :mod:`etcher.testing.containers`
+(``ContainerConformance``, one module per family),
 and multi-thread/multi-process isolation in :mod:`etcher.testing.concurrency`
 (``ConcurrencyConformance``, which needs a ``store_url`` other processes can open),
 and maintenance beside writers in :mod:`etcher.testing.maintenance`
 (``MaintenanceConformance``, same fixture).
+:mod:`etcher.testing.reference` is a small dict-based backend that passes the whole kit
+(etcher-core's own tests run on it). :mod:`etcher.testing._harness` is etcher's private
+test harness (crash and fault injection, differential runs): no stability promise.
 The kit needs the ``testing`` extra: ``pip install 'etcher-core[testing]'``.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
+from typing import Any
+
 import pytest
 
-from etcher.testing import redis_server as _redis
 from etcher.testing import report as _report
+from etcher.testing._moved import moved_attribute
 from etcher.testing.concurrency import ConcurrencyConformance
 from etcher.testing.containers import (
     CodecConformance,
@@ -57,11 +64,14 @@ from etcher.testing.containers import (
     DBConformance,
     DBFactory,
     DictConformance,
+    HandleLifetimeConformance,
     ListConformance,
     NamespaceConformance,
     PrintingConformance,
     ShapeAndGCConformance,
     StateMachineConformance,
+    TransactionSafetyConformance,
+    UserCodeConformance,
     UserGuideConformance,
 )
 from etcher.testing.edges import EdgeConformance
@@ -76,32 +86,56 @@ from etcher.testing.fixtures import (
 from etcher.testing.maintenance import MaintenanceConformance
 from etcher.testing.markers import MARKER_HELP, check_requirements
 from etcher.testing.options import add_options
-from etcher.testing.redis_cluster import LocalRedisCluster, make_redis_cluster, redis_cluster
-from etcher.testing.redis_server import (
-    RedisServer,
-    RedisServerError,
-    make_redis_server,
-    redis_server_executable,
-    redis_url,
-)
 from etcher.testing.storage import (
+    EncodingConformance,
+    ErrorIsolationConformance,
     ErrorsChangeNothing,
     HashCommands,
+    HashConformance,
     KeyCommands,
+    KeyConformance,
     KeyText,
+    KeyTextConformance,
+    ListCommandConformance,
     ListCommands,
     PathOpening,
+    PathOpeningConformance,
     Persistence,
+    PersistenceConformance,
     PipelineCommands,
+    PipelineConformance,
     ScanCommands,
+    ScanConformance,
+    ScopeConformance,
     StorageConformance,
     StringCommands,
+    StringConformance,
     ThreadSafety,
+    ThreadSafetyConformance,
     UnitScopes,
     ValueEncoding,
+    WatchConformance,
     WatchRules,
+    WrongTypeConformance,
     WrongTypeErrors,
 )
+
+PLUGIN_GROUP = "etcher.testing"
+"""Entry-point group of the test plugins backends ship (fixtures, hooks), loaded with the kit."""
+
+
+def _backend_plugins() -> list[str]:
+    return sorted({ep.value for ep in entry_points(group=PLUGIN_GROUP)})
+
+
+# pytest loads the modules a plugin lists here right after the plugin itself.
+pytest_plugins = _backend_plugins()
+
+
+def __getattr__(name: str) -> Any:
+    """The 0.2 Redis names, now shipped by etcher-redis (resolved on first use)."""
+    return moved_attribute(__name__, name)
+
 
 # --------------------------------------------------------------------------- pytest hooks
 
@@ -118,14 +152,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(_report.BackendTally(), "etcher-backend-tally")
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    """Name the Redis server the Redis tests will use (or why they cannot run)."""
-    return f"etcher redis-server: {_redis.server_description()}"
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Fail loudly, once, when Redis tests have no server; credit each test to a backend."""
-    _redis.gate_redis_items(config, items)
+    """Credit each test to a backend (for the per-backend counts at the end)."""
     _report.tag_items(items)
 
 
@@ -151,38 +179,48 @@ __all__ = [
     "DBFactory",
     "DictConformance",
     "EdgeConformance",
+    "EncodingConformance",
+    "ErrorIsolationConformance",
     "ErrorsChangeNothing",
+    "HandleLifetimeConformance",
     "HashCommands",
+    "HashConformance",
     "KeyCommands",
+    "KeyConformance",
     "KeyMaker",
     "KeyText",
+    "KeyTextConformance",
+    "ListCommandConformance",
     "ListCommands",
     "ListConformance",
-    "LocalRedisCluster",
     "MaintenanceConformance",
     "NamespaceConformance",
     "PathOpening",
+    "PathOpeningConformance",
     "Persistence",
+    "PersistenceConformance",
     "PipelineCommands",
+    "PipelineConformance",
     "PrintingConformance",
     "RawAccess",
-    "RedisServer",
-    "RedisServerError",
     "ScanCommands",
+    "ScanConformance",
+    "ScopeConformance",
     "ShapeAndGCConformance",
     "StateMachineConformance",
     "StorageConformance",
     "StringCommands",
+    "StringConformance",
     "ThreadSafety",
+    "ThreadSafetyConformance",
+    "TransactionSafetyConformance",
     "UnitScopes",
+    "UserCodeConformance",
     "UserGuideConformance",
     "ValueEncoding",
+    "WatchConformance",
     "WatchRules",
+    "WrongTypeConformance",
     "WrongTypeErrors",
     "glob_escape",
-    "make_redis_cluster",
-    "make_redis_server",
-    "redis_cluster",
-    "redis_server_executable",
-    "redis_url",
 ]

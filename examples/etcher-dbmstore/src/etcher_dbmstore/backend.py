@@ -53,6 +53,7 @@ from etcher.errors import (
     WatchError,
     WrongTypeError,
 )
+from etcher.globs import glob_to_regex  # Redis SCAN MATCH rules, shared by backends
 from etcher.spec import Capabilities
 
 SCHEME = "dbmstore"
@@ -152,28 +153,6 @@ def _span(start: int, end: int, length: int) -> tuple[int, int]:
         end += length
     end = min(end, length - 1)
     return (start, end + 1) if start <= end else (0, 0)
-
-
-def _glob(pattern: str) -> re.Pattern[bytes]:
-    """A Redis glob (``*``, ``?``, ``[abc]``, ``\\`` escapes) as a regex over key bytes."""
-    out, chars = [], iter(pattern)
-    for char in chars:
-        if char == "\\":
-            out.append(re.escape(next(chars, "\\")))
-        elif char == "*":
-            out.append(".*")
-        elif char == "?":
-            out.append(".")
-        elif char == "[":
-            members = []
-            for inner in chars:
-                if inner == "]":
-                    break
-                members.append(re.escape(next(chars, "\\") if inner == "\\" else inner))
-            out.append(f"[{''.join(members)}]" if members else "(?!)")
-        else:
-            out.append(re.escape(char))
-    return re.compile("".join(out).encode("utf-8"), re.DOTALL)
 
 
 # --- one transaction ------------------------------------------------------------------------
@@ -629,7 +608,7 @@ class DbmStoreBackend(_Api):
 
     def scan_iter(self, match: str | None = None, count: int | None = None) -> Iterator[bytes]:
         """Every key matching the Redis glob ``match``, read in one transaction."""
-        pattern = None if match is None else _glob(match)
+        pattern = None if match is None else glob_to_regex(match)
         with self._transaction(write=False) as t:
             keys = [k for k in t.db if k != _CLOCK]
         for k in keys:

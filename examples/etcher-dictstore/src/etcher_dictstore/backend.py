@@ -32,6 +32,7 @@ from etcher.errors import (
     WatchError,
     WrongTypeError,
 )
+from etcher.globs import glob_to_regex  # Redis SCAN MATCH rules, shared by backends
 from etcher.spec import Capabilities
 
 SCHEME = "dictstore"
@@ -84,46 +85,6 @@ def _add(current: bytes | None, amount: int, what: str) -> int:
     if not INT64_MIN <= result <= INT64_MAX:
         raise StoreValueError("increment or decrement would overflow")
     return result
-
-
-def _glob(pattern: str) -> re.Pattern[str]:
-    """Compile a Redis glob (``*``, ``?``, ``[a-z]``, ``[^x]``, ``\\`` escapes) to a regex."""
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        char = pattern[i]
-        if char == "\\" and i + 1 < n:
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        if char == "*":
-            out.append(".*")
-        elif char == "?":
-            out.append(".")
-        elif char == "[":
-            i += 1
-            negate = i < n and pattern[i] == "^"
-            i += negate
-            items: list[str] = []
-            while i < n and pattern[i] != "]":
-                if pattern[i] == "\\" and i + 1 < n:
-                    items.append(re.escape(pattern[i + 1]))
-                    i += 2
-                elif i + 2 < n and pattern[i + 1] == "-" and pattern[i + 2] != "]":
-                    low, high = sorted((pattern[i], pattern[i + 2]))
-                    items.append(f"{re.escape(low)}-{re.escape(high)}")
-                    i += 3
-                else:
-                    items.append(re.escape(pattern[i]))
-                    i += 1
-            if items:
-                out.append(f"[{'^' if negate else ''}{''.join(items)}]")
-            else:
-                out.append("." if negate else "(?!)")
-        else:
-            out.append(re.escape(char))
-        i += 1
-    return re.compile("".join(out), re.DOTALL)
 
 
 def _clip(start: int, end: int, length: int) -> range:
@@ -521,12 +482,13 @@ class DictStoreBackend(_Api):
     def scan_iter(self, match: str | None = None, count: int | None = None) -> Iterator[bytes]:
         """Every key matching the Redis glob ``match`` (all keys without one)."""
         self._check_open()
-        pattern = None if match is None else _glob(_key(match))
+        pattern = None if match is None else glob_to_regex(_key(match))
         with self._store.lock:
             names = list(self._store.data)
         for name in names:
-            if pattern is None or pattern.fullmatch(name):
-                yield name.encode("utf-8")
+            key = name.encode("utf-8")
+            if pattern is None or pattern.fullmatch(key):
+                yield key
 
     def maintenance(self) -> None:
         """Nothing to do: dicts need no housekeeping."""

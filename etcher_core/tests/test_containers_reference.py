@@ -1,6 +1,6 @@
-"""The container conformance kit on the in-memory backend (fakeredis), and checks of the kit.
+"""The container conformance kit on the reference backend, and checks of the kit.
 
-Besides running the whole kit on the memory backend, this proves the kit is
+Besides running the whole kit on :mod:`etcher.testing.reference`, this proves the kit is
 worth running: it leaves a store as it found it, and it fails against
 deliberately broken backends.
 """
@@ -21,29 +21,28 @@ from etcher.testing.containers import (
     NamespaceConformance,
 )
 from etcher.testing.fixtures import BackendFactory, BackendFixtures, KeyMaker
+from etcher.testing.reference import ReferenceBackend, drop_store
 from etcher.testing.storage import KeyCommands
 
-memory = pytest.importorskip("etcher_contrib.memory", reason="etcher-contrib is not installed")
 
-
-class MemoryFixtures(BackendFixtures):
-    """Every test gets its own named in-memory store, so a second connection shares it."""
+class ReferenceFixtures(BackendFixtures):
+    """Every test gets its own named store, so a second connection shares it."""
 
     @pytest.fixture
     def make_backend(self) -> Iterator[BackendFactory]:
         name = f"containers-{uuid.uuid4().hex}"
-        yield lambda: memory.MemoryBackend.from_url(f"memory://{name}")
-        memory.MemoryBackend.drop_store(name)
+        yield lambda: ReferenceBackend.from_url(f"ref://{name}")
+        drop_store(name)
 
 
-class TestContainersMemory(ContainerConformance, MemoryFixtures):
-    """RD/RL/DB semantics on the memory backend."""
+class TestContainersReference(ContainerConformance, ReferenceFixtures):
+    """RD/RL/DB semantics on the reference backend."""
 
 
 # --------------------------------------------------------------------------- the kit itself
 
 
-class GlobScanBackend(memory.MemoryBackend):  # type: ignore[misc, name-defined]
+class GlobScanBackend(ReferenceBackend):
     """Broken on purpose: scans treat ``*``, ``?`` and ``[`` in a prefix as patterns."""
 
     def scan_iter(self, match: str | None = None, count: int | None = None, **kw: Any) -> Any:
@@ -52,7 +51,7 @@ class GlobScanBackend(memory.MemoryBackend):  # type: ignore[misc, name-defined]
         return super().scan_iter(match=match, count=count, **kw)
 
 
-class ReversedListBackend(memory.MemoryBackend):  # type: ignore[misc, name-defined]
+class ReversedListBackend(ReferenceBackend):
     """Broken on purpose: whole-list reads come back in reverse order."""
 
     def lrange(self, name: Any, start: int, end: int) -> Any:
@@ -61,7 +60,7 @@ class ReversedListBackend(memory.MemoryBackend):  # type: ignore[misc, name-defi
 
 
 def test_the_kit_leaves_the_store_as_it_found_it() -> None:
-    backend = memory.MemoryBackend.new()
+    backend = ReferenceBackend()
     backend.set("user:data", b"keep me")
     factory = DBFactory(backend, None)
     db = factory()
@@ -75,7 +74,7 @@ def test_the_kit_leaves_the_store_as_it_found_it() -> None:
 
 
 def test_the_kit_catches_glob_matching_in_scans() -> None:
-    factory = DBFactory(GlobScanBackend.new(), None)
+    factory = DBFactory(GlobScanBackend(), None)
     try:
         with pytest.raises(AssertionError):
             NamespaceConformance().test_delete_prefix_only_deletes_its_own(factory, "a*", "ab")
@@ -84,7 +83,7 @@ def test_the_kit_catches_glob_matching_in_scans() -> None:
 
 
 def test_the_kit_catches_misordered_list_reads() -> None:
-    factory = DBFactory(ReversedListBackend.new(), None)
+    factory = DBFactory(ReversedListBackend(), None)
     try:
         db = factory()
         db["l"] = list(BASE)
@@ -95,7 +94,7 @@ def test_the_kit_catches_misordered_list_reads() -> None:
 
 
 def test_the_kit_catches_lost_deletes() -> None:
-    class NoDeleteBackend(memory.MemoryBackend):  # type: ignore[misc, name-defined]
+    class NoDeleteBackend(ReferenceBackend):
         """Broken on purpose: deleting keys outside a transaction does nothing."""
 
         def delete(self, *names: Any) -> int:
@@ -103,7 +102,7 @@ def test_the_kit_catches_lost_deletes() -> None:
 
     # Namespace deletion goes through transactional units, so the storage kit is what
     # catches a broken direct ``delete``.
-    backend = NoDeleteBackend.new()
+    backend = NoDeleteBackend()
     key = KeyMaker(f"kit-{uuid.uuid4().hex[:8]}:")
     try:
         with pytest.raises(AssertionError):

@@ -9,7 +9,7 @@ Three harnesses live here, importable by child processes (tests run with
   mutation, and a clean ``db.check()``. Repeated hundreds of times.
 * :func:`tripwire_campaign`: the same, but the child dies at store write
   number N (an SQL statement, a command on a Redis socket; see
-  :mod:`etcher.testing.faults`) for N = 1, 2, ... until the mutation gets
+  :mod:`etcher.testing._harness.faults`) for N = 1, 2, ... until the mutation gets
   through untouched: every single write of it has been a crash point.
 * :func:`soak_worker`: one of several processes doing random reads, writes,
   deletes and transactions on shared structures for a while; the parent
@@ -42,7 +42,7 @@ from typing import Any
 
 from etcher.containers import RD
 from etcher.db import DB
-from etcher.testing.faults import Tripwire
+from etcher.testing._harness.faults import Tripwire
 
 COUNTERS = ("hits", "moves")
 """Counters the workload touches (they live beside the data, so they are read apart)."""
@@ -642,7 +642,7 @@ def tripwire_campaign(
     """Kill a child at *every* store write of each workload operation in turn.
 
     ``arm(tripwire)`` installs the crash points in the child before it opens
-    its store (e.g. :func:`~etcher.testing.faults.arm_sqlite`); counting
+    its store (e.g. ``etcher_sqlite.testing.arm_sqlite``); counting
     starts once the store is open. For write number N = 1, 2, ... the child
     dies there; when the operation completes without reaching N, every write
     has been a crash point and the next operation starts.

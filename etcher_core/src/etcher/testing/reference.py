@@ -1,15 +1,25 @@
 """A small, obviously-correct storage backend: the kit's "known good" reference.
 
-Pure Python, dict based, one re-entrant lock per store. It exists to test the
-conformance kit itself (the kit must pass against it, and fail against the
-deliberately broken variants in ``kit_broken_backends``), so it favours
-clarity over speed.
+Pure Python, dict based, one re-entrant lock per store; it favours clarity over
+speed. It passes the whole conformance kit, and serves three purposes:
+
+* etcher-core's own tests run on it, so core is tested with no other
+  distribution installed;
+* the kit's meta-tests check that the kit passes it and fails deliberately
+  broken variants of it;
+* it is the baseline of etcher's differential tests (the same random program
+  run on every backend must give the same trace as here), and a starting point
+  for a backend author (``examples/etcher-dictstore`` is the packaged version).
 
 Stores are named: ``ReferenceBackend.from_url("ref://name")`` opens the
 process-wide store ``name`` and every backend opened on that name shares it,
 even after the others were closed. That lets one process exercise the kit's
-"second connection" and "reopen" tests; ``ref://`` with no name gives a
-fresh private store.
+"second connection" and "reopen" tests; ``ref://`` with no name gives a fresh
+private store. Nothing is ever written to disk, and other processes cannot see
+a store (``multiprocess`` is False).
+
+It is not registered with etcher's backend registry: :func:`register` adds it
+(scheme ``ref``) at runtime, for tests that open stores by URL.
 """
 
 from __future__ import annotations
@@ -33,6 +43,8 @@ from etcher.errors import (
     WatchError,
     WrongTypeError,
 )
+from etcher.globs import glob_to_regex
+from etcher.hookspecs import hookimpl
 from etcher.spec import Capabilities
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -79,29 +91,6 @@ def checked_add(current: int, amount: int) -> int:
     return result
 
 
-def glob_to_regex(pattern: str) -> re.Pattern[bytes]:
-    """Redis glob rules (``*``, ``?``, ``[...]``, ``\\`` escapes) as a compiled regex."""
-    out: list[str] = []
-    chars = iter(pattern)
-    for char in chars:
-        if char == "\\":
-            out.append(re.escape(next(chars, "\\")))
-        elif char == "*":
-            out.append(".*")
-        elif char == "?":
-            out.append(".")
-        elif char == "[":
-            members: list[str] = []
-            for inner in chars:
-                if inner == "]":
-                    break
-                members.append(re.escape(next(chars, "\\")) if inner == "\\" else re.escape(inner))
-            out.append("[" + "".join(members) + "]" if members else "(?!)")
-        else:
-            out.append(re.escape(char))
-    return re.compile("".join(out).encode(), re.DOTALL)
-
-
 def list_span(length: int, start: int, end: int) -> tuple[int, int]:
     """Redis' inclusive ``start``/``end`` as a clipped Python half-open span."""
     if start < 0:
@@ -117,7 +106,8 @@ def list_span(length: int, start: int, end: int) -> tuple[int, int]:
 class Store:
     """The shared state: data, a version per key (for WATCH), and the lock."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "") -> None:
+        self.name = name  # "" for a private store
         self.data: dict[bytes, Entry] = {}
         self.versions: dict[bytes, int] = {}
         self.clock = itertools.count(1)
@@ -135,7 +125,9 @@ _STORES_LOCK = threading.Lock()
 def named_store(name: str) -> Store:
     """The process-wide store called ``name`` (created on first use)."""
     with _STORES_LOCK:
-        return _STORES.setdefault(name, Store())
+        if name not in _STORES:
+            _STORES[name] = Store(name)
+        return _STORES[name]
 
 
 def drop_store(name: str) -> None:
@@ -528,6 +520,11 @@ class ReferenceBackend(ReferenceCommands):
             raise StorageError(f"{type(self).__name__} is closed")
         return object.__getattribute__(self, name)
 
+    def __repr__(self) -> str:
+        name = self._store.name
+        where = f"{SCHEME}://{name}" if name else "a private store"
+        return f"<{type(self).__name__} {where!r}{' closed' if self._closed else ''}>"
+
     def pipeline(self, transaction: bool = True) -> ReferencePipeline:
         return self.pipeline_class(self, transaction)
 
@@ -544,3 +541,48 @@ class ReferenceBackend(ReferenceCommands):
 
     def close(self) -> None:
         self._closed = True
+
+
+# --------------------------------------------------------------------------- registration
+
+BACKEND_NAME = "reference"
+SCHEME = "ref"
+
+
+class ReferencePlugin:
+    """An etcher plugin object announcing the reference backend (``ref://name``)."""
+
+    @hookimpl
+    def etcher_register_backends(self, register: Any) -> None:
+        """Register :class:`ReferenceBackend` under the ``ref`` scheme."""
+        register(
+            BACKEND_NAME,
+            schemes=[SCHEME],
+            target=ReferenceBackend,
+            description="etcher's known-good reference backend, in process memory (tests only)",
+        )
+
+
+def register() -> None:
+    """Make ``ref://name`` URLs open :class:`ReferenceBackend` in the default registry.
+
+    Idempotent. The registry is process-wide: a test session that resets it
+    (``etcher.registry.reset_registry()``) must call this again.
+    """
+    from etcher import registry
+
+    if SCHEME not in registry.get_registry().schemes:
+        registry.get_registry().add_plugin(ReferencePlugin(), name=BACKEND_NAME)
+
+
+__all__ = [
+    "BACKEND_NAME",
+    "SCHEME",
+    "ReferenceBackend",
+    "ReferencePipeline",
+    "ReferencePlugin",
+    "Store",
+    "drop_store",
+    "named_store",
+    "register",
+]

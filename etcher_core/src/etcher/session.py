@@ -1,0 +1,368 @@
+"""The session: what every operation on one namespace needs, below the DB and the handles.
+
+A :class:`Session` owns the store connection and the per-process state of
+one open namespace: the backend, its :class:`~etcher.layout.Layout`, the
+uid factory, the retry policy, the direct reader, the queue of pins to
+release, the store identity, the garbage reclaimer and the ``popitem``
+order hints. Handles (:class:`~etcher.containers.RD`/``RL``) hold a session
+and call it directly; the :class:`~etcher.db.DB` façade opens one and
+exposes the public API over it.
+
+Operations go through four entry points:
+
+* :meth:`Session.reader` for single reads (atomic each, nothing watched);
+* :meth:`Session.mutate` runs ``fn(graph)`` as one retried write unit;
+* :meth:`Session.snapshot` runs a read-only ``fn(graph)`` on one consistent state;
+* :meth:`Session.handle` makes a handle for a uid.
+
+A :class:`TransactionSession` is the same namespace bound to one open
+transaction unit (while it has one): its reads are watched and its writes
+buffered in that unit. It shares everything else with the session it was
+made from.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import threading
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from etcher.errors import ClosedError
+from etcher.graph import Graph
+from etcher.layout import ROOT, Layout, UidFactory
+from etcher.reclaim import Reclaimer
+from etcher.unit import CallerCode, DirectReader, RetryPolicy, Unit
+
+if TYPE_CHECKING:
+    from etcher.spec import StorageBackend
+
+T = TypeVar("T")
+
+
+class OrderHints:
+    """Per-process memory of dict item order, so repeated ``popitem()`` calls are O(1).
+
+    For a few recently popped dicts it keeps ``(stamp, [(field, seq), ...])``:
+    the dict's next-sequence header when the order was read, and the items
+    below the last one popped, oldest first. An entry is only a hint: every
+    use re-checks, inside the unit, that the stamp is unchanged (nothing was
+    inserted since) and that the chosen item still holds its sequence number.
+    """
+
+    __slots__ = ("_entries", "_lock")
+
+    LIMIT = 16
+    """Dicts remembered at once (least recently used are forgotten)."""
+
+    def __init__(self) -> None:
+        self._entries: collections.OrderedDict[
+            str, tuple[bytes | None, list[tuple[bytes, int]]]
+        ] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, uid: str) -> tuple[bytes | None, list[tuple[bytes, int]]] | None:
+        with self._lock:
+            entry = self._entries.get(uid)
+            if entry is not None:
+                self._entries.move_to_end(uid)
+            return entry
+
+    def remember(self, uid: str, stamp: bytes | None, order: list[tuple[bytes, int]]) -> None:
+        with self._lock:
+            self._entries[uid] = (stamp, order)
+            self._entries.move_to_end(uid)
+            while len(self._entries) > self.LIMIT:
+                self._entries.popitem(last=False)
+
+    def trim(self, uid: str, used: Any, cut: int) -> None:
+        """Drop the popped item and the ones found gone above it (never re-added: a
+        re-insertion changes the stamp)."""
+        with self._lock:
+            entry = self._entries.get(uid)
+            if entry is not None and entry is used:
+                del entry[1][cut:]
+
+    def forget(self, uid: str) -> None:
+        with self._lock:
+            self._entries.pop(uid, None)
+
+    def reset_after_fork(self) -> None:
+        """Start empty with a fresh lock (in a forked child, where another thread of the
+        parent may have held the old one: acquiring it could block forever)."""
+        self._entries = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+
+class Session:
+    """One open namespace of one store: the state and plumbing its operations share.
+
+    The attributes are plain (no properties) because handles read them on
+    every access. ``owner`` is the public object handles report as their
+    ``.db``; ``make_handle(session, uid)`` builds a handle (given by the layer
+    that defines handles, so this module does not depend on it).
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "backend",
+        "closed",
+        "direct",
+        "hints",
+        "layout",
+        "link_field",
+        "make_handle",
+        "owner",
+        "prefix",
+        "reclaim",
+        "retry",
+        "store_id",
+        "uids",
+        "unpins",
+    )
+
+    backend: StorageBackend
+    closed: bool
+    direct: DirectReader
+    hints: OrderHints
+    layout: Layout
+    link_field: str
+    make_handle: Callable[[Session, str], Any]
+    owner: Any
+    prefix: str
+    reclaim: Reclaimer
+    retry: RetryPolicy
+    store_id: str
+    uids: UidFactory
+    unpins: collections.deque[str]
+
+    def __init__(
+        self,
+        backend: StorageBackend,
+        store_id: str,
+        prefix: str,
+        *,
+        grace: float,
+        retry: RetryPolicy,
+        link_field: str,
+        make_handle: Callable[[Session, str], Any],
+        owner: Any = None,
+    ) -> None:
+        self.backend = backend
+        self.store_id = store_id
+        self.retry = retry
+        self.uids = UidFactory()
+        self.direct = DirectReader(backend)
+        self.unpins = collections.deque()
+        self.hints = OrderHints()
+        self.link_field = link_field
+        self.make_handle = make_handle
+        self.owner = owner
+        self.closed = False
+        self.layout = Layout(prefix, grace=grace)
+        self.prefix = self.layout.prefix
+        self.reclaim = Reclaimer(self.layout)
+        self.layout.on_retire = self.reclaim.learn
+        _LIVE_SESSIONS[id(self)] = self
+
+    # --- the entry points handles use -------------------------------------------------
+    def reader(self) -> DirectReader | Unit:
+        """Where single reads go: the backend directly (each read atomic on its own)."""
+        if self.closed:
+            self._refuse()
+        return self.direct
+
+    def mutate(self, fn: Callable[[Graph], T]) -> T:
+        """Run ``fn(graph)`` as one atomic, retried write unit; return its result."""
+        if self.closed:
+            self._refuse()
+        if self.unpins:
+            self.process_unpins()
+        return self.write(fn)
+
+    def snapshot(self, fn: Callable[[Graph], T]) -> T:
+        """Run a read-only ``fn(graph)`` so that everything it reads is one consistent state."""
+        if self.closed:
+            self._refuse()
+        layout = self.layout
+        return self.retry.run(self.backend, lambda u: fn(Graph(layout, u)), write=False)
+
+    def handle(self, uid: str) -> Any:
+        """A handle of the right class for node ``uid`` (no store access)."""
+        return self.make_handle(self, uid)
+
+    def release_pin(self, uid: str, pid: int | None = None) -> None:
+        """Queue the release of ``uid``'s pin (its ``RD(db)`` handle was dropped)."""
+        # Runs from a weakref finalizer, possibly mid-operation or at exit: only queue it.
+        # A pin belongs to the process that made it: a forked child dropping its inherited
+        # copy of the handle must not free a node the parent still holds.
+        if pid is None or pid == os.getpid():
+            self.unpins.append(uid)
+
+    def order_hints(self) -> OrderHints | None:
+        """The ``popitem`` order cache, or None where remembering an order would be wrong."""
+        return self.hints
+
+    def in_transaction(self) -> bool:
+        """True while reads and writes go through an open transaction unit."""
+        return False
+
+    # --- plumbing -------------------------------------------------------------------
+    def write(self, fn: Callable[[Graph], T]) -> T:
+        """Run ``fn`` in a retried write unit; a bounded sweep of expired garbage rides along."""
+        layout, reclaim = self.layout, self.reclaim
+        taken: list[tuple[float, str]] = []  # swept by the latest attempt, if it commits
+
+        def attempt(u: Unit) -> T:
+            reclaim.give_back(taken)  # an earlier attempt did not commit
+            g = Graph(layout, u)
+            result = fn(g)
+            taken.extend(reclaim.piggyback(g))
+            return result
+
+        try:
+            return self.retry.run(self.backend, attempt)
+        except BaseException:
+            reclaim.give_back(taken)
+            raise
+
+    def process_unpins(self) -> None:
+        """Release, in one write, every pin queued by dropped handles."""
+        uids = []
+        while self.unpins:
+            uids.append(self.unpins.popleft())
+
+        def op(g: Graph) -> None:
+            for uid in uids:
+                g.unpin(uid)
+            g.collect()
+
+        self.write(op)
+
+    def check_open(self) -> None:
+        if self.closed:
+            self._refuse()
+
+    def _refuse(self) -> None:
+        raise ClosedError("this DB is closed; open a new DB(...) to go on")
+
+    def init_namespace(self) -> None:
+        """Make sure the namespace root exists; learn the namespace's pending garbage."""
+        layout = self.layout
+
+        def op(u: Unit) -> dict[bytes, bytes]:
+            # The pending garbage rides in the batch that reads the root's header anyway.
+            u.load(hashes=(layout.refs(ROOT), layout.pending))
+            Graph(layout, u).require(ROOT)
+            return u.hgetall(layout.pending)
+
+        self.reclaim.reset(self.retry.run(self.backend, op))
+
+    def _after_fork_in_child(self) -> None:
+        # Releases queued before the fork are the parent's to send; node ids are reset by
+        # the UidFactory itself, connections by the backend.
+        self.unpins.clear()
+        self.hints.reset_after_fork()
+
+
+class TransactionSession(Session):
+    """A session bound to one transaction unit at a time (``unit``; None between transactions).
+
+    While a unit is open, reads are watched by it and writes are buffered in
+    it; otherwise it behaves exactly like the session it was made from, whose
+    backend, namespace, uid factory, reclaimer and pin queue it shares.
+    """
+
+    __slots__ = ("parent", "unit")
+
+    parent: Session
+    unit: Unit | None
+
+    def __init__(self, parent: Session, owner: Any) -> None:
+        # Shared by reference, attribute by attribute: the transaction is the same namespace.
+        self.parent = parent
+        self.backend = parent.backend
+        self.store_id = parent.store_id
+        self.retry = parent.retry
+        self.uids = parent.uids
+        self.direct = parent.direct
+        self.unpins = parent.unpins
+        self.hints = parent.hints
+        self.link_field = parent.link_field
+        self.make_handle = parent.make_handle
+        self.layout = parent.layout
+        self.prefix = parent.prefix
+        self.reclaim = parent.reclaim
+        self.closed = False
+        self.owner = owner
+        self.unit = None
+
+    def reader(self) -> DirectReader | Unit:
+        unit = self.unit
+        if unit is not None:
+            return unit
+        self.parent.check_open()
+        return self.direct
+
+    def mutate(self, fn: Callable[[Graph], T]) -> T:
+        unit = self.unit
+        if unit is None:
+            return self.parent.mutate(fn)
+        layout = self.layout
+        return _in_savepoint(unit, lambda: fn(Graph(layout, unit)))
+
+    def snapshot(self, fn: Callable[[Graph], T]) -> T:
+        unit = self.unit
+        if unit is None:
+            return self.parent.snapshot(fn)
+        layout = self.layout
+        # Reads may write too (a deleted namespace's root is recreated): same guarantee.
+        return _in_savepoint(unit, lambda: fn(Graph(layout, unit)))
+
+    def release_pin(self, uid: str, pid: int | None = None) -> None:
+        self.parent.release_pin(uid, pid)
+
+    def order_hints(self) -> OrderHints | None:
+        # Inside an open transaction nothing is committed yet: remembering would be premature.
+        return None if self.unit is not None else self.parent.hints
+
+    def in_transaction(self) -> bool:
+        return self.unit is not None
+
+    def check_open(self) -> None:
+        self.parent.check_open()
+
+
+def _in_savepoint(unit: Unit, call: Callable[[], T]) -> T:
+    """Run one operation of a transaction so that it applies all of its writes or none."""
+    while True:
+        unit.savepoint()
+        try:
+            result = call()
+        except CallerCode as needed:
+            unit.rollback()
+            needed.work()  # caller code: between the operation's tries, never inside one
+            continue
+        except BaseException:
+            unit.rollback()
+            raise
+        unit.release()
+        return result
+
+
+# Weak, so tracking a session for fork() never keeps it (or its store) alive; keyed by id
+# because equal sessions (same store and namespace) are still separate objects to reset.
+_LIVE_SESSIONS: weakref.WeakValueDictionary[int, Session] = weakref.WeakValueDictionary()
+
+
+def _reset_sessions_in_child() -> None:
+    for session in list(_LIVE_SESSIONS.values()):
+        session._after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_reset_sessions_in_child)
+
+
+__all__ = ["OrderHints", "Session", "TransactionSession"]

@@ -1,0 +1,103 @@
+"""Storage conformance, ``unit_scope()`` of locking backends (:class:`ScopeConformance`)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from etcher.spec import StorageBackend
+from etcher.testing.fixtures import KeyMaker, RawAccess
+
+# --------------------------------------------------------------------------- threads
+
+
+class ScopeConformance:
+    """``unit_scope()`` of backends declaring ``locking_units`` (see ``etcher.spec.UnitScopes``)."""
+
+    @pytest.mark.etcher_requires("locking_units")
+    def test_scope_commits_everything_on_exit(
+        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
+    ) -> None:
+        s, h = key("s"), key("h")
+        with backend.unit_scope(True) as held:  # type: ignore[attr-defined]
+            assert held is True
+            backend.set(s, b"1")
+            pipe = backend.pipeline()
+            pipe.multi()
+            pipe.hset(h, b"f", b"v")
+            pipe.incr(key("n"))
+            assert pipe.execute() == [1, 1]
+            # Reads inside the scope see its own writes, directly and through pipelines.
+            assert backend.get(s) == b"1"
+            assert backend.pipeline(transaction=False).hgetall(h).execute() == [{b"f": b"v"}]
+        assert raw.get(s) == b"1"
+        assert raw.hgetall(h) == {b"f": b"v"}
+        assert raw.get(key("n")) == b"1"
+
+    @pytest.mark.etcher_requires("locking_units")
+    def test_scope_rolls_everything_back_on_error(
+        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
+    ) -> None:
+        s, h = key("s"), key("h")
+        backend.set(s, b"before")
+        scope = backend.unit_scope(True)  # type: ignore[attr-defined]
+        with pytest.raises(RuntimeError, match="boom"), scope:
+            backend.set(s, b"during")
+            pipe = backend.pipeline()
+            pipe.multi()
+            pipe.hset(h, b"f", b"v")
+            pipe.execute()
+            raise RuntimeError("boom")
+        assert raw.get(s) == b"before"
+        assert raw.exists(h) == 0
+        backend.set(s, b"after")  # the backend is usable again
+        assert raw.get(s) == b"after"
+
+    @pytest.mark.etcher_requires("locking_units")
+    def test_a_scope_inside_a_scope_is_refused(
+        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
+    ) -> None:
+        s = key("s")
+        outer = backend.unit_scope(True)  # type: ignore[attr-defined]
+        with pytest.raises(RuntimeError), outer:
+            backend.set(s, b"outer")
+            with backend.unit_scope(False) as inner:  # type: ignore[attr-defined]
+                assert inner is False
+            # Leaving the refused scope must not have ended the outer one.
+            raise RuntimeError("roll the outer scope back")
+        assert raw.exists(s) == 0
+
+    @pytest.mark.etcher_requires("locking_units")
+    def test_read_scope_is_a_snapshot(
+        self, backend: StorageBackend, second_backend: StorageBackend, key: KeyMaker
+    ) -> None:
+        s = key("s")
+        backend.set(s, b"old")
+        with backend.unit_scope(False) as held:  # type: ignore[attr-defined]
+            assert held is True
+            assert backend.get(s) == b"old"
+            second_backend.set(s, b"new")
+            assert backend.get(s) == b"old"
+            assert backend.pipeline(transaction=False).get(s).execute() == [b"old"]
+        assert backend.get(s) == b"new"
+
+    @pytest.mark.etcher_requires("locking_units")
+    def test_write_scope_keeps_other_writers_out(
+        self, backend: StorageBackend, second_backend: StorageBackend, key: KeyMaker
+    ) -> None:
+        s, other = key("s"), key("other")
+        backend.set(s, b"0")
+        writer = threading.Thread(target=second_backend.set, args=(other, b"late"))
+        with backend.unit_scope(True):  # type: ignore[attr-defined]
+            value = backend.get(s)
+            writer.start()
+            # The other writer must wait for the scope: it is still blocked after a while.
+            writer.join(0.3)
+            assert writer.is_alive()
+            assert backend.get(other) is None
+            backend.set(s, value + b"1")
+        writer.join(30)
+        assert not writer.is_alive()
+        assert second_backend.get(s) == b"01"
+        assert second_backend.get(other) == b"late"
