@@ -10,7 +10,7 @@ import pytest
 from etcher import DB
 from etcher.errors import WrongTypeError
 from etcher.testing import BackendFactory, BackendFixtures
-from etcher.testing.instrument import CountingBackend
+from etcher.testing._harness.instrument import CountingBackend
 from etcher.testing.scripting import CheckedCommitConcurrency, CheckedCommitConformance
 from etcher_redis import scripting
 from etcher_redis.backend import RedisBackend
