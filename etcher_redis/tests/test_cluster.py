@@ -406,12 +406,14 @@ class DroppingTCPConnection(redis.Connection):
         chunks = [command] if isinstance(command, bytes | str) else list(command)
         payload = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks)
         transaction = payload.endswith(self.EXEC)
-        writes = transaction and b"WATCH" not in payload[:20] and len(payload) > 40
+        # A checked commit (one EVALSHA of etcher's script) is a transaction too.
+        script = b"\r\nEVALSHA\r\n" in payload[:40] or b"\r\nEVAL\r\n" in payload[:40]
+        writes = script or (transaction and b"WATCH" not in payload[:20] and len(payload) > 40)
         cls = type(self)
         if (cls.armed == "after-exec" and writes) or (
             cls.armed == "after-reply" and not transaction and b"INCRBY" in payload
         ):
-            self._want_list = cls.armed == "after-exec"
+            self._want_list = cls.armed == "after-exec" and not script
             self._drop_on_reply = True
             cls.arm(None)
             cls.fired = 1

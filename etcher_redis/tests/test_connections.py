@@ -20,6 +20,7 @@ from redis.crc import key_slot
 
 from etcher import DB
 from etcher.errors import BackendUnavailable
+from etcher_redis import scripting
 from etcher_redis.backend import RedisBackend
 from etcher_redis.client import EtcherPipeline
 from etcher_redis.testing import RedisServer, RedisServerError
@@ -216,6 +217,13 @@ class RecordingBackend(RedisBackend):
         pipe.server_label = self.server_label()
         pipe.log = self.log
         return pipe
+
+    def checked_commit(self, checks: Any, writes: Any) -> bool:
+        # The keys the script is handed in KEYS[], which cluster routing hashes.
+        keys, _argv = scripting.encode(checks, writes)
+        if keys:
+            self.log.append({_b(k) for k in keys})
+        return super().checked_commit(checks, writes)
 
 
 def slots(keys: set[bytes]) -> set[int]:

@@ -211,7 +211,8 @@ class PausingConnection(redis.UnixDomainSocketConnection):
         chunks = [command] if isinstance(command, bytes | str) else list(command)
         payload = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks)
         cls = type(self)
-        if cls.where is None or not payload.endswith(self.EXEC) or len(payload) < 100_000:
+        commit = payload.endswith(self.EXEC) or _is_script(payload)
+        if cls.where is None or not commit or len(payload) < 100_000:
             return super().send_packed_command(command, check_health)
         where, cls.where = cls.where, None
         cut = len(payload) // 2 if where == "mid-transaction" else len(payload)
@@ -280,6 +281,8 @@ class DroppingConnection(redis.UnixDomainSocketConnection):
     ``"after-exec"``: the next such transaction runs and its reply is read, then
     the connection drops as if the reply had been lost (everything applied, the
     client cannot know). ``"after-reply"``: the same for the next single command.
+    A checked commit (one script) counts as a transaction: ``"before-exec"`` sends
+    half of it.
     """
 
     MULTI = b"*1\r\n$5\r\nMULTI\r\n"
@@ -296,19 +299,22 @@ class DroppingConnection(redis.UnixDomainSocketConnection):
     def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         chunks = [command] if isinstance(command, bytes | str) else list(command)
         payload = b"".join(c.encode() if isinstance(c, str) else bytes(c) for c in chunks)
+        script = _is_script(payload)
         transaction = payload.endswith(self.EXEC)
-        has_writes = transaction and len(payload) > len(self.MULTI) + len(self.EXEC)
+        has_writes = script or (transaction and len(payload) > len(self.MULTI) + len(self.EXEC))
         cls = type(self)
         if cls.armed == "before-exec" and has_writes:
             cls.arm(None)
             cls.fired = 1
-            super().send_packed_command([payload[: -len(self.EXEC)]], check_health)
+            # Half a command (or a transaction without its EXEC): the server discards it.
+            cut = len(payload) // 2 if script else len(payload) - len(self.EXEC)
+            super().send_packed_command([payload[:cut]], check_health)
             self.disconnect()
             raise redis.ConnectionError("injected: connection dropped before EXEC")
         if (cls.armed == "after-exec" and has_writes) or (
-            cls.armed == "after-reply" and not transaction
+            cls.armed == "after-reply" and not transaction and not script
         ):
-            self._want_list = cls.armed == "after-exec"
+            self._want_list = cls.armed == "after-exec" and not script
             self._drop_on_reply = True
             cls.arm(None)
             cls.fired = 1
@@ -322,6 +328,12 @@ class DroppingConnection(redis.UnixDomainSocketConnection):
             self.disconnect()
             raise redis.ConnectionError("injected: connection dropped before the reply")
         return response
+
+
+def _is_script(payload: bytes) -> bool:
+    """Whether ``payload`` is a checked commit (one EVALSHA/EVAL of etcher's script)."""
+    head = payload[:40].upper()
+    return b"\r\nEVALSHA\r\n" in head or b"\r\nEVAL\r\n" in head
 
 
 @pytest.fixture

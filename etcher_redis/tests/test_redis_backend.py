@@ -13,7 +13,7 @@ from etcher.registry import Registry
 from etcher.spec import Capabilities, Pipeline, StorageBackend
 from etcher_redis import _plugin
 from etcher_redis.backend import RedisBackend
-from etcher_redis.client import EtcherPipeline
+from etcher_redis.client import EtcherPipeline, EtcherRedis
 from etcher_redis.cluster import RedisClusterBackend
 
 pytestmark = pytest.mark.redis
@@ -31,6 +31,7 @@ def test_satisfies_the_storage_protocol(backend: RedisBackend) -> None:
         atomic_batches=False,
         maintenance=False,
         subtree_reads=True,
+        checked_commits=True,
     )
 
 
@@ -325,3 +326,15 @@ def test_scan_iter_yields_a_key_scan_repeats_only_once(
 
     monkeypatch.setattr(backend, "scan", scan)
     assert list(backend.scan_iter(match="{t}:*")) == [b"{t}:a", b"{t}:b", b"{t}:c"]
+
+
+def test_every_private_redis_py_hook_the_client_overrides_exists() -> None:
+    # etcher_redis._compat names them; a redis-py that renamed one would leave the client
+    # silently unsafe (a lost reply re-sent, no WAIT after a commit) instead of failing.
+    from etcher_redis import _compat
+
+    assert _compat.missing_hooks() == []
+    for name in _compat.PIPELINE_METHODS:
+        assert name in vars(EtcherPipeline), name
+    for name in _compat.CLIENT_METHODS:
+        assert name in vars(EtcherRedis), name

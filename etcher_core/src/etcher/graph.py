@@ -120,13 +120,25 @@ class Graph:
         empty by the next write, and reads see an empty namespace.
         """
         if uid == ROOT:
-            if self.r.in_unit and not self.r.hgetall(self.layout.refs(ROOT)):
+            if (
+                self.r.in_unit
+                # The root carries no #d: a speculating unit checks it exists at its commit.
+                and not self.u.assume_live(self.layout.refs(ROOT), DEAD)
+                and not self.r.hgetall(self.layout.refs(ROOT))
+            ):
                 self.new_node(ROOT, KIND_DICT)
                 self.u.hset(self.layout.meta, b"layout", LAYOUT_VERSION)
                 # The namespace registry lives outside the namespace's hash slot; one
                 # MULTI/EXEC must stay in one slot (Redis Cluster), so it is noted after.
                 backend, name = self.u.backend, self.layout.prefix.encode()
                 self.u.after_commit.append(lambda: backend.hset(NAMESPACES_KEY, name, b"1"))
+            return
+        if (
+            self.r.in_unit
+            and writing is not False
+            # A speculating unit checks this at its commit instead of reading now.
+            and self.u.assume_live(self.layout.refs(uid), DEAD)
+        ):
             return
         header = self.header(uid)
         if DEAD in header and (self.r.in_unit if writing is None else writing):

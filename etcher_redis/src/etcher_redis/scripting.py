@@ -1,0 +1,290 @@
+"""Checked commits on Redis: one ``EVALSHA`` checks a unit's reads and applies its writes.
+
+A unit of work that reads with ``WATCH`` pays a round trip per ``WATCH``, and
+Redis up to 7.0 compares each newly watched key with every key the connection
+already watches, which makes a big unit quadratic. Here the unit reads
+without watching and commits with one Lua script that re-runs every read it
+made, compares the answers with what the unit saw, and only then applies the
+writes (see :class:`etcher.spec.CheckedCommits` for the contract).
+
+The script is sent by its SHA1 (``EVALSHA``); a server that does not know it
+(a restart, ``SCRIPT FLUSH``, another server behind the same address) answers
+``NOSCRIPT`` without running anything, and the call is repeated once with the
+script's text (``EVAL``), which also caches it again.
+
+Layout of the arguments (``KEYS`` holds every key the commit names, each once,
+so Redis Cluster can route it and check that they share one slot)::
+
+    ARGV = [number of checks, check..., number of writes, write...]
+    check = op, key index, op's arguments..., the expected answer
+        get/hget/lindex: [field or index], "1" value | "0" ""  (nil)
+        hlen/llen/exists: count;  hexists: field, "1" | "0"
+        hgetall: n, field, value, ... (n pairs);  lrange: start, end, n, item...
+    write = op, key index, n, n arguments of the Redis command after its key
+
+All checks run before any write; then every write is validated against the
+key types (and list lengths) it will meet, so a write that Redis would refuse
+is reported before anything is applied: a script is not rolled back when a
+command inside it fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import redis.exceptions
+
+from etcher.errors import ResponseError
+
+# Lua's unpack() pushes every argument on a C stack limited to about 8,000
+# values: long writes are split into commands of at most this many arguments.
+CHUNK = 1000
+
+SCRIPT = r"""
+local pos = 1
+local function take()
+  local v = ARGV[pos]
+  pos = pos + 1
+  return v
+end
+local function read(...)
+  local r = redis.pcall(...)
+  if type(r) == 'table' and r.err then return nil, true end
+  return r, false
+end
+local function same(r, flag, want)
+  if flag == '0' then return r == false end
+  return r == want
+end
+
+local checks = tonumber(take())
+for _ = 1, checks do
+  local op = take()
+  local key = KEYS[tonumber(take())]
+  local ok = false
+  if op == 'get' then
+    local r, e = read('GET', key)
+    local flag, want = take(), take()
+    ok = not e and same(r, flag, want)
+  elseif op == 'hget' or op == 'lindex' then
+    local arg = take()
+    local r, e = read(op == 'hget' and 'HGET' or 'LINDEX', key, arg)
+    local flag, want = take(), take()
+    ok = not e and same(r, flag, want)
+  elseif op == 'hlen' or op == 'llen' or op == 'exists' then
+    local r, e = read(string.upper(op), key)
+    ok = not e and r == tonumber(take())
+  elseif op == 'hexists' then
+    local r, e = read('HEXISTS', key, take())
+    ok = not e and r == tonumber(take())
+  elseif op == 'hgetall' then
+    local n = tonumber(take())
+    local r, e = read('HLEN', key)
+    ok = not e and r == n
+    if ok then
+      -- HLEN succeeded, so the key is a hash (or missing, and then n is 0).
+      for _ = 1, n do
+        local field, want = take(), take()
+        if redis.call('HGET', key, field) ~= want then
+          ok = false
+          break
+        end
+      end
+    end
+  elseif op == 'lrange' then
+    local s, e2, n = take(), take(), tonumber(take())
+    local r, e = read('LRANGE', key, s, e2)
+    ok = not e and #r == n
+    if ok then
+      for j = 1, n do
+        if r[j] ~= ARGV[pos + j - 1] then
+          ok = false
+          break
+        end
+      end
+    end
+    pos = pos + n
+  else
+    return redis.error_reply('ERR etcher checked commit: unknown check ' .. tostring(op))
+  end
+  if not ok then return 0 end
+end
+
+local writes = tonumber(take())
+local first = pos
+local kinds, lens = {}, {}
+local function kind(key)
+  local t = kinds[key]
+  if t == nil then
+    t = redis.call('TYPE', key)['ok']
+    kinds[key] = t
+  end
+  return t
+end
+local WRONGTYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value'
+local HASH = {hset = true, hdel = true}
+local LIST = {rpush = true, lpush = true, lpop = true, rpop = true, lset = true, ltrim = true}
+for _ = 1, writes do
+  local op = take()
+  local key = KEYS[tonumber(take())]
+  local n = tonumber(take())
+  local a = pos
+  pos = pos + n
+  if op == 'delete' then
+    kinds[key], lens[key] = 'none', 0
+  elseif op == 'set' then
+    if n ~= 1 then return redis.error_reply('ERR etcher checked commit: set takes a value') end
+    kinds[key], lens[key] = 'string', nil
+  elseif HASH[op] then
+    local t = kind(key)
+    if t ~= 'hash' and t ~= 'none' then return redis.error_reply(WRONGTYPE) end
+    if n == 0 or (op == 'hset' and n % 2 ~= 0) then
+      return redis.error_reply('ERR etcher checked commit: wrong number of arguments for ' .. op)
+    end
+    if op == 'hset' then kinds[key] = 'hash' end
+  elseif LIST[op] then
+    local t = kind(key)
+    if t ~= 'list' and t ~= 'none' then return redis.error_reply(WRONGTYPE) end
+    local len = lens[key]
+    if len == nil then
+      if t == 'list' then len = redis.call('LLEN', key) else len = 0 end
+    end
+    if op == 'rpush' or op == 'lpush' then
+      if n == 0 then
+        return redis.error_reply('ERR etcher checked commit: nothing to push')
+      end
+      len = len + n
+    elseif op == 'lpop' or op == 'rpop' then
+      local count = 1
+      if n > 0 then count = tonumber(ARGV[a]) end
+      len = math.max(len - count, 0)
+    elseif op == 'lset' then
+      if len == 0 then return redis.error_reply('ERR no such key') end
+      local i = tonumber(ARGV[a])
+      if i < 0 then i = i + len end
+      if i < 0 or i >= len then return redis.error_reply('ERR index out of range') end
+    else  -- ltrim
+      local s, e = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+      if s < 0 then s = s + len end
+      if e < 0 then e = e + len end
+      if s < 0 then s = 0 end
+      if e >= len then e = len - 1 end
+      if s > e or s >= len then len = 0 else len = e - s + 1 end
+    end
+    lens[key] = len
+    if len == 0 then kinds[key] = 'none' else kinds[key] = 'list' end
+  else
+    return redis.error_reply('ERR etcher checked commit: unknown write ' .. tostring(op))
+  end
+end
+
+pos = first
+for _ = 1, writes do
+  local op = take()
+  local key = KEYS[tonumber(take())]
+  local n = tonumber(take())
+  if op == 'delete' then
+    redis.call('DEL', key)
+  else
+    redis.call(op, key, unpack(ARGV, pos, pos + n - 1))
+  end
+  pos = pos + n
+end
+return 1
+"""
+
+SCRIPT_SHA = hashlib.sha1(SCRIPT.encode()).hexdigest()
+
+_SPLITTABLE = frozenset({"rpush", "lpush", "hdel", "hset"})
+_WRITES = frozenset(
+    {"set", "delete", "hset", "hdel", "rpush", "lpush", "lpop", "rpop", "lset", "ltrim"}
+)
+
+
+def _nullable(value: Any) -> list[Any]:
+    return [b"0", b""] if value is None else [b"1", value]
+
+
+def encode(
+    checks: Sequence[tuple[str, tuple[Any, ...], Any]],
+    writes: Sequence[tuple[str, tuple[Any, ...]]],
+) -> tuple[list[Any], list[Any]]:
+    """``KEYS`` and ``ARGV`` of the checked-commit script (layout in the module docstring)."""
+    keys: list[Any] = []
+    index: dict[Any, int] = {}
+
+    def key_index(key: Any) -> int:
+        found = index.get(key)
+        if found is None:
+            keys.append(key)
+            found = index[key] = len(keys)
+        return found
+
+    argv: list[Any] = [len(checks)]
+    for command, args, expected in checks:
+        key = args[0]
+        argv += (command, key_index(key))
+        if command == "get":
+            argv += _nullable(expected)
+        elif command in ("hget", "lindex"):
+            argv.append(args[1])
+            argv += _nullable(expected)
+        elif command in ("hlen", "llen", "exists"):
+            argv.append(int(expected))
+        elif command == "hexists":
+            argv += (args[1], 1 if expected else 0)
+        elif command == "hgetall":
+            argv.append(len(expected))
+            for item in expected.items():
+                argv += item
+        elif command == "lrange":
+            argv += (args[1], args[2], len(expected))
+            argv += expected
+        else:
+            raise ValueError(f"checked_commit cannot check {command!r}")
+    counted = len(argv)
+    argv.append(0)
+    total = 0
+    for command, args in writes:
+        key, rest = args[0], list(args[1:])
+        if command not in _WRITES:
+            raise ValueError(f"checked_commit cannot write {command!r}")
+        # CHUNK is even, so a hset's field/value pairs stay whole; pushing (or deleting
+        # fields) in consecutive pieces has the effect of one command with them all.
+        pieces = (
+            [rest[i : i + CHUNK] for i in range(0, len(rest), CHUNK)]
+            if command in _SPLITTABLE and len(rest) > CHUNK
+            else [rest]
+        )
+        where = key_index(key)
+        for piece in pieces:
+            argv += (command, where, len(piece))
+            argv += piece
+            total += 1
+    argv[counted] = total
+    return keys, argv
+
+
+def checked_commit(
+    run: Callable[..., Any],
+    checks: Sequence[tuple[str, tuple[Any, ...], Any]],
+    writes: Sequence[tuple[str, tuple[Any, ...]]],
+) -> bool:
+    """Run the checked-commit script through ``run(command, *args)``; True if it applied.
+
+    ``run`` sends one command on a client (its errors already etcher's). A
+    ``NOSCRIPT`` answer means nothing ran: the script's text is sent instead.
+    """
+    keys, argv = encode(checks, writes)
+    try:
+        result = run("EVALSHA", SCRIPT_SHA, len(keys), *keys, *argv)
+    except ResponseError as exc:
+        if not isinstance(exc.__cause__, redis.exceptions.NoScriptError):
+            raise
+        result = run("EVAL", SCRIPT, len(keys), *keys, *argv)
+    return bool(result)
+
+
+__all__ = ["CHUNK", "SCRIPT", "SCRIPT_SHA", "checked_commit", "encode"]

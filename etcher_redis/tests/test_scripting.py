@@ -1,0 +1,150 @@
+"""Checked commits on Redis: the kit's families, NOSCRIPT reloads and who may claim them."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+
+import pytest
+
+from etcher import DB
+from etcher.errors import WrongTypeError
+from etcher.testing import BackendFactory, BackendFixtures
+from etcher.testing._harness.instrument import CountingBackend
+from etcher.testing.scripting import CheckedCommitConcurrency, CheckedCommitConformance
+from etcher_redis import scripting
+from etcher_redis.backend import RedisBackend
+
+pytestmark = pytest.mark.redis
+
+
+class RedisFixtures(BackendFixtures):
+    @pytest.fixture
+    def make_backend(self, redis_server_url: str) -> BackendFactory:
+        return functools.partial(RedisBackend.from_url, redis_server_url)
+
+
+class TestRedisCheckedCommits(CheckedCommitConformance, RedisFixtures):
+    pass
+
+
+class TestRedisCheckedCommitConcurrency(CheckedCommitConcurrency):
+    @pytest.fixture
+    def store_url(self, redis_server_url: str) -> str:
+        return redis_server_url
+
+
+# --- Redis specifics ------------------------------------------------------------------
+
+
+@pytest.fixture
+def counting(redis_server_url: str) -> Iterator[CountingBackend]:
+    inner = RedisBackend.from_url(redis_server_url)
+    yield CountingBackend(inner)
+    inner.close()
+
+
+def test_the_script_is_sent_again_after_script_flush(backend: RedisBackend) -> None:
+    db = DB(backend=backend, prefix="noscript")
+    try:
+        db["l"] = [1]
+        handle = db["l"]
+        backend.script_flush()
+        handle.append(2)  # EVALSHA answers NOSCRIPT: the script's text goes instead
+        assert backend.script_exists(scripting.SCRIPT_SHA) == [True]
+        # Flushed between a unit's reads and its commit.
+        doc = db.transactor()
+        doc.watch()
+        value = doc["l"]()
+        backend.script_flush()
+        doc.multi()
+        doc["l"].append(len(value))
+        doc.execute()
+        assert db["l"]() == [1, 2, 2]
+    finally:
+        db.delete_prefix_immediately("noscript")
+
+
+def test_a_failing_script_leaves_the_store_untouched(backend: RedisBackend) -> None:
+    db = DB(backend=backend, prefix="badwrite")
+    try:
+        db["d"] = {"a": 1}
+        before = sorted(backend.scan_iter(match="{badwrite}*"))
+        contents = {k: backend.type(k) for k in before}
+        # A unit whose last write meets a key of the wrong type (damaged store).
+        from etcher.unit import Unit
+
+        unit = Unit(backend)
+        key = before[0].decode()
+        unit.hgetall(key)
+        unit.hset(key, b"x", b"1")
+        unit.list_op(key, "rpush", b"boom")
+        with pytest.raises(WrongTypeError):
+            unit.commit()
+        assert sorted(backend.scan_iter(match="{badwrite}*")) == before
+        assert {k: backend.type(k) for k in before} == contents
+        assert backend.hget(key, b"x") is None
+        assert db["d"]() == {"a": 1}
+    finally:
+        db.delete_prefix_immediately("badwrite")
+
+
+def test_fakeredis_claims_checked_commits_only_when_it_runs_lua() -> None:
+    fakeredis = pytest.importorskip("fakeredis")
+    import importlib.util
+
+    backend = RedisBackend.from_client(fakeredis.FakeRedis())
+    has_lua = importlib.util.find_spec("lupa") is not None
+    assert backend.capabilities.checked_commits is has_lua
+    assert RedisBackend.capabilities.checked_commits  # the class (a real server) does
+    db = DB(backend=backend, prefix="fake")
+    db["l"] = [1]
+    db["l"].append(2)
+    assert db["l"]() == [1, 2]
+
+
+SMALL = {"name": "x", "address": {"city": "P", "zip": 1}, "tags": [1, 2]}
+
+
+def test_round_trips_of_small_operations(counting: CountingBackend) -> None:
+    """Without contention, on nodes of a few fields (see docs/performance.md, round 2)."""
+    db = DB(backend=counting, prefix="trips")
+    try:
+        db["doc"] = SMALL
+        doc = db["doc"]
+        address, tags = doc["address"], doc["tags"]
+        trips = {}
+        for name, op in [
+            ("assign small doc", lambda: db.__setitem__("other", SMALL)),
+            ("assign scalar", lambda: db.__setitem__("n", 5)),
+            ("field write (handle)", lambda: address.__setitem__("city", "Q")),
+            ("field read (handle)", lambda: address["city"]),
+            ("append (handle)", lambda: tags.append(3)),
+            ("extend (handle)", lambda: tags.extend([4, 5])),
+            ("materialize (handle)", lambda: doc()),
+            ("delete small doc", lambda: db.__delitem__("other")),
+            ("delete scalar", lambda: db.__delitem__("n")),
+        ]:
+            counting.reset()
+            op()
+            trips[name] = counting.round_trips
+            assert counting.watched_keys == 0, name
+        assert trips == {
+            "assign small doc": 2,
+            "assign scalar": 2,
+            "field write (handle)": 2,
+            "field read (handle)": 1,
+            "append (handle)": 1,
+            "extend (handle)": 1,
+            "materialize (handle)": 4,
+            "delete small doc": 6,
+            "delete scalar": 2,
+        }, trips
+        assert db["doc"]() == {
+            "name": "x",
+            "address": {"city": "Q", "zip": 1},
+            "tags": [1, 2, 3, 4, 5],
+        }
+        assert db.check().ok
+    finally:
+        db.delete_prefix_immediately("trips")
