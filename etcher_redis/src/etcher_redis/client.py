@@ -140,6 +140,10 @@ READ_COMMANDS = frozenset(
 )
 """Commands that change nothing: safe to send again, and no replica has to confirm them."""
 
+READ_ONLY_SCRIPTS: set[str] = set()
+"""SHA-1 digests (and texts) of scripts that only read, such as the subtree walk: like
+READ_COMMANDS, no replica has to confirm them. Filled by the modules that define them."""
+
 
 class CommitOutcomeUnknown(BackendUnavailable):
     """A write was sent and its connection failed before the reply: applied or not, unknown.
@@ -332,12 +336,15 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
     ) -> Any:
         result = super()._send_command_parse_response(conn, command_name, *args, **options)
         # A single write (db.incr, the namespace registry) waits for replicas like a commit;
-        # a checked commit that found a conflict (0) wrote nothing to wait for.
+        # a checked commit that found a conflict (0), or a read-only script, wrote nothing.
         name = str(command_name).upper()
         if (
             self.wait_replicas
             and name not in READ_COMMANDS
-            and not (name in ("EVALSHA", "EVAL") and result == 0)
+            and not (
+                name in ("EVALSHA", "EVAL")
+                and (result == 0 or (len(args) > 1 and args[1] in READ_ONLY_SCRIPTS))
+            )
         ):
             wait_for_replicas(conn, self.wait_replicas, self.wait_timeout, self.server_label())
         return result
@@ -369,6 +376,7 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
 
 __all__ = [
     "READ_COMMANDS",
+    "READ_ONLY_SCRIPTS",
     "CommitOutcomeUnknown",
     "EtcherPipeline",
     "EtcherRedis",

@@ -25,6 +25,7 @@ from typing import Any
 import redis
 
 from etcher.spec import SubtreeChunk
+from etcher_redis.client import READ_ONLY_SCRIPTS
 
 WALK = """
 local cp, rp = ARGV[1], ARGV[2]
@@ -75,6 +76,7 @@ return {out, absent, frontier}
 
 
 WALK_SHA = hashlib.sha1(WALK.encode()).hexdigest()
+READ_ONLY_SCRIPTS.update((WALK_SHA, WALK))
 
 
 def _no_script(exc: BaseException) -> bool:
