@@ -2,7 +2,7 @@
 
     python benchmarks/codec_micro.py            # prints one line per (function, value)
     python benchmarks/codec_micro.py --json out.json
-    git show HEAD~1:etcher_core/src/etcher/codec.py > /tmp/old_codec.py
+    git show HEAD~1:etcher_core/src/etcher/_codec.py > /tmp/old_codec.py
     python benchmarks/codec_micro.py --against /tmp/old_codec.py   # old and new, interleaved
 
 Values are what real documents hold: short strings, small ints, floats, booleans,
@@ -19,7 +19,7 @@ import timeit
 from types import ModuleType
 from typing import Any
 
-from etcher import codec as current
+from etcher import _codec as current
 
 SCALARS: dict[str, Any] = {
     "str": "Oslo",

@@ -1,4 +1,4 @@
-"""etcher.store.Store: a whole store, seen without choosing (or creating) a namespace."""
+"""etcher._store.Store: a whole store, seen without choosing (or creating) a namespace."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from etcher import DB
+from etcher._store import NamespaceStats, Store
 from etcher.errors import ClosedError
-from etcher.store import NamespaceStats, Store
 
 pytest.importorskip("etcher_sqlite")
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from etcher import DB
-from etcher.jsonio import dumps
+from etcher._jsonio import dumps
 
 pytest.importorskip("etcher_sqlite", reason="the CLI tests use the SQLite backend")
 
@@ -169,6 +169,7 @@ from etcher_contrib.cli import main
 from etcher_contrib.cli.progress import Progress
 from etcher_sqlite.backend import SQLiteBackend
 from etcher_sqlite.pipeline import SQLitePipeline
+from etcher_redis.backend import RedisBackend
 
 where = os.environ["ETCHER_TEST_PAUSE"]
 state = {"phase": None, "paused": False}
@@ -214,6 +215,22 @@ def pausing(execute):
     return run
 
 
+def pausing_commit(commit):
+    def run(self, checks, writes):
+        # On Redis the import's one atomic write is a checked commit (one script).
+        big = state["phase"] == "storing" and len(writes) >= 1000
+        if big and where == "before-commit":
+            pause()
+        result = commit(self, checks, writes)
+        if big and result:
+            state["written"] = True
+            if where == "after-commit":
+                pause()  # the script applied every write at once
+        return result
+
+    return run
+
+
 def ending(end_scope):
     def run(self, conn, commit):
         end_scope(self, conn, commit)
@@ -227,6 +244,7 @@ Progress.stage, Progress.advance = staged, advanced
 SQLitePipeline.execute = pausing(SQLitePipeline.execute)
 SQLiteBackend._end_scope = ending(SQLiteBackend._end_scope)
 redis.client.Pipeline.execute = pausing(redis.client.Pipeline.execute)
+RedisBackend.checked_commit = pausing_commit(RedisBackend.checked_commit)
 raise SystemExit(main(sys.argv[1:]))
 """
 

@@ -1,4 +1,4 @@
-"""How the command line opens stores: through the registry and :class:`etcher.store.Store`.
+"""How the command line opens stores: through the registry and :class:`etcher._store.Store`.
 
 Run in-process (``cli.main([...])``) so a backend registered for the test with
 ``Registry.add_plugin`` is visible, as an installed third-party backend would be.
@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from etcher import DB, Store, hookimpl
-from etcher.registry import get_registry, reset_registry
+from etcher._registry import get_registry, reset_registry
 from etcher_contrib.cli import main
 
 sqlite_backend = pytest.importorskip("etcher_sqlite.backend", reason="uses the SQLite backend")

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from etcher.codec import (
+from etcher._codec import (
     Link,
     decode,
     decode_key,
@@ -290,7 +290,7 @@ def test_link_without_uid_is_corrupt() -> None:
 
 
 def test_lookup_keys_find_what_a_dict_would() -> None:
-    from etcher.codec import lookup_key
+    from etcher._codec import lookup_key
 
     assert lookup_key(True) == encode_key(1) and lookup_key(False) == encode_key(0)
     assert lookup_key(2.0) == encode_key(2)
@@ -351,7 +351,7 @@ ITEM_PIECES = [b"0", b"7", b"|", b"+", b"-", b" ", b"_", b"s", b"\xd9\xa1", b"\x
 
 @given(st.lists(st.sampled_from(ITEM_PIECES), max_size=8).map(b"".join) | st.binary(max_size=8))
 def test_dict_items_split_exactly_as_documented(raw: bytes) -> None:
-    from etcher.codec import item_value, split_item
+    from etcher._codec import item_value, split_item
 
     want = documented_item(raw)
     if want is None:
@@ -381,7 +381,7 @@ def test_safe_decode_agrees_with_decode_or_reports_corruption(raw: bytes) -> Non
 def test_ordered_and_decoded_items_follow_the_insertion_sequence(
     data: dict[Any, Any], rng: Any
 ) -> None:
-    from etcher.codec import decoded_items, ordered_items
+    from etcher._codec import decoded_items, ordered_items
 
     seqs = rng.sample(range(10_000), len(data))  # unique, in any order, with gaps
     content = {
@@ -413,7 +413,7 @@ def test_ordered_and_decoded_items_follow_the_insertion_sequence(
     ids=repr,
 )
 def test_ordered_and_decoded_items_refuse_corrupt_content(content: dict[bytes, bytes]) -> None:
-    from etcher.codec import decoded_items, ordered_items
+    from etcher._codec import decoded_items, ordered_items
 
     with pytest.raises(StoreCorrupt):
         decoded_items(content)

@@ -112,7 +112,7 @@ def test_delete_subtree_rounds_proportional_to_depth(db: DB, counting: CountingB
 def test_delete_with_a_grace_period_costs_the_same_rounds_then_sweeps_in_batches(
     counting: CountingBackend,
 ) -> None:
-    from etcher import reclaim
+    from etcher import _reclaim as reclaim
 
     db = DB(backend=counting, prefix="costs-grace", grace=600)
     db["anchor"] = 1
@@ -357,7 +357,7 @@ def test_default_namespace_is_remembered(counting: CountingBackend) -> None:
 
 def test_endless_conflicts_end_in_a_clear_timeout(db: DB) -> None:
     from etcher import ConflictTimeout
-    from etcher.unit import RetryPolicy
+    from etcher._unit import RetryPolicy
 
     db["a"] = {"n": 0}
     attempts = []

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from etcher import DB
-from etcher.jsonio import import_json
-from etcher.summary import MAX_CHARS
+from etcher._jsonio import import_json
+from etcher._summary import MAX_CHARS
 
 
 @pytest.fixture

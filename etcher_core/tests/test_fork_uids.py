@@ -6,7 +6,7 @@ import gc
 import os
 import weakref
 
-from etcher.layout import _FACTORIES, UidFactory
+from etcher._layout import _FACTORIES, UidFactory
 
 
 def test_child_factory_has_a_new_token_and_parent_keeps_its_own() -> None:

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from etcher import DB, EtcherError
-from etcher.jsonio import JSONFormatError, _Obj, _parse_iterative, dumps, loads
+from etcher._jsonio import JSONFormatError, _Obj, _parse_iterative, dumps, loads
 from etcher.testing.reference import ReferenceBackend
 
 

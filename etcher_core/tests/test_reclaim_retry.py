@@ -6,9 +6,10 @@ import uuid
 
 import pytest
 
-from etcher import DB, reclaim
-from etcher.graph import Graph
-from etcher.layout import ROOT
+from etcher import DB
+from etcher import _reclaim as reclaim
+from etcher._graph import Graph
+from etcher._layout import ROOT
 from etcher.testing.reference import drop_store
 
 

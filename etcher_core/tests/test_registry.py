@@ -19,10 +19,9 @@ from typing import Any, ClassVar
 import pytest
 
 import etcher
-import etcher.registry as registry_module
+import etcher._registry as registry_module
 from etcher import hookimpl
-from etcher.errors import BackendConflict, BackendNotFound, PluginError
-from etcher.registry import (
+from etcher._registry import (
     INSTALL_HINTS,
     BackendInfo,
     Registry,
@@ -35,6 +34,7 @@ from etcher.registry import (
     reset_registry,
     split_scheme,
 )
+from etcher.errors import BackendConflict, BackendNotFound, PluginError
 from etcher.spec import Capabilities
 
 # --- fakes ----------------------------------------------------------------------------

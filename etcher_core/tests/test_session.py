@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 
 from etcher import DB, RD
+from etcher._transactions import Transactor
 from etcher.errors import ClosedError
-from etcher.transactions import Transactor
 
 
 @pytest.fixture

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-import etcher.materialize as materialize_module
+import etcher._materialize as materialize_module
 from etcher import DB
-from etcher.graph import Graph
-from etcher.unit import Unit
+from etcher._graph import Graph
+from etcher._unit import Unit
 
 OLD = {"a": {"b": {"c": 1}}, "x": [1, 2]}
 NEW = {"a": {"b": {"c": 2}}, "x": [1, 2, 3]}

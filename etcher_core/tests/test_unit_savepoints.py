@@ -13,8 +13,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from etcher._unit import Unit
 from etcher.testing.reference import ReferenceBackend
-from etcher.unit import Unit
 
 HASHES = ["h1", "h2"]
 LISTS = ["l1", "l2"]

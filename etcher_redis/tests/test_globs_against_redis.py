@@ -14,8 +14,8 @@ import redis
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from etcher._layout import glob_escape
 from etcher.globs import glob_to_regex
-from etcher.layout import glob_escape
 
 pytestmark = pytest.mark.redis
 

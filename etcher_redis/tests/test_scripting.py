@@ -72,7 +72,7 @@ def test_a_failing_script_leaves_the_store_untouched(backend: RedisBackend) -> N
         before = sorted(backend.scan_iter(match="{badwrite}*"))
         contents = {k: backend.type(k) for k in before}
         # A unit whose last write meets a key of the wrong type (damaged store).
-        from etcher.unit import Unit
+        from etcher._unit import Unit
 
         unit = Unit(backend)
         key = before[0].decode()

@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from etcher import DB
-from etcher.codec import decode_key, encode_key, encode_scalar, safe_decode
+from etcher._codec import decode_key, encode_key, encode_scalar, safe_decode
 from etcher.errors import EtcherError, StoreCorrupt
 
 EXAMPLES = int(os.environ.get("ETCHER_FUZZ_EXAMPLES", "150") or 150)

@@ -43,22 +43,25 @@ FORBIDDEN_MODULES = {"pickle", "cPickle", "_pickle", "marshal", "shelve", "dill"
 FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__", "breakpoint", "input"}
 
 # Modules every read goes through: decoding, materializing, walking, checking, printing.
-READ_PATH = {"codec.py", "containers.py", "materialize.py", "graph.py", "unit.py", "check.py",
-             "summary.py", "equality.py", "layout.py", "db.py", "transactions.py",
-             "writer.py", "session.py", "namespace.py"}  # fmt: skip
+READ_PATH = {"_codec.py", "_containers.py", "_materialize.py", "_graph.py", "_unit.py", "_check.py",
+             "_summary.py", "_equality.py", "_layout.py", "_db.py", "_transactions.py",
+             "_writer.py", "_session.py", "_namespace.py"}  # fmt: skip
 # Dynamic attribute lookups on the read path, each reviewed: the name never comes from stored data.
 REVIEWED_GETATTR = {
-    ("unit.py", "getattr(pipe, op)"),  # op: the unit's own queue of list commands
+    ("_unit.py", "getattr(pipe, op)"),  # op: the unit's own queue of list commands
     # command: one of the unit's own read command names (hget, hgetall, lrange ...), recorded
     # by the unit itself to re-read them when it checks its reads; never from stored data.
-    ("unit.py", "getattr(self.backend, command)"),
-    ("unit.py", "getattr(pipe, command)"),
-    ("writer.py", "getattr(cls, '_etcher_uid', None)"),  # a constant name, on the class
-    ("db.py", "getattr(cls, 'from_client', None)"),
-    ("namespace.py", "getattr(session.backend, 'maintenance', None)"),
+    ("_unit.py", "getattr(self.backend, command)"),
+    ("_unit.py", "getattr(pipe, command)"),
+    ("_writer.py", "getattr(cls, '_etcher_uid', None)"),  # a constant name, on the class
+    ("_db.py", "getattr(cls, 'from_client', None)"),
+    ("_namespace.py", "getattr(session.backend, 'maintenance', None)"),
     # constant names: an optional backend attribute, and the session of RD(db, ...)'s db
-    ("db.py", "getattr(opened, 'store_identity', None)"),
-    ("containers.py", "getattr(db, '_session', None)"),
+    ("_db.py", "getattr(opened, 'store_identity', None)"),
+    ("_containers.py", "getattr(db, '_session', None)"),
+    # optional backend capabilities, looked up by constant name on the unit/reader
+    ("_graph.py", "getattr(self.r, 'preload_subtree', None)"),
+    ("_materialize.py", "getattr(graph.r, 'read_subtree', None)"),
 }
 
 

@@ -38,26 +38,26 @@ from etcher.errors import (
 __version__ = "0.3.0"
 
 _LAZY = {
-    "DB": "etcher.db",
-    "RD": "etcher.containers",
-    "RL": "etcher.containers",
+    "DB": "etcher._db",
+    "RD": "etcher._containers",
+    "RL": "etcher._containers",
     "hookimpl": "etcher.hookspecs",
-    "available_backends": "etcher.registry",
-    "open_backend": "etcher.registry",
+    "available_backends": "etcher._registry",
+    "open_backend": "etcher._registry",
     "Capabilities": "etcher.spec",
-    "RetryPolicy": "etcher.unit",
+    "RetryPolicy": "etcher._unit",
     "StorageBackend": "etcher.spec",
-    "Store": "etcher.store",
+    "Store": "etcher._store",
 }
 
 if _typing.TYPE_CHECKING:
-    from etcher.containers import RD, RL
-    from etcher.db import DB
+    from etcher._containers import RD, RL
+    from etcher._db import DB
+    from etcher._registry import available_backends, open_backend
+    from etcher._store import Store
+    from etcher._unit import RetryPolicy
     from etcher.hookspecs import hookimpl
-    from etcher.registry import available_backends, open_backend
     from etcher.spec import Capabilities, StorageBackend
-    from etcher.store import Store
-    from etcher.unit import RetryPolicy
 
 
 def __getattr__(name: str) -> object:
@@ -73,7 +73,7 @@ def __getattr__(name: str) -> object:
 
 def __dir__() -> list[str]:
     # Exactly the public names: importing a submodule makes it an attribute of this package
-    # (``etcher.db``), and helpers imported here are not API either, so neither is listed.
+    # (``etcher._db``), and helpers imported here are not API either, so neither is listed.
     return sorted({*__all__, *(n for n in globals() if n.startswith("__") and n.endswith("__"))})
 
 

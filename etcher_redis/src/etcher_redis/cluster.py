@@ -1,7 +1,7 @@
 """The Redis Cluster backend: many namespaces spread over many masters.
 
 etcher keeps every key of a namespace under one hash tag (``{P}:...``, see
-:mod:`etcher.layout`), so a namespace lives in one hash slot and so on one
+:mod:`etcher._layout`), so a namespace lives in one hash slot and so on one
 master. This backend sends each unit of work to that one master:
 
 * a single command goes to the master that owns its key's slot;

@@ -1,10 +1,10 @@
 """Server-side subtree reads on Redis (``capabilities.subtree_reads``): one Lua script.
 
-A document costs one round trip per :data:`etcher.materialize.SUBTREE_LIMIT`
+A document costs one round trip per :data:`etcher._materialize.SUBTREE_LIMIT`
 nodes instead of one per level. The script walks breadth-first from the roots
 it is given, reading each node's content key (``HGETALL`` for a dict,
 ``LRANGE`` for a list) and following the links in it, exactly as
-:func:`etcher.subtree.walk` does; a script runs atomically, so each answer is
+:func:`etcher._subtree.walk` does; a script runs atomically, so each answer is
 one state of the store. A walk that needs several calls is checked by the
 caller's unit like any other read (each node read is re-read at its end).
 

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from etcher._subtree import walk
 from etcher.spec import SubtreeChunk
-from etcher.subtree import walk
 
 
 class _Backend(Protocol):

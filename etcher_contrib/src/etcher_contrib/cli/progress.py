@@ -1,6 +1,6 @@
 """Progress bars for long commands: on a terminal only, quiet when piped.
 
-A :class:`Progress` is the :class:`etcher.jsonio.ProgressSink` the commands
+A :class:`Progress` is the :class:`etcher._jsonio.ProgressSink` the commands
 hand to the library. Each phase ("reading", "writing" ...) gets its own tqdm
 bar on stderr; a phase that is one blocking call (materializing, the final
 atomic write) shows its elapsed time through a ticker thread, so a long wait

@@ -26,7 +26,7 @@ def local_file(url: str) -> str | None:
     hook), so a third-party file backend is protected like SQLite: ``None``
     for servers, process memory and unknown schemes.
     """
-    from etcher.registry import local_path
+    from etcher._registry import local_path
 
     return local_path(url)
 
@@ -44,7 +44,7 @@ def remove_store_file(path: str) -> None:
 
 @contextlib.contextmanager
 def open_store(url: str, *, create: bool = False) -> Iterator[Store]:
-    """The whole store at ``url`` (an :class:`etcher.store.Store`); a missing store file is an
+    """The whole store at ``url`` (an :class:`etcher._store.Store`); a missing store file is an
     error unless ``create``."""
     from etcher import Store
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from etcher.db import DB
+from etcher._db import DB
 from etcher.errors import WatchError
 
 PROCESSES = 4
@@ -497,7 +497,7 @@ class ConcurrencyConformance:
     ) -> None:
         # An RD(db) pin belongs to the process that made it: a child that drops its
         # copy of the handle must not release it (the parent still holds the node).
-        from etcher.containers import RD
+        from etcher._containers import RD
 
         with self._db(store_url, ns) as db:
             kept = RD(db, {"a": [1, 2]})

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from etcher.containers import RD
-from etcher.db import DB
+from etcher._containers import RD
+from etcher._db import DB
 from etcher.errors import StaleHandleError
 
 
@@ -81,8 +81,8 @@ class EdgeConformance:
 
     # --------------------------------------------------------------- list commands
     def test_an_empty_push_is_never_queued(self, db: DB) -> None:
+        from etcher._unit import Unit
         from etcher.testing._harness.instrument import CountingBackend
-        from etcher.unit import Unit
 
         db["l"] = [1, 2]
         key = db._layout.content(db["l"].uid)

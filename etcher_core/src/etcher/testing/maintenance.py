@@ -34,11 +34,11 @@ from typing import Any
 
 import pytest
 
-from etcher.check import CHUNK
-from etcher.codec import encode_key, encode_link, item_value, link_target
-from etcher.db import DB
+from etcher._check import CHUNK
+from etcher._codec import encode_key, encode_link, item_value, link_target
+from etcher._db import DB
+from etcher._layout import ROOT
 from etcher.errors import StaleHandleError
-from etcher.layout import ROOT
 from etcher.testing._harness.instrument import CountingBackend
 
 WRITERS = 4

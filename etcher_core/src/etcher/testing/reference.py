@@ -567,9 +567,9 @@ def register() -> None:
     """Make ``ref://name`` URLs open :class:`ReferenceBackend` in the default registry.
 
     Idempotent. The registry is process-wide: a test session that resets it
-    (``etcher.registry.reset_registry()``) must call this again.
+    (``etcher._registry.reset_registry()``) must call this again.
     """
-    from etcher import registry
+    from etcher import _registry as registry
 
     if SCHEME not in registry.get_registry().schemes:
         registry.get_registry().add_plugin(ReferencePlugin(), name=BACKEND_NAME)

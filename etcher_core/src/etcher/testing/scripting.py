@@ -26,11 +26,11 @@ from typing import Any, cast
 
 import pytest
 
-from etcher.containers import RL
-from etcher.db import DB
+from etcher._containers import RL
+from etcher._db import DB
+from etcher._unit import RetryPolicy, Unit
 from etcher.errors import StaleHandleError, StoreIndexError, WatchError, WrongTypeError
 from etcher.spec import CheckedCommits, StorageBackend
-from etcher.unit import RetryPolicy, Unit
 
 PROCESSES = 3
 ROUNDS = 20

@@ -24,7 +24,7 @@ with the model and demands:
   one), the documented handle lifetime rule.
 
 The machine is backend-agnostic: :func:`run_container_machine` takes a
-zero-argument callable that opens a :class:`~etcher.db.DB` on a fresh
+zero-argument callable that opens a :class:`~etcher._db.DB` on a fresh
 namespace of the store under test. Its size is bounded for a fast suite and
 scales with the environment variables ``ETCHER_KIT_SCALE`` (multiplies the
 number of examples of every property test of the kit, e.g. ``10``) and
@@ -50,8 +50,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from etcher.containers import RD, RL, Node
-from etcher.db import DB
+from etcher._containers import RD, RL, Node
+from etcher._db import DB
 from etcher.errors import StaleHandleError
 from etcher.testing.models import (
     assert_same_shape,

@@ -17,16 +17,16 @@ without the capability::
 from __future__ import annotations
 
 import multiprocessing
-import pickle
 import threading
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 import pytest
 
-from etcher import materialize as materialize_module
-from etcher.codec import item_value, link_target
-from etcher.db import DB
-from etcher.layout import ROOT
+from etcher import _materialize as materialize_module
+from etcher._codec import item_value, link_target
+from etcher._db import DB
+from etcher._layout import ROOT
 from etcher.spec import StorageBackend, SubtreeReads
 from etcher.testing._harness.instrument import CountingBackend
 from etcher.testing.containers import ContainerFixtures, DBFactory
@@ -258,7 +258,8 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
             pytest.skip(f"{type(reader).__name__}.capabilities.multiprocess is False")
         if start == "spawn":
             try:
-                pickle.dumps(make_backend)
+                # The pickler a spawned process's arguments go through.
+                ForkingPickler.dumps(make_backend)
             except Exception:
                 pytest.skip("make_backend cannot be pickled for a spawned process")
         db = db_factory(grace=0)

@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export the value at PATH."""
-    from etcher.jsonio import export_json
+    from etcher._jsonio import export_json
 
     indent = None if args.compact else args.indent
     progress = Progress(wanted(args.progress))

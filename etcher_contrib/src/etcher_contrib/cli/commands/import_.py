@@ -43,7 +43,7 @@ def _read(name: str) -> bytes:
 
 def run(args: argparse.Namespace) -> int:
     """Import FILE at PATH."""
-    from etcher.jsonio import import_json
+    from etcher._jsonio import import_json
 
     data = _read(args.file)
     progress = Progress(wanted(args.progress))

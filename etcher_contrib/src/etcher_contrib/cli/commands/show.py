@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the summary (or JSON) of the value at PATH."""
-    from etcher.jsonio import export_json
+    from etcher._jsonio import export_json
 
     with open_db(args.url, args.namespace) as db:
         node, keys = paths.resolve(db, paths.parse(args.path))

@@ -40,8 +40,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from etcher.containers import RD
-from etcher.db import DB
+from etcher._containers import RD
+from etcher._db import DB
 from etcher.testing._harness.faults import Tripwire
 
 COUNTERS = ("hits", "moves")
@@ -115,7 +115,7 @@ def _short(value: Any) -> str:
 
 
 class Model:
-    """A plain-Python stand-in for a :class:`~etcher.db.DB`: the workload runs on it unchanged."""
+    """A plain-Python stand-in for a :class:`~etcher._db.DB`: the workload runs on it unchanged."""
 
     def __init__(self, data: dict[Any, Any] | None = None, counters: dict[str, int] | None = None):
         self.data: dict[Any, Any] = {} if data is None else data

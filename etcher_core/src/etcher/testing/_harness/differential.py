@@ -10,7 +10,7 @@ A *program* is a list of operations on a namespace (set, delete, update,
 append, insert, pop, slice assignment and deletion, sort, reverse, clear,
 links to existing nodes, reads, and transactions holding several of these),
 addressed by paths from the root. :func:`run_program` runs it on one
-:class:`~etcher.db.DB` and returns a :class:`Trace`: the outcome of every step
+:class:`~etcher._db.DB` and returns a :class:`Trace`: the outcome of every step
 (its result, or the type of the exception it raised), the materialized state
 after every step, and the final ``check()`` verdict. :func:`assert_same_traces`
 compares traces and names the first step where two backends disagree.
@@ -29,8 +29,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from etcher.containers import Node
-from etcher.db import DB
+from etcher._containers import Node
+from etcher._db import DB
 from etcher.testing.models import scalars, shaped_values
 
 Op = tuple[Any, ...]

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from etcher.containers import RD, RL, Node
-from etcher.db import DB
+from etcher._containers import RD, RL, Node
+from etcher._db import DB
+from etcher._layout import NAMESPACES_KEY, Layout
 from etcher.errors import (
     StaleHandleError,
 )
-from etcher.layout import NAMESPACES_KEY, Layout
 from etcher.spec import StorageBackend
 from etcher.testing.fixtures import BackendFactory, as_bytes, shares_store
 from etcher.testing.models import (
@@ -68,7 +68,7 @@ def purge_namespace(backend: StorageBackend, prefix: str) -> None:
 
 
 class DBFactory:
-    """Opens :class:`~etcher.db.DB` objects on the store under test and cleans up after them.
+    """Opens :class:`~etcher._db.DB` objects on the store under test and cleans up after them.
 
     ``factory()`` opens a DB on a brand-new namespace; ``factory(prefix)``
     opens (another DB object on) a given one; ``link_field=`` and ``grace=``

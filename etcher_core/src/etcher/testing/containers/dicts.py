@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from etcher.containers import RD, RL, Node
-from etcher.db import DB
+from etcher._containers import RD, RL, Node
+from etcher._db import DB
 from etcher.testing.containers._common import (
     ContainerFixtures,
     assert_clean,

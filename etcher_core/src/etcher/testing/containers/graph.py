@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from etcher.containers import RD, RL
-from etcher.db import DB
+from etcher._containers import RD, RL
+from etcher._db import DB
+from etcher._layout import Layout
 from etcher.errors import (
     ForeignNodeError,
     StaleHandleError,
     StoreCorrupt,
 )
-from etcher.layout import Layout
 from etcher.testing.containers._common import (
     ContainerFixtures,
     DBFactory,

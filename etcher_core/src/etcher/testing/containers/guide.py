@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from etcher.containers import RD, RL
-from etcher.db import DB
+from etcher._containers import RD, RL
+from etcher._db import DB
 from etcher.errors import (
     WATCH_MESSAGE,
     WatchError,

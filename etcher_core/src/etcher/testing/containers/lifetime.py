@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from etcher.db import DB
+from etcher._db import DB
+from etcher._layout import Layout
 from etcher.errors import (
     StaleHandleError,
 )
-from etcher.layout import Layout
 from etcher.spec import StorageBackend
 from etcher.testing.containers._common import (
     LONG_GRACE,
@@ -60,7 +60,7 @@ class HandleLifetimeConformance(ContainerFixtures):
     @pytest.fixture
     def later(self, monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
         """``later(s)``: from now on the reclaimer's clock reads ``s`` seconds ahead."""
-        from etcher import reclaim
+        from etcher import _reclaim as reclaim
 
         real = reclaim.clock
 
@@ -180,7 +180,7 @@ class HandleLifetimeConformance(ContainerFixtures):
     def test_later_writes_sweep_in_bounded_batches(
         self, db_factory: DBFactory, later: Callable[[float], None]
     ) -> None:
-        from etcher.reclaim import SWEEP_BATCH
+        from etcher._reclaim import SWEEP_BATCH
 
         db = db_factory(grace=30)
         db["n"] = 0
@@ -273,7 +273,7 @@ class HandleLifetimeConformance(ContainerFixtures):
         assert not list(backend.scan_iter(match=Layout(prefix).scan))
 
     def test_default_grace_keeps_old_handles_readable(self, db: DB) -> None:
-        from etcher.reclaim import DEFAULT_GRACE
+        from etcher._reclaim import DEFAULT_GRACE
 
         assert db.grace == DEFAULT_GRACE > 0
         db["a"] = {"v": [1]}

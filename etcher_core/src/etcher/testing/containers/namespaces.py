@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from etcher.containers import RL
-from etcher.db import DB
+from etcher._containers import RL
+from etcher._db import DB
 from etcher.errors import (
     WATCH_MESSAGE,
     ClosedError,

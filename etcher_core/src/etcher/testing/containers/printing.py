@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from etcher.db import DB
+from etcher._db import DB
 from etcher.testing.containers._common import (
     ContainerFixtures,
     DBFactory,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from etcher.db import DB
+from etcher._db import DB
 from etcher.testing.containers._common import (
     ContainerFixtures,
     DBFactory,

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from etcher.containers import RD, RL
-from etcher.db import DB
+from etcher._containers import RD, RL
+from etcher._db import DB
 from etcher.testing.containers._common import (
     ContainerFixtures,
     assert_clean,

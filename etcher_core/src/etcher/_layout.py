@@ -25,7 +25,7 @@ of a parent with the number of links from that parent.
 A node unlinked while a grace period is in force is not deleted at once: it
 becomes *pending* garbage. Its header gains ``#d`` (its expiry, as in
 ``{P}:g``), its content stays as it was, and it is listed in ``{P}:g`` until
-a sweep deletes its keys after the expiry (see :mod:`etcher.reclaim`).
+a sweep deletes its keys after the expiry (see :mod:`etcher._reclaim`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Optimistic transactions: the published transactor API and the Python-shaped one.
 
-A transaction is one :class:`~etcher.unit.Unit` that spans several
+A transaction is one :class:`~etcher._unit.Unit` that spans several
 operations. Everything read through it is watched, so it conflicts only when
 something it actually read (or wrote) changed; everything written through it
 is buffered, seen by its own later reads, and applied all at once at the end.
@@ -43,10 +43,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TypeVar
 
+from etcher._namespace import Namespace
+from etcher._session import TransactionSession
+from etcher._unit import RetryPolicy, Unit
 from etcher.errors import EtcherTypeError, TransactionError
-from etcher.namespace import Namespace
-from etcher.session import TransactionSession
-from etcher.unit import RetryPolicy, Unit
 
 T = TypeVar("T")
 

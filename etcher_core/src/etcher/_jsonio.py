@@ -1,7 +1,7 @@
 """JSON export and import that keep etcher's data model exact.
 
 The text convention and the text <-> Python conversion live in
-:mod:`etcher.jsontext` (re-exported here); this module adds the store side:
+:mod:`etcher._jsontext` (re-exported here); this module adds the store side:
 :func:`export_json` reads a stored value as one snapshot and writes it as
 etcher JSON, :func:`import_json` stores a document at a key path in one
 atomic write. Both take the namespace's public mapping API (a DB or a
@@ -14,14 +14,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
-from etcher.errors import (
-    EtcherIndexError,
-    EtcherKeyError,
-    EtcherTypeError,
-    JSONFormatError,
-    StaleHandleError,
-)
-from etcher.jsontext import (
+from etcher._jsontext import (
     _QUIET,
     ProgressSink,
     _convert,
@@ -33,14 +26,21 @@ from etcher.jsontext import (
     iter_json,
     loads,
 )
-from etcher.jsontext import _Obj as _Obj  # re-exported: the parser's tests reach it here
-from etcher.jsontext import _parse_iterative as _parse_iterative
-from etcher.writer import nodes_written
+from etcher._jsontext import _Obj as _Obj  # re-exported: the parser's tests reach it here
+from etcher._jsontext import _parse_iterative as _parse_iterative
+from etcher._writer import nodes_written
+from etcher.errors import (
+    EtcherIndexError,
+    EtcherKeyError,
+    EtcherTypeError,
+    JSONFormatError,
+    StaleHandleError,
+)
 
 if TYPE_CHECKING:
-    from etcher.db import DB
-    from etcher.namespace import Namespace
-    from etcher.transactions import Transactor
+    from etcher._db import DB
+    from etcher._namespace import Namespace
+    from etcher._transactions import Transactor
 
 __all__ = [
     "JSONFormatError",

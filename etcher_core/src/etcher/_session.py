@@ -1,11 +1,11 @@
 """The session: what every operation on one namespace needs, below the DB and the handles.
 
 A :class:`Session` owns the store connection and the per-process state of
-one open namespace: the backend, its :class:`~etcher.layout.Layout`, the
+one open namespace: the backend, its :class:`~etcher._layout.Layout`, the
 uid factory, the retry policy, the direct reader, the queue of pins to
 release, the store identity, the garbage reclaimer and the ``popitem``
-order hints. Handles (:class:`~etcher.containers.RD`/``RL``) hold a session
-and call it directly; the :class:`~etcher.db.DB` façade opens one and
+order hints. Handles (:class:`~etcher._containers.RD`/``RL``) hold a session
+and call it directly; the :class:`~etcher._db.DB` façade opens one and
 exposes the public API over it.
 
 Operations go through four entry points:
@@ -30,11 +30,11 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from etcher._graph import Graph
+from etcher._layout import ROOT, Layout, UidFactory
+from etcher._reclaim import Reclaimer
+from etcher._unit import CallerCode, DirectReader, RetryPolicy, Unit
 from etcher.errors import ClosedError
-from etcher.graph import Graph
-from etcher.layout import ROOT, Layout, UidFactory
-from etcher.reclaim import Reclaimer
-from etcher.unit import CallerCode, DirectReader, RetryPolicy, Unit
 
 if TYPE_CHECKING:
     from etcher.spec import StorageBackend

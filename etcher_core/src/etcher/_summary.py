@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from etcher.codec import decode_key, item_value, link_target, safe_decode
-from etcher.layout import is_dict
+from etcher._codec import decode_key, item_value, link_target, safe_decode
+from etcher._layout import is_dict
 
 MAX_ITEMS = 100
 #: Characters of a string a summary shows; the rest is counted, not printed.

@@ -1,8 +1,8 @@
 """etcher JSON text <-> plain Python values, exactly (no store involved).
 
-This is the text half of :mod:`etcher.jsonio`: it turns plain values
+This is the text half of :mod:`etcher._jsonio`: it turns plain values
 (dicts, lists, scalars, with sharing and cycles) into etcher JSON text and
-back. :mod:`etcher.jsonio` adds the store half (export a stored value,
+back. :mod:`etcher._jsonio` adds the store half (export a stored value,
 import a document into a namespace) and re-exports everything here.
 
 Plain JSON cannot say "these two places hold the *same* dict", cannot hold a

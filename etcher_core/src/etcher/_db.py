@@ -16,17 +16,17 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from etcher import transactions
-from etcher.containers import handle_for
+from etcher import _transactions as transactions
+from etcher._containers import handle_for
+from etcher._layout import DEFAULT_KEY, validate_prefix
+from etcher._namespace import Namespace
+from etcher._reclaim import validate_grace
+from etcher._registry import open_store
+from etcher._session import Session
+from etcher._transactions import Transactor
+from etcher._unit import RetryPolicy, Unit
 from etcher.errors import EtcherTypeError
-from etcher.layout import DEFAULT_KEY, validate_prefix
-from etcher.namespace import Namespace
-from etcher.reclaim import validate_grace
-from etcher.registry import open_store
-from etcher.session import Session
 from etcher.spec import StorageBackend
-from etcher.transactions import Transactor
-from etcher.unit import RetryPolicy, Unit
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -80,7 +80,7 @@ class DB(Namespace):
         ``DB("x.db", retry=RetryPolicy(max_attempts=10, timeout=2.0))``.
         ``db.transact(fn, retry=...)`` overrides it for one transaction.
     :param grace: seconds a node stays readable through old handles after a
-        write unlinked it (default 5; see :mod:`etcher.reclaim` and the handle
+        write unlinked it (default 5; see :mod:`etcher._reclaim` and the handle
         lifetime rule in docs/concepts.md). ``0`` reclaims unlinked nodes at once.
     :param options: passed to the backend (e.g. ``timeout=5`` for SQLite).
 

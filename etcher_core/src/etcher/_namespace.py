@@ -1,7 +1,7 @@
-"""Namespace: the public dict-like API of one namespace, over a :class:`~etcher.session.Session`.
+"""Namespace: the public dict-like API of one namespace, over a :class:`~etcher._session.Session`.
 
-Both faces of a namespace share it: :class:`~etcher.db.DB` (which opens
-and closes the store) and :class:`~etcher.transactions.Transactor` (which
+Both faces of a namespace share it: :class:`~etcher._db.DB` (which opens
+and closes the store) and :class:`~etcher._transactions.Transactor` (which
 routes everything through one transaction at a time). It holds nothing but
 its session; every call is the root handle's, a counter, a check or a JSON
 transfer run on that session.
@@ -14,23 +14,23 @@ import functools
 from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, ValuesView
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
-from etcher.check import check, repair
-from etcher.containers import RD, RL, handle_for
-from etcher.dropping import delete_namespace
+from etcher._check import check, repair
+from etcher._containers import RD, RL, handle_for
+from etcher._dropping import delete_namespace
+from etcher._jsonio import export_json, import_json
+from etcher._layout import DEAD, NAMESPACES_KEY, ROOT, Layout, is_node_uid, validate_prefix
+from etcher._session import Session
 from etcher.errors import EtcherKeyError, EtcherTypeError, EtcherValueError
-from etcher.jsonio import export_json, import_json
-from etcher.layout import DEAD, NAMESPACES_KEY, ROOT, Layout, is_node_uid, validate_prefix
-from etcher.session import Session
 
 if TYPE_CHECKING:
-    from etcher.check import CheckReport, Progress
-    from etcher.db import DB
-    from etcher.graph import Graph
-    from etcher.layout import UidFactory
+    from etcher._check import CheckReport, Progress
+    from etcher._db import DB
+    from etcher._graph import Graph
+    from etcher._layout import UidFactory
+    from etcher._transactions import Transactor
+    from etcher._types import Key, Plain, Storable, StorableMapping, Stored
+    from etcher._unit import RetryPolicy
     from etcher.spec import StorageBackend
-    from etcher.transactions import Transactor
-    from etcher.types import Key, Plain, Storable, StorableMapping, Stored
-    from etcher.unit import RetryPolicy
 
 T = TypeVar("T")
 
@@ -251,7 +251,7 @@ class Namespace:
         Safe beside other writers: the namespace is read in small batches and
         every finding is re-verified in one small unit before it is reported,
         so each reported problem was real at one moment. ``progress(phase,
-        done, total)`` is called as the work advances (see :mod:`etcher.check`).
+        done, total)`` is called as the work advances (see :mod:`etcher._check`).
         """
         self._session.check_open()
         return check(self._session, progress)
@@ -277,7 +277,7 @@ class Namespace:
 
         Plain JSON when nothing is shared; shared nodes and cycles use
         ``{"$id": n}``/``{"$ref": n}``, int keys ``"$5"``, ``inf``/``nan``
-        ``{"$float": "inf"}`` (see :mod:`etcher.jsonio` and docs/cli.md).
+        ``{"$float": "inf"}`` (see :mod:`etcher._jsonio` and docs/cli.md).
         ``path`` is a key or a sequence of keys/indexes from the root.
 
         >>> db["person"] = {"name": "Alice", "tags": ["a"]}      # doctest: +SKIP
@@ -292,7 +292,7 @@ class Namespace:
 
         ``path`` is a key or a sequence of keys whose parent exists; ``()``
         replaces the whole namespace. Invalid input raises
-        :class:`etcher.jsonio.JSONFormatError` and writes nothing.
+        :class:`etcher._jsonio.JSONFormatError` and writes nothing.
 
         >>> db.import_json("person", '{"name": "Alice", "$1": "int key one"}')  # doctest: +SKIP
         >>> db["person"]()
@@ -312,7 +312,7 @@ class Namespace:
 
         The namespace vanishes at one moment (its root is fenced off in one
         small unit); the unreachable remains are then reclaimed in bounded
-        steps (see :mod:`etcher.dropping`), so the store is never held for
+        steps (see :mod:`etcher._dropping`), so the store is never held for
         long, writers racing with the deletion either land before it (and are
         deleted) or start a fresh, empty namespace, and nothing of the old
         namespace is left behind. Returns the number of keys deleted. Only

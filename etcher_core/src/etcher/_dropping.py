@@ -11,7 +11,7 @@ for its whole run). Instead:
    racing with the fence conflicts and retries; afterwards it finds no root
    and starts a new, empty namespace (as after any ``delete_prefix_*``).
 2. **The sweep**: the old tree is now unreachable and is reclaimed in units
-   of at most :data:`~etcher.check.CHUNK` nodes, top-down. A node goes only
+   of at most :data:`~etcher._check.CHUNK` nodes, top-down. A node goes only
    when no existing parent links to it: each unit reads the node's header and
    its parents' headers, drops back-references of parents that are gone (and
    recounts those of the root against the *new* root), and deletes the node
@@ -20,7 +20,7 @@ for its whole run). Instead:
    what it linked and reclaims it too) or fails as on any collected node; a
    node relinked into the new namespace keeps its parents and survives.
 3. Nodes still held only by each other (cycles) go through the liveness proof
-   of :meth:`Graph.collect <etcher.graph.Graph.collect>`; what the scan listed
+   of :meth:`Graph.collect <etcher._graph.Graph.collect>`; what the scan listed
    before the fence and no node owns (content without a header, keys etcher
    did not write) is deleted last.
 
@@ -36,12 +36,12 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
-from etcher.codec import item_value, link_target
+from etcher._codec import item_value, link_target
+from etcher._graph import Graph
+from etcher._layout import HEADER_FIELDS, NAMESPACES_KEY, PIN, ROOT, Layout, is_dict, is_node_uid
+from etcher._unit import RetryPolicy
 from etcher.errors import StoreCorrupt
-from etcher.graph import Graph
-from etcher.layout import HEADER_FIELDS, NAMESPACES_KEY, PIN, ROOT, Layout, is_dict, is_node_uid
 from etcher.spec import StorageBackend
-from etcher.unit import RetryPolicy
 
 CHUNK = 200
 

@@ -14,7 +14,7 @@ Both run beside other writers and never hold the store for long:
    only the keys involved (the link holder and its targets; a node and its
    parents), and reported (or, for :func:`repair`, fixed inside that same
    unit) only if it is still wrong there. Unreachable candidates go to the
-   liveness proof of :meth:`Graph.collect <etcher.graph.Graph.collect>` in
+   liveness proof of :meth:`Graph.collect <etcher._graph.Graph.collect>` in
    bounded batches, so reachability is decided on one consistent state, from
    back-references, not from the stale survey.
 
@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from etcher.codec import (
+from etcher._codec import (
     decode_key,
     encode_scalar,
     item_value,
@@ -47,13 +47,13 @@ from etcher.codec import (
     safe_decode,
     split_item,
 )
+from etcher._graph import KIND_DICT, KIND_LIST, Graph
+from etcher._layout import HEADER_FIELDS, KIND, PIN, ROOT, is_dict, is_node_uid
+from etcher._unit import Unit
 from etcher.errors import StoreCorrupt, WatchError, WrongTypeError
-from etcher.graph import KIND_DICT, KIND_LIST, Graph
-from etcher.layout import HEADER_FIELDS, KIND, PIN, ROOT, is_dict, is_node_uid
-from etcher.unit import Unit
 
 if TYPE_CHECKING:
-    from etcher.session import Session
+    from etcher._session import Session
 
 T = TypeVar("T")
 

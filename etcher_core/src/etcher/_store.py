@@ -1,13 +1,13 @@
 """A whole store seen from above its namespaces: list them, count them, delete one.
 
-:class:`~etcher.db.DB` is one namespace, and opening it writes (it picks the
+:class:`~etcher._db.DB` is one namespace, and opening it writes (it picks the
 store's default namespace on first use and creates the namespace root).
 Tools that look at a store without choosing a namespace (the ``etcher``
 command line, an admin script) use :class:`Store` instead: opening it writes
 nothing, and its answers come from the store itself, so they never depend on
 how etcher lays its keys out.
 
->>> from etcher.store import Store
+>>> from etcher._store import Store
 >>> with Store("state.db") as store:                     # doctest: +SKIP
 ...     store.namespaces(), store.default_namespace
 (['app1', 'default'], 'default')
@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from etcher._layout import DEFAULT_KEY, HEADER_FIELDS, NAMESPACES_KEY, Layout, validate_prefix
+from etcher._unit import RetryPolicy
 from etcher.errors import ClosedError, EtcherTypeError, EtcherValueError
-from etcher.layout import DEFAULT_KEY, HEADER_FIELDS, NAMESPACES_KEY, Layout, validate_prefix
 from etcher.spec import StorageBackend
-from etcher.unit import RetryPolicy
 
 Progress = Callable[[str, int, "int | None"], None]
 """``progress(phase, done, total)``, as for :meth:`etcher.DB.check`."""
@@ -67,7 +67,7 @@ class Store:
         retry: RetryPolicy | None = None,
         **options: Any,
     ) -> None:
-        from etcher.registry import open_store
+        from etcher._registry import open_store
 
         opened = open_store(target, backend=backend, **options)
         self._backend: StorageBackend = opened.backend
@@ -174,7 +174,7 @@ class Store:
         :raises ValueError: ``namespace`` is not a valid name, or ``batch`` < 1.
         :raises TypeError: ``batch`` is not an int or None.
         """
-        from etcher.dropping import delete_namespace
+        from etcher._dropping import delete_namespace
 
         validate_prefix(namespace)
         if batch is not None:

@@ -32,8 +32,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from etcher._layout import is_node_uid
 from etcher.errors import EtcherTypeError, EtcherValueError, StoreCorrupt
-from etcher.layout import is_node_uid
 
 _TRUE = b"T"
 _FALSE = b"F"

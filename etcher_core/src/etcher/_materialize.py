@@ -7,7 +7,7 @@ self-referential dicts and lists.
 
 A node that was unlinked but is still inside its grace period materializes
 like any other: its content and its whole subtree are kept as they were, so
-the result is the version the handle named (see :mod:`etcher.reclaim`).
+the result is the version the handle named (see :mod:`etcher._reclaim`).
 Consistency comes from the caller's read-only unit: every content read here
 belongs to one state of the store, or the unit retries.
 
@@ -24,9 +24,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from etcher.codec import decoded_items, link_target, safe_decode
-from etcher.graph import Graph
-from etcher.layout import ROOT, is_dict
+from etcher._codec import decoded_items, link_target, safe_decode
+from etcher._graph import Graph
+from etcher._layout import ROOT, is_dict
 from etcher.spec import SubtreeChunk
 
 SUBTREE_LIMIT = 2000

@@ -1,6 +1,6 @@
 """The types of etcher's public API: what can be stored, what reads return.
 
->>> from etcher.types import Storable
+>>> from etcher._types import Storable
 >>> def save(db: DB, key: str, value: Storable) -> None:   # doctest: +SKIP
 ...     db[key] = value
 
@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypeVar, Union
 
 if TYPE_CHECKING:
-    from etcher.containers import RD, RL
+    from etcher._containers import RD, RL
 
 _T_co = TypeVar("_T_co", covariant=True)
 

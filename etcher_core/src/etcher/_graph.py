@@ -21,7 +21,7 @@ What is found dead is deleted at once only when the DB's grace period is 0.
 Otherwise each dead node is *retired*: marked pending in its header and in
 the namespace's pending hash, its content left as it was, so handles still
 reading it see their version whole until a later sweep deletes it
-(:mod:`etcher.reclaim`). Live nodes stop counting it as a parent at once, so
+(:mod:`etcher._reclaim`). Live nodes stop counting it as a parent at once, so
 back-references stay exact for everything reachable.
 """
 
@@ -31,9 +31,8 @@ from collections.abc import Iterable
 from itertools import islice
 from typing import TYPE_CHECKING
 
-from etcher.codec import item_value, link_target
-from etcher.errors import StaleHandleError, StoreCorrupt
-from etcher.layout import (
+from etcher._codec import item_value, link_target
+from etcher._layout import (
     DEAD,
     HEADER_FIELDS,
     KIND,
@@ -45,9 +44,10 @@ from etcher.layout import (
     Layout,
     is_dict,
 )
+from etcher.errors import StaleHandleError, StoreCorrupt
 
 if TYPE_CHECKING:
-    from etcher.unit import DirectReader, Unit
+    from etcher._unit import DirectReader, Unit
 
 KIND_DICT = b"d"
 PROOF_DEPTH = 12

@@ -2,7 +2,7 @@
 
 A handle holds only the database it belongs to and its node's uid; every
 access reads or writes the store. Each mutating call is one atomic unit of
-work (see :mod:`etcher.unit`), including the garbage collection it causes.
+work (see :mod:`etcher._unit`), including the garbage collection it causes.
 Values that come back are plain scalars, or new handles for nested nodes;
 ``handle()`` materializes a plain-Python snapshot.
 """
@@ -24,7 +24,7 @@ from collections.abc import (
 )
 from typing import TYPE_CHECKING, Any, SupportsIndex, TypeVar, overload
 
-from etcher.codec import (
+from etcher._codec import (
     Link,
     decode_key,
     encode_key,
@@ -35,7 +35,13 @@ from etcher.codec import (
     safe_decode,
     split_item,
 )
-from etcher.equality import deep_equal
+from etcher._equality import deep_equal
+from etcher._graph import KIND_DICT, KIND_LIST, Graph, parents_of
+from etcher._layout import PIN, ROOT, SEQ, is_dict, uid_kind
+from etcher._materialize import materialize
+from etcher._session import OrderHints, Session
+from etcher._summary import summarize_dict, summarize_list
+from etcher._writer import Writer
 from etcher.errors import (
     ClosedError,
     EtcherIndexError,
@@ -45,16 +51,10 @@ from etcher.errors import (
     StaleHandleError,
     WatchError,
 )
-from etcher.graph import KIND_DICT, KIND_LIST, Graph, parents_of
-from etcher.layout import PIN, ROOT, SEQ, is_dict, uid_kind
-from etcher.materialize import materialize
-from etcher.session import OrderHints, Session
-from etcher.summary import summarize_dict, summarize_list
-from etcher.writer import Writer
 
 if TYPE_CHECKING:
-    from etcher.namespace import Namespace
-    from etcher.types import Key, Plain, Storable, StorableMapping, Stored
+    from etcher._namespace import Namespace
+    from etcher._types import Key, Plain, Storable, StorableMapping, Stored
 
 _T = TypeVar("_T")
 
@@ -169,7 +169,7 @@ class Node:
         return self._s.snapshot(lambda g: materialize(g, uid))
 
     def __repr__(self) -> str:
-        """The ``@``-prefixed one-level summary (see :mod:`etcher.summary`)."""
+        """The ``@``-prefixed one-level summary (see :mod:`etcher._summary`)."""
         try:
             return self._summary()
         except StaleHandleError:

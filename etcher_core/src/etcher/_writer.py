@@ -13,18 +13,18 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from etcher.codec import encode_key, encode_link, encode_scalar, format_path, join_item
+from etcher._codec import encode_key, encode_link, encode_scalar, format_path, join_item
+from etcher._graph import KIND_DICT, KIND_LIST, Graph
+from etcher._layout import is_dict, uid_kind
+from etcher._unit import CallerCode
 from etcher.errors import ForeignNodeError
-from etcher.graph import KIND_DICT, KIND_LIST, Graph
-from etcher.layout import is_dict, uid_kind
-from etcher.unit import CallerCode
 
 if TYPE_CHECKING:
-    from etcher.session import Session
+    from etcher._session import Session
 
 
 #: While set, called with the number of nodes a Writer has just written: a long import's
-#: "storing" progress bar counts with it (see :func:`etcher.jsonio.import_json`).
+#: "storing" progress bar counts with it (see :func:`etcher._jsonio.import_json`).
 nodes_written: ContextVar[Callable[[int], None] | None] = ContextVar(
     "etcher_nodes_written", default=None
 )

@@ -1,6 +1,6 @@
 """Reclaiming unlinked nodes after a grace period (RCU-style).
 
-When a write unlinks nodes, :meth:`etcher.graph.Graph.collect` deletes them at
+When a write unlinks nodes, :meth:`etcher._graph.Graph.collect` deletes them at
 once only if the DB's grace period is 0. Otherwise every dead node is
 *pending*: its content stays as it was, its header gains ``#d`` (its expiry
 time) and the namespace's pending hash ``{P}:g`` lists it (uid -> expiry).
@@ -48,13 +48,13 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from etcher._graph import Graph
+from etcher._layout import Layout
 from etcher.errors import EtcherTypeError, EtcherValueError
-from etcher.graph import Graph
-from etcher.layout import Layout
 
 if TYPE_CHECKING:
+    from etcher._unit import RetryPolicy, Unit
     from etcher.spec import StorageBackend
-    from etcher.unit import RetryPolicy, Unit
 
 DEFAULT_GRACE = 5.0
 """Seconds an unlinked node stays readable through old handles (``DB(..., grace=)``)."""
