@@ -50,7 +50,7 @@ def test_db_and_open_backend_agree_on_the_default_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, etcher_url: str | None
 ) -> None:
     from etcher import open_backend
-    from etcher._registry import open_store
+    from etcher.registry import open_store
 
     monkeypatch.chdir(tmp_path)
     if etcher_url is None:
@@ -153,7 +153,7 @@ def test_unknown_scheme_lists_installed_backends() -> None:
 
 
 def test_backend_object_is_not_owned(tmp_path: Path) -> None:
-    from etcher._registry import open_backend
+    from etcher.registry import open_backend
 
     backend = open_backend(str(tmp_path / "obj.db"))
     with DB(backend=backend, prefix="a") as db:
@@ -341,7 +341,7 @@ def test_fakeredis_client_gets_the_memory_backend() -> None:
     import redis
 
     plain = redis.Redis(unix_socket_path="/nonexistent/socket")
-    from etcher._registry import backend_for_client
+    from etcher.registry import backend_for_client
 
     assert backend_for_client(plain) is RedisBackend
     with pytest.raises(BackendNotFound, match="no installed etcher backend"):

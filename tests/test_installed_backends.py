@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from etcher._registry import Registry
+from etcher.registry import Registry
 from etcher.spec import Capabilities, StorageBackend
 
 BUILT_IN = {

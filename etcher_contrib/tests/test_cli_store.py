@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from etcher import DB, Store, hookimpl
-from etcher._registry import get_registry, reset_registry
+from etcher.registry import get_registry, reset_registry
 from etcher_contrib.cli import main
 
 sqlite_backend = pytest.importorskip("etcher_sqlite.backend", reason="uses the SQLite backend")

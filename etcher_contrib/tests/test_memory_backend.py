@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from etcher import errors
-from etcher._registry import Registry
+from etcher.registry import Registry
 from etcher.spec import Capabilities, Pipeline, StorageBackend
 from etcher_contrib import _plugin
 from etcher_contrib.memory import MemoryBackend

@@ -1,7 +1,7 @@
 """pytest plugin for the kit's meta-tests: registers the reference backend as ``ref://``.
 
 Loaded with ``-p kit_registry_shim``. It adds an in-process etcher plugin to
-the default registry (through :meth:`etcher._registry.Registry.add_plugin`, the
+the default registry (through :meth:`etcher.registry.Registry.add_plugin`, the
 public way to register a backend at runtime) so ``--etcher-url ref://name``
 reaches :class:`etcher.testing.reference.ReferenceBackend` through exactly the
 code path a real URL takes. The registry is reset on the way in and out so no
@@ -22,7 +22,7 @@ def _registry() -> ModuleType:
     # The module the kit itself will use: looked up through sys.modules, never
     # as an attribute of the ``etcher`` package, which can point at a stale
     # copy after pytester restores sys.modules between nested sessions.
-    return importlib.import_module("etcher._registry")
+    return importlib.import_module("etcher.registry")
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -25,7 +25,7 @@ if str(HERE) not in sys.path:
 
 import kit_broken_backends as broken  # noqa: E402
 
-import etcher._registry  # noqa: E402, F401  (imported once here so nested sessions share it)
+import etcher.registry  # noqa: E402, F401  (imported once here so nested sessions share it)
 from etcher.spec import Capabilities  # noqa: E402
 from etcher.testing import (  # noqa: E402
     ConcurrencyConformance,

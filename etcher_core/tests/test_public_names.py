@@ -17,7 +17,7 @@ def test_dir_of_the_package_is_exactly_all_before_and_after_use() -> None:
         fresh = public()
         for name in etcher.__all__:
             getattr(etcher, name)  # every exported name resolves (lazy ones import here)
-        import etcher._registry, etcher._layout, etcher._store
+        import etcher.registry, etcher._layout, etcher._store
         print(json.dumps([fresh, public(), sorted(etcher.__all__), etcher.__version__]))
         """
     )
@@ -28,7 +28,7 @@ def test_dir_of_the_package_is_exactly_all_before_and_after_use() -> None:
 
     fresh, used, exported, version = json.loads(done.stdout)
     assert fresh == exported
-    assert used == exported  # imported submodules (etcher._db, etcher._registry ...) stay unlisted
+    assert used == exported  # imported submodules (etcher._db, etcher.registry ...) stay unlisted
     assert len(set(exported)) == len(exported)
     assert "Store" in exported and version
 

@@ -19,9 +19,10 @@ from typing import Any, ClassVar
 import pytest
 
 import etcher
-import etcher._registry as registry_module
+import etcher.registry as registry_module
 from etcher import hookimpl
-from etcher._registry import (
+from etcher.errors import BackendConflict, BackendNotFound, PluginError
+from etcher.registry import (
     INSTALL_HINTS,
     BackendInfo,
     Registry,
@@ -34,7 +35,6 @@ from etcher._registry import (
     reset_registry,
     split_scheme,
 )
-from etcher.errors import BackendConflict, BackendNotFound, PluginError
 from etcher.spec import Capabilities
 
 # --- fakes ----------------------------------------------------------------------------

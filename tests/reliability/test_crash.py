@@ -29,8 +29,8 @@ from typing import Any
 import pytest
 
 from etcher import DB
-from etcher._registry import open_backend
 from etcher.errors import BackendUnavailable
+from etcher.registry import open_backend
 from etcher.testing._harness.crash import (
     CampaignResult,
     Model,

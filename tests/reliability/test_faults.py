@@ -33,7 +33,6 @@ from typing import Any
 import pytest
 
 from etcher import DB
-from etcher._registry import open_backend
 from etcher.errors import (
     BackendUnavailable,
     EtcherError,
@@ -42,6 +41,7 @@ from etcher.errors import (
     StoreCorrupt,
     StoreLocked,
 )
+from etcher.registry import open_backend
 from etcher.testing._harness.faults import Tripwire, tiny_filesystem
 from etcher_redis.testing.server import RedisServer
 from etcher_sqlite.testing import inject_sqlite_errors

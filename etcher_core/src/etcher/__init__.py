@@ -42,8 +42,8 @@ _LAZY = {
     "RD": "etcher._containers",
     "RL": "etcher._containers",
     "hookimpl": "etcher.hookspecs",
-    "available_backends": "etcher._registry",
-    "open_backend": "etcher._registry",
+    "available_backends": "etcher.registry",
+    "open_backend": "etcher.registry",
     "Capabilities": "etcher.spec",
     "RetryPolicy": "etcher._unit",
     "StorageBackend": "etcher.spec",
@@ -53,10 +53,10 @@ _LAZY = {
 if _typing.TYPE_CHECKING:
     from etcher._containers import RD, RL
     from etcher._db import DB
-    from etcher._registry import available_backends, open_backend
     from etcher._store import Store
     from etcher._unit import RetryPolicy
     from etcher.hookspecs import hookimpl
+    from etcher.registry import available_backends, open_backend
     from etcher.spec import Capabilities, StorageBackend
 
 

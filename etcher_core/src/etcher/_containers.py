@@ -54,7 +54,7 @@ from etcher.errors import (
 
 if TYPE_CHECKING:
     from etcher._namespace import Namespace
-    from etcher._types import Key, Plain, Storable, StorableMapping, Stored
+    from etcher.types import Key, Plain, Storable, StorableMapping, Stored
 
 _T = TypeVar("_T")
 

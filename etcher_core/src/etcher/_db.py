@@ -21,11 +21,11 @@ from etcher._containers import handle_for
 from etcher._layout import DEFAULT_KEY, validate_prefix
 from etcher._namespace import Namespace
 from etcher._reclaim import validate_grace
-from etcher._registry import open_store
 from etcher._session import Session
 from etcher._transactions import Transactor
 from etcher._unit import RetryPolicy, Unit
 from etcher.errors import EtcherTypeError
+from etcher.registry import open_store
 from etcher.spec import StorageBackend
 
 if TYPE_CHECKING:

@@ -28,9 +28,9 @@ if TYPE_CHECKING:
     from etcher._graph import Graph
     from etcher._layout import UidFactory
     from etcher._transactions import Transactor
-    from etcher._types import Key, Plain, Storable, StorableMapping, Stored
     from etcher._unit import RetryPolicy
     from etcher.spec import StorageBackend
+    from etcher.types import Key, Plain, Storable, StorableMapping, Stored
 
 T = TypeVar("T")
 

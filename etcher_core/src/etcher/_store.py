@@ -67,7 +67,7 @@ class Store:
         retry: RetryPolicy | None = None,
         **options: Any,
     ) -> None:
-        from etcher._registry import open_store
+        from etcher.registry import open_store
 
         opened = open_store(target, backend=backend, **options)
         self._backend: StorageBackend = opened.backend

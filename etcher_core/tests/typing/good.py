@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from etcher import DB, RD, RL
 from etcher._transactions import Transactor
-from etcher._types import Plain, Storable, Stored
+from etcher.types import Plain, Storable, Stored
 
 
 def main(path: str) -> None:

