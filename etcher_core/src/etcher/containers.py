@@ -28,6 +28,7 @@ from etcher.codec import (
     Link,
     decode_key,
     encode_key,
+    encode_scalar,
     item_value,
     join_item,
     link_target,
@@ -257,14 +258,42 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         return [(field, raw) for _seq, raw, field in ordered]
 
     def __getitem__(self, key: Key) -> Stored:
-        field = lookup_key(key)
+        if type(key) is str:
+            # The usual key, looked up without lookup_key()'s hashing and type dispatch.
+            try:
+                field: bytes | None = b"s" + key.encode()
+            except UnicodeEncodeError:
+                field = None  # a lone surrogate: never stored, so never found
+        else:
+            field = lookup_key(key)
         if field is None:
             raise EtcherKeyError(key)
         s = self._s
-        raw = s.reader().hget(s.layout.content(self._etcher_uid), field)
+        raw = s.reader().hget(s.layout.content_prefix + self._etcher_uid, field)
         if raw is None:
             self._graph().require(self._etcher_uid)
             raise EtcherKeyError(key)
+        # item_value() and the common tags of safe_decode()/handle_for(), inline: one call
+        # per level of ``db[k]["a"]["b"]`` instead of five.
+        seq, _, value = raw.partition(b"|")
+        if seq and value:
+            tag = value[0]
+            if tag == 0x73:  # s
+                try:
+                    return value[1:].decode()
+                except UnicodeDecodeError:
+                    pass  # safe_decode() below raises the precise StoreCorrupt
+            elif tag == 0x40:  # @ (a link)
+                try:
+                    uid = value[1:].decode()
+                except UnicodeDecodeError:
+                    uid = ""
+                first = uid[:1]
+                if len(uid) >= 2 and (first == "D" or first == "L"):
+                    node: RD | RL = object.__new__(RD if first == "D" else RL)
+                    node._s = s
+                    node._etcher_uid = uid
+                    return node
         return self._value(item_value(raw))
 
     @overload
@@ -336,13 +365,20 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         return self
 
     # --- writes ----------------------------------------------------------------------
-    def _set_in(self, g: Graph, w: Writer, key: Any, value: Any) -> bytes:
+    def _set_in(self, g: Graph, w: Writer | None, key: Any, value: Any) -> bytes:
+        """Store ``value`` under ``key`` (``w``: the operation's writer, made here if None)."""
         uid = self._etcher_uid
         field = encode_key(key)
         content = g.layout.content(uid)
         old = g.open_item(uid, field)
         seq = split_item(old)[0] if old is not None else g.next_seq(uid)
-        tagged = w.tag(value, uid, (key,))
+        if type(value) in _OWN_EQ:
+            # A plain scalar links nothing: no writer (and its memo) needed.
+            tagged = encode_scalar(value, (key,))
+        else:
+            if w is None:
+                w = Writer(self._s, g)
+            tagged = w.tag(value, uid, (key,))
         g.u.hset(content, field, join_item(seq, tagged))
         if old is not None:
             child = _link_of(item_value(old))
@@ -354,8 +390,9 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         uid = self._etcher_uid
 
         def op(g: Graph) -> None:
-            self._set_in(g, Writer(self._s, g), key, value)
-            g.collect(alive=(uid,))
+            self._set_in(g, None, key, value)
+            if g.candidates:  # only a replaced link can leave garbage behind
+                g.collect(alive=(uid,))
 
         self._s.mutate(op)
 

@@ -136,8 +136,11 @@ class Writer:
             self.memo[id(value)] = uid
             self.keepalive.append(value)
             kind, size = (KIND_DICT, len(value)) if dict_node else (KIND_LIST, 0)
-            self.g.new_node(uid, kind, size)
+            # A fresh node's first link goes straight into the header it is created with:
+            # it cannot be pinned or pending yet, so add_ref's checks (and reads) are moot.
+            self.g.new_node(uid, kind, size, parent=parent)
             self.stack.append((value, uid, path))
+            return encode_link(uid)
         self.g.add_ref(uid, parent)
         return encode_link(uid)
 
