@@ -188,3 +188,33 @@ def test_getitem_of_a_corrupt_item_raises_store_corrupt(db: DB, item: bytes) -> 
     db.backend.hset(db._layout.content(doc.uid), b"sx", item)
     with pytest.raises(StoreCorrupt):
         doc["x"]
+
+
+# --- list append and counters ----------------------------------------------------------
+def test_append_scalars_and_containers(db: DB) -> None:
+    db["lst"] = []
+    lst = db["lst"]
+    for value in (1, "two", 3.0, False, None):
+        lst.append(value)
+    lst.append({"k": [1]})
+    with pytest.raises(ValueError, match="surrogate"):
+        lst.append("\udc80")
+    assert lst() == [1, "two", 3.0, False, None, {"k": [1]}]
+    assert lst[5].backrefs == {lst.uid: 1}
+    assert clean(db)
+
+
+def test_counter_names_ascii_and_not(db: DB) -> None:
+    assert db.incr("plain") == 1
+    assert db.incr("zäh", 5) == 5
+    assert db.count("zäh") == 5
+    with pytest.raises(ValueError, match="surrogate"):
+        db.incr("\udc80")
+    with pytest.raises(TypeError):
+        db.incr(b"bytes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        db.incr("plain", True)
+    assert db.count("plain") == 1
+    db.close()
+    with pytest.raises(Exception, match="closed"):
+        db.incr("plain")

@@ -1037,7 +1037,10 @@ class RL(Node, MutableSequence["Stored"]):
 
         def op(g: Graph) -> None:
             g.require(uid)
-            tagged = Writer(self._s, g).tag(value, uid, (-1,))
+            if type(value) in _OWN_EQ:
+                tagged = encode_scalar(value, (-1,))  # a plain scalar: no writer needed
+            else:
+                tagged = Writer(self._s, g).tag(value, uid, (-1,))
             g.u.list_op(g.layout.content(uid), "rpush", tagged)
 
         self._s.mutate(op)
