@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from etcher import DB, RD, RL, StaleHandleError
-from etcher.errors import StoreCorrupt
+from etcher.errors import EtcherValueError, StoreCorrupt
 
 
 @pytest.fixture
@@ -208,7 +208,7 @@ def test_counter_names_ascii_and_not(db: DB) -> None:
     assert db.incr("plain") == 1
     assert db.incr("zäh", 5) == 5
     assert db.count("zäh") == 5
-    with pytest.raises(ValueError, match="surrogate"):
+    with pytest.raises(EtcherValueError, match="lone surrogate"):
         db.incr("\udc80")
     with pytest.raises(TypeError):
         db.incr(b"bytes")  # type: ignore[arg-type]
