@@ -27,12 +27,14 @@ from typing import TYPE_CHECKING, Any, SupportsIndex, TypeVar, overload
 from etcher.codec import (
     Link,
     decode_key,
+    decoded_items,
     encode_key,
     encode_scalar,
     item_value,
     join_item,
     link_target,
     lookup_key,
+    ordered_items,
     safe_decode,
     split_item,
 )
@@ -247,15 +249,21 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         return summarize_dict(self._raw_items(), self._link_label())
 
     # --- reads -----------------------------------------------------------------------
-    def _raw_items(self) -> list[tuple[bytes, bytes]]:
-        """``[(stored key, tagged value)]`` in insertion order."""
+    def _content(self) -> dict[bytes, bytes]:
+        """The node's stored items, unordered (``{}`` only for a live empty dict)."""
         s = self._s
-        content = s.reader().hgetall(s.layout.content(self._etcher_uid))
+        content = s.reader().hgetall(s.layout.content_prefix + self._etcher_uid)
         if not content:
             self._graph().require(self._etcher_uid)
-            return []
-        ordered = sorted((*split_item(raw), field) for field, raw in content.items())
-        return [(field, raw) for _seq, raw, field in ordered]
+        return content
+
+    def _raw_items(self) -> list[tuple[bytes, bytes]]:
+        """``[(stored key, tagged value)]`` in insertion order."""
+        return ordered_items(self._content())
+
+    def _decoded_items(self) -> list[tuple[Key, bytes]]:
+        """``[(key, tagged value)]`` in insertion order, keys decoded."""
+        return decoded_items(self._content())
 
     def __getitem__(self, key: Key) -> Stored:
         if type(key) is str:
@@ -290,7 +298,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
                     uid = ""
                 first = uid[:1]
                 if len(uid) >= 2 and (first == "D" or first == "L"):
-                    node: RD | RL = object.__new__(RD if first == "D" else RL)
+                    node: RD | RL = object.__new__(RD) if first == "D" else object.__new__(RL)
                     node._s = s
                     node._etcher_uid = uid
                     return node
@@ -320,10 +328,10 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         return self._alive_if_empty(self._s.reader().hlen(self._content_key()))
 
     def __iter__(self) -> Iterator[Key]:
-        return iter([decode_key(field) for field, _raw in self._raw_items()])
+        return iter([key for key, _raw in self._decoded_items()])
 
     def __reversed__(self) -> Iterator[Key]:
-        return iter([decode_key(field) for field, _raw in reversed(self._raw_items())])
+        return iter([key for key, _raw in reversed(self._decoded_items())])
 
     def keys(self) -> KeysView[Key]:
         """A view of the keys, in insertion order (read in one batch when iterated)."""
@@ -339,7 +347,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
 
     def copy(self) -> dict[Key, Stored]:
         """A shallow plain-dict copy: nested nodes stay handles (use ``rd()`` for a deep copy)."""
-        return {decode_key(f): self._value(raw) for f, raw in self._raw_items()}
+        return {key: self._value(raw) for key, raw in self._decoded_items()}
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, RD) and self._same_node(other):
@@ -643,7 +651,7 @@ class _RDValues(ValuesView["Stored"]):
 
     def __iter__(self) -> Iterator[Stored]:
         rd = self._mapping
-        return iter([rd._value(raw) for _f, raw in rd._raw_items()])
+        return iter([rd._value(raw) for _key, raw in rd._decoded_items()])
 
     def __reversed__(self) -> Iterator[Any]:
         return iter(list(self)[::-1])
@@ -660,7 +668,7 @@ class _RDItems(ItemsView["Key", "Stored"]):
 
     def __iter__(self) -> Iterator[tuple[Key, Stored]]:
         rd = self._mapping
-        return iter([(decode_key(f), rd._value(raw)) for f, raw in rd._raw_items()])
+        return iter([(key, rd._value(raw)) for key, raw in rd._decoded_items()])
 
     def __reversed__(self) -> Iterator[tuple[Key, Stored]]:
         return iter(list(self)[::-1])
