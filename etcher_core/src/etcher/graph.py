@@ -164,17 +164,12 @@ class Graph:
         self.require(uid)
         return self.u.hget(content, field)
 
-    def new_node(
-        self, uid: str, kind: bytes, seq: int = 0, pinned: bool = False, parent: str = ""
-    ) -> None:
-        """Create node ``uid``'s header (optionally holding one link from ``parent``)."""
+    def new_node(self, uid: str, kind: bytes, seq: int = 0, pinned: bool = False) -> None:
         header = {KIND: kind}
         if kind == KIND_DICT:
             header[SEQ] = b"%d" % seq
         if pinned:
             header[PIN] = b"1"
-        if parent:
-            header[parent.encode()] = b"1"
         self.u.create_hash(self.layout.refs(uid), header)
 
     def next_seq(self, uid: str) -> int:
