@@ -27,11 +27,14 @@ from typing import TYPE_CHECKING, Any, SupportsIndex, TypeVar, overload
 from etcher._codec import (
     Link,
     decode_key,
+    decoded_items,
     encode_key,
+    encode_scalar,
     item_value,
     join_item,
     link_target,
     lookup_key,
+    ordered_items,
     safe_decode,
     split_item,
 )
@@ -246,25 +249,59 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         return summarize_dict(self._raw_items(), self._link_label())
 
     # --- reads -----------------------------------------------------------------------
-    def _raw_items(self) -> list[tuple[bytes, bytes]]:
-        """``[(stored key, tagged value)]`` in insertion order."""
+    def _content(self) -> dict[bytes, bytes]:
+        """The node's stored items, unordered (``{}`` only for a live empty dict)."""
         s = self._s
-        content = s.reader().hgetall(s.layout.content(self._etcher_uid))
+        content = s.reader().hgetall(s.layout.content_prefix + self._etcher_uid)
         if not content:
             self._graph().require(self._etcher_uid)
-            return []
-        ordered = sorted((*split_item(raw), field) for field, raw in content.items())
-        return [(field, raw) for _seq, raw, field in ordered]
+        return content
+
+    def _raw_items(self) -> list[tuple[bytes, bytes]]:
+        """``[(stored key, tagged value)]`` in insertion order."""
+        return ordered_items(self._content())
+
+    def _decoded_items(self) -> list[tuple[Key, bytes]]:
+        """``[(key, tagged value)]`` in insertion order, keys decoded."""
+        return decoded_items(self._content())
 
     def __getitem__(self, key: Key) -> Stored:
-        field = lookup_key(key)
+        if type(key) is str:
+            # The usual key, looked up without lookup_key()'s hashing and type dispatch.
+            try:
+                field: bytes | None = b"s" + key.encode()
+            except UnicodeEncodeError:
+                field = None  # a lone surrogate: never stored, so never found
+        else:
+            field = lookup_key(key)
         if field is None:
             raise EtcherKeyError(key)
         s = self._s
-        raw = s.reader().hget(s.layout.content(self._etcher_uid), field)
+        raw = s.reader().hget(s.layout.content_prefix + self._etcher_uid, field)
         if raw is None:
             self._graph().require(self._etcher_uid)
             raise EtcherKeyError(key)
+        # item_value() and the common tags of safe_decode()/handle_for(), inline: one call
+        # per level of ``db[k]["a"]["b"]`` instead of five.
+        seq, _, value = raw.partition(b"|")
+        if seq and value:
+            tag = value[0]
+            if tag == 0x73:  # s
+                try:
+                    return value[1:].decode()
+                except UnicodeDecodeError:
+                    pass  # safe_decode() below raises the precise StoreCorrupt
+            elif tag == 0x40:  # @ (a link)
+                try:
+                    uid = value[1:].decode()
+                except UnicodeDecodeError:
+                    uid = ""
+                first = uid[:1]
+                if len(uid) >= 2 and (first == "D" or first == "L"):
+                    node: RD | RL = object.__new__(RD) if first == "D" else object.__new__(RL)
+                    node._s = s
+                    node._etcher_uid = uid
+                    return node
         return self._value(item_value(raw))
 
     @overload
@@ -291,10 +328,10 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         return self._alive_if_empty(self._s.reader().hlen(self._content_key()))
 
     def __iter__(self) -> Iterator[Key]:
-        return iter([decode_key(field) for field, _raw in self._raw_items()])
+        return iter([key for key, _raw in self._decoded_items()])
 
     def __reversed__(self) -> Iterator[Key]:
-        return iter([decode_key(field) for field, _raw in reversed(self._raw_items())])
+        return iter([key for key, _raw in reversed(self._decoded_items())])
 
     def keys(self) -> KeysView[Key]:
         """A view of the keys, in insertion order (read in one batch when iterated)."""
@@ -310,7 +347,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
 
     def copy(self) -> dict[Key, Stored]:
         """A shallow plain-dict copy: nested nodes stay handles (use ``rd()`` for a deep copy)."""
-        return {decode_key(f): self._value(raw) for f, raw in self._raw_items()}
+        return {key: self._value(raw) for key, raw in self._decoded_items()}
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, RD) and self._same_node(other):
@@ -336,13 +373,20 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         return self
 
     # --- writes ----------------------------------------------------------------------
-    def _set_in(self, g: Graph, w: Writer, key: Any, value: Any) -> bytes:
+    def _set_in(self, g: Graph, w: Writer | None, key: Any, value: Any) -> bytes:
+        """Store ``value`` under ``key`` (``w``: the operation's writer, made here if None)."""
         uid = self._etcher_uid
         field = encode_key(key)
         content = g.layout.content(uid)
         old = g.open_item(uid, field)
         seq = split_item(old)[0] if old is not None else g.next_seq(uid)
-        tagged = w.tag(value, uid, (key,))
+        if type(value) in _OWN_EQ:
+            # A plain scalar links nothing: no writer (and its memo) needed.
+            tagged = encode_scalar(value, (key,))
+        else:
+            if w is None:
+                w = Writer(self._s, g)
+            tagged = w.tag(value, uid, (key,))
         g.u.hset(content, field, join_item(seq, tagged))
         if old is not None:
             child = _link_of(item_value(old))
@@ -354,8 +398,9 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         uid = self._etcher_uid
 
         def op(g: Graph) -> None:
-            self._set_in(g, Writer(self._s, g), key, value)
-            g.collect(alive=(uid,))
+            self._set_in(g, None, key, value)
+            if g.candidates:  # only a replaced link can leave garbage behind
+                g.collect(alive=(uid,))
 
         self._s.mutate(op)
 
@@ -606,7 +651,7 @@ class _RDValues(ValuesView["Stored"]):
 
     def __iter__(self) -> Iterator[Stored]:
         rd = self._mapping
-        return iter([rd._value(raw) for _f, raw in rd._raw_items()])
+        return iter([rd._value(raw) for _key, raw in rd._decoded_items()])
 
     def __reversed__(self) -> Iterator[Any]:
         return iter(list(self)[::-1])
@@ -623,7 +668,7 @@ class _RDItems(ItemsView["Key", "Stored"]):
 
     def __iter__(self) -> Iterator[tuple[Key, Stored]]:
         rd = self._mapping
-        return iter([(decode_key(f), rd._value(raw)) for f, raw in rd._raw_items()])
+        return iter([(key, rd._value(raw)) for key, raw in rd._decoded_items()])
 
     def __reversed__(self) -> Iterator[tuple[Key, Stored]]:
         return iter(list(self)[::-1])
@@ -1000,7 +1045,10 @@ class RL(Node, MutableSequence["Stored"]):
 
         def op(g: Graph) -> None:
             g.require(uid)
-            tagged = Writer(self._s, g).tag(value, uid, (-1,))
+            if type(value) in _OWN_EQ:
+                tagged = encode_scalar(value, (-1,))  # a plain scalar: no writer needed
+            else:
+                tagged = Writer(self._s, g).tag(value, uid, (-1,))
             g.u.list_op(g.layout.content(uid), "rpush", tagged)
 
         self._s.mutate(op)

@@ -215,10 +215,17 @@ class Namespace:
 
     def incr(self, key: str, amount: int = 1) -> int:
         """Atomically add ``amount`` to counter ``key`` (created at 0); return the new value."""
-        if not isinstance(amount, int) or isinstance(amount, bool):
+        if type(amount) is not int and (not isinstance(amount, int) or isinstance(amount, bool)):
             raise EtcherTypeError("the increment must be an int")
-        self._session.check_open()
-        return int(self._session.backend.incr(self._counter_key(key), amount))
+        s = self._session
+        s.check_open()
+        # An ASCII str name needs no further check (it always encodes).
+        name = (
+            s.layout.counter_prefix + key
+            if type(key) is str and key.isascii()
+            else self._counter_key(key)
+        )
+        return int(s.backend.incr(name, amount))
 
     def decr(self, key: str, amount: int = 1) -> int:
         """Atomically subtract ``amount`` from counter ``key``; return the new value."""

@@ -216,10 +216,12 @@ class Session:
         taken: list[tuple[float, str]] = []  # swept by the latest attempt, if it commits
 
         def attempt(u: Unit) -> T:
-            reclaim.give_back(taken)  # an earlier attempt did not commit
+            if taken:
+                reclaim.give_back(taken)  # an earlier attempt did not commit
             g = Graph(layout, u)
             result = fn(g)
-            taken.extend(reclaim.piggyback(g))
+            if reclaim._heap:  # anything to sweep at all (piggyback() checks the rest)
+                taken.extend(reclaim.piggyback(g))
             return result
 
         try:

@@ -208,7 +208,7 @@ class Unit:
 
     def hgetall(self, key: str) -> dict[bytes, bytes]:
         if key not in self._full:
-            self.prefetch_hashes((key,))
+            self.load(hashes=(key,))
         return {f: v for f, v in self._fields[key].items() if v is not None}
 
     def hlen(self, key: str) -> int:
@@ -234,13 +234,21 @@ class Unit:
         of this unit are applied on top of what the store returns, so later
         reads see them.
         """
-        hashes = [k for k in dict.fromkeys(hashes) if k not in self._full]
-        singles = [
-            (k, f) for k, f in fields if k not in self._full and f not in self._fields.get(k, {})
-        ]
-        lists = [k for k in dict.fromkeys(lists) if k not in self._lists]
+        full = self._full
+        # Most calls pass one or two kinds of reads: the empty default tuples cost nothing.
+        if hashes:
+            hashes = [k for k in dict.fromkeys(hashes) if k not in full]
+        if fields:
+            known = self._fields
+            singles = [(k, f) for k, f in fields if k not in full and f not in known.get(k, {})]
+        else:
+            singles = []
+        if lists:
+            lists = [k for k in dict.fromkeys(lists) if k not in self._lists]
         if not hashes and not singles and not lists:
             return
+        hashes = list(hashes)
+        lists = list(lists)
         results = iter(self._fetch(hashes, singles, lists))
         for key, stored in zip(hashes, results, strict=False):
             # Backends hand out a fresh dict per read: keep it rather than copy it.

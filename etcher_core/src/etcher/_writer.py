@@ -13,9 +13,9 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from etcher._codec import encode_key, encode_link, encode_scalar, format_path, join_item
+from etcher._codec import encode_key, encode_link, encode_scalar, format_path
 from etcher._graph import KIND_DICT, KIND_LIST, Graph
-from etcher._layout import is_dict, uid_kind
+from etcher._layout import DICT_UID, KIND, LIST_UID, SEQ
 from etcher._unit import CallerCode
 from etcher.errors import ForeignNodeError
 
@@ -132,12 +132,16 @@ class Writer:
     def _container(self, value: Any, dict_node: bool, parent: str, path: Path) -> bytes:
         uid = self.memo.get(id(value))
         if uid is None:
-            uid = self.session.uids.new(uid_kind(dict_node))
+            uid = self.session.uids.new(DICT_UID if dict_node else LIST_UID)
             self.memo[id(value)] = uid
             self.keepalive.append(value)
-            kind, size = (KIND_DICT, len(value)) if dict_node else (KIND_LIST, 0)
-            self.g.new_node(uid, kind, size)
+            # A fresh node's first link goes straight into the header it is created with:
+            # it cannot be pinned or pending yet, so add_ref's checks (and reads) are moot.
+            header = {KIND: KIND_DICT, SEQ: b"%d" % len(value)} if dict_node else {KIND: KIND_LIST}
+            header[parent.encode()] = b"1"
+            self.g.u.create_hash(self.g.layout.refs_prefix + uid, header)
             self.stack.append((value, uid, path))
+            return b"@" + uid.encode()  # encode_link(uid)
         self.g.add_ref(uid, parent)
         return encode_link(uid)
 
@@ -154,10 +158,11 @@ class Writer:
         return encode_link(uid)
 
     def _drain(self) -> None:
-        content = self.g.layout.content
+        content_prefix = self.g.layout.content_prefix
         stack = self.stack
         u = self.g.u
         progress = self.progress
+        tag = self._tag
         done = 0
         while stack:
             if progress is not None:
@@ -166,23 +171,25 @@ class Writer:
                     progress(done)
                     done = 0
             obj, uid, path = stack.pop()
-            if is_dict(uid):
+            if uid[0] == DICT_UID:
                 mapping: dict[bytes, bytes] = {}
                 for seq, (k, v) in enumerate(obj.items()):
-                    fkey = _key(k, path)
+                    # The common key and value types inline; the rest (and every error,
+                    # which names its path) through the general functions.
+                    fkey = b"s" + k.encode() if type(k) is str and k.isascii() else _key(k, path)
                     if type(v) is str:
                         try:
                             tagged = b"s" + v.encode()
                         except UnicodeEncodeError:
                             tagged = encode_scalar(v, (*_flat(path), k))
                     else:
-                        tagged = self._tag(v, uid, _At(path, k))
-                    mapping[fkey] = join_item(seq, tagged)
+                        tagged = tag(v, uid, _At(path, k))
+                    mapping[fkey] = b"%d|" % seq + tagged  # join_item(seq, tagged)
                 if mapping:
-                    u.create_hash(content(uid), mapping)
+                    u.create_hash(content_prefix + uid, mapping)
             else:
-                items = [self._tag(v, uid, _At(path, i)) for i, v in enumerate(obj)]
-                u.create_list(content(uid), items)
+                items = [tag(v, uid, _At(path, i)) for i, v in enumerate(obj)]
+                u.create_list(content_prefix + uid, items)
         if progress is not None and done:
             progress(done)
 

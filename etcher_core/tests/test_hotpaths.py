@@ -1,0 +1,220 @@
+"""The fast paths of the hot operations keep every guarantee of the general ones.
+
+Each test pins down a case a fast path could get wrong: a scalar assigned over
+a container (its old value must still be collected, or kept when shared),
+fresh nodes created with their first link in their header (sharing and cycles
+inside one written value), and ``rd[key]`` decoding stored items inline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from etcher import DB, RD, RL, StaleHandleError
+from etcher.errors import EtcherValueError, StoreCorrupt
+
+
+@pytest.fixture
+def db(store_url: Callable[[str], str]) -> Iterator[DB]:
+    # No grace period: what a write leaves unreachable is gone when it returns.
+    d = DB(store_url("hot"), prefix="hot", grace=0)
+    yield d
+    d.close()
+
+
+def namespace_keys(db: DB) -> int:
+    return sum(1 for _ in db.backend.scan_iter(match=db._layout.scan))
+
+
+def clean(db: DB) -> bool:
+    report = db.check()
+    return report.ok and not report.pinned and not report.pending
+
+
+# --- a scalar assigned to a dict field -------------------------------------------------
+@pytest.mark.parametrize("scalar", [5, "five", 5.5, True, None])
+def test_scalar_over_a_container_collects_it(db: DB, scalar: Any) -> None:
+    db["doc"] = {"x": 0}
+    rd = db["doc"]
+    empty = namespace_keys(db)
+    rd["x"] = {"deep": {"er": [1, 2]}}
+    old = rd["x"]
+    assert namespace_keys(db) > empty
+    rd["x"] = scalar
+    assert rd["x"] == scalar
+    assert namespace_keys(db) == empty  # the replaced subtree was collected at once
+    with pytest.raises(StaleHandleError):
+        old()
+    assert clean(db)
+
+
+def test_scalar_over_a_shared_container_keeps_it(db: DB) -> None:
+    db["a"] = {"x": {"v": 1}}
+    shared = db["a"]["x"]
+    db["b"] = shared  # now linked from two parents
+    db["a"]["x"] = 7
+    assert shared.backrefs == {"Droot": 1}
+    assert shared() == {"v": 1}
+    assert db["b"]() == {"v": 1}
+    assert clean(db)
+
+
+def test_scalar_over_a_cycle_collects_it(db: DB) -> None:
+    loop: dict[str, Any] = {"n": 1}
+    loop["self"] = loop
+    db["doc"] = {"x": loop}
+    rd = db["doc"]
+    empty_doc = namespace_keys(db)
+    node = rd["x"]
+    assert node["self"].uid == node.uid
+    rd["x"] = 3
+    # Only the cycle's own link held it: nothing but the doc node is left.
+    assert namespace_keys(db) < empty_doc
+    with pytest.raises(StaleHandleError):
+        node()
+    assert clean(db)
+
+
+def test_scalar_over_a_scalar_and_a_new_key(db: DB) -> None:
+    db["doc"] = {"a": 1}
+    rd = db["doc"]
+    rd["a"] = 2
+    rd["b"] = "x"
+    rd["a"] = 3
+    assert list(rd.items()) == [("a", 3), ("b", "x")]  # an existing key keeps its place
+    assert clean(db)
+
+
+def test_scalar_with_a_lone_surrogate_is_refused_untouched(db: DB) -> None:
+    db["doc"] = {"a": 1}
+    rd = db["doc"]
+    with pytest.raises(ValueError, match="surrogate"):
+        rd["a"] = "\udc80"
+    with pytest.raises(ValueError, match="surrogate"):
+        rd["new"] = "\udc80"
+    assert rd() == {"a": 1}
+    assert clean(db)
+
+
+def test_scalar_subclass_is_stored_as_its_base(db: DB) -> None:
+    class Name(str):
+        pass
+
+    db["doc"] = {}
+    db["doc"]["n"] = Name("ann")
+    assert type(db["doc"]["n"]) is str
+    assert db["doc"]["n"] == "ann"
+
+
+# --- fresh nodes carry their first link -----------------------------------------------
+def test_fresh_nodes_have_exact_backrefs(db: DB) -> None:
+    db["doc"] = {"a": {"b": {"c": [1, {"d": 2}]}}}
+    doc = db["doc"]
+    assert doc.backrefs == {"Droot": 1}
+    a = doc["a"]
+    assert a.backrefs == {doc.uid: 1}
+    c = a["b"]["c"]
+    assert c.backrefs == {a["b"].uid: 1}
+    assert c[1].backrefs == {c.uid: 1}
+    assert not doc.pinned and not c.pinned
+    assert clean(db)
+
+
+def test_fresh_node_met_twice_counts_both_links(db: DB) -> None:
+    sub = {"v": 1}
+    db["doc"] = {"x": sub, "y": sub, "z": [sub, sub]}
+    doc = db["doc"]
+    assert doc["x"].uid == doc["y"].uid == doc["z"][0].uid
+    assert doc["x"].backrefs == {doc.uid: 2, doc["z"].uid: 2}
+    del doc["x"]
+    assert doc["y"].backrefs == {doc.uid: 1, doc["z"].uid: 2}
+    assert clean(db)
+
+
+def test_fresh_cycle_counts_its_own_link(db: DB) -> None:
+    loop: dict[str, Any] = {}
+    loop["me"] = loop
+    db["c"] = loop
+    node = db["c"]
+    assert node.backrefs == {"Droot": 1, node.uid: 1}
+    before = namespace_keys(db)
+    del db["c"]
+    assert namespace_keys(db) < before
+    with pytest.raises(StaleHandleError):
+        node()
+    assert clean(db)
+
+
+def test_pinned_handle_linked_into_a_fresh_node_loses_its_pin(db: DB) -> None:
+    made = RD(db, {"k": 1})
+    assert made.pinned
+    db["doc"] = {"inner": {"made": made}}
+    assert not made.pinned
+    assert made.backrefs == {db["doc"]["inner"].uid: 1}
+    del made
+    assert clean(db)
+
+
+# --- rd[key] decoding inline -----------------------------------------------------------
+def test_getitem_returns_every_kind_of_value(db: DB) -> None:
+    db["doc"] = {"s": "é", "i": 3, "f": 1.5, "t": True, "n": None, "d": {}, "l": [], 4: "four"}
+    doc = db["doc"]
+    assert doc["s"] == "é" and doc["i"] == 3 and doc["f"] == 1.5
+    assert doc["t"] is True and doc["n"] is None
+    assert type(doc["d"]) is RD and type(doc["l"]) is RL
+    assert doc["d"].db is db and doc["l"].uid.startswith("L")
+    assert doc[4] == doc[4.0] == "four"
+    with pytest.raises(KeyError):
+        doc["\udc80"]  # a lone surrogate can never be stored, so it is never found
+    with pytest.raises(KeyError):
+        doc["missing"]
+
+
+def test_getitem_on_a_stale_handle_raises(db: DB) -> None:
+    db["doc"] = {"x": {"y": 1}}
+    inner = db["doc"]["x"]
+    del db["doc"]
+    with pytest.raises(StaleHandleError):
+        inner["y"]
+
+
+@pytest.mark.parametrize("item", [b"0|s\xff", b"0|@", b"0|@D", b"0|@X1", b"0|@\xff", b"|sa", b"0|"])
+def test_getitem_of_a_corrupt_item_raises_store_corrupt(db: DB, item: bytes) -> None:
+    db["doc"] = {"x": "ok"}
+    doc = db["doc"]
+    db.backend.hset(db._layout.content(doc.uid), b"sx", item)
+    with pytest.raises(StoreCorrupt):
+        doc["x"]
+
+
+# --- list append and counters ----------------------------------------------------------
+def test_append_scalars_and_containers(db: DB) -> None:
+    db["lst"] = []
+    lst = db["lst"]
+    for value in (1, "two", 3.0, False, None):
+        lst.append(value)
+    lst.append({"k": [1]})
+    with pytest.raises(ValueError, match="surrogate"):
+        lst.append("\udc80")
+    assert lst() == [1, "two", 3.0, False, None, {"k": [1]}]
+    assert lst[5].backrefs == {lst.uid: 1}
+    assert clean(db)
+
+
+def test_counter_names_ascii_and_not(db: DB) -> None:
+    assert db.incr("plain") == 1
+    assert db.incr("zäh", 5) == 5
+    assert db.count("zäh") == 5
+    with pytest.raises(EtcherValueError, match="lone surrogate"):
+        db.incr("\udc80")
+    with pytest.raises(TypeError):
+        db.incr(b"bytes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        db.incr("plain", True)
+    assert db.count("plain") == 1
+    db.close()
+    with pytest.raises(Exception, match="closed"):
+        db.incr("plain")
