@@ -60,8 +60,8 @@ REVIEWED_GETATTR = {
     ("_db.py", "getattr(opened, 'store_identity', None)"),
     ("_containers.py", "getattr(db, '_session', None)"),
     # optional backend capabilities, looked up by constant name on the unit/reader
-    ("_graph.py", "getattr(self.r, 'preload_subtree', None)"),
-    ("_materialize.py", "getattr(graph.r, 'read_subtree', None)"),
+    ("_graph.py", "getattr(self.reader, 'preload_subtree', None)"),
+    ("_materialize.py", "getattr(graph.reader, 'read_subtree', None)"),
 }
 
 

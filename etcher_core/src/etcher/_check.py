@@ -387,8 +387,8 @@ def _pending_among(g: Graph, uids: Iterable[str]) -> set[str]:
     """Which of ``uids`` are pending garbage, read inside the unit (one batch)."""
     key = g.layout.pending
     uids = list(uids)
-    g.u.load(fields=[(key, u.encode()) for u in uids])
-    return {u for u in uids if g.u.hget(key, u.encode()) is not None}
+    g.unit.load(fields=[(key, u.encode()) for u in uids])
+    return {u for u in uids if g.unit.hget(key, u.encode()) is not None}
 
 
 def _items(uid: str, content: Any) -> Iterable[tuple[Any, bytes, str | None]]:
@@ -417,8 +417,8 @@ def _verify_dangling(
 ) -> list[tuple[str, str]]:
     layout = g.layout
     readable = [c for c in children if layout.refs(c) not in bad_keys]
-    g.u.load(hashes=[layout.refs(parent), *(layout.refs(c) for c in readable)])
-    if not g.u.hgetall(layout.refs(parent)):
+    g.unit.load(hashes=[layout.refs(parent), *(layout.refs(c) for c in readable)])
+    if not g.unit.hgetall(layout.refs(parent)):
         return []
     pending = _pending_among(g, [parent, *children])
     if parent in pending:
@@ -426,7 +426,7 @@ def _verify_dangling(
     gone = {
         c
         for c in children
-        if c not in pending and not (c in readable and g.u.hgetall(layout.refs(c)))
+        if c not in pending and not (c in readable and g.unit.hgetall(layout.refs(c)))
     }
     if not gone:
         return []
@@ -440,9 +440,9 @@ def _verify_dangling(
             if not fix:
                 continue
             if is_dict(parent):
-                g.u.hset(key, where, raw[: raw.index(b"|") + 1] + none)
+                g.unit.hset(key, where, raw[: raw.index(b"|") + 1] + none)
             else:
-                g.u.list_op(key, "lset", where, none)
+                g.unit.list_op(key, "lset", where, none)
     return [(parent, c) for c in sorted(found)]
 
 
@@ -452,21 +452,21 @@ def _verify_counts(
     layout = g.layout
     children = [c for c in children if layout.refs(c) not in bad_keys]
     parent_exists = layout.refs(parent) not in bad_keys
-    g.u.load(hashes=[layout.refs(c) for c in children])
+    g.unit.load(hashes=[layout.refs(c) for c in children])
     pending = _pending_among(g, [parent, *children])
     if parent in pending:
         return [], set()
     counted: Counter[str] = Counter()
     if (
         parent_exists
-        and g.u.hgetall(layout.refs(parent))
+        and g.unit.hgetall(layout.refs(parent))
         and layout.content(parent) not in bad_keys
     ):
         content = g.read_contents([parent])[parent]
         counted.update(c for _w, _r, c in _items(parent, content) if c is not None)
     found = []
     for child in children:
-        header = g.u.hgetall(layout.refs(child))
+        header = g.unit.hgetall(layout.refs(child))
         if child in pending or not header:
             continue
         stored = _parents(header).get(parent, 0)
@@ -476,9 +476,9 @@ def _verify_counts(
         if fix:
             key = layout.refs(child)
             if counted[child]:
-                g.u.hset(key, parent.encode(), b"%d" % counted[child])
+                g.unit.hset(key, parent.encode(), b"%d" % counted[child])
             else:
-                g.u.hdel(key, parent.encode())
+                g.unit.hdel(key, parent.encode())
                 g.candidates.add(child)
     collected = g.collect() if fix and g.candidates else set()
     return found, collected
@@ -496,9 +496,9 @@ def _verify_orphans(
     for child, parent, _stored, actual in corrections:
         key = g.layout.refs(child)
         if actual:
-            g.u.hset(key, parent.encode(), b"%d" % actual)
+            g.unit.hset(key, parent.encode(), b"%d" % actual)
         else:
-            g.u.hdel(key, parent.encode())
+            g.unit.hdel(key, parent.encode())
     pending = _pending_among(g, batch)
     g.candidates = {u for u in batch if u not in pending and u != ROOT}
     garbage = g.collect()
@@ -512,7 +512,7 @@ def _verify_orphans(
 def _verify_headless(g: Graph, uid: str, fix: bool) -> bool:
     layout = g.layout
     g.prefetch_nodes([uid])
-    if g.u.hgetall(layout.refs(uid)) or _pending_among(g, [uid]):
+    if g.unit.hgetall(layout.refs(uid)) or _pending_among(g, [uid]):
         return False
     if not g.read_contents([uid])[uid]:
         return False
@@ -525,25 +525,25 @@ def _fix_items(g: Graph, uid: str) -> None:
     """Re-read node ``uid`` and repair its damaged items (it may have changed meanwhile)."""
     layout = g.layout
     g.prefetch_nodes([uid])
-    if not g.u.hgetall(layout.refs(uid)) or _pending_among(g, [uid]):
+    if not g.unit.hgetall(layout.refs(uid)) or _pending_among(g, [uid]):
         return
     bad: list[_BadItem] = []
     _item_links(uid, g.read_contents([uid])[uid], [], bad)
     key = layout.content(uid)
     for where, replacement in bad:
         if isinstance(where, int):
-            g.u.list_op(key, "lset", where, replacement)
+            g.unit.list_op(key, "lset", where, replacement)
         elif replacement is None:
-            g.u.hdel(key, where)
+            g.unit.hdel(key, where)
         else:
-            g.u.hset(key, where, replacement)
+            g.unit.hset(key, where, replacement)
 
 
 def _drop_keys(g: Graph, keys: list[str]) -> None:
     for key in keys:
-        g.u.drop_hash(key)
-        g.u.list_op(key, "delete")
-        g.u.set(key, None)
+        g.unit.drop_hash(key)
+        g.unit.list_op(key, "delete")
+        g.unit.set(key, None)
 
 
 def _run(session: Session, fix: bool, drop_pins: bool, progress: Progress | None) -> CheckReport:
@@ -611,7 +611,7 @@ def _run(session: Session, fix: bool, drop_pins: bool, progress: Progress | None
 
 
 def _unpin(g: Graph, uids: list[str]) -> set[str]:
-    g.u.load(hashes=[g.layout.refs(u) for u in uids])
+    g.unit.load(hashes=[g.layout.refs(u) for u in uids])
     for uid in uids:
         g.unpin(uid)
     return g.collect()

@@ -104,10 +104,10 @@ class Node:
                     mapping = {}
                     for seq, (k, v) in enumerate(initial.items()):
                         mapping[encode_key(k, ())] = join_item(seq, w.tag(v, new_uid, (k,)))
-                    g.u.hset_many(content, mapping)
-                    g.u.hset(g.layout.refs(new_uid), SEQ, b"%d" % len(mapping))
+                    g.unit.hset_many(content, mapping)
+                    g.unit.hset(g.layout.refs(new_uid), SEQ, b"%d" % len(mapping))
                 else:
-                    g.u.create_list(content, w.tags(list(initial), new_uid))
+                    g.unit.create_list(content, w.tags(list(initial), new_uid))
 
         session.mutate(create)
         self._etcher_uid = new_uid
@@ -387,7 +387,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
             if w is None:
                 w = Writer(self._s, g)
             tagged = w.tag(value, uid, (key,))
-        g.u.hset(content, field, join_item(seq, tagged))
+        g.unit.hset(content, field, join_item(seq, tagged))
         if old is not None:
             child = _link_of(item_value(old))
             if child is not None:
@@ -456,7 +456,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
     def _remove_in(self, g: Graph, field: bytes, raw: bytes) -> Any:
         """Delete one stored item; return its value detached (materialized if a node)."""
         uid = self._etcher_uid
-        g.u.hdel(g.layout.content(uid), field)
+        g.unit.hdel(g.layout.content(uid), field)
         tagged = item_value(raw)
         child = _link_of(tagged)
         if child is None:
@@ -474,10 +474,10 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         def op(g: Graph) -> None:
             g.require(uid)
             content = g.layout.content(uid)
-            old = g.u.hget(content, field)
+            old = g.unit.hget(content, field)
             if old is None:
                 raise EtcherKeyError(key)
-            g.u.hdel(content, field)
+            g.unit.hdel(content, field)
             child = _link_of(item_value(old))
             if child is not None:
                 g.remove_ref(child, uid)
@@ -500,7 +500,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
 
         def op(g: Graph) -> Any:
             g.require(uid)
-            old = g.u.hget(g.layout.content(uid), field)
+            old = g.unit.hget(g.layout.content(uid), field)
             if old is None:
                 if default is _NOTHING:
                     raise EtcherKeyError(key)
@@ -531,20 +531,20 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         def op(g: Graph) -> tuple[tuple[Any, Any], int, Any]:
             g.require(uid)
             content = g.layout.content(uid)
-            stamp = g.u.hget(g.layout.refs(uid), SEQ)
+            stamp = g.unit.hget(g.layout.refs(uid), SEQ)
             if known is not None and known[0] == stamp:
                 # Nothing was inserted since the order was read, so every item still there
                 # is among the remembered ones: the newest of those still present is the last.
                 order = known[1]
                 for j in range(len(order) - 1, -1, -1):
                     field, seq = order[j]
-                    raw = g.u.hget(content, field)
+                    raw = g.unit.hget(content, field)
                     if raw is not None and split_item(raw)[0] == seq:
                         value = self._remove_in(g, field, raw)
                         g.collect(alive=(uid,))
                         return (decode_key(field), value), j, None
                 raise EtcherKeyError("popitem(): dictionary is empty")
-            items = g.u.hgetall(content)
+            items = g.unit.hgetall(content)
             if not items:
                 raise EtcherKeyError("popitem(): dictionary is empty")
             ranked = sorted((split_item(raw)[0], field) for field, raw in items.items())
@@ -587,7 +587,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         def op(g: Graph) -> int:
             g.require(uid)
             content = g.layout.content(uid)
-            old = g.u.hget(content, field)
+            old = g.unit.hget(content, field)
             if old is None:
                 seq, current = g.next_seq(uid), 0
             else:
@@ -597,7 +597,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
                     held = "a nested node" if type(current) is Link else type(current).__name__
                     raise EtcherTypeError(f"cannot increment {key!r}: it holds {held}, not an int")
             new: int = current + amount
-            g.u.hset(content, field, join_item(seq, Writer(self._s, g).tag(new, uid, (key,))))
+            g.unit.hset(content, field, join_item(seq, Writer(self._s, g).tag(new, uid, (key,))))
             return new
 
         return self._s.mutate(op)
@@ -609,7 +609,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
 
         def op(g: Graph) -> bytes:
             g.require(uid)
-            old = g.u.hget(g.layout.content(uid), field)
+            old = g.unit.hget(g.layout.content(uid), field)
             if old is not None:
                 return item_value(old)
             tagged = self._set_in(g, Writer(self._s, g), key, default)
@@ -625,8 +625,8 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         def op(g: Graph) -> None:
             g.require(uid)
             content = g.layout.content(uid)
-            items = g.u.hgetall(content)
-            g.u.drop_hash(content)
+            items = g.unit.hgetall(content)
+            g.unit.drop_hash(content)
             for raw in items.values():
                 child = _link_of(item_value(raw))
                 if child is not None:
@@ -854,15 +854,15 @@ class RL(Node, MutableSequence["Stored"]):
         def op(g: Graph) -> None:
             g.require(uid)
             key = g.layout.content(uid)
-            raws = g.u.lrange(key, 0, -1)
+            raws = g.unit.lrange(key, 0, -1)
             links = [c for c in map(_link_of, raws) if c is not None]
             if n <= 0:
-                g.u.list_op(key, "delete")
+                g.unit.list_op(key, "delete")
                 for child in links:
                     g.remove_ref(child, uid)
                 g.collect(alive=(uid,))
             elif n > 1 and raws:
-                g.u.list_op(key, "rpush", *(raws * (n - 1)))
+                g.unit.list_op(key, "rpush", *(raws * (n - 1)))
                 for child in links:
                     g.add_ref(child, uid, n - 1)
 
@@ -878,9 +878,9 @@ class RL(Node, MutableSequence["Stored"]):
         """
         uid = self._etcher_uid
         key = g.layout.content(uid)
-        g.u.list_op(key, "delete")
+        g.unit.list_op(key, "delete")
         if new:
-            g.u.list_op(key, "rpush", *new)
+            g.unit.list_op(key, "rpush", *new)
         for child in map(_link_of, removed):
             if child is not None:
                 g.remove_ref(child, uid)
@@ -898,7 +898,7 @@ class RL(Node, MutableSequence["Stored"]):
             def slice_op(g: Graph) -> None:
                 g.require(uid)
                 _check_slice(index)
-                old = g.u.lrange(g.layout.content(uid), 0, -1)
+                old = g.unit.lrange(g.layout.content(uid), 0, -1)
                 new = list(old)
                 removed = old[index]
                 if index.step not in (None, 1) and len(removed) != len(values):
@@ -916,13 +916,13 @@ class RL(Node, MutableSequence["Stored"]):
         def op(g: Graph) -> None:
             g.require(uid)
             key = g.layout.content(uid)
-            n = g.u.llen(key)
+            n = g.unit.llen(key)
             if not -n <= index < n:
                 raise EtcherIndexError("list assignment index out of range")
             i = index + n if index < 0 else index
-            old = g.u.lindex(key, i)
+            old = g.unit.lindex(key, i)
             tagged = Writer(self._s, g).tag(value, uid, (i,))
-            g.u.list_op(key, "lset", i, tagged)
+            g.unit.list_op(key, "lset", i, tagged)
             child = _link_of(old)
             if child is not None:
                 g.remove_ref(child, uid)
@@ -941,7 +941,7 @@ class RL(Node, MutableSequence["Stored"]):
             def slice_op(g: Graph) -> None:
                 g.require(uid)
                 _check_slice(index)
-                old = g.u.lrange(g.layout.content(uid), 0, -1)
+                old = g.unit.lrange(g.layout.content(uid), 0, -1)
                 new = list(old)
                 removed = old[index]
                 del new[index]
@@ -954,7 +954,7 @@ class RL(Node, MutableSequence["Stored"]):
 
         def op(g: Graph) -> None:
             g.require(uid)
-            n = g.u.llen(g.layout.content(uid))
+            n = g.unit.llen(g.layout.content(uid))
             if not -n <= index < n:
                 raise EtcherIndexError("list assignment index out of range")
             self._pop_in(g, index + n if index < 0 else index, n, materialize_value=False)
@@ -966,27 +966,27 @@ class RL(Node, MutableSequence["Stored"]):
         uid = self._etcher_uid
         key = g.layout.content(uid)
         if i == n - 1:
-            raw = g.u.lindex(key, -1)
-            g.u.list_op(key, "rpop")
+            raw = g.unit.lindex(key, -1)
+            g.unit.list_op(key, "rpop")
         elif i == 0:
-            raw = g.u.lindex(key, 0)
-            g.u.list_op(key, "lpop")
+            raw = g.unit.lindex(key, 0)
+            g.unit.list_op(key, "lpop")
         elif i < n // 2:
-            head = g.u.lrange(key, 0, i)
+            head = g.unit.lrange(key, 0, i)
             if len(head) != i + 1:
                 # Another writer changed the list between our two reads (Redis reads are
                 # watched, not locked): the unit's commit would be refused, so retry now.
                 raise WatchError("the list changed while an item was being popped")
             raw = head[-1]
-            g.u.list_op(key, "ltrim", i + 1, -1)
-            g.u.list_op(key, "lpush", *reversed(head[:-1]))
+            g.unit.list_op(key, "ltrim", i + 1, -1)
+            g.unit.list_op(key, "lpush", *reversed(head[:-1]))
         else:
-            tail = g.u.lrange(key, i, -1)
+            tail = g.unit.lrange(key, i, -1)
             if len(tail) != n - i:
                 raise WatchError("the list changed while an item was being popped")
             raw = tail[0]
-            g.u.list_op(key, "ltrim", 0, i - 1)
-            g.u.list_op(key, "rpush", *tail[1:])
+            g.unit.list_op(key, "ltrim", 0, i - 1)
+            g.unit.list_op(key, "rpush", *tail[1:])
         if raw is None:
             raise WatchError("the list changed while an item was being popped")
         child = _link_of(raw)
@@ -1004,7 +1004,7 @@ class RL(Node, MutableSequence["Stored"]):
 
         def op(g: Graph) -> Any:
             g.require(uid)
-            n = g.u.llen(g.layout.content(uid))
+            n = g.unit.llen(g.layout.content(uid))
             if not n:
                 raise EtcherIndexError("pop from empty list")
             if not -n <= index < n:
@@ -1021,21 +1021,21 @@ class RL(Node, MutableSequence["Stored"]):
         def op(g: Graph) -> None:
             g.require(uid)
             key = g.layout.content(uid)
-            n = g.u.llen(key)
+            n = g.unit.llen(key)
             i = max(0, index + n) if index < 0 else min(index, n)
             tagged = Writer(self._s, g).tag(value, uid, (i,))
             if i == n:
-                g.u.list_op(key, "rpush", tagged)
+                g.unit.list_op(key, "rpush", tagged)
             elif i == 0:
-                g.u.list_op(key, "lpush", tagged)
+                g.unit.list_op(key, "lpush", tagged)
             elif i <= n // 2:
-                head = g.u.lrange(key, 0, i - 1)
-                g.u.list_op(key, "ltrim", i, -1)
-                g.u.list_op(key, "lpush", tagged, *reversed(head))
+                head = g.unit.lrange(key, 0, i - 1)
+                g.unit.list_op(key, "ltrim", i, -1)
+                g.unit.list_op(key, "lpush", tagged, *reversed(head))
             else:
-                tail = g.u.lrange(key, i, -1)
-                g.u.list_op(key, "ltrim", 0, i - 1)
-                g.u.list_op(key, "rpush", tagged, *tail)
+                tail = g.unit.lrange(key, i, -1)
+                g.unit.list_op(key, "ltrim", 0, i - 1)
+                g.unit.list_op(key, "rpush", tagged, *tail)
 
         self._s.mutate(op)
 
@@ -1049,7 +1049,7 @@ class RL(Node, MutableSequence["Stored"]):
                 tagged = encode_scalar(value, (-1,))  # a plain scalar: no writer needed
             else:
                 tagged = Writer(self._s, g).tag(value, uid, (-1,))
-            g.u.list_op(g.layout.content(uid), "rpush", tagged)
+            g.unit.list_op(g.layout.content(uid), "rpush", tagged)
 
         self._s.mutate(op)
 
@@ -1065,7 +1065,7 @@ class RL(Node, MutableSequence["Stored"]):
             g.require(uid)
             key = g.layout.content(uid)
             tags = Writer(self._s, g).tags(items, uid)
-            g.u.list_op(key, "rpush", *tags)
+            g.unit.list_op(key, "rpush", *tags)
 
         self._s.mutate(op)
 
@@ -1085,7 +1085,7 @@ class RL(Node, MutableSequence["Stored"]):
 
         def op(g: Graph) -> None:
             g.require(uid)
-            raws = g.u.lrange(g.layout.content(uid), 0, -1)
+            raws = g.unit.lrange(g.layout.content(uid), 0, -1)
             for i, raw in enumerate(raws):
                 if self._matches_in(g, raw, value):
                     self._pop_in(g, i, len(raws), materialize_value=False)
@@ -1106,7 +1106,7 @@ class RL(Node, MutableSequence["Stored"]):
 
         def op(g: Graph) -> None:
             g.require(uid)
-            old = g.u.lrange(g.layout.content(uid), 0, -1)
+            old = g.unit.lrange(g.layout.content(uid), 0, -1)
             if old:
                 self._rewrite(g, old, [])
 
@@ -1119,10 +1119,10 @@ class RL(Node, MutableSequence["Stored"]):
         def op(g: Graph) -> None:
             g.require(uid)
             key = g.layout.content(uid)
-            raws = g.u.lrange(key, 0, -1)
+            raws = g.unit.lrange(key, 0, -1)
             if len(raws) > 1:
-                g.u.list_op(key, "delete")
-                g.u.list_op(key, "rpush", *reversed(raws))
+                g.unit.list_op(key, "delete")
+                g.unit.list_op(key, "rpush", *reversed(raws))
 
         self._s.mutate(op)
 
@@ -1143,7 +1143,7 @@ class RL(Node, MutableSequence["Stored"]):
         def op(g: Graph) -> None:
             g.require(uid)
             content = g.layout.content(uid)
-            raws = g.u.lrange(content, 0, -1)
+            raws = g.unit.lrange(content, 0, -1)
             if len(raws) < 2:
                 return
             values = []
@@ -1154,8 +1154,8 @@ class RL(Node, MutableSequence["Stored"]):
                 order = sorted(range(len(raws)), key=values.__getitem__, reverse=reverse)
             except TypeError as exc:  # items that do not compare ('<' between str and int)
                 raise EtcherTypeError(str(exc)) from None
-            g.u.list_op(content, "delete")
-            g.u.list_op(content, "rpush", *[raws[i] for i in order])
+            g.unit.list_op(content, "delete")
+            g.unit.list_op(content, "rpush", *[raws[i] for i in order])
 
         self._s.mutate(op)
 
@@ -1172,7 +1172,7 @@ class RL(Node, MutableSequence["Stored"]):
 
         def read(g: Graph) -> tuple[list[bytes], dict[str, Any]]:
             g.require(uid)
-            raws = g.r.lrange(g.layout.content(uid), 0, -1)
+            raws = g.reader.lrange(g.layout.content(uid), 0, -1)
             nodes: dict[str, Any] = {}
             if with_nodes:
                 for child in map(_link_of, raws):
@@ -1188,7 +1188,7 @@ class RL(Node, MutableSequence["Stored"]):
 
         def op(g: Graph) -> bool:
             g.require(uid)
-            if g.u.lrange(g.layout.content(uid), 0, -1) != raws:
+            if g.unit.lrange(g.layout.content(uid), 0, -1) != raws:
                 return False
             write(g)
             return True
@@ -1206,8 +1206,8 @@ class RL(Node, MutableSequence["Stored"]):
 
         def write(g: Graph) -> None:
             if order != list(range(len(order))):
-                g.u.list_op(content, "delete")
-                g.u.list_op(content, "rpush", *[raws[i] for i in order])
+                g.unit.list_op(content, "delete")
+                g.unit.list_op(content, "rpush", *[raws[i] for i in order])
 
         if not self._apply_if_unchanged(raws, write):
             raise EtcherValueError("list modified during sort")

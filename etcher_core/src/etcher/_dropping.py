@@ -116,7 +116,7 @@ class NamespaceDeleter:
 
     # --- steps ------------------------------------------------------------------
     def _fence(self, g: Graph, counters: list[str]) -> tuple[list[str], list[str]]:
-        layout, u = self.layout, g.u
+        layout, u = self.layout, g.unit
         u.load(hashes=[layout.refs(ROOT), layout.content(ROOT), layout.meta, layout.pending])
         top: list[str] = []
         n = 0
@@ -136,7 +136,7 @@ class NamespaceDeleter:
 
     def _drop_counters(self, g: Graph, keys: list[str]) -> int:
         for key in keys:
-            g.u.set(key, None)
+            g.unit.set(key, None)
         return len(keys)
 
     def _sweep(self, queue: list[str]) -> set[str]:
@@ -158,7 +158,7 @@ class NamespaceDeleter:
         return suspects
 
     def _sweep_batch(self, g: Graph, batch: list[str]) -> tuple[set[str], list[str]]:
-        layout, u = self.layout, g.u
+        layout, u = self.layout, g.unit
         refs = layout.refs
         u.load(hashes=[refs(x) for x in batch])
         headers = {x: u.hgetall(refs(x)) for x in batch}
@@ -209,11 +209,12 @@ class NamespaceDeleter:
             self.deleted += self._unit(partial(self._collect, batch=batch))
 
     def _collect(self, g: Graph, batch: list[str]) -> int:
-        g.u.load(hashes=[self.layout.refs(x) for x in batch])
+        g.unit.load(hashes=[self.layout.refs(x) for x in batch])
         for x in batch:
-            header = g.u.hgetall(self.layout.refs(x))
+            header = g.unit.hgetall(self.layout.refs(x))
             if header.get(PIN) is not None:
-                g.u.hdel(self.layout.refs(x), PIN)  # a handle's pin does not outlive its namespace
+                # A handle's pin does not outlive its namespace.
+                g.unit.hdel(self.layout.refs(x), PIN)
         g.candidates = set(batch)
         return 2 * len(g.collect())
 
@@ -234,7 +235,7 @@ class NamespaceDeleter:
             self.deleted += self._unit(partial(self._drop_unowned, keys=part))
 
     def _drop_unowned(self, g: Graph, keys: list[str]) -> int:
-        layout, u = self.layout, g.u
+        layout, u = self.layout, g.unit
         owners: dict[str, str] = {}
         for key in keys:
             for head in (layout.refs_prefix, layout.content_prefix):

@@ -83,23 +83,24 @@ def _count(raw: bytes | None) -> int:
 class Graph:
     """Node-level operations of one namespace, bound to a unit (or a direct reader)."""
 
-    __slots__ = ("candidates", "layout", "r", "retired")
+    __slots__ = ("candidates", "layout", "reader", "retired")
 
     def __init__(self, layout: Layout, reader: Unit | DirectReader) -> None:
         self.layout = layout
-        self.r = reader
+        self.reader = reader
         self.candidates: set[str] = set()
         # Nodes this graph's unit made pending garbage: uid -> expiry time.
         self.retired: dict[str, float] = {}
 
     @property
-    def u(self) -> Unit:
-        return self.r  # type: ignore[return-value]
+    def unit(self) -> Unit:
+        """The unit this graph writes through (a direct reader has none: read-only graphs)."""
+        return self.reader  # type: ignore[return-value]
 
     # --- headers ---------------------------------------------------------------
     def header(self, uid: str) -> dict[bytes, bytes]:
         """The node's header; :class:`StaleHandleError` if the node no longer exists."""
-        header = self.r.hgetall(self.layout.refs(uid))
+        header = self.reader.hgetall(self.layout.refs(uid))
         if not header:
             raise StaleHandleError(
                 f"node {uid} no longer exists: it was garbage-collected after its last link "
@@ -121,27 +122,27 @@ class Graph:
         """
         if uid == ROOT:
             if (
-                self.r.in_unit
+                self.reader.in_unit
                 # The root carries no #d: a speculating unit checks it exists at its commit.
-                and not self.u.assume_live(self.layout.refs(ROOT), DEAD)
-                and not self.r.hgetall(self.layout.refs(ROOT))
+                and not self.unit.assume_live(self.layout.refs(ROOT), DEAD)
+                and not self.reader.hgetall(self.layout.refs(ROOT))
             ):
                 self.new_node(ROOT, KIND_DICT)
-                self.u.hset(self.layout.meta, b"layout", LAYOUT_VERSION)
+                self.unit.hset(self.layout.meta, b"layout", LAYOUT_VERSION)
                 # The namespace registry lives outside the namespace's hash slot; one
                 # MULTI/EXEC must stay in one slot (Redis Cluster), so it is noted after.
-                backend, name = self.u.backend, self.layout.prefix.encode()
-                self.u.after_commit.append(lambda: backend.hset(NAMESPACES_KEY, name, b"1"))
+                backend, name = self.unit.backend, self.layout.prefix.encode()
+                self.unit.after_commit.append(lambda: backend.hset(NAMESPACES_KEY, name, b"1"))
             return
         if (
-            self.r.in_unit
+            self.reader.in_unit
             and writing is not False
             # A speculating unit checks this at its commit instead of reading now.
-            and self.u.assume_live(self.layout.refs(uid), DEAD)
+            and self.unit.assume_live(self.layout.refs(uid), DEAD)
         ):
             return
         header = self.header(uid)
-        if DEAD in header and (self.r.in_unit if writing is None else writing):
+        if DEAD in header and (self.reader.in_unit if writing is None else writing):
             raise StaleHandleError(
                 f"node {uid} was unlinked: handles may still read it for a grace period, "
                 "but nothing can be written through it or link to it any more; fetch a "
@@ -161,7 +162,7 @@ class Graph:
 
     def require_all(self, uids: list[str]) -> None:
         """Raise :class:`StoreCorrupt` if any of these linked nodes is missing (one batch)."""
-        headers = self.r.prefetch_hashes([self.layout.refs(x) for x in uids])  # type: ignore[union-attr]
+        headers = self.reader.prefetch_hashes([self.layout.refs(x) for x in uids])  # type: ignore[union-attr]
         missing = [x for x in uids if not headers[self.layout.refs(x)]]
         if missing:
             raise StoreCorrupt(
@@ -172,9 +173,9 @@ class Graph:
     def open_item(self, uid: str, field: bytes) -> bytes | None:
         """Check node ``uid`` exists and return its stored item ``field`` (one batch)."""
         content = self.layout.content(uid)
-        self.u.load(hashes=(self.layout.refs(uid),), fields=((content, field),))
+        self.unit.load(hashes=(self.layout.refs(uid),), fields=((content, field),))
         self.require(uid)
-        return self.u.hget(content, field)
+        return self.unit.hget(content, field)
 
     def new_node(self, uid: str, kind: bytes, seq: int = 0, pinned: bool = False) -> None:
         header = {KIND: kind}
@@ -182,47 +183,47 @@ class Graph:
             header[SEQ] = b"%d" % seq
         if pinned:
             header[PIN] = b"1"
-        self.u.create_hash(self.layout.refs(uid), header)
+        self.unit.create_hash(self.layout.refs(uid), header)
 
     def next_seq(self, uid: str) -> int:
         """Reserve the next insertion sequence number of dict node ``uid``."""
         key = self.layout.refs(uid)
-        raw = self.u.hget(key, SEQ)
+        raw = self.unit.hget(key, SEQ)
         seq = _count(raw)
-        self.u.hset(key, SEQ, b"%d" % (seq + 1))
+        self.unit.hset(key, SEQ, b"%d" % (seq + 1))
         return seq
 
     # --- links -----------------------------------------------------------------
     def add_ref(self, child: str, parent: str, n: int = 1) -> None:
         key = self.layout.refs(child)
         field = parent.encode()
-        self.u.load(fields=((key, field), (key, PIN), (key, DEAD)))
-        if self.u.hget(key, DEAD) is not None:
+        self.unit.load(fields=((key, field), (key, PIN), (key, DEAD)))
+        if self.unit.hget(key, DEAD) is not None:
             raise StaleHandleError(
                 f"node {child} was unlinked and cannot be linked again; "
                 "assign a materialized copy instead: value()"
             )
-        raw = self.u.hget(key, field)
-        self.u.hset(key, field, b"%d" % (_count(raw) + n))
-        if self.u.hget(key, PIN) is not None:
+        raw = self.unit.hget(key, field)
+        self.unit.hset(key, field, b"%d" % (_count(raw) + n))
+        if self.unit.hget(key, PIN) is not None:
             # Being linked ends the pin of an ``RD(db)`` handle: the tree owns it now.
-            self.u.hdel(key, PIN)
+            self.unit.hdel(key, PIN)
 
     def remove_ref(self, child: str, parent: str, n: int = 1) -> None:
         key = self.layout.refs(child)
         field = parent.encode()
-        raw = self.u.hget(key, field)
+        raw = self.unit.hget(key, field)
         left = _count(raw) - n
         if left > 0:
-            self.u.hset(key, field, b"%d" % left)
+            self.unit.hset(key, field, b"%d" % left)
         else:
-            self.u.hdel(key, field)
+            self.unit.hdel(key, field)
         self.candidates.add(child)
 
     def unpin(self, uid: str) -> None:
         key = self.layout.refs(uid)
-        if self.u.hgetall(key).get(PIN) is not None:
-            self.u.hdel(key, PIN)
+        if self.unit.hgetall(key).get(PIN) is not None:
+            self.unit.hdel(key, PIN)
             self.candidates.add(uid)
 
     # --- content ---------------------------------------------------------------
@@ -240,13 +241,13 @@ class Graph:
         dkeys, lkeys = [content(x) for x in d], [content(x) for x in lst]
         dicts: dict[str, dict[bytes, bytes]] = {}
         lists: dict[str, list[bytes]] = {}
-        if not keep and self.r.in_unit:
-            dicts, lists = self.u.peek(dkeys, lkeys)
+        if not keep and self.reader.in_unit:
+            dicts, lists = self.unit.peek(dkeys, lkeys)
         else:
             if d:
-                dicts = self.r.prefetch_hashes(dkeys)  # type: ignore[union-attr]
+                dicts = self.reader.prefetch_hashes(dkeys)  # type: ignore[union-attr]
             if lst:
-                lists = self.r.prefetch_lists(lkeys)  # type: ignore[union-attr]
+                lists = self.reader.prefetch_lists(lkeys)  # type: ignore[union-attr]
         out: dict[str, dict[bytes, bytes] | list[bytes]] = {}
         for uid, key in zip(d, dkeys, strict=True):
             out[uid] = dicts[key]
@@ -260,14 +261,14 @@ class Graph:
         uids = list(uids)
         hashes = [layout.refs(x) for x in uids] + [layout.content(x) for x in uids if is_dict(x)]
         lists = [layout.content(x) for x in uids if not is_dict(x)]
-        self.u.load(hashes=hashes, lists=lists)
+        self.unit.load(hashes=hashes, lists=lists)
 
     def drop_node(self, uid: str) -> None:
-        self.u.drop_hash(self.layout.refs(uid))
+        self.unit.drop_hash(self.layout.refs(uid))
         if is_dict(uid):
-            self.u.drop_hash(self.layout.content(uid))
+            self.unit.drop_hash(self.layout.content(uid))
         else:
-            self.u.list_op(self.layout.content(uid), "delete")
+            self.unit.list_op(self.layout.content(uid), "delete")
 
     def _retire(self, level: set[str]) -> None:
         """Dispose of dead nodes: delete them (no grace period) or make them pending."""
@@ -281,14 +282,14 @@ class Graph:
         stamp = b"%.3f" % expiry
         refs = self.layout.refs
         for uid in level:
-            self.u.hset(refs(uid), DEAD, stamp)
+            self.unit.hset(refs(uid), DEAD, stamp)
             self.retired[uid] = expiry
-        self.u.hset_many(self.layout.pending, {uid.encode(): stamp for uid in level})
+        self.unit.hset_many(self.layout.pending, {uid.encode(): stamp for uid in level})
         learn = self.layout.on_retire
         if learn is not None:
             # Whatever unit this is (a plain write or a transaction), the sweeper hears of it.
             entries = [(expiry, uid) for uid in level]
-            self.u.after_commit.append(lambda: learn(entries))
+            self.unit.after_commit.append(lambda: learn(entries))
 
     # --- collection ------------------------------------------------------------
     def collect(self, alive: Iterable[str] = ()) -> set[str]:
@@ -316,7 +317,7 @@ class Graph:
             sources: list[str] = []
             frontier = suspects
             while frontier:
-                headers = self.r.prefetch_hashes([refs(x) for x in frontier])  # type: ignore[union-attr]
+                headers = self.reader.prefetch_hashes([refs(x) for x in frontier])  # type: ignore[union-attr]
                 upward: set[str] = set()
                 for x in frontier:
                     header = headers[refs(x)]
@@ -363,7 +364,7 @@ class Graph:
         for _ in range(PROOF_DEPTH):
             if not at:
                 return
-            headers = self.r.prefetch_hashes({refs(x) for x in at.values()})  # type: ignore[union-attr]
+            headers = self.reader.prefetch_hashes({refs(x) for x in at.values()})  # type: ignore[union-attr]
             moved: dict[str, str] = {}
             for s, x in at.items():
                 path = paths[s]
@@ -393,7 +394,7 @@ class Graph:
         # few calls per level otherwise). What is read ahead may turn out alive; reading
         # ahead stops while that exceeds what was found dead, so the waste stays linear.
         ahead = swept = 0
-        preload = getattr(self.r, "preload_subtree", None)
+        preload = getattr(self.reader, "preload_subtree", None)
         while level:
             swept += len(level)
             if preload is not None and ahead <= 2 * swept + SWEEP_AHEAD:
@@ -424,7 +425,7 @@ class Graph:
                         SWEEP_AHEAD,
                     )
                 self.prefetch_nodes(lost)
-                headers = self.r.prefetch_hashes([refs(c) for c in lost])  # type: ignore[union-attr]
+                headers = self.reader.prefetch_hashes([refs(c) for c in lost])  # type: ignore[union-attr]
                 for child, from_parents in lost.items():
                     key = refs(child)
                     header = headers[key]
@@ -436,7 +437,7 @@ class Graph:
                         nxt.add(child)
                         continue
                     for parent in from_parents:
-                        self.u.hdel(key, parent.encode())
+                        self.unit.hdel(key, parent.encode())
                     if child != ROOT:  # the root is alive by definition, whoever linked to it
                         suspects.add(child)
             garbage |= nxt

@@ -37,7 +37,7 @@ _FALLBACK = object()
 
 def materialize(graph: Graph, uid: str) -> Any:
     """The plain-Python value of node ``uid`` (raises ``StaleHandleError`` if it is gone)."""
-    read = getattr(graph.r, "read_subtree", None)
+    read = getattr(graph.reader, "read_subtree", None)
     if read is not None:
         value = _by_subtrees(graph, uid, read)
         if value is not _FALLBACK:

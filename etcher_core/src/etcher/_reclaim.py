@@ -105,7 +105,7 @@ def drop_pending(g: Graph, uids: Iterable[str]) -> None:
         g.drop_node(uid)
         fields.append(uid.encode())
     for field in fields:
-        g.u.hdel(pending, field)
+        g.unit.hdel(pending, field)
 
 
 def _drop_in_unit(layout: Layout, uids: list[str], u: Unit) -> None:

@@ -122,9 +122,9 @@ class Writer:
         Its ``items()``/``__iter__`` are caller code, which must not run inside
         a unit (it could be retried, or write through the unit's transaction).
         """
-        known = self.g.u.prepared.get(id(value))
+        known = self.g.unit.prepared.get(id(value))
         if known is None:
-            prepared = self.g.u.prepared
+            prepared = self.g.unit.prepared
             raise CallerCode(lambda: _prepare_plain(value, prepared))
         plain = known[1]
         return self._container(plain, type(plain) is dict, parent, path)
@@ -139,7 +139,7 @@ class Writer:
             # it cannot be pinned or pending yet, so add_ref's checks (and reads) are moot.
             header = {KIND: KIND_DICT, SEQ: b"%d" % len(value)} if dict_node else {KIND: KIND_LIST}
             header[parent.encode()] = b"1"
-            self.g.u.create_hash(self.g.layout.refs_prefix + uid, header)
+            self.g.unit.create_hash(self.g.layout.refs_prefix + uid, header)
             self.stack.append((value, uid, path))
             return b"@" + uid.encode()  # encode_link(uid)
         self.g.add_ref(uid, parent)
@@ -160,7 +160,7 @@ class Writer:
     def _drain(self) -> None:
         content_prefix = self.g.layout.content_prefix
         stack = self.stack
-        u = self.g.u
+        u = self.g.unit
         progress = self.progress
         tag = self._tag
         done = 0
