@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from itertools import islice
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from etcher._codec import item_value, link_target
 from etcher._layout import (
@@ -47,7 +47,7 @@ from etcher._layout import (
 from etcher.errors import StaleHandleError, StoreCorrupt
 
 if TYPE_CHECKING:
-    from etcher._unit import DirectReader, Unit
+    from etcher._unit import Reader, Unit
 
 KIND_DICT = b"d"
 PROOF_DEPTH = 12
@@ -83,19 +83,17 @@ def _count(raw: bytes | None) -> int:
 class Graph:
     """Node-level operations of one namespace, bound to a unit (or a direct reader)."""
 
-    __slots__ = ("candidates", "layout", "reader", "retired")
+    __slots__ = ("candidates", "layout", "reader", "retired", "unit")
 
-    def __init__(self, layout: Layout, reader: Unit | DirectReader) -> None:
+    def __init__(self, layout: Layout, reader: Reader) -> None:
         self.layout = layout
         self.reader = reader
+        # The unit this graph writes through. A graph over a DirectReader is read-only:
+        # its callers only read, so this name is never used for a write there.
+        self.unit = cast("Unit", reader)
         self.candidates: set[str] = set()
         # Nodes this graph's unit made pending garbage: uid -> expiry time.
         self.retired: dict[str, float] = {}
-
-    @property
-    def unit(self) -> Unit:
-        """The unit this graph writes through (a direct reader has none: read-only graphs)."""
-        return self.reader  # type: ignore[return-value]
 
     # --- headers ---------------------------------------------------------------
     def header(self, uid: str) -> dict[bytes, bytes]:
@@ -162,7 +160,7 @@ class Graph:
 
     def require_all(self, uids: list[str]) -> None:
         """Raise :class:`StoreCorrupt` if any of these linked nodes is missing (one batch)."""
-        headers = self.reader.prefetch_hashes([self.layout.refs(x) for x in uids])  # type: ignore[union-attr]
+        headers = self.unit.prefetch_hashes([self.layout.refs(x) for x in uids])
         missing = [x for x in uids if not headers[self.layout.refs(x)]]
         if missing:
             raise StoreCorrupt(
@@ -245,9 +243,9 @@ class Graph:
             dicts, lists = self.unit.peek(dkeys, lkeys)
         else:
             if d:
-                dicts = self.reader.prefetch_hashes(dkeys)  # type: ignore[union-attr]
+                dicts = self.unit.prefetch_hashes(dkeys)
             if lst:
-                lists = self.reader.prefetch_lists(lkeys)  # type: ignore[union-attr]
+                lists = self.unit.prefetch_lists(lkeys)
         out: dict[str, dict[bytes, bytes] | list[bytes]] = {}
         for uid, key in zip(d, dkeys, strict=True):
             out[uid] = dicts[key]
@@ -317,7 +315,7 @@ class Graph:
             sources: list[str] = []
             frontier = suspects
             while frontier:
-                headers = self.reader.prefetch_hashes([refs(x) for x in frontier])  # type: ignore[union-attr]
+                headers = self.unit.prefetch_hashes([refs(x) for x in frontier])
                 upward: set[str] = set()
                 for x in frontier:
                     header = headers[refs(x)]
@@ -364,7 +362,7 @@ class Graph:
         for _ in range(PROOF_DEPTH):
             if not at:
                 return
-            headers = self.reader.prefetch_hashes({refs(x) for x in at.values()})  # type: ignore[union-attr]
+            headers = self.unit.prefetch_hashes({refs(x) for x in at.values()})
             moved: dict[str, str] = {}
             for s, x in at.items():
                 path = paths[s]
@@ -425,7 +423,7 @@ class Graph:
                         SWEEP_AHEAD,
                     )
                 self.prefetch_nodes(lost)
-                headers = self.reader.prefetch_hashes([refs(c) for c in lost])  # type: ignore[union-attr]
+                headers = self.unit.prefetch_hashes([refs(c) for c in lost])
                 for child, from_parents in lost.items():
                     key = refs(child)
                     header = headers[key]

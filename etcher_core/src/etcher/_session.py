@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from etcher._graph import Graph
 from etcher._layout import ROOT, Layout, UidFactory
 from etcher._reclaim import Reclaimer
-from etcher._unit import CallerCode, DirectReader, RetryPolicy, Unit
+from etcher._unit import CallerCode, DirectReader, Reader, RetryPolicy, Unit
 from etcher.errors import ClosedError
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ class Session:
         _LIVE_SESSIONS[id(self)] = self
 
     # --- the entry points handles use -------------------------------------------------
-    def reader(self) -> DirectReader | Unit:
+    def reader(self) -> Reader:
         """Where single reads go: the backend directly (each read atomic on its own)."""
         if self.closed:
             self._refuse()
@@ -301,7 +301,7 @@ class TransactionSession(Session):
         self.owner = owner
         self.unit = None
 
-    def reader(self) -> DirectReader | Unit:
+    def reader(self) -> Reader:
         unit = self.unit
         if unit is not None:
             return unit

@@ -39,7 +39,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from etcher.errors import ConflictTimeout, WatchError
 from etcher.spec import CheckedCommits, StorageBackend, SubtreeChunk, SubtreeReads, UnitScopes
@@ -58,6 +58,31 @@ class CallerCode(Exception):
     def __init__(self, work: Callable[[], None]) -> None:
         super().__init__("caller code must run outside the unit of work")
         self.work = work
+
+
+class Reader(Protocol):
+    """The reads an operation makes: through a :class:`Unit` or a :class:`DirectReader`.
+
+    Code that only reads (handles' single reads, graph walks) is typed with this
+    protocol, so it works the same inside and outside a unit of work.
+    """
+
+    in_unit: bool
+    """True inside a unit of work (reads are watched or checked; writes are buffered)."""
+
+    def hget(self, key: str, field: bytes) -> bytes | None: ...
+
+    def hgetall(self, key: str) -> dict[bytes, bytes]: ...
+
+    def hlen(self, key: str) -> int: ...
+
+    def llen(self, key: str) -> int: ...
+
+    def lindex(self, key: str, index: int) -> bytes | None: ...
+
+    def lrange(self, key: str, start: int, end: int) -> list[bytes]: ...
+
+    def get(self, key: str) -> bytes | None: ...
 
 
 class DirectReader:
