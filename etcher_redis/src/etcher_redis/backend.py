@@ -115,7 +115,10 @@ class RedisBackend(SubtreeMixin, EtcherRedis):
         )
         backend = cls(connection_pool=pool)
         if not _runs_lua(pool):
-            backend.capabilities = replace(cls.capabilities, checked_commits=False)
+            # Both the checked commit and the subtree walk are Lua scripts.
+            backend.capabilities = replace(
+                cls.capabilities, checked_commits=False, subtree_reads=False
+            )
         backend.wait_replicas, backend.wait_timeout = replicas, timeout
         backend._owner = client
         backend._owns_client = owned
@@ -181,7 +184,7 @@ class RedisBackend(SubtreeMixin, EtcherRedis):
 
 
 def _runs_lua(pool: redis.ConnectionPool) -> bool:
-    """Whether the server behind ``pool`` can run the checked-commit script.
+    """Whether the server behind ``pool`` can run etcher's scripts (commit check, subtree walk).
 
     Every Redis server can; fakeredis only with the optional ``lupa`` package.
     """
