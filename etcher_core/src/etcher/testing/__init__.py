@@ -74,7 +74,7 @@ from etcher.testing.containers import (
     UserCodeConformance,
     UserGuideConformance,
 )
-from etcher.testing.edges import EdgeConformance
+from etcher.testing.containers.edges import EdgeConformance
 from etcher.testing.fixtures import (
     HOSTILE_CHARS,
     BackendFactory,

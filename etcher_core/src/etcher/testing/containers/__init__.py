@@ -28,7 +28,7 @@ module             families
 ``usercode``       :class:`UserCodeConformance`
 ``machine``        :class:`StateMachineConformance`
 ``lifetime``       :class:`HandleLifetimeConformance`
-(``etcher.testing.edges``)  :class:`EdgeConformance`
+(``etcher.testing.containers.edges``)  :class:`EdgeConformance`
 =================  =========================================================
 
 The fixtures every family uses (:class:`ContainerFixtures`, :class:`DBFactory`)
@@ -58,6 +58,7 @@ from etcher.testing.containers._common import (
 )
 from etcher.testing.containers.codec import UNSUPPORTED_KEYS, UNSUPPORTED_VALUES, CodecConformance
 from etcher.testing.containers.dicts import DictConformance
+from etcher.testing.containers.edges import EdgeConformance
 from etcher.testing.containers.graph import ShapeAndGCConformance
 from etcher.testing.containers.guide import UserGuideConformance
 from etcher.testing.containers.lifetime import HandleLifetimeConformance
@@ -67,7 +68,6 @@ from etcher.testing.containers.namespaces import DBConformance, NamespaceConform
 from etcher.testing.containers.printing import PrintingConformance
 from etcher.testing.containers.transactions import TransactionSafetyConformance
 from etcher.testing.containers.usercode import UserCodeConformance
-from etcher.testing.edges import EdgeConformance
 
 
 class ContainerConformance(
