@@ -220,8 +220,7 @@ class Session:
                 reclaim.give_back(taken)  # an earlier attempt did not commit
             g = Graph(layout, u)
             result = fn(g)
-            if reclaim._heap:  # anything to sweep at all (piggyback() checks the rest)
-                taken.extend(reclaim.piggyback(g))
+            taken.extend(reclaim.piggyback(g))
             return result
 
         try:
