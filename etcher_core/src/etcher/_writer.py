@@ -13,9 +13,9 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from etcher._codec import encode_key, encode_link, encode_scalar, format_path
+from etcher._codec import encode_key, encode_link, encode_scalar, format_path, join_item
 from etcher._graph import KIND_DICT, KIND_LIST, Graph
-from etcher._layout import DICT_UID, KIND, LIST_UID, SEQ
+from etcher._layout import DICT_UID, KIND, LIST_UID, SEQ, is_dict
 from etcher._unit import CallerCode
 from etcher.errors import ForeignNodeError
 
@@ -141,7 +141,7 @@ class Writer:
             header[parent.encode()] = b"1"
             self.g.unit.create_hash(self.g.layout.refs_prefix + uid, header)
             self.stack.append((value, uid, path))
-            return b"@" + uid.encode()  # encode_link(uid)
+            return encode_link(uid)
         self.g.add_ref(uid, parent)
         return encode_link(uid)
 
@@ -171,7 +171,7 @@ class Writer:
                     progress(done)
                     done = 0
             obj, uid, path = stack.pop()
-            if uid[0] == DICT_UID:
+            if is_dict(uid):
                 mapping: dict[bytes, bytes] = {}
                 for seq, (k, v) in enumerate(obj.items()):
                     # The common key and value types inline; the rest (and every error,
@@ -184,7 +184,7 @@ class Writer:
                             tagged = encode_scalar(v, (*_flat(path), k))
                     else:
                         tagged = tag(v, uid, _At(path, k))
-                    mapping[fkey] = b"%d|" % seq + tagged  # join_item(seq, tagged)
+                    mapping[fkey] = join_item(seq, tagged)
                 if mapping:
                     u.create_hash(content_prefix + uid, mapping)
             else:
