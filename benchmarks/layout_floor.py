@@ -30,6 +30,7 @@ a shared machine even when the absolute times drift.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import sqlite3
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
+from _report import layout_floor_table
 
 from etcher import DB
 
@@ -326,37 +328,40 @@ def cpu_per_op(fn: Callable[[int], Any], n: int, rounds: int) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--n", type=int, default=2000)
-    args = ap.parse_args()
-    size = args.n * args.rounds
+TARGETS = {"write_doc": 0.7, "read_doc": 0.3, "read_field3": 1.0, "append": 1.0}
+"""Issue 13's speed targets against diskcache, per operation here (``None``: no target)."""
+
+
+def measure(n: int, rounds: int) -> list[dict[str, Any]]:
+    """One row per operation: CPU µs of etcher, the layout floor(s) and diskcache."""
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        size = n * rounds
         sets = {
             "etcher": etcher_ops(str(Path(tmp) / "etcher.db"), size),
             "floor": floor_ops(str(Path(tmp) / "floor.db"), size),
-            "floor1": floor_ops(str(Path(tmp) / "floor1.db"), size, one_key=True),
+            "floor_one_key": floor_ops(str(Path(tmp) / "floor1.db"), size, one_key=True),
             "diskcache": diskcache_ops(tmp, size),
         }
-        head = f"{'op':<12} {'etcher':>8} {'layout floor':>13} {'diskcache':>10}"
-        print(head + f" {'etcher/floor':>13} {'diskcache/etcher':>17} {'diskcache/floor':>16}")
         for op in sets["etcher"]:
-            t = {
-                name: cpu_per_op(ops[op], args.n, args.rounds) * 1e6
-                for name, ops in sets.items()
-                if op in ops
-            }
-            print(
-                f"{op:<12} {t['etcher']:>7.1f}µ {t['floor']:>12.1f}µ {t['diskcache']:>9.1f}µ"
-                f" {t['etcher'] / t['floor']:>12.2f}x {t['diskcache'] / t['etcher']:>16.2f}x"
-                f" {t['diskcache'] / t['floor']:>15.2f}x"
-            )
-            if "floor1" in t:
-                print(
-                    f"{'  (one key)':<12} {'':>8} {t['floor1']:>12.1f}µ {'':>10} {'':>13} {'':>17}"
-                    f" {t['diskcache'] / t['floor1']:>15.2f}x"
-                )
+            row: dict[str, Any] = {"op": op, "target": TARGETS.get(op)}
+            for name, ops in sets.items():
+                if op in ops:
+                    row[name] = cpu_per_op(ops[op], n, rounds) * 1e6
+            rows.append(row)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--json", default=None, help="also write the rows as JSON here")
+    args = ap.parse_args()
+    rows = measure(args.n, args.rounds)
+    print("\n".join(layout_floor_table(rows)))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":
