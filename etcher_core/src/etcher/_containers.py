@@ -161,6 +161,16 @@ class Node:
 
     def _value(self, raw: bytes) -> Stored:
         """A stored tagged value as returned to users: a scalar, or a handle for a link."""
+        # The two commonest tags inline (one call per item of a loop, not two);
+        # anything else, or anything malformed, through safe_decode().
+        try:
+            tag = raw[0]
+            if tag == 0x73:  # s
+                return raw[1:].decode()
+            if tag == 0x69:  # i
+                return int(raw[1:])
+        except (IndexError, ValueError):  # UnicodeDecodeError is a ValueError
+            pass
         decoded = safe_decode(raw)
         if type(decoded) is Link:
             return handle_for(self._s, decoded)
@@ -168,8 +178,7 @@ class Node:
 
     def __call__(self) -> Any:
         """Materialize: a plain, detached Python snapshot of this node and all below it."""
-        uid = self._etcher_uid
-        return self._s.snapshot(lambda g: materialize(g, uid))
+        return self._s.materialize(self._etcher_uid)
 
     def __repr__(self) -> str:
         """The ``@``-prefixed one-level summary (see :mod:`etcher._summary`)."""
@@ -291,6 +300,11 @@ class RD(Node, MutableMapping["Key", "Stored"]):
                     return value[1:].decode()
                 except UnicodeDecodeError:
                     pass  # safe_decode() below raises the precise StoreCorrupt
+            elif tag == 0x69:  # i
+                try:
+                    return int(value[1:])
+                except ValueError:
+                    pass
             elif tag == 0x40:  # @ (a link)
                 try:
                     uid = value[1:].decode()

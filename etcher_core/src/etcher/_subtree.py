@@ -10,7 +10,6 @@ runs the same walk as a script where the data is (see ``etcher_redis.subtree``).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,24 +24,44 @@ def linked(uid: str, content: dict[bytes, bytes] | list[bytes]) -> list[str]:
     Skipped, not raised: whoever decodes the content reports them, with context.
     """
     out: list[str] = []
-    if isinstance(content, dict):
-        for raw in content.values():
-            # Most items are scalars: one substring test rules them out.
-            if b"|@" in raw:
-                bar = raw.find(b"|")
-                if bar > 0 and raw[bar + 1 : bar + 2] == LINK:
-                    _add(out, raw[bar + 2 :])
-    else:
-        for raw in content:
-            if raw.startswith(LINK):
-                _add(out, raw[1:])
+    _collect(content, out, set())
     return out
 
 
-def _add(out: list[str], child: bytes) -> None:
-    if len(child) >= 2 and child[:1] in (b"D", b"L"):
-        with contextlib.suppress(UnicodeDecodeError):
-            out.append(child.decode())
+def _collect(content: dict[bytes, bytes] | list[bytes], out: list[str], seen: set[str]) -> None:
+    """Append to ``out`` (and add to ``seen``) each uid linked from ``content`` not in ``seen``.
+
+    One call per node, everything inline: this runs on every node a walk reads.
+    """
+    if isinstance(content, dict):
+        for raw in content.values():
+            # Most items are scalars: one substring test rules them out. The first bar ends
+            # the sequence number (digits only), so a "|@" inside a string is not a link.
+            if b"|@" in raw:
+                bar = raw.find(b"|")
+                if bar > 0 and raw[bar + 1 : bar + 2] == LINK:
+                    child = raw[bar + 2 :]
+                    if len(child) >= 2 and child[:1] in _KINDS:
+                        try:
+                            text = child.decode()
+                        except UnicodeDecodeError:
+                            continue
+                        if text not in seen:
+                            seen.add(text)
+                            out.append(text)
+    else:
+        for raw in content:
+            if raw[:1] == LINK and len(raw) >= 3 and raw[1:2] in _KINDS:
+                try:
+                    text = raw[1:].decode()
+                except UnicodeDecodeError:
+                    continue
+                if text not in seen:
+                    seen.add(text)
+                    out.append(text)
+
+
+_KINDS = (b"D", b"L")
 
 
 def walk(
@@ -63,26 +82,28 @@ def walk(
     level = list(dict.fromkeys(roots))
     queued = set(level)
     while level and len(contents) < limit:
-        batch, rest = level[: limit - len(contents)], level[limit - len(contents) :]
+        room = limit - len(contents)
+        if len(level) > room:
+            batch, nxt = level[:room], level[room:]
+        else:
+            batch, nxt = level, []
         pipe = pipeline()
         for uid in batch:
             if uid[:1] == "D":
                 pipe.hgetall(content_prefix + uid)
             else:
                 pipe.lrange(content_prefix + uid, 0, -1)
-        results = pipe.execute()
-        empty = [uid for uid, got in zip(batch, results, strict=True) if not got]
+        empty: list[str] = []
+        for uid, got in zip(batch, pipe.execute(), strict=True):
+            contents[uid] = got
+            if got:
+                _collect(got, nxt, queued)
+            else:
+                empty.append(uid)
         if empty:
             pipe = pipeline()
             for uid in empty:
                 pipe.exists(refs_prefix + uid)
             absent += [uid for uid, n in zip(empty, pipe.execute(), strict=True) if not n]
-        nxt = rest
-        for uid, got in zip(batch, results, strict=True):
-            contents[uid] = got
-            for child in linked(uid, got):
-                if child not in queued:
-                    queued.add(child)
-                    nxt.append(child)
         level = nxt
     return contents, absent, level
