@@ -27,6 +27,7 @@ from etcher import _materialize as materialize_module
 from etcher._codec import item_value, link_target
 from etcher._db import DB
 from etcher._layout import ROOT
+from etcher._unit import Unit
 from etcher.spec import StorageBackend, SubtreeReads
 from etcher.testing._harness.instrument import CountingBackend
 from etcher.testing.containers import ContainerFixtures, DBFactory
@@ -223,6 +224,33 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
             assert same_shape(value, levels)
             assert same_shape(value, doc)
             assert value["self"] is value and value["s1"] is value["s2"][0]
+
+    def test_one_state_answers_need_no_unit_of_work(
+        self, reader: SubtreeReads, backend: StorageBackend, db: DB
+    ) -> None:
+        """A document one call returns whole is one state (the spec), as is any number of
+        calls inside one read scope: materializing it makes no unit of work."""
+        doc = sample()
+        db["doc"] = doc
+        handle: Any = db["doc"]
+        limits = [materialize_module.SUBTREE_LIMIT]
+        if backend.capabilities.locking_units:
+            limits.append(2)  # several calls, all inside one scope
+        for limit in limits:
+            made: list[int] = []
+            real = Unit.__init__
+
+            def counted(self: Any, *args: Any, real: Any = real, made: list[int] = made) -> None:
+                made.append(1)
+                real(self, *args)
+
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(materialize_module, "SUBTREE_LIMIT", limit)
+                mp.setattr(Unit, "__init__", counted)
+                value: Any = handle()
+            assert same_shape(value, doc)
+            assert value["self"] is value and value["s1"] is value["s2"][0]
+            assert made == [], f"materialize made a unit of work (limit {limit})"
 
     def test_wide_document_is_read_in_linear_work(self, reader: SubtreeReads, db: DB) -> None:
         db["wide"] = {f"k{i}": {"v": i} for i in range(60)}
