@@ -212,7 +212,6 @@ def _fill_dict(
     objects: dict[str, Any],
     created: list[str],
 ) -> None:
-    seqs: list[int] = []
     last = -1
     ordered = True
     for field, raw in content.items():
@@ -224,7 +223,6 @@ def _fill_dict(
         if n <= last:
             ordered = False
         last = n
-        seqs.append(n)
         tag = field[0]
         if tag == 0x73:  # s: by far the most common key
             key: Any = field[1:].decode()
@@ -247,12 +245,22 @@ def _fill_dict(
             target[key] = obj
         elif tag == 0x69:  # i
             target[key] = int(value[1:])
+        elif tag == 0x66:  # f
+            target[key] = float(value[1:])
         else:
             target[key] = safe_decode(value)
-    if ordered:
-        return
-    # The store handed the items out of insertion order (a big hash, say): reorder them.
-    # Two fields decoding to one key, or two equal sequence numbers, are corrupt.
+    if not ordered:
+        _reorder(target, content)
+
+
+def _reorder(target: dict[Any, Any], content: dict[bytes, bytes]) -> None:
+    """Put ``target``, filled in the store's order of ``content``, in insertion order.
+
+    For a store that hands a node's items out of order (a big hash, say). Two
+    fields decoding to one key, or two equal sequence numbers, are corrupt:
+    the exact path then decides.
+    """
+    seqs = [int(raw.partition(b"|")[0]) for raw in content.values()]
     if len(target) != len(seqs) or len(set(seqs)) != len(seqs):
         raise ValueError("duplicate dict items")
     items = list(target.items())
@@ -285,6 +293,8 @@ def _fill_list(
             append(obj)
         elif tag == 0x69:  # i
             append(int(raw[1:]))
+        elif tag == 0x66:  # f
+            append(float(raw[1:]))
         else:
             append(safe_decode(raw))
 
