@@ -53,6 +53,20 @@ _FALLBACK = FALLBACK
 
 ReadSubtree = Callable[[str, str, Sequence[str], int], SubtreeChunk | None]
 
+_KEYS: dict[bytes, Any] = {}
+"""Decoded dict keys by their stored bytes, shared by every materialize of the process.
+
+Documents repeat their keys from node to node and from document to document;
+decoding is a pure function of the bytes and the values are immutable, so the
+cache needs no lock (a dict's get and set are atomic) and never goes stale."""
+
+_SEQS: dict[bytes, int] = {}
+"""Checked sequence numbers by their stored bytes (the same argument as :data:`_KEYS`)."""
+
+_MEMO_LIMIT = 20_000
+"""Entries each cache holds at most: past it, it starts again empty (a wide dict's
+unique keys must cost no more than one cache's worth of memory)."""
+
 
 def materialize(graph: Graph, uid: str, first: SubtreeChunk | None = None) -> Any:
     """The plain-Python value of node ``uid`` (raises ``StaleHandleError`` if it is gone).
@@ -214,22 +228,35 @@ def _fill_dict(
 ) -> None:
     last = -1
     ordered = True
+    keys, seqs = _KEYS, _SEQS
     for field, raw in content.items():
         seq, _, value = raw.partition(b"|")
-        # isdigit(): ASCII digits only (int() alone would take a sign, spaces, underscores).
-        if not seq.isdigit():
-            raise ValueError(raw)
-        n = int(seq)
+        # Sequence numbers and keys repeat from node to node: each spelling is checked
+        # and decoded once (see _KEYS).
+        n = seqs.get(seq)
+        if n is None:
+            # isdigit(): ASCII digits only (int() alone takes a sign, spaces, underscores).
+            if not seq.isdigit():
+                raise ValueError(raw)
+            n = int(seq)
+            if len(seqs) >= _MEMO_LIMIT:
+                seqs.clear()
+            seqs[seq] = n
         if n <= last:
             ordered = False
         last = n
-        tag = field[0]
-        if tag == 0x73:  # s: by far the most common key
-            key: Any = field[1:].decode()
-        elif tag == 0x69:  # i
-            key = int(field[1:])
-        else:
-            raise ValueError(field)  # rare (huge int) or malformed: the exact path
+        key = keys.get(field)
+        if key is None:
+            tag = field[0]
+            if tag == 0x73:  # s: by far the most common key
+                key = field[1:].decode()
+            elif tag == 0x69:  # i
+                key = int(field[1:])
+            else:
+                raise ValueError(field)  # rare (huge int) or malformed: the exact path
+            if len(keys) >= _MEMO_LIMIT:
+                keys.clear()
+            keys[field] = key
         tag = value[0]
         if tag == 0x73:  # s
             target[key] = value[1:].decode()
