@@ -311,3 +311,19 @@ def test_materialize_of_a_corrupt_list_item_raises_store_corrupt(db: DB, item: b
         db["doc"]()
     with pytest.raises(StoreCorrupt):
         list(inner)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        {b"sb": b"2|i2", b"i7": b"0|sa", b"sa": b"1|@Lc1", b"x10": b"3|N"},  # out of order
+        {b"sa": b"0|i1", b"sb": b"1|i2"},  # in order
+        {b"sb": b"0|i2", b"sa": b"0|i1", b"sc": b"0|i1"},  # corrupt: one sequence number
+    ],
+)
+def test_decoded_items_follow_the_reference_order(content: dict[bytes, bytes]) -> None:
+    from etcher._codec import decode_key, decoded_items, split_item
+
+    rows = sorted((*split_item(raw), field) for field, raw in content.items())
+    assert decoded_items(content) == [(decode_key(field), value) for _s, value, field in rows]
+    assert decoded_items(content) == decoded_items(content)  # the key cache changes nothing

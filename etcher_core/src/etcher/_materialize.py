@@ -34,7 +34,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from etcher._codec import decoded_items, link_target, safe_decode
+from etcher._codec import CACHE_LIMIT, KEYS, SEQS, decoded_items, link_target, safe_decode
 from etcher._graph import Graph
 from etcher._layout import ROOT, Layout
 from etcher._unit import SubtreeSnapshot
@@ -52,20 +52,6 @@ FALLBACK: Any = object()
 _FALLBACK = FALLBACK
 
 ReadSubtree = Callable[[str, str, Sequence[str], int], SubtreeChunk | None]
-
-_KEYS: dict[bytes, Any] = {}
-"""Decoded dict keys by their stored bytes, shared by every materialize of the process.
-
-Documents repeat their keys from node to node and from document to document;
-decoding is a pure function of the bytes and the values are immutable, so the
-cache needs no lock (a dict's get and set are atomic) and never goes stale."""
-
-_SEQS: dict[bytes, int] = {}
-"""Checked sequence numbers by their stored bytes (the same argument as :data:`_KEYS`)."""
-
-_MEMO_LIMIT = 20_000
-"""Entries each cache holds at most: past it, it starts again empty (a wide dict's
-unique keys must cost no more than one cache's worth of memory)."""
 
 
 def materialize(graph: Graph, uid: str, first: SubtreeChunk | None = None) -> Any:
@@ -228,18 +214,18 @@ def _fill_dict(
 ) -> None:
     last = -1
     ordered = True
-    keys, seqs = _KEYS, _SEQS
+    keys, seqs = KEYS, SEQS
     for field, raw in content.items():
         seq, _, value = raw.partition(b"|")
         # Sequence numbers and keys repeat from node to node: each spelling is checked
-        # and decoded once (see _KEYS).
+        # and decoded once (see etcher._codec.KEYS).
         n = seqs.get(seq)
         if n is None:
             # isdigit(): ASCII digits only (int() alone takes a sign, spaces, underscores).
             if not seq.isdigit():
                 raise ValueError(raw)
             n = int(seq)
-            if len(seqs) >= _MEMO_LIMIT:
+            if len(seqs) >= CACHE_LIMIT:
                 seqs.clear()
             seqs[seq] = n
         if n <= last:
@@ -254,7 +240,7 @@ def _fill_dict(
                 key = int(field[1:])
             else:
                 raise ValueError(field)  # rare (huge int) or malformed: the exact path
-            if len(keys) >= _MEMO_LIMIT:
+            if len(keys) >= CACHE_LIMIT:
                 keys.clear()
             keys[field] = key
         tag = value[0]
