@@ -22,17 +22,9 @@ def linked(uid: str, content: dict[bytes, bytes] | list[bytes]) -> list[str]:
     """Uids linked from a node's content; malformed items and links are skipped.
 
     Skipped, not raised: whoever decodes the content reports them, with context.
+    Everything inline: this runs once per node a walk reads.
     """
     out: list[str] = []
-    _collect(content, out, set())
-    return out
-
-
-def _collect(content: dict[bytes, bytes] | list[bytes], out: list[str], seen: set[str]) -> None:
-    """Append to ``out`` (and add to ``seen``) each uid linked from ``content`` not in ``seen``.
-
-    One call per node, everything inline: this runs on every node a walk reads.
-    """
     if isinstance(content, dict):
         for raw in content.values():
             # Most items are scalars: one substring test rules them out. The first bar ends
@@ -42,23 +34,19 @@ def _collect(content: dict[bytes, bytes] | list[bytes], out: list[str], seen: se
                 if bar > 0 and raw[bar + 1 : bar + 2] == LINK:
                     child = raw[bar + 2 :]
                     if len(child) >= 2 and child[:1] in _KINDS:
-                        try:
-                            text = child.decode()
+                        # try, not contextlib.suppress: a context manager per link costs more.
+                        try:  # noqa: SIM105
+                            out.append(child.decode())
                         except UnicodeDecodeError:
-                            continue
-                        if text not in seen:
-                            seen.add(text)
-                            out.append(text)
+                            pass
     else:
         for raw in content:
             if raw[:1] == LINK and len(raw) >= 3 and raw[1:2] in _KINDS:
-                try:
-                    text = raw[1:].decode()
+                try:  # noqa: SIM105 (as above)
+                    out.append(raw[1:].decode())
                 except UnicodeDecodeError:
-                    continue
-                if text not in seen:
-                    seen.add(text)
-                    out.append(text)
+                    pass
+    return out
 
 
 _KINDS = (b"D", b"L")
@@ -96,10 +84,13 @@ def walk(
         empty: list[str] = []
         for uid, got in zip(batch, pipe.execute(), strict=True):
             contents[uid] = got
-            if got:
-                _collect(got, nxt, queued)
-            else:
+            if not got:
                 empty.append(uid)
+                continue
+            for child in linked(uid, got):
+                if child not in queued:
+                    queued.add(child)
+                    nxt.append(child)
         if empty:
             pipe = pipeline()
             for uid in empty:
