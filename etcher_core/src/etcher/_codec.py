@@ -177,6 +177,8 @@ def decoded_items(content: Mapping[bytes, bytes]) -> list[tuple[str | int, bytes
     """:func:`ordered_items` with each key decoded: ``[(key, tagged value)]``."""
     out: list[tuple[str | int, bytes]] = []
     append = out.append
+    numbers: list[int] = []
+    note = numbers.append
     keys, seqs = KEYS, SEQS
     last = -1
     ordered = True
@@ -195,6 +197,7 @@ def decoded_items(content: Mapping[bytes, bytes]) -> list[tuple[str | int, bytes
         if n <= last:
             ordered = False
         last = n
+        note(n)
         key = keys.get(field)
         if key is None:
             try:
@@ -214,7 +217,6 @@ def decoded_items(content: Mapping[bytes, bytes]) -> list[tuple[str | int, bytes
     if ordered:
         return out
     # Out of insertion order (a big hash, say): sort by sequence number.
-    numbers = [int(raw.partition(b"|")[0]) for raw in content.values()]
     if len(set(numbers)) == len(numbers):
         return [out[i] for i in sorted(range(len(numbers)), key=numbers.__getitem__)]
     # Two items with one sequence number are corrupt: the reference order breaks the tie.
