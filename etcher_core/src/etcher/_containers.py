@@ -330,16 +330,27 @@ class RD(Node, MutableMapping["Key", "Stored"]):
             return default
 
     def __contains__(self, key: object) -> bool:
-        field = lookup_key(key)
-        if field is None:
-            return False
-        if self._s.reader().hget(self._content_key(), field) is not None:
+        if type(key) is str:
+            # The usual key, as in __getitem__: no lookup_key() hashing and dispatch.
+            try:
+                field = b"s" + key.encode()
+            except UnicodeEncodeError:
+                return False  # a lone surrogate: never stored
+        else:
+            looked = lookup_key(key)
+            if looked is None:
+                return False
+            field = looked
+        s = self._s
+        if s.reader().hget(s.layout.content_prefix + self._etcher_uid, field) is not None:
             return True
         self._graph().require(self._etcher_uid)
         return False
 
     def __len__(self) -> int:
-        return self._alive_if_empty(self._s.reader().hlen(self._content_key()))
+        s = self._s
+        n = s.reader().hlen(s.layout.content_prefix + self._etcher_uid)
+        return n if n else self._alive_if_empty(n)
 
     def __iter__(self) -> Iterator[Key]:
         return iter([key for key, _raw in self._decoded_items()])
@@ -724,7 +735,9 @@ class RL(Node, MutableSequence["Stored"]):
         return raws
 
     def __len__(self) -> int:
-        return self._alive_if_empty(self._s.reader().llen(self._content_key()))
+        s = self._s
+        n = s.reader().llen(s.layout.content_prefix + self._etcher_uid)
+        return n if n else self._alive_if_empty(n)
 
     @overload
     def __getitem__(self, index: SupportsIndex) -> Stored: ...
@@ -735,9 +748,14 @@ class RL(Node, MutableSequence["Stored"]):
             raws = self._raws()  # a stale handle says so before a bad slice does
             _check_slice(index)
             return [self._value(raw) for raw in raws[index]]
-        index = _as_index(index)
+        index = index if type(index) is int else _as_index(index)
         # Beyond 64 bits no store can hold the index; it is simply out of range.
-        raw = None if abs(index) >= 1 << 62 else self._s.reader().lindex(self._content_key(), index)
+        s = self._s
+        raw = (
+            None
+            if abs(index) >= 1 << 62
+            else s.reader().lindex(s.layout.content_prefix + self._etcher_uid, index)
+        )
         if raw is None:
             self._graph().require(self._etcher_uid)
             raise EtcherIndexError("list index out of range")
