@@ -272,6 +272,28 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
         assert len(roots_sent) <= 61 // 5 + 2
         assert sum(roots_sent) <= 61
 
+    def test_a_document_of_several_calls_reads_each_node_once(
+        self, reader: SubtreeReads, db: DB
+    ) -> None:
+        """Whether the walk holds a scope or hands its first answer to a checked unit
+        (stores without scopes), no node is read twice when nothing changes."""
+        db["wide"] = {f"k{i}": {"v": i} for i in range(60)}
+        read: list[str] = []
+        real = type(reader).read_subtree
+
+        def counted(self: Any, *args: Any) -> Any:
+            out = real(self, *args)
+            read.extend(out[0])
+            return out
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(materialize_module, "SUBTREE_LIMIT", 5)
+            mp.setattr(type(reader), "read_subtree", counted)
+            wide: Any = db["wide"]
+            value = wide()
+        assert value == {f"k{i}": {"v": i} for i in range(60)}
+        assert len(read) == 61 == len(set(read)), f"{len(read)} node reads for 61 nodes"
+
     @pytest.mark.parametrize("start", ["thread", "fork", "spawn"])
     def test_snapshot_beside_a_writer(
         self,
