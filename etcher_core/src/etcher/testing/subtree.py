@@ -294,6 +294,40 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
         assert value == {f"k{i}": {"v": i} for i in range(60)}
         assert len(read) == 61 == len(set(read)), f"{len(read)} node reads for 61 nodes"
 
+    def test_a_write_between_two_calls_never_tears_the_result(
+        self, reader: SubtreeReads, backend: StorageBackend, db: DB, second_backend: Any
+    ) -> None:
+        """Another client writes after the first of several calls: a scope still reads the
+        old state; a store without scopes notices at the check and reads again."""
+        # The write changes the root (read by the first call) and nodes read by later ones.
+        old: dict[str, Any] = {"n": 1, "a": {"b": {"c": 1}}, "x": [1, 2]}
+        new: dict[str, Any] = {"n": 2, "a": {"b": {"c": 2}}, "x": [1, 2, 3]}
+        db["doc"] = old
+        writer: Any = DB(backend=second_backend, prefix=db.prefix)
+        calls = [0]
+        real = type(reader).read_subtree
+
+        def racing(self: Any, *args: Any) -> Any:
+            calls[0] += 1
+            out = real(self, *args)
+            if calls[0] == 1:
+                writer["doc"]["n"] = 2
+                writer["doc"]["a"]["b"]["c"] = 2
+                writer["doc"]["x"].append(3)
+            return out
+
+        try:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(materialize_module, "SUBTREE_LIMIT", 2)
+                mp.setattr(type(reader), "read_subtree", racing)
+                doc: Any = db["doc"]
+                value = doc()
+        finally:
+            writer.close()
+        assert calls[0] > 1  # the write landed between two calls of one walk
+        assert value == (old if backend.capabilities.locking_units else new)
+        assert doc() == new
+
     @pytest.mark.parametrize("start", ["thread", "fork", "spawn"])
     def test_snapshot_beside_a_writer(
         self,
