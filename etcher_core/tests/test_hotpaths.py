@@ -327,3 +327,17 @@ def test_decoded_items_follow_the_reference_order(content: dict[bytes, bytes]) -
     rows = sorted((*split_item(raw), field) for field, raw in content.items())
     assert decoded_items(content) == [(decode_key(field), value) for _s, value, field in rows]
     assert decoded_items(content) == decoded_items(content)  # the key cache changes nothing
+
+
+def test_the_key_cache_keeps_short_keys_only_and_stays_bounded(db: DB) -> None:
+    from etcher import _codec
+
+    long_key = "k" * 1000
+    wide = {f"w{i}": i for i in range(_codec.CACHE_LIMIT + 10)}
+    db["doc"] = {long_key: 1, "inner": wide}
+    doc: Any = db["doc"]
+    assert doc() == {long_key: 1, "inner": wide}
+    assert list(doc) == [long_key, "inner"]
+    assert all(len(field) <= _codec.CACHED_KEY_BYTES for field in _codec.KEYS)
+    assert 0 < len(_codec.KEYS) <= _codec.CACHE_LIMIT
+    assert len(_codec.SEQS) <= _codec.CACHE_LIMIT

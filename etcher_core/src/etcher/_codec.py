@@ -172,6 +172,10 @@ CACHE_LIMIT = 20_000
 """Entries :data:`KEYS` or :data:`SEQS` holds at most: past it, it starts again empty,
 so a wide dict's unique keys cost at most one cache's worth of memory."""
 
+CACHED_KEY_BYTES = 64
+"""Longest stored key :data:`KEYS` keeps (longer ones are rare, and would make the
+cache's memory unbounded in practice)."""
+
 
 def decoded_items(content: Mapping[bytes, bytes]) -> list[tuple[str | int, bytes]]:
     """:func:`ordered_items` with each key decoded: ``[(key, tagged value)]``."""
@@ -210,9 +214,10 @@ def decoded_items(content: Mapping[bytes, bytes]) -> list[tuple[str | int, bytes
                     key = decode_key(field)
             except (IndexError, ValueError, UnicodeDecodeError):
                 key = decode_key(field)  # raises the precise StoreCorrupt
-            if len(keys) >= CACHE_LIMIT:
-                keys.clear()
-            keys[field] = key
+            if len(field) <= CACHED_KEY_BYTES:
+                if len(keys) >= CACHE_LIMIT:
+                    keys.clear()
+                keys[field] = key
         append((key, value))
     if ordered:
         return out

@@ -34,7 +34,15 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from etcher._codec import CACHE_LIMIT, KEYS, SEQS, decoded_items, link_target, safe_decode
+from etcher._codec import (
+    CACHE_LIMIT,
+    CACHED_KEY_BYTES,
+    KEYS,
+    SEQS,
+    decoded_items,
+    link_target,
+    safe_decode,
+)
 from etcher._graph import Graph
 from etcher._layout import ROOT, Layout
 from etcher._unit import SubtreeSnapshot
@@ -240,9 +248,10 @@ def _fill_dict(
                 key = int(field[1:])
             else:
                 raise ValueError(field)  # rare (huge int) or malformed: the exact path
-            if len(keys) >= CACHE_LIMIT:
-                keys.clear()
-            keys[field] = key
+            if len(field) <= CACHED_KEY_BYTES:
+                if len(keys) >= CACHE_LIMIT:
+                    keys.clear()
+                keys[field] = key
         tag = value[0]
         if tag == 0x73:  # s
             target[key] = value[1:].decode()
