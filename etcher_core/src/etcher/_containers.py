@@ -169,6 +169,14 @@ class Node:
                 return raw[1:].decode()
             if tag == 0x69:  # i
                 return int(raw[1:])
+            if tag == 0x40:  # @: a link, checked as link_target() does
+                uid = raw[1:].decode()
+                first = uid[:1]
+                if len(uid) >= 2 and (first == "D" or first == "L"):
+                    node: RD | RL = object.__new__(RD) if first == "D" else object.__new__(RL)
+                    node._s = self._s
+                    node._etcher_uid = uid
+                    return node
         except (IndexError, ValueError):  # UnicodeDecodeError is a ValueError
             pass
         decoded = safe_decode(raw)
