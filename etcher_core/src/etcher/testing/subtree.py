@@ -27,6 +27,7 @@ from etcher import _materialize as materialize_module
 from etcher._codec import item_value, link_target
 from etcher._db import DB
 from etcher._layout import ROOT
+from etcher._unit import Unit
 from etcher.spec import StorageBackend, SubtreeReads
 from etcher.testing._harness.instrument import CountingBackend
 from etcher.testing.containers import ContainerFixtures, DBFactory
@@ -224,6 +225,33 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
             assert same_shape(value, doc)
             assert value["self"] is value and value["s1"] is value["s2"][0]
 
+    def test_one_state_answers_need_no_unit_of_work(
+        self, reader: SubtreeReads, backend: StorageBackend, db: DB
+    ) -> None:
+        """A document one call returns whole is one state (the spec), as is any number of
+        calls inside one read scope: materializing it makes no unit of work."""
+        doc = sample()
+        db["doc"] = doc
+        handle: Any = db["doc"]
+        limits = [materialize_module.SUBTREE_LIMIT]
+        if backend.capabilities.locking_units:
+            limits.append(2)  # several calls, all inside one scope
+        for limit in limits:
+            made: list[int] = []
+            real = Unit.__init__
+
+            def counted(self: Any, *args: Any, real: Any = real, made: list[int] = made) -> None:
+                made.append(1)
+                real(self, *args)
+
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(materialize_module, "SUBTREE_LIMIT", limit)
+                mp.setattr(Unit, "__init__", counted)
+                value: Any = handle()
+            assert same_shape(value, doc)
+            assert value["self"] is value and value["s1"] is value["s2"][0]
+            assert made == [], f"materialize made a unit of work (limit {limit})"
+
     def test_wide_document_is_read_in_linear_work(self, reader: SubtreeReads, db: DB) -> None:
         db["wide"] = {f"k{i}": {"v": i} for i in range(60)}
         roots_sent: list[int] = []
@@ -243,6 +271,62 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
         # frontier handed to every call would be quadratic in the width).
         assert len(roots_sent) <= 61 // 5 + 2
         assert sum(roots_sent) <= 61
+
+    def test_a_document_of_several_calls_reads_each_node_once(
+        self, reader: SubtreeReads, db: DB
+    ) -> None:
+        """Whether the walk holds a scope or hands its first answer to a checked unit
+        (stores without scopes), no node is read twice when nothing changes."""
+        db["wide"] = {f"k{i}": {"v": i} for i in range(60)}
+        read: list[str] = []
+        real = type(reader).read_subtree
+
+        def counted(self: Any, *args: Any) -> Any:
+            out = real(self, *args)
+            read.extend(out[0])
+            return out
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(materialize_module, "SUBTREE_LIMIT", 5)
+            mp.setattr(type(reader), "read_subtree", counted)
+            wide: Any = db["wide"]
+            value = wide()
+        assert value == {f"k{i}": {"v": i} for i in range(60)}
+        assert len(read) == 61 == len(set(read)), f"{len(read)} node reads for 61 nodes"
+
+    def test_a_write_between_two_calls_never_tears_the_result(
+        self, reader: SubtreeReads, backend: StorageBackend, db: DB, second_backend: Any
+    ) -> None:
+        """Another client writes after the first of several calls: a scope still reads the
+        old state; a store without scopes notices at the check and reads again."""
+        # The write changes the root (read by the first call) and nodes read by later ones.
+        old: dict[str, Any] = {"n": 1, "a": {"b": {"c": 1}}, "x": [1, 2]}
+        new: dict[str, Any] = {"n": 2, "a": {"b": {"c": 2}}, "x": [1, 2, 3]}
+        db["doc"] = old
+        writer: Any = DB(backend=second_backend, prefix=db.prefix)
+        calls = [0]
+        real = type(reader).read_subtree
+
+        def racing(self: Any, *args: Any) -> Any:
+            calls[0] += 1
+            out = real(self, *args)
+            if calls[0] == 1:
+                writer["doc"]["n"] = 2
+                writer["doc"]["a"]["b"]["c"] = 2
+                writer["doc"]["x"].append(3)
+            return out
+
+        try:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(materialize_module, "SUBTREE_LIMIT", 2)
+                mp.setattr(type(reader), "read_subtree", racing)
+                doc: Any = db["doc"]
+                value = doc()
+        finally:
+            writer.close()
+        assert calls[0] > 1  # the write landed between two calls of one walk
+        assert value == (old if backend.capabilities.locking_units else new)
+        assert doc() == new
 
     @pytest.mark.parametrize("start", ["thread", "fork", "spawn"])
     def test_snapshot_beside_a_writer(
