@@ -384,3 +384,32 @@ def test_copy_module_gives_shallow_and_deep_plain_copies(db: DB) -> None:
     assert deep == {"a": [1, {"b": 2}]} and type(deep["a"]) is list
     deep["a"].append(3)
     assert db["x"]() == {"a": [1, {"b": 2}]}
+
+
+def test_cyclic_gc_is_paused_during_a_unit_and_restored_even_when_it_raises() -> None:
+    # A unit of a big write makes millions of short-lived objects: the collector's passes
+    # over them (and over the caller's document) are wasted work while it runs.
+    from etcher._unit import RetryPolicy
+
+    backend = ReferenceBackend()
+    seen: list[bool] = []
+
+    def fails(unit: Any) -> None:
+        seen.append(pygc.isenabled())
+        raise ValueError("boom")
+
+    assert pygc.isenabled()
+    with pytest.raises(ValueError, match="boom"):
+        RetryPolicy().run(backend, fails)
+    assert seen == [False]
+    assert pygc.isenabled()
+    seen.clear()
+    assert RetryPolicy().run(backend, lambda unit: seen.append(pygc.isenabled())) is None
+    assert seen == [False] and pygc.isenabled()
+    # A caller that turned the collector off keeps it off.
+    pygc.disable()
+    try:
+        RetryPolicy().run(backend, lambda unit: None)
+        assert not pygc.isenabled()
+    finally:
+        pygc.enable()

@@ -35,6 +35,7 @@ of the commit, so an append through a handle is a single round trip.
 
 from __future__ import annotations
 
+import gc
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -908,6 +909,14 @@ class RetryPolicy:
             unit = Unit(backend, scope[0])
             unit.prepared = prepared
             unit.speculate, first[0] = first[0], False
+            # The cyclic collector is paused while the unit runs: a big write or walk makes
+            # millions of short-lived, acyclic objects (freed by reference counting), and
+            # each of the collector's passes would also traverse the caller's whole
+            # document (storing a 100,000-level chain: 4.6 s -> 3.1 s CPU). Whatever
+            # garbage the unit leaves is collected as usual once the collector is back.
+            paused = gc.isenabled()
+            if paused:
+                gc.disable()
             try:
                 try:
                     result = fn(unit)
@@ -919,9 +928,13 @@ class RetryPolicy:
                 unit.commit()
                 return result
             finally:
-                if unit.needs_write_scope:
-                    scope[0] = True
-                unit.close()
+                try:
+                    if unit.needs_write_scope:
+                        scope[0] = True
+                    unit.close()
+                finally:
+                    if paused:
+                        gc.enable()
 
         while True:
             try:
