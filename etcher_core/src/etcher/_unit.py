@@ -415,6 +415,18 @@ class Unit:
         self.load(hashes=[refs_prefix + uid for uid in contents])
         return len(contents)
 
+    def known_hash(self, key: str) -> dict[bytes, bytes | None] | None:
+        """Every field of hash ``key`` as this unit knows it, or ``None`` if it is not all known.
+
+        A field deleted by this unit maps to ``None``. Not a copy (a big walk
+        looks up thousands of nodes it has read ahead): callers only read it.
+        """
+        return self._fields[key] if key in self._full else None
+
+    def known_list(self, key: str) -> list[bytes] | None:
+        """The whole of list ``key`` as this unit knows it, or ``None``; not a copy either."""
+        return self._lists.get(key)
+
     # --- hash writes ------------------------------------------------------------
     def hset(self, key: str, field: bytes, value: bytes) -> None:
         if self._undo is not None:
@@ -451,6 +463,19 @@ class Unit:
         self._full.add(key)
         self._dirty.pop(key, None)
         self._dropped.add(key)
+
+    def drop_hashes(self, keys: list[str]) -> None:
+        """:meth:`drop_hash` for many keys (a collected subtree)."""
+        if self._undo is not None:
+            for key in keys:
+                self.drop_hash(key)
+            return
+        fields, dirty = self._fields, self._dirty
+        for key in keys:
+            fields[key] = {}
+            dirty.pop(key, None)
+        self._full.update(keys)
+        self._dropped.update(keys)
 
     # --- lists ------------------------------------------------------------------
     def _list_state(self, key: str) -> list[bytes]:
