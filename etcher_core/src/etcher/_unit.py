@@ -38,7 +38,7 @@ from __future__ import annotations
 import gc
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar, cast
 
@@ -447,13 +447,20 @@ class Unit:
         self._fields.setdefault(key, {})[field] = None
         self._dirty.setdefault(key, {})[field] = None
 
-    def create_hash(self, key: str, mapping: Mapping[bytes, bytes]) -> None:
-        """Write a hash that is known not to exist yet (a new node): no read needed."""
+    def create_hash(self, key: str, mapping: dict[bytes, bytes]) -> None:
+        """Write a hash that is known not to exist yet (a new node): no read needed.
+
+        The unit takes ``mapping`` over (callers build it for this call). It is
+        both the hash's known state and its pending write: every later write of
+        a known hash changes both alike, so one dict serves, not two copies per
+        node of a big document.
+        """
         if self._undo is not None:
             self._note_hash(key)
-        self._fields[key] = dict(mapping)
+        state: dict[bytes, bytes | None] = mapping  # type: ignore[assignment]
+        self._fields[key] = state
         self._full.add(key)
-        self._dirty[key] = dict(mapping)
+        self._dirty[key] = state
 
     def drop_hash(self, key: str) -> None:
         """Delete a whole hash key."""
@@ -527,10 +534,12 @@ class Unit:
         if self._undo is not None:
             self._note_list(key)
         self._lists[key] = list(items)
-        self._ops_by_list.setdefault(key, [])
         if items:
-            self._list_ops.append((key, "rpush", tuple(items)))
-            self._ops_by_list[key].append(("rpush", tuple(items)))
+            pushed = tuple(items)
+            self._list_ops.append((key, "rpush", pushed))
+            self._ops_by_list.setdefault(key, []).append(("rpush", pushed))
+        else:
+            self._ops_by_list.setdefault(key, [])
 
     # --- strings ----------------------------------------------------------------
     def get(self, key: str) -> bytes | None:
@@ -700,6 +709,11 @@ class Unit:
             else:
                 pipe.set(key, value)
         for key, fields in self._dirty.items():
+            if None not in fields.values():
+                # The usual case (new nodes, changed fields): no deletions to split off.
+                if fields:
+                    pipe.hset(key, mapping=cast("dict[bytes, bytes]", fields))
+                continue
             sets = {f: v for f, v in fields.items() if v is not None}
             dels = [f for f, v in fields.items() if v is None]
             if dels:
