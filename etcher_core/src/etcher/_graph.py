@@ -28,7 +28,7 @@ back-references stay exact for everything reachable.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from etcher._codec import LINK, item_value, link_target
 from etcher._layout import (
@@ -90,7 +90,7 @@ class Graph:
         self.reader = reader
         # The unit this graph writes through. A graph over a DirectReader is read-only:
         # its callers only read, so this name is never used for a write there.
-        self.unit = cast("Unit", reader)
+        self.unit: Unit = reader  # type: ignore[assignment]  # (no cast() call per unit)
         self.candidates: set[str] = set()
         # Nodes this graph's unit made pending garbage: uid -> expiry time.
         self.retired: dict[str, float] = {}
@@ -436,7 +436,7 @@ class Graph:
                 if isinstance(content, dict):
                     raws = [item_value(v) for v in content.values() if v is not None]
                 else:
-                    raws = cast("list[bytes]", content)
+                    raws = content  # type: ignore[assignment]  # a list node's items
                 for raw in raws:
                     if raw and raw[0] != LINK:
                         continue  # a scalar (an empty item is damage: link_target says so)
@@ -462,9 +462,8 @@ class Graph:
                     headers = [known_hash(refs_prefix + c) for c in lost]
                 for (child, from_parents), header in zip(lost.items(), headers, strict=True):
                     key = refs_prefix + child
-                    header = cast("dict[bytes, bytes | None]", header)
-                    parents = _parents(header)
-                    if parents is None:
+                    parents = None if header is None else _parents(header)
+                    if header is None or parents is None:
                         continue  # a dangling link: nothing to update
                     alive = header.get(PIN) is not None or not parents.keys() <= from_parents.keys()
                     if child != ROOT and not alive:

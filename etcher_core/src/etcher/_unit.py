@@ -139,7 +139,8 @@ class Unit:
         self._expect: list[tuple[str, tuple[Any, ...], Any]] | None = None
         capabilities = backend.capabilities
         if scope is not None and capabilities.locking_units:
-            held = cast(UnitScopes, backend).unit_scope(scope)
+            scopes: UnitScopes = backend  # type: ignore[assignment]  # (no cast() call)
+            held = scopes.unit_scope(scope)
             if held.__enter__():
                 self._scope = held
                 self._scope_write = scope
@@ -712,7 +713,7 @@ class Unit:
             if None not in fields.values():
                 # The usual case (new nodes, changed fields): no deletions to split off.
                 if fields:
-                    pipe.hset(key, mapping=cast("dict[bytes, bytes]", fields))
+                    pipe.hset(key, mapping=fields)  # type: ignore[arg-type]  # no None in it
                 continue
             sets = {f: v for f, v in fields.items() if v is not None}
             dels = [f for f, v in fields.items() if v is None]
