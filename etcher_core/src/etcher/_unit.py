@@ -379,14 +379,19 @@ class Unit:
     ) -> int:
         """Read ahead the contents and headers of up to ``limit`` nodes below ``roots``.
 
-        Only inside a held scope, where the store cannot change under the unit:
-        what the subtree read returns is then exactly what :meth:`load` would
-        read later, so it goes into the unit's cache the same way (this unit's
-        own writes applied on top; keys it already knows are left alone). Returns
-        the number of nodes read (0 when nothing was done). Collecting a deep
-        subtree then costs a few calls instead of a few per level.
+        Inside a held scope the store cannot change under the unit, so what the
+        subtree read returns is exactly what :meth:`load` would read later; with
+        checked commits every node read becomes an answer the commit re-checks,
+        like any other read of the unit. Either way it goes into the unit's
+        cache as :meth:`load` would put it there (this unit's own writes applied
+        on top; keys it already knows are left alone). Returns the number of
+        nodes read (0 when nothing was done: no subtree reads, or reads that
+        would need watching). Collecting a deep subtree then costs a few calls
+        instead of a few per level (a 25,000-level chain on Redis: 25,000
+        round trips before, see docs/performance.md).
         """
-        if self._scope is None or not self.backend.capabilities.subtree_reads:
+        expect = self._expect
+        if not self.backend.capabilities.subtree_reads or (self._scope is None and expect is None):
             return 0
         roots = [
             r
@@ -400,6 +405,12 @@ class Unit:
         )
         for uid, content in contents.items():
             key = content_prefix + uid
+            if expect is not None:
+                # The store's answers, recorded before this unit's writes go on top of them.
+                if isinstance(content, dict):
+                    expect.append(("hgetall", (key,), dict(content)))
+                else:
+                    expect.append(("lrange", (key, 0, -1), tuple(content)))
             if isinstance(content, dict):
                 if key not in self._full:
                     state: dict[bytes, bytes | None] = content  # type: ignore[assignment]

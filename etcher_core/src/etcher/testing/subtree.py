@@ -7,9 +7,9 @@ prove both paths give identical results: the raw walk against plain
 ``hgetall``/``lrange`` reads, the limit and the continuation frontier, the
 report of missing nodes, the materialized value against the level-by-level
 read, a consistent snapshot while another client (a thread, a forked and a
-spawned process) keeps replacing the document, and the round trips of a small
-document. Every test but the last two skips, with a reason, on a backend
-without the capability::
+spawned process) keeps replacing the document, the round trips of a small
+document, and collection of a deep chain read ahead by subtrees. Every test but
+the last three skips, with a reason, on a backend without the capability::
 
     class TestMyKVSubtree(SubtreeConformance, MyKVFixtures): ...
 """
@@ -326,3 +326,36 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
         assert levels == depth and value == [0]
         del db["deep"]
         assert db.check().ok
+
+    def test_deep_chain_is_collected_in_few_calls(
+        self, backend: StorageBackend, db_factory: DBFactory
+    ) -> None:
+        """Deleting a chain reads it ahead by subtrees, not one round trip per level.
+
+        Read-ahead needs reads that stay valid until the commit: a held unit
+        scope (``locking_units``) or answers the commit re-checks
+        (``checked_commits``). Elsewhere collection still works, level by level.
+        """
+        depth = 600
+        counting = CountingBackend(backend)
+        prefix = db_factory.new_prefix()
+        db = DB(backend=counting, prefix=prefix, grace=0)
+        try:
+            doc: Any = {"end": True}
+            for _ in range(depth):
+                doc = {"down": doc}
+            db["chain"] = doc
+            db["keep"] = 1
+            counting.reset()
+            del db["chain"]
+            caps = backend.capabilities
+            if caps.subtree_reads and (caps.locking_units or caps.checked_commits):
+                assert counting.commands["read_subtree"] >= 1, dict(counting.commands)
+                assert counting.round_trips < depth // 10, dict(counting.commands)
+            else:
+                assert counting.round_trips >= depth  # level by level: the fallback
+            assert list(db.keys()) == ["keep"]
+            report = db.check()
+            assert report.ok and report.nodes == 1, report
+        finally:
+            db.close()
