@@ -413,3 +413,38 @@ def test_cyclic_gc_is_paused_during_a_unit_and_restored_even_when_it_raises() ->
         assert not pygc.isenabled()
     finally:
         pygc.enable()
+
+
+def test_a_node_emptied_and_unlinked_in_one_transaction_is_collected(db: DB) -> None:
+    # The sweep reads dead nodes from the unit's own state, where a field deleted
+    # earlier in the unit is a hole (None), not an item.
+    db["a"] = {"keep": 1, "child": {"deep": [{"x": 1}]}, "other": [1, {"y": 2}]}
+    before = namespace_keys(db)
+    with db.transaction() as t:
+        a = t["a"]
+        del a["child"]
+        a["late"] = {"z": 3}
+        del a["late"]
+        t["a"]["other"].pop()
+        del t["a"]
+    report = db.check()
+    assert report.ok and report.nodes == 1
+    assert "a" not in db and namespace_keys(db) < before
+
+
+def test_new_nodes_written_then_rolled_back_inside_a_transaction(db: DB) -> None:
+    # A new node's state and its pending write are one dict in the unit: a failed
+    # operation's rollback must restore both, and the commit send what is left.
+    db["base"] = {"n": 0}
+    with db.transaction() as t:
+        t["doc"] = {"a": {"b": 1}, "l": [1, 2]}
+        doc = t["doc"]
+        with pytest.raises(TypeError):
+            doc["a"]["bad"] = {1, 2}  # refused: nothing of this operation stays
+        doc["a"]["b"] = 2
+        with pytest.raises(TypeError):
+            doc.update({"c": 1, "d": object()})
+        doc["a"]["e"] = 5
+        del doc["a"]["b"]
+    assert db["doc"]() == {"a": {"e": 5}, "l": [1, 2]}
+    assert db.check().ok and db.check().nodes == 5
