@@ -268,17 +268,21 @@ class Graph:
         else:
             self.unit.list_op(self.layout.content(uid), "delete")
 
+    def drop_nodes(self, uids: Collection[str]) -> None:
+        """:meth:`drop_node` for many nodes (hashes dropped in bulk)."""
+        refs, content = self.layout.refs, self.layout.content
+        self.unit.drop_hashes(
+            [refs(uid) for uid in uids] + [content(uid) for uid in uids if is_dict(uid)]
+        )
+        for uid in uids:
+            if not is_dict(uid):
+                self.unit.list_op(content(uid), "delete")
+
     def _retire(self, level: Collection[str]) -> None:
         """Dispose of dead nodes: delete them (no grace period) or make them pending."""
         grace = self.layout.grace
         if grace <= 0:
-            refs, content = self.layout.refs, self.layout.content
-            lists = [uid for uid in level if not is_dict(uid)]
-            self.unit.drop_hashes(
-                [refs(uid) for uid in level] + [content(uid) for uid in level if is_dict(uid)]
-            )
-            for uid in lists:
-                self.unit.list_op(content(uid), "delete")
+            self.drop_nodes(level)
             return
         # Only the header is touched: the content stays for handles still reading it.
         expiry = self.layout.clock() + grace
