@@ -111,7 +111,18 @@ class Writer:
 
     def tags(self, values: list[Any], parent: str, path: tuple[Any, ...] = ()) -> list[bytes]:
         """:meth:`tag` for several values (list items), sharing one memo."""
-        out = [self._tag(v, parent, _At(path, i)) for i, v in enumerate(values)]
+        out: list[bytes] = []
+        append = out.append
+        tag = self._tag
+        for i, v in enumerate(values):
+            # The common scalars inline, as in _drain (rl.extend of a million ints).
+            cls = type(v)
+            if cls is int and -_SMALL < v < _SMALL:
+                append(b"i%d" % v)
+            elif cls is str and v.isascii():
+                append(b"s" + v.encode())
+            else:
+                append(tag(v, parent, _At(path, i)))
         self._drain()
         return out
 
