@@ -384,3 +384,67 @@ def test_copy_module_gives_shallow_and_deep_plain_copies(db: DB) -> None:
     assert deep == {"a": [1, {"b": 2}]} and type(deep["a"]) is list
     deep["a"].append(3)
     assert db["x"]() == {"a": [1, {"b": 2}]}
+
+
+def test_cyclic_gc_is_paused_during_a_unit_and_restored_even_when_it_raises() -> None:
+    # A unit of a big write makes millions of short-lived objects: the collector's passes
+    # over them (and over the caller's document) are wasted work while it runs.
+    from etcher._unit import RetryPolicy
+
+    backend = ReferenceBackend()
+    seen: list[bool] = []
+
+    def fails(unit: Any) -> None:
+        seen.append(pygc.isenabled())
+        raise ValueError("boom")
+
+    assert pygc.isenabled()
+    with pytest.raises(ValueError, match="boom"):
+        RetryPolicy().run(backend, fails)
+    assert seen == [False]
+    assert pygc.isenabled()
+    seen.clear()
+    assert RetryPolicy().run(backend, lambda unit: seen.append(pygc.isenabled())) is None
+    assert seen == [False] and pygc.isenabled()
+    # A caller that turned the collector off keeps it off.
+    pygc.disable()
+    try:
+        RetryPolicy().run(backend, lambda unit: None)
+        assert not pygc.isenabled()
+    finally:
+        pygc.enable()
+
+
+def test_a_node_emptied_and_unlinked_in_one_transaction_is_collected(db: DB) -> None:
+    # The sweep reads dead nodes from the unit's own state, where a field deleted
+    # earlier in the unit is a hole (None), not an item.
+    db["a"] = {"keep": 1, "child": {"deep": [{"x": 1}]}, "other": [1, {"y": 2}]}
+    before = namespace_keys(db)
+    with db.transaction() as t:
+        a = t["a"]
+        del a["child"]
+        a["late"] = {"z": 3}
+        del a["late"]
+        t["a"]["other"].pop()
+        del t["a"]
+    report = db.check()
+    assert report.ok and report.nodes == 1
+    assert "a" not in db and namespace_keys(db) < before
+
+
+def test_new_nodes_written_then_rolled_back_inside_a_transaction(db: DB) -> None:
+    # A new node's state and its pending write are one dict in the unit: a failed
+    # operation's rollback must restore both, and the commit send what is left.
+    db["base"] = {"n": 0}
+    with db.transaction() as t:
+        t["doc"] = {"a": {"b": 1}, "l": [1, 2]}
+        doc = t["doc"]
+        with pytest.raises(TypeError):
+            doc["a"]["bad"] = {1, 2}  # refused: nothing of this operation stays
+        doc["a"]["b"] = 2
+        with pytest.raises(TypeError):
+            doc.update({"c": 1, "d": object()})
+        doc["a"]["e"] = 5
+        del doc["a"]["b"]
+    assert db["doc"]() == {"a": {"e": 5}, "l": [1, 2]}
+    assert db.check().ok and db.check().nodes == 5

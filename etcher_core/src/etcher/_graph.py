@@ -27,13 +27,13 @@ back-references stay exact for everything reachable.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from itertools import islice
-from typing import TYPE_CHECKING, cast
+from collections.abc import Collection, Iterable
+from typing import TYPE_CHECKING
 
-from etcher._codec import item_value, link_target
+from etcher._codec import LINK, item_value, link_target
 from etcher._layout import (
     DEAD,
+    DICT_UID,
     HEADER_FIELDS,
     KIND,
     LAYOUT_VERSION,
@@ -90,7 +90,7 @@ class Graph:
         self.reader = reader
         # The unit this graph writes through. A graph over a DirectReader is read-only:
         # its callers only read, so this name is never used for a write there.
-        self.unit = cast("Unit", reader)
+        self.unit: Unit = reader  # type: ignore[assignment]  # (no cast() call per unit)
         self.candidates: set[str] = set()
         # Nodes this graph's unit made pending garbage: uid -> expiry time.
         self.retired: dict[str, float] = {}
@@ -268,12 +268,21 @@ class Graph:
         else:
             self.unit.list_op(self.layout.content(uid), "delete")
 
-    def _retire(self, level: set[str]) -> None:
+    def drop_nodes(self, uids: Collection[str]) -> None:
+        """:meth:`drop_node` for many nodes (hashes dropped in bulk)."""
+        refs, content = self.layout.refs, self.layout.content
+        self.unit.drop_hashes(
+            [refs(uid) for uid in uids] + [content(uid) for uid in uids if is_dict(uid)]
+        )
+        for uid in uids:
+            if not is_dict(uid):
+                self.unit.list_op(content(uid), "delete")
+
+    def _retire(self, level: Collection[str]) -> None:
         """Dispose of dead nodes: delete them (no grace period) or make them pending."""
         grace = self.layout.grace
         if grace <= 0:
-            for uid in level:
-                self.drop_node(uid)
+            self.drop_nodes(level)
             return
         # Only the header is touched: the content stays for handles still reading it.
         expiry = self.layout.clock() + grace
@@ -383,11 +392,20 @@ class Graph:
             at = moved
 
     def _sweep(self, dead: set[str], garbage: set[str]) -> set[str]:
-        """Retire ``dead`` nodes level by level; return the survivors that lost a parent."""
-        refs = self.layout.refs
+        """Retire ``dead`` nodes level by level; return the survivors that lost a parent.
+
+        Each level reads what the unit does not hold yet in one batch; a level it
+        holds already (read ahead) costs no call to the unit at all, only the
+        per-node work, so a deep chain costs a few dictionary lookups per level.
+        The dead are retired together at the end: nothing in between reads them.
+        """
+        unit = self.unit
+        content_prefix, refs_prefix = self.layout.content_prefix, self.layout.refs_prefix
+        known_hash, known_list = unit.known_hash, unit.known_list
         suspects: set[str] = set()
-        level = set(dead)
-        garbage |= level
+        found: list[str] = []
+        level = list(dead)
+        garbage |= dead
         # Read ahead where the backend walks subtrees itself (a deep chain would cost a
         # few calls per level otherwise). What is read ahead may turn out alive; reading
         # ahead stops while that exceeds what was found dead, so the waste stays linear.
@@ -395,49 +413,96 @@ class Graph:
         preload = getattr(self.reader, "preload_subtree", None)
         while level:
             swept += len(level)
-            if preload is not None and ahead <= 2 * swept + SWEEP_AHEAD:
-                # Only nodes not read yet start a read-ahead: one covers many levels.
-                ahead += preload(
-                    self.layout.content_prefix,
-                    self.layout.refs_prefix,
-                    list(islice(level, SWEEP_AHEAD)),
-                    SWEEP_AHEAD,
-                )
-            contents = self.read_contents(level)
+            found += level
+            # What the unit holds already is used in place; the rest comes in one batch.
+            held: list[dict[bytes, bytes | None] | list[bytes] | None] = [
+                known_hash(content_prefix + uid)
+                if uid[:1] == DICT_UID
+                else known_list(content_prefix + uid)
+                for uid in level
+            ]
+            if None in held:
+                missing = [uid for uid, got in zip(level, held, strict=True) if got is None]
+                if preload is not None and ahead <= 2 * swept + SWEEP_AHEAD:
+                    # Only nodes not read yet start a read-ahead: one covers many levels.
+                    ahead += preload(
+                        content_prefix, refs_prefix, missing[:SWEEP_AHEAD], SWEEP_AHEAD
+                    )
+                self._load_contents(missing)
+                held = [
+                    known_hash(content_prefix + uid)
+                    if uid[:1] == DICT_UID
+                    else known_list(content_prefix + uid)
+                    for uid in level
+                ]
             lost: dict[str, dict[str, int]] = {}
-            for uid in level:
-                for child in links_in(uid[0], contents[uid]):
-                    if child not in garbage:
-                        per = lost.setdefault(child, {})
-                        per[uid] = per.get(uid, 0) + 1
-            self._retire(level)
-            nxt: set[str] = set()
+            for uid, content in zip(level, held, strict=True):
+                if isinstance(content, dict):
+                    raws = [item_value(v) for v in content.values() if v is not None]
+                else:
+                    raws = content  # type: ignore[assignment]  # a list node's items
+                for raw in raws:
+                    if raw and raw[0] != LINK:
+                        continue  # a scalar (an empty item is damage: link_target says so)
+                    child = link_target(raw)
+                    if child is not None and child not in garbage:
+                        per = lost.get(child)
+                        if per is None:
+                            lost[child] = {uid: 1}
+                        else:
+                            per[uid] = per.get(uid, 0) + 1
+            nxt: list[str] = []
             if lost:
                 # Most children of garbage are garbage too: fetch their contents along with
                 # their headers, so each level costs one batch (or none, read ahead).
-                if preload is not None and ahead <= 2 * swept + SWEEP_AHEAD:
-                    ahead += preload(
-                        self.layout.content_prefix,
-                        self.layout.refs_prefix,
-                        list(islice(lost, SWEEP_AHEAD)),
-                        SWEEP_AHEAD,
-                    )
-                self.prefetch_nodes(lost)
-                headers = self.unit.prefetch_hashes([refs(c) for c in lost])
-                for child, from_parents in lost.items():
-                    key = refs(child)
-                    header = headers[key]
-                    if not header:
+                headers = [known_hash(refs_prefix + c) for c in lost]
+                if None in headers:
+                    missing = [c for c, got in zip(lost, headers, strict=True) if got is None]
+                    if preload is not None and ahead <= 2 * swept + SWEEP_AHEAD:
+                        ahead += preload(
+                            content_prefix, refs_prefix, missing[:SWEEP_AHEAD], SWEEP_AHEAD
+                        )
+                    self.prefetch_nodes(missing)
+                    headers = [known_hash(refs_prefix + c) for c in lost]
+                for (child, from_parents), header in zip(lost.items(), headers, strict=True):
+                    key = refs_prefix + child
+                    parents = None if header is None else _parents(header)
+                    if header is None or parents is None:
                         continue  # a dangling link: nothing to update
-                    left = parents_of(header).keys() - from_parents.keys()
-                    if child != ROOT and not left and header.get(PIN) is None:
+                    alive = header.get(PIN) is not None or not parents.keys() <= from_parents.keys()
+                    if child != ROOT and not alive:
                         # Dead too: its header is retired with it, dead parents and all.
-                        nxt.add(child)
+                        nxt.append(child)
                         continue
                     for parent in from_parents:
-                        self.unit.hdel(key, parent.encode())
+                        unit.hdel(key, parent.encode())
                     if child != ROOT:  # the root is alive by definition, whoever linked to it
                         suspects.add(child)
-            garbage |= nxt
+            garbage.update(nxt)
             level = nxt
+        self._retire(found)
         return suspects
+
+    def _load_contents(self, uids: list[str]) -> None:
+        """Bring the contents of these nodes into the unit (one batch)."""
+        content = self.layout.content
+        self.unit.load(
+            hashes=[content(x) for x in uids if is_dict(x)],
+            lists=[content(x) for x in uids if not is_dict(x)],
+        )
+
+
+def _parents(header: dict[bytes, bytes | None]) -> dict[str, int] | None:
+    """:func:`parents_of` a header as a unit holds it (deleted fields are ``None``);
+    ``None`` when the node does not exist."""
+    try:
+        parents = {
+            f.decode(): int(v)
+            for f, v in header.items()
+            if v is not None and f not in HEADER_FIELDS
+        }
+    except (UnicodeDecodeError, ValueError):
+        raise StoreCorrupt(f"a node header holds malformed back-references: {header!r}") from None
+    if not parents and not any(v is not None for v in header.values()):
+        return None
+    return parents

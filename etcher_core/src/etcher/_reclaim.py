@@ -100,12 +100,10 @@ def pending_entries(raw: dict[bytes, bytes]) -> list[tuple[float, str]]:
 def drop_pending(g: Graph, uids: Iterable[str]) -> None:
     """Queue the deletion of pending nodes and of their pending entries in ``g``'s unit."""
     pending = g.layout.pending
-    fields = []
+    uids = list(uids)
+    g.drop_nodes(uids)
     for uid in uids:
-        g.drop_node(uid)
-        fields.append(uid.encode())
-    for field in fields:
-        g.unit.hdel(pending, field)
+        g.unit.hdel(pending, uid.encode())
 
 
 def _drop_in_unit(layout: Layout, uids: list[str], u: Unit) -> None:
@@ -134,8 +132,15 @@ class Reclaimer:
     def learn(self, entries: Iterable[tuple[float, str]]) -> None:
         """Note pending entries a committed unit of this DB made (``Layout.on_retire``)."""
         with self._guard():
-            for entry in entries:
-                heapq.heappush(self._heap, entry)
+            heap = self._heap
+            entries = list(entries)
+            if len(entries) > len(heap):
+                # A big collection: one heapify instead of a push per entry.
+                heap += entries
+                heapq.heapify(heap)
+            else:
+                for entry in entries:
+                    heapq.heappush(heap, entry)
 
     def reset(self, raw: dict[bytes, bytes]) -> None:
         """Know exactly the pending entries of the stored hash ``raw`` (read at open)."""

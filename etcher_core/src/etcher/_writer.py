@@ -13,6 +13,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+from etcher._codec import _DECIMAL_LIMIT as _SMALL
 from etcher._codec import encode_key, encode_link, encode_scalar, format_path, join_item
 from etcher._graph import KIND_DICT, KIND_LIST, Graph
 from etcher._layout import DICT_UID, KIND, LIST_UID, SEQ, is_dict
@@ -78,11 +79,25 @@ def _scalar(value: Any, path: Path) -> bytes:
 class Writer:
     """Writes values into one unit; one instance per public operation (its memo is per write)."""
 
-    __slots__ = ("g", "keepalive", "memo", "progress", "session", "stack")
+    __slots__ = (
+        "g",
+        "keepalive",
+        "memo",
+        "new_uid",
+        "progress",
+        "refs_prefix",
+        "session",
+        "stack",
+        "unit",
+    )
 
     def __init__(self, session: Session, graph: Graph) -> None:
         self.session = session
         self.g = graph
+        # Looked up once per write rather than once per node.
+        self.unit = graph.unit
+        self.refs_prefix = graph.layout.refs_prefix
+        self.new_uid = session.uids.new
         self.memo: dict[int, str] = {}
         self.keepalive: list[Any] = []
         self.stack: list[tuple[Any, str, Path]] = []
@@ -96,7 +111,18 @@ class Writer:
 
     def tags(self, values: list[Any], parent: str, path: tuple[Any, ...] = ()) -> list[bytes]:
         """:meth:`tag` for several values (list items), sharing one memo."""
-        out = [self._tag(v, parent, _At(path, i)) for i, v in enumerate(values)]
+        out: list[bytes] = []
+        append = out.append
+        tag = self._tag
+        for i, v in enumerate(values):
+            # The common scalars inline, as in _drain (rl.extend of a million ints).
+            cls = type(v)
+            if cls is int and -_SMALL < v < _SMALL:
+                append(b"i%d" % v)
+            elif cls is str and v.isascii():
+                append(b"s" + v.encode())
+            else:
+                append(tag(v, parent, _At(path, i)))
         self._drain()
         return out
 
@@ -132,14 +158,17 @@ class Writer:
     def _container(self, value: Any, dict_node: bool, parent: str, path: Path) -> bytes:
         uid = self.memo.get(id(value))
         if uid is None:
-            uid = self.session.uids.new(DICT_UID if dict_node else LIST_UID)
+            uid = self.new_uid(DICT_UID if dict_node else LIST_UID)
             self.memo[id(value)] = uid
             self.keepalive.append(value)
             # A fresh node's first link goes straight into the header it is created with:
             # it cannot be pinned or pending yet, so add_ref's checks (and reads) are moot.
-            header = {KIND: KIND_DICT, SEQ: b"%d" % len(value)} if dict_node else {KIND: KIND_LIST}
-            header[parent.encode()] = b"1"
-            self.g.unit.create_hash(self.g.layout.refs_prefix + uid, header)
+            self.unit.create_hash(
+                self.refs_prefix + uid,
+                {KIND: KIND_DICT, SEQ: b"%d" % len(value), parent.encode(): b"1"}
+                if dict_node
+                else {KIND: KIND_LIST, parent.encode(): b"1"},
+            )
             self.stack.append((value, uid, path))
             return encode_link(uid)
         self.g.add_ref(uid, parent)
@@ -160,10 +189,15 @@ class Writer:
     def _drain(self) -> None:
         content_prefix = self.g.layout.content_prefix
         stack = self.stack
-        u = self.g.unit
+        u = self.unit
         progress = self.progress
         tag = self._tag
+        container = self._container
         done = 0
+        # Per node, the common value types are encoded inline (the same bytes as
+        # encode_scalar gives), and a path object is made only for a nested container,
+        # which keeps it for its own errors; the rest, and every error (which names its
+        # path), go through the general functions.
         while stack:
             if progress is not None:
                 done += 1
@@ -174,21 +208,35 @@ class Writer:
             if is_dict(uid):
                 mapping: dict[bytes, bytes] = {}
                 for seq, (k, v) in enumerate(obj.items()):
-                    # The common key and value types inline; the rest (and every error,
-                    # which names its path) through the general functions.
                     fkey = b"s" + k.encode() if type(k) is str and k.isascii() else _key(k, path)
-                    if type(v) is str:
+                    cls = type(v)
+                    if cls is str:
                         try:
                             tagged = b"s" + v.encode()
                         except UnicodeEncodeError:
                             tagged = encode_scalar(v, (*_flat(path), k))
+                    elif cls is dict or cls is list:
+                        tagged = container(v, cls is dict, uid, _At(path, k))
+                    elif cls is int and -_SMALL < v < _SMALL:
+                        tagged = b"i%d" % v
                     else:
                         tagged = tag(v, uid, _At(path, k))
                     mapping[fkey] = join_item(seq, tagged)
                 if mapping:
                     u.create_hash(content_prefix + uid, mapping)
             else:
-                items = [tag(v, uid, _At(path, i)) for i, v in enumerate(obj)]
+                items: list[bytes] = []
+                append = items.append
+                for i, v in enumerate(obj):
+                    cls = type(v)
+                    if cls is int and -_SMALL < v < _SMALL:
+                        append(b"i%d" % v)
+                    elif cls is str and v.isascii():
+                        append(b"s" + v.encode())
+                    elif cls is dict or cls is list:
+                        append(container(v, cls is dict, uid, _At(path, i)))
+                    else:
+                        append(tag(v, uid, _At(path, i)))
                 u.create_list(content_prefix + uid, items)
         if progress is not None and done:
             progress(done)
