@@ -55,6 +55,8 @@ PROOF_DEPTH = 12
 KIND_LIST = b"l"
 SWEEP_AHEAD = 2000
 """Nodes one read-ahead of a collection asks the backend for (``capabilities.subtree_reads``)."""
+READ_AHEAD_AFTER = 3
+"""Levels a collection sweeps level by level before it starts reading ahead."""
 
 
 def links_in(kind: str, content: dict[bytes, bytes] | list[bytes]) -> list[str]:
@@ -409,10 +411,18 @@ class Graph:
         # Read ahead where the backend walks subtrees itself (a deep chain would cost a
         # few calls per level otherwise). What is read ahead may turn out alive; reading
         # ahead stops while that exceeds what was found dead, so the waste stays linear.
-        ahead = swept = 0
-        preload = getattr(self.reader, "preload_subtree", None)
+        # It starts only once the sweep has gone READ_AHEAD_AFTER levels deep: most
+        # collections are shallow (a small document, a parent whose children are shared
+        # and survive), and reading ahead there fetches live subtrees for nothing
+        # (replace_shared on Redis: 143 -> 176 ms when it started at once).
+        ahead = swept = depth = 0
+        reader_preload = getattr(self.reader, "preload_subtree", None)
+        preload = None
         while level:
             swept += len(level)
+            depth += 1
+            if depth > READ_AHEAD_AFTER:
+                preload = reader_preload
             found += level
             # What the unit holds already is used in place; the rest comes in one batch.
             held: list[dict[bytes, bytes | None] | list[bytes] | None] = [
