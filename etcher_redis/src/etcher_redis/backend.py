@@ -154,7 +154,7 @@ class RedisBackend(SubtreeMixin, EtcherRedis):
         writes: Sequence[tuple[str, tuple[Any, ...]]],
     ) -> bool:
         """Check reads, apply writes: one ``EVALSHA`` (see :class:`etcher.spec.CheckedCommits`)."""
-        return scripting.checked_commit(self.execute_command, checks, writes)
+        return scripting.checked_commit(self, checks, writes)
 
     def _check_open(self) -> None:
         if self._closed:

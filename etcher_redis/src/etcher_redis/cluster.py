@@ -404,7 +404,7 @@ class RedisClusterBackend:
             )
         return self._run(
             keys[0],
-            lambda c: scripting.checked_commit(c.execute_command, checks, writes),
+            lambda c: scripting.checked_commit(c, checks, writes),
             "evalsha",
         )
 

@@ -31,7 +31,7 @@ command inside it fails.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import redis.exceptions
@@ -268,22 +268,32 @@ def encode(
 
 
 def checked_commit(
-    run: Callable[..., Any],
+    client: Any,
     checks: Sequence[tuple[str, tuple[Any, ...], Any]],
     writes: Sequence[tuple[str, tuple[Any, ...]]],
 ) -> bool:
-    """Run the checked-commit script through ``run(command, *args)``; True if it applied.
+    """Run the checked-commit script on ``client``; True if it applied.
 
-    ``run`` sends one command on a client (its errors already etcher's). A
-    ``NOSCRIPT`` answer means nothing ran: the script's text is sent instead.
+    ``client`` is an :class:`~etcher_redis.client.EtcherRedis` (its errors
+    already etcher's); the arguments are packed in one go
+    (:meth:`~etcher_redis.client.EtcherRedis.execute_packed`). A ``NOSCRIPT``
+    answer means nothing ran: the script's text is sent instead. Until this
+    client has seen the script run, the text goes first (``EVAL``, which also
+    caches it on the server): a first commit that is big would otherwise
+    travel twice, once refused by ``NOSCRIPT``.
     """
     keys, argv = encode(checks, writes)
+    loaded: set[str] = client.__dict__.setdefault("_etcher_scripts", set())
+    if SCRIPT_SHA not in loaded:
+        result = client.execute_packed("EVAL", SCRIPT, len(keys), *keys, *argv)
+        loaded.add(SCRIPT_SHA)
+        return bool(result)
     try:
-        result = run("EVALSHA", SCRIPT_SHA, len(keys), *keys, *argv)
+        result = client.execute_packed("EVALSHA", SCRIPT_SHA, len(keys), *keys, *argv)
     except ResponseError as exc:
         if not isinstance(exc.__cause__, redis.exceptions.NoScriptError):
             raise
-        result = run("EVAL", SCRIPT, len(keys), *keys, *argv)
+        result = client.execute_packed("EVAL", SCRIPT, len(keys), *keys, *argv)
     return bool(result)
 
 

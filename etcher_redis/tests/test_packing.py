@@ -1,0 +1,99 @@
+"""Commands packed in one go (``pack_command``) travel exactly as redis-py would send them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import redis.connection
+from redis._parsers.encoders import Encoder
+
+from etcher import DB
+from etcher_redis import client as client_module
+from etcher_redis import scripting
+from etcher_redis.backend import RedisBackend
+from etcher_redis.client import pack_command
+
+pytestmark = pytest.mark.redis
+
+SAMPLES: list[tuple[Any, ...]] = [
+    ("EVALSHA", "ab" * 20, 2, "{p}Dk", b"raw\r\nbytes", "", b""),
+    ("HSET", "k\u00e9\u4e2d\U0001f600", b"\x00\xff", 0, -1, 2**80, -(2**70)),
+    ("EVAL", "return 1", 0, *[f"f{i}" for i in range(3000)], *range(3000)),
+]
+
+
+def redis_py_packing(args: tuple[Any, ...]) -> bytes:
+    encoder = Encoder("utf-8", "strict", False)
+    return b"".join(redis.connection.PythonRespSerializer(6000, encoder.encode).pack(*args))
+
+
+@pytest.fixture(params=["hiredis", "python"])
+def packer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "python":
+        monkeypatch.setattr(client_module, "_hiredis_pack", None)
+    elif client_module._hiredis_pack is None:
+        pytest.skip("hiredis is not installed")
+    return str(request.param)
+
+
+@pytest.mark.parametrize("args", SAMPLES, ids=["script", "types", "long"])
+def test_packed_bytes_are_redis_pys(packer: str, args: tuple[Any, ...]) -> None:
+    assert pack_command(args) == redis_py_packing(args)
+
+
+@pytest.mark.parametrize(
+    "odd", [True, 1.5, None, memoryview(b"x"), bytearray(b"x"), "\udcff", object()]
+)
+def test_what_it_cannot_spell_exactly_goes_through_redis_py(packer: str, odd: Any) -> None:
+    assert pack_command(("SET", "k", odd)) is None
+
+
+def test_odd_arguments_still_get_redis_pys_answer(backend: RedisBackend) -> None:
+    # Falls back to execute_command: redis-py refuses a bool itself.
+    with pytest.raises(TypeError):
+        backend.execute_packed("SET", "k", True)
+    assert backend.execute_packed("SET", "k", 1.5)
+    assert backend.get("k") == b"1.5"
+
+
+def test_a_first_big_commit_travels_once(backend: RedisBackend) -> None:
+    """The script's text goes with the first commit instead of a refused EVALSHA first."""
+    sent: list[str] = []
+    real = backend.execute_command
+
+    def record(*args: Any, **options: Any) -> Any:
+        sent.append(str(args[0]))
+        return real(*args, **options)
+
+    backend.script_flush()
+    backend.execute_command = record  # type: ignore[method-assign]
+    db = DB(backend=backend, prefix="once")
+    try:
+        db["big"] = {f"k{i}": [i, {"v": i}] for i in range(300)}
+        scripts = [c for c in sent if c.startswith("EVAL")]
+        # No EVALSHA refused with NOSCRIPT first, then the script's text once, then its SHA.
+        assert scripts[0] == "EVAL" and scripts.count("EVAL") == 1, scripts
+        sent.clear()
+        db["big"]["k1"][1]["v"] = -1
+        assert [c for c in sent if c.startswith("EVAL")] == ["EVALSHA"]
+        assert backend.script_exists(scripting.SCRIPT_SHA) == [True]
+        assert db["big"]["k1"]() == [1, {"v": -1}]
+    finally:
+        db.delete_prefix_immediately("once")
+
+
+def test_a_client_with_another_encoding_keeps_it(
+    redis_server_url: str, backend: RedisBackend
+) -> None:
+    """Only UTF-8 clients are packed in one go; others encode through redis-py."""
+    latin = RedisBackend.from_url(redis_server_url, encoding="latin-1")
+    try:
+        assert latin.execute_packed("SET", "caf\u00e9", "\u00e9")
+        assert backend.get(b"caf\xe9") == b"\xe9"
+        db = DB(backend=latin, prefix="latin")
+        db["caf\u00e9"] = {"\u00e9": "\u00e9"}
+        assert db["caf\u00e9"]() == {"\u00e9": "\u00e9"}
+        db.delete_prefix_immediately("latin")
+    finally:
+        latin.close()
