@@ -192,6 +192,19 @@ READ_COMMANDS = frozenset(
 )
 """Commands that change nothing: safe to send again, and no replica has to confirm them."""
 
+
+class ReadOnlyScript(str):
+    """``"EVALSHA"`` or ``"EVAL"`` as the name of a call whose script only reads.
+
+    It is sent as its plain value; its type tells the lost-reply hook of
+    :class:`EtcherRedis` that sending the call again is safe, so redis-py's
+    retry policy applies to it as to any read (``EVALSHA`` in general is in
+    :data:`NOT_IDEMPOTENT`: a checked commit must never be resent).
+    """
+
+    __slots__ = ()
+
+
 READ_ONLY_SCRIPTS: set[str] = set()
 """SHA-1 digests (and texts) of scripts that only read, such as the subtree walk: like
 READ_COMMANDS, no replica has to confirm them. Filled by the modules that define them."""
@@ -431,7 +444,11 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
         super()._close_connection(conn, *args, **kwargs)
         error = kwargs.get("error", args[0] if args else None)
         name = kwargs.get("command_name", args[3] if len(args) > 3 else None)
-        if error is not None and str(name).upper() in NOT_IDEMPOTENT:
+        if (
+            error is not None
+            and str(name).upper() in NOT_IDEMPOTENT
+            and not isinstance(name, ReadOnlyScript)
+        ):
             raise commit_outcome_unknown(error, self.server_label()) from error
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> EtcherPipeline:
@@ -455,6 +472,7 @@ __all__ = [
     "CommitOutcomeUnknown",
     "EtcherPipeline",
     "EtcherRedis",
+    "ReadOnlyScript",
     "ReplicationNotConfirmed",
     "commit_outcome_unknown",
     "describe_server",
