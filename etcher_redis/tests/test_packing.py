@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import redis.connection
@@ -60,14 +60,14 @@ def test_odd_arguments_still_get_redis_pys_answer(backend: RedisBackend) -> None
 def test_a_first_big_commit_travels_once(backend: RedisBackend) -> None:
     """The script's text goes with the first commit instead of a refused EVALSHA first."""
     sent: list[str] = []
-    real = backend.execute_command
+    real = backend.execute_packed
 
-    def record(*args: Any, **options: Any) -> Any:
+    def record(*args: Any) -> Any:
         sent.append(str(args[0]))
-        return real(*args, **options)
+        return real(*args)
 
     backend.script_flush()
-    backend.execute_command = record  # type: ignore[method-assign]
+    backend.execute_packed = record  # type: ignore[method-assign]
     db = DB(backend=backend, prefix="once")
     try:
         db["big"] = {f"k{i}": [i, {"v": i}] for i in range(300)}
@@ -97,3 +97,41 @@ def test_a_client_with_another_encoding_keeps_it(
         db.delete_prefix_immediately("latin")
     finally:
         latin.close()
+
+
+class InterruptedRead(redis.UnixDomainSocketConnection):
+    """Raises KeyboardInterrupt once, instead of reading the next reply (left on the socket)."""
+
+    armed: ClassVar[bool] = False
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        if type(self).armed:
+            type(self).armed = False
+            raise KeyboardInterrupt
+        return super().read_response(*args, **kwargs)
+
+
+def test_a_commit_interrupted_before_its_reply_leaves_no_stale_reply(
+    redis_server_url: str,
+) -> None:
+    """The connection is dropped: the next command must not read the lost commit's reply."""
+    pool = redis.ConnectionPool(
+        connection_class=InterruptedRead,
+        path=redis_server_url.removeprefix("unix://"),
+        max_connections=1,
+    )
+    backend = RedisBackend.from_client(redis.Redis(connection_pool=pool))
+    try:
+        with DB(backend=backend, prefix="intr") as db:
+            db["l"] = [1]
+            handle = db["l"]
+            InterruptedRead.armed = True
+            with pytest.raises(KeyboardInterrupt):
+                handle.append(2)
+            assert backend.ping() is True
+            assert db["l"]() in ([1], [1, 2])
+            db.delete_prefix_immediately("intr")
+    finally:
+        InterruptedRead.armed = False
+        backend.close()
+        pool.disconnect()

@@ -128,6 +128,10 @@ class RedisBackend(SubtreeMixin, EtcherRedis):
         self._check_open()
         return super().execute_command(*args, **options)
 
+    def execute_packed(self, *args: Any) -> Any:
+        self._check_open()
+        return super().execute_packed(*args)
+
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> EtcherPipeline:
         """A new pipeline (see :class:`etcher.spec.Pipeline`); each thread needs its own."""
         self._check_open()
