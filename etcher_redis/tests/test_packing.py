@@ -7,8 +7,11 @@ from typing import Any, ClassVar
 import pytest
 import redis.connection
 from redis._parsers.encoders import Encoder
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from etcher import DB
+from etcher.errors import WrongTypeError
 from etcher_redis import client as client_module
 from etcher_redis import scripting
 from etcher_redis.backend import RedisBackend
@@ -133,5 +136,95 @@ def test_a_commit_interrupted_before_its_reply_leaves_no_stale_reply(
             db.delete_prefix_immediately("intr")
     finally:
         InterruptedRead.armed = False
+        backend.close()
+        pool.disconnect()
+
+
+# --- plain batches (pipelines without a transaction) sent directly ----------------------
+
+
+def _fill(client: Any) -> None:
+    client.hset("h", mapping={"a": "1", "b": "\u00e9"})
+    client.rpush("l", "x", "y")
+    client.set("s", "v")
+
+
+def _batch(pipe: Any) -> Any:
+    pipe.hgetall("h")
+    pipe.hget("h", "nope")
+    pipe.lrange("l", 0, -1)
+    pipe.exists("h", "s", "gone")
+    pipe.get("s")
+    pipe.hlen("h")
+    pipe.set("t", 1.5)  # a float: this batch goes through redis-py's own packing
+    return pipe
+
+
+def test_a_batch_answers_as_redis_py_does(backend: RedisBackend, redis_server_url: str) -> None:
+    _fill(backend)
+    plain = redis.Redis.from_url(redis_server_url)
+    try:
+        batch = backend.pipeline(transaction=False)
+        for command in ("hgetall", "lrange", "get"):
+            getattr(batch, command)(
+                *{"hgetall": ("h",), "lrange": ("l", 0, -1), "get": ("s",)}[command]
+            )
+        expected = plain.pipeline(transaction=False)
+        expected.hgetall("h").lrange("l", 0, -1).get("s")
+        assert batch.execute() == expected.execute()
+        assert (
+            _batch(backend.pipeline(transaction=False)).execute()
+            == _batch(plain.pipeline(transaction=False)).execute()
+        )
+        assert len(backend.pipeline(transaction=False)) == 0
+    finally:
+        plain.close()
+
+
+def test_an_error_in_a_batch_is_etchers_and_the_connection_goes_on(backend: RedisBackend) -> None:
+    _fill(backend)
+    pipe = backend.pipeline(transaction=False)
+    pipe.hget("h", "a").lrange("h", 0, -1).get("s")
+    with pytest.raises(WrongTypeError):
+        pipe.execute()
+    pipe.hget("h", "a").lrange("h", 0, -1).get("s")
+    first, error, last = pipe.execute(raise_on_error=False)
+    assert (first, last) == (b"1", b"v")
+    assert isinstance(error, WrongTypeError)
+    assert backend.get("s") == b"v"
+    assert backend.pipeline(transaction=False).execute() == []
+
+
+class LosingBatchReply(redis.UnixDomainSocketConnection):
+    """Drops the connection once, after the first reply of the next batch of several commands."""
+
+    armed: ClassVar[bool] = False
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        response = super().read_response(*args, **kwargs)
+        if type(self).armed:
+            type(self).armed = False
+            self.disconnect()
+            raise redis.ConnectionError("injected: the batch's replies were lost")
+        return response
+
+
+def test_a_read_batch_whose_replies_were_lost_is_sent_again(redis_server_url: str) -> None:
+    pool = redis.ConnectionPool(
+        connection_class=LosingBatchReply,
+        path=redis_server_url.removeprefix("unix://"),
+        retry=Retry(NoBackoff(), 3),
+    )
+    backend = RedisBackend.from_client(redis.Redis(connection_pool=pool))
+    try:
+        backend.flushdb()
+        _fill(backend)
+        pipe = backend.pipeline(transaction=False)
+        pipe.hget("h", "a").get("s").lrange("l", 0, -1)
+        LosingBatchReply.armed = True
+        assert pipe.execute() == [b"1", b"v", [b"x", b"y"]]
+        assert not LosingBatchReply.armed  # the first reply was lost, and the batch resent
+    finally:
+        LosingBatchReply.armed = False
         backend.close()
         pool.disconnect()
