@@ -228,3 +228,45 @@ def test_a_read_batch_whose_replies_were_lost_is_sent_again(redis_server_url: st
         LosingBatchReply.armed = False
         backend.close()
         pool.disconnect()
+
+
+def test_a_sped_up_connection_sends_redis_pys_bytes() -> None:
+    """The packer etcher installs on its connections changes how fast, never what is sent."""
+    from etcher_redis.client import _speed_up
+
+    commands: list[tuple[Any, ...]] = [
+        *SAMPLES,
+        ("SCRIPT LOAD", "return 1"),  # redis-py splits a name with a space
+        (b"CONFIG GET", "maxmemory"),
+        ("SET", "k", memoryview(b"view")),
+        ("SET", "k", 2.5),
+        ("HSET", "h", "f", b"v" * 10_000),
+    ]
+    plain, fast = redis.connection.Connection(), redis.connection.Connection()
+    _speed_up(fast)
+    assert type(fast._command_packer).__name__ == "_Packer"
+    for command in commands:
+        assert b"".join(map(bytes, fast.pack_command(*command))) == b"".join(
+            map(bytes, plain.pack_command(*command))
+        ), command
+    assert b"".join(map(bytes, fast.pack_commands(commands))) == b"".join(
+        map(bytes, plain.pack_commands(commands))
+    )
+    latin = redis.connection.Connection(encoding="latin-1")
+    _speed_up(latin)
+    assert type(latin._command_packer).__name__ != "_Packer"
+
+
+def test_a_client_side_cache_sees_every_command() -> None:
+    """A pool with redis-py's client-side cache is never bypassed (its connections answer
+    reads from memory). Its server must be Redis 7.4+, so only the decision is tested here."""
+    from etcher_redis.client import _direct
+
+    assert _direct(redis.ConnectionPool())
+    cached = redis.ConnectionPool()
+    cached.cache = object()
+    assert not _direct(cached)
+    configured = redis.ConnectionPool()
+    configured.connection_kwargs["cache_config"] = object()
+    assert not _direct(configured)
+    assert not _direct(redis.ConnectionPool(encoding="latin-1"))
