@@ -270,3 +270,15 @@ def test_a_client_side_cache_sees_every_command() -> None:
     configured.connection_kwargs["cache_config"] = object()
     assert not _direct(configured)
     assert not _direct(redis.ConnectionPool(encoding="latin-1"))
+
+
+def test_a_scan_without_count_asks_for_many_keys_per_call(backend: RedisBackend) -> None:
+    """Redis's default COUNT is 10: walking 5,000 keys took 500 round trips."""
+    pipe = backend.pipeline(transaction=False)
+    for i in range(5000):
+        pipe.set(f"{{scan}}:k{i}", 1)
+    pipe.execute()
+    backend.config_resetstat()
+    assert len(list(backend.scan_iter(match="{scan}:*"))) == 5000
+    calls = backend.info("commandstats")["cmdstat_scan"]["calls"]
+    assert calls <= 20, calls

@@ -105,6 +105,10 @@ def _python_pack(args: tuple[Any, ...]) -> bytes | None:
     return b"".join(out)
 
 
+_PACKABLE = frozenset({bytes, str, int})
+"""The exact argument types :func:`pack_command` spells as redis-py does (not subclasses)."""
+
+
 def pack_command(args: tuple[Any, ...]) -> bytes | None:
     """The RESP bytes of the command ``args`` (bytes, str and int arguments), in one go.
 
@@ -119,10 +123,8 @@ def pack_command(args: tuple[Any, ...]) -> bytes | None:
     """
     try:
         if _hiredis_pack is not None:
-            for arg in args:
-                kind = type(arg)
-                if kind is not bytes and kind is not str and kind is not int:
-                    return None
+            if not _PACKABLE.issuperset(map(type, args)):
+                return None
             return _hiredis_pack(args)  # type: ignore[no-any-return]
         return _python_pack(args)
     except (TypeError, ValueError):  # UnicodeEncodeError is a ValueError
@@ -474,7 +476,9 @@ class EtcherPipeline(_ArgumentChecks, redis.client.Pipeline):
             return replies
 
         try:
-            replies = conn.retry.call_with_retry(send_and_read, lambda _error: conn.disconnect())
+            replies: list[Any] = conn.retry.call_with_retry(
+                send_and_read, lambda _error: conn.disconnect()
+            )
         finally:
             pool.release(conn)
             self.reset()

@@ -48,6 +48,7 @@ from etcher.errors import (
 )
 from etcher.spec import Capabilities, SubtreeChunk
 from etcher_redis import scripting, subtree
+from etcher_redis.backend import SCAN_COUNT
 from etcher_redis.client import (
     NOT_IDEMPOTENT,
     READ_COMMANDS,
@@ -449,6 +450,8 @@ class RedisClusterBackend:
         tag = _hash_tag_slot_key(match) if match else None
         clients = [self.node_client(tag)] if tag is not None else self.masters()
         seen: set[bytes] = set()
+        if count is None:
+            count = SCAN_COUNT
         for client in clients:
             for key in client.scan_iter(match=match, count=count, **kwargs):
                 if key not in seen:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 import redis.exceptions
@@ -250,8 +251,7 @@ def encode(
             argv += (args[1], 1 if expected else 0)
         elif command == "hgetall":
             argv.append(len(expected))
-            for item in expected.items():
-                argv += item
+            argv += chain.from_iterable(expected.items())
         elif command == "lrange":
             argv += (args[1], args[2], len(expected))
             argv += expected
@@ -261,18 +261,19 @@ def encode(
     argv.append(0)
     total = 0
     for command, args in writes:
-        key, rest = args[0], list(args[1:])
         if command not in _WRITES:
             raise ValueError(f"checked_commit cannot write {command!r}")
+        where = key_index(args[0])
+        size = len(args) - 1
+        if size <= CHUNK or command not in _SPLITTABLE:
+            argv += (command, where, size)
+            argv += args[1:]
+            total += 1
+            continue
         # CHUNK is even, so a hset's field/value pairs stay whole; pushing (or deleting
         # fields) in consecutive pieces has the effect of one command with them all.
-        pieces = (
-            [rest[i : i + CHUNK] for i in range(0, len(rest), CHUNK)]
-            if command in _SPLITTABLE and len(rest) > CHUNK
-            else [rest]
-        )
-        where = key_index(key)
-        for piece in pieces:
+        for start in range(1, size + 1, CHUNK):
+            piece = args[start : start + CHUNK]
             argv += (command, where, len(piece))
             argv += piece
             total += 1
