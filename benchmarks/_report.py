@@ -232,6 +232,7 @@ def markdown(report: dict[str, Any], chart_name: str | None = None) -> str:
         )
     if chart_name:
         lines += ["", f"![speed ratios per workload (log scale)]({chart_name})"]
+    lines += layout_floor(report)
     lines += complexity(report)
     lines += [
         "",
@@ -286,6 +287,48 @@ def _failures(by: dict[tuple[str, str, str], dict[str, Any]], backends: list[str
         "",
     ]
     return lines + [f"- {w} / {i}: {n}" for w, i, n in fails]
+
+
+def layout_floor(report: dict[str, Any]) -> list[str]:
+    """The section on what SQLite itself needs for etcher's layout (benchmarks/layout_floor.py)."""
+    rows = report.get("layout_floor")
+    if not rows:
+        return []
+    return [
+        "",
+        "## What SQLite itself needs: etcher's layout floor",
+        "",
+        "CPU µs per operation in one process, one after the other (`benchmarks/layout_floor.py`,",
+        "10,000 documents in the store). The *layout floor* is each operation written as the",
+        "bare `sqlite3` statements etcher's layout needs (two keys per node with random",
+        "versions, the parent's insertion sequence, the liveness check of a handle, one",
+        "snapshot per document read) on a file etcher-sqlite created, with no Python around",
+        "them: what etcher would cost if its own code were free. *Best reachable* is diskcache",
+        "against that floor, the ceiling of the ratio a target asks for; in brackets, the same",
+        "write with each dict node's header kept in its content row (one key per node).",
+        "",
+        *layout_floor_table(rows),
+    ]
+
+
+def layout_floor_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Markdown rows: µs per operation, overhead over the floor, best reachable ratio."""
+    out = [
+        "| operation | etcher µs | layout floor µs | diskcache µs | etcher / floor "
+        "| etcher vs diskcache | best reachable (floor vs diskcache) | target |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        best = f"{r['diskcache'] / r['floor']:.2f}x"
+        if "floor_one_key" in r:
+            best += f" ({r['diskcache'] / r['floor_one_key']:.2f}x one key per node)"
+        target = "-" if r["target"] is None else f"{r['target']:g}x"
+        out.append(
+            f"| {r['op']} | {r['etcher']:.1f} | {r['floor']:.1f} | {r['diskcache']:.1f} "
+            f"| {r['etcher'] / r['floor']:.2f}x | {r['diskcache'] / r['etcher']:.2f}x "
+            f"| {best} | {target} |"
+        )
+    return out
 
 
 def complexity(report: dict[str, Any]) -> list[str]:

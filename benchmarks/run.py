@@ -147,6 +147,22 @@ def run_once(
     return dict(json.loads(lines[-1]))
 
 
+def layout_floor(python: str) -> list[dict[str, Any]] | None:
+    """benchmarks/layout_floor.py's rows, from a fresh process (None if it failed)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "floor.json"
+        proc = subprocess.run(
+            [python, str(HERE / "layout_floor.py"), "--json", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=30 * 60,
+        )
+        if proc.returncode != 0 or not out.exists():
+            print("layout_floor.py failed:", proc.stderr.strip()[-500:], file=sys.stderr)
+            return None
+        return list(json.loads(out.read_text()))
+
+
 def interpreter_versions(python: str) -> dict[str, str]:
     code = (
         "import json, importlib.metadata as m\n"
@@ -311,6 +327,12 @@ def main() -> None:
     )
     parser.add_argument("--chart", default=None, help="write a PNG chart here (needs matplotlib)")
     parser.add_argument(
+        "--layout-floor",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also run benchmarks/layout_floor.py (default: on a full sqlite run with diskcache)",
+    )
+    parser.add_argument(
         "--from-json",
         default=None,
         help="only re-render saved JSON result(s); a comma list of same-scale runs is merged",
@@ -363,6 +385,15 @@ def main() -> None:
     finally:
         if server:
             server.stop()
+    floor_rows = None
+    if args.layout_floor is None:
+        args.layout_floor = (
+            "sqlite" in backends
+            and {"current", "diskcache"} <= set(impls)
+            and args.workloads == "all"
+        )
+    if args.layout_floor:
+        floor_rows = layout_floor(args.current_python)
 
     report = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -375,6 +406,8 @@ def main() -> None:
         "ratios": _report.ratios(results),
         "skipped": sorted(f"{w}/{i}" for w, i in SKIP if w in workloads and i in impls),
     }
+    if floor_rows is not None:
+        report["layout_floor"] = floor_rows
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

@@ -218,3 +218,127 @@ def test_counter_names_ascii_and_not(db: DB) -> None:
     db.close()
     with pytest.raises(Exception, match="closed"):
         db.incr("plain")
+
+
+# --- materialize and item values decoded in one pass -----------------------------------
+def typed(value: Any) -> Any:
+    """``value`` with every scalar spelled with its exact type (``-0.0``, ``nan`` included)."""
+    if isinstance(value, dict):
+        return ("dict", [(typed(k), typed(v)) for k, v in value.items()])
+    if isinstance(value, list):
+        return ("list", [typed(v) for v in value])
+    return (type(value).__name__, repr(value))
+
+
+def test_materialize_keeps_every_exact_type_and_the_order(db: DB) -> None:
+    doc: dict[Any, Any] = {
+        "1": "str key",
+        1: "int key",
+        -(2**1500): "huge int key",
+        "": "",
+        "s": "é☃",
+        "i": -7,
+        "big": 2**2000,
+        "f": -0.0,
+        "inf": float("inf"),
+        "nan": float("nan"),
+        "t": True,
+        "F": False,
+        "n": None,
+        "l": [1, "1", 1.0, True, False, None, -(2**3000), "", [], {}, "@Dnot-a-link"],
+        "d": {"@": "@L1", 0: {"x": [0.5]}},
+    }
+    db["doc"] = doc
+    handle: Any = db["doc"]
+    # Overwritten keys keep their place; a deleted and re-added key moves to the end.
+    handle["s"] = "again"
+    del handle["i"]
+    handle["i"] = 8
+    doc["s"] = "again"
+    del doc["i"]
+    doc["i"] = 8
+    assert typed(handle()) == typed(doc)
+    assert typed(db()["doc"]) == typed(doc)
+
+
+def test_fill_reorders_items_a_store_hands_out_of_insertion_order() -> None:
+    from etcher._materialize import fill
+
+    objects: dict[str, Any] = {}
+    created: list[str] = []
+    target: dict[Any, Any] = {}
+    content = {b"sb": b"2|i2", b"i7": b"0|sa", b"sa": b"1|@Lc1", b"x10": b"3|N"}
+    fill(target, "Dx", content, objects, created)
+    assert list(target.items()) == [(7, "a"), ("a", []), ("b", 2), (16, None)]
+    assert created == ["Lc1"] and target["a"] is objects["Lc1"]
+    # Two items with one sequence number (never written by etcher) keep the reference order.
+    target = {}
+    fill(target, "Dy", {b"sb": b"0|i2", b"sa": b"0|i1"}, {}, [])
+    assert list(target.items()) == [("a", 1), ("b", 2)]
+
+
+CORRUPT_DICT_ITEMS = [b"0|s\xff", b"0|@", b"0|@D", b"0|@X1", b"0|@\xff", b"|sa", b"0|",
+                      b"0|iabc", b"0|i", b"0|q", b"0|x", b"0|fnope", b"a|i1"]  # fmt: skip
+CORRUPT_LIST_ITEMS = [b"s\xff", b"@", b"@D", b"@X1", b"@\xff", b"", b"iabc", b"i", b"q"]
+
+
+@pytest.mark.parametrize("item", CORRUPT_DICT_ITEMS)
+def test_materialize_of_a_corrupt_dict_item_raises_store_corrupt(db: DB, item: bytes) -> None:
+    db["doc"] = {"inner": {"x": "ok", "y": 1}}
+    inner: Any = db["doc"]["inner"]
+    db.backend.hset(db._layout.content(inner.uid), b"sx", item)
+    with pytest.raises(StoreCorrupt):
+        db["doc"]()
+    with pytest.raises(StoreCorrupt):
+        inner.copy()
+
+
+@pytest.mark.parametrize("field", [b"", b"q1", b"s\xff", b"iabc", b"x"])
+def test_materialize_of_a_corrupt_dict_key_raises_store_corrupt(db: DB, field: bytes) -> None:
+    db["doc"] = {"inner": {"x": "ok"}}
+    inner: Any = db["doc"]["inner"]
+    db.backend.hset(db._layout.content(inner.uid), field, b"5|i1")
+    with pytest.raises(StoreCorrupt):
+        db["doc"]()
+
+
+@pytest.mark.parametrize("item", CORRUPT_LIST_ITEMS)
+def test_materialize_of_a_corrupt_list_item_raises_store_corrupt(db: DB, item: bytes) -> None:
+    db["doc"] = {"inner": ["ok", 1]}
+    inner: Any = db["doc"]["inner"]
+    db.backend.rpush(db._layout.content(inner.uid), item)
+    with pytest.raises(StoreCorrupt):
+        db["doc"]()
+    with pytest.raises(StoreCorrupt):
+        list(inner)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        {b"sb": b"2|i2", b"i7": b"0|sa", b"sa": b"1|@Lc1", b"x10": b"3|N"},  # out of order
+        {b"sa": b"0|i1", b"sb": b"1|i2"},  # in order
+        {b"sb": b"0|i2", b"sa": b"0|i1", b"sc": b"0|i1"},  # corrupt: one sequence number
+    ],
+)
+def test_decoded_items_follow_the_reference_order(content: dict[bytes, bytes]) -> None:
+    from etcher._codec import decode_key, decoded_items, split_item
+
+    rows = sorted((*split_item(raw), field) for field, raw in content.items())
+    assert decoded_items(content) == [(decode_key(field), value) for _s, value, field in rows]
+    assert decoded_items(content) == decoded_items(content)  # the key cache changes nothing
+
+
+def test_the_key_cache_keeps_short_keys_only_and_stays_bounded(db: DB) -> None:
+    from etcher import _codec
+
+    long_key = "k" * 1000
+    wide = {f"w{i}": i for i in range(_codec.CACHE_LIMIT + 10)}
+    db["doc"] = {long_key: 1, "inner": wide}
+    doc: Any = db["doc"]
+    assert doc() == {long_key: 1, "inner": wide}
+    assert 0 < len(_codec.KEYS) <= _codec.CACHE_LIMIT
+    assert len(_codec.SEQS) <= _codec.CACHE_LIMIT
+    assert list(doc) == [long_key, "inner"]
+    assert b"s" + long_key.encode() not in _codec.KEYS
+    assert b"sinner" in _codec.KEYS

@@ -158,27 +158,78 @@ def ordered_items(content: Mapping[bytes, bytes]) -> list[tuple[bytes, bytes]]:
     return [(field, value) for _seq, value, field in rows]
 
 
+KEYS: dict[bytes, Any] = {}
+"""Decoded dict keys by their stored bytes, shared by every reader of the process.
+
+Documents repeat their keys from node to node and from document to document;
+decoding is a pure function of the bytes and keys are immutable, so the cache
+needs no lock (a dict's get and set are atomic) and never goes stale."""
+
+SEQS: dict[bytes, int] = {}
+"""Checked sequence numbers of dict items by their stored bytes (as :data:`KEYS`)."""
+
+CACHE_LIMIT = 20_000
+"""Entries :data:`KEYS` or :data:`SEQS` holds at most: past it, it starts again empty,
+so a wide dict's unique keys cost at most one cache's worth of memory."""
+
+CACHED_KEY_BYTES = 64
+"""Longest stored key :data:`KEYS` keeps (longer ones are rare, and would make the
+cache's memory unbounded in practice)."""
+
+
 def decoded_items(content: Mapping[bytes, bytes]) -> list[tuple[str | int, bytes]]:
     """:func:`ordered_items` with each key decoded: ``[(key, tagged value)]``."""
-    rows: list[tuple[int, bytes, bytes, str | int]] = []
-    append = rows.append
+    out: list[tuple[str | int, bytes]] = []
+    append = out.append
+    numbers: list[int] = []
+    note = numbers.append
+    keys, seqs = KEYS, SEQS
+    last = -1
+    ordered = True
     for field, raw in content.items():
         seq, _, value = raw.partition(b"|")
-        if not value or not seq.isdigit():
+        n = seqs.get(seq)
+        if n is None:
+            if not seq.isdigit():
+                raise StoreCorrupt(f"stored dict item {raw[:40]!r} is malformed")
+            n = int(seq)
+            if len(seqs) >= CACHE_LIMIT:
+                seqs.clear()
+            seqs[seq] = n
+        if not value:
             raise StoreCorrupt(f"stored dict item {raw[:40]!r} is malformed")
-        try:
-            tag = field[0]
-            if tag == 0x73:  # s, by far the most common key
-                key: str | int = field[1:].decode()
-            elif tag == 0x69:  # i
-                key = int(field[1:])
-            else:
-                key = decode_key(field)
-        except (IndexError, ValueError, UnicodeDecodeError):
-            key = decode_key(field)  # raises the precise StoreCorrupt
-        append((int(seq), value, field, key))
-    rows.sort()  # sequence numbers are unique: the later fields only break corrupt ties
-    return [(key, value) for _seq, value, _field, key in rows]
+        if n <= last:
+            ordered = False
+        last = n
+        note(n)
+        key = keys.get(field)
+        if key is None:
+            try:
+                tag = field[0]
+                if tag == 0x73:  # s, by far the most common key
+                    key = field[1:].decode()
+                elif tag == 0x69:  # i
+                    key = int(field[1:])
+                else:
+                    key = decode_key(field)
+            except (IndexError, ValueError, UnicodeDecodeError):
+                key = decode_key(field)  # raises the precise StoreCorrupt
+            if len(field) <= CACHED_KEY_BYTES:
+                if len(keys) >= CACHE_LIMIT:
+                    keys.clear()
+                keys[field] = key
+        append((key, value))
+    if ordered:
+        return out
+    # Out of insertion order (a big hash, say): sort by sequence number.
+    if len(set(numbers)) == len(numbers):
+        return [out[i] for i in sorted(range(len(numbers)), key=numbers.__getitem__)]
+    # Two items with one sequence number are corrupt: the reference order breaks the tie.
+    rows = sorted(
+        (n, value, field, key)
+        for n, (field, raw), (key, value) in zip(numbers, content.items(), out, strict=True)
+    )
+    return [(key, value) for _n, value, _field, key in rows]
 
 
 def encode_link(uid: str) -> bytes:

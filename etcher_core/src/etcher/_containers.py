@@ -161,6 +161,24 @@ class Node:
 
     def _value(self, raw: bytes) -> Stored:
         """A stored tagged value as returned to users: a scalar, or a handle for a link."""
+        # The two commonest tags inline (one call per item of a loop, not two);
+        # anything else, or anything malformed, through safe_decode().
+        try:
+            tag = raw[0]
+            if tag == 0x73:  # s
+                return raw[1:].decode()
+            if tag == 0x69:  # i
+                return int(raw[1:])
+            if tag == 0x40:  # @: a link, checked as link_target() does
+                uid = raw[1:].decode()
+                first = uid[:1]
+                if len(uid) >= 2 and (first == "D" or first == "L"):
+                    node: RD | RL = object.__new__(RD) if first == "D" else object.__new__(RL)
+                    node._s = self._s
+                    node._etcher_uid = uid
+                    return node
+        except (IndexError, ValueError):  # UnicodeDecodeError is a ValueError
+            pass
         decoded = safe_decode(raw)
         if type(decoded) is Link:
             return handle_for(self._s, decoded)
@@ -168,8 +186,7 @@ class Node:
 
     def __call__(self) -> Any:
         """Materialize: a plain, detached Python snapshot of this node and all below it."""
-        uid = self._etcher_uid
-        return self._s.snapshot(lambda g: materialize(g, uid))
+        return self._s.materialize(self._etcher_uid)
 
     def __repr__(self) -> str:
         """The ``@``-prefixed one-level summary (see :mod:`etcher._summary`)."""
@@ -291,6 +308,11 @@ class RD(Node, MutableMapping["Key", "Stored"]):
                     return value[1:].decode()
                 except UnicodeDecodeError:
                     pass  # safe_decode() below raises the precise StoreCorrupt
+            elif tag == 0x69:  # i
+                try:
+                    return int(value[1:])
+                except ValueError:
+                    pass
             elif tag == 0x40:  # @ (a link)
                 try:
                     uid = value[1:].decode()
@@ -316,16 +338,27 @@ class RD(Node, MutableMapping["Key", "Stored"]):
             return default
 
     def __contains__(self, key: object) -> bool:
-        field = lookup_key(key)
-        if field is None:
-            return False
-        if self._s.reader().hget(self._content_key(), field) is not None:
+        if type(key) is str:
+            # The usual key, as in __getitem__: no lookup_key() hashing and dispatch.
+            try:
+                field = b"s" + key.encode()
+            except UnicodeEncodeError:
+                return False  # a lone surrogate: never stored
+        else:
+            looked = lookup_key(key)
+            if looked is None:
+                return False
+            field = looked
+        s = self._s
+        if s.reader().hget(s.layout.content_prefix + self._etcher_uid, field) is not None:
             return True
         self._graph().require(self._etcher_uid)
         return False
 
     def __len__(self) -> int:
-        return self._alive_if_empty(self._s.reader().hlen(self._content_key()))
+        s = self._s
+        n = s.reader().hlen(s.layout.content_prefix + self._etcher_uid)
+        return n if n else self._alive_if_empty(n)
 
     def __iter__(self) -> Iterator[Key]:
         return iter([key for key, _raw in self._decoded_items()])
@@ -710,7 +743,9 @@ class RL(Node, MutableSequence["Stored"]):
         return raws
 
     def __len__(self) -> int:
-        return self._alive_if_empty(self._s.reader().llen(self._content_key()))
+        s = self._s
+        n = s.reader().llen(s.layout.content_prefix + self._etcher_uid)
+        return n if n else self._alive_if_empty(n)
 
     @overload
     def __getitem__(self, index: SupportsIndex) -> Stored: ...
@@ -721,9 +756,14 @@ class RL(Node, MutableSequence["Stored"]):
             raws = self._raws()  # a stale handle says so before a bad slice does
             _check_slice(index)
             return [self._value(raw) for raw in raws[index]]
-        index = _as_index(index)
+        index = index if type(index) is int else _as_index(index)
         # Beyond 64 bits no store can hold the index; it is simply out of range.
-        raw = None if abs(index) >= 1 << 62 else self._s.reader().lindex(self._content_key(), index)
+        s = self._s
+        raw = (
+            None
+            if abs(index) >= 1 << 62
+            else s.reader().lindex(s.layout.content_prefix + self._etcher_uid, index)
+        )
         if raw is None:
             self._graph().require(self._etcher_uid)
             raise EtcherIndexError("list index out of range")

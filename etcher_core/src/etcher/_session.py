@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from etcher._graph import Graph
 from etcher._layout import ROOT, Layout, UidFactory
+from etcher._materialize import FALLBACK, materialize, materialize_direct
 from etcher._reclaim import Reclaimer
 from etcher._unit import CallerCode, DirectReader, Reader, RetryPolicy, Unit
 from etcher.errors import ClosedError
@@ -189,6 +190,26 @@ class Session:
         layout = self.layout
         return self.retry.run(self.backend, lambda u: fn(Graph(layout, u)), write=False)
 
+    def materialize(self, uid: str) -> Any:
+        """The plain-Python value of node ``uid`` and all below it, as one consistent state.
+
+        Where the backend can read the whole document as one state by itself
+        (see :func:`etcher._materialize.materialize_direct`) no unit of work is
+        made; otherwise this is :meth:`snapshot` of the walk.
+        """
+        if self.closed:
+            self._refuse()
+        handover: list[Any] = []
+        value = materialize_direct(self.backend, self.layout, uid, handover)
+        if value is not FALLBACK:
+            return value
+
+        def walk(g: Graph) -> Any:
+            # The direct read's answer, when it handed one over, serves the first attempt only.
+            return materialize(g, uid, handover.pop() if handover else None)
+
+        return self.snapshot(walk)
+
     def handle(self, uid: str) -> Any:
         """A handle of the right class for node ``uid`` (no store access)."""
         return self.make_handle(self, uid)
@@ -321,6 +342,11 @@ class TransactionSession(Session):
         layout = self.layout
         # Reads may write too (a deleted namespace's root is recreated): same guarantee.
         return _in_savepoint(unit, lambda: fn(Graph(layout, unit)))
+
+    def materialize(self, uid: str) -> Any:
+        if self.unit is None:
+            return self.parent.materialize(uid)
+        return self.snapshot(lambda g: materialize(g, uid))
 
     def release_pin(self, uid: str, pid: int | None = None) -> None:
         self.parent.release_pin(uid, pid)

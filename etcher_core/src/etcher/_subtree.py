@@ -10,7 +10,6 @@ runs the same walk as a script where the data is (see ``etcher_redis.subtree``).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,26 +22,34 @@ def linked(uid: str, content: dict[bytes, bytes] | list[bytes]) -> list[str]:
     """Uids linked from a node's content; malformed items and links are skipped.
 
     Skipped, not raised: whoever decodes the content reports them, with context.
+    Everything inline: this runs once per node a walk reads.
     """
     out: list[str] = []
     if isinstance(content, dict):
         for raw in content.values():
-            # Most items are scalars: one substring test rules them out.
+            # Most items are scalars: one substring test rules them out. The first bar ends
+            # the sequence number (digits only), so a "|@" inside a string is not a link.
             if b"|@" in raw:
                 bar = raw.find(b"|")
                 if bar > 0 and raw[bar + 1 : bar + 2] == LINK:
-                    _add(out, raw[bar + 2 :])
+                    child = raw[bar + 2 :]
+                    if len(child) >= 2 and child[:1] in _KINDS:
+                        # try, not contextlib.suppress: a context manager per link costs more.
+                        try:  # noqa: SIM105
+                            out.append(child.decode())
+                        except UnicodeDecodeError:
+                            pass
     else:
         for raw in content:
-            if raw.startswith(LINK):
-                _add(out, raw[1:])
+            if raw[:1] == LINK and len(raw) >= 3 and raw[1:2] in _KINDS:
+                try:  # noqa: SIM105 (as above)
+                    out.append(raw[1:].decode())
+                except UnicodeDecodeError:
+                    pass
     return out
 
 
-def _add(out: list[str], child: bytes) -> None:
-    if len(child) >= 2 and child[:1] in (b"D", b"L"):
-        with contextlib.suppress(UnicodeDecodeError):
-            out.append(child.decode())
+_KINDS = (b"D", b"L")
 
 
 def walk(
@@ -63,26 +70,31 @@ def walk(
     level = list(dict.fromkeys(roots))
     queued = set(level)
     while level and len(contents) < limit:
-        batch, rest = level[: limit - len(contents)], level[limit - len(contents) :]
+        room = limit - len(contents)
+        if len(level) > room:
+            batch, nxt = level[:room], level[room:]
+        else:
+            batch, nxt = level, []
         pipe = pipeline()
         for uid in batch:
             if uid[:1] == "D":
                 pipe.hgetall(content_prefix + uid)
             else:
                 pipe.lrange(content_prefix + uid, 0, -1)
-        results = pipe.execute()
-        empty = [uid for uid, got in zip(batch, results, strict=True) if not got]
+        empty: list[str] = []
+        for uid, got in zip(batch, pipe.execute(), strict=True):
+            contents[uid] = got
+            if not got:
+                empty.append(uid)
+                continue
+            for child in linked(uid, got):
+                if child not in queued:
+                    queued.add(child)
+                    nxt.append(child)
         if empty:
             pipe = pipeline()
             for uid in empty:
                 pipe.exists(refs_prefix + uid)
             absent += [uid for uid, n in zip(empty, pipe.execute(), strict=True) if not n]
-        nxt = rest
-        for uid, got in zip(batch, results, strict=True):
-            contents[uid] = got
-            for child in linked(uid, got):
-                if child not in queued:
-                    queued.add(child)
-                    nxt.append(child)
         level = nxt
     return contents, absent, level

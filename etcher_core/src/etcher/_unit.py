@@ -86,35 +86,33 @@ class Reader(Protocol):
 
 
 class DirectReader:
-    """Reads straight from the backend: each call is atomic on its own, nothing is watched."""
+    """Reads straight from the backend: each call is atomic on its own, nothing is watched.
 
-    __slots__ = ("backend",)
+    Its read methods *are* the backend's (bound once, here): a point read through
+    a handle costs no call of its own on top of the backend's.
+    """
+
+    __slots__ = ("backend", "get", "hget", "hgetall", "hlen", "lindex", "llen", "lrange")
 
     in_unit = False
 
+    hget: Callable[[str, bytes], bytes | None]
+    hgetall: Callable[[str], dict[bytes, bytes]]
+    hlen: Callable[[str], int]
+    llen: Callable[[str], int]
+    lindex: Callable[[str, int], bytes | None]
+    lrange: Callable[[str, int, int], list[bytes]]
+    get: Callable[[str], bytes | None]
+
     def __init__(self, backend: StorageBackend) -> None:
         self.backend = backend
-
-    def hget(self, key: str, field: bytes) -> bytes | None:
-        return self.backend.hget(key, field)  # type: ignore[no-any-return]
-
-    def hgetall(self, key: str) -> dict[bytes, bytes]:
-        return self.backend.hgetall(key)  # type: ignore[no-any-return]
-
-    def hlen(self, key: str) -> int:
-        return self.backend.hlen(key)  # type: ignore[no-any-return]
-
-    def llen(self, key: str) -> int:
-        return self.backend.llen(key)  # type: ignore[no-any-return]
-
-    def lindex(self, key: str, index: int) -> bytes | None:
-        return self.backend.lindex(key, index)  # type: ignore[no-any-return]
-
-    def lrange(self, key: str, start: int, end: int) -> list[bytes]:
-        return self.backend.lrange(key, start, end)  # type: ignore[no-any-return]
-
-    def get(self, key: str) -> bytes | None:
-        return self.backend.get(key)  # type: ignore[no-any-return]
+        self.hget = backend.hget
+        self.hgetall = backend.hgetall
+        self.hlen = backend.hlen
+        self.llen = backend.llen
+        self.lindex = backend.lindex
+        self.lrange = backend.lrange
+        self.get = backend.get
 
 
 class Unit:
@@ -354,37 +352,64 @@ class Unit:
         checked = self._checked
         if self._scope is None and checked is None:
             return None
-        chunk = cast(SubtreeReads, self.backend).read_subtree(
-            content_prefix, refs_prefix, roots, limit
-        )
+        subtrees: SubtreeReads = self.backend  # type: ignore[assignment]  # per its capability
+        chunk = subtrees.read_subtree(content_prefix, refs_prefix, roots, limit)
         if checked is not None:
-            contents, absent, frontier = chunk
-            alone = not checked
-            gone = set(absent)
-            for uid, content in contents.items():
-                key = content_prefix + uid
-                if uid[:1] == "D":
-                    checked.append(("hgetall", (key,), _digest(content)))
-                else:
-                    checked.append(("lrange", (key, 0, -1), _digest(content)))
-                if not content:
-                    checked.append(("exists", (refs_prefix + uid,), _digest(int(uid not in gone))))
-            self._one_call = len(checked) if alone and not frontier else -1
+            self._check_subtree(checked, content_prefix, refs_prefix, chunk)
         return chunk
+
+    def adopt_subtree(self, content_prefix: str, refs_prefix: str, chunk: SubtreeChunk) -> bool:
+        """Take in a subtree read made before this unit, as if :meth:`read_subtree` made it.
+
+        Only a unit that checks its reads at the end can (nothing written, no
+        scope): the check re-reads what the answer stands for, so an answer read
+        a moment earlier is exactly as good. Returns whether it was taken.
+        """
+        checked = self._checked
+        if checked is None or self._scope is not None or self.has_writes:
+            return False
+        self._check_subtree(checked, content_prefix, refs_prefix, chunk)
+        return True
+
+    def _check_subtree(
+        self,
+        checked: list[tuple[str, tuple[Any, ...], int]],
+        content_prefix: str,
+        refs_prefix: str,
+        chunk: SubtreeChunk,
+    ) -> None:
+        """Record each node of a subtree answer as the read it stands for."""
+        contents, absent, frontier = chunk
+        alone = not checked
+        gone = set(absent)
+        for uid, content in contents.items():
+            key = content_prefix + uid
+            if uid[:1] == "D":
+                checked.append(("hgetall", (key,), _digest(content)))
+            else:
+                checked.append(("lrange", (key, 0, -1), _digest(content)))
+            if not content:
+                checked.append(("exists", (refs_prefix + uid,), _digest(int(uid not in gone))))
+        self._one_call = len(checked) if alone and not frontier else -1
 
     def preload_subtree(
         self, content_prefix: str, refs_prefix: str, roots: Sequence[str], limit: int
     ) -> int:
         """Read ahead the contents and headers of up to ``limit`` nodes below ``roots``.
 
-        Only inside a held scope, where the store cannot change under the unit:
-        what the subtree read returns is then exactly what :meth:`load` would
-        read later, so it goes into the unit's cache the same way (this unit's
-        own writes applied on top; keys it already knows are left alone). Returns
-        the number of nodes read (0 when nothing was done). Collecting a deep
-        subtree then costs a few calls instead of a few per level.
+        Inside a held scope the store cannot change under the unit, so what the
+        subtree read returns is exactly what :meth:`load` would read later; with
+        checked commits every node read becomes an answer the commit re-checks,
+        like any other read of the unit. Either way it goes into the unit's
+        cache as :meth:`load` would put it there (this unit's own writes applied
+        on top; keys it already knows are left alone). Returns the number of
+        nodes read (0 when nothing was done: no subtree reads, or reads that
+        would need watching). Collecting a deep subtree then costs a few calls
+        instead of a few per level (a 25,000-level chain on Redis: 25,000
+        round trips before, see docs/performance.md).
         """
-        if self._scope is None or not self.backend.capabilities.subtree_reads:
+        expect = self._expect
+        if not self.backend.capabilities.subtree_reads or (self._scope is None and expect is None):
             return 0
         roots = [
             r
@@ -398,6 +423,12 @@ class Unit:
         )
         for uid, content in contents.items():
             key = content_prefix + uid
+            if expect is not None:
+                # The store's answers, recorded before this unit's writes go on top of them.
+                if isinstance(content, dict):
+                    expect.append(("hgetall", (key,), dict(content)))
+                else:
+                    expect.append(("lrange", (key, 0, -1), tuple(content)))
             if isinstance(content, dict):
                 if key not in self._full:
                     state: dict[bytes, bytes | None] = content  # type: ignore[assignment]
@@ -857,6 +888,36 @@ def _apply_list_op(items: list[bytes], op: str, args: tuple[Any, ...]) -> None:
         items.clear()
     else:  # pragma: no cover - a programming error inside etcher
         raise AssertionError(f"unknown list op {op}")
+
+
+class SubtreeSnapshot(Unit):
+    """A read-only unit reduced to subtree reads, for walks the store answers as one state.
+
+    Made per call where that needs no unit of work: inside a unit scope the
+    caller holds, or for a single call (each ``read_subtree`` answer is one
+    state, by the spec), whose caller takes the answer only when it is whole.
+    It has no pipeline, cache, watches or checks, and never writes or commits:
+    only :meth:`Unit.read_subtree` may be used on it.
+    """
+
+    def __init__(self, backend: StorageBackend) -> None:  # no super(): nothing else is used
+        self.backend = backend
+        self._scope = _ANSWERS_ONE_STATE
+        self._checked = None
+        self._dirty = {}
+        self._dropped = set()
+        self._list_ops = []
+        self._string_dirty = set()
+
+
+class _OneState(AbstractContextManager[bool]):
+    """What :class:`SubtreeSnapshot` holds instead of a scope: its reads need no watch."""
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_ANSWERS_ONE_STATE = _OneState()
 
 
 class RetryPolicy:

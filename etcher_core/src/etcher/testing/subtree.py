@@ -7,9 +7,9 @@ prove both paths give identical results: the raw walk against plain
 ``hgetall``/``lrange`` reads, the limit and the continuation frontier, the
 report of missing nodes, the materialized value against the level-by-level
 read, a consistent snapshot while another client (a thread, a forked and a
-spawned process) keeps replacing the document, and the round trips of a small
-document. Every test but the last two skips, with a reason, on a backend
-without the capability::
+spawned process) keeps replacing the document, the round trips of a small
+document, and collection of a deep chain read ahead by subtrees. Every test but
+the last three skips, with a reason, on a backend without the capability::
 
     class TestMyKVSubtree(SubtreeConformance, MyKVFixtures): ...
 """
@@ -27,6 +27,7 @@ from etcher import _materialize as materialize_module
 from etcher._codec import item_value, link_target
 from etcher._db import DB
 from etcher._layout import ROOT
+from etcher._unit import Unit
 from etcher.spec import StorageBackend, SubtreeReads
 from etcher.testing._harness.instrument import CountingBackend
 from etcher.testing.containers import ContainerFixtures, DBFactory
@@ -224,6 +225,33 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
             assert same_shape(value, doc)
             assert value["self"] is value and value["s1"] is value["s2"][0]
 
+    def test_one_state_answers_need_no_unit_of_work(
+        self, reader: SubtreeReads, backend: StorageBackend, db: DB
+    ) -> None:
+        """A document one call returns whole is one state (the spec), as is any number of
+        calls inside one read scope: materializing it makes no unit of work."""
+        doc = sample()
+        db["doc"] = doc
+        handle: Any = db["doc"]
+        limits = [materialize_module.SUBTREE_LIMIT]
+        if backend.capabilities.locking_units:
+            limits.append(2)  # several calls, all inside one scope
+        for limit in limits:
+            made: list[int] = []
+            real = Unit.__init__
+
+            def counted(self: Any, *args: Any, real: Any = real, made: list[int] = made) -> None:
+                made.append(1)
+                real(self, *args)
+
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(materialize_module, "SUBTREE_LIMIT", limit)
+                mp.setattr(Unit, "__init__", counted)
+                value: Any = handle()
+            assert same_shape(value, doc)
+            assert value["self"] is value and value["s1"] is value["s2"][0]
+            assert made == [], f"materialize made a unit of work (limit {limit})"
+
     def test_wide_document_is_read_in_linear_work(self, reader: SubtreeReads, db: DB) -> None:
         db["wide"] = {f"k{i}": {"v": i} for i in range(60)}
         roots_sent: list[int] = []
@@ -243,6 +271,62 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
         # frontier handed to every call would be quadratic in the width).
         assert len(roots_sent) <= 61 // 5 + 2
         assert sum(roots_sent) <= 61
+
+    def test_a_document_of_several_calls_reads_each_node_once(
+        self, reader: SubtreeReads, db: DB
+    ) -> None:
+        """Whether the walk holds a scope or hands its first answer to a checked unit
+        (stores without scopes), no node is read twice when nothing changes."""
+        db["wide"] = {f"k{i}": {"v": i} for i in range(60)}
+        read: list[str] = []
+        real = type(reader).read_subtree
+
+        def counted(self: Any, *args: Any) -> Any:
+            out = real(self, *args)
+            read.extend(out[0])
+            return out
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(materialize_module, "SUBTREE_LIMIT", 5)
+            mp.setattr(type(reader), "read_subtree", counted)
+            wide: Any = db["wide"]
+            value = wide()
+        assert value == {f"k{i}": {"v": i} for i in range(60)}
+        assert len(read) == 61 == len(set(read)), f"{len(read)} node reads for 61 nodes"
+
+    def test_a_write_between_two_calls_never_tears_the_result(
+        self, reader: SubtreeReads, backend: StorageBackend, db: DB, second_backend: Any
+    ) -> None:
+        """Another client writes after the first of several calls: a scope still reads the
+        old state; a store without scopes notices at the check and reads again."""
+        # The write changes the root (read by the first call) and nodes read by later ones.
+        old: dict[str, Any] = {"n": 1, "a": {"b": {"c": 1}}, "x": [1, 2]}
+        new: dict[str, Any] = {"n": 2, "a": {"b": {"c": 2}}, "x": [1, 2, 3]}
+        db["doc"] = old
+        writer: Any = DB(backend=second_backend, prefix=db.prefix)
+        calls = [0]
+        real = type(reader).read_subtree
+
+        def racing(self: Any, *args: Any) -> Any:
+            calls[0] += 1
+            out = real(self, *args)
+            if calls[0] == 1:
+                writer["doc"]["n"] = 2
+                writer["doc"]["a"]["b"]["c"] = 2
+                writer["doc"]["x"].append(3)
+            return out
+
+        try:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(materialize_module, "SUBTREE_LIMIT", 2)
+                mp.setattr(type(reader), "read_subtree", racing)
+                doc: Any = db["doc"]
+                value = doc()
+        finally:
+            writer.close()
+        assert calls[0] > 1  # the write landed between two calls of one walk
+        assert value == (old if backend.capabilities.locking_units else new)
+        assert doc() == new
 
     @pytest.mark.parametrize("start", ["thread", "fork", "spawn"])
     def test_snapshot_beside_a_writer(
@@ -326,3 +410,36 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
         assert levels == depth and value == [0]
         del db["deep"]
         assert db.check().ok
+
+    def test_deep_chain_is_collected_in_few_calls(
+        self, backend: StorageBackend, db_factory: DBFactory
+    ) -> None:
+        """Deleting a chain reads it ahead by subtrees, not one round trip per level.
+
+        Read-ahead needs reads that stay valid until the commit: a held unit
+        scope (``locking_units``) or answers the commit re-checks
+        (``checked_commits``). Elsewhere collection still works, level by level.
+        """
+        depth = 600
+        counting = CountingBackend(backend)
+        prefix = db_factory.new_prefix()
+        db = DB(backend=counting, prefix=prefix, grace=0)
+        try:
+            doc: Any = {"end": True}
+            for _ in range(depth):
+                doc = {"down": doc}
+            db["chain"] = doc
+            db["keep"] = 1
+            counting.reset()
+            del db["chain"]
+            caps = backend.capabilities
+            if caps.subtree_reads and (caps.locking_units or caps.checked_commits):
+                assert counting.commands["read_subtree"] >= 1, dict(counting.commands)
+                assert counting.round_trips < depth // 10, dict(counting.commands)
+            else:
+                assert counting.round_trips >= depth  # level by level: the fallback
+            assert list(db.keys()) == ["keep"]
+            report = db.check()
+            assert report.ok and report.nodes == 1, report
+        finally:
+            db.close()
