@@ -20,8 +20,10 @@ import redis.exceptions
 from etcher import DB, available_backends
 from etcher.errors import BackendUnavailable, ConflictTimeout
 from etcher.testing import HOSTILE_CHARS, BackendFactory, BackendFixtures, StorageConformance
+from etcher.testing._harness.instrument import CountingBackend
 from etcher.testing.concurrency import ConcurrencyConformance
 from etcher.testing.containers import ContainerConformance
+from etcher.testing.subtree import SubtreeConformance
 from etcher_redis.client import ReplicationNotConfirmed
 from etcher_redis.cluster import CrossSlotError, RedisClusterBackend
 from etcher_redis.testing.cluster import LocalRedisCluster, migrate_slot
@@ -47,6 +49,10 @@ class TestClusterStorage(StorageConformance, ClusterFixtures):
 
 class TestClusterContainers(ContainerConformance, ClusterFixtures):
     """RD/RL/DB semantics, each namespace in its own slot of the cluster."""
+
+
+class TestClusterSubtree(SubtreeConformance, ClusterFixtures):
+    """The server-side walk (one script per chunk) on the owner of the namespace's slot."""
 
 
 class TestClusterConcurrency(ConcurrencyConformance):
@@ -452,3 +458,17 @@ def test_a_lost_reply_on_a_cluster_is_reported_and_applied_once(
     finally:
         DroppingTCPConnection.arm(None)
         client.close()
+
+
+def test_a_document_on_a_cluster_is_read_by_one_walk(cluster_db: DB) -> None:
+    """The cluster declares subtree_reads: materializing costs one script, not a level each."""
+    assert RedisClusterBackend.capabilities.subtree_reads
+    counting = CountingBackend(cluster_db.backend)
+    db = DB(backend=counting, prefix=cluster_db.prefix)
+    doc = {"a": [1, {"b": [2, {"c": 3}]}], "d": {"e": {"f": [4]}}}
+    db["doc"] = doc
+    handle = db["doc"]
+    counting.reset()
+    assert handle() == doc
+    assert counting.commands["read_subtree"] == 1
+    assert counting.round_trips - counting.commands["unit_scope"] == 1, dict(counting.commands)

@@ -149,3 +149,25 @@ def test_round_trips_of_small_operations(counting: CountingBackend) -> None:
         assert db.check().ok
     finally:
         db.delete_prefix_immediately("trips")
+
+
+def test_a_lone_write_that_fails_raises_and_applies_nothing(backend: RedisBackend) -> None:
+    """A commit of one write runs it without the dry run: Redis's refusal is the report."""
+    from etcher.errors import ResponseError, StoreIndexError
+
+    backend.hset("h", "a", "1")
+    backend.rpush("l", "x")
+    before = (backend.hgetall("h"), backend.lrange("l", 0, -1), sorted(backend.keys()))
+    for writes, error in [
+        ([("rpush", ("h", b"x"))], WrongTypeError),
+        ([("hset", ("l", b"f", b"v"))], WrongTypeError),
+        ([("lset", ("l", 1, b"v"))], StoreIndexError),
+        ([("lset", ("missing", 0, b"v"))], StoreIndexError),
+        ([("hset", ("h", b"odd"))], ResponseError),
+        ([("rpush", ("l",))], ResponseError),
+    ]:
+        with pytest.raises(error):
+            backend.checked_commit([("hexists", ("h", b"a"), True)], writes)
+        assert (backend.hgetall("h"), backend.lrange("l", 0, -1), sorted(backend.keys())) == before
+    assert backend.checked_commit([("hexists", ("h", b"a"), True)], [("lset", ("l", 0, b"y"))])
+    assert backend.lrange("l", 0, -1) == [b"y"]

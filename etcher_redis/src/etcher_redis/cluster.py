@@ -12,6 +12,8 @@ master. This backend sends each unit of work to that one master:
   pipeline is refused before anything is sent (:class:`CrossSlotError`);
 * a checked commit (one Lua script, :mod:`etcher_redis.scripting`) is sent with
   every key in ``KEYS`` to the owner of their one slot, like a single write;
+* a subtree read (the walk script, :mod:`etcher_redis.subtree`) goes to the
+  owner of its first root's slot, which holds the whole namespace;
 * a plain batch (``transaction=False``) is split by node;
 * a scan whose pattern starts with a literal hash tag (every namespace scan)
   asks only the slot's owner, any other scan asks every master.
@@ -44,8 +46,9 @@ from etcher.errors import (
     TransactionError,
     WatchError,
 )
-from etcher.spec import Capabilities
-from etcher_redis import scripting
+from etcher.spec import Capabilities, SubtreeChunk
+from etcher_redis import scripting, subtree
+from etcher_redis.backend import SCAN_COUNT
 from etcher_redis.client import (
     NOT_IDEMPOTENT,
     READ_COMMANDS,
@@ -169,6 +172,7 @@ class RedisClusterBackend:
         atomic_batches=False,
         maintenance=False,
         snapshot_reads=False,
+        subtree_reads=True,
         checked_commits=True,
     )
 
@@ -404,8 +408,26 @@ class RedisClusterBackend:
             )
         return self._run(
             keys[0],
-            lambda c: scripting.checked_commit(c.execute_command, checks, writes),
+            lambda c: scripting.checked_commit(c, checks, writes),
             "evalsha",
+        )
+
+    def read_subtree(
+        self, content_prefix: str, refs_prefix: str, roots: Sequence[str], limit: int
+    ) -> SubtreeChunk:
+        """The walk script on the owner of the first root's slot.
+
+        See :meth:`etcher.spec.SubtreeReads.read_subtree`. Every node of a
+        namespace carries its ``{hash tag}``, so the whole walk reads one slot.
+        It only reads: a redirection or a lost reply is simply read again.
+        """
+        roots = list(roots)
+        if not roots:
+            return {}, [], []
+        return self._run(
+            content_prefix + roots[0],
+            lambda c: subtree.walk(c, content_prefix, refs_prefix, roots, limit),
+            "read_subtree",
         )
 
     def _by_slot(self, names: tuple[str | bytes, ...]) -> list[list[str | bytes]]:
@@ -428,6 +450,8 @@ class RedisClusterBackend:
         tag = _hash_tag_slot_key(match) if match else None
         clients = [self.node_client(tag)] if tag is not None else self.masters()
         seen: set[bytes] = set()
+        if count is None:
+            count = SCAN_COUNT
         for client in clients:
             for key in client.scan_iter(match=match, count=count, **kwargs):
                 if key not in seen:

@@ -25,13 +25,15 @@ so Redis Cluster can route it and check that they share one slot)::
 All checks run before any write; then every write is validated against the
 key types (and list lengths) it will meet, so a write that Redis would refuse
 is reported before anything is applied: a script is not rolled back when a
-command inside it fails.
+command inside it fails. A commit of one write (an append, one field) skips
+that dry run: when Redis refuses its only command, nothing was applied.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from itertools import chain
 from typing import Any
 
 import redis.exceptions
@@ -113,6 +115,18 @@ for _ = 1, checks do
 end
 
 local writes = tonumber(take())
+if writes == 1 then
+  -- A lone write needs no dry run: if Redis refuses it, nothing was applied.
+  local op = take()
+  local key = KEYS[tonumber(take())]
+  local n = tonumber(take())
+  if op == 'delete' then
+    redis.call('DEL', key)
+  else
+    redis.call(op, key, unpack(ARGV, pos, pos + n - 1))
+  end
+  return 1
+end
 local first = pos
 local kinds, lens = {}, {}
 local function kind(key)
@@ -237,8 +251,7 @@ def encode(
             argv += (args[1], 1 if expected else 0)
         elif command == "hgetall":
             argv.append(len(expected))
-            for item in expected.items():
-                argv += item
+            argv += chain.from_iterable(expected.items())
         elif command == "lrange":
             argv += (args[1], args[2], len(expected))
             argv += expected
@@ -248,18 +261,19 @@ def encode(
     argv.append(0)
     total = 0
     for command, args in writes:
-        key, rest = args[0], list(args[1:])
         if command not in _WRITES:
             raise ValueError(f"checked_commit cannot write {command!r}")
+        where = key_index(args[0])
+        size = len(args) - 1
+        if size <= CHUNK or command not in _SPLITTABLE:
+            argv += (command, where, size)
+            argv += args[1:]
+            total += 1
+            continue
         # CHUNK is even, so a hset's field/value pairs stay whole; pushing (or deleting
         # fields) in consecutive pieces has the effect of one command with them all.
-        pieces = (
-            [rest[i : i + CHUNK] for i in range(0, len(rest), CHUNK)]
-            if command in _SPLITTABLE and len(rest) > CHUNK
-            else [rest]
-        )
-        where = key_index(key)
-        for piece in pieces:
+        for start in range(1, size + 1, CHUNK):
+            piece = args[start : start + CHUNK]
             argv += (command, where, len(piece))
             argv += piece
             total += 1
@@ -268,22 +282,32 @@ def encode(
 
 
 def checked_commit(
-    run: Callable[..., Any],
+    client: Any,
     checks: Sequence[tuple[str, tuple[Any, ...], Any]],
     writes: Sequence[tuple[str, tuple[Any, ...]]],
 ) -> bool:
-    """Run the checked-commit script through ``run(command, *args)``; True if it applied.
+    """Run the checked-commit script on ``client``; True if it applied.
 
-    ``run`` sends one command on a client (its errors already etcher's). A
-    ``NOSCRIPT`` answer means nothing ran: the script's text is sent instead.
+    ``client`` is an :class:`~etcher_redis.client.EtcherRedis` (its errors
+    already etcher's); the arguments are packed in one go
+    (:meth:`~etcher_redis.client.EtcherRedis.execute_packed`). A ``NOSCRIPT``
+    answer means nothing ran: the script's text is sent instead. Until this
+    client has seen the script run, the text goes first (``EVAL``, which also
+    caches it on the server): a first commit that is big would otherwise
+    travel twice, once refused by ``NOSCRIPT``.
     """
     keys, argv = encode(checks, writes)
+    loaded: set[str] = client.__dict__.setdefault("_etcher_scripts", set())
+    if SCRIPT_SHA not in loaded:
+        result = client.execute_packed("EVAL", SCRIPT, len(keys), *keys, *argv)
+        loaded.add(SCRIPT_SHA)
+        return bool(result)
     try:
-        result = run("EVALSHA", SCRIPT_SHA, len(keys), *keys, *argv)
+        result = client.execute_packed("EVALSHA", SCRIPT_SHA, len(keys), *keys, *argv)
     except ResponseError as exc:
         if not isinstance(exc.__cause__, redis.exceptions.NoScriptError):
             raise
-        result = run("EVAL", SCRIPT, len(keys), *keys, *argv)
+        result = client.execute_packed("EVAL", SCRIPT, len(keys), *keys, *argv)
     return bool(result)
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import redis
 
 from etcher.spec import SubtreeChunk
-from etcher_redis.client import READ_ONLY_SCRIPTS
+from etcher_redis.client import READ_ONLY_SCRIPTS, ReadOnlyScript
 
 WALK = """
 local cp, rp = ARGV[1], ARGV[2]
@@ -77,6 +77,7 @@ return {out, absent, frontier}
 
 WALK_SHA = hashlib.sha1(WALK.encode()).hexdigest()
 READ_ONLY_SCRIPTS.update((WALK_SHA, WALK))
+_EVALSHA, _EVAL = ReadOnlyScript("EVALSHA"), ReadOnlyScript("EVAL")
 
 
 def _no_script(exc: BaseException) -> bool:
@@ -88,6 +89,42 @@ def _no_script(exc: BaseException) -> bool:
     return False
 
 
+def walk(
+    client: Any, content_prefix: str, refs_prefix: str, roots: Sequence[str], limit: int
+) -> SubtreeChunk:
+    """One call of the walk script on ``client`` (an :class:`~etcher_redis.client.EtcherRedis`).
+
+    See :meth:`etcher.spec.SubtreeReads.read_subtree`. The script only reads,
+    so the call is named :class:`~etcher_redis.client.ReadOnlyScript`: a reply
+    lost with its connection is read again under redis-py's retry policy
+    instead of being reported as a write of unknown outcome.
+    """
+    roots = list(roots)
+    keys = [content_prefix + roots[0]] if roots else []
+    args = [content_prefix, refs_prefix, limit, *roots]
+    try:
+        reply = client.execute_command(_EVALSHA, WALK_SHA, len(keys), *keys, *args)
+    except Exception as exc:
+        if not _no_script(exc):
+            raise
+        # Not in this server's script cache yet (or flushed): EVAL runs it and caches it.
+        reply = client.execute_command(_EVAL, WALK, len(keys), *keys, *args)
+    flat, absent, frontier = reply
+    contents: dict[str, dict[bytes, bytes] | list[bytes]] = {}
+    for i in range(0, len(flat), 2):
+        uid = flat[i].decode(errors="replace")
+        raw = flat[i + 1]
+        if uid[:1] == "D":
+            contents[uid] = dict(zip(raw[::2], raw[1::2], strict=True))
+        else:
+            contents[uid] = raw
+    return (
+        contents,
+        [x.decode(errors="replace") for x in absent],
+        [x.decode(errors="replace") for x in frontier],
+    )
+
+
 class SubtreeMixin:
     """``read_subtree`` for a redis-py client (:meth:`etcher.spec.SubtreeReads.read_subtree`)."""
 
@@ -95,28 +132,4 @@ class SubtreeMixin:
         self, content_prefix: str, refs_prefix: str, roots: Sequence[str], limit: int
     ) -> SubtreeChunk:
         """See :meth:`etcher.spec.SubtreeReads.read_subtree`."""
-        client: Any = self
-        roots = list(roots)
-        keys = [content_prefix + roots[0]] if roots else []
-        args = [content_prefix, refs_prefix, limit, *roots]
-        try:
-            reply = client.evalsha(WALK_SHA, len(keys), *keys, *args)
-        except Exception as exc:
-            if not _no_script(exc):
-                raise
-            # Not in this server's script cache yet (or flushed): EVAL runs it and caches it.
-            reply = client.eval(WALK, len(keys), *keys, *args)
-        flat, absent, frontier = reply
-        contents: dict[str, dict[bytes, bytes] | list[bytes]] = {}
-        for i in range(0, len(flat), 2):
-            uid = flat[i].decode(errors="replace")
-            raw = flat[i + 1]
-            if uid[:1] == "D":
-                contents[uid] = dict(zip(raw[::2], raw[1::2], strict=True))
-            else:
-                contents[uid] = raw
-        return (
-            contents,
-            [x.decode(errors="replace") for x in absent],
-            [x.decode(errors="replace") for x in frontier],
-        )
+        return walk(self, content_prefix, refs_prefix, roots, limit)
