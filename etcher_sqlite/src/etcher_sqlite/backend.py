@@ -7,7 +7,7 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 
 from etcher.errors import (
@@ -18,7 +18,7 @@ from etcher.errors import (
     StoreCorrupt,
     StoreLocked,
 )
-from etcher.spec import Capabilities
+from etcher.spec import Capabilities, SubtreeChunk
 from etcher_sqlite import glob, ops, options, schema, scope
 from etcher_sqlite.commands import CommandsMixin, to_int
 from etcher_sqlite.ops import Call, Command
@@ -541,6 +541,13 @@ class SQLiteMemoryBackend(SQLiteBackend):
     def _scan_rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         with self._rlock:
             return super()._scan_rows(sql, params)
+
+    def read_subtree(
+        self, content_prefix: str, refs_prefix: str, roots: Sequence[str], limit: int
+    ) -> SubtreeChunk:
+        """See :meth:`etcher.spec.SubtreeReads.read_subtree`."""
+        with self._rlock:
+            return super().read_subtree(content_prefix, refs_prefix, roots, limit)
 
     def _begin_scope(self, write: bool) -> sqlite3.Connection | None:
         # The one shared connection stays this thread's until the scope ends.

@@ -1,0 +1,153 @@
+"""What the SQLite backend's everyday operations cost in statements, and that its own
+subtree walk answers exactly what the reference walk over plain commands answers.
+
+The counts pin the per-operation work of the backend's direct paths (one statement
+per level for a subtree read, ...): a change that quietly adds statements to a hot
+path fails here. They count statements handed to SQLite, never time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from etcher import DB
+from etcher._layout import ROOT
+from etcher._subtree import walk as reference_walk
+from etcher.errors import WrongTypeError
+from etcher_sqlite import SQLiteBackend, SQLiteMemoryBackend, packed
+from etcher_sqlite.testing import StatementCounter, count_statements
+
+
+def small_doc(i: int) -> dict[str, Any]:
+    """The document of ``benchmarks/hotpath.py``: three nodes, all packed."""
+    return {"name": f"user{i}", "address": {"city": "Oslo", "zip": f"{i:05d}"}, "tags": ["a", "b"]}
+
+
+def spilling_doc() -> dict[str, Any]:
+    """Packed and spilled containers (by entries and by bytes), empties, sharing, a cycle."""
+    shared = {"shared": [1, 2]}
+    doc: dict[str, Any] = {
+        "wide": {f"k{i}": {"i": i} if i % 40 == 0 else i for i in range(packed.MAX_ENTRIES + 5)},
+        "long": [[i] if i % 50 == 0 else i for i in range(packed.MAX_ENTRIES + 5)],
+        "fat": {"a": "x" * packed.MAX_BYTES, "b": shared},
+        "fatlist": ["y" * packed.MAX_BYTES, shared, []],
+        "e": {},
+        "l": [],
+        "s": shared,
+    }
+    doc["self"] = doc
+    return doc
+
+
+@pytest.fixture
+def counted(tmp_path: Path) -> Iterator[tuple[DB, SQLiteBackend, StatementCounter]]:
+    with count_statements() as counter:
+        backend = SQLiteBackend(tmp_path / "s.db")
+        db = DB(backend=backend)
+        try:
+            yield db, backend, counter
+        finally:
+            db.close()
+            backend.close()
+
+
+def _reference(backend: SQLiteBackend, db: DB, roots: list[str], limit: int) -> Any:
+    layout = db._layout
+    with backend.unit_scope(False):
+        return reference_walk(
+            lambda: backend.pipeline(transaction=False),
+            layout.content_prefix,
+            layout.refs_prefix,
+            roots,
+            limit,
+        )
+
+
+@pytest.mark.parametrize("memory", [False, True], ids=["file", "memory"])
+@pytest.mark.parametrize("limit", [1, 2, 5, 10_000])
+def test_subtree_walk_equals_the_reference_walk(tmp_path: Path, memory: bool, limit: int) -> None:
+    backend = SQLiteMemoryBackend() if memory else SQLiteBackend(tmp_path / "w.db")
+    with DB(backend=backend, grace=0) as db:
+        db["doc"] = spilling_doc()
+        layout = db._layout
+        roots = [ROOT, "Dno-such-node", "Lno-such-node"]
+        for _ in range(500):  # the whole continuation, call by call
+            got = backend.read_subtree(layout.content_prefix, layout.refs_prefix, roots, limit)
+            want = _reference(backend, db, roots, limit)
+            assert got == want
+            assert list(got[0]) == list(want[0])  # same order of reading, too
+            seen = set(got[0])
+            roots = [x for x in got[2] if x not in seen]
+            if not roots:
+                break
+        else:
+            pytest.fail("the continuation made no progress")
+    backend.close()
+
+
+def test_subtree_walk_reads_spilled_members(counted: Any) -> None:
+    db, _, _ = counted
+    db["doc"] = spilling_doc()
+    doc: Any = db["doc"]
+    value = doc()
+    assert value["wide"]["k40"] == {"i": 40} and value["wide"]["k7"] == 7
+    assert value["long"][50] == [50] and len(value["long"]) == packed.MAX_ENTRIES + 5
+    assert value["fat"]["b"] is value["fatlist"][1] is value["s"]
+    assert value["self"] is value
+    assert db.check().ok
+
+
+def test_subtree_walk_refuses_a_wrong_type_like_hgetall(counted: Any) -> None:
+    db, backend, _ = counted
+    layout = db._layout
+    backend.rpush(layout.content_prefix + "Dfake", b"x")  # a dict node holding a list
+    backend.hset(layout.content_prefix + "Lfake", "f", b"x")  # a list node holding a hash
+    for root in ("Dfake", "Lfake"):
+        with pytest.raises(WrongTypeError):
+            _reference(backend, db, [root], 10)
+        with pytest.raises(WrongTypeError):
+            backend.read_subtree(layout.content_prefix, layout.refs_prefix, [root], 10)
+    assert not backend.pipeline().execute()  # no transaction was left open
+
+
+def test_subtree_read_is_one_statement_per_level(counted: Any) -> None:
+    db, backend, counter = counted
+    db["doc"] = {"a": {"b": {"c": [1]}}, "d": [2]}
+    layout = db._layout
+    uid = db["doc"]._etcher_uid
+    counter.clear()
+    contents, absent, frontier = backend.read_subtree(
+        layout.content_prefix, layout.refs_prefix, [uid], 100
+    )
+    assert len(contents) == 5 and absent == frontier == []
+    # BEGIN, one SELECT per level (doc; a, d; b; c), ROLLBACK of the read snapshot.
+    assert counter.total == 6, dict(counter)
+    assert counter["SELECT"] == 4
+
+
+def test_spilled_and_empty_nodes_cost_one_statement_each_per_level(counted: Any) -> None:
+    db, backend, counter = counted
+    wide = {f"k{i}": i for i in range(packed.MAX_ENTRIES + 1)}
+    db["doc"] = {"h": wide, "l": list(range(packed.MAX_ENTRIES + 1)), "e": {}, "f": []}
+    layout = db._layout
+    uid = db["doc"]._etcher_uid
+    counter.clear()
+    contents, _, _ = backend.read_subtree(layout.content_prefix, layout.refs_prefix, [uid], 100)
+    assert len(contents) == 5
+    # BEGIN; level 1; level 2 + its spilled hash members + spilled list members + the
+    # headers of its two empty nodes; ROLLBACK.
+    assert counter["SELECT"] == 5, dict(counter)
+    assert counter.total == 7, dict(counter)
+
+
+def test_materializing_a_small_document(counted: Any) -> None:
+    db, _, counter = counted
+    db["r"] = small_doc(1)
+    counter.clear()
+    assert db["r"]() == small_doc(1)
+    # db["r"]: one hget; ():  BEGIN, a SELECT per level (2), COMMIT.
+    assert counter.total == 5, dict(counter)
