@@ -20,13 +20,13 @@ from etcher.errors import (
 )
 from etcher.spec import Capabilities, SubtreeChunk
 from etcher_sqlite import glob, ops, options, schema, scope
-from etcher_sqlite.commands import CommandsMixin, to_int
+from etcher_sqlite.commands import CommandsMixin, to_bytes, to_index, to_int, to_key
 from etcher_sqlite.ops import Call, Command
 from etcher_sqlite.pipeline import SQLitePipeline
 from etcher_sqlite.subtree import SubtreeMixin
 
 if TYPE_CHECKING:
-    from etcher.spec import Pipeline, StorageBackend
+    from etcher.spec import EncodableT, KeyT, Pipeline, StorageBackend
 
 VACUUM_FREE_SHARE = 0.25
 """``maintenance()`` runs VACUUM once free pages are at least this share of the file ..."""
@@ -338,6 +338,79 @@ class SQLiteBackend(SubtreeMixin, CommandsMixin):
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 
+    # --- point reads, straight to their statement ----------------------------------
+    # The hottest reads skip the command machinery (normalizers, ``_call``, the
+    # command table): they check their arguments inline and run ops' function on
+    # this thread's connection. The in-memory store keeps the generic path, which
+    # holds its lock.
+
+    def get(self, name: KeyT) -> Any:
+        """The value of string key ``name``, or ``None`` if it does not exist."""
+        if type(name) is not str:
+            name = to_key(name)
+        try:
+            return ops.get(self._conn(), name)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def hget(self, name: KeyT, key: EncodableT) -> Any:
+        """The value of field ``key`` of hash ``name``, or ``None``."""
+        if type(name) is not str:
+            name = to_key(name)
+        if type(key) is not bytes:
+            key = to_bytes(key)
+        try:
+            return ops.hget(self._conn(), name, key)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def hgetall(self, name: KeyT) -> Any:
+        """Every field of hash ``name`` as a dict (``{}`` if missing)."""
+        if type(name) is not str:
+            name = to_key(name)
+        try:
+            return ops.hgetall(self._conn(), name)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def hlen(self, name: KeyT) -> Any:
+        """Number of fields in hash ``name`` (0 if missing)."""
+        if type(name) is not str:
+            name = to_key(name)
+        try:
+            return ops.hlen(self._conn(), name)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def llen(self, name: KeyT) -> Any:
+        """Number of items in list ``name`` (0 if missing), in O(1)."""
+        if type(name) is not str:
+            name = to_key(name)
+        try:
+            return ops.llen(self._conn(), name)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def lindex(self, name: KeyT, index: int) -> Any:
+        """The item at ``index``, or ``None`` if out of range or missing."""
+        if type(name) is not str:
+            name = to_key(name)
+        index = to_index(index, "index")
+        try:
+            return ops.lindex(self._conn(), name, index)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def lrange(self, name: KeyT, start: int, end: int) -> Any:
+        """Items ``start`` through ``end`` inclusive (negative from the end, clipped)."""
+        if type(name) is not str:
+            name = to_key(name)
+        start, end = to_index(start, "start"), to_index(end, "end")
+        try:
+            return ops.lrange(self._conn(), name, start, end)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
     def _execute(
         self, queue: list[tuple[Command, Call]], watched: dict[str, int | None]
     ) -> list[Any]:
@@ -508,6 +581,15 @@ class SQLiteMemoryBackend(SQLiteBackend):
         )
         schema.create(self._shared, self.path)
         _BACKENDS.add(self)
+
+    # One shared connection behind a lock: the generic path, which takes it.
+    get = CommandsMixin.get
+    hget = CommandsMixin.hget
+    hgetall = CommandsMixin.hgetall
+    hlen = CommandsMixin.hlen
+    llen = CommandsMixin.llen
+    lindex = CommandsMixin.lindex
+    lrange = CommandsMixin.lrange
 
     def _conn(self) -> sqlite3.Connection:
         if self._closed:

@@ -504,13 +504,12 @@ def lrange(conn: sqlite3.Connection, name: str, start: int, end: int) -> list[by
     return [value for _, _, value in rows]
 
 
-def hgetall_many(tx: Tx, calls: list[Call]) -> list[dict[bytes, bytes]]:
+def hgetall_many(conn: sqlite3.Connection, calls: list[Call]) -> list[dict[bytes, bytes]]:
     """A run of ``hgetall`` in one query (materializing reads whole levels this way)."""
-    tx.flush()
     results: list[dict[bytes, bytes]] = [{} for _ in calls]
     items = [(i, name) for i, (name,) in enumerate(calls)]
     pad = (-1, None)
-    for i, kind, blob, field, value in select_in(tx.conn, SQL_HGETALL_MANY, items, "(?, ?)", pad):
+    for i, kind, blob, field, value in select_in(conn, SQL_HGETALL_MANY, items, "(?, ?)", pad):
         if kind != HASH:
             raise wrong_type(calls[i][0], kind, HASH)
         if blob is not None:
@@ -520,13 +519,12 @@ def hgetall_many(tx: Tx, calls: list[Call]) -> list[dict[bytes, bytes]]:
     return results
 
 
-def lrange_many(tx: Tx, calls: list[Call]) -> list[list[bytes]]:
+def lrange_many(conn: sqlite3.Connection, calls: list[Call]) -> list[list[bytes]]:
     """A run of ``lrange`` in one query."""
-    tx.flush()
     results: list[list[bytes]] = [[] for _ in calls]
     items = [(i, *call) for i, call in enumerate(calls)]
     pad = (-1, None, 0, 0)
-    for i, kind, blob, value in select_in(tx.conn, SQL_LRANGE_MANY, items, "(?, ?, ?, ?)", pad):
+    for i, kind, blob, value in select_in(conn, SQL_LRANGE_MANY, items, "(?, ?, ?, ?)", pad):
         if kind != LIST:
             raise wrong_type(calls[i][0], kind, LIST)
         if blob is not None:
@@ -598,29 +596,31 @@ def _spilled_fields(tx: Tx, wanted: list[Any]) -> set[tuple[str, bytes]]:
 
 
 def hset_many(tx: Tx, calls: list[Call]) -> list[int]:
+    """A run of ``hset``; each call's fields come as a ``{field: value}`` dict."""
     cache = tx.meta
-    present = _spilled_fields(tx, [(name, [f for f, _ in pairs]) for name, pairs in calls])
+    present = _spilled_fields(tx, calls)
     rows = []
     results = []
     for name, pairs in calls:
         meta = cache[name]
         if meta is None:
-            meta = _new_hash()
-        added = 0
-        content = meta[4]
-        if content is not None:
-            for field, value in pairs:
-                if field not in content:
-                    added += 1
-                content[field] = value
+            added = len(pairs)
+            meta = [HASH, 0, added, None, dict(pairs)]
         else:
-            for field, value in pairs:
-                rows.append((name, field, value))
-                key = (name, field)
-                if key not in present:
-                    present.add(key)
-                    added += 1
-        meta[2] += added
+            content = meta[4]
+            if content is not None:
+                before = len(content)
+                content.update(pairs)
+                added = len(content) - before
+            else:
+                added = 0
+                rows.extend(zip(repeat(name), pairs, pairs.values()))
+                for field in pairs:
+                    key = (name, field)
+                    if key not in present:
+                        present.add(key)
+                        added += 1
+            meta[2] += added
         tx.put(name, meta)
         results.append(added)
     if rows:
@@ -828,20 +828,19 @@ def ltrim(tx: Tx, name: str, start: int, end: int) -> bool:
 class Command:
     """How to run one storage command alone (``one``) and as a run of calls (``many``).
 
-    ``one`` takes a connection for reads and a :class:`Tx` for writes; ``many``
-    always runs inside a transaction and returns one result per call.
+    ``one`` and ``many`` take a connection for reads and a :class:`Tx` for
+    writes; ``many`` always runs inside a transaction and returns one result per
+    call.
     """
 
     name: str
     write: bool
     one: Callable[..., Any]
-    many: Callable[[Tx, list[Call]], list[Any]]
+    many: Callable[[Any, list[Call]], list[Any]]
 
 
 def _read(name: str, fn: Callable[..., Any]) -> Command:
-    def many(tx: Tx, calls: list[Call]) -> list[Any]:
-        tx.flush()  # the statement must see this transaction's pending key rows
-        conn = tx.conn
+    def many(conn: sqlite3.Connection, calls: list[Call]) -> list[Any]:
         return [fn(conn, *call) for call in calls]
 
     return Command(name, False, fn, many)
@@ -929,15 +928,28 @@ def run_batch(
     """Check the watched versions and apply the whole queue as one transaction.
 
     A queue without writes runs in a plain (deferred) read transaction: one
-    consistent snapshot without taking the write lock. Consecutive calls of one
-    command go to its ``many`` implementation together. Any error rolls
-    everything back and propagates.
+    consistent snapshot without taking the write lock, and without the write
+    machinery (:class:`Tx`). Consecutive calls of one command go to its
+    ``many`` implementation together. Any error rolls everything back and
+    propagates.
     """
-    # One read is one statement, consistent on its own (and inside a unit scope it is
-    # part of the scope's transaction): no BEGIN/COMMIT, no batch machinery around it.
-    if len(queue) == 1 and not watched and not queue[0][0].write:
-        command, call = queue[0]
-        return [command.one(conn, *call)]
+    if not watched:
+        for command, _ in queue:
+            if command.write:
+                break
+        else:
+            # One read is one statement, consistent on its own (and inside a unit scope
+            # it is part of the scope's transaction): no BEGIN/COMMIT around it.
+            if len(queue) == 1:
+                command, call = queue[0]
+                return [command.one(conn, *call)]
+            if conn.in_transaction:
+                return _read_runs(conn, queue)
+            conn.execute("BEGIN")
+            try:
+                return _read_runs(conn, queue)
+            finally:
+                rollback(conn)  # a read-only snapshot: nothing to commit
     if conn.in_transaction:  # inside a unit scope: it commits or rolls back
         return _apply(conn, queue, watched)
     write = any(command.write for command, _ in queue)
@@ -948,6 +960,29 @@ def run_batch(
     except BaseException:
         rollback(conn)
         raise
+    return results
+
+
+def _runs(queue: list[tuple[Command, Call]]) -> Iterator[tuple[Command, list[Call]]]:
+    """The queue as runs of consecutive calls of one command."""
+    i, n = 0, len(queue)
+    while i < n:
+        command = queue[i][0]
+        j = i + 1
+        while j < n and queue[j][0] is command:
+            j += 1
+        yield command, [call for _, call in queue[i:j]]
+        i = j
+
+
+def _read_runs(conn: sqlite3.Connection, queue: list[tuple[Command, Call]]) -> list[Any]:
+    """A queue of reads: a lone call runs its own statement, a run its batched one."""
+    results: list[Any] = []
+    for command, calls in _runs(queue):
+        if len(calls) == 1:
+            results.append(command.one(conn, *calls[0]))
+        else:
+            results.extend(command.many(conn, calls))
     return results
 
 
@@ -971,14 +1006,15 @@ def _apply(
     tx = Tx(conn)
     _preload(tx, queue)
     results: list[Any] = []
-    i, n = 0, len(queue)
-    while i < n:
-        command = queue[i][0]
-        j = i + 1
-        while j < n and queue[j][0] is command:
-            j += 1
-        results.extend(command.many(tx, [call for _, call in queue[i:j]]))
-        i = j
+    for command, calls in _runs(queue):
+        if command.write:
+            results.extend(command.many(tx, calls))
+        else:
+            tx.flush()  # the statement must see this transaction's pending key rows
+            if len(calls) == 1:
+                results.append(command.one(conn, *calls[0]))
+            else:
+                results.extend(command.many(conn, calls))
     tx.flush()
     return results
 
