@@ -151,3 +151,49 @@ def test_materializing_a_small_document(counted: Any) -> None:
     assert db["r"]() == small_doc(1)
     # db["r"]: one hget; ():  BEGIN, a SELECT per level (2), COMMIT.
     assert counter.total == 5, dict(counter)
+
+
+# --- hset on spilled hashes: INSERT OR IGNORE counts the new fields ------------------
+
+
+def _spilled(store: SQLiteBackend, name: str) -> None:
+    store.hset(name, mapping={f"f{i}": i for i in range(packed.MAX_ENTRIES + 1)})
+
+
+def test_hset_on_a_spilled_hash_counts_new_and_updated_fields(tmp_path: Path) -> None:
+    with SQLiteBackend(tmp_path / "h.db") as store:
+        _spilled(store, "h")
+        n = packed.MAX_ENTRIES + 1
+        assert store.hset("h", mapping={"new1": b"a", "new2": b"b"}) == 2
+        assert store.hset("h", mapping={"f0": b"changed", "new3": b"c"}) == 1
+        assert store.hset("h", mapping={"f1": b"changed too"}) == 0
+        assert store.hlen("h") == n + 3
+        assert store.hget("h", "f0") == b"changed" and store.hget("h", "f1") == b"changed too"
+        assert store.hget("h", "new3") == b"c"
+        # Two spilled hashes, and one spilled hash twice, in one batch.
+        _spilled(store, "g")
+        pipe = store.pipeline()
+        pipe.hset("h", mapping={"f2": b"x", "new4": b"d"})
+        pipe.hset("g", mapping={"f2": b"y", "new4": b"e"})
+        pipe.hset("h", mapping={"new4": b"again", "new5": b"f"})
+        assert pipe.execute() == [1, 1, 1]
+        assert store.hlen("h") == n + 5 and store.hlen("g") == n + 1
+        assert store.hmget("h", ["f2", "new4", "new5"]) == [b"x", b"again", b"f"]
+        assert store.hget("g", "new4") == b"e"
+
+
+def test_adding_fields_to_a_spilled_hash_is_one_statement(tmp_path: Path) -> None:
+    with count_statements() as counter, SQLiteBackend(tmp_path / "h.db") as store:
+        _spilled(store, "h")
+        counter.clear()
+        assert store.hset("h", mapping={"new1": b"a", "new2": b"b"}) == 2
+        # BEGIN IMMEDIATE, the key's row, the new fields, the key's row back, COMMIT.
+        assert dict(counter) == {
+            "BEGIN": 1,
+            "SELECT": 1,
+            "INSERT(many)": 2,
+            "COMMIT": 1,
+        }
+        counter.clear()
+        assert store.hset("h", mapping={"f0": b"changed"}) == 0  # an update costs one more
+        assert counter["INSERT(many)"] == 3, dict(counter)

@@ -15,6 +15,7 @@ for a list): a C-speed codec with a published, language-neutral spec, measured
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import msgpack  # type: ignore[import-untyped]
 
@@ -39,13 +40,18 @@ small-document write with a 4,096-byte limit, 7.3 with this one."""
 _packers = threading.local()
 
 
+def packer() -> Callable[[dict[bytes, bytes] | list[bytes]], bytes]:
+    """This thread's packing function (fetch it once to pack many contents)."""
+    try:
+        return _packers.pack  # type: ignore[no-any-return]
+    except AttributeError:
+        pack = _packers.pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+        return pack  # type: ignore[no-any-return]
+
+
 def pack(content: dict[bytes, bytes] | list[bytes]) -> bytes:
     """The BLOB for a hash's ``{field: value}`` or a list's items."""
-    try:
-        packer = _packers.pack
-    except AttributeError:
-        packer = _packers.pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
-    return packer(content)  # type: ignore[no-any-return]
+    return packer()(content)
 
 
 def _damaged(name: str, exc: Exception | None, want: type) -> StoreCorrupt:
