@@ -291,7 +291,7 @@ class Tx:
         self.dirty = {}
         version = new_version()
         cache = self.meta
-        pack = packed.packer()
+        pack = None
         max_entries, max_bytes = packed.MAX_ENTRIES, packed.MAX_BYTES
         rows = []
         deletes = []
@@ -303,6 +303,8 @@ class Tx:
             content = meta[4]
             if content is not None:
                 size = len(content)
+                if pack is None:
+                    pack = packed.packer()
                 blob = pack(content) if size <= max_entries else None
                 if blob is None or len(blob) > max_bytes:
                     self._spill(name, meta[0], content)
@@ -998,16 +1000,26 @@ def run_batch(
     return results
 
 
-def _runs(queue: list[tuple[Command, Call]]) -> Iterator[tuple[Command, list[Call]]]:
+def _runs(queue: list[tuple[Command, Call]]) -> list[tuple[Command, list[Call]]]:
     """The queue as runs of consecutive calls of one command."""
+    if not queue:
+        return []
+    first = queue[0][0]
+    for command, _ in queue:
+        if command is not first:
+            break
+    else:  # the usual shape of a small unit: one command
+        return [(first, [call for _, call in queue])]
+    runs: list[tuple[Command, list[Call]]] = []
     i, n = 0, len(queue)
     while i < n:
         command = queue[i][0]
         j = i + 1
         while j < n and queue[j][0] is command:
             j += 1
-        yield command, [call for _, call in queue[i:j]]
+        runs.append((command, [call for _, call in queue[i:j]]))
         i = j
+    return runs
 
 
 def _read_runs(conn: sqlite3.Connection, queue: list[tuple[Command, Call]]) -> list[Any]:
@@ -1039,9 +1051,11 @@ def _apply(
         if hook is not None:
             hook()
     tx = Tx(conn)
-    _preload(tx, queue)
+    runs = _runs(queue)
+    if len(runs) > 1:
+        _preload(tx, runs)
     results: list[Any] = []
-    for command, calls in _runs(queue):
+    for command, calls in runs:
         if command.write:
             results.extend(command.many(tx, calls))
         else:
@@ -1054,24 +1068,21 @@ def _apply(
     return results
 
 
-def _preload(tx: Tx, queue: list[tuple[Command, Call]]) -> None:
-    """Read the rows of every key the queue writes in one query, up front.
+def _preload(tx: Tx, runs: list[tuple[Command, list[Call]]]) -> None:
+    """Read the rows of every key the runs write in one query, up front.
 
     A unit's commit is several runs (hset, then rpush, ...); each run would
     otherwise load its own keys with a query of its own.
     """
     names: list[str] = []
-    first = None
-    mixed = False
-    for command, call in queue:
+    writes = 0
+    for command, calls in runs:
         if command.write:
-            if first is None:
-                first = command
-            elif command is not first:
-                mixed = True
+            writes += 1
             if command is DELETE:
-                names.extend(call[0])
+                for (keys,) in calls:
+                    names.extend(keys)
             else:
-                names.append(call[0])
-    if mixed:
+                names.extend([call[0] for call in calls])
+    if writes > 1:
         tx.load(names)
