@@ -197,3 +197,58 @@ def test_adding_fields_to_a_spilled_hash_is_one_statement(tmp_path: Path) -> Non
         counter.clear()
         assert store.hset("h", mapping={"f0": b"changed"}) == 0  # an update costs one more
         assert counter["INSERT(many)"] == 3, dict(counter)
+
+
+# --- a write scope remembers the rows it read ------------------------------------------
+
+
+def test_changing_a_field_reuses_the_row_read_in_the_scope(counted: Any) -> None:
+    db, _, counter = counted
+    db["rd"] = {"n": 0}
+    rd: Any = db["rd"]
+    counter.clear()
+    rd["n"] = 5
+    # BEGIN IMMEDIATE, the node's header, the old field value (which also brings the
+    # content key's row), the row written back, COMMIT: no SELECT of the row again.
+    assert counter.total == 5, dict(counter)
+    assert db["rd"]() == {"n": 5}
+
+
+def test_the_scope_cache_never_outlives_its_scope(tmp_path: Path) -> None:
+    with SQLiteBackend(tmp_path / "c.db") as store, SQLiteBackend(tmp_path / "c.db") as other:
+        store.hset("h", mapping={b"a": b"1"})
+        with store.unit_scope(True):
+            assert store.hget("h", b"a") == b"1"  # cached
+            pipe = store.pipeline()
+            pipe.hset("h", mapping={b"b": b"2"})
+            pipe.rpush("l", b"x")
+            assert pipe.execute() == [1, 1]
+            pipe.hset("h", mapping={b"a": b"3"})
+            pipe.hdel("h", b"b")
+            pipe.rpush("l", b"y")
+            assert pipe.execute() == [0, 1, 2]  # a second batch on the cached rows
+            assert store.hgetall("h") == {b"a": b"3"}
+        other.hset("h", mapping={b"c": b"4"})  # another connection, after the scope
+        other.rpush("l", b"z")
+        with store.unit_scope(True):
+            assert store.hset("h", mapping={b"d": b"5"}) == 1
+            assert store.rpush("l", b"w") == 4
+        assert other.hgetall("h") == {b"a": b"3", b"c": b"4", b"d": b"5"}
+        assert other.lrange("l", 0, -1) == [b"x", b"y", b"z", b"w"]
+
+
+def test_a_failed_batch_drops_the_scope_cache(tmp_path: Path) -> None:
+    with SQLiteBackend(tmp_path / "c.db") as store:
+        store.set("s", b"text")
+        store.hset("h", mapping={b"a": b"1"})
+        with store.unit_scope(True):
+            assert store.hget("h", b"a") == b"1"
+            pipe = store.pipeline()
+            pipe.hset("h", mapping={b"b": b"2"})
+            pipe.rpush("s", b"x")  # WRONGTYPE after the hset was applied in memory
+            with pytest.raises(WrongTypeError):
+                pipe.execute()
+            # The unflushed hset must not leak into the next batch through the cache.
+            assert store.hset("h", mapping={b"c": b"3"}) == 1
+            assert store.hgetall("h") == {b"a": b"1", b"c": b"3"}
+            assert store.hlen("h") == 2

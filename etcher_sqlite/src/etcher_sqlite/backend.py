@@ -70,6 +70,7 @@ _ORPHANS: list[sqlite3.Connection] = []
 
 
 def _after_fork_in_child() -> None:
+    ops.drop_scoped_tx()  # the forking thread's scope belongs to the parent
     for backend in list(_BACKENDS):
         backend._after_fork()
 
@@ -299,6 +300,8 @@ class SQLiteBackend(SubtreeMixin, CommandsMixin):
 
     def _error(self, exc: sqlite3.Error, opening: bool = False) -> EtcherError:
         """The etcher error for a native one, with the path and what to do."""
+        # SQLite may have rolled the transaction back: the scope's row cache must go.
+        ops.drop_scoped_tx()
         extended = getattr(exc, "sqlite_errorcode", None) or 0
         code = extended & 0xFF
         path = self.path

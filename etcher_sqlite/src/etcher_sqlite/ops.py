@@ -93,9 +93,11 @@ SQL_LEN = "SELECT type, hi - lo FROM keys WHERE name = ?"
 SQL_EXISTS_IN = "SELECT name FROM keys WHERE name IN ({})"
 # The member tables are only looked at for a spilled container (k.value IS NULL); a
 # packed one (or a string) answers from its keys row alone.
+# hget, hgetall and lrange also return the key's lo/hi: with type and value that is
+# the whole row a write scope's Tx caches (see SCOPE).
 SQL_HGET = (
     "SELECT k.type, k.value, CASE WHEN k.value IS NULL THEN "
-    "(SELECT value FROM hashes WHERE name = k.name AND field = ?2) END "
+    "(SELECT value FROM hashes WHERE name = k.name AND field = ?2) END, k.lo, k.hi "
     "FROM keys AS k WHERE k.name = ?1"
 )
 SQL_HEXISTS = (
@@ -108,7 +110,7 @@ SQL_HMGET = (
     "ON k.value IS NULL AND h.name = k.name AND h.field IN ({}) WHERE k.name = ?"
 )
 SQL_HGETALL = (
-    "SELECT k.type, k.value, h.field, h.value FROM keys AS k "
+    "SELECT k.type, k.value, h.field, h.value, k.lo, k.hi FROM keys AS k "
     "LEFT JOIN hashes AS h ON k.value IS NULL AND h.name = k.name WHERE k.name = ?"
 )
 # A list index i maps to position lo + i (i >= 0) or hi + i (i < 0). Positions
@@ -120,7 +122,7 @@ SQL_LINDEX = (
     "FROM keys AS k WHERE k.name = ?2"
 )
 SQL_LRANGE = (
-    "SELECT k.type, k.value, i.value FROM keys AS k LEFT JOIN list_items AS i "
+    "SELECT k.type, k.value, i.value, k.lo, k.hi FROM keys AS k LEFT JOIN list_items AS i "
     f"ON k.value IS NULL AND i.name = k.name AND i.pos BETWEEN {_POS.format(1)} "
     f"AND {_POS.format(2)} WHERE k.name = ?3 ORDER BY i.pos"
 )
@@ -156,6 +158,37 @@ AFTER_WATCH_CHECK = threading.local()
 Set by :meth:`SQLitePipeline.execute` for its thread only while the kit asks for it
 (``etcher.testing.storage.INTERLEAVE_HOOK``); ``None`` otherwise.
 """
+
+SCOPE = threading.local()
+"""``tx``: the :class:`Tx` of this thread's write unit scope, or ``None``.
+
+A write scope holds ``BEGIN IMMEDIATE`` from its first read to its commit, so no
+other connection can change a row meanwhile and every change this connection makes
+goes through a :class:`Tx` that is flushed before the batch ends. One Tx kept for
+the whole scope therefore always matches the table: the rows its reads returned
+(``hget``/``hgetall``/``lrange`` add them) and its batches wrote need no second
+``SELECT`` when a later batch of the scope writes those keys (the usual unit:
+read a node, then write it). It is dropped when the scope ends, when a batch using
+it fails (its cache may then hold changes that were never flushed) and on any
+native SQLite error (which may have rolled the transaction back), and it is only
+used while the connection it belongs to is inside a transaction.
+"""
+
+
+def scoped_tx(conn: sqlite3.Connection) -> Tx | None:
+    """The write scope's :class:`Tx` for ``conn``, if one is open and still valid."""
+    tx: Tx | None = getattr(SCOPE, "tx", None)
+    if tx is not None and tx.conn is conn and conn.in_transaction:
+        return tx
+    return None
+
+
+def drop_scoped_tx(conn: sqlite3.Connection | None = None) -> None:
+    """Forget this thread's scope Tx (only if it belongs to ``conn``, when given)."""
+    tx = getattr(SCOPE, "tx", None)
+    if tx is not None and (conn is None or tx.conn is conn):
+        SCOPE.tx = None
+
 
 _INTEGER = re.compile(rb"-?[1-9][0-9]{0,18}|0")
 
@@ -273,6 +306,16 @@ class Tx:
             cache.update(dict.fromkeys(missing))
             for row in select_in(self.conn, SQL_META_IN, missing):
                 cache[row[0]] = [row[1], row[2], row[3], row[4], None]
+
+    def seen(self, name: str, row: Any, lo: int) -> None:
+        """Cache the ``keys`` row a read of this scope's transaction just returned.
+
+        ``row`` is the read's first result row (``None``: no such key): its type
+        and value first, its ``lo`` and ``hi`` at ``row[lo]`` and ``row[lo + 1]``.
+        A row already cached is this transaction's latest and stays.
+        """
+        if name not in self.meta and self.conn.in_transaction:
+            self.meta[name] = None if row is None else [row[0], row[lo], row[lo + 1], row[1], None]
 
     def put(self, name: str, meta: Meta | None) -> None:
         """Record the new row of ``name`` (``None`` deletes the key)."""
@@ -429,6 +472,9 @@ def llen(conn: sqlite3.Connection, name: str) -> int:
 
 def hget(conn: sqlite3.Connection, name: str, field: bytes) -> bytes | None:
     row = conn.execute(SQL_HGET, (name, field)).fetchone()
+    scoped = getattr(SCOPE, "tx", None)
+    if scoped is not None and scoped.conn is conn:
+        scoped.seen(name, row, 3)
     if row is None:
         return None
     if row[0] != HASH:
@@ -469,13 +515,16 @@ def hmget(conn: sqlite3.Connection, name: str, fields: tuple[bytes, ...]) -> lis
 
 def hgetall(conn: sqlite3.Connection, name: str) -> dict[bytes, bytes]:
     rows = conn.execute(SQL_HGETALL, (name,)).fetchall()
+    scoped = getattr(SCOPE, "tx", None)
+    if scoped is not None and scoped.conn is conn:
+        scoped.seen(name, rows[0] if rows else None, 4)
     if not rows:
         return {}
     if rows[0][0] != HASH:
         raise wrong_type(name, rows[0][0], HASH)
     if rows[0][1] is not None:
         return packed.unpack_hash(rows[0][1], name)
-    return {field: value for _, _, field, value in rows}
+    return {field: value for _, _, field, value, _, _ in rows}
 
 
 def hkeys(conn: sqlite3.Connection, name: str) -> list[bytes]:
@@ -498,6 +547,9 @@ def lindex(conn: sqlite3.Connection, name: str, index: int) -> bytes | None:
 
 def lrange(conn: sqlite3.Connection, name: str, start: int, end: int) -> list[bytes]:
     rows = conn.execute(SQL_LRANGE, (start, end, name)).fetchall()
+    scoped = getattr(SCOPE, "tx", None)
+    if scoped is not None and scoped.conn is conn:
+        scoped.seen(name, rows[0] if rows else None, 3)
     if not rows:
         return []
     if rows[0][0] != LIST:
@@ -507,7 +559,7 @@ def lrange(conn: sqlite3.Connection, name: str, start: int, end: int) -> list[by
         return items[slice(*_clip(len(items), start, end))]
     if rows[0][2] is None:  # the LEFT JOIN's empty range
         return []
-    return [value for _, _, value in rows]
+    return [value for _, _, value, _, _ in rows]
 
 
 def hgetall_many(conn: sqlite3.Connection, calls: list[Call]) -> list[dict[bytes, bytes]]:
@@ -942,10 +994,11 @@ def run_one(conn: sqlite3.Connection, command: Command, call: Call) -> Any:
     commits or rolls back when the scope ends.
     """
     own = not conn.in_transaction
+    scoped = None if own else scoped_tx(conn)
     if own:
         conn.execute("BEGIN IMMEDIATE")
     try:
-        tx = Tx(conn)
+        tx = Tx(conn) if scoped is None else scoped
         result = command.one(tx, *call)
         tx.flush()
         if own:
@@ -953,6 +1006,8 @@ def run_one(conn: sqlite3.Connection, command: Command, call: Call) -> Any:
     except BaseException:
         if own:
             rollback(conn)
+        elif scoped is not None:
+            drop_scoped_tx(conn)
         raise
     return result
 
@@ -988,11 +1043,18 @@ def run_batch(
             finally:
                 rollback(conn)  # a read-only snapshot: nothing to commit
     if conn.in_transaction:  # inside a unit scope: it commits or rolls back
-        return _apply(conn, queue, watched)
+        scoped = scoped_tx(conn)
+        if scoped is None:
+            return _apply(conn, queue, watched, Tx(conn))
+        try:
+            return _apply(conn, queue, watched, scoped)
+        except BaseException:
+            drop_scoped_tx(conn)
+            raise
     write = any(command.write for command, _ in queue)
     conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
     try:
-        results = _apply(conn, queue, watched)
+        results = _apply(conn, queue, watched, Tx(conn))
         conn.execute("COMMIT")
     except BaseException:
         rollback(conn)
@@ -1037,6 +1099,7 @@ def _apply(
     conn: sqlite3.Connection,
     queue: list[tuple[Command, Call]],
     watched: dict[str, int | None],
+    tx: Tx,
 ) -> list[Any]:
     """The body of :func:`run_batch`, inside a transaction that the caller ends."""
     if watched:
@@ -1050,7 +1113,6 @@ def _apply(
         hook = getattr(AFTER_WATCH_CHECK, "hook", None)
         if hook is not None:
             hook()
-    tx = Tx(conn)
     runs = _runs(queue)
     if len(runs) > 1:
         _preload(tx, runs)
