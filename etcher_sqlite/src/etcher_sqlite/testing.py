@@ -130,12 +130,8 @@ class StatementCounter(Counter[str]):
     An ``executemany`` counts once, under its first word plus ``"(many)"``: what is
     counted is the statements the backend hands to SQLite, each with its own
     Python call and prepare/step/reset cycle, not the rows they touch.
+    ``total()`` is every statement counted.
     """
-
-    @property
-    def total(self) -> int:
-        """Every statement counted."""
-        return sum(self.values())
 
     def record(self, sql: str, many: bool = False) -> None:
         """Count ``sql``."""
