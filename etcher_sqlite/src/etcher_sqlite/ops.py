@@ -472,7 +472,7 @@ def llen(conn: sqlite3.Connection, name: str) -> int:
 
 def hget(conn: sqlite3.Connection, name: str, field: bytes) -> bytes | None:
     row = conn.execute(SQL_HGET, (name, field)).fetchone()
-    scoped = getattr(SCOPE, "tx", None)
+    scoped = getattr(SCOPE, "tx", None) if conn.in_transaction else None
     if scoped is not None and scoped.conn is conn:
         scoped.seen(name, row, 3)
     if row is None:
@@ -515,7 +515,7 @@ def hmget(conn: sqlite3.Connection, name: str, fields: tuple[bytes, ...]) -> lis
 
 def hgetall(conn: sqlite3.Connection, name: str) -> dict[bytes, bytes]:
     rows = conn.execute(SQL_HGETALL, (name,)).fetchall()
-    scoped = getattr(SCOPE, "tx", None)
+    scoped = getattr(SCOPE, "tx", None) if conn.in_transaction else None
     if scoped is not None and scoped.conn is conn:
         scoped.seen(name, rows[0] if rows else None, 4)
     if not rows:
@@ -547,7 +547,7 @@ def lindex(conn: sqlite3.Connection, name: str, index: int) -> bytes | None:
 
 def lrange(conn: sqlite3.Connection, name: str, start: int, end: int) -> list[bytes]:
     rows = conn.execute(SQL_LRANGE, (start, end, name)).fetchall()
-    scoped = getattr(SCOPE, "tx", None)
+    scoped = getattr(SCOPE, "tx", None) if conn.in_transaction else None
     if scoped is not None and scoped.conn is conn:
         scoped.seen(name, rows[0] if rows else None, 3)
     if not rows:
