@@ -127,7 +127,6 @@ SQL_LRANGE = (
     f"AND {_POS.format(2)} WHERE k.name = ?3 ORDER BY i.pos"
 )
 
-SQL_ROWS_IN = "SELECT name, type, value, lo, hi FROM keys WHERE name IN ({})"
 SQL_HGETALL_MANY = (
     "WITH v (i, name) AS (VALUES {}) SELECT v.i, k.type, k.value, h.field, h.value FROM v "
     "JOIN keys AS k ON k.name = v.name "
@@ -962,7 +961,6 @@ HEXISTS = _read("hexists", hexists)
 LRANGE = Command("lrange", False, lrange, lrange_many)
 LINDEX = _read("lindex", lindex)
 LLEN = _read("llen", llen)
-_FROM_ROWS = frozenset({HGETALL, HGET, LRANGE})
 
 SET = _batched("set", set_many)
 DELETE = _batched("delete", delete_many)
@@ -1038,10 +1036,10 @@ def run_batch(
                 command, call = queue[0]
                 return [command.one(conn, *call)]
             if conn.in_transaction:
-                return _read_queue(conn, queue, getattr(SCOPE, "tx", None))
+                return _read_runs(conn, queue)
             conn.execute("BEGIN")
             try:
-                return _read_queue(conn, queue, None)
+                return _read_runs(conn, queue)
             finally:
                 rollback(conn)  # a read-only snapshot: nothing to commit
     if conn.in_transaction:  # inside a unit scope: it commits or rolls back
@@ -1084,54 +1082,6 @@ def _runs(queue: list[tuple[Command, Call]]) -> list[tuple[Command, list[Call]]]
         runs.append((command, [call for _, call in queue[i:j]]))
         i = j
     return runs
-
-
-def _read_queue(
-    conn: sqlite3.Connection, queue: list[tuple[Command, Call]], scoped: Tx | None
-) -> list[Any]:
-    """A queue of reads (inside a transaction); ``scoped``: the write scope's Tx, if any.
-
-    A unit's reads (``hgetall``/``hget``/``lrange`` of a few nodes) are answered
-    from one ``SELECT`` of their keys' rows: a packed container holds its whole
-    content there. Only spilled containers need their own statements, run as
-    batches afterwards. Any other read command takes the general path.
-    """
-    names = []
-    for command, call in queue:
-        if command not in _FROM_ROWS:
-            return _read_runs(conn, queue)
-        names.append(call[0])
-    rows = {row[0]: row for row in select_in(conn, SQL_ROWS_IN, list(dict.fromkeys(names)))}
-    if scoped is not None and scoped.conn is not conn:
-        scoped = None
-    results: list[Any] = []
-    spilled: list[int] = []
-    for command, call in queue:
-        name = call[0]
-        row = rows.get(name)
-        if scoped is not None and name not in scoped.meta:
-            scoped.meta[name] = None if row is None else [row[1], row[3], row[4], row[2], None]
-        if row is None:
-            results.append({} if command is HGETALL else [] if command is LRANGE else None)
-            continue
-        wanted = LIST if command is LRANGE else HASH
-        if row[1] != wanted:
-            raise wrong_type(name, row[1], wanted)
-        blob = row[2]
-        if blob is None:
-            spilled.append(len(results))
-            results.append(None)
-        elif command is HGET:
-            results.append(packed.unpack_hash(blob, name).get(call[1]))
-        elif command is HGETALL:
-            results.append(packed.unpack_hash(blob, name))
-        else:
-            items = packed.unpack_list(blob, name)
-            results.append(items[slice(*_clip(len(items), call[1], call[2]))])
-    if spilled:
-        for i, result in zip(spilled, _read_runs(conn, [queue[i] for i in spilled]), strict=True):
-            results[i] = result
-    return results
 
 
 def _read_runs(conn: sqlite3.Connection, queue: list[tuple[Command, Call]]) -> list[Any]:
