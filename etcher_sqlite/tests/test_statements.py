@@ -8,6 +8,7 @@ path fails here. They count statements handed to SQLite, never time.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -252,3 +253,45 @@ def test_a_failed_batch_drops_the_scope_cache(tmp_path: Path) -> None:
             assert store.hset("h", mapping={b"c": b"3"}) == 1
             assert store.hgetall("h") == {b"a": b"1", b"c": b"3"}
             assert store.hlen("h") == 2
+
+
+# --- read-only batches (no Tx) answer what the reads one by one answer ----------------
+
+
+def test_a_read_batch_equals_its_reads_one_by_one(tmp_path: Path) -> None:
+    rng = random.Random(5)
+    with SQLiteBackend(tmp_path / "r.db") as store:
+        store.hset("packed", mapping={b"a": b"1", b"b": b"2"})
+        _spilled(store, "spilled")
+        store.rpush("list", b"x", b"y", b"z")
+        store.rpush("biglist", *[b"%d" % i for i in range(packed.MAX_ENTRIES + 3)])
+        store.set("string", b"s")
+        hashes = ["packed", "spilled", "missing", "list", "string"]
+        lists = ["list", "biglist", "missing", "packed", "string"]
+        for _ in range(300):
+            calls: list[tuple[str, tuple[Any, ...]]] = []
+            for _ in range(rng.randint(2, 6)):
+                kind = rng.choice(["hgetall", "hget", "lrange"])
+                if kind == "hgetall":
+                    calls.append((kind, (rng.choice(hashes),)))
+                elif kind == "hget":
+                    field = rng.choice([b"a", b"b", b"f3", b"nope"])
+                    calls.append((kind, (rng.choice(hashes), field)))
+                else:
+                    bounds = (rng.randint(-5, 5), rng.randint(-5, 5))
+                    calls.append((kind, (rng.choice(lists), *bounds)))
+            want: list[Any] = []
+            for name, args in calls:
+                try:
+                    want.append(getattr(store, name)(*args))
+                except WrongTypeError:
+                    want.append(WrongTypeError)
+                    break
+            pipe = store.pipeline()
+            for name, args in calls:
+                getattr(pipe, name)(*args)
+            if want and want[-1] is WrongTypeError:
+                with pytest.raises(WrongTypeError):
+                    pipe.execute()
+            else:
+                assert pipe.execute() == want, calls
