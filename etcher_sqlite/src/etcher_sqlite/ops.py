@@ -307,16 +307,6 @@ class Tx:
             for row in select_in(self.conn, SQL_META_IN, missing):
                 cache[row[0]] = [row[1], row[2], row[3], row[4], None]
 
-    def seen(self, name: str, row: Any, lo: int) -> None:
-        """Cache the ``keys`` row a read of this scope's transaction just returned.
-
-        ``row`` is the read's first result row (``None``: no such key): its type
-        and value first, its ``lo`` and ``hi`` at ``row[lo]`` and ``row[lo + 1]``.
-        A row already cached is this transaction's latest and stays.
-        """
-        if name not in self.meta and self.conn.in_transaction:
-            self.meta[name] = None if row is None else [row[0], row[lo], row[lo + 1], row[1], None]
-
     def put(self, name: str, meta: Meta | None) -> None:
         """Record the new row of ``name`` (``None`` deletes the key)."""
         self.meta[name] = meta
@@ -473,8 +463,8 @@ def llen(conn: sqlite3.Connection, name: str) -> int:
 def hget(conn: sqlite3.Connection, name: str, field: bytes) -> bytes | None:
     row = conn.execute(SQL_HGET, (name, field)).fetchone()
     scoped = getattr(SCOPE, "tx", None) if conn.in_transaction else None
-    if scoped is not None and scoped.conn is conn:
-        scoped.seen(name, row, 3)
+    if scoped is not None and scoped.conn is conn and name not in scoped.meta:
+        scoped.meta[name] = None if row is None else [row[0], row[3], row[4], row[1], None]
     if row is None:
         return None
     if row[0] != HASH:
@@ -516,8 +506,11 @@ def hmget(conn: sqlite3.Connection, name: str, fields: tuple[bytes, ...]) -> lis
 def hgetall(conn: sqlite3.Connection, name: str) -> dict[bytes, bytes]:
     rows = conn.execute(SQL_HGETALL, (name,)).fetchall()
     scoped = getattr(SCOPE, "tx", None) if conn.in_transaction else None
-    if scoped is not None and scoped.conn is conn:
-        scoped.seen(name, rows[0] if rows else None, 4)
+    if scoped is not None and scoped.conn is conn and name not in scoped.meta:
+        first = rows[0] if rows else None
+        scoped.meta[name] = (
+            None if first is None else [first[0], first[4], first[5], first[1], None]
+        )
     if not rows:
         return {}
     if rows[0][0] != HASH:
@@ -548,8 +541,11 @@ def lindex(conn: sqlite3.Connection, name: str, index: int) -> bytes | None:
 def lrange(conn: sqlite3.Connection, name: str, start: int, end: int) -> list[bytes]:
     rows = conn.execute(SQL_LRANGE, (start, end, name)).fetchall()
     scoped = getattr(SCOPE, "tx", None) if conn.in_transaction else None
-    if scoped is not None and scoped.conn is conn:
-        scoped.seen(name, rows[0] if rows else None, 3)
+    if scoped is not None and scoped.conn is conn and name not in scoped.meta:
+        first = rows[0] if rows else None
+        scoped.meta[name] = (
+            None if first is None else [first[0], first[3], first[4], first[1], None]
+        )
     if not rows:
         return []
     if rows[0][0] != LIST:
@@ -1043,8 +1039,8 @@ def run_batch(
             finally:
                 rollback(conn)  # a read-only snapshot: nothing to commit
     if conn.in_transaction:  # inside a unit scope: it commits or rolls back
-        scoped = scoped_tx(conn)
-        if scoped is None:
+        scoped: Tx | None = getattr(SCOPE, "tx", None)
+        if scoped is None or scoped.conn is not conn:
             return _apply(conn, queue, watched, Tx(conn))
         try:
             return _apply(conn, queue, watched, scoped)
