@@ -7,7 +7,7 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 
 from etcher.errors import (
@@ -18,15 +18,15 @@ from etcher.errors import (
     StoreCorrupt,
     StoreLocked,
 )
-from etcher.spec import Capabilities
+from etcher.spec import Capabilities, SubtreeChunk
 from etcher_sqlite import glob, ops, options, schema, scope
-from etcher_sqlite.commands import CommandsMixin, to_int
+from etcher_sqlite.commands import CommandsMixin, to_bytes, to_index, to_int, to_key
 from etcher_sqlite.ops import Call, Command
 from etcher_sqlite.pipeline import SQLitePipeline
 from etcher_sqlite.subtree import SubtreeMixin
 
 if TYPE_CHECKING:
-    from etcher.spec import Pipeline, StorageBackend
+    from etcher.spec import EncodableT, KeyT, Pipeline, StorageBackend
 
 VACUUM_FREE_SHARE = 0.25
 """``maintenance()`` runs VACUUM once free pages are at least this share of the file ..."""
@@ -70,6 +70,7 @@ _ORPHANS: list[sqlite3.Connection] = []
 
 
 def _after_fork_in_child() -> None:
+    ops.drop_scoped_tx()  # the forking thread's scope belongs to the parent
     for backend in list(_BACKENDS):
         backend._after_fork()
 
@@ -299,6 +300,8 @@ class SQLiteBackend(SubtreeMixin, CommandsMixin):
 
     def _error(self, exc: sqlite3.Error, opening: bool = False) -> EtcherError:
         """The etcher error for a native one, with the path and what to do."""
+        # SQLite may have rolled the transaction back: the scope's row cache must go.
+        ops.drop_scoped_tx()
         extended = getattr(exc, "sqlite_errorcode", None) or 0
         code = extended & 0xFF
         path = self.path
@@ -335,6 +338,79 @@ class SQLiteBackend(SubtreeMixin, CommandsMixin):
                 self._check_file()
                 return ops.run_one(conn, command, call)
             return command.one(conn, *call)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    # --- point reads, straight to their statement ----------------------------------
+    # The hottest reads skip the command machinery (normalizers, ``_call``, the
+    # command table): they check their arguments inline and run ops' function on
+    # this thread's connection. The in-memory store keeps the generic path, which
+    # holds its lock.
+
+    def get(self, name: KeyT) -> Any:
+        """The value of string key ``name``, or ``None`` if it does not exist."""
+        if type(name) is not str:
+            name = to_key(name)
+        try:
+            return ops.get(self._conn(), name)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def hget(self, name: KeyT, key: EncodableT) -> Any:
+        """The value of field ``key`` of hash ``name``, or ``None``."""
+        if type(name) is not str:
+            name = to_key(name)
+        if type(key) is not bytes:
+            key = to_bytes(key)
+        try:
+            return ops.hget(self._conn(), name, key)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def hgetall(self, name: KeyT) -> Any:
+        """Every field of hash ``name`` as a dict (``{}`` if missing)."""
+        if type(name) is not str:
+            name = to_key(name)
+        try:
+            return ops.hgetall(self._conn(), name)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def hlen(self, name: KeyT) -> Any:
+        """Number of fields in hash ``name`` (0 if missing)."""
+        if type(name) is not str:
+            name = to_key(name)
+        try:
+            return ops.hlen(self._conn(), name)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def llen(self, name: KeyT) -> Any:
+        """Number of items in list ``name`` (0 if missing), in O(1)."""
+        if type(name) is not str:
+            name = to_key(name)
+        try:
+            return ops.llen(self._conn(), name)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def lindex(self, name: KeyT, index: int) -> Any:
+        """The item at ``index``, or ``None`` if out of range or missing."""
+        if type(name) is not str:
+            name = to_key(name)
+        index = to_index(index, "index")
+        try:
+            return ops.lindex(self._conn(), name, index)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def lrange(self, name: KeyT, start: int, end: int) -> Any:
+        """Items ``start`` through ``end`` inclusive (negative from the end, clipped)."""
+        if type(name) is not str:
+            name = to_key(name)
+        start, end = to_index(start, "start"), to_index(end, "end")
+        try:
+            return ops.lrange(self._conn(), name, start, end)
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 
@@ -509,6 +585,15 @@ class SQLiteMemoryBackend(SQLiteBackend):
         schema.create(self._shared, self.path)
         _BACKENDS.add(self)
 
+    # One shared connection behind a lock: the generic path, which takes it.
+    get = CommandsMixin.get
+    hget = CommandsMixin.hget
+    hgetall = CommandsMixin.hgetall
+    hlen = CommandsMixin.hlen
+    llen = CommandsMixin.llen
+    lindex = CommandsMixin.lindex
+    lrange = CommandsMixin.lrange
+
     def _conn(self) -> sqlite3.Connection:
         if self._closed:
             raise BackendUnavailable("the in-memory store was closed")
@@ -541,6 +626,13 @@ class SQLiteMemoryBackend(SQLiteBackend):
     def _scan_rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         with self._rlock:
             return super()._scan_rows(sql, params)
+
+    def read_subtree(
+        self, content_prefix: str, refs_prefix: str, roots: Sequence[str], limit: int
+    ) -> SubtreeChunk:
+        """See :meth:`etcher.spec.SubtreeReads.read_subtree`."""
+        with self._rlock:
+            return super().read_subtree(content_prefix, refs_prefix, roots, limit)
 
     def _begin_scope(self, write: bool) -> sqlite3.Connection | None:
         # The one shared connection stays this thread's until the scope ends.

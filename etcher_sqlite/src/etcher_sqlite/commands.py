@@ -17,6 +17,8 @@ from etcher.spec import EncodableT, KeyT
 from etcher_sqlite import ops
 from etcher_sqlite.ops import INT64_MAX, INT64_MIN, Call, Command
 
+_BYTES_ONLY = {bytes}
+
 _INDEX_CLAMP = 2**62
 """Indices are clamped here: no list gets this long, and ``lo + index`` stays a 64-bit integer."""
 
@@ -122,13 +124,23 @@ class CommandsMixin:
 
         Returns how many fields were added (not updated).
         """
-        pairs: list[tuple[bytes, bytes]] = []
+        pairs: dict[bytes, bytes]
+        if key is None and value is None and mapping:
+            # Core's commits: a dict of bytes. Checking the types in C and copying the
+            # dict beats normalizing field by field.
+            kinds = set(map(type, mapping))
+            kinds.update(map(type, mapping.values()))
+            if kinds == _BYTES_ONLY:
+                pairs = dict(mapping)
+                return self._call(ops.HSET, (name if type(name) is str else to_key(name), pairs))
+        pairs = {}
         if key is not None:
-            pairs.append((to_bytes(key), to_bytes(value)))
+            pairs[to_bytes(key)] = to_bytes(value)
         elif value is not None:
             raise ValueError("hset got a value but no key")
         if mapping:
-            pairs.extend((to_bytes(field), to_bytes(item)) for field, item in mapping.items())
+            for field, item in mapping.items():
+                pairs[to_bytes(field)] = to_bytes(item)
         if not pairs:
             raise ValueError("hset needs a key and value, or a non-empty mapping")
         return self._call(ops.HSET, (to_key(name), pairs))

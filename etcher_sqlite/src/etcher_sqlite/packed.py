@@ -15,11 +15,13 @@ for a list): a C-speed codec with a published, language-neutral spec, measured
 from __future__ import annotations
 
 import threading
-from typing import Any
+from collections.abc import Callable
 
 import msgpack  # type: ignore[import-untyped]
 
 from etcher.errors import StoreCorrupt
+
+_unpackb = msgpack.unpackb
 
 MAX_ENTRIES = 128
 """Most fields (hash) or items (list) kept packed; one more and the container spills."""
@@ -38,30 +40,46 @@ small-document write with a 4,096-byte limit, 7.3 with this one."""
 _packers = threading.local()
 
 
+def packer() -> Callable[[dict[bytes, bytes] | list[bytes]], bytes]:
+    """This thread's packing function (fetch it once to pack many contents)."""
+    try:
+        return _packers.pack  # type: ignore[no-any-return]
+    except AttributeError:
+        pack = _packers.pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+        return pack  # type: ignore[no-any-return]
+
+
 def pack(content: dict[bytes, bytes] | list[bytes]) -> bytes:
     """The BLOB for a hash's ``{field: value}`` or a list's items."""
-    try:
-        packer = _packers.pack
-    except AttributeError:
-        packer = _packers.pack = msgpack.Packer(use_bin_type=True, autoreset=True).pack
-    return packer(content)  # type: ignore[no-any-return]
+    return packer()(content)
 
 
-def _unpack(blob: bytes, want: type, name: str) -> Any:
-    try:
-        content = msgpack.unpackb(blob, raw=True, strict_map_key=True)
-    except Exception as exc:  # msgpack raises several unrelated types on bad input
-        raise StoreCorrupt(f"the packed content of key {name!r} is damaged ({exc})") from None
-    if type(content) is not want:
-        raise StoreCorrupt(f"the packed content of key {name!r} is damaged (not a {want.__name__})")
-    return content
+def _damaged(name: str, exc: Exception | None, want: type) -> StoreCorrupt:
+    why = exc if exc is not None else f"not a {want.__name__}"
+    return StoreCorrupt(f"the packed content of key {name!r} is damaged ({why})")
+
+
+# The two readers below are on every point read: msgpack is called inline, not through
+# a shared helper (one Python call less per read).
 
 
 def unpack_hash(blob: bytes, name: str) -> dict[bytes, bytes]:
     """The ``{field: value}`` of a packed hash (a fresh dict the caller may keep)."""
-    return _unpack(blob, dict, name)  # type: ignore[no-any-return]
+    try:
+        content = _unpackb(blob, raw=True, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types on bad input
+        raise _damaged(name, exc, dict) from None
+    if type(content) is not dict:
+        raise _damaged(name, None, dict)
+    return content
 
 
 def unpack_list(blob: bytes, name: str) -> list[bytes]:
     """The items of a packed list (a fresh list the caller may keep)."""
-    return _unpack(blob, list, name)  # type: ignore[no-any-return]
+    try:
+        content = _unpackb(blob, raw=True, strict_map_key=True)
+    except Exception as exc:  # msgpack raises several unrelated types on bad input
+        raise _damaged(name, exc, list) from None
+    if type(content) is not list:
+        raise _damaged(name, None, list)
+    return content

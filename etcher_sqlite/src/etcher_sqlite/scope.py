@@ -57,11 +57,14 @@ def begin(conn: sqlite3.Connection, write: bool) -> bool:
     if conn.in_transaction:
         return False
     conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    if write:
+        ops.SCOPE.tx = ops.Tx(conn)
     return True
 
 
 def end(conn: sqlite3.Connection, commit: bool) -> None:
     """Commit (or roll back) the scope's transaction; a failed commit is rolled back."""
+    ops.drop_scoped_tx(conn)
     if not commit:
         ops.rollback(conn)
         return

@@ -12,12 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from etcher.testing._harness.faults import Tripwire
 
-__all__ = ["arm_sqlite", "inject_sqlite_errors", "sqlite_error"]
+__all__ = [
+    "StatementCounter",
+    "arm_sqlite",
+    "count_statements",
+    "inject_sqlite_errors",
+    "sqlite_error",
+]
 
 
 _SQL_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "COMMIT", "BEGIN IMMEDIATE")
@@ -113,5 +120,50 @@ def inject_sqlite_errors(
     sqlite3.connect = connect  # type: ignore[assignment]
     try:
         yield tripwire
+    finally:
+        sqlite3.connect = original
+
+
+class StatementCounter(Counter[str]):
+    """Statements run by SQLite connections, by first word (``SELECT``, ``INSERT`` ...).
+
+    An ``executemany`` counts once, under its first word plus ``"(many)"``: what is
+    counted is the statements the backend hands to SQLite, each with its own
+    Python call and prepare/step/reset cycle, not the rows they touch.
+    ``total()`` is every statement counted.
+    """
+
+    def record(self, sql: str, many: bool = False) -> None:
+        """Count ``sql``."""
+        self[sql.split(None, 1)[0].upper() + ("(many)" if many else "")] += 1
+
+
+@contextlib.contextmanager
+def count_statements() -> Iterator[StatementCounter]:
+    """Count the statements of SQLite connections opened inside the block.
+
+    Open the backend inside the block (its connections are made then); call
+    ``counter.clear()`` before the operation measured.
+    """
+    counter = StatementCounter()
+    original = sqlite3.connect
+
+    class Counting(sqlite3.Connection):
+        def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+            counter.record(sql)
+            return super().execute(sql, *args)
+
+        def executemany(self, sql: str, *args: Any) -> sqlite3.Cursor:
+            counter.record(sql, many=True)
+            return super().executemany(sql, *args)
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        kwargs.setdefault("factory", Counting)
+        conn: sqlite3.Connection = original(*args, **kwargs)
+        return conn
+
+    sqlite3.connect = connect  # type: ignore[assignment]
+    try:
+        yield counter
     finally:
         sqlite3.connect = original
