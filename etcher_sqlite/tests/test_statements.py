@@ -295,3 +295,39 @@ def test_a_read_batch_equals_its_reads_one_by_one(tmp_path: Path) -> None:
                     pipe.execute()
             else:
                 assert pipe.execute() == want, calls
+
+
+def test_a_big_flush_writes_and_deletes_keys_rows_in_key_order(tmp_path: Path) -> None:
+    """Big batches reach the keys table in B-tree order (page locality; see ops.SORT_ABOVE)."""
+    from etcher_sqlite import ops
+
+    backend = SQLiteBackend(tmp_path / "s.db")
+    db = DB(backend=backend, grace=0)
+    try:
+        n = ops.SORT_ABOVE * 4
+        # uids end in a hex counter without padding, so creation order is not key order.
+        doc = {f"k{i}": {"i": i} for i in range(n)}
+        conn = backend._conn()
+        seen: dict[str, list[str]] = {"INSERT": [], "DELETE": []}
+
+        def trace(sql: str) -> None:
+            for verb, marker in (
+                ("INSERT", "INSERT OR REPLACE INTO keys"),
+                ("DELETE", "DELETE FROM keys"),
+            ):
+                if sql.startswith(marker):
+                    seen[verb].append(sql.split("'")[1])
+
+        conn.set_trace_callback(trace)
+        try:
+            db["doc"] = doc
+            del db["doc"]
+        finally:
+            conn.set_trace_callback(None)
+        for verb, names in seen.items():
+            assert len(names) > ops.SORT_ABOVE, (verb, len(names))
+            assert names == sorted(names), f"{verb}: keys rows not in key order"
+        assert len(db) == 0 and db.check().ok
+    finally:
+        db.close()
+        backend.close()

@@ -63,6 +63,12 @@ SQL_VERSIONS_IN = "SELECT name, version FROM keys WHERE name IN ({})"
 SQL_UPSERT_KEY = (
     "INSERT OR REPLACE INTO keys (name, type, version, lo, hi, value) VALUES (?, ?, ?, ?, ?, ?)"
 )
+SORT_ABOVE = 64
+"""Rows a flush writes or deletes in key order once there are more than this many.
+
+In key order, consecutive rows fall on the same B-tree pages, so a big batch
+touches each page once instead of jumping around a table larger than SQLite's
+page cache (deleting a 100,000-level chain: see docs/performance.md)."""
 SQL_DELETE_KEY = "DELETE FROM keys WHERE name = ?"
 SQL_DROP_HASH = "DELETE FROM hashes WHERE name = ?"
 SQL_DROP_LIST = "DELETE FROM list_items WHERE name = ?"
@@ -344,6 +350,10 @@ class Tx:
                     meta[4] = blob = None
                 meta[1], meta[2], meta[3] = 0, size, blob
             rows.append((name, meta[0], version, meta[1], meta[2], meta[3]))
+        if len(rows) > SORT_ABOVE:
+            rows.sort()
+        if len(deletes) > SORT_ABOVE:
+            deletes.sort()
         if rows:
             self.conn.executemany(SQL_UPSERT_KEY, rows)
         if deletes:
