@@ -68,7 +68,10 @@ def verdicts(backend: str, r: dict[str, Any]) -> list[tuple[str, float, float | 
 
     The verdict is "met", "not met", "FAIL" (this etcher's result was wrong),
     "not measured", or "met (other wrong)": a wrong result is no speed to compare
-    with, so only this etcher's correctness counts then.
+    with, so only this etcher's correctness counts then. A target that even the
+    raw floor (the bare store doing the same work) misses in this run says so:
+    "not met, beyond the floor (floor: Nx)", since no implementation on that store
+    could meet it here.
     """
     out = []
     ok = r["verified"]
@@ -82,8 +85,21 @@ def verdicts(backend: str, r: dict[str, Any]) -> list[tuple[str, float, float | 
             verdict = f"met ({SHORT[other]} wrong)"
         else:
             verdict = "met" if speed is not None and speed >= minimum else "not met"
+            ceiling = _floor_speed(r, other)
+            if verdict == "not met" and ceiling is not None and ceiling < minimum:
+                verdict = f"not met, beyond the floor (floor: {_fmt(ceiling)})"
         out.append((other, minimum, speed, verdict))
     return out
+
+
+def _floor_speed(r: dict[str, Any], other: str) -> float | None:
+    """How fast the raw floor was against ``other`` in this run (other's time / floor's)."""
+    if other == "floor" or not r["verified"].get("floor") or not r["verified"].get(other):
+        return None
+    mine_vs_floor, mine_vs_other = r["vs"].get("floor"), r["vs"].get(other)
+    if not mine_vs_floor or not mine_vs_other:
+        return None
+    return float(mine_vs_floor / mine_vs_other)
 
 
 def _target_cell(backend: str, r: dict[str, Any]) -> str:
