@@ -123,11 +123,14 @@ class Unit:
 
     def __init__(self, backend: StorageBackend, scope: bool | None = None) -> None:
         self.backend = backend
-        self._pipe = backend.pipeline(transaction=True)
+        # Made on first use: a unit holding a scope (SQLite) reads and commits without one.
+        self._pipe: Any = None
         self._watched: set[str] = set()
         # The held scope (see the module docstring) and whether it may write.
         self._scope: AbstractContextManager[bool] | None = None
         self._scope_write = False
+        # The held scope's commit_writes() (spec.ScopeCommits), where it offers one.
+        self._scope_commit: Callable[[list[tuple[str, tuple[Any, ...]]]], None] | None = None
         self.needs_write_scope = False
         # Read-only units on other backends check their reads instead of watching them:
         # (command, args, digest of the result) of every read, re-read atomically at the end.
@@ -142,6 +145,8 @@ class Unit:
             if held.__enter__():
                 self._scope = held
                 self._scope_write = scope
+                if scope:
+                    self._scope_commit = getattr(held, "commit_writes", None)
         elif scope is False:
             self._checked = []
         elif capabilities.checked_commits:
@@ -194,8 +199,15 @@ class Unit:
             return  # the scope keeps every read current / the reads are checked at the end
         new = [k for k in keys if k not in self._watched]
         if new:
-            self._pipe.watch(*new)
+            self._pipeline().watch(*new)
             self._watched.update(new)
+
+    def _pipeline(self) -> Any:
+        """This unit's transactional pipeline (for watches and commits), made on first use."""
+        pipe = self._pipe
+        if pipe is None:
+            pipe = self._pipe = self.backend.pipeline(transaction=True)
+        return pipe
 
     def assume_live(self, key: str, dead_field: bytes) -> bool:
         """Skip reading hash ``key`` when it only has to exist and lack ``dead_field``.
@@ -295,6 +307,15 @@ class Unit:
         self, hashes: list[str], singles: list[tuple[str, bytes]], lists: list[str]
     ) -> list[Any]:
         """Whole hashes, single fields and whole lists in one batch, watched or checked."""
+        if self._scope is not None and len(hashes) + len(singles) + len(lists) == 1:
+            # Inside a scope a direct read is part of the held state, and one read needs
+            # no batch: skip the pipeline (most writes through a handle read one header).
+            backend = self.backend
+            if hashes:
+                return [backend.hgetall(hashes[0])]
+            if singles:
+                return [backend.hget(*singles[0])]
+            return [backend.lrange(lists[0], 0, -1)]
         self._watch(hashes + [k for k, _f in singles] + lists)
         pipe = self.backend.pipeline(transaction=False)
         for key in hashes:
@@ -700,7 +721,6 @@ class Unit:
 
     def commit(self) -> None:
         """Send every buffered write as one atomic batch; ``WatchError`` if a read went stale."""
-        pipe = self._pipe
         try:
             if self._scope is not None:
                 self._commit_scope()
@@ -722,6 +742,7 @@ class Unit:
                 if not self._reads_unchanged():
                     raise WatchError("the data changed while it was being read")
             elif self.has_writes or self._watched:
+                pipe = self._pipeline()
                 pipe.multi()
                 self._queue_writes()
                 pipe.execute()
@@ -731,7 +752,7 @@ class Unit:
             callback()
 
     def _queue_writes(self) -> None:
-        pipe = self._pipe
+        pipe = self._pipeline()
         if self._dropped:
             pipe.delete(*self._dropped)
         for key in self._string_dirty:
@@ -822,11 +843,45 @@ class Unit:
                 # A snapshot must not be written through: redo the work holding the lock.
                 self.needs_write_scope = True
                 raise WatchError("a read-only unit needs to write; retrying with the write lock")
-            self._pipe.multi()
+            commit = self._scope_commit
+            if commit is not None:
+                # The writes go straight into the held transaction, which commits them.
+                commit(self._scope_writes())
+                self._scope = None
+                return
+            pipe = self._pipeline()
+            pipe.multi()
             self._queue_writes()
-            self._pipe.execute()
+            pipe.execute()
         self._scope = None
         scope.__exit__(None, None, None)
+
+    def _scope_writes(self) -> list[tuple[str, tuple[Any, ...]]]:
+        """The buffered writes as ``ScopeCommits.commit_writes()`` takes them.
+
+        The same commands, in the same order, as :meth:`_queue_writes` sends
+        (``hset`` as ``(key, mapping)``).
+        """
+        writes: list[tuple[str, tuple[Any, ...]]] = []
+        if self._dropped:
+            writes.append(("delete", tuple(self._dropped)))
+        for key in self._string_dirty:
+            value = self._strings[key]
+            writes.append(("delete", (key,)) if value is None else ("set", (key, value)))
+        for key, fields in self._dirty.items():
+            if None not in fields.values():
+                if fields:
+                    writes.append(("hset", (key, fields)))
+                continue
+            sets = {f: v for f, v in fields.items() if v is not None}
+            dels = [f for f, v in fields.items() if v is None]
+            if dels:
+                writes.append(("hdel", (key, *dels)))
+            if sets:
+                writes.append(("hset", (key, sets)))
+        for key, op, args in self._list_ops:
+            writes.append((op, (key, *args)))
+        return writes
 
     def reads_valid(self) -> bool:
         """Whether everything this unit read is still current (consumes the unit).
@@ -850,8 +905,9 @@ class Unit:
         if not self._watched:
             return True
         try:
-            self._pipe.multi()
-            self._pipe.execute()
+            pipe = self._pipeline()
+            pipe.multi()
+            pipe.execute()
         except WatchError:
             return False
         finally:
@@ -867,7 +923,8 @@ class Unit:
         """Drop the watches and buffered writes without committing."""
         if not self.closed:
             self.closed = True
-            self._pipe.reset()
+            if self._pipe is not None:
+                self._pipe.reset()
             scope, self._scope = self._scope, None
             if scope is not None:
                 # Leaving with an "exception" rolls back whatever the scope applied.

@@ -776,7 +776,10 @@ def hincrby(tx: Tx, name: str, field: bytes, amount: int) -> int:
 
 
 def _push_many(tx: Tx, calls: list[Call], head: bool) -> list[int]:
-    tx.load(name for name, _ in calls)
+    if len(calls) == 1:
+        tx.get(calls[0][0])  # the usual run: one push (an append)
+    else:
+        tx.load([name for name, _ in calls])
     cache = tx.meta
     rows: list[tuple[str, int, bytes]] = []
     results = []
@@ -981,6 +984,9 @@ RPOP = _write("rpop", rpop)
 LSET = _write("lset", lset)
 LTRIM = _write("ltrim", ltrim)
 
+WRITES = {c.name: c for c in (SET, DELETE, HSET, HDEL, RPUSH, LPUSH, LPOP, RPOP, LSET, LTRIM)}
+"""The write commands a unit commits through its scope (``UnitScope.commit_writes``)."""
+
 
 # --- transactions -----------------------------------------------------------------
 
@@ -1016,6 +1022,28 @@ def run_one(conn: sqlite3.Connection, command: Command, call: Call) -> Any:
             drop_scoped_tx(conn)
         raise
     return result
+
+
+def apply_scoped(conn: sqlite3.Connection, queue: list[tuple[Command, Call]]) -> None:
+    """Apply a unit's writes inside its write scope's transaction (the scope commits).
+
+    The scope's :class:`Tx` is used (its rows are already cached when the unit
+    read them); on any error it is dropped and the transaction stays open for
+    the scope to roll back.
+    """
+    tx: Tx | None = getattr(SCOPE, "tx", None)
+    if tx is None or tx.conn is not conn:
+        tx = Tx(conn)
+    try:
+        if len(queue) == 1:
+            command, call = queue[0]
+            command.many(tx, [call])
+            tx.flush()
+        else:
+            _apply(conn, queue, {}, tx)
+    except BaseException:
+        drop_scoped_tx(conn)
+        raise
 
 
 def run_batch(

@@ -11,9 +11,12 @@ that only read. Nothing read can then change, so nothing needs watching.
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from etcher.errors import ResponseError, TransactionError
 from etcher_sqlite import ops
+from etcher_sqlite.commands import CommandsMixin, to_bytes, to_key
+from etcher_sqlite.ops import Call, Command
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -25,6 +28,10 @@ class _Holder(Protocol):
     def _begin_scope(self, write: bool) -> sqlite3.Connection | None: ...
 
     def _end_scope(self, conn: sqlite3.Connection, commit: bool) -> None: ...
+
+    def _apply_in_scope(
+        self, conn: sqlite3.Connection, queue: list[tuple[Command, Call]]
+    ) -> None: ...
 
 
 class UnitScope:
@@ -50,6 +57,69 @@ class UnitScope:
         conn, self._conn = self._conn, None
         if conn is not None:
             self._backend._end_scope(conn, commit=exc_type is None)
+
+    def commit_writes(self, writes: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """Apply a unit's writes in the held write scope and commit (``etcher.spec.ScopeCommits``).
+
+        Core's writes are already bytes (keys text): those go to the commands as
+        they are; anything else is normalized as the public commands do.
+        """
+        conn = self._conn
+        if conn is None or not self._write:
+            raise TransactionError("commit_writes() needs a held write scope")
+        writes_ = ops.WRITES
+        queue: list[tuple[Command, Call]] = []
+        for name, args in writes:
+            command = writes_[name]
+            call: Call
+            if name == "rpush" or name == "lpush":
+                values = args[1:]
+                if not values:
+                    raise ResponseError(f"wrong number of arguments for {name!r}")
+                call = (
+                    to_key(args[0]),
+                    list(values)
+                    if set(map(type, values)) == _BYTES
+                    else [to_bytes(v) for v in values],
+                )
+            elif name == "hset":
+                mapping = args[1]
+                kinds = set(map(type, mapping))
+                kinds.update(map(type, mapping.values()))
+                if kinds != _BYTES:
+                    mapping = {to_bytes(f): to_bytes(v) for f, v in mapping.items()}
+                if not mapping:
+                    raise ValueError("hset needs a non-empty mapping")
+                call = (to_key(args[0]), dict(mapping))
+            else:
+                # The rarer writes: the public command's own checks and normalization.
+                ((_, call),) = _Queue.collect(name, args)
+            queue.append((command, call))
+        self._backend._apply_in_scope(conn, queue)
+        self._conn = None
+        self._backend._end_scope(conn, commit=True)
+
+
+_BYTES = {bytes}
+
+
+class _Queue(CommandsMixin):
+    """Runs a public command's argument checks and keeps the (command, call) it makes."""
+
+    __slots__ = ("queue",)
+
+    def __init__(self) -> None:
+        self.queue: list[tuple[Command, Call]] = []
+
+    def _call(self, command: Command, call: Call) -> Any:
+        self.queue.append((command, call))
+        return None
+
+    @classmethod
+    def collect(cls, name: str, args: tuple[Any, ...]) -> list[tuple[Command, Call]]:
+        collector = cls()
+        getattr(collector, name)(*args)
+        return collector.queue
 
 
 def begin(conn: sqlite3.Connection, write: bool) -> bool:
