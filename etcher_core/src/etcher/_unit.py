@@ -49,6 +49,9 @@ T = TypeVar("T")
 
 _MISSING = object()
 
+_DIRECT_READS = 4
+"""Up to this many reads of a unit holding a scope go to the backend one by one (no pipeline)."""
+
 
 class CallerCode(Exception):
     """Raised inside a unit when its work needs code of the caller's (a ``dict`` subclass's
@@ -307,15 +310,18 @@ class Unit:
         self, hashes: list[str], singles: list[tuple[str, bytes]], lists: list[str]
     ) -> list[Any]:
         """Whole hashes, single fields and whole lists in one batch, watched or checked."""
-        if self._scope is not None and len(hashes) + len(singles) + len(lists) == 1:
-            # Inside a scope a direct read is part of the held state, and one read needs
-            # no batch: skip the pipeline (most writes through a handle read one header).
+        if self._scope is not None and len(hashes) + len(singles) + len(lists) <= _DIRECT_READS:
+            # Inside a scope a direct read is part of the held state, and a few reads need
+            # no batch: skip the pipeline (a write through a handle reads one or two keys).
             backend = self.backend
-            if hashes:
-                return [backend.hgetall(hashes[0])]
-            if singles:
-                return [backend.hget(*singles[0])]
-            return [backend.lrange(lists[0], 0, -1)]
+            direct: list[Any] = []
+            for key in hashes:
+                direct.append(backend.hgetall(key))
+            for key, field in singles:
+                direct.append(backend.hget(key, field))
+            for key in lists:
+                direct.append(backend.lrange(key, 0, -1))
+            return direct
         self._watch(hashes + [k for k, _f in singles] + lists)
         pipe = self.backend.pipeline(transaction=False)
         for key in hashes:

@@ -285,14 +285,21 @@ class SQLiteBackend(SubtreeMixin, CommandsMixin):
         SQLite keeps writing into the open (now unlinked) file and reports success,
         so every acknowledged write would be lost; one ``stat`` per commit catches it.
         """
-        if self._identity is None:
+        identity = self._identity
+        if identity is None:
             return
-        now = self._file_identity()
+        # The stat inline (not _file_identity()): this runs once per write.
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            now = None
+        else:
+            now = st.st_dev, st.st_ino
         if now is None:
             raise BackendUnavailable(
                 f"{self.path} was deleted while open; writes would be lost. Reopen the store"
             )
-        if now != self._identity:
+        if now != identity:
             raise StoreCorrupt(
                 f"{self.path} was replaced by another file while open; writes would go to "
                 "the old file. Reopen the store"

@@ -13,9 +13,9 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Any, Protocol
 
-from etcher.errors import ResponseError, TransactionError
+from etcher.errors import TransactionError
 from etcher_sqlite import ops
-from etcher_sqlite.commands import CommandsMixin, to_bytes, to_key
+from etcher_sqlite.commands import CommandsMixin
 from etcher_sqlite.ops import Call, Command
 
 if TYPE_CHECKING:
@@ -61,8 +61,9 @@ class UnitScope:
     def commit_writes(self, writes: list[tuple[str, tuple[Any, ...]]]) -> None:
         """Apply a unit's writes in the held write scope and commit (``etcher.spec.ScopeCommits``).
 
-        Core's writes are already bytes (keys text): those go to the commands as
-        they are; anything else is normalized as the public commands do.
+        Core's writes are already bytes (keys text): pushes and ``hset`` of those
+        go to the commands as they are; anything else is checked and normalized
+        as the public commands do it.
         """
         conn = self._conn
         if conn is None or not self._write:
@@ -70,31 +71,25 @@ class UnitScope:
         writes_ = ops.WRITES
         queue: list[tuple[Command, Call]] = []
         for name, args in writes:
-            command = writes_[name]
-            call: Call
-            if name == "rpush" or name == "lpush":
-                values = args[1:]
-                if not values:
-                    raise ResponseError(f"wrong number of arguments for {name!r}")
-                call = (
-                    to_key(args[0]),
-                    list(values)
-                    if set(map(type, values)) == _BYTES
-                    else [to_bytes(v) for v in values],
-                )
-            elif name == "hset":
-                mapping = args[1]
-                kinds = set(map(type, mapping))
-                kinds.update(map(type, mapping.values()))
-                if kinds != _BYTES:
-                    mapping = {to_bytes(f): to_bytes(v) for f, v in mapping.items()}
-                if not mapping:
-                    raise ValueError("hset needs a non-empty mapping")
-                call = (to_key(args[0]), dict(mapping))
-            else:
-                # The rarer writes: the public command's own checks and normalization.
-                ((_, call),) = _Queue.collect(name, args)
-            queue.append((command, call))
+            call: Call | None = None
+            if args and type(args[0]) is str:
+                if name == "rpush" or name == "lpush":
+                    values = args[1:]
+                    if values and set(map(type, values)) == _BYTES:
+                        call = (args[0], list(values))
+                elif name == "hset":
+                    mapping = args[1]
+                    kinds = set(map(type, mapping))
+                    kinds.update(map(type, mapping.values()))
+                    if kinds == _BYTES:
+                        call = (args[0], dict(mapping))
+            if call is None:
+                # Anything else: the public command's own checks and normalization.
+                if name == "hset":
+                    call = _Queue.collect("hset", args[:1], {"mapping": args[1]})
+                else:
+                    call = _Queue.collect(name, args, {})
+            queue.append((writes_[name], call))
         self._backend._apply_in_scope(conn, queue)
         self._conn = None
         self._backend._end_scope(conn, commit=True)
@@ -116,10 +111,12 @@ class _Queue(CommandsMixin):
         return None
 
     @classmethod
-    def collect(cls, name: str, args: tuple[Any, ...]) -> list[tuple[Command, Call]]:
+    def collect(cls, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
+        """The normalized call of public command ``name`` (its errors raised as it raises them)."""
         collector = cls()
-        getattr(collector, name)(*args)
-        return collector.queue
+        getattr(collector, name)(*args, **kwargs)
+        ((_, call),) = collector.queue
+        return call
 
 
 def begin(conn: sqlite3.Connection, write: bool) -> bool:
@@ -134,7 +131,10 @@ def begin(conn: sqlite3.Connection, write: bool) -> bool:
 
 def end(conn: sqlite3.Connection, commit: bool) -> None:
     """Commit (or roll back) the scope's transaction; a failed commit is rolled back."""
-    ops.drop_scoped_tx(conn)
+    scope = ops.SCOPE
+    tx = getattr(scope, "tx", None)
+    if tx is not None and tx.conn is conn:  # ops.drop_scoped_tx(conn), inline: once per write
+        scope.tx = None
     if not commit:
         ops.rollback(conn)
         return
