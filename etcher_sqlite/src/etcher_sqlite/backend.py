@@ -451,9 +451,15 @@ class SQLiteBackend(SubtreeMixin, CommandsMixin):
     def _begin_scope(self, write: bool) -> sqlite3.Connection | None:
         conn = self._conn()
         try:
+            if conn.in_transaction:
+                return None  # this thread already holds a scope (or a batch is open)
             if write:
                 self._check_file()
-            return conn if scope.begin(conn, write) else None
+                conn.execute("BEGIN IMMEDIATE")  # scope.begin(), inline: once per write
+                ops.SCOPE.tx = ops.Tx(conn)
+            else:
+                conn.execute("BEGIN")
+            return conn
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 

@@ -119,16 +119,6 @@ class _Queue(CommandsMixin):
         return call
 
 
-def begin(conn: sqlite3.Connection, write: bool) -> bool:
-    """Open the scope's transaction; ``False`` if this connection is already in one."""
-    if conn.in_transaction:
-        return False
-    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-    if write:
-        ops.SCOPE.tx = ops.Tx(conn)
-    return True
-
-
 def end(conn: sqlite3.Connection, commit: bool) -> None:
     """Commit (or roll back) the scope's transaction; a failed commit is rolled back."""
     scope = ops.SCOPE
