@@ -850,7 +850,8 @@ class Unit:
     def _commit_scope(self) -> None:
         scope = self._scope
         assert scope is not None
-        if self.has_writes:
+        # has_writes, inline: once per write unit.
+        if self._dirty or self._dropped or self._list_ops or self._string_dirty:
             if not self._scope_write:
                 # A snapshot must not be written through: redo the work holding the lock.
                 self.needs_write_scope = True
@@ -1112,7 +1113,8 @@ class RetryPolicy:
                     try:
                         if unit.needs_write_scope:
                             scope = True
-                        unit.close()
+                        if not unit.closed:  # commit() closes it
+                            unit.close()
                     finally:
                         if paused:
                             gc.enable()

@@ -449,13 +449,16 @@ class SQLiteBackend(SubtreeMixin, CommandsMixin):
         return scope.UnitScope(self, write)
 
     def _begin_scope(self, write: bool) -> sqlite3.Connection | None:
-        conn = self._conn()
+        try:
+            conn: sqlite3.Connection = self._local.conn  # self._conn(), inline: once per unit
+        except AttributeError:
+            conn = self._conn()
         try:
             if conn.in_transaction:
                 return None  # this thread already holds a scope (or a batch is open)
             if write:
                 self._check_file()
-                conn.execute("BEGIN IMMEDIATE")  # scope.begin(), inline: once per write
+                conn.execute("BEGIN IMMEDIATE")
                 ops.SCOPE.tx = ops.Tx(conn)
             else:
                 conn.execute("BEGIN")
@@ -470,8 +473,19 @@ class SQLiteBackend(SubtreeMixin, CommandsMixin):
             raise self._error(exc) from exc
 
     def _end_scope(self, conn: sqlite3.Connection, commit: bool) -> None:
+        # The scope's Tx goes first: it must never outlive its transaction.
+        tx = getattr(ops.SCOPE, "tx", None)
+        if tx is not None and tx.conn is conn:
+            ops.SCOPE.tx = None
         try:
-            scope.end(conn, commit)
+            if not commit:
+                ops.rollback(conn)
+                return
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                ops.rollback(conn)
+                raise
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 

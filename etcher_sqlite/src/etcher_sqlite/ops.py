@@ -26,7 +26,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import repeat
 from typing import Any
 
@@ -815,12 +815,9 @@ def _push_many(tx: Tx, calls: list[Call], head: bool) -> list[int]:
     return results
 
 
-def rpush_many(tx: Tx, calls: list[Call]) -> list[int]:
-    return _push_many(tx, calls, head=False)
-
-
-def lpush_many(tx: Tx, calls: list[Call]) -> list[int]:
-    return _push_many(tx, calls, head=True)
+# Partials rather than wrapper functions: an append is one Python call less.
+rpush_many: Callable[[Tx, list[Call]], list[int]] = partial(_push_many, head=False)
+lpush_many: Callable[[Tx, list[Call]], list[int]] = partial(_push_many, head=True)
 
 
 def _pop(tx: Tx, name: str, count: int | None, head: bool) -> bytes | list[bytes] | None:

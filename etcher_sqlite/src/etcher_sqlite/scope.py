@@ -117,19 +117,3 @@ class _Queue(CommandsMixin):
         getattr(collector, name)(*args, **kwargs)
         ((_, call),) = collector.queue
         return call
-
-
-def end(conn: sqlite3.Connection, commit: bool) -> None:
-    """Commit (or roll back) the scope's transaction; a failed commit is rolled back."""
-    scope = ops.SCOPE
-    tx = getattr(scope, "tx", None)
-    if tx is not None and tx.conn is conn:  # ops.drop_scoped_tx(conn), inline: once per write
-        scope.tx = None
-    if not commit:
-        ops.rollback(conn)
-        return
-    try:
-        conn.execute("COMMIT")
-    except BaseException:
-        ops.rollback(conn)
-        raise
