@@ -43,7 +43,15 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar, cast
 
 from etcher.errors import ConflictTimeout, WatchError
-from etcher.spec import CheckedCommits, StorageBackend, SubtreeChunk, SubtreeReads, UnitScopes
+from etcher.spec import (
+    CheckedCommits,
+    Pipeline,
+    ScopeCommits,
+    StorageBackend,
+    SubtreeChunk,
+    SubtreeReads,
+    UnitScopes,
+)
 
 T = TypeVar("T")
 
@@ -127,7 +135,7 @@ class Unit:
     def __init__(self, backend: StorageBackend, scope: bool | None = None) -> None:
         self.backend = backend
         # Made on first use: a unit holding a scope (SQLite) reads and commits without one.
-        self._pipe: Any = None
+        self._pipe: Pipeline | None = None
         self._watched: set[str] = set()
         # The held scope (see the module docstring) and whether it may write.
         self._scope: AbstractContextManager[bool] | None = None
@@ -149,7 +157,12 @@ class Unit:
                 self._scope = held
                 self._scope_write = scope
                 if scope:
-                    self._scope_commit = getattr(held, "commit_writes", None)
+                    commits: ScopeCommits = held  # type: ignore[assignment]  # if it offers it
+                    # try/except rather than contextlib.suppress(): no context manager per unit.
+                    try:  # noqa: SIM105
+                        self._scope_commit = commits.commit_writes
+                    except AttributeError:
+                        pass  # the scope has no commit_writes(): commit through a pipeline
         elif scope is False:
             self._checked = []
         elif capabilities.checked_commits:
@@ -205,7 +218,7 @@ class Unit:
             self._pipeline().watch(*new)
             self._watched.update(new)
 
-    def _pipeline(self) -> Any:
+    def _pipeline(self) -> Pipeline:
         """This unit's transactional pipeline (for watches and commits), made on first use."""
         pipe = self._pipe
         if pipe is None:
