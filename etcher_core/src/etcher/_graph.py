@@ -82,6 +82,13 @@ def _count(raw: bytes | None) -> int:
     return int(raw)
 
 
+def _collected(uid: str) -> StaleHandleError:
+    return StaleHandleError(
+        f"node {uid} no longer exists: it was garbage-collected after its last link "
+        "was removed; fetch a fresh handle from the database"
+    )
+
+
 class Graph:
     """Node-level operations of one namespace, bound to a unit (or a direct reader)."""
 
@@ -102,10 +109,7 @@ class Graph:
         """The node's header; :class:`StaleHandleError` if the node no longer exists."""
         header = self.reader.hgetall(self.layout.refs(uid))
         if not header:
-            raise StaleHandleError(
-                f"node {uid} no longer exists: it was garbage-collected after its last link "
-                "was removed; fetch a fresh handle from the database"
-            )
+            raise _collected(uid)
         return header
 
     def require(self, uid: str, *, writing: bool | None = None) -> None:
@@ -134,15 +138,19 @@ class Graph:
                 backend, name = self.unit.backend, self.layout.prefix.encode()
                 self.unit.after_commit.append(lambda: backend.hset(NAMESPACES_KEY, name, b"1"))
             return
+        reader = self.reader
+        key = self.layout.refs_prefix + uid  # layout.refs(uid) and header(uid), inline: hot
         if (
-            self.reader.in_unit
+            reader.in_unit
             and writing is not False
             # A speculating unit checks this at its commit instead of reading now.
-            and self.unit.assume_live(self.layout.refs(uid), DEAD)
+            and self.unit.assume_live(key, DEAD)
         ):
             return
-        header = self.header(uid)
-        if DEAD in header and (self.reader.in_unit if writing is None else writing):
+        header = reader.hgetall(key)
+        if not header:
+            raise _collected(uid)
+        if DEAD in header and (reader.in_unit if writing is None else writing):
             raise StaleHandleError(
                 f"node {uid} was unlinked: handles may still read it for a grace period, "
                 "but nothing can be written through it or link to it any more; fetch a "

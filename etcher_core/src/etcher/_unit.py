@@ -43,11 +43,22 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar, cast
 
 from etcher.errors import ConflictTimeout, WatchError
-from etcher.spec import CheckedCommits, StorageBackend, SubtreeChunk, SubtreeReads, UnitScopes
+from etcher.spec import (
+    CheckedCommits,
+    Pipeline,
+    ScopeCommits,
+    StorageBackend,
+    SubtreeChunk,
+    SubtreeReads,
+    UnitScopes,
+)
 
 T = TypeVar("T")
 
 _MISSING = object()
+
+_DIRECT_READS = 4
+"""Up to this many reads of a unit holding a scope go to the backend one by one (no pipeline)."""
 
 
 class CallerCode(Exception):
@@ -123,11 +134,14 @@ class Unit:
 
     def __init__(self, backend: StorageBackend, scope: bool | None = None) -> None:
         self.backend = backend
-        self._pipe = backend.pipeline(transaction=True)
+        # Made on first use: a unit holding a scope (SQLite) reads and commits without one.
+        self._pipe: Pipeline | None = None
         self._watched: set[str] = set()
         # The held scope (see the module docstring) and whether it may write.
         self._scope: AbstractContextManager[bool] | None = None
         self._scope_write = False
+        # The held scope's commit_writes() (spec.ScopeCommits), where it offers one.
+        self._scope_commit: Callable[[list[tuple[str, tuple[Any, ...]]]], None] | None = None
         self.needs_write_scope = False
         # Read-only units on other backends check their reads instead of watching them:
         # (command, args, digest of the result) of every read, re-read atomically at the end.
@@ -142,6 +156,13 @@ class Unit:
             if held.__enter__():
                 self._scope = held
                 self._scope_write = scope
+                if scope:
+                    commits: ScopeCommits = held  # type: ignore[assignment]  # if it offers it
+                    # try/except rather than contextlib.suppress(): no context manager per unit.
+                    try:  # noqa: SIM105
+                        self._scope_commit = commits.commit_writes
+                    except AttributeError:
+                        pass  # the scope has no commit_writes(): commit through a pipeline
         elif scope is False:
             self._checked = []
         elif capabilities.checked_commits:
@@ -194,8 +215,15 @@ class Unit:
             return  # the scope keeps every read current / the reads are checked at the end
         new = [k for k in keys if k not in self._watched]
         if new:
-            self._pipe.watch(*new)
+            self._pipeline().watch(*new)
             self._watched.update(new)
+
+    def _pipeline(self) -> Pipeline:
+        """This unit's transactional pipeline (for watches and commits), made on first use."""
+        pipe = self._pipe
+        if pipe is None:
+            pipe = self._pipe = self.backend.pipeline(transaction=True)
+        return pipe
 
     def assume_live(self, key: str, dead_field: bytes) -> bool:
         """Skip reading hash ``key`` when it only has to exist and lack ``dead_field``.
@@ -233,6 +261,12 @@ class Unit:
 
     def hgetall(self, key: str) -> dict[bytes, bytes]:
         if key not in self._full:
+            if self._scope is not None and key not in self._dirty:
+                # load() of one hash, inline: a write through a handle reads its header so.
+                stored: dict[bytes, bytes | None] = self.backend.hgetall(key)
+                self._fields[key] = stored
+                self._full.add(key)
+                return dict(stored)  # type: ignore[arg-type]  # no None: nothing written here
             self.load(hashes=(key,))
         return {f: v for f, v in self._fields[key].items() if v is not None}
 
@@ -295,6 +329,18 @@ class Unit:
         self, hashes: list[str], singles: list[tuple[str, bytes]], lists: list[str]
     ) -> list[Any]:
         """Whole hashes, single fields and whole lists in one batch, watched or checked."""
+        if self._scope is not None and len(hashes) + len(singles) + len(lists) <= _DIRECT_READS:
+            # Inside a scope a direct read is part of the held state, and a few reads need
+            # no batch: skip the pipeline (a write through a handle reads one or two keys).
+            backend = self.backend
+            direct: list[Any] = []
+            for key in hashes:
+                direct.append(backend.hgetall(key))
+            for key, field in singles:
+                direct.append(backend.hget(key, field))
+            for key in lists:
+                direct.append(backend.lrange(key, 0, -1))
+            return direct
         self._watch(hashes + [k for k, _f in singles] + lists)
         pipe = self.backend.pipeline(transaction=False)
         for key in hashes:
@@ -700,7 +746,6 @@ class Unit:
 
     def commit(self) -> None:
         """Send every buffered write as one atomic batch; ``WatchError`` if a read went stale."""
-        pipe = self._pipe
         try:
             if self._scope is not None:
                 self._commit_scope()
@@ -722,6 +767,7 @@ class Unit:
                 if not self._reads_unchanged():
                     raise WatchError("the data changed while it was being read")
             elif self.has_writes or self._watched:
+                pipe = self._pipeline()
                 pipe.multi()
                 self._queue_writes()
                 pipe.execute()
@@ -731,7 +777,7 @@ class Unit:
             callback()
 
     def _queue_writes(self) -> None:
-        pipe = self._pipe
+        pipe = self._pipeline()
         if self._dropped:
             pipe.delete(*self._dropped)
         for key in self._string_dirty:
@@ -817,16 +863,51 @@ class Unit:
     def _commit_scope(self) -> None:
         scope = self._scope
         assert scope is not None
-        if self.has_writes:
+        # has_writes, inline: once per write unit.
+        if self._dirty or self._dropped or self._list_ops or self._string_dirty:
             if not self._scope_write:
                 # A snapshot must not be written through: redo the work holding the lock.
                 self.needs_write_scope = True
                 raise WatchError("a read-only unit needs to write; retrying with the write lock")
-            self._pipe.multi()
+            commit = self._scope_commit
+            if commit is not None:
+                # The writes go straight into the held transaction, which commits them.
+                commit(self._scope_writes())
+                self._scope = None
+                return
+            pipe = self._pipeline()
+            pipe.multi()
             self._queue_writes()
-            self._pipe.execute()
+            pipe.execute()
         self._scope = None
         scope.__exit__(None, None, None)
+
+    def _scope_writes(self) -> list[tuple[str, tuple[Any, ...]]]:
+        """The buffered writes as ``ScopeCommits.commit_writes()`` takes them.
+
+        The same commands, in the same order, as :meth:`_queue_writes` sends
+        (``hset`` as ``(key, mapping)``).
+        """
+        writes: list[tuple[str, tuple[Any, ...]]] = []
+        if self._dropped:
+            writes.append(("delete", tuple(self._dropped)))
+        for key in self._string_dirty:
+            value = self._strings[key]
+            writes.append(("delete", (key,)) if value is None else ("set", (key, value)))
+        for key, fields in self._dirty.items():
+            if None not in fields.values():
+                if fields:
+                    writes.append(("hset", (key, fields)))
+                continue
+            sets = {f: v for f, v in fields.items() if v is not None}
+            dels = [f for f, v in fields.items() if v is None]
+            if dels:
+                writes.append(("hdel", (key, *dels)))
+            if sets:
+                writes.append(("hset", (key, sets)))
+        for key, op, args in self._list_ops:
+            writes.append((op, (key, *args)))
+        return writes
 
     def reads_valid(self) -> bool:
         """Whether everything this unit read is still current (consumes the unit).
@@ -850,8 +931,9 @@ class Unit:
         if not self._watched:
             return True
         try:
-            self._pipe.multi()
-            self._pipe.execute()
+            pipe = self._pipeline()
+            pipe.multi()
+            pipe.execute()
         except WatchError:
             return False
         finally:
@@ -867,7 +949,8 @@ class Unit:
         """Drop the watches and buffered writes without committing."""
         if not self.closed:
             self.closed = True
-            self._pipe.reset()
+            if self._pipe is not None:
+                self._pipe.reset()
             scope, self._scope = self._scope, None
             if scope is not None:
                 # Leaving with an "exception" rolls back whatever the scope applied.
@@ -1043,7 +1126,8 @@ class RetryPolicy:
                     try:
                         if unit.needs_write_scope:
                             scope = True
-                        unit.close()
+                        if not unit.closed:  # commit() closes it
+                            unit.close()
                     finally:
                         if paused:
                             gc.enable()

@@ -341,6 +341,29 @@ class UnitScopes(Protocol):
         ...
 
 
+class ScopeCommits(Protocol):
+    """What a write scope from :meth:`UnitScopes.unit_scope` may offer in addition (optional).
+
+    Core looks for ``commit_writes`` on the held ``write=True`` scope and, when it
+    is there, hands it a unit's writes instead of queueing them on a pipeline
+    and leaving the scope: a small write then costs no pipeline or command
+    objects.
+    """
+
+    def commit_writes(self, writes: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """Apply ``writes`` in order inside the held scope, then commit it.
+
+        Each write is ``(command, args)``: a :class:`Commands` write method's
+        name and its positional arguments (``delete``, ``set``, ``hdel``,
+        ``rpush``, ``lpush``, ``lpop``, ``rpop``, ``lset``, ``ltrim``), except
+        ``hset``, whose args are ``(key, mapping)``. Afterwards the scope is no
+        longer held (its ``__exit__`` does nothing). If it raises before the
+        commit, nothing was applied and the caller leaves the scope with an
+        exception (rolling back); if the commit itself fails, it is rolled back.
+        """
+        ...
+
+
 SubtreeChunk: TypeAlias = tuple[dict[str, dict[bytes, bytes] | list[bytes]], list[str], list[str]]
 """What :meth:`SubtreeReads.read_subtree` returns: ``(contents, absent, frontier)``."""
 

@@ -285,14 +285,21 @@ class SQLiteBackend(SubtreeMixin, CommandsMixin):
         SQLite keeps writing into the open (now unlinked) file and reports success,
         so every acknowledged write would be lost; one ``stat`` per commit catches it.
         """
-        if self._identity is None:
+        identity = self._identity
+        if identity is None:
             return
-        now = self._file_identity()
+        # The stat inline (not _file_identity()): this runs once per write.
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            now = None
+        else:
+            now = st.st_dev, st.st_ino
         if now is None:
             raise BackendUnavailable(
                 f"{self.path} was deleted while open; writes would be lost. Reopen the store"
             )
-        if now != self._identity:
+        if now != identity:
             raise StoreCorrupt(
                 f"{self.path} was replaced by another file while open; writes would go to "
                 "the old file. Reopen the store"
@@ -442,17 +449,43 @@ class SQLiteBackend(SubtreeMixin, CommandsMixin):
         return scope.UnitScope(self, write)
 
     def _begin_scope(self, write: bool) -> sqlite3.Connection | None:
-        conn = self._conn()
         try:
+            conn: sqlite3.Connection = self._local.conn  # self._conn(), inline: once per unit
+        except AttributeError:
+            conn = self._conn()
+        try:
+            if conn.in_transaction:
+                return None  # this thread already holds a scope (or a batch is open)
             if write:
                 self._check_file()
-            return conn if scope.begin(conn, write) else None
+                conn.execute("BEGIN IMMEDIATE")
+                ops.SCOPE.tx = ops.Tx(conn)
+            else:
+                conn.execute("BEGIN")
+            return conn
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+
+    def _apply_in_scope(self, conn: sqlite3.Connection, queue: list[tuple[Command, Call]]) -> None:
+        try:
+            ops.apply_scoped(conn, queue)
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 
     def _end_scope(self, conn: sqlite3.Connection, commit: bool) -> None:
+        # The scope's Tx goes first: it must never outlive its transaction.
+        tx = getattr(ops.SCOPE, "tx", None)
+        if tx is not None and tx.conn is conn:
+            ops.SCOPE.tx = None
         try:
-            scope.end(conn, commit)
+            if not commit:
+                ops.rollback(conn)
+                return
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                ops.rollback(conn)
+                raise
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 

@@ -26,7 +26,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import repeat
 from typing import Any
 
@@ -328,7 +328,7 @@ class Tx:
         if not dirty:
             return
         self.dirty = {}
-        version = new_version()
+        version = int.from_bytes(os.urandom(8), "little") >> 1  # new_version(), inline
         cache = self.meta
         pack = None
         max_entries, max_bytes = packed.MAX_ENTRIES, packed.MAX_BYTES
@@ -661,7 +661,10 @@ def _spilled_fields(tx: Tx, wanted: list[Any]) -> set[tuple[str, bytes]]:
 
 def hset_many(tx: Tx, calls: list[Call]) -> list[int]:
     """A run of ``hset``; each call's fields come as a ``{field: value}`` dict."""
-    tx.load([name for name, _ in calls])
+    if len(calls) == 1:
+        tx.get(calls[0][0])  # the usual run: one node's fields
+    else:
+        tx.load([name for name, _ in calls])
     cache = tx.meta
     spilled: list[int] = []
     for i, (name, _) in enumerate(calls):
@@ -776,7 +779,10 @@ def hincrby(tx: Tx, name: str, field: bytes, amount: int) -> int:
 
 
 def _push_many(tx: Tx, calls: list[Call], head: bool) -> list[int]:
-    tx.load(name for name, _ in calls)
+    if len(calls) == 1:
+        tx.get(calls[0][0])  # the usual run: one push (an append)
+    else:
+        tx.load([name for name, _ in calls])
     cache = tx.meta
     rows: list[tuple[str, int, bytes]] = []
     results = []
@@ -809,12 +815,9 @@ def _push_many(tx: Tx, calls: list[Call], head: bool) -> list[int]:
     return results
 
 
-def rpush_many(tx: Tx, calls: list[Call]) -> list[int]:
-    return _push_many(tx, calls, head=False)
-
-
-def lpush_many(tx: Tx, calls: list[Call]) -> list[int]:
-    return _push_many(tx, calls, head=True)
+# Partials rather than wrapper functions: an append is one Python call less.
+rpush_many: Callable[[Tx, list[Call]], list[int]] = partial(_push_many, head=False)
+lpush_many: Callable[[Tx, list[Call]], list[int]] = partial(_push_many, head=True)
 
 
 def _pop(tx: Tx, name: str, count: int | None, head: bool) -> bytes | list[bytes] | None:
@@ -981,6 +984,9 @@ RPOP = _write("rpop", rpop)
 LSET = _write("lset", lset)
 LTRIM = _write("ltrim", ltrim)
 
+WRITES = {c.name: c for c in (SET, DELETE, HSET, HDEL, RPUSH, LPUSH, LPOP, RPOP, LSET, LTRIM)}
+"""The write commands a unit commits through its scope (``UnitScope.commit_writes``)."""
+
 
 # --- transactions -----------------------------------------------------------------
 
@@ -1016,6 +1022,28 @@ def run_one(conn: sqlite3.Connection, command: Command, call: Call) -> Any:
             drop_scoped_tx(conn)
         raise
     return result
+
+
+def apply_scoped(conn: sqlite3.Connection, queue: list[tuple[Command, Call]]) -> None:
+    """Apply a unit's writes inside its write scope's transaction (the scope commits).
+
+    The scope's :class:`Tx` is used (its rows are already cached when the unit
+    read them); on any error it is dropped and the transaction stays open for
+    the scope to roll back.
+    """
+    tx: Tx | None = getattr(SCOPE, "tx", None)
+    if tx is None or tx.conn is not conn:
+        tx = Tx(conn)
+    try:
+        if len(queue) == 1:
+            command, call = queue[0]
+            command.many(tx, [call])
+            tx.flush()
+        else:
+            _apply(conn, queue, {}, tx)
+    except BaseException:
+        drop_scoped_tx(conn)
+        raise
 
 
 def run_batch(

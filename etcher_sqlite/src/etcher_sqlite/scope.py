@@ -11,9 +11,12 @@ that only read. Nothing read can then change, so nothing needs watching.
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from etcher.errors import TransactionError
 from etcher_sqlite import ops
+from etcher_sqlite.commands import CommandsMixin
+from etcher_sqlite.ops import Call, Command
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -25,6 +28,10 @@ class _Holder(Protocol):
     def _begin_scope(self, write: bool) -> sqlite3.Connection | None: ...
 
     def _end_scope(self, conn: sqlite3.Connection, commit: bool) -> None: ...
+
+    def _apply_in_scope(
+        self, conn: sqlite3.Connection, queue: list[tuple[Command, Call]]
+    ) -> None: ...
 
 
 class UnitScope:
@@ -51,25 +58,62 @@ class UnitScope:
         if conn is not None:
             self._backend._end_scope(conn, commit=exc_type is None)
 
+    def commit_writes(self, writes: list[tuple[str, tuple[Any, ...]]]) -> None:
+        """Apply a unit's writes in the held write scope and commit (``etcher.spec.ScopeCommits``).
 
-def begin(conn: sqlite3.Connection, write: bool) -> bool:
-    """Open the scope's transaction; ``False`` if this connection is already in one."""
-    if conn.in_transaction:
-        return False
-    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-    if write:
-        ops.SCOPE.tx = ops.Tx(conn)
-    return True
+        Core's writes are already bytes (keys text): pushes and ``hset`` of those
+        go to the commands as they are; anything else is checked and normalized
+        as the public commands do it.
+        """
+        conn = self._conn
+        if conn is None or not self._write:
+            raise TransactionError("commit_writes() needs a held write scope")
+        writes_ = ops.WRITES
+        queue: list[tuple[Command, Call]] = []
+        for name, args in writes:
+            call: Call | None = None
+            if args and type(args[0]) is str:
+                if name == "rpush" or name == "lpush":
+                    values = args[1:]
+                    if values and set(map(type, values)) == _BYTES:
+                        call = (args[0], list(values))
+                elif name == "hset":
+                    mapping = args[1]
+                    kinds = set(map(type, mapping))
+                    kinds.update(map(type, mapping.values()))
+                    if kinds == _BYTES:
+                        call = (args[0], dict(mapping))
+            if call is None:
+                # Anything else: the public command's own checks and normalization.
+                if name == "hset":
+                    call = _Queue.collect("hset", args[:1], {"mapping": args[1]})
+                else:
+                    call = _Queue.collect(name, args, {})
+            queue.append((writes_[name], call))
+        self._backend._apply_in_scope(conn, queue)
+        self._conn = None
+        self._backend._end_scope(conn, commit=True)
 
 
-def end(conn: sqlite3.Connection, commit: bool) -> None:
-    """Commit (or roll back) the scope's transaction; a failed commit is rolled back."""
-    ops.drop_scoped_tx(conn)
-    if not commit:
-        ops.rollback(conn)
-        return
-    try:
-        conn.execute("COMMIT")
-    except BaseException:
-        ops.rollback(conn)
-        raise
+_BYTES = {bytes}
+
+
+class _Queue(CommandsMixin):
+    """Runs a public command's argument checks and keeps the (command, call) it makes."""
+
+    __slots__ = ("queue",)
+
+    def __init__(self) -> None:
+        self.queue: list[tuple[Command, Call]] = []
+
+    def _call(self, command: Command, call: Call) -> Any:
+        self.queue.append((command, call))
+        return None
+
+    @classmethod
+    def collect(cls, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Call:
+        """The normalized call of public command ``name`` (its errors raised as it raises them)."""
+        collector = cls()
+        getattr(collector, name)(*args, **kwargs)
+        ((_, call),) = collector.queue
+        return call

@@ -186,6 +186,10 @@ class CountingBackend:
                 raise self.fail_on_commit
         return self.inner.checked_commit(checks, writes)  # type: ignore[attr-defined,no-any-return]
 
+    def unit_scope(self, write: bool) -> CountingScope:
+        """The inner backend's scope (core asks only where ``locking_units`` is declared)."""
+        return CountingScope(self, self.inner.unit_scope(write))  # type: ignore[attr-defined]
+
     def scan_iter(self, match: str | None = None, count: int | None = None) -> Any:
         self.round_trips += 1
         self.commands["scan_iter"] += 1
@@ -207,3 +211,39 @@ class CountingBackend:
             return result
 
         return call
+
+
+class CountingScope:
+    """Wraps a unit scope: a commit through its ``commit_writes()`` counts as a pipeline's would.
+
+    ``fail_on_commit`` applies there too (the writes are refused and the scope is
+    left held, for the unit to roll back).
+    """
+
+    def __init__(self, owner: CountingBackend, inner: Any) -> None:
+        self._owner = owner
+        self._inner = inner
+
+    def __enter__(self) -> bool:
+        return bool(self._inner.__enter__())
+
+    def __exit__(self, *exc: Any) -> None:
+        self._inner.__exit__(*exc)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)  # no commit_writes there: none here either
+        if name != "commit_writes":
+            return attr
+        owner = self._owner
+
+        def commit_writes(writes: list[tuple[str, tuple[Any, ...]]]) -> None:
+            owner.round_trips += 1
+            owner.commands.update(command for command, _ in writes)
+            owner._saw_batch(sum(_keys_of(command, args) for command, args in writes))
+            if writes:
+                owner.commits += 1
+                if owner.fail_on_commit:
+                    raise owner.fail_on_commit
+            attr(writes)
+
+        return commit_writes

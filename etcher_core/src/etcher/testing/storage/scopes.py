@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import pytest
 
+from etcher.errors import EtcherError
 from etcher.spec import StorageBackend
 from etcher.testing.fixtures import KeyMaker, RawAccess
 
@@ -53,6 +55,76 @@ class ScopeConformance:
         assert raw.exists(h) == 0
         backend.set(s, b"after")  # the backend is usable again
         assert raw.get(s) == b"after"
+
+    @pytest.mark.etcher_requires("locking_units")
+    def test_commit_writes_applies_in_order_and_commits(
+        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
+    ) -> None:
+        """``commit_writes()`` (``etcher.spec.ScopeCommits``), where a write scope offers it."""
+        s, h, lst, gone = key("s"), key("h"), key("l"), key("gone")
+        backend.set(gone, b"x")
+        backend.hset(h, mapping={b"old": b"1", b"keep": b"2"})
+        held = backend.unit_scope(True)  # type: ignore[attr-defined]
+        if not hasattr(held, "commit_writes"):
+            pytest.skip("this backend's scopes do not offer commit_writes()")
+        assert held.__enter__() is True
+        held.commit_writes(
+            [
+                ("delete", (gone,)),
+                ("set", (s, b"v")),
+                ("hdel", (h, b"old")),
+                ("hset", (h, {b"new": b"3"})),
+                ("rpush", (lst, b"a", b"b", b"c")),
+                ("lpush", (lst, b"z")),
+                ("lpop", (lst,)),
+                ("rpop", (lst, 1)),
+                ("lset", (lst, 0, b"A")),
+                ("ltrim", (lst, 0, 0)),
+                # Public-command input is normalized as the commands do it.
+                ("hset", (h, {"text": 7})),
+            ]
+        )
+        held.__exit__(None, None, None)  # the scope was already committed: nothing to do
+        assert raw.exists(gone) == 0
+        assert raw.get(s) == b"v"
+        assert raw.hgetall(h) == {b"keep": b"2", b"new": b"3", b"text": b"7"}
+        assert raw.lrange(lst, 0, -1) == [b"A"]
+        backend.set(s, b"after")  # the backend is usable again
+        assert raw.get(s) == b"after"
+
+    @pytest.mark.etcher_requires("locking_units")
+    @pytest.mark.parametrize(
+        ("command", "on", "args"),
+        [
+            ("rpush", "h", (b"x",)),  # wrong type: the key holds a hash
+            ("rpush", "l", ()),  # nothing to push
+            ("hset", "h", ({},)),  # nothing to set
+            ("rpush", "l", (object(),)),  # not a storable value
+        ],
+    )
+    def test_commit_writes_refused_leaves_the_store_untouched(
+        self,
+        backend: StorageBackend,
+        raw: RawAccess,
+        key: KeyMaker,
+        command: str,
+        on: str,
+        args: tuple[Any, ...],
+    ) -> None:
+        h, lst, s = key("h"), key("l"), key("s")
+        backend.hset(h, b"f", b"v")
+        writes = [("set", (s, b"1")), (command, (h if on == "h" else lst, *args))]
+        held = backend.unit_scope(True)  # type: ignore[attr-defined]
+        if not hasattr(held, "commit_writes"):
+            pytest.skip("this backend's scopes do not offer commit_writes()")
+        # What the public command raises for it: a storage error, TypeError or ValueError.
+        with pytest.raises((EtcherError, TypeError, ValueError)), held:
+            held.commit_writes(writes)
+        assert raw.exists(key("s")) == 0
+        assert raw.exists(lst) == 0
+        assert raw.hgetall(h) == {b"f": b"v"}
+        backend.set(lst, b"after")  # the backend is usable again
+        assert raw.get(lst) == b"after"
 
     @pytest.mark.etcher_requires("locking_units")
     def test_a_scope_inside_a_scope_is_refused(

@@ -1,0 +1,105 @@
+"""What a small write through a handle costs on SQLite, in Python calls and statements.
+
+The counts pin the round-3 trimming of the small-operation path (issue 13): a
+unit holding a write scope reads a few keys straight from the backend and
+commits through ``UnitScope.commit_writes`` instead of pipelines and command
+objects. Before it, an append was 85 Python calls, setting a field 102 and
+storing a small document 176. Counts, never timings: they do not depend on the
+machine.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from etcher import DB
+from etcher_sqlite.testing import count_statements
+
+
+def small_doc(i: int) -> dict[str, Any]:
+    return {"name": f"user{i}", "address": {"city": "Oslo", "zip": f"{i:05d}"}, "tags": ["a", "b"]}
+
+
+def python_calls(fn: Callable[[], object]) -> int:
+    """How many Python functions ``fn()`` calls (``sys.setprofile`` "call" events)."""
+    count = 0
+
+    def tracer(frame: Any, event: str, arg: Any) -> None:
+        nonlocal count
+        if event == "call":
+            count += 1
+
+    sys.setprofile(tracer)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return count - 1  # fn itself
+
+
+def setup(db: DB) -> dict[str, Callable[[int], object]]:
+    for i in range(200):  # a spilled root, as in any real store
+        db[f"r{i}"] = small_doc(i)
+    db["lst"] = list(range(200))  # a spilled list
+    db["rd"] = {"n": 0}
+    lst, rd = db["lst"], db["rd"]
+    ops: dict[str, Callable[[int], object]] = {
+        "append": lambda i: lst.append(i),
+        "set_scalar": lambda i: rd.__setitem__("n", i),
+        "write_doc": lambda i: db.__setitem__(f"w{i}", small_doc(i)),
+    }
+    for fn in ops.values():
+        for i in range(5):  # warm: statement cache, pinned handles, the reclaim heap
+            fn(i)
+    return ops
+
+
+def check_landed(db: DB, op: str) -> None:
+    if op == "append":
+        assert db["lst"][-1] == 1000
+    elif op == "set_scalar":
+        assert db["rd"]["n"] == 1000
+    else:
+        assert db["w1000"]() == small_doc(1000)
+
+
+# (operation, most Python calls, statements): the statements are the layout floor's.
+CASES = {
+    # BEGIN IMMEDIATE, the header (liveness), the list's row, the item + the row, COMMIT.
+    "append": (42, 6),
+    # BEGIN IMMEDIATE, the header, the field, the node's row, COMMIT.
+    "set_scalar": (64, 5),
+    # BEGIN IMMEDIATE, the root's header and field, its row, new rows and field, COMMIT.
+    "write_doc": (124, 7),
+}
+
+
+@pytest.mark.parametrize("op", sorted(CASES))
+def test_small_writes_cost_few_python_calls(tmp_path: Path, op: str) -> None:
+    db = DB(f"sqlite:///{tmp_path / 'small.db'}")
+    try:
+        fn = setup(db)[op]
+        calls = python_calls(lambda: fn(1000))
+        assert calls <= CASES[op][0], f"{op}: {calls} Python calls"
+        check_landed(db, op)
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("op", sorted(CASES))
+def test_small_writes_run_the_floor_statements(tmp_path: Path, op: str) -> None:
+    with count_statements() as counter:
+        db = DB(f"sqlite:///{tmp_path / 'small.db'}")
+        try:
+            fn = setup(db)[op]
+            counter.clear()
+            fn(1000)
+            assert counter.total() == CASES[op][1], dict(counter)
+            check_landed(db, op)
+        finally:
+            db.close()
