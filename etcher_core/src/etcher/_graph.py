@@ -209,6 +209,43 @@ class Graph:
             # Being linked ends the pin of an ``RD(db)`` handle: the tree owns it now.
             self.unit.hdel(key, PIN)
 
+    def link_many(self, links: list[tuple[str, str]]) -> None:
+        """:meth:`require` then :meth:`add_ref` for each ``(child, parent)``, reads in one batch.
+
+        A write linking many existing nodes (a list of handles) would otherwise
+        read each child's header on its own: one statement or round trip per
+        handle. What each check needs is gathered first and read together; a
+        child the unit may assume live (:meth:`Unit.assume_live`) needs only
+        the fields :meth:`add_ref` reads, the others their whole header, as
+        :meth:`require` reads it.
+        """
+        refs = self.layout.refs
+        unit = self.unit
+        whole: list[str] = []
+        fields: list[tuple[str, bytes]] = []
+        read: list[str] = []
+        seen: set[str] = set()
+        for child, _parent in links:
+            if child in seen or child == ROOT:
+                continue
+            seen.add(child)
+            key = refs(child)
+            if unit.assume_live(key, DEAD):
+                fields += [(key, PIN), (key, DEAD)]
+            else:
+                whole.append(key)
+                read.append(child)
+        if fields:
+            assumed = {key for key, _f in fields}
+            fields += [(refs(c), p.encode()) for c, p in links if refs(c) in assumed]
+        unit.load(hashes=whole, fields=fields)
+        for child in read:
+            self.require(child)  # served from what was just read: it raises as it would
+        for child, parent in links:
+            if child == ROOT:
+                self.require(child)
+            self.add_ref(child, parent)
+
     def remove_ref(self, child: str, parent: str, n: int = 1) -> None:
         key = self.layout.refs(child)
         field = parent.encode()
