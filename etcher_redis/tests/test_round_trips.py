@@ -169,7 +169,10 @@ def test_linking_many_handles_reads_them_in_one_batch(counting: CountingBackend)
             assert counting.commits == 1
             trips[n] = counting.round_trips
         assert trips[16] == trips[2], trips
-        assert trips[16] <= 10, trips
+        # The root's item; the links' headers with the replaced node's; the replaced node's
+        # content, its list's, its children's headers; one header up to show those are
+        # still reachable; the commit.
+        assert trips[16] <= 7, trips
         assert db["p16"]() == {"kids": [{"cid": c, "payload": [c]} for c in range(4, 20)]}
         assert db.check().ok
     finally:

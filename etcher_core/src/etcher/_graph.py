@@ -85,7 +85,7 @@ def _count(raw: bytes | None) -> int:
 class Graph:
     """Node-level operations of one namespace, bound to a unit (or a direct reader)."""
 
-    __slots__ = ("candidates", "layout", "reader", "retired", "unit")
+    __slots__ = ("candidates", "layout", "reader", "retired", "soon", "unit")
 
     def __init__(self, layout: Layout, reader: Reader) -> None:
         self.layout = layout
@@ -96,6 +96,9 @@ class Graph:
         self.candidates: set[str] = set()
         # Nodes this graph's unit made pending garbage: uid -> expiry time.
         self.retired: dict[str, float] = {}
+        # Nodes about to be unlinked (:meth:`remove_ref` reads their headers): read with
+        # the next batch of links instead, which saves a round trip of their own.
+        self.soon: set[str] = set()
 
     # --- headers ---------------------------------------------------------------
     def header(self, uid: str) -> dict[bytes, bytes]:
@@ -235,6 +238,9 @@ class Graph:
             else:
                 whole.append(key)
                 read.append(child)
+        if self.soon:
+            whole += [refs(x) for x in self.soon]
+            self.soon = set()
         if fields:
             assumed = {key for key, _f in fields}
             fields += [(refs(c), p.encode()) for c, p in links if refs(c) in assumed]
@@ -247,6 +253,7 @@ class Graph:
             self.add_ref(child, parent)
 
     def remove_ref(self, child: str, parent: str, n: int = 1) -> None:
+        self.soon.discard(child)
         key = self.layout.refs(child)
         field = parent.encode()
         # The whole header, not just this field: the collection that follows reads it
