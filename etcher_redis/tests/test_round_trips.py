@@ -147,3 +147,33 @@ def test_deleting_a_subtree_is_one_commit_in_rounds_proportional_to_its_depth(
         assert db.check().ok
     finally:
         db.delete_prefix_immediately("subtree")
+
+
+def test_linking_many_handles_reads_them_in_one_batch(counting: CountingBackend) -> None:
+    """A value holding handles to existing nodes checks and counts them all in one read.
+
+    The ``replace_shared`` workload: a parent is replaced by one whose list links
+    shared children through their handles. Each handle once cost a round trip of
+    its own (its header: exists, not pending, its back-reference count).
+    """
+    db = DB(backend=counting, prefix="links")
+    try:
+        db["kids"] = {f"k{c}": {"cid": c, "payload": [c]} for c in range(20)}
+        kids = db["kids"]
+        handles = [kids[f"k{c}"] for c in range(20)]
+        trips = {}
+        for n in (2, 16):
+            db[f"p{n}"] = {"kids": handles[:2]}  # replaced below: a link to drop each time
+            counting.reset()
+            db[f"p{n}"] = {"kids": handles[20 - n :]}
+            assert counting.commits == 1
+            trips[n] = counting.round_trips
+        assert trips[16] == trips[2], trips
+        # The root's item; the links' headers with the replaced node's; the replaced node's
+        # content, its list's, its children's headers; one header up to show those are
+        # still reachable; the commit.
+        assert trips[16] <= 7, trips
+        assert db["p16"]() == {"kids": [{"cid": c, "payload": [c]} for c in range(4, 20)]}
+        assert db.check().ok
+    finally:
+        db.delete_prefix_immediately("links")

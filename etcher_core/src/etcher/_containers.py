@@ -419,6 +419,8 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         else:
             if w is None:
                 w = Writer(self._s, g)
+            if old is not None and (gone := _link_of(item_value(old))) is not None:
+                g.soon.add(gone)  # its header comes with the value's links, if it has any
             tagged = w.tag(value, uid, (key,))
         g.unit.hset(content, field, join_item(seq, tagged))
         if old is not None:

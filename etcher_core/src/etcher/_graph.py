@@ -92,7 +92,7 @@ def _collected(uid: str) -> StaleHandleError:
 class Graph:
     """Node-level operations of one namespace, bound to a unit (or a direct reader)."""
 
-    __slots__ = ("candidates", "layout", "reader", "retired", "unit")
+    __slots__ = ("candidates", "layout", "reader", "retired", "soon", "unit")
 
     def __init__(self, layout: Layout, reader: Reader) -> None:
         self.layout = layout
@@ -103,6 +103,9 @@ class Graph:
         self.candidates: set[str] = set()
         # Nodes this graph's unit made pending garbage: uid -> expiry time.
         self.retired: dict[str, float] = {}
+        # Nodes about to be unlinked (:meth:`remove_ref` reads their headers): read with
+        # the next batch of links instead, which saves a round trip of their own.
+        self.soon: set[str] = set()
 
     # --- headers ---------------------------------------------------------------
     def header(self, uid: str) -> dict[bytes, bytes]:
@@ -217,9 +220,53 @@ class Graph:
             # Being linked ends the pin of an ``RD(db)`` handle: the tree owns it now.
             self.unit.hdel(key, PIN)
 
+    def link_many(self, links: list[tuple[str, str]]) -> None:
+        """:meth:`require` then :meth:`add_ref` for each ``(child, parent)``, reads in one batch.
+
+        A write linking many existing nodes (a list of handles) would otherwise
+        read each child's header on its own: one statement or round trip per
+        handle. What each check needs is gathered first and read together; a
+        child the unit may assume live (:meth:`Unit.assume_live`) needs only
+        the fields :meth:`add_ref` reads, the others their whole header, as
+        :meth:`require` reads it.
+        """
+        refs = self.layout.refs
+        unit = self.unit
+        whole: list[str] = []
+        fields: list[tuple[str, bytes]] = []
+        read: list[str] = []
+        seen: set[str] = set()
+        for child, _parent in links:
+            if child in seen or child == ROOT:
+                continue
+            seen.add(child)
+            key = refs(child)
+            if unit.assume_live(key, DEAD):
+                fields += [(key, PIN), (key, DEAD)]
+            else:
+                whole.append(key)
+                read.append(child)
+        if self.soon:
+            whole += [refs(x) for x in self.soon]
+            self.soon = set()
+        if fields:
+            assumed = {key for key, _f in fields}
+            fields += [(refs(c), p.encode()) for c, p in links if refs(c) in assumed]
+        unit.load(hashes=whole, fields=fields)
+        for child in read:
+            self.require(child)  # served from what was just read: it raises as it would
+        for child, parent in links:
+            if child == ROOT:
+                self.require(child)
+            self.add_ref(child, parent)
+
     def remove_ref(self, child: str, parent: str, n: int = 1) -> None:
+        self.soon.discard(child)
         key = self.layout.refs(child)
         field = parent.encode()
+        # The whole header, not just this field: the collection that follows reads it
+        # anyway (is any parent left?), and then finds it in the unit.
+        self.unit.load(hashes=(key,))
         raw = self.unit.hget(key, field)
         left = _count(raw) - n
         if left > 0:
@@ -376,27 +423,50 @@ class Graph:
         steps (a cycle, a long chain, a dead end) goes to the exact search.
         """
         refs = self.layout.refs
+        unit = self.unit
+        # Header fields are compared as stored (bytes): a shared node's header lists many
+        # parents, and decoding and counting them all at every step was most of the cost
+        # of replacing a parent of shared children. Only the parent stepped to is decoded.
+        alive_b = {x.encode() for x in known_alive}
+        dead_b = {x.encode() for x in garbage}
         paths = {s: [s] for s in suspects}
         at = {s: s for s in suspects}
         for _ in range(PROOF_DEPTH):
             if not at:
                 return
-            headers = self.unit.prefetch_hashes({refs(x) for x in at.values()})
+            unit.load(hashes=[refs(x) for x in set(at.values())])
             moved: dict[str, str] = {}
             for s, x in at.items():
                 path = paths[s]
                 if x in known_alive:
                     known_alive.update(path)
+                    alive_b.update(p.encode() for p in path)
                     continue
-                header = headers[refs(x)]
+                header = unit.known_hash(refs(x))
                 if not header:
                     continue  # gone: the exact search deals with it
-                parents = [p for p in parents_of(header) if p not in garbage]
-                if header.get(PIN) is not None or any(p in known_alive for p in parents):
+                alive = header.get(PIN) is not None
+                step: str | None = None
+                exists = alive
+                if not alive:
+                    for f, v in header.items():
+                        if v is None:
+                            continue  # deleted by this unit
+                        exists = True
+                        if f in HEADER_FIELDS or f in dead_b:
+                            continue
+                        if f in alive_b:
+                            alive = True
+                            break
+                        if step is None:
+                            p = _uid(f, header)
+                            if p not in path:
+                                step = p
+                if alive:
                     known_alive.update(path)
+                    alive_b.update(p.encode() for p in path)
                     continue
-                step = next((p for p in parents if p not in path), None)
-                if step is not None:
+                if exists and step is not None:
                     path.append(step)
                     moved[s] = step
             at = moved
@@ -484,10 +554,11 @@ class Graph:
                     headers = [known_hash(refs_prefix + c) for c in lost]
                 for (child, from_parents), header in zip(lost.items(), headers, strict=True):
                     key = refs_prefix + child
-                    parents = None if header is None else _parents(header)
-                    if header is None or parents is None:
+                    if header is None:
                         continue  # a dangling link: nothing to update
-                    alive = header.get(PIN) is not None or not parents.keys() <= from_parents.keys()
+                    alive = header.get(PIN) is not None or _other_parent(header, from_parents)
+                    if not alive and _parents(header) is None:
+                        continue  # a dangling link: nothing to update
                     if child != ROOT and not alive:
                         # Dead too: its header is retired with it, dead parents and all.
                         nxt.append(child)
@@ -524,3 +595,23 @@ def _parents(header: dict[bytes, bytes | None]) -> dict[str, int] | None:
     if not parents and not any(v is not None for v in header.values()):
         return None
     return parents
+
+
+def _uid(field: bytes, header: dict[bytes, bytes | None]) -> str:
+    """A parent's uid from its header field; :class:`StoreCorrupt` if it is no uid."""
+    try:
+        return field.decode()
+    except UnicodeDecodeError:
+        raise StoreCorrupt(f"a node header holds malformed back-references: {header!r}") from None
+
+
+def _other_parent(header: dict[bytes, bytes | None], parents: dict[str, int]) -> bool:
+    """Whether a header (as a unit holds it) lists a parent outside ``parents``.
+
+    Compared as stored, without decoding: a shared node lists many parents, and
+    the first one outside ``parents`` settles it.
+    """
+    known = {p.encode() for p in parents}
+    return any(
+        v is not None and f not in HEADER_FIELDS and f not in known for f, v in header.items()
+    )

@@ -82,6 +82,7 @@ class Writer:
     __slots__ = (
         "g",
         "keepalive",
+        "links",
         "memo",
         "new_uid",
         "progress",
@@ -101,6 +102,9 @@ class Writer:
         self.memo: dict[int, str] = {}
         self.keepalive: list[Any] = []
         self.stack: list[tuple[Any, str, Path]] = []
+        # Links to existing nodes (handles), checked and counted together once the
+        # value is walked: one batched read for all of them instead of one each.
+        self.links: list[tuple[str, str]] = []
         self.progress = nodes_written.get()
 
     def tag(self, value: Any, parent: str, path: tuple[Any, ...] = ()) -> bytes:
@@ -182,8 +186,7 @@ class Writer:
                 f"({other.prefix!r}); links never cross namespaces. "
                 "Assign a materialized copy instead: value()"
             )
-        self.g.require(uid)
-        self.g.add_ref(uid, parent)
+        self.links.append((uid, parent))
         return encode_link(uid)
 
     def _drain(self) -> None:
@@ -240,6 +243,9 @@ class Writer:
                 u.create_list(content_prefix + uid, items)
         if progress is not None and done:
             progress(done)
+        if self.links:
+            links, self.links = self.links, []
+            self.g.link_many(links)
 
 
 def _prepare_plain(top: Any, prepared: dict[int, tuple[Any, Any]]) -> None:

@@ -405,6 +405,32 @@ class ShapeAndGCConformance(ContainerFixtures):
         assert uids_in_store(db) == {db.uid}
         assert_clean(db)
 
+    def test_many_handles_in_one_write_are_each_checked_and_counted(self, db: DB) -> None:
+        # The handles of one write are checked and counted together (one batched read):
+        # repeats, a pinned node and a stale handle must come out as they would one by one.
+        db["kids"] = {f"k{i}": {"i": i} for i in range(4)}
+        kids = db["kids"]
+        h = [kids[f"k{i}"] for i in range(4)]
+        pinned = RD(db, {"pinned": True})
+        db["p"] = {"kids": [h[0], h[1], h[1], h[2], pinned], "also": h[0]}
+        p = db["p"]
+        listed = p["kids"]
+        assert h[0].backrefs == {kids.uid: 1, listed.uid: 1, p.uid: 1}
+        assert h[1].backrefs == {kids.uid: 1, listed.uid: 2}
+        assert h[3].backrefs == {kids.uid: 1}
+        assert pinned.backrefs == {listed.uid: 1}
+        assert pinned.uid not in db.check().pinned, "being linked ends the pin"
+        gone = kids["k3"]
+        del kids["k3"]
+        before = dump_namespace(db)
+        with pytest.raises(StaleHandleError):
+            db["q"] = {"kids": [h[0], h[1], gone, h[2]]}
+        assert dump_namespace(db) == before, "a refused write leaves the store untouched"
+        del db["p"]
+        assert h[0].backrefs == {kids.uid: 1} and h[1].backrefs == {kids.uid: 1}
+        assert pinned.uid not in uids_in_store(db), "unpinned by its link, collected with it"
+        assert_clean(db)
+
     def test_unlinked_node_lives_until_linked_or_dropped(self, db: DB) -> None:
         rd = RD(db, {"a": {"b": 1}})
         uid = rd.uid
