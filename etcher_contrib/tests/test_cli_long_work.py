@@ -169,6 +169,7 @@ from etcher_contrib.cli import main
 from etcher_contrib.cli.progress import Progress
 from etcher_sqlite.backend import SQLiteBackend
 from etcher_sqlite.pipeline import SQLitePipeline
+from etcher_sqlite.scope import UnitScope
 from etcher_redis.backend import RedisBackend
 
 where = os.environ["ETCHER_TEST_PAUSE"]
@@ -231,6 +232,20 @@ def pausing_commit(commit):
     return run
 
 
+def pausing_scope_commit(commit_writes):
+    def run(self, writes):
+        # On SQLite a unit holding its write scope commits through the scope: the
+        # import's one atomic write is this call (its transaction ends inside it).
+        big = state["phase"] == "storing" and len(writes) >= 1000
+        if big:
+            if where == "before-commit":
+                pause()
+            state["written"] = True  # the scope's end (below) is then the commit
+        return commit_writes(self, writes)
+
+    return run
+
+
 def ending(end_scope):
     def run(self, conn, commit):
         end_scope(self, conn, commit)
@@ -243,6 +258,7 @@ def ending(end_scope):
 Progress.stage, Progress.advance = staged, advanced
 SQLitePipeline.execute = pausing(SQLitePipeline.execute)
 SQLiteBackend._end_scope = ending(SQLiteBackend._end_scope)
+UnitScope.commit_writes = pausing_scope_commit(UnitScope.commit_writes)
 redis.client.Pipeline.execute = pausing(redis.client.Pipeline.execute)
 RedisBackend.checked_commit = pausing_commit(RedisBackend.checked_commit)
 raise SystemExit(main(sys.argv[1:]))
