@@ -34,9 +34,7 @@ import json
 import os
 import random
 import sqlite3
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,6 +42,7 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped]
 from _data import big_doc
 from _report import layout_floor_table
+from hotpath import cpu_per_op, diskcache_ops, etcher_ops, small_doc
 
 from etcher import DB
 
@@ -58,10 +57,6 @@ ADD_FIELD = (
 )
 HASH, LIST = 2, 3
 C, R = "{default}:c:", "{default}:r:"
-
-
-def small_doc(i: int) -> dict[str, Any]:
-    return {"name": f"user{i}", "address": {"city": "Oslo", "zip": f"{i:05d}"}, "tags": ["a", "b"]}
 
 
 def _version() -> int:
@@ -206,7 +201,7 @@ class LayoutFloor:
         (blob,) = c.execute("SELECT value FROM keys WHERE name = ?", (C + uid,)).fetchone()
         return _decode(_item(msgpack.unpackb(blob, raw=True)[b"s" + f2.encode()]))
 
-    def append(self, uid: str, value: str) -> None:
+    def append(self, uid: str, value: int) -> None:
         # A list past 128 items is spilled (one row per item), as every list here soon is.
         c = self.c
         c.execute("BEGIN IMMEDIATE")
@@ -214,7 +209,7 @@ class LayoutFloor:
         (hi,) = c.execute("SELECT hi FROM keys WHERE name = ?", (C + uid,)).fetchone()
         c.execute(
             "INSERT INTO list_items (name, pos, value) VALUES (?, ?, ?)",
-            (C + uid, hi, b"s" + value.encode()),
+            (C + uid, hi, b"i%d" % value),
         )
         c.execute(
             "UPDATE keys SET hi = ?, version = ? WHERE name = ?", (hi + 1, _version(), C + uid)
@@ -365,58 +360,9 @@ def floor_ops(path: str, n: int, one_key: bool = False) -> dict[str, Callable[[i
         "write_doc": lambda i: f.write_doc(f"w{i}", small_doc(i)),
         "read_doc": lambda i: f.read_doc(f"r{i}"),
         "read_field3": lambda i: f.read_field3(f"r{i}", "address", "city"),
-        "append": lambda i: f.append(lst, str(i)),
+        "append": lambda i: f.append(lst, i),
         "set_scalar": lambda i: f.set_scalar(rd, "n", i),
     }
-
-
-def etcher_ops(path: str, n: int) -> dict[str, Callable[[int], Any]]:
-    db = DB(f"sqlite:///{path}")
-    for i in range(n):
-        db[f"r{i}"] = small_doc(i)
-    db["lst"] = []
-    db["rd"] = {"n": 0}
-    lst, rd = db["lst"], db["rd"]
-    return {
-        "write_doc": lambda i: db.__setitem__(f"w{i}", small_doc(i)),
-        "read_doc": lambda i: db[f"r{i}"](),
-        "read_field3": lambda i: db[f"r{i}"]["address"]["city"],
-        "append": lambda i: lst.append(str(i)),
-        "set_scalar": lambda i: rd.__setitem__("n", i),
-    }
-
-
-def diskcache_ops(path: str, n: int) -> dict[str, Callable[[int], Any]]:
-    from diskcache import Cache, Deque
-
-    c = Cache(str(Path(path) / "dc"))
-    dq = Deque(directory=str(Path(path) / "dq"))
-    for i in range(n):
-        c[f"r{i}"] = small_doc(i)
-    c["rd"] = {"n": 0}
-
-    def set_scalar(i: int) -> None:
-        doc = c["rd"]
-        doc["n"] = i
-        c["rd"] = doc
-
-    return {
-        "write_doc": lambda i: c.__setitem__(f"w{i}", small_doc(i)),
-        "read_doc": lambda i: c[f"r{i}"],
-        "read_field3": lambda i: c[f"r{i}"]["address"]["city"],
-        "append": lambda i: dq.append(str(i)),
-        "set_scalar": set_scalar,
-    }
-
-
-def cpu_per_op(fn: Callable[[int], Any], n: int, rounds: int) -> float:
-    times = []
-    for r in range(rounds):
-        t0 = time.process_time()
-        for i in range(r * n, (r + 1) * n):
-            fn(i)
-        times.append((time.process_time() - t0) / n)
-    return statistics.median(times)
 
 
 TARGETS = {
@@ -435,12 +381,12 @@ def measure(n: int, rounds: int) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory() as tmp:
         size = n * rounds
         sets = {
-            "etcher": etcher_ops(str(Path(tmp) / "etcher.db"), size),
+            "etcher": etcher_ops(DB(f"sqlite:///{Path(tmp) / 'etcher.db'}"), size),
             "floor": floor_ops(str(Path(tmp) / "floor.db"), size),
             "floor_one_key": floor_ops(str(Path(tmp) / "floor1.db"), size, one_key=True),
             "diskcache": diskcache_ops(tmp, size),
         }
-        for op in sets["etcher"]:
+        for op in sets["floor"]:
             row: dict[str, Any] = {"op": op, "target": TARGETS.get(op)}
             for name, ops in sets.items():
                 if op in ops:
