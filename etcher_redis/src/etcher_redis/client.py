@@ -566,8 +566,7 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
         resend = name.upper() not in NOT_IDEMPOTENT or isinstance(name, ReadOnlyScript)
 
         def send_and_read() -> Any:
-            conn.send_packed_command([packed])
-            return self.parse_response(conn, name, **options)
+            return self._send_and_read(conn, packed, name, options)
 
         try:
             try:
@@ -588,6 +587,24 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
             return result
         finally:
             pool.release(conn)
+
+    def _send_and_read(self, conn: Any, packed: bytes, name: Any, options: dict[str, Any]) -> Any:
+        """Send one packed command on ``conn`` and read its reply.
+
+        Anything but an error reply (fully read) that stops this half way, a
+        ``KeyboardInterrupt`` between sending and reading say, drops the
+        connection: its reply may still arrive, and the next command handed the
+        connection would read it as its own. (redis-py's own reads drop it too,
+        but only once they have started.)
+        """
+        try:
+            conn.send_packed_command([packed])
+            return self.parse_response(conn, name, **options)
+        except redis.exceptions.ResponseError:
+            raise
+        except BaseException:
+            conn.disconnect()
+            raise
 
     def _after_reply(self, conn: Any, name: Any, args: tuple[Any, ...], result: Any) -> None:
         # A single write (db.incr, the namespace registry) waits for replicas like a commit;
@@ -631,15 +648,12 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
             raise translate_error(exc, self.server_label()) from exc
         try:
             try:
-                conn.send_packed_command([packed])
-                result = self.parse_response(conn, name)
+                result = self._send_and_read(conn, packed, name, {})
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 conn.disconnect()
                 raise commit_outcome_unknown(exc, self.server_label()) from exc
             except redis.exceptions.ResponseError as exc:
                 raise translate_error(exc, self.server_label()) from exc
-            # (An interruption half way needs nothing here: redis-py's connection drops
-            # itself on any exception while sending or reading.)
             self._after_reply(conn, name, args[1:], result)
             return result
         finally:
