@@ -115,82 +115,75 @@ for _ = 1, checks do
 end
 
 local writes = tonumber(take())
-if writes == 1 then
-  -- A lone write needs no dry run: if Redis refuses it, nothing was applied.
-  local op = take()
-  local key = KEYS[tonumber(take())]
-  local n = tonumber(take())
-  if op == 'delete' then
-    redis.call('DEL', key)
-  else
-    redis.call(op, key, unpack(ARGV, pos, pos + n - 1))
-  end
-  return 1
-end
 local first = pos
-local kinds, lens = {}, {}
-local function kind(key)
-  local t = kinds[key]
-  if t == nil then
-    t = redis.call('TYPE', key)['ok']
-    kinds[key] = t
+-- The dry run: every write checked against the key types and list lengths it will
+-- meet, so Redis refuses none half way (a script is not rolled back). A lone write
+-- needs none: if Redis refuses it, nothing was applied.
+if writes > 1 then
+  local kinds, lens = {}, {}
+  local function kind(key)
+    local t = kinds[key]
+    if t == nil then
+      t = redis.call('TYPE', key)['ok']
+      kinds[key] = t
+    end
+    return t
   end
-  return t
-end
-local WRONGTYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value'
-local HASH = {hset = true, hdel = true}
-local LIST = {rpush = true, lpush = true, lpop = true, rpop = true, lset = true, ltrim = true}
-for _ = 1, writes do
-  local op = take()
-  local key = KEYS[tonumber(take())]
-  local n = tonumber(take())
-  local a = pos
-  pos = pos + n
-  if op == 'delete' then
-    kinds[key], lens[key] = 'none', 0
-  elseif op == 'set' then
-    if n ~= 1 then return redis.error_reply('ERR etcher checked commit: set takes a value') end
-    kinds[key], lens[key] = 'string', nil
-  elseif HASH[op] then
-    local t = kind(key)
-    if t ~= 'hash' and t ~= 'none' then return redis.error_reply(WRONGTYPE) end
-    if n == 0 or (op == 'hset' and n % 2 ~= 0) then
-      return redis.error_reply('ERR etcher checked commit: wrong number of arguments for ' .. op)
-    end
-    if op == 'hset' then kinds[key] = 'hash' end
-  elseif LIST[op] then
-    local t = kind(key)
-    if t ~= 'list' and t ~= 'none' then return redis.error_reply(WRONGTYPE) end
-    local len = lens[key]
-    if len == nil then
-      if t == 'list' then len = redis.call('LLEN', key) else len = 0 end
-    end
-    if op == 'rpush' or op == 'lpush' then
-      if n == 0 then
-        return redis.error_reply('ERR etcher checked commit: nothing to push')
+  local WRONGTYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value'
+  local HASH = {hset = true, hdel = true}
+  local LIST = {rpush = true, lpush = true, lpop = true, rpop = true, lset = true, ltrim = true}
+  for _ = 1, writes do
+    local op = take()
+    local key = KEYS[tonumber(take())]
+    local n = tonumber(take())
+    local a = pos
+    pos = pos + n
+    if op == 'delete' then
+      kinds[key], lens[key] = 'none', 0
+    elseif op == 'set' then
+      if n ~= 1 then return redis.error_reply('ERR etcher checked commit: set takes a value') end
+      kinds[key], lens[key] = 'string', nil
+    elseif HASH[op] then
+      local t = kind(key)
+      if t ~= 'hash' and t ~= 'none' then return redis.error_reply(WRONGTYPE) end
+      if n == 0 or (op == 'hset' and n % 2 ~= 0) then
+        return redis.error_reply('ERR etcher checked commit: wrong number of arguments for ' .. op)
       end
-      len = len + n
-    elseif op == 'lpop' or op == 'rpop' then
-      local count = 1
-      if n > 0 then count = tonumber(ARGV[a]) end
-      len = math.max(len - count, 0)
-    elseif op == 'lset' then
-      if len == 0 then return redis.error_reply('ERR no such key') end
-      local i = tonumber(ARGV[a])
-      if i < 0 then i = i + len end
-      if i < 0 or i >= len then return redis.error_reply('ERR index out of range') end
-    else  -- ltrim
-      local s, e = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-      if s < 0 then s = s + len end
-      if e < 0 then e = e + len end
-      if s < 0 then s = 0 end
-      if e >= len then e = len - 1 end
-      if s > e or s >= len then len = 0 else len = e - s + 1 end
+      if op == 'hset' then kinds[key] = 'hash' end
+    elseif LIST[op] then
+      local t = kind(key)
+      if t ~= 'list' and t ~= 'none' then return redis.error_reply(WRONGTYPE) end
+      local len = lens[key]
+      if len == nil then
+        if t == 'list' then len = redis.call('LLEN', key) else len = 0 end
+      end
+      if op == 'rpush' or op == 'lpush' then
+        if n == 0 then
+          return redis.error_reply('ERR etcher checked commit: nothing to push')
+        end
+        len = len + n
+      elseif op == 'lpop' or op == 'rpop' then
+        local count = 1
+        if n > 0 then count = tonumber(ARGV[a]) end
+        len = math.max(len - count, 0)
+      elseif op == 'lset' then
+        if len == 0 then return redis.error_reply('ERR no such key') end
+        local i = tonumber(ARGV[a])
+        if i < 0 then i = i + len end
+        if i < 0 or i >= len then return redis.error_reply('ERR index out of range') end
+      else  -- ltrim
+        local s, e = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+        if s < 0 then s = s + len end
+        if e < 0 then e = e + len end
+        if s < 0 then s = 0 end
+        if e >= len then e = len - 1 end
+        if s > e or s >= len then len = 0 else len = e - s + 1 end
+      end
+      lens[key] = len
+      if len == 0 then kinds[key] = 'none' else kinds[key] = 'list' end
+    else
+      return redis.error_reply('ERR etcher checked commit: unknown write ' .. tostring(op))
     end
-    lens[key] = len
-    if len == 0 then kinds[key] = 'none' else kinds[key] = 'list' end
-  else
-    return redis.error_reply('ERR etcher checked commit: unknown write ' .. tostring(op))
   end
 end
 
