@@ -838,23 +838,24 @@ class Unit:
         checked = self._checked
         if not checked or self._one_call == len(checked):
             return True
-        pipe = self.backend.pipeline(transaction=True)
-        for command, args, _ in checked:
-            getattr(pipe, command)(*args)
-        now = pipe.execute()
+        now = self._reread(checked)
         return all(
             _digest(value) == digest for (_, _, digest), value in zip(checked, now, strict=True)
         )
+
+    def _reread(self, reads: list[tuple[str, tuple[Any, ...], Any]]) -> list[Any]:
+        """Run the recorded reads ``(command, args, answer)`` again in one atomic batch."""
+        pipe = self.backend.pipeline(transaction=True)
+        for command, args, _ in reads:
+            getattr(pipe, command)(*args)
+        return pipe.execute()
 
     def _expect_unchanged(self) -> bool:
         """Re-read what a checked-commit unit read, in one atomic batch; True if all is equal."""
         expect = self._expect
         if not expect:
             return True
-        pipe = self.backend.pipeline(transaction=True)
-        for command, args, _ in expect:
-            getattr(pipe, command)(*args)
-        now = pipe.execute()
+        now = self._reread(expect)
         return all(
             (tuple(value) if isinstance(seen, tuple) else value) == seen
             for (_, _, seen), value in zip(expect, now, strict=True)
