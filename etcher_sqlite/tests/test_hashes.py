@@ -160,3 +160,46 @@ def test_hash_commands_on_other_types_are_wrongtype(
         call(store)  # type: ignore[operator]
     assert store.type("k") == kind.encode()
     assert (store.get("k") if kind == "string" else store.lrange("k", 0, -1)) in (b"v", [b"v"])
+
+
+def test_hgetall_in_a_write_scope_keeps_the_key_row_for_the_writes_after_it(
+    store: SQLiteBackend,
+) -> None:
+    # The scope caches the key row hgetall read; the writes after it build on that row.
+    store.hset("h", mapping={b"a": b"1", b"b": b"2"})
+    with store.unit_scope(True):
+        assert store.hgetall("h") == {b"a": b"1", b"b": b"2"}
+        pipe = store.pipeline()
+        pipe.hset("h", mapping={b"c": b"3"})
+        pipe.hdel("h", b"a")
+        assert pipe.execute() == [1, 1]
+        assert store.hgetall("h") == {b"b": b"2", b"c": b"3"}
+    assert store.hgetall("h") == {b"b": b"2", b"c": b"3"}
+    assert store.hlen("h") == 2
+
+
+class _Rows:
+    """A connection whose query answers ``rows``: a compound select's order is not promised."""
+
+    in_transaction = False
+
+    def __init__(self, rows: list[tuple[object, ...]]) -> None:
+        self.rows = rows
+
+    def execute(self, sql: str, args: tuple[object, ...]) -> _Rows:
+        return self
+
+    def fetchall(self) -> list[tuple[object, ...]]:
+        return self.rows
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_hgetall_finds_the_key_row_wherever_the_query_puts_it(where: str) -> None:
+    from etcher_sqlite import ops
+    from etcher_sqlite.schema import HASH
+
+    fields: list[tuple[object, ...]] = [(b"a", b"1"), (b"b", b"2")]
+    at = {"first": 0, "middle": 1, "last": 2}[where]
+    rows = [*fields[:at], (HASH, None), *fields[at:]]
+    assert ops.hgetall(_Rows(rows), "h") == {b"a": b"1", b"b": b"2"}  # type: ignore[arg-type]
+    assert ops.hgetall(_Rows(fields), "h") == {}  # type: ignore[arg-type]  # no key row
