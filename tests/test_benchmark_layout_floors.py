@@ -205,3 +205,14 @@ def test_a_failed_replay_is_no_bound() -> None:
     report["layout_replay"][0]["verified"]["floor"] = False
     assert ("sqlite", "delete_big", "etcher023") not in _report.layout_bounds(report)
     assert "FAIL" in "\n".join(_report.layout_replay_table(report["layout_replay"]))
+
+
+def test_the_bound_scales_the_harness_ratio_by_etcher_over_its_floor() -> None:
+    """The verdicts judge the harness's ratio: the bound is that ratio with etcher's Python free."""
+    report = _report_with_replay()
+    report["layout_replay"][0]["etcher023"] = 1.0  # the tool's own 0.2.3 timing: 200x
+    bounds = _report.layout_bounds(report)
+    assert bounds[("sqlite", "delete_big", "etcher023")] == pytest.approx(9 * 0.010 / 0.005)
+    del report["ratios"][0]  # no harness figure for delete_big: the tool's own timing
+    bounds = _report.layout_bounds(report)
+    assert bounds[("sqlite", "delete_big", "etcher023")] == pytest.approx(1.0 / 0.005)
