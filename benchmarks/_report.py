@@ -567,7 +567,7 @@ def layout_replay(report: dict[str, Any]) -> list[str]:
         "## What the store itself needs for the targets against 0.2.3: layout floors",
         "",
         "Milliseconds per timed phase of the harness workload (`benchmarks/layout_replay.py`,",
-        "same sizes as the harness at this scale, median of fresh stores; CPU time on SQLite,",
+        "same sizes as the harness at this scale, least of fresh stores; CPU time on SQLite,",
         "wall time on Redis). The *layout floor* is the phase's own statements (Redis: its",
         "commands, batches and Lua checked commits, one send per round trip) recorded on a",
         "run of this etcher and replayed with bare `sqlite3` / redis-py on the very store the",
