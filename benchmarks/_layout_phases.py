@@ -39,11 +39,12 @@ def _nothing(db: Any, scale: float) -> Any:
     return None
 
 
-# write_docs: 400 small nested documents at scale 0.1, one assignment each.
-def _docs_build(db: Any, scale: float) -> None:
-    db["anchor"] = 1
+def _empty(db: Any, scale: float) -> None:
+    pass
 
 
+# write_docs: 400 small nested documents at scale 0.1, one assignment each. Like the
+# harness, on an empty store: the first write's setting up of the store is timed too.
 def _docs_prepare(db: Any, scale: float) -> Any:
     return [d.small_doc(i) for i in range(d.size("docs", scale))]
 
@@ -55,7 +56,7 @@ def _docs_run(db: Any, docs: Any) -> None:
 
 def _docs_check(db: Any, scale: float, result: Any) -> bool:
     n = d.size("docs", scale)
-    return len(db) == n + 1 and all(
+    return len(db) == n and all(
         db[f"d{i}"]() == d.small_doc(i) for i in range(0, n, max(1, n // 50))
     )
 
@@ -187,8 +188,8 @@ def _keys_check(db: Any, scale: float, result: Any) -> bool:
 
 
 PHASES: dict[str, Phase] = {
-    "write_docs": Phase(_docs_build, _docs_prepare, _docs_run, _docs_check),
-    "write_big": Phase(_docs_build, _big_prepare, _big_run, _big_check),
+    "write_docs": Phase(_empty, _docs_prepare, _docs_run, _docs_check),
+    "write_big": Phase(_empty, _big_prepare, _big_run, _big_check),
     "list_append": Phase(_append_build, _append_prepare, _append_run, _append_check),
     "list_pop_front": Phase(_pop_build, _pop_prepare, _pop_run, _pop_check),
     "delete_big": Phase(_del_build, _nothing, _del_run, _del_check),

@@ -437,7 +437,7 @@ def main() -> None:
                     args.current_python,
                     backend,
                     args.scale,
-                    args.repeats,
+                    max(5, args.repeats),  # its figures are the least of the rounds
                     pythons.get("etcher023"),
                 )
 
