@@ -163,6 +163,26 @@ def layout_floor(python: str) -> list[dict[str, Any]] | None:
         return list(json.loads(out.read_text()))
 
 
+def layout_replay(
+    python: str, backend: str, scale: float, rounds: int, old_python: str | None
+) -> list[dict[str, Any]]:
+    """benchmarks/layout_replay.py's rows for one backend, from a fresh process ([] if it failed).
+
+    On Redis it starts its own server, so run it after the harness's server is gone.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "replay.json"
+        cmd = [python, str(HERE / "layout_replay.py"), "--backend", backend, "--json", str(out)]
+        cmd += ["--scale", str(scale), "--rounds", str(rounds)]
+        cmd += ["--old-python", old_python] if old_python else []
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30 * 60)
+        if proc.returncode != 0 or not out.exists():
+            print("layout_replay.py failed:", proc.stderr.strip()[-500:], file=sys.stderr)
+            return []
+        print(proc.stdout, flush=True)
+        return list(json.loads(out.read_text()))
+
+
 def interpreter_versions(python: str) -> dict[str, str]:
     code = (
         "import json, importlib.metadata as m\n"
@@ -263,6 +283,12 @@ def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
     merged["ratios"] = _report.ratios(merged["results"])
     merged["versions"] = {k: v for r in reports for k, v in r["versions"].items()}
     merged["created"] = max(r["created"] for r in reports)
+    for r in reports:  # the latest run that measured a layout floor has the say
+        if r.get("layout_floor"):
+            merged["layout_floor"] = r["layout_floor"]
+    replay = {(x["backend"], x["workload"]): x for r in reports for x in r.get("layout_replay", [])}
+    if replay:
+        merged["layout_replay"] = list(replay.values())
     return merged
 
 
@@ -333,6 +359,13 @@ def main() -> None:
         help="also run benchmarks/layout_floor.py (default: on a full sqlite run with diskcache)",
     )
     parser.add_argument(
+        "--layout-replay",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also run benchmarks/layout_replay.py on sqlite and redis (the layout floors of "
+        "the targets against 0.2.3; default: on a full run)",
+    )
+    parser.add_argument(
         "--from-json",
         default=None,
         help="only re-render saved JSON result(s); a comma list of same-scale runs is merged",
@@ -392,8 +425,21 @@ def main() -> None:
             and {"current", "diskcache"} <= set(impls)
             and args.workloads == "all"
         )
+    replay_rows: list[dict[str, Any]] = []
     if args.layout_floor:
         floor_rows = layout_floor(args.current_python)
+    if args.layout_replay is None:
+        args.layout_replay = "current" in impls and args.workloads == "all"
+    if args.layout_replay:
+        for backend in ("sqlite", "redis"):
+            if backend in backends:
+                replay_rows += layout_replay(
+                    args.current_python,
+                    backend,
+                    args.scale,
+                    max(5, args.repeats),  # its figures are the least of the rounds
+                    pythons.get("etcher023"),
+                )
 
     report = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -408,6 +454,8 @@ def main() -> None:
     }
     if floor_rows is not None:
         report["layout_floor"] = floor_rows
+    if replay_rows:
+        report["layout_replay"] = replay_rows
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
