@@ -213,12 +213,12 @@ def sql_warm(conns: list[sqlite3.Connection], plan: list[tuple[int, str, Any, bo
 
 
 def _decode_keys(rows: list[tuple[Any, ...]]) -> list[str]:
-    """The top-level keys from the root hash's rows (``type, value, field, ...``).
+    """The top-level keys from the root hash's rows (the keys row, then ``field, value`` rows).
 
     A listing has to turn the stored field names into ``str`` keys: the floor of
     iterate_keys does that much (a root this size is spilled: one row per field).
     """
-    return [field[1:].decode() for _, _, field, *_ in rows if field is not None]
+    return [field[1:].decode() for field, *_ in rows if type(field) is bytes]
 
 
 FINISH: dict[str, Callable[[Any], Any]] = {"iterate_keys": _decode_keys}
