@@ -110,6 +110,7 @@ class SQLiteBackend(SubtreeMixin, CommandsMixin):
         snapshot_reads=True,
         locking_units=True,
         subtree_reads=True,
+        whole_hash_writes=True,
     )
 
     path: str
@@ -595,6 +596,7 @@ class SQLiteMemoryBackend(SQLiteBackend):
         snapshot_reads=True,
         locking_units=True,
         subtree_reads=True,
+        whole_hash_writes=True,
     )
 
     def __init__(
