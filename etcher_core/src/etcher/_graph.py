@@ -247,7 +247,12 @@ class Graph:
                 whole.append(key)
                 read.append(child)
         if self.soon:
+            # A replaced value is usually garbage, and its collection reads its content
+            # next: a dict's content comes in this batch too (a list's would need a
+            # batch of its own, which is what the collection costs anyway).
+            content = self.layout.content
             whole += [refs(x) for x in self.soon]
+            whole += [content(x) for x in self.soon if is_dict(x)]
             self.soon = set()
         if fields:
             assumed = {key for key, _f in fields}
@@ -556,7 +561,7 @@ class Graph:
                     key = refs_prefix + child
                     if header is None:
                         continue  # a dangling link: nothing to update
-                    alive = header.get(PIN) is not None or _other_parent(header, from_parents)
+                    alive = _other_parent(header, from_parents) or header.get(PIN) is not None
                     if not alive and _parents(header) is None:
                         continue  # a dangling link: nothing to update
                     if child != ROOT and not alive:
@@ -608,10 +613,18 @@ def _uid(field: bytes, header: dict[bytes, bytes | None]) -> str:
 def _other_parent(header: dict[bytes, bytes | None], parents: dict[str, int]) -> bool:
     """Whether a header (as a unit holds it) lists a parent outside ``parents``.
 
-    Compared as stored, without decoding: a shared node lists many parents, and
-    the first one outside ``parents`` settles it.
+    Compared as stored, without decoding: a shared node lists many parents.
+    Every count is still checked to be one (``bytes.isdigit``, no ``int()``):
+    a surviving node's header is the only one a collection reads, and damage
+    there must surface as :class:`StoreCorrupt` as it does for the dead ones.
     """
     known = {p.encode() for p in parents}
-    return any(
-        v is not None and f not in HEADER_FIELDS and f not in known for f, v in header.items()
-    )
+    other = False
+    for f, v in header.items():
+        if v is None or f in HEADER_FIELDS:
+            continue
+        if not v.isdigit():
+            raise StoreCorrupt(f"a node header holds malformed back-references: {header!r}")
+        if not other and f not in known:
+            other = True
+    return other

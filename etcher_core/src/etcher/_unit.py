@@ -914,8 +914,9 @@ class Unit:
             if whole and key in full:
                 state = known[key]
                 if state is not fields and len(state) <= WHOLE_HASH_FIELDS:
-                    new = {f: v for f, v in state.items() if v is not None}
-                    writes.append(("hreplace", (key, new)))
+                    if None in state.values():  # fields this unit deleted
+                        state = {f: v for f, v in state.items() if v is not None}
+                    writes.append(("hreplace", (key, state)))
                     continue
             if None not in fields.values():
                 if fields:

@@ -62,8 +62,8 @@ class UnitScope:
         """Apply a unit's writes in the held write scope and commit (``etcher.spec.ScopeCommits``).
 
         Core's writes are already bytes (keys text): pushes, ``hset`` and
-        ``hreplace`` of those go to the commands as they are; anything else is checked and normalized
-        as the public commands do it.
+        ``hreplace`` of those go to the commands as they are; anything else is
+        checked and normalized as the public commands do it.
         """
         conn = self._conn
         if conn is None or not self._write:
