@@ -499,6 +499,7 @@ class Graph:
         # and survive), and reading ahead there fetches live subtrees for nothing
         # (replace_shared on Redis: 143 -> 176 ms when it started at once).
         ahead = swept = depth = 0
+        cheap_reads = unit.backend.capabilities.locking_units
         reader_preload = getattr(self.reader, "preload_subtree", None)
         preload = None
         while level:
@@ -546,8 +547,12 @@ class Graph:
                             per[uid] = per.get(uid, 0) + 1
             nxt: list[str] = []
             if lost:
-                # Most children of garbage are garbage too: fetch their contents along with
-                # their headers, so each level costs one batch (or none, read ahead).
+                # Most children of garbage are garbage too: over a network their contents
+                # come along with their headers, so each level costs one round trip (or
+                # none, read ahead). Where reads are cheap (a store held in-process) only
+                # the headers: a shared child survives, and reading its content was waste
+                # (replace_shared on SQLite); the dead ones' contents come with the next
+                # level's batch.
                 headers = [known_hash(refs_prefix + c) for c in lost]
                 if None in headers:
                     missing = [c for c, got in zip(lost, headers, strict=True) if got is None]
@@ -555,7 +560,10 @@ class Graph:
                         ahead += preload(
                             content_prefix, refs_prefix, missing[:SWEEP_AHEAD], SWEEP_AHEAD
                         )
-                    self.prefetch_nodes(missing)
+                    if cheap_reads:
+                        unit.load(hashes=[refs_prefix + c for c in missing])
+                    else:
+                        self.prefetch_nodes(missing)
                     headers = [known_hash(refs_prefix + c) for c in lost]
                 for (child, from_parents), header in zip(lost.items(), headers, strict=True):
                     key = refs_prefix + child
