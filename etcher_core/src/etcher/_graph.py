@@ -451,29 +451,32 @@ class Graph:
                 if not header:
                     continue  # gone: the exact search deals with it
                 alive = header.get(PIN) is not None
-                step: str | None = None
-                exists = alive
                 if not alive:
-                    for f, v in header.items():
-                        if v is None:
-                            continue  # deleted by this unit
-                        exists = True
-                        if f in HEADER_FIELDS or f in dead_b:
-                            continue
-                        if f in alive_b:
-                            alive = True
-                            break
-                        if step is None:
-                            p = _uid(f, header)
-                            if p not in path:
-                                step = p
+                    # A parent known alive? Looked up from the smaller side: a shared
+                    # node lists many parents, and few nodes are known alive yet.
+                    if len(alive_b) < len(header):
+                        for f in alive_b:
+                            if header.get(f) is not None:  # None: deleted by this unit
+                                alive = True
+                                break
+                    else:
+                        for f, v in header.items():
+                            if v is not None and f in alive_b:
+                                alive = True
+                                break
                 if alive:
                     known_alive.update(path)
                     alive_b.update(p.encode() for p in path)
                     continue
-                if exists and step is not None:
-                    path.append(step)
-                    moved[s] = step
+                # Otherwise one step up: the first parent that is not dead or on the path.
+                for f, v in header.items():
+                    if v is None or f in HEADER_FIELDS or f in dead_b:
+                        continue
+                    p = _uid(f, header)
+                    if p not in path:
+                        path.append(p)
+                        moved[s] = p
+                        break
             at = moved
 
     def _sweep(self, dead: set[str], garbage: set[str]) -> set[str]:
@@ -626,13 +629,10 @@ def _other_parent(header: dict[bytes, bytes | None], parents: dict[str, int]) ->
     a surviving node's header is the only one a collection reads, and damage
     there must surface as :class:`StoreCorrupt` as it does for the dead ones.
     """
-    known = {p.encode() for p in parents}
-    other = False
-    for f, v in header.items():
-        if v is None or f in HEADER_FIELDS:
-            continue
-        if not v.isdigit():
-            raise StoreCorrupt(f"a node header holds malformed back-references: {header!r}")
-        if not other and f not in known:
-            other = True
-    return other
+    if None in header.values():  # fields deleted by this unit
+        header = {f: v for f, v in header.items() if v is not None}
+    fields = header.keys() - HEADER_FIELDS
+    # Set operations and a map: no Python-level loop over a shared node's many parents.
+    if not all(map(bytes.isdigit, map(header.__getitem__, fields))):  # type: ignore[arg-type]
+        raise StoreCorrupt(f"a node header holds malformed back-references: {header!r}")
+    return not fields <= {p.encode() for p in parents}
