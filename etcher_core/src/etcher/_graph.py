@@ -258,8 +258,13 @@ class Graph:
             assumed = {key for key, _f in fields}
             fields += [(refs(c), p.encode()) for c, p in links if refs(c) in assumed]
         unit.load(hashes=whole, fields=fields)
+        known = unit.known_hash
         for child in read:
-            self.require(child)  # served from what was just read: it raises as it would
+            header = known(refs(child))
+            # A live node (read whole, nothing deleted here, not pending) passes as it
+            # would through require(), without the copy of its header require() reads.
+            if not header or None in header.values() or DEAD in header:
+                self.require(child)  # served from what was just read: it raises as it would
         for child, parent in links:
             if child == ROOT:
                 self.require(child)
