@@ -73,3 +73,47 @@ def test_header_edits_go_whole_with_the_capability_and_as_fields_without() -> No
 
 def test_capabilities_default_to_field_edits() -> None:
     assert Capabilities().whole_hash_writes is False
+
+
+def test_racing_replacements_keep_back_references_exact() -> None:
+    """Whole headers are computed from what a unit read: on a watching backend a header
+    changed meanwhile must make the unit retry, never overwrite the other unit's link."""
+    import threading
+    import uuid
+
+    from etcher.testing.reference import drop_store, named_store
+
+    name = f"whole-race-{uuid.uuid4().hex}"
+    try:
+        store = named_store(name)
+        setup = DB(ReferenceBackend(store))
+        setup["kids"] = {f"k{i}": {"n": i} for i in range(6)}
+        start = threading.Barrier(3)
+        errors: list[BaseException] = []
+
+        def work(t: int) -> None:
+            try:
+                db = DB(ReferenceBackend(store))
+                kids = [db["kids"][f"k{i}"] for i in range(6)]
+                start.wait()
+                for r in range(40):
+                    db[f"t{t}p{r % 4}"] = {"kids": kids[(r + t) % 3 :][:4]}
+                    if r % 5 == 4:
+                        del db[f"t{t}p{r % 4}"]
+            except BaseException as exc:  # reported by the main thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(3)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert not errors, errors
+        db = DB(ReferenceBackend(store))
+        assert str(db.check()).endswith("OK"), db.check()
+        for i in range(6):
+            kid = db["kids"][f"k{i}"]
+            holders = {db[k]["kids"].uid: 1 for k in db if k != "kids" and kid in db[k]["kids"]}
+            assert kid.backrefs == {db["kids"].uid: 1, **holders}
+    finally:
+        drop_store(name)
