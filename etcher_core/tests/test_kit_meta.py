@@ -32,6 +32,7 @@ from etcher.testing import (  # noqa: E402
     ListCommands,
     StorageConformance,
     UnitScopes,
+    WholeHashConformance,
     glob_escape,
 )
 from etcher.testing.markers import missing_capability  # noqa: E402
@@ -41,9 +42,13 @@ from etcher.testing.reference import ReferenceBackend, drop_store, named_store  
 pytest_plugins = ["pytester"]
 
 
+# Capabilities the reference backend does not declare.
+UNDECLARED = {"locking_units"}
+
+
 def _needs_locking_units(cls: type, name: str) -> bool:
     marks = getattr(getattr(cls, name), "pytestmark", [])
-    return any(m.name == "etcher_requires" and "locking_units" in m.args for m in marks)
+    return any(m.name == "etcher_requires" and UNDECLARED & set(m.args) for m in marks)
 
 
 # Every storage test the reference backend runs: all of them but those needing unit scopes,
@@ -54,6 +59,7 @@ SCOPE_TESTS = {name for name in dir(UnitScopes) if name.startswith("test_")} | {
     if name.startswith("test_") and _needs_locking_units(StorageConformance, name)
 }
 KIT_TESTS = {name for name in dir(StorageConformance) if name.startswith("test_")} - SCOPE_TESTS
+WHOLE_TESTS = {name for name in dir(WholeHashConformance) if name.startswith("test_")}
 CONCURRENCY_TESTS = {name for name in dir(ConcurrencyConformance) if name.startswith("test_")}
 
 KIT_MODULE = """
@@ -412,11 +418,13 @@ def test_kit_skips_what_a_backend_does_not_declare(run_kit: Any) -> None:
         "VolatileBackend.capabilities.atomic_batches is False",
         "VolatileBackend.capabilities.persistent is False",
         "VolatileBackend.capabilities.locking_units is False",
+        "VolatileBackend.capabilities.whole_hash_writes is False",
     }
     assert result.names(result.skipped) == {
         "test_failing_command_applies_nothing",
         "test_data_survives_reopening",
         *SCOPE_TESTS,
+        *WHOLE_TESTS,
     }
 
 

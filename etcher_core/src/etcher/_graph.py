@@ -247,14 +247,24 @@ class Graph:
                 whole.append(key)
                 read.append(child)
         if self.soon:
+            # A replaced value is usually garbage, and its collection reads its content
+            # next: a dict's content comes in this batch too (a list's would need a
+            # batch of its own, which is what the collection costs anyway).
+            content = self.layout.content
             whole += [refs(x) for x in self.soon]
+            whole += [content(x) for x in self.soon if is_dict(x)]
             self.soon = set()
         if fields:
             assumed = {key for key, _f in fields}
             fields += [(refs(c), p.encode()) for c, p in links if refs(c) in assumed]
         unit.load(hashes=whole, fields=fields)
+        known = unit.known_hash
         for child in read:
-            self.require(child)  # served from what was just read: it raises as it would
+            header = known(refs(child))
+            # A live node (read whole, nothing deleted here, not pending) passes as it
+            # would through require(), without the copy of its header require() reads.
+            if not header or None in header.values() or DEAD in header:
+                self.require(child)  # served from what was just read: it raises as it would
         for child, parent in links:
             if child == ROOT:
                 self.require(child)
@@ -446,29 +456,32 @@ class Graph:
                 if not header:
                     continue  # gone: the exact search deals with it
                 alive = header.get(PIN) is not None
-                step: str | None = None
-                exists = alive
                 if not alive:
-                    for f, v in header.items():
-                        if v is None:
-                            continue  # deleted by this unit
-                        exists = True
-                        if f in HEADER_FIELDS or f in dead_b:
-                            continue
-                        if f in alive_b:
-                            alive = True
-                            break
-                        if step is None:
-                            p = _uid(f, header)
-                            if p not in path:
-                                step = p
+                    # A parent known alive? Looked up from the smaller side: a shared
+                    # node lists many parents, and few nodes are known alive yet.
+                    if len(alive_b) < len(header):
+                        for f in alive_b:
+                            if header.get(f) is not None:  # None: deleted by this unit
+                                alive = True
+                                break
+                    else:
+                        for f, v in header.items():
+                            if v is not None and f in alive_b:
+                                alive = True
+                                break
                 if alive:
                     known_alive.update(path)
                     alive_b.update(p.encode() for p in path)
                     continue
-                if exists and step is not None:
-                    path.append(step)
-                    moved[s] = step
+                # Otherwise one step up: the first parent that is not dead or on the path.
+                for f, v in header.items():
+                    if v is None or f in HEADER_FIELDS or f in dead_b:
+                        continue
+                    p = _uid(f, header)
+                    if p not in path:
+                        path.append(p)
+                        moved[s] = p
+                        break
             at = moved
 
     def _sweep(self, dead: set[str], garbage: set[str]) -> set[str]:
@@ -494,6 +507,7 @@ class Graph:
         # and survive), and reading ahead there fetches live subtrees for nothing
         # (replace_shared on Redis: 143 -> 176 ms when it started at once).
         ahead = swept = depth = 0
+        cheap_reads = unit.backend.capabilities.locking_units
         reader_preload = getattr(self.reader, "preload_subtree", None)
         preload = None
         while level:
@@ -541,8 +555,12 @@ class Graph:
                             per[uid] = per.get(uid, 0) + 1
             nxt: list[str] = []
             if lost:
-                # Most children of garbage are garbage too: fetch their contents along with
-                # their headers, so each level costs one batch (or none, read ahead).
+                # Most children of garbage are garbage too: over a network their contents
+                # come along with their headers, so each level costs one round trip (or
+                # none, read ahead). Where reads are cheap (a store held in-process) only
+                # the headers: a shared child survives, and reading its content was waste
+                # (replace_shared on SQLite); the dead ones' contents come with the next
+                # level's batch.
                 headers = [known_hash(refs_prefix + c) for c in lost]
                 if None in headers:
                     missing = [c for c, got in zip(lost, headers, strict=True) if got is None]
@@ -550,13 +568,16 @@ class Graph:
                         ahead += preload(
                             content_prefix, refs_prefix, missing[:SWEEP_AHEAD], SWEEP_AHEAD
                         )
-                    self.prefetch_nodes(missing)
+                    if cheap_reads:
+                        unit.load(hashes=[refs_prefix + c for c in missing])
+                    else:
+                        self.prefetch_nodes(missing)
                     headers = [known_hash(refs_prefix + c) for c in lost]
                 for (child, from_parents), header in zip(lost.items(), headers, strict=True):
                     key = refs_prefix + child
                     if header is None:
                         continue  # a dangling link: nothing to update
-                    alive = header.get(PIN) is not None or _other_parent(header, from_parents)
+                    alive = _other_parent(header, from_parents) or header.get(PIN) is not None
                     if not alive and _parents(header) is None:
                         continue  # a dangling link: nothing to update
                     if child != ROOT and not alive:
@@ -608,10 +629,15 @@ def _uid(field: bytes, header: dict[bytes, bytes | None]) -> str:
 def _other_parent(header: dict[bytes, bytes | None], parents: dict[str, int]) -> bool:
     """Whether a header (as a unit holds it) lists a parent outside ``parents``.
 
-    Compared as stored, without decoding: a shared node lists many parents, and
-    the first one outside ``parents`` settles it.
+    Compared as stored, without decoding: a shared node lists many parents.
+    Every count is still checked to be one (``bytes.isdigit``, no ``int()``):
+    a surviving node's header is the only one a collection reads, and damage
+    there must surface as :class:`StoreCorrupt` as it does for the dead ones.
     """
-    known = {p.encode() for p in parents}
-    return any(
-        v is not None and f not in HEADER_FIELDS and f not in known for f, v in header.items()
-    )
+    if None in header.values():  # fields deleted by this unit
+        header = {f: v for f, v in header.items() if v is not None}
+    fields = header.keys() - HEADER_FIELDS
+    # Set operations and a map: no Python-level loop over a shared node's many parents.
+    if not all(map(bytes.isdigit, map(header.__getitem__, fields))):  # type: ignore[arg-type]
+        raise StoreCorrupt(f"a node header holds malformed back-references: {header!r}")
+    return not fields <= {p.encode() for p in parents}

@@ -60,6 +60,13 @@ _MISSING = object()
 _DIRECT_READS = 4
 """Up to this many reads of a unit holding a scope go to the backend one by one (no pipeline)."""
 
+WHOLE_HASH_FIELDS = 64
+"""Largest hash core commits whole (``spec.WholeHashWrites``) instead of as field edits.
+
+A bigger one (a shared child's header listing hundreds of parents) would be
+rewritten entirely for a one-field change; a store keeps such hashes field by
+field anyway (SQLite spills them to one row per field)."""
+
 
 class CallerCode(Exception):
     """Raised inside a unit when its work needs code of the caller's (a ``dict`` subclass's
@@ -786,7 +793,11 @@ class Unit:
                 pipe.delete(key)
             else:
                 pipe.set(key, value)
+        whole = self._whole_hashes()
         for key, fields in self._dirty.items():
+            if whole and key in whole:
+                pipe.hreplace(key, whole[key])  # type: ignore[attr-defined]  # per capability
+                continue
             if None not in fields.values():
                 # The usual case (new nodes, changed fields): no deletions to split off.
                 if fields:
@@ -895,7 +906,18 @@ class Unit:
         for key in self._string_dirty:
             value = self._strings[key]
             writes.append(("delete", (key,)) if value is None else ("set", (key, value)))
+        # Edits of known small hashes go whole where the backend takes that (see
+        # _whole_hashes; inline here, as this runs once per write unit).
+        whole = self.backend.capabilities.whole_hash_writes
+        known, full = self._fields, self._full
         for key, fields in self._dirty.items():
+            if whole and key in full:
+                state = known[key]
+                if state is not fields and len(state) <= WHOLE_HASH_FIELDS:
+                    if None in state.values():  # fields this unit deleted
+                        state = {f: v for f, v in state.items() if v is not None}
+                    writes.append(("hreplace", (key, state)))
+                    continue
             if None not in fields.values():
                 if fields:
                     writes.append(("hset", (key, fields)))
@@ -909,6 +931,26 @@ class Unit:
         for key, op, args in self._list_ops:
             writes.append((op, (key, *args)))
         return writes
+
+    def _whole_hashes(self) -> dict[str, dict[bytes, bytes]] | None:
+        """The edited hashes to commit whole, with their new content (``spec.WholeHashWrites``).
+
+        Only where the backend declares ``whole_hash_writes``, and only hashes
+        that existed before this unit, whose every field it knows, and that
+        stay small (:data:`WHOLE_HASH_FIELDS`). A hash this unit created is
+        already written whole (its pending write *is* its content).
+        """
+        if not self.backend.capabilities.whole_hash_writes:
+            return None
+        known, full = self._fields, self._full
+        whole: dict[str, dict[bytes, bytes]] = {}
+        for key, fields in self._dirty.items():
+            state = known.get(key)
+            if state is None or state is fields or key not in full:
+                continue
+            if len(state) <= WHOLE_HASH_FIELDS:
+                whole[key] = {f: v for f, v in state.items() if v is not None}
+        return whole
 
     def reads_valid(self) -> bool:
         """Whether everything this unit read is still current (consumes the unit).

@@ -96,6 +96,16 @@ class Capabilities:
     on Redis).
     """
 
+    whole_hash_writes: bool = False
+    """The backend implements :class:`WholeHashWrites`: ``hreplace()`` sets a hash's every field.
+
+    Core then commits an edit of a small hash whose every field it knows (a node
+    header gaining or losing a back-reference, say) as the hash's new content
+    instead of field edits: a store that keeps a small hash in one value (SQLite's
+    packed rows) writes it without reading and decoding the old value to merge
+    the edits into. Backends without it keep receiving field edits.
+    """
+
     def describe(self) -> dict[str, bool]:
         """The capabilities as a plain dict (for reports and error messages)."""
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -356,10 +366,36 @@ class ScopeCommits(Protocol):
         Each write is ``(command, args)``: a :class:`Commands` write method's
         name and its positional arguments (``delete``, ``set``, ``hdel``,
         ``rpush``, ``lpush``, ``lpop``, ``rpop``, ``lset``, ``ltrim``), except
-        ``hset``, whose args are ``(key, mapping)``. Afterwards the scope is no
+        ``hset``, whose args are ``(key, mapping)``; a backend declaring
+        ``capabilities.whole_hash_writes`` also gets ``("hreplace", (key, mapping))``
+        (:class:`WholeHashWrites`). Afterwards the scope is no
         longer held (its ``__exit__`` does nothing). If it raises before the
         commit, nothing was applied and the caller leaves the scope with an
         exception (rolling back); if the commit itself fails, it is rolled back.
+        """
+        ...
+
+
+class WholeHashWrites(Protocol):
+    """What a backend declaring ``capabilities.whole_hash_writes`` offers in addition.
+
+    ``hreplace`` is a write command like ``hset``: the backend offers it directly,
+    its pipelines queue it (its result in ``execute()``'s list, applied atomically
+    with the rest of a transactional batch), and a write scope's
+    :meth:`ScopeCommits.commit_writes` accepts ``("hreplace", (key, mapping))``.
+    Core only sends it for a hash it read whole (or wrote) in the same unit, of at
+    most ``WHOLE_HASH_FIELDS`` fields (:mod:`etcher._unit`), on a pipeline or
+    through ``commit_writes()``; never through :meth:`CheckedCommits.checked_commit`.
+    """
+
+    def hreplace(self, name: KeyT, mapping: Mapping[Any, EncodableT]) -> Any:
+        """Make hash ``name`` hold exactly ``mapping``; returns ``True``.
+
+        Fields of the stored hash missing from ``mapping`` are removed, the others
+        take their new values; a missing key is created. An empty ``mapping``
+        deletes the key (empty containers do not exist). Fields and values are
+        normalized as :meth:`Commands.hset` normalizes them. A key holding
+        anything but a hash raises ``WrongTypeError`` and changes nothing.
         """
         ...
 
@@ -446,4 +482,5 @@ __all__ = [
     "SubtreeChunk",
     "SubtreeReads",
     "UnitScopes",
+    "WholeHashWrites",
 ]

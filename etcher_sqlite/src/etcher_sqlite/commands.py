@@ -151,6 +151,16 @@ class CommandsMixin:
         _nonempty(fields, "hdel")
         return self._call(ops.HDEL, (to_key(name), fields))
 
+    def hreplace(self, name: KeyT, mapping: Mapping[Any, EncodableT]) -> Any:
+        """Make hash ``name`` hold exactly ``mapping`` (``etcher.spec.WholeHashWrites``).
+
+        An empty mapping deletes the key. Returns ``True``.
+        """
+        if not isinstance(mapping, Mapping):
+            raise TypeError(f"hreplace takes a mapping, not {type(mapping).__name__}")
+        pairs = {to_bytes(field): to_bytes(value) for field, value in mapping.items()}
+        return self._call(ops.HREPLACE, (to_key(name), pairs))
+
     def hgetall(self, name: KeyT) -> Any:
         """Every field of hash ``name`` as a dict (``{}`` if missing)."""
         return self._call(ops.HGETALL, (to_key(name),))

@@ -142,7 +142,8 @@ SQL_LRANGE = (
 )
 
 SQL_HGETALL_MANY = (
-    "WITH v (i, name) AS (VALUES {}) SELECT v.i, k.type, k.value, h.field, h.value FROM v "
+    "WITH v (i, name) AS (VALUES {}) SELECT v.i, k.type, k.value, h.field, h.value, k.lo, k.hi "
+    "FROM v "
     "JOIN keys AS k ON k.name = v.name "
     "LEFT JOIN hashes AS h ON k.value IS NULL AND h.name = k.name"
 )
@@ -592,17 +593,35 @@ def lrange(conn: sqlite3.Connection, name: str, start: int, end: int) -> list[by
 
 
 def hgetall_many(conn: sqlite3.Connection, calls: list[Call]) -> list[dict[bytes, bytes]]:
-    """A run of ``hgetall`` in one query (materializing reads whole levels this way)."""
+    """A run of ``hgetall`` in one query (materializing reads whole levels this way).
+
+    Inside a write scope the rows read are cached in the scope's :class:`Tx`, as
+    :func:`hgetall` caches its one row: the unit's commit then writes those keys
+    (node headers, mostly) without reading their rows again.
+    """
     results: list[dict[bytes, bytes]] = [{} for _ in calls]
     items = [(i, name) for i, (name,) in enumerate(calls)]
     pad = (-1, None)
-    for i, kind, blob, field, value in select_in(conn, SQL_HGETALL_MANY, items, "(?, ?)", pad):
+    scoped = getattr(SCOPE, "tx", None) if conn.in_transaction else None
+    if scoped is not None and scoped.conn is not conn:
+        scoped = None
+    rows: dict[int, Meta] = {}
+    for i, kind, blob, field, value, lo, hi in select_in(
+        conn, SQL_HGETALL_MANY, items, "(?, ?)", pad
+    ):
         if kind != HASH:
             raise wrong_type(calls[i][0], kind, HASH)
+        if scoped is not None and i not in rows:
+            rows[i] = [kind, lo, hi, blob, None]
         if blob is not None:
             results[i] = packed.unpack_hash(blob, calls[i][0])
         else:
             results[i][field] = value
+    if scoped is not None:
+        cache = scoped.meta
+        for i, (name,) in enumerate(calls):
+            if name not in cache:
+                cache[name] = rows.get(i)  # None: the key does not exist
     return results
 
 
@@ -747,6 +766,31 @@ def _hset_spilled(tx: Tx, calls: list[Call], where: list[int], results: list[int
         tx.meta[name][2] += added  # type: ignore[index]
         results[i] = added
     conn.executemany(SQL_PUT_FIELD, rows)
+
+
+def hreplace_many(tx: Tx, calls: list[Call]) -> list[bool]:
+    """A run of ``hreplace``: each hash gets exactly the ``{field: value}`` dict of its call.
+
+    The stored content is neither read nor decoded (the point of the command,
+    see ``etcher.spec.WholeHashWrites``): only the key's row is needed, to check
+    its type and to drop the member rows of a spilled hash. The call's dict is
+    taken over as the new content (callers hand a fresh one).
+    """
+    if len(calls) == 1:
+        tx.get(calls[0][0])
+    else:
+        tx.load([name for name, _ in calls])
+    cache = tx.meta
+    for name, _ in calls:  # every type first: a refused run changes nothing
+        meta = cache[name]
+        if meta is not None and meta[0] != HASH:
+            raise wrong_type(name, meta[0], HASH)
+    for name, pairs in calls:
+        meta = cache[name]
+        if meta is not None and _is_spilled(meta):
+            tx.conn.execute(SQL_DROP_HASH, (name,))
+        tx.put(name, [HASH, 0, len(pairs), None, pairs] if pairs else None)
+    return [True] * len(calls)
 
 
 def hdel_many(tx: Tx, calls: list[Call]) -> list[int]:
@@ -998,6 +1042,7 @@ SET = _batched("set", set_many)
 DELETE = _batched("delete", delete_many)
 HSET = _batched("hset", hset_many)
 HDEL = _batched("hdel", hdel_many)
+HREPLACE = _batched("hreplace", hreplace_many)
 RPUSH = _batched("rpush", rpush_many)
 LPUSH = _batched("lpush", lpush_many)
 INCR = _write("incr", incr)
@@ -1007,7 +1052,9 @@ RPOP = _write("rpop", rpop)
 LSET = _write("lset", lset)
 LTRIM = _write("ltrim", ltrim)
 
-WRITES = {c.name: c for c in (SET, DELETE, HSET, HDEL, RPUSH, LPUSH, LPOP, RPOP, LSET, LTRIM)}
+WRITES = {
+    c.name: c for c in (SET, DELETE, HSET, HDEL, HREPLACE, RPUSH, LPUSH, LPOP, RPOP, LSET, LTRIM)
+}
 """The write commands a unit commits through its scope (``UnitScope.commit_writes``)."""
 
 

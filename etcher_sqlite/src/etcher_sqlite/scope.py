@@ -61,9 +61,9 @@ class UnitScope:
     def commit_writes(self, writes: list[tuple[str, tuple[Any, ...]]]) -> None:
         """Apply a unit's writes in the held write scope and commit (``etcher.spec.ScopeCommits``).
 
-        Core's writes are already bytes (keys text): pushes and ``hset`` of those
-        go to the commands as they are; anything else is checked and normalized
-        as the public commands do it.
+        Core's writes are already bytes (keys text): pushes, ``hset`` and
+        ``hreplace`` of those go to the commands as they are; anything else is
+        checked and normalized as the public commands do it.
         """
         conn = self._conn
         if conn is None or not self._write:
@@ -77,7 +77,9 @@ class UnitScope:
                     values = args[1:]
                     if values and set(map(type, values)) == _BYTES:
                         call = (args[0], list(values))
-                elif name == "hset":
+                elif name == "hset" or (
+                    name == "hreplace" and len(args) == 2 and type(args[1]) is dict
+                ):
                     mapping = args[1]
                     kinds = set(map(type, mapping))
                     kinds.update(map(type, mapping.values()))

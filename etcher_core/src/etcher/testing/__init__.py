@@ -116,6 +116,7 @@ from etcher.testing.storage import (
     ValueEncoding,
     WatchConformance,
     WatchRules,
+    WholeHashConformance,
     WrongTypeConformance,
     WrongTypeErrors,
 )
@@ -220,6 +221,7 @@ __all__ = [
     "ValueEncoding",
     "WatchConformance",
     "WatchRules",
+    "WholeHashConformance",
     "WrongTypeConformance",
     "WrongTypeErrors",
     "glob_escape",

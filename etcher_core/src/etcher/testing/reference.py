@@ -215,6 +215,14 @@ class ReferenceCommands:
             self._write(self._key(name), entry)
             return added
 
+    def hreplace(self, name: Any, mapping: Mapping[Any, Any]) -> Any:
+        """``etcher.spec.WholeHashWrites``: the hash holds exactly ``mapping`` afterwards."""
+        entry = {encode_value(k): encode_value(v) for k, v in mapping.items()}
+        with self._store.lock:
+            self._entry(name, dict)  # the wrong-type check, before anything changes
+            self._write(self._key(name), entry)
+            return True
+
     def hdel(self, name: Any, *keys: Any) -> Any:
         with self._store.lock:
             entry = self._entry(name, dict)
@@ -484,6 +492,7 @@ class ReferenceBackend(ReferenceCommands):
         atomic_batches=True,
         maintenance=False,
         snapshot_reads=True,
+        whole_hash_writes=True,
     )
     pipeline_class: ClassVar[type[ReferencePipeline]] = ReferencePipeline
 

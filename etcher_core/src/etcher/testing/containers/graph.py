@@ -494,6 +494,24 @@ class ShapeAndGCConformance(ContainerFixtures):
         with pytest.raises((StoreCorrupt, StaleHandleError)):
             db()
 
+    @pytest.mark.parametrize("damaged", ["removed parent", "other parent"])
+    def test_collection_reports_a_damaged_count_of_a_surviving_node(
+        self, db: DB, damaged: str
+    ) -> None:
+        """A shared node that survives a collection has its header read: a count there that
+        is no count (a foreign writer's damage) is ``StoreCorrupt``, and nothing changes."""
+        db["kid"] = {"n": 1}
+        kid = db["kid"]
+        db["a"] = [kid]
+        db["b"] = [kid]
+        layout = Layout(db.prefix)
+        parent = db["a" if damaged == "removed parent" else "b"].uid
+        db.backend.hset(layout.refs(kid.uid), parent.encode(), b"x")
+        with pytest.raises(StoreCorrupt):
+            del db["a"]  # kid loses a's list and survives through b's (or the root)
+        assert db.backend.hget(layout.refs(kid.uid), parent.encode()) == b"x"
+        assert list(db["a"]) and list(db["b"])
+
     def test_link_to_root_then_unlink_keeps_root(self, db: DB) -> None:
         root = db.get_via_uid(db.uid)
         db["keep"] = "me"

@@ -20,6 +20,7 @@ module                 families
 ``scopes``             :class:`ScopeConformance`
 ``threads``            :class:`ThreadSafetyConformance`
 ``errors``             :class:`ErrorIsolationConformance`
+``whole``              :class:`WholeHashConformance`
 =====================  ==================================================
 
 The names of etcher 0.2's kit (``StringCommands``, ``HashCommands`` ...) stay importable
@@ -58,6 +59,7 @@ from etcher.testing.storage.scopes import ScopeConformance
 from etcher.testing.storage.strings import StringConformance
 from etcher.testing.storage.threads import ThreadSafetyConformance
 from etcher.testing.storage.watch import INTERLEAVE_HOOK, WatchConformance
+from etcher.testing.storage.whole import WholeHashConformance
 
 
 class StorageConformance(
@@ -72,6 +74,7 @@ class StorageConformance(
     PersistenceConformance,
     ThreadSafetyConformance,
     ScopeConformance,
+    WholeHashConformance,
     ErrorIsolationConformance,
     WatchConformance,
     KeyTextConformance,
@@ -140,6 +143,7 @@ __all__ = [
     "ValueEncoding",
     "WatchConformance",
     "WatchRules",
+    "WholeHashConformance",
     "WrongTypeConformance",
     "WrongTypeErrors",
 ]
