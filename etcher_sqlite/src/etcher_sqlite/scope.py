@@ -11,12 +11,14 @@ that only read. Nothing read can then change, so nothing needs watching.
 from __future__ import annotations
 
 import sqlite3
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Protocol
 
 from etcher.errors import TransactionError
 from etcher_sqlite import ops
 from etcher_sqlite.commands import CommandsMixin
 from etcher_sqlite.ops import Call, Command
+from etcher_sqlite.schema import HASH, LIST
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -68,6 +70,12 @@ class UnitScope:
         conn = self._conn
         if conn is None or not self._write:
             raise TransactionError("commit_writes() needs a held write scope")
+        bulk = _bulk_queue(writes) if len(writes) > BULK_WRITES else None
+        if bulk is not None:
+            self._backend._apply_in_scope(conn, bulk)
+            self._conn = None
+            self._backend._end_scope(conn, commit=True)
+            return
         writes_ = ops.WRITES
         queue: list[tuple[Command, Call]] = []
         for name, args in writes:
@@ -96,6 +104,73 @@ class UnitScope:
 
 
 _BYTES = {bytes}
+
+BULK_WRITES = 64
+"""Above this many writes, :meth:`UnitScope.commit_writes` checks them all at once."""
+
+
+def _bulk_queue(writes: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[Command, Call]] | None:
+    """The queue of a big unit's writes (a big new document: thousands of ``hset``/``rpush``).
+
+    The types of every field, value and item are checked in one pass over all of
+    them (C loops, no set per write), and an ``hset`` mapping is queued as it is,
+    not copied: the commands only read it, and the unit is done with it. An
+    ``hset`` or ``rpush`` that is the only write to its key goes to one
+    ``create`` run, first (:func:`etcher_sqlite.ops.create_many`: no read of keys
+    that are almost always new; no other write of the batch touches them, so the
+    order does not matter). ``None`` when any write has another shape, or any value
+    is not ``bytes``: then the per-write path (with the public commands' errors)
+    takes the whole batch.
+    """
+    hset, rpush = ops.HSET, ops.RPUSH
+    queue: list[tuple[Command, Call]] = []
+    append = queue.append
+    mappings: list[dict[Any, Any]] = []
+    items: list[list[Any]] = []
+    # Per key, its create call while it is the key's only write (None once it is not).
+    creates: dict[str, Call | None] = {}
+    for name, args in writes:
+        if name == "hset":
+            if len(args) != 2 or type(args[0]) is not str:
+                return None
+            key, mapping = args
+            if type(mapping) is not dict or not mapping:
+                return None
+            mappings.append(mapping)
+            call: Call = (key, mapping)
+            kind = HASH
+        elif name == "rpush":
+            if len(args) < 2 or type(args[0]) is not str:
+                return None
+            key = args[0]
+            values = list(args[1:])
+            items.append(values)
+            call = (key, values)
+            kind = LIST
+        else:
+            call = _Queue.collect(name, args, {})
+            for other in call[0] if name == "delete" else call[:1]:
+                first = creates.get(other)
+                if first is not None:  # no longer its key's only write: queued in order
+                    append((rpush if first[1] == LIST else hset, (other, first[2])))
+                creates[other] = None
+            append((ops.WRITES[name], call))
+            continue
+        if key in creates:
+            first = creates[key]
+            if first is not None:
+                append((rpush if first[1] == LIST else hset, (key, first[2])))
+                creates[key] = None
+            append((rpush if kind == LIST else hset, call))
+        else:
+            creates[key] = (key, kind, call[1])
+    kinds = set(map(type, chain.from_iterable(mappings)))
+    kinds.update(map(type, chain.from_iterable(map(dict.values, mappings))))
+    kinds.update(map(type, chain.from_iterable(items)))
+    if kinds and kinds != _BYTES:
+        return None
+    create = ops.CREATE
+    return [(create, call) for call in creates.values() if call is not None] + queue
 
 
 class _Queue(CommandsMixin):
