@@ -950,17 +950,18 @@ def ltrim(tx: Tx, name: str, start: int, end: int) -> bool:
 
 
 def create_many(tx: Tx, calls: list[Call]) -> list[int]:
-    """Write a run of containers that are very likely new keys (a big new document's nodes).
+    """Write containers that are very likely new keys (a big new document's nodes).
 
-    Each call is ``(name, type, content)``: an ``hset`` of ``{field: value}``
-    (``type`` HASH) or an ``rpush`` of items (LIST), the only write to its key in
-    the batch, of a key this transaction has not read. Rather than reading every
-    key first (a ``SELECT`` per 256 keys, for rows that are not there), the packed
-    rows go in with ``INSERT OR IGNORE``, all stamped with one fresh version: if
-    SQLite inserted them all, none existed. Otherwise the keys whose row carries
-    another version existed before, and those (and the contents too big to pack)
-    take the ordinary ``hset``/``rpush`` path, which reads their rows. The result
-    is the same as that path's either way.
+    Each call is ``(pairs,)``: a list of ``(name, content)``, where content is
+    the ``{field: value}`` of an ``hset`` (a dict) or the items of an ``rpush``
+    (a tuple or list), the only write to its key in the batch. Rather than
+    reading every key first (a ``SELECT`` per 256 keys, for rows that are not
+    there), the packed rows go in with ``INSERT OR IGNORE``, all stamped with one
+    fresh version: if SQLite inserted them all, none existed. Otherwise the keys
+    whose row carries another version existed before, and those (and the keys
+    this transaction has read, and contents too big to pack) take the ordinary
+    ``hset``/``rpush`` path, which reads their rows: the result is that path's
+    either way. Returns, per call, how many keys were written.
     """
     cache = tx.meta
     version = new_version()
@@ -968,30 +969,31 @@ def create_many(tx: Tx, calls: list[Call]) -> list[int]:
     max_entries, max_bytes = packed.MAX_ENTRIES, packed.MAX_BYTES
     rows: list[tuple[str, int, int, int, int, bytes]] = []
     append = rows.append
-    slow: list[Call] = []
-    for call in calls:
-        name, kind, content = call
-        size = len(content)
-        if size <= max_entries and name not in cache:
-            blob = pack(content)
-            if len(blob) <= max_bytes:
-                append((name, kind, version, 0, size, blob))
-                continue
-        slow.append(call)
+    slow: list[tuple[str, Any]] = []
+    for (pairs,) in calls:
+        for pair in pairs:
+            name, content = pair
+            size = len(content)
+            if size <= max_entries and name not in cache:
+                blob = pack(content)
+                if len(blob) <= max_bytes:
+                    append((name, HASH if type(content) is dict else LIST, version, 0, size, blob))
+                    continue
+            slow.append(pair)
     conn = tx.conn
     if len(rows) > SORT_ABOVE:
         rows.sort(key=itemgetter(0))  # B-tree order (see SORT_ABOVE); names are unique here
     if rows and conn.executemany(SQL_CREATE_KEY, rows).rowcount < len(rows):
         older = {name for (name,) in _select_older(conn, version, [row[0] for row in rows])}
-        slow.extend(call for call in calls if call[0] in older)
+        slow.extend(pair for (pairs,) in calls for pair in pairs if pair[0] in older)
     if slow:
-        hashes = [(name, content) for name, kind, content in slow if kind == HASH]
-        lists = [(name, content) for name, kind, content in slow if kind != HASH]
+        hashes = [pair for pair in slow if type(pair[1]) is dict]
+        lists = [pair for pair in slow if type(pair[1]) is not dict]
         if hashes:
             hset_many(tx, hashes)
         if lists:
             rpush_many(tx, lists)
-    return [len(content) for _, _, content in calls]
+    return [len(pairs) for (pairs,) in calls]
 
 
 def _select_older(conn: sqlite3.Connection, version: int, names: list[str]) -> Iterator[Any]:

@@ -11,6 +11,7 @@ that only read. Nothing read can then change, so nothing needs watching.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from itertools import chain
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -18,7 +19,6 @@ from etcher.errors import TransactionError
 from etcher_sqlite import ops
 from etcher_sqlite.commands import CommandsMixin
 from etcher_sqlite.ops import Call, Command
-from etcher_sqlite.schema import HASH, LIST
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -113,64 +113,68 @@ def _bulk_queue(writes: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[Command
     """The queue of a big unit's writes (a big new document: thousands of ``hset``/``rpush``).
 
     The types of every field, value and item are checked in one pass over all of
-    them (C loops, no set per write), and an ``hset`` mapping is queued as it is,
-    not copied: the commands only read it, and the unit is done with it. An
-    ``hset`` or ``rpush`` that is the only write to its key goes to one
-    ``create`` run, first (:func:`etcher_sqlite.ops.create_many`: no read of keys
-    that are almost always new; no other write of the batch touches them, so the
-    order does not matter). ``None`` when any write has another shape, or any value
-    is not ``bytes``: then the per-write path (with the public commands' errors)
-    takes the whole batch.
+    them (C loops, no set per write), and contents are queued as they are, not
+    copied: the commands only read them, and the unit is done with them. Each
+    ``hset`` or ``rpush`` that is the only write to its key goes into one
+    ``create`` call, first (:func:`etcher_sqlite.ops.create_many`: no read of
+    keys that are almost always new; no other write of the batch touches them,
+    so the order does not matter). ``None`` when any write has another shape, or
+    any value is not ``bytes``: then the per-write path (with the public
+    commands' errors) takes the whole batch.
     """
     hset, rpush = ops.HSET, ops.RPUSH
     queue: list[tuple[Command, Call]] = []
     append = queue.append
     mappings: list[dict[Any, Any]] = []
-    items: list[list[Any]] = []
-    # Per key, its create call while it is the key's only write (None once it is not).
-    creates: dict[str, Call | None] = {}
+    items: list[tuple[Any, ...]] = []
+    # Per key, its content while this is the key's only write (None once it is not).
+    creates: dict[str, Any] = {}
     for name, args in writes:
-        if name == "hset":
-            if len(args) != 2 or type(args[0]) is not str:
+        if name == "hset" and len(args) == 2:
+            key, content = args
+            if type(content) is not dict or not content:
                 return None
-            key, mapping = args
-            if type(mapping) is not dict or not mapping:
-                return None
-            mappings.append(mapping)
-            call: Call = (key, mapping)
-            kind = HASH
-        elif name == "rpush":
-            if len(args) < 2 or type(args[0]) is not str:
-                return None
+            mappings.append(content)
+        elif name == "rpush" and len(args) > 1:
             key = args[0]
-            values = list(args[1:])
-            items.append(values)
-            call = (key, values)
-            kind = LIST
+            content = args[1:]
+            items.append(content)
         else:
             call = _Queue.collect(name, args, {})
             for other in call[0] if name == "delete" else call[:1]:
-                first = creates.get(other)
-                if first is not None:  # no longer its key's only write: queued in order
-                    append((rpush if first[1] == LIST else hset, (other, first[2])))
-                creates[other] = None
+                _unshare(creates, other, append, hset, rpush)
             append((ops.WRITES[name], call))
             continue
+        if type(key) is not str:
+            return None
         if key in creates:
-            first = creates[key]
-            if first is not None:
-                append((rpush if first[1] == LIST else hset, (key, first[2])))
-                creates[key] = None
-            append((rpush if kind == LIST else hset, call))
+            _unshare(creates, key, append, hset, rpush)
+            append((hset if type(content) is dict else rpush, (key, content)))
         else:
-            creates[key] = (key, kind, call[1])
+            creates[key] = content
     kinds = set(map(type, chain.from_iterable(mappings)))
     kinds.update(map(type, chain.from_iterable(map(dict.values, mappings))))
     kinds.update(map(type, chain.from_iterable(items)))
     if kinds and kinds != _BYTES:
         return None
-    create = ops.CREATE
-    return [(create, call) for call in creates.values() if call is not None] + queue
+    pairs = [pair for pair in creates.items() if pair[1] is not None]
+    if pairs:
+        queue.insert(0, (ops.CREATE, (pairs,)))
+    return queue
+
+
+def _unshare(
+    creates: dict[str, Any],
+    key: str,
+    append: Callable[[tuple[Command, Call]], None],
+    hset: Command,
+    rpush: Command,
+) -> None:
+    """``key`` has another write: its first one (if it was a create) joins the queue in order."""
+    first = creates.get(key)
+    if first is not None:
+        append((hset if type(first) is dict else rpush, (key, first)))
+    creates[key] = None
 
 
 class _Queue(CommandsMixin):
