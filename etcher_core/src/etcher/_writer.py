@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from etcher._codec import _DECIMAL_LIMIT as _SMALL
 from etcher._codec import encode_key, encode_link, encode_scalar, format_path, join_item
 from etcher._graph import KIND_DICT, KIND_LIST, Graph
-from etcher._layout import DICT_UID, KIND, LIST_UID, SEQ, is_dict
+from etcher._layout import DICT_UID, KIND, LIST_UID, SEQ
 from etcher._unit import CallerCode
 from etcher.errors import ForeignNodeError
 
@@ -191,16 +191,23 @@ class Writer:
 
     def _drain(self) -> None:
         content_prefix = self.g.layout.content_prefix
+        refs_prefix = self.refs_prefix
         stack = self.stack
+        push = stack.append
         u = self.unit
+        create_hash = u.create_hash
         progress = self.progress
         tag = self._tag
-        container = self._container
+        memo = self.memo
+        keep = self.keepalive.append
+        new_uid = self.new_uid
         done = 0
         # Per node, the common value types are encoded inline (the same bytes as
-        # encode_scalar gives), and a path object is made only for a nested container,
-        # which keeps it for its own errors; the rest, and every error (which names its
-        # path), go through the general functions.
+        # encode_scalar and join_item give), and a path object is made only for a nested
+        # container, which keeps it for its own errors; the rest, and every error (which
+        # names its path), go through the general functions. A container met for the
+        # first time is created here too (what _container does, without its call): in a
+        # big new document that is every node.
         while stack:
             if progress is not None:
                 done += 1
@@ -208,25 +215,43 @@ class Writer:
                     progress(done)
                     done = 0
             obj, uid, path = stack.pop()
-            if is_dict(uid):
+            me = uid.encode()
+            if uid[:1] == DICT_UID:
                 mapping: dict[bytes, bytes] = {}
                 for seq, (k, v) in enumerate(obj.items()):
                     fkey = b"s" + k.encode() if type(k) is str and k.isascii() else _key(k, path)
                     cls = type(v)
                     if cls is str:
                         try:
-                            tagged = b"s" + v.encode()
+                            mapping[fkey] = b"%d|s" % seq + v.encode()
                         except UnicodeEncodeError:
-                            tagged = encode_scalar(v, (*_flat(path), k))
+                            encode_scalar(v, (*_flat(path), k))  # raises with the path
+                        continue
+                    if cls is int:
+                        if -_SMALL < v < _SMALL:
+                            mapping[fkey] = b"%d|i%d" % (seq, v)
+                            continue
+                    elif cls is float:
+                        mapping[fkey] = b"%d|f%r" % (seq, v)  # bytes %r: the float's repr()
+                        continue
                     elif cls is dict or cls is list:
-                        tagged = container(v, cls is dict, uid, _At(path, k))
-                    elif cls is int and -_SMALL < v < _SMALL:
-                        tagged = b"i%d" % v
-                    else:
-                        tagged = tag(v, uid, _At(path, k))
-                    mapping[fkey] = join_item(seq, tagged)
+                        child = memo.get(id(v))
+                        if child is None:
+                            if cls is dict:
+                                child = new_uid(DICT_UID)
+                                header = {KIND: KIND_DICT, SEQ: b"%d" % len(v), me: b"1"}
+                            else:
+                                child = new_uid(LIST_UID)
+                                header = {KIND: KIND_LIST, me: b"1"}
+                            memo[id(v)] = child
+                            keep(v)
+                            create_hash(refs_prefix + child, header)
+                            push((v, child, _At(path, k)))
+                            mapping[fkey] = b"%d|@" % seq + child.encode()
+                            continue
+                    mapping[fkey] = join_item(seq, tag(v, uid, _At(path, k)))
                 if mapping:
-                    u.create_hash(content_prefix + uid, mapping)
+                    create_hash(content_prefix + uid, mapping)
             else:
                 items: list[bytes] = []
                 append = items.append
@@ -236,8 +261,20 @@ class Writer:
                         append(b"i%d" % v)
                     elif cls is str and v.isascii():
                         append(b"s" + v.encode())
-                    elif cls is dict or cls is list:
-                        append(container(v, cls is dict, uid, _At(path, i)))
+                    elif cls is float:
+                        append(b"f%r" % v)
+                    elif (cls is dict or cls is list) and id(v) not in memo:
+                        if cls is dict:
+                            child = new_uid(DICT_UID)
+                            header = {KIND: KIND_DICT, SEQ: b"%d" % len(v), me: b"1"}
+                        else:
+                            child = new_uid(LIST_UID)
+                            header = {KIND: KIND_LIST, me: b"1"}
+                        memo[id(v)] = child
+                        keep(v)
+                        create_hash(refs_prefix + child, header)
+                        push((v, child, _At(path, i)))
+                        append(b"@" + child.encode())
                     else:
                         append(tag(v, uid, _At(path, i)))
                 u.create_list(content_prefix + uid, items)

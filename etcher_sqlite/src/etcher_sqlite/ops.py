@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from itertools import islice, repeat
+from operator import itemgetter
 from typing import Any
 
 from etcher.errors import StoreIndexError, StoreValueError, WatchError, WrongTypeError
@@ -63,6 +64,11 @@ SQL_VERSIONS_IN = "SELECT name, version FROM keys WHERE name IN ({})"
 SQL_UPSERT_KEY = (
     "INSERT OR REPLACE INTO keys (name, type, version, lo, hi, value) VALUES (?, ?, ?, ?, ?, ?)"
 )
+# A bulk write's new keys (see create_many): a row that exists already is left alone.
+SQL_CREATE_KEY = (
+    "INSERT OR IGNORE INTO keys (name, type, version, lo, hi, value) VALUES (?, ?, ?, ?, ?, ?)"
+)
+SQL_OLDER_IN = "SELECT name FROM keys WHERE version != ? AND name IN ({})"
 SORT_ABOVE = 64
 """Rows a flush writes or deletes in key order once there are more than this many.
 
@@ -359,10 +365,11 @@ class Tx:
                     meta[4] = blob = None
                 meta[1], meta[2], meta[3] = 0, size, blob
             rows.append((name, meta[0], version, meta[1], meta[2], meta[3]))
+        # By name alone (the names are unique): comparing tuples is twice as slow.
         if len(rows) > SORT_ABOVE:
-            rows.sort()
+            rows.sort(key=itemgetter(0))
         if len(deletes) > SORT_ABOVE:
-            deletes.sort()
+            deletes.sort(key=itemgetter(0))
         if rows:
             self.conn.executemany(SQL_UPSERT_KEY, rows)
         if deletes:
@@ -986,6 +993,62 @@ def ltrim(tx: Tx, name: str, start: int, end: int) -> bool:
     return True
 
 
+def create_many(tx: Tx, calls: list[Call]) -> list[int]:
+    """Write containers that are very likely new keys (a big new document's nodes).
+
+    Each call is ``(pairs,)``: a list of ``(name, content)``, where content is
+    the ``{field: value}`` of an ``hset`` (a dict) or the items of an ``rpush``
+    (a tuple or list), the only write to its key in the batch. Rather than
+    reading every key first (a ``SELECT`` per 256 keys, for rows that are not
+    there), the packed rows go in with ``INSERT OR IGNORE``, all stamped with one
+    fresh version: if SQLite inserted them all, none existed. Otherwise the keys
+    whose row carries another version existed before, and those (and the keys
+    this transaction has read, and contents too big to pack) take the ordinary
+    ``hset``/``rpush`` path, which reads their rows: the result is that path's
+    either way. Returns, per call, how many keys were written.
+    """
+    cache = tx.meta
+    version = new_version()
+    pack = packed.packer()
+    max_entries, max_bytes = packed.MAX_ENTRIES, packed.MAX_BYTES
+    rows: list[tuple[str, int, int, int, int, bytes]] = []
+    append = rows.append
+    slow: list[tuple[str, Any]] = []
+    for (pairs,) in calls:
+        for pair in pairs:
+            name, content = pair
+            size = len(content)
+            if size <= max_entries and name not in cache:
+                blob = pack(content)
+                if len(blob) <= max_bytes:
+                    append((name, HASH if type(content) is dict else LIST, version, 0, size, blob))
+                    continue
+            slow.append(pair)
+    conn = tx.conn
+    if len(rows) > SORT_ABOVE:
+        rows.sort(key=itemgetter(0))  # B-tree order (see SORT_ABOVE); names are unique here
+    if rows and conn.executemany(SQL_CREATE_KEY, rows).rowcount < len(rows):
+        older = {name for (name,) in _select_older(conn, version, [row[0] for row in rows])}
+        slow.extend(pair for (pairs,) in calls for pair in pairs if pair[0] in older)
+    if slow:
+        hashes = [pair for pair in slow if type(pair[1]) is dict]
+        lists = [pair for pair in slow if type(pair[1]) is not dict]
+        if hashes:
+            hset_many(tx, hashes)
+        if lists:
+            rpush_many(tx, lists)
+    return [len(pairs) for (pairs,) in calls]
+
+
+def _select_older(conn: sqlite3.Connection, version: int, names: list[str]) -> Iterator[Any]:
+    """The rows of ``names`` whose version is not ``version`` (they existed before)."""
+    for start in range(0, len(names), CHUNK):
+        chunk = names[start : start + CHUNK]
+        size = _padded(len(chunk))
+        chunk.extend(repeat(chunk[-1], size - len(chunk)))
+        yield from conn.execute(_in_sql(SQL_OLDER_IN, size, "?"), [version, *chunk]).fetchall()
+
+
 # --- the command table ------------------------------------------------------------
 
 
@@ -1051,6 +1114,8 @@ LPOP = _write("lpop", lpop)
 RPOP = _write("rpop", rpop)
 LSET = _write("lset", lset)
 LTRIM = _write("ltrim", ltrim)
+CREATE = _batched("create", create_many)
+"""Not a storage command: a big unit's new containers (see :func:`create_many`)."""
 
 WRITES = {
     c.name: c for c in (SET, DELETE, HSET, HDEL, HREPLACE, RPUSH, LPUSH, LPOP, RPOP, LSET, LTRIM)
@@ -1238,12 +1303,13 @@ def _preload(tx: Tx, runs: list[tuple[Command, list[Call]]]) -> None:
     """Read the rows of every key the runs write in one query, up front.
 
     A unit's commit is several runs (hset, then rpush, ...); each run would
-    otherwise load its own keys with a query of its own.
+    otherwise load its own keys with a query of its own. A ``create`` run reads
+    only what it must, itself.
     """
     names: list[str] = []
     writes = 0
     for command, calls in runs:
-        if command.write:
+        if command.write and command is not CREATE:
             writes += 1
             if command is DELETE:
                 for (keys,) in calls:

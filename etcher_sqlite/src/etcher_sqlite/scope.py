@@ -11,6 +11,8 @@ that only read. Nothing read can then change, so nothing needs watching.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
+from itertools import chain
 from typing import TYPE_CHECKING, Any, Protocol
 
 from etcher.errors import TransactionError
@@ -68,6 +70,12 @@ class UnitScope:
         conn = self._conn
         if conn is None or not self._write:
             raise TransactionError("commit_writes() needs a held write scope")
+        bulk = _bulk_queue(writes) if len(writes) > BULK_WRITES else None
+        if bulk is not None:
+            self._backend._apply_in_scope(conn, bulk)
+            self._conn = None
+            self._backend._end_scope(conn, commit=True)
+            return
         writes_ = ops.WRITES
         queue: list[tuple[Command, Call]] = []
         for name, args in writes:
@@ -98,6 +106,77 @@ class UnitScope:
 
 
 _BYTES = {bytes}
+
+BULK_WRITES = 64
+"""Above this many writes, :meth:`UnitScope.commit_writes` checks them all at once."""
+
+
+def _bulk_queue(writes: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[Command, Call]] | None:
+    """The queue of a big unit's writes (a big new document: thousands of ``hset``/``rpush``).
+
+    The types of every field, value and item are checked in one pass over all of
+    them (C loops, no set per write), and contents are queued as they are, not
+    copied: the commands only read them, and the unit is done with them. Each
+    ``hset`` or ``rpush`` that is the only write to its key goes into one
+    ``create`` call, first (:func:`etcher_sqlite.ops.create_many`: no read of
+    keys that are almost always new; no other write of the batch touches them,
+    so the order does not matter). ``None`` when any write has another shape, or
+    any value is not ``bytes``: then the per-write path (with the public
+    commands' errors) takes the whole batch.
+    """
+    hset, rpush = ops.HSET, ops.RPUSH
+    queue: list[tuple[Command, Call]] = []
+    append = queue.append
+    mappings: list[dict[Any, Any]] = []
+    items: list[tuple[Any, ...]] = []
+    # Per key, its content while this is the key's only write (None once it is not).
+    creates: dict[str, Any] = {}
+    for name, args in writes:
+        if name == "hset" and len(args) == 2:
+            key, content = args
+            if type(content) is not dict or not content:
+                return None
+            mappings.append(content)
+        elif name == "rpush" and len(args) > 1:
+            key = args[0]
+            content = args[1:]
+            items.append(content)
+        else:
+            call = _Queue.collect(name, args, {})
+            for other in call[0] if name == "delete" else call[:1]:
+                _unshare(creates, other, append, hset, rpush)
+            append((ops.WRITES[name], call))
+            continue
+        if type(key) is not str:
+            return None
+        if key in creates:
+            _unshare(creates, key, append, hset, rpush)
+            append((hset if type(content) is dict else rpush, (key, content)))
+        else:
+            creates[key] = content
+    kinds = set(map(type, chain.from_iterable(mappings)))
+    kinds.update(map(type, chain.from_iterable(map(dict.values, mappings))))
+    kinds.update(map(type, chain.from_iterable(items)))
+    if kinds and kinds != _BYTES:
+        return None
+    pairs = [pair for pair in creates.items() if pair[1] is not None]
+    if pairs:
+        queue.insert(0, (ops.CREATE, (pairs,)))
+    return queue
+
+
+def _unshare(
+    creates: dict[str, Any],
+    key: str,
+    append: Callable[[tuple[Command, Call]], None],
+    hset: Command,
+    rpush: Command,
+) -> None:
+    """``key`` has another write: its first one (if it was a create) joins the queue in order."""
+    first = creates.get(key)
+    if first is not None:
+        append((hset if type(first) is dict else rpush, (key, first)))
+    creates[key] = None
 
 
 class _Queue(CommandsMixin):
