@@ -140,8 +140,10 @@ class Unit:
         # The held scope (see the module docstring) and whether it may write.
         self._scope: AbstractContextManager[bool] | None = None
         self._scope_write = False
-        # The held scope's commit_writes() (spec.ScopeCommits), where it offers one.
-        self._scope_commit: Callable[[list[tuple[str, tuple[Any, ...]]]], None] | None = None
+        # The held scope's commit_writes() (spec.ScopeCommits), where it offers one, and
+        # whether it takes the keys this unit created (see _created).
+        self._scope_commit: Callable[..., None] | None = None
+        self._scope_created = False
         self.needs_write_scope = False
         # Read-only units on other backends check their reads instead of watching them:
         # (command, args, digest of the result) of every read, re-read atomically at the end.
@@ -159,10 +161,12 @@ class Unit:
                 if scope:
                     commits: ScopeCommits = held  # type: ignore[assignment]  # if it offers it
                     # try/except rather than contextlib.suppress(): no context manager per unit.
-                    try:  # noqa: SIM105
+                    try:
                         self._scope_commit = commits.commit_writes
                     except AttributeError:
                         pass  # the scope has no commit_writes(): commit through a pipeline
+                    else:
+                        self._scope_created = getattr(held, "takes_created", False) is True
         elif scope is False:
             self._checked = []
         elif capabilities.checked_commits:
@@ -178,6 +182,9 @@ class Unit:
         self._full: set[str] = set()
         self._dirty: dict[str, dict[bytes, bytes | None]] = {}
         self._dropped: set[str] = set()
+        # Keys of the nodes this unit made (create_hash/create_list): they cannot exist in
+        # the store, so a scope's commit need not look them up (spec.ScopeCommits).
+        self._created: set[str] = set()
         # Lists: full contents where known, and the commands to replay at commit.
         self._lists: dict[str, list[bytes]] = {}
         self._list_ops: list[tuple[str, str, tuple[Any, ...]]] = []
@@ -539,6 +546,7 @@ class Unit:
         self._fields[key] = state
         self._full.add(key)
         self._dirty[key] = state
+        self._created.add(key)
 
     def drop_hash(self, key: str) -> None:
         """Delete a whole hash key."""
@@ -612,6 +620,7 @@ class Unit:
         if self._undo is not None:
             self._note_list(key)
         self._lists[key] = list(items)
+        self._created.add(key)
         if items:
             pushed = tuple(items)
             self._list_ops.append((key, "rpush", pushed))
@@ -873,7 +882,10 @@ class Unit:
             commit = self._scope_commit
             if commit is not None:
                 # The writes go straight into the held transaction, which commits them.
-                commit(self._scope_writes())
+                if self._scope_created:
+                    commit(self._scope_writes(), self._created)
+                else:
+                    commit(self._scope_writes())
                 self._scope = None
                 return
             pipe = self._pipeline()

@@ -24,7 +24,7 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from itertools import repeat
@@ -89,6 +89,7 @@ SQL_POP_ONE = "DELETE FROM list_items WHERE name = ? AND pos = ? RETURNING value
 SQL_POP_RANGE = (
     "DELETE FROM list_items WHERE name = ? AND pos >= ? AND pos < ? RETURNING pos, value"
 )
+SQL_GET_ITEM = "SELECT value FROM list_items WHERE name = ? AND pos = ?"
 SQL_SET_ITEM = "UPDATE list_items SET value = ? WHERE name = ? AND pos = ?"
 SQL_TRIM_BELOW = "DELETE FROM list_items WHERE name = ? AND pos < ?"
 SQL_TRIM_FROM = "DELETE FROM list_items WHERE name = ? AND pos >= ?"
@@ -467,6 +468,16 @@ def hlen(conn: sqlite3.Connection, name: str) -> int:
 
 
 def llen(conn: sqlite3.Connection, name: str) -> int:
+    scoped = getattr(SCOPE, "tx", None) if conn.in_transaction else None
+    if scoped is not None and scoped.conn is conn:
+        # Inside a write scope the row comes from (and stays in) the scope's Tx: a pop or
+        # an insert reads the length, and its commit then needs the same row.
+        meta = scoped.get(name)
+        if meta is None:
+            return 0
+        if meta[0] != LIST:
+            raise wrong_type(name, meta[0], LIST)
+        return meta[2] - meta[1]  # type: ignore[no-any-return]
     return _length(conn, name, LIST)
 
 
@@ -535,6 +546,9 @@ def hkeys(conn: sqlite3.Connection, name: str) -> list[bytes]:
 
 
 def lindex(conn: sqlite3.Connection, name: str, index: int) -> bytes | None:
+    scoped = getattr(SCOPE, "tx", None) if conn.in_transaction else None
+    if scoped is not None and scoped.conn is conn:
+        return _lindex_scoped(scoped, name, index)
     row = conn.execute(SQL_LINDEX, (index, name)).fetchone()
     if row is None:
         return None
@@ -546,6 +560,26 @@ def lindex(conn: sqlite3.Connection, name: str, index: int) -> bytes | None:
             index += len(items)
         return items[index] if 0 <= index < len(items) else None
     return row[2]  # type: ignore[no-any-return]
+
+
+def _lindex_scoped(tx: Tx, name: str, index: int) -> bytes | None:
+    """:func:`lindex` inside a write scope, through its :class:`Tx` (which keeps the row)."""
+    meta = tx.get(name)
+    if meta is None:
+        return None
+    if meta[0] != LIST:
+        raise wrong_type(name, meta[0], LIST)
+    items = _list_content(meta, name)
+    if items is not None:
+        if index < 0:
+            index += len(items)
+        return items[index] if 0 <= index < len(items) else None
+    lo, hi = meta[1], meta[2]
+    pos = (lo if index >= 0 else hi) + index
+    if not lo <= pos < hi:
+        return None
+    row = tx.conn.execute(SQL_GET_ITEM, (name, pos)).fetchone()
+    return None if row is None else row[0]  # type: ignore[no-any-return]
 
 
 def lrange(conn: sqlite3.Connection, name: str, start: int, end: int) -> list[bytes]:
@@ -1024,23 +1058,31 @@ def run_one(conn: sqlite3.Connection, command: Command, call: Call) -> Any:
     return result
 
 
-def apply_scoped(conn: sqlite3.Connection, queue: list[tuple[Command, Call]]) -> None:
+def apply_runs(
+    conn: sqlite3.Connection, runs: list[tuple[Command, list[Call]]], created: Collection[str] = ()
+) -> None:
     """Apply a unit's writes inside its write scope's transaction (the scope commits).
 
-    The scope's :class:`Tx` is used (its rows are already cached when the unit
-    read them); on any error it is dropped and the transaction stays open for
-    the scope to roll back.
+    ``runs`` are consecutive calls of one write command each. The scope's
+    :class:`Tx` is used (its rows are already cached when the unit read them);
+    the keys in ``created`` are new nodes of the unit, known not to exist, so
+    their rows are not looked up. On any error the Tx is dropped and the
+    transaction stays open for the scope to roll back.
     """
     tx: Tx | None = getattr(SCOPE, "tx", None)
     if tx is None or tx.conn is not conn:
         tx = Tx(conn)
     try:
-        if len(queue) == 1:
-            command, call = queue[0]
-            command.many(tx, [call])
-            tx.flush()
-        else:
-            _apply(conn, queue, {}, tx)
+        if created:
+            cache = tx.meta
+            for name in created:
+                if name not in cache:
+                    cache[name] = None
+        if len(runs) > 1:
+            _preload(tx, runs)
+        for command, calls in runs:
+            command.many(tx, calls)
+        tx.flush()
     except BaseException:
         drop_scoped_tx(conn)
         raise

@@ -11,6 +11,7 @@ that only read. Nothing read can then change, so nothing needs watching.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Protocol
 
 from etcher.errors import TransactionError
@@ -29,9 +30,7 @@ class _Holder(Protocol):
 
     def _end_scope(self, conn: sqlite3.Connection, commit: bool) -> None: ...
 
-    def _apply_in_scope(
-        self, conn: sqlite3.Connection, queue: list[tuple[Command, Call]]
-    ) -> None: ...
+    def _error(self, exc: sqlite3.Error) -> Exception: ...
 
 
 class UnitScope:
@@ -58,43 +57,67 @@ class UnitScope:
         if conn is not None:
             self._backend._end_scope(conn, commit=exc_type is None)
 
-    def commit_writes(self, writes: list[tuple[str, tuple[Any, ...]]]) -> None:
+    takes_created = True
+    """``commit_writes()`` takes the unit's new keys (``etcher.spec.ScopeCommits``)."""
+
+    def commit_writes(
+        self, writes: list[tuple[str, tuple[Any, ...]]], created: Collection[str] = ()
+    ) -> None:
         """Apply a unit's writes in the held write scope and commit (``etcher.spec.ScopeCommits``).
 
-        Core's writes are already bytes (keys text): pushes and ``hset`` of those
-        go to the commands as they are; anything else is checked and normalized
-        as the public commands do it.
+        Core's writes are already bytes (keys text): pushes, pops and ``hset`` of
+        those go to the commands as they are; anything else is checked and
+        normalized as the public commands do it. ``created`` are keys the unit
+        made as new nodes: their rows are known to be absent, so they are not
+        looked up.
         """
         conn = self._conn
         if conn is None or not self._write:
             raise TransactionError("commit_writes() needs a held write scope")
-        writes_ = ops.WRITES
-        queue: list[tuple[Command, Call]] = []
+        # Consecutive writes of one command form a run, handed to its batched form.
+        runs: list[tuple[Command, list[Call]]] = []
+        last: Command | None = None
+        calls: list[Call] = []
         for name, args in writes:
             call: Call | None = None
             if args and type(args[0]) is str:
-                if name == "rpush" or name == "lpush":
-                    values = args[1:]
-                    if values and set(map(type, values)) == _BYTES:
-                        call = (args[0], list(values))
-                elif name == "hset":
+                if name == "hset":
                     mapping = args[1]
                     kinds = set(map(type, mapping))
                     kinds.update(map(type, mapping.values()))
                     if kinds == _BYTES:
                         call = (args[0], dict(mapping))
+                elif name == "rpush" or name == "lpush":
+                    values = args[1:]
+                    if values and set(map(type, values)) == _BYTES:
+                        call = (args[0], list(values))
+                elif name == "lpop" or name == "rpop":
+                    if len(args) == 1:
+                        call = (args[0], None)
+                    elif len(args) == 2 and type(args[1]) is int and 0 <= args[1] <= ops.INT64_MAX:
+                        call = args
             if call is None:
                 # Anything else: the public command's own checks and normalization.
                 if name == "hset":
                     call = _Queue.collect("hset", args[:1], {"mapping": args[1]})
                 else:
                     call = _Queue.collect(name, args, {})
-            queue.append((writes_[name], call))
-        self._backend._apply_in_scope(conn, queue)
+            command = _WRITES[name]
+            if command is not last:
+                last = command
+                calls = []
+                runs.append((command, calls))
+            calls.append(call)
+        backend = self._backend
+        try:
+            ops.apply_runs(conn, runs, created)
+        except sqlite3.Error as exc:
+            raise backend._error(exc) from exc
         self._conn = None
-        self._backend._end_scope(conn, commit=True)
+        backend._end_scope(conn, commit=True)
 
 
+_WRITES = ops.WRITES
 _BYTES = {bytes}
 
 
