@@ -24,7 +24,7 @@ import os
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from itertools import repeat
@@ -1058,34 +1058,17 @@ def run_one(conn: sqlite3.Connection, command: Command, call: Call) -> Any:
     return result
 
 
-def apply_runs(
-    conn: sqlite3.Connection, runs: list[tuple[Command, list[Call]]], created: Collection[str] = ()
-) -> None:
-    """Apply a unit's writes inside its write scope's transaction (the scope commits).
+def apply_runs(tx: Tx, runs: list[tuple[Command, list[Call]]]) -> None:
+    """Apply a unit's writes, as runs of one write command each, through ``tx`` and flush it.
 
-    ``runs`` are consecutive calls of one write command each. The scope's
-    :class:`Tx` is used (its rows are already cached when the unit read them);
-    the keys in ``created`` are new nodes of the unit, known not to exist, so
-    their rows are not looked up. On any error the Tx is dropped and the
-    transaction stays open for the scope to roll back.
+    For a write scope's commit (``UnitScope.commit_writes``): the transaction
+    stays open for the scope to commit, or to roll back on an error.
     """
-    tx: Tx | None = getattr(SCOPE, "tx", None)
-    if tx is None or tx.conn is not conn:
-        tx = Tx(conn)
-    try:
-        if created:
-            cache = tx.meta
-            for name in created:
-                if name not in cache:
-                    cache[name] = None
-        if len(runs) > 1:
-            _preload(tx, runs)
-        for command, calls in runs:
-            command.many(tx, calls)
-        tx.flush()
-    except BaseException:
-        drop_scoped_tx(conn)
-        raise
+    if len(runs) > 1:
+        _preload(tx, runs)
+    for command, calls in runs:
+        command.many(tx, calls)
+    tx.flush()
 
 
 def run_batch(

@@ -18,6 +18,7 @@ from etcher.errors import TransactionError
 from etcher_sqlite import ops
 from etcher_sqlite.commands import CommandsMixin
 from etcher_sqlite.ops import Call, Command
+from etcher_sqlite.schema import HASH, LIST
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -74,51 +75,76 @@ class UnitScope:
         conn = self._conn
         if conn is None or not self._write:
             raise TransactionError("commit_writes() needs a held write scope")
-        # Consecutive writes of one command form a run, handed to its batched form.
-        runs: list[tuple[Command, list[Call]]] = []
-        last: Command | None = None
-        calls: list[Call] = []
-        for name, args in writes:
-            call: Call | None = None
-            if args and type(args[0]) is str:
-                if name == "hset":
-                    mapping = args[1]
-                    kinds = set(map(type, mapping))
-                    kinds.update(map(type, mapping.values()))
-                    if kinds == _BYTES:
-                        call = (args[0], dict(mapping))
-                elif name == "rpush" or name == "lpush":
-                    values = args[1:]
-                    if values and set(map(type, values)) == _BYTES:
-                        call = (args[0], list(values))
-                elif name == "lpop" or name == "rpop":
-                    if len(args) == 1:
-                        call = (args[0], None)
-                    elif len(args) == 2 and type(args[1]) is int and 0 <= args[1] <= ops.INT64_MAX:
-                        call = args
-            if call is None:
-                # Anything else: the public command's own checks and normalization.
-                if name == "hset":
-                    call = _Queue.collect("hset", args[:1], {"mapping": args[1]})
-                else:
-                    call = _Queue.collect(name, args, {})
-            command = _WRITES[name]
-            if command is not last:
-                last = command
-                calls = []
-                runs.append((command, calls))
-            calls.append(call)
+        tx: ops.Tx | None = getattr(ops.SCOPE, "tx", None)
+        if tx is None or tx.conn is not conn:
+            tx = ops.Tx(conn)
+        cache, dirty = tx.meta, tx.dirty
         backend = self._backend
         try:
-            ops.apply_runs(conn, runs, created)
-        except sqlite3.Error as exc:
-            raise backend._error(exc) from exc
+            if created:
+                for key in created:
+                    if key not in cache:
+                        cache[key] = None
+            # Consecutive writes of one command form a run, handed to its batched form.
+            runs: list[tuple[Command, list[Call]]] = []
+            last: Command | None = None
+            calls: list[Call] = []
+            for name, args in writes:
+                call: Call | None = None
+                if args and type(args[0]) is str:
+                    key = args[0]
+                    if name == "hset":
+                        mapping = args[1]
+                        kinds = set(map(type, mapping))
+                        kinds.update(map(type, mapping.values()))
+                        if kinds == _BYTES:
+                            if mapping and cache.get(key, _ROW) is None and key in created:
+                                # A new node's first write: it is the whole row, packed at
+                                # flush (no command, no copy).
+                                cache[key] = [HASH, 0, len(mapping), None, mapping]
+                                dirty[key] = None
+                                continue
+                            call = (key, dict(mapping))
+                    elif name == "rpush" or name == "lpush":
+                        values = args[1:]
+                        if values and set(map(type, values)) == _BYTES:
+                            if name == "rpush" and cache.get(key, _ROW) is None and key in created:
+                                cache[key] = [LIST, 0, len(values), None, list(values)]
+                                dirty[key] = None
+                                continue
+                            call = (key, list(values))
+                    elif name == "lpop" or name == "rpop":
+                        if len(args) == 1:
+                            call = (key, None)
+                        elif len(args) == 2 and type(args[1]) is int and 0 <= args[1] <= _MAX:
+                            call = args
+                if call is None:
+                    # Anything else: the public command's own checks and normalization.
+                    if name == "hset":
+                        call = _Queue.collect("hset", args[:1], {"mapping": args[1]})
+                    else:
+                        call = _Queue.collect(name, args, {})
+                command = _WRITES[name]
+                if command is not last:
+                    last = command
+                    calls = []
+                    runs.append((command, calls))
+                calls.append(call)
+            ops.apply_runs(tx, runs)
+        except BaseException as exc:
+            # The Tx may hold rows never flushed: it must not outlive this failure.
+            ops.drop_scoped_tx(conn)
+            if isinstance(exc, sqlite3.Error):
+                raise backend._error(exc) from exc
+            raise
         self._conn = None
         backend._end_scope(conn, commit=True)
 
 
 _WRITES = ops.WRITES
 _BYTES = {bytes}
+_MAX = ops.INT64_MAX
+_ROW = object()  # a key whose row is not cached
 
 
 class _Queue(CommandsMixin):
