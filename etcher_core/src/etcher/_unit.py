@@ -204,6 +204,10 @@ class Unit:
     # --- watching ---------------------------------------------------------------
     def _read(self, command: str, *args: Any) -> Any:
         """One direct read of ``args[0]``, watched or checked as this unit requires."""
+        if self._scope is not None:
+            # The held scope keeps the read current: nothing to watch or check (a pop reads
+            # the length and the item this way).
+            return getattr(self.backend, command)(*args)
         checked = self._checked
         if checked is not None:
             value = getattr(self.backend, command)(*args)

@@ -14,9 +14,10 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from etcher._codec import _DECIMAL_LIMIT as _SMALL
-from etcher._codec import encode_key, encode_link, encode_scalar, format_path, join_item
+from etcher._codec import _LINK_PREFIX as _LINK
+from etcher._codec import encode_key, encode_link, encode_scalar, format_path
 from etcher._graph import KIND_DICT, KIND_LIST, Graph
-from etcher._layout import DICT_UID, KIND, LIST_UID, SEQ, is_dict
+from etcher._layout import DICT_UID, KIND, LIST_UID, SEQ
 from etcher._unit import CallerCode
 from etcher.errors import ForeignNodeError
 
@@ -174,7 +175,7 @@ class Writer:
                 else {KIND: KIND_LIST, parent.encode(): b"1"},
             )
             self.stack.append((value, uid, path))
-            return encode_link(uid)
+            return _LINK + uid.encode()  # encode_link(uid), inline: once per new node
         self.g.add_ref(uid, parent)
         return encode_link(uid)
 
@@ -208,7 +209,7 @@ class Writer:
                     progress(done)
                     done = 0
             obj, uid, path = stack.pop()
-            if is_dict(uid):
+            if uid[:1] == DICT_UID:  # is_dict(uid), inline
                 mapping: dict[bytes, bytes] = {}
                 for seq, (k, v) in enumerate(obj.items()):
                     fkey = b"s" + k.encode() if type(k) is str and k.isascii() else _key(k, path)
@@ -224,7 +225,7 @@ class Writer:
                         tagged = b"i%d" % v
                     else:
                         tagged = tag(v, uid, _At(path, k))
-                    mapping[fkey] = join_item(seq, tagged)
+                    mapping[fkey] = b"%d|" % seq + tagged  # join_item(seq, tagged), inline
                 if mapping:
                     u.create_hash(content_prefix + uid, mapping)
             else:

@@ -130,7 +130,12 @@ class UnitScope:
                     calls = []
                     runs.append((command, calls))
                 calls.append(call)
-            ops.apply_runs(tx, runs)
+            if len(runs) == 1:
+                # ops.apply_runs(), inline for a small unit's one run (an append, a pop).
+                runs[0][0].many(tx, runs[0][1])
+                tx.flush()
+            else:
+                ops.apply_runs(tx, runs)
         except BaseException as exc:
             # The Tx may hold rows never flushed: it must not outlive this failure.
             ops.drop_scoped_tx(conn)
