@@ -279,6 +279,9 @@ class Unit:
                 self._full.add(key)
                 return dict(stored)  # type: ignore[arg-type]  # no None: nothing written here
             self.load(hashes=(key,))
+        if key not in self._dirty:
+            # Only this unit's deletions are None: none here, so a plain copy (no Python loop).
+            return dict(self._fields[key])  # type: ignore[arg-type]
         return {f: v for f, v in self._fields[key].items() if v is not None}
 
     def hlen(self, key: str) -> int:
@@ -305,6 +308,33 @@ class Unit:
         reads see them.
         """
         full = self._full
+        if (
+            self._scope is not None
+            and not lists
+            and type(hashes) is tuple
+            and type(fields) is tuple
+            and len(hashes) + len(fields) <= _DIRECT_READS
+        ):
+            # A small write through a handle (open_item, add_ref): a few direct reads inside
+            # the held scope, each stored as it comes (what the general path below does with
+            # lists, an iterator and three loops).
+            backend, known, dirty = self.backend, self._fields, self._dirty
+            for key in hashes:
+                if key not in full:
+                    state: dict[bytes, bytes | None] = backend.hgetall(key)
+                    pending = dirty.get(key)
+                    if pending:
+                        state.update(pending)
+                    known[key] = state
+                    full.add(key)
+            for key, field in fields:
+                if key not in full:
+                    have = known.get(key)
+                    if have is None:
+                        known[key] = {field: backend.hget(key, field)}
+                    elif field not in have:
+                        have[field] = backend.hget(key, field)
+            return
         # Most calls pass one or two kinds of reads: the empty default tuples cost nothing.
         if hashes:
             hashes = [k for k in dict.fromkeys(hashes) if k not in full]
@@ -322,7 +352,7 @@ class Unit:
         results = iter(self._fetch(hashes, singles, lists))
         for key, stored in zip(hashes, results, strict=False):
             # Backends hand out a fresh dict per read: keep it rather than copy it.
-            state: dict[bytes, bytes | None] = stored
+            state = stored
             pending = self._dirty.get(key)
             if pending:
                 state.update(pending)
