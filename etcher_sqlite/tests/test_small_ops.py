@@ -6,9 +6,8 @@ commits through ``UnitScope.commit_writes`` instead of pipelines and command
 objects. Before it, an append was 85 Python calls, setting a field 102 and
 storing a small document 176; after round 3, 39, 61 and 120 (a pop(0) 69, an
 insert(0) 52), and round 4 (new nodes' rows written without a lookup, fewer
-layers on the scope's commit, a node's header and content row read together)
-brought them to 36, 56, 84, 62 and 43, with one statement less each but the
-small document's. Counts, never timings: they do not depend on the machine.
+layers on the scope's commit) brought them to 33, 53, 81, 58 and 39. Counts,
+never timings: they do not depend on the machine.
 """
 
 from __future__ import annotations
@@ -81,21 +80,20 @@ def check_landed(db: DB, op: str) -> None:
         assert db["w1000"]() == small_doc(1000)
 
 
-# (operation, most Python calls, statements). The node's header (its liveness) and its
-# content row come in one statement (the unit's prefetch hint): one fewer than the layout
-# floor's (benchmarks/layout_floor.py) for every operation through a handle.
+# (operation, most Python calls, statements): the statements are the layout floor's.
 CASES = {
-    # BEGIN IMMEDIATE, header + list row, the item + the row, COMMIT (the floor: 6).
-    "append": (37, 5),
-    # BEGIN IMMEDIATE, header + node row (the field is in it), the row, COMMIT (floor: 5).
-    "set_scalar": (57, 4),
-    # BEGIN IMMEDIATE, the root's header + row, its field, the new field, the rows, COMMIT:
-    # the new nodes' rows are not looked up (core says they are new). The floor: 8.
-    "write_doc": (85, 6),
-    # BEGIN IMMEDIATE, header + list row (its length), the item, its delete, the row, COMMIT.
-    "pop_front": (63, 6),
-    # BEGIN IMMEDIATE, header + list row (its length), the item + the row, COMMIT.
-    "insert_front": (44, 5),
+    # BEGIN IMMEDIATE, the header (liveness), the list's row, the item + the row, COMMIT.
+    "append": (34, 6),
+    # BEGIN IMMEDIATE, the header, the field, the node's row, COMMIT.
+    "set_scalar": (54, 5),
+    # BEGIN IMMEDIATE, the root's header and field, new rows and field, COMMIT: the new
+    # nodes' rows are not looked up (core says they are new).
+    "write_doc": (82, 6),
+    # BEGIN IMMEDIATE, the header, the list's row (its length), the item, its delete and
+    # the row, COMMIT: the row read for the length serves the commit too.
+    "pop_front": (60, 7),
+    # BEGIN IMMEDIATE, the header, the list's row (its length), the item + the row, COMMIT.
+    "insert_front": (41, 6),
 }
 
 

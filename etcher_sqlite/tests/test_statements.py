@@ -209,10 +209,9 @@ def test_changing_a_field_reuses_the_row_read_in_the_scope(counted: Any) -> None
     rd: Any = db["rd"]
     counter.clear()
     rd["n"] = 5
-    # BEGIN IMMEDIATE, the node's header and content rows together (the unit's prefetch
-    # hint; the old field value is in the packed row), the row written back, COMMIT: no
-    # SELECT of the row again.
-    assert counter.total() == 4, dict(counter)
+    # BEGIN IMMEDIATE, the node's header, the old field value (which also brings the
+    # content key's row), the row written back, COMMIT: no SELECT of the row again.
+    assert counter.total() == 5, dict(counter)
     assert db["rd"]() == {"n": 5}
 
 

@@ -411,8 +411,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         """Store ``value`` under ``key`` (``w``: the operation's writer, made here if None)."""
         uid = self._etcher_uid
         field = encode_key(key)
-        content = g.layout.content_prefix + uid  # layout.content(uid), inline
-        g.unit.prefetch((g.layout.refs_prefix + uid, content))
+        content = g.layout.content(uid)
         old = g.open_item(uid, field)
         seq = split_item(old)[0] if old is not None else g.next_seq(uid)
         if type(value) in _OWN_EQ:
@@ -1047,10 +1046,8 @@ class RL(Node, MutableSequence["Stored"]):
         uid = self._etcher_uid
 
         def op(g: Graph) -> Any:
-            key = g.layout.content_prefix + uid  # layout.content(uid), inline
-            g.unit.prefetch((g.layout.refs_prefix + uid, key))
             g.require(uid)
-            n = g.unit.llen(key)
+            n = g.unit.llen(g.layout.content_prefix + uid)  # layout.content(uid), inline
             if not n:
                 raise EtcherIndexError("pop from empty list")
             if not -n <= index < n:
@@ -1065,9 +1062,8 @@ class RL(Node, MutableSequence["Stored"]):
         uid = self._etcher_uid
 
         def op(g: Graph) -> None:
-            key = g.layout.content_prefix + uid  # layout.content(uid), inline
-            g.unit.prefetch((g.layout.refs_prefix + uid, key))
             g.require(uid)
+            key = g.layout.content_prefix + uid  # layout.content(uid), inline
             n = g.unit.llen(key)
             i = max(0, index + n) if index < 0 else min(index, n)
             if type(value) is int and -_SMALL < value < _SMALL:
@@ -1096,9 +1092,6 @@ class RL(Node, MutableSequence["Stored"]):
         uid = self._etcher_uid
 
         def op(g: Graph) -> None:
-            # layout.content(uid)/refs(uid), inline: once per append
-            key = g.layout.content_prefix + uid
-            g.unit.prefetch((g.layout.refs_prefix + uid, key))
             g.require(uid)
             if type(value) is int and -_SMALL < value < _SMALL:
                 tagged = b"i%d" % value  # encode_scalar(), inline for the commonest item
@@ -1106,7 +1099,8 @@ class RL(Node, MutableSequence["Stored"]):
                 tagged = encode_scalar(value, (-1,))  # a plain scalar: no writer needed
             else:
                 tagged = Writer(self._s, g).tag(value, uid, (-1,))
-            g.unit.list_op(key, "rpush", tagged)
+            # layout.content(uid), inline: once per append
+            g.unit.list_op(g.layout.content_prefix + uid, "rpush", tagged)
 
         self._s.mutate(op)
 

@@ -144,8 +144,6 @@ class Unit:
         # whether it takes the keys this unit created (see _created).
         self._scope_commit: Callable[..., None] | None = None
         self._scope_created = False
-        # The held write scope's prefetch(keys) hint (spec.ScopeCommits), where it offers one.
-        self._scope_prefetch: Callable[[tuple[str, ...]], None] | None = None
         self.needs_write_scope = False
         # Read-only units on other backends check their reads instead of watching them:
         # (command, args, digest of the result) of every read, re-read atomically at the end.
@@ -169,7 +167,6 @@ class Unit:
                         pass  # the scope has no commit_writes(): commit through a pipeline
                     else:
                         self._scope_created = getattr(held, "takes_created", False) is True
-                        self._scope_prefetch = getattr(held, "prefetch", None)
         elif scope is False:
             self._checked = []
         elif capabilities.checked_commits:
@@ -259,17 +256,6 @@ class Unit:
             return False
         self._expect += [("exists", (key,), 1), ("hexists", (key, dead_field), False)]
         return True
-
-    def prefetch(self, keys: tuple[str, ...]) -> None:
-        """Hint that this unit is about to read ``keys`` (a node's header and content).
-
-        A held write scope that offers ``prefetch`` reads them together, in one
-        statement instead of one each; elsewhere this does nothing. It changes
-        no result, so callers need not know where they run.
-        """
-        prefetch = self._scope_prefetch
-        if prefetch is not None:
-            prefetch(keys)
 
     # --- hash reads -------------------------------------------------------------
     def hget(self, key: str, field: bytes) -> bytes | None:

@@ -364,10 +364,6 @@ class ScopeCommits(Protocol):
         A scope whose ``takes_created`` attribute is ``True`` is called with a
         second argument, ``created``: keys of nodes the unit made, which cannot
         exist in the store yet (their rows need not be looked up).
-
-        A write scope may also offer ``prefetch(keys)``: a hint that the unit is
-        about to read ``keys`` (a node's header and content), which the scope
-        may read together; it must change no answer.
         """
         ...
 

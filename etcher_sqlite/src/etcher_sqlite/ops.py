@@ -167,11 +167,6 @@ Set by :meth:`SQLitePipeline.execute` for its thread only while the kit asks for
 (``etcher.testing.storage.INTERLEAVE_HOOK``); ``None`` otherwise.
 """
 
-_UNCACHED: Any = object()
-"""What a lookup in a :class:`Tx` cache returns for a key whose row it does not hold."""
-
-SQL_META_2 = SQL_META_IN.format("?, ?")
-
 SCOPE = threading.local()
 """``tx``: the :class:`Tx` of this thread's write unit scope, or ``None``.
 
@@ -328,16 +323,6 @@ class Tx:
             cache.update(dict.fromkeys(missing))
             for row in select_in(self.conn, SQL_META_IN, missing):
                 cache[row[0]] = [row[1], row[2], row[3], row[4], None]
-
-    def prefetch(self, names: Sequence[str]) -> None:
-        """:meth:`load` for the few keys of a small write (two: a node's header and content)."""
-        cache = self.meta
-        if len(names) == 2 and names[0] not in cache and names[1] not in cache:
-            cache[names[0]] = cache[names[1]] = None
-            for row in self.conn.execute(SQL_META_2, names).fetchall():
-                cache[row[0]] = [row[1], row[2], row[3], row[4], None]
-        else:
-            self.load(names)
 
     def put(self, name: str, meta: Meta | None) -> None:
         """Record the new row of ``name`` (``None`` deletes the key)."""
@@ -507,24 +492,9 @@ def llen(conn: sqlite3.Connection, name: str) -> int:
 
 
 def hget(conn: sqlite3.Connection, name: str, field: bytes) -> bytes | None:
-    scoped = getattr(SCOPE, "tx", None) if conn.in_transaction else None
-    if scoped is not None:
-        meta = scoped.meta.get(name, _UNCACHED) if scoped.conn is conn else _UNCACHED
-        if meta is not _UNCACHED:  # cached already (see hgetall): answer from it
-            if meta is None:
-                return None
-            if meta[0] != HASH:
-                raise wrong_type(name, meta[0], HASH)
-            content = meta[4]
-            if content is None and meta[3] is not None:
-                content = meta[4] = packed.unpack_hash(meta[3], name)
-            if content is not None:
-                return content.get(field)  # type: ignore[no-any-return]
-            # Spilled: the field's own row (the key's row is known already).
-            found = conn.execute(SQL_GET_FIELD, (name, field)).fetchone()
-            return None if found is None else found[0]  # type: ignore[no-any-return]
     row = conn.execute(SQL_HGET, (name, field)).fetchone()
-    if scoped is not None and scoped.conn is not conn:
+    scoped = getattr(SCOPE, "tx", None) if conn.in_transaction else None
+    if scoped is not None and (scoped.conn is not conn or name in scoped.meta):
         scoped = None
     if row is None:
         if scoped is not None:
@@ -574,19 +544,8 @@ def hmget(conn: sqlite3.Connection, name: str, fields: tuple[bytes, ...]) -> lis
 
 
 def hgetall(conn: sqlite3.Connection, name: str) -> dict[bytes, bytes]:
-    scoped = getattr(SCOPE, "tx", None) if conn.in_transaction else None
-    if scoped is not None and scoped.conn is conn:
-        # Inside a write scope its Tx matches the table: a cached row of a packed hash
-        # (a header prefetched with its node's content row) answers without a statement.
-        meta = scoped.meta.get(name, _UNCACHED)
-        if meta is None:
-            return {}
-        if meta is not _UNCACHED:
-            if meta[0] != HASH:
-                raise wrong_type(name, meta[0], HASH)
-            if meta[3] is not None:
-                return packed.unpack_hash(meta[3], name)
     rows = conn.execute(SQL_HGETALL, (name,)).fetchall()
+    scoped = getattr(SCOPE, "tx", None) if conn.in_transaction else None
     if scoped is not None and scoped.conn is conn and name not in scoped.meta:
         first = rows[0] if rows else None
         scoped.meta[name] = (

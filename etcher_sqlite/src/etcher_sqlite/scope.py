@@ -11,7 +11,7 @@ that only read. Nothing read can then change, so nothing needs watching.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Protocol
 
 from etcher.errors import TransactionError
@@ -57,23 +57,6 @@ class UnitScope:
         conn, self._conn = self._conn, None
         if conn is not None:
             self._backend._end_scope(conn, commit=exc_type is None)
-
-    def prefetch(self, keys: Sequence[str]) -> None:
-        """Read the rows of ``keys`` into the held write scope's cache in one statement.
-
-        A hint (``etcher.spec.ScopeCommits``): the unit is about to read those
-        keys (a node's header and content), and the scope answers the reads of
-        packed ones from what this read brought. It changes no result.
-        """
-        conn = self._conn
-        if conn is None or not self._write:
-            return
-        tx = ops.scoped_tx(conn)
-        if tx is not None:
-            try:
-                tx.prefetch(keys)
-            except sqlite3.Error as exc:
-                raise self._backend._error(exc) from exc
 
     takes_created = True
     """``commit_writes()`` takes the unit's new keys (``etcher.spec.ScopeCommits``)."""
