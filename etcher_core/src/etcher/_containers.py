@@ -24,6 +24,7 @@ from collections.abc import (
 )
 from typing import TYPE_CHECKING, Any, SupportsIndex, TypeVar, overload
 
+from etcher._codec import _DECIMAL_LIMIT as _SMALL
 from etcher._codec import (
     Link,
     decode_key,
@@ -422,7 +423,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
             if old is not None and (gone := _link_of(item_value(old))) is not None:
                 g.soon.add(gone)  # its header comes with the value's links, if it has any
             tagged = w.tag(value, uid, (key,))
-        g.unit.hset(content, field, join_item(seq, tagged))
+        g.unit.hset(content, field, b"%d|" % seq + tagged)  # join_item(seq, tagged), inline
         if old is not None:
             child = _link_of(item_value(old))
             if child is not None:
@@ -1006,7 +1007,7 @@ class RL(Node, MutableSequence["Stored"]):
     def _pop_in(self, g: Graph, i: int, n: int, materialize_value: bool = True) -> Any:
         """Remove item ``i`` of ``n``, moving the shorter side; return its detached value."""
         uid = self._etcher_uid
-        key = g.layout.content(uid)
+        key = g.layout.content_prefix + uid  # layout.content(uid), inline
         if i == n - 1:
             raw = g.unit.lindex(key, -1)
             g.unit.list_op(key, "rpop")
@@ -1046,7 +1047,7 @@ class RL(Node, MutableSequence["Stored"]):
 
         def op(g: Graph) -> Any:
             g.require(uid)
-            n = g.unit.llen(g.layout.content(uid))
+            n = g.unit.llen(g.layout.content_prefix + uid)  # layout.content(uid), inline
             if not n:
                 raise EtcherIndexError("pop from empty list")
             if not -n <= index < n:
@@ -1062,10 +1063,15 @@ class RL(Node, MutableSequence["Stored"]):
 
         def op(g: Graph) -> None:
             g.require(uid)
-            key = g.layout.content(uid)
+            key = g.layout.content_prefix + uid  # layout.content(uid), inline
             n = g.unit.llen(key)
             i = max(0, index + n) if index < 0 else min(index, n)
-            tagged = Writer(self._s, g).tag(value, uid, (i,))
+            if type(value) is int and -_SMALL < value < _SMALL:
+                tagged = b"i%d" % value  # encode_scalar(), inline for the commonest item
+            elif type(value) in _OWN_EQ:
+                tagged = encode_scalar(value, (i,))  # a plain scalar: no writer needed
+            else:
+                tagged = Writer(self._s, g).tag(value, uid, (i,))
             if i == n:
                 g.unit.list_op(key, "rpush", tagged)
             elif i == 0:
@@ -1087,11 +1093,14 @@ class RL(Node, MutableSequence["Stored"]):
 
         def op(g: Graph) -> None:
             g.require(uid)
-            if type(value) in _OWN_EQ:
+            if type(value) is int and -_SMALL < value < _SMALL:
+                tagged = b"i%d" % value  # encode_scalar(), inline for the commonest item
+            elif type(value) in _OWN_EQ:
                 tagged = encode_scalar(value, (-1,))  # a plain scalar: no writer needed
             else:
                 tagged = Writer(self._s, g).tag(value, uid, (-1,))
-            g.unit.list_op(g.layout.content(uid), "rpush", tagged)
+            # layout.content(uid), inline: once per append
+            g.unit.list_op(g.layout.content_prefix + uid, "rpush", tagged)
 
         self._s.mutate(op)
 

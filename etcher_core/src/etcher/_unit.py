@@ -147,8 +147,10 @@ class Unit:
         # The held scope (see the module docstring) and whether it may write.
         self._scope: AbstractContextManager[bool] | None = None
         self._scope_write = False
-        # The held scope's commit_writes() (spec.ScopeCommits), where it offers one.
-        self._scope_commit: Callable[[list[tuple[str, tuple[Any, ...]]]], None] | None = None
+        # The held scope's commit_writes() (spec.ScopeCommits), where it offers one, and
+        # whether it takes the keys this unit created (see _created).
+        self._scope_commit: Callable[..., None] | None = None
+        self._scope_created = False
         self.needs_write_scope = False
         # Read-only units on other backends check their reads instead of watching them:
         # (command, args, digest of the result) of every read, re-read atomically at the end.
@@ -166,10 +168,12 @@ class Unit:
                 if scope:
                     commits: ScopeCommits = held  # type: ignore[assignment]  # if it offers it
                     # try/except rather than contextlib.suppress(): no context manager per unit.
-                    try:  # noqa: SIM105
+                    try:
                         self._scope_commit = commits.commit_writes
                     except AttributeError:
                         pass  # the scope has no commit_writes(): commit through a pipeline
+                    else:
+                        self._scope_created = getattr(held, "takes_created", False) is True
         elif scope is False:
             self._checked = []
         elif capabilities.checked_commits:
@@ -185,6 +189,9 @@ class Unit:
         self._full: set[str] = set()
         self._dirty: dict[str, dict[bytes, bytes | None]] = {}
         self._dropped: set[str] = set()
+        # Keys of the nodes this unit made (create_hash/create_list): they cannot exist in
+        # the store, so a scope's commit need not look them up (spec.ScopeCommits).
+        self._created: set[str] = set()
         # Lists: full contents where known, and the commands to replay at commit.
         self._lists: dict[str, list[bytes]] = {}
         self._list_ops: list[tuple[str, str, tuple[Any, ...]]] = []
@@ -204,6 +211,10 @@ class Unit:
     # --- watching ---------------------------------------------------------------
     def _read(self, command: str, *args: Any) -> Any:
         """One direct read of ``args[0]``, watched or checked as this unit requires."""
+        if self._scope is not None:
+            # The held scope keeps the read current: nothing to watch or check (a pop reads
+            # the length and the item this way).
+            return getattr(self.backend, command)(*args)
         checked = self._checked
         if checked is not None:
             value = getattr(self.backend, command)(*args)
@@ -275,6 +286,9 @@ class Unit:
                 self._full.add(key)
                 return dict(stored)  # type: ignore[arg-type]  # no None: nothing written here
             self.load(hashes=(key,))
+        if key not in self._dirty:
+            # Only this unit's deletions are None: none here, so a plain copy (no Python loop).
+            return dict(self._fields[key])  # type: ignore[arg-type]
         return {f: v for f, v in self._fields[key].items() if v is not None}
 
     def hlen(self, key: str) -> int:
@@ -301,6 +315,33 @@ class Unit:
         reads see them.
         """
         full = self._full
+        if (
+            self._scope is not None
+            and not lists
+            and type(hashes) is tuple
+            and type(fields) is tuple
+            and len(hashes) + len(fields) <= _DIRECT_READS
+        ):
+            # A small write through a handle (open_item, add_ref): a few direct reads inside
+            # the held scope, each stored as it comes (what the general path below does with
+            # lists, an iterator and three loops).
+            backend, known, dirty = self.backend, self._fields, self._dirty
+            for key in hashes:
+                if key not in full:
+                    state: dict[bytes, bytes | None] = backend.hgetall(key)
+                    pending = dirty.get(key)
+                    if pending:
+                        state.update(pending)
+                    known[key] = state
+                    full.add(key)
+            for key, field in fields:
+                if key not in full:
+                    have = known.get(key)
+                    if have is None:
+                        known[key] = {field: backend.hget(key, field)}
+                    elif field not in have:
+                        have[field] = backend.hget(key, field)
+            return
         # Most calls pass one or two kinds of reads: the empty default tuples cost nothing.
         if hashes:
             hashes = [k for k in dict.fromkeys(hashes) if k not in full]
@@ -318,7 +359,7 @@ class Unit:
         results = iter(self._fetch(hashes, singles, lists))
         for key, stored in zip(hashes, results, strict=False):
             # Backends hand out a fresh dict per read: keep it rather than copy it.
-            state: dict[bytes, bytes | None] = stored
+            state = stored
             pending = self._dirty.get(key)
             if pending:
                 state.update(pending)
@@ -546,6 +587,7 @@ class Unit:
         self._fields[key] = state
         self._full.add(key)
         self._dirty[key] = state
+        self._created.add(key)
 
     def drop_hash(self, key: str) -> None:
         """Delete a whole hash key."""
@@ -619,6 +661,7 @@ class Unit:
         if self._undo is not None:
             self._note_list(key)
         self._lists[key] = list(items)
+        self._created.add(key)
         if items:
             pushed = tuple(items)
             self._list_ops.append((key, "rpush", pushed))
@@ -884,7 +927,10 @@ class Unit:
             commit = self._scope_commit
             if commit is not None:
                 # The writes go straight into the held transaction, which commits them.
-                commit(self._scope_writes())
+                if self._scope_created:
+                    commit(self._scope_writes(), self._created)
+                else:
+                    commit(self._scope_writes())
                 self._scope = None
                 return
             pipe = self._pipeline()

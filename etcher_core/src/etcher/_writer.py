@@ -14,7 +14,8 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from etcher._codec import _DECIMAL_LIMIT as _SMALL
-from etcher._codec import encode_key, encode_link, encode_scalar, format_path, join_item
+from etcher._codec import _LINK_PREFIX as _LINK
+from etcher._codec import encode_key, encode_link, encode_scalar, format_path
 from etcher._graph import KIND_DICT, KIND_LIST, Graph
 from etcher._layout import DICT_UID, KIND, LIST_UID, SEQ
 from etcher._unit import CallerCode
@@ -174,7 +175,7 @@ class Writer:
                 else {KIND: KIND_LIST, parent.encode(): b"1"},
             )
             self.stack.append((value, uid, path))
-            return encode_link(uid)
+            return _LINK + uid.encode()  # encode_link(uid), inline: once per new node
         self.g.add_ref(uid, parent)
         return encode_link(uid)
 
@@ -249,7 +250,7 @@ class Writer:
                             push((v, child, _At(path, k)))
                             mapping[fkey] = b"%d|@" % seq + child.encode()
                             continue
-                    mapping[fkey] = join_item(seq, tag(v, uid, _At(path, k)))
+                    mapping[fkey] = b"%d|" % seq + tag(v, uid, _At(path, k))  # join_item, inline
                 if mapping:
                     create_hash(content_prefix + uid, mapping)
             else:

@@ -372,6 +372,10 @@ class ScopeCommits(Protocol):
         longer held (its ``__exit__`` does nothing). If it raises before the
         commit, nothing was applied and the caller leaves the scope with an
         exception (rolling back); if the commit itself fails, it is rolled back.
+
+        A scope whose ``takes_created`` attribute is ``True`` is called with a
+        second argument, ``created``: keys of nodes the unit made, which cannot
+        exist in the store yet (their rows need not be looked up).
         """
         ...
 

@@ -480,12 +480,6 @@ class SQLiteBackend(SubtreeMixin, CommandsMixin):
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 
-    def _apply_in_scope(self, conn: sqlite3.Connection, queue: list[tuple[Command, Call]]) -> None:
-        try:
-            ops.apply_scoped(conn, queue)
-        except sqlite3.Error as exc:
-            raise self._error(exc) from exc
-
     def _end_scope(self, conn: sqlite3.Connection, commit: bool) -> None:
         # The scope's Tx goes first: it must never outlive its transaction.
         tx = getattr(ops.SCOPE, "tx", None)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import re
 import sqlite3
 import threading
@@ -95,6 +96,7 @@ SQL_POP_ONE = "DELETE FROM list_items WHERE name = ? AND pos = ? RETURNING value
 SQL_POP_RANGE = (
     "DELETE FROM list_items WHERE name = ? AND pos >= ? AND pos < ? RETURNING pos, value"
 )
+SQL_GET_ITEM = "SELECT value FROM list_items WHERE name = ? AND pos = ?"
 SQL_SET_ITEM = "UPDATE list_items SET value = ? WHERE name = ? AND pos = ?"
 SQL_TRIM_BELOW = "DELETE FROM list_items WHERE name = ? AND pos < ?"
 SQL_TRIM_FROM = "DELETE FROM list_items WHERE name = ? AND pos >= ?"
@@ -280,15 +282,24 @@ def versions(conn: sqlite3.Connection, names: Sequence[str]) -> dict[str, int | 
     return found
 
 
+_VERSIONS = random.Random()  # seeded from os.urandom
+if hasattr(os, "register_at_fork"):
+    # A forked child must not repeat its parent's stamps: it draws from a fresh seed.
+    os.register_at_fork(after_in_child=_VERSIONS.seed)
+_stamp = partial(_VERSIONS.getrandbits, 63)
+
+
 def new_version() -> int:
     """A fresh version stamp: 63 random bits.
 
     Versions only need to differ from every earlier version of the same key, so a
     random stamp replaces the global write counter every commit used to bump (one
-    statement and one dirtied page less). ``os.urandom`` rather than ``random``:
-    forked processes would share a seeded generator's sequence.
+    statement and one dirtied page less). A private generator (seeded from
+    ``os.urandom``, re-seeded in every forked child) rather than ``os.urandom``
+    per stamp, a system call per commit; and not the ``random`` module's own,
+    which a program may seed with a constant in each of its processes.
     """
-    return int.from_bytes(os.urandom(8), "little") >> 1
+    return _stamp()
 
 
 class Tx:
@@ -343,7 +354,7 @@ class Tx:
         if not dirty:
             return
         self.dirty = {}
-        version = int.from_bytes(os.urandom(8), "little") >> 1  # new_version(), inline
+        version = _stamp()  # new_version(), inline
         cache = self.meta
         pack = None
         max_entries, max_bytes = packed.MAX_ENTRIES, packed.MAX_BYTES
@@ -483,20 +494,39 @@ def hlen(conn: sqlite3.Connection, name: str) -> int:
 
 
 def llen(conn: sqlite3.Connection, name: str) -> int:
+    scoped = getattr(SCOPE, "tx", None) if conn.in_transaction else None
+    if scoped is not None and scoped.conn is conn:
+        # Inside a write scope the row comes from (and stays in) the scope's Tx: a pop or
+        # an insert reads the length, and its commit then needs the same row.
+        meta = scoped.get(name)
+        if meta is None:
+            return 0
+        if meta[0] != LIST:
+            raise wrong_type(name, meta[0], LIST)
+        return meta[2] - meta[1]  # type: ignore[no-any-return]
     return _length(conn, name, LIST)
 
 
 def hget(conn: sqlite3.Connection, name: str, field: bytes) -> bytes | None:
     row = conn.execute(SQL_HGET, (name, field)).fetchone()
     scoped = getattr(SCOPE, "tx", None) if conn.in_transaction else None
-    if scoped is not None and scoped.conn is conn and name not in scoped.meta:
-        scoped.meta[name] = None if row is None else [row[0], row[3], row[4], row[1], None]
+    if scoped is not None and (scoped.conn is not conn or name in scoped.meta):
+        scoped = None
     if row is None:
+        if scoped is not None:
+            scoped.meta[name] = None
         return None
+    if row[0] == HASH and row[1] is not None:
+        content = packed.unpack_hash(row[1], name)
+        if scoped is not None:
+            # The scope's Tx keeps the decoded fields too (nobody else holds this dict): the
+            # write that usually follows (rd[k] = v) need not unpack them again.
+            scoped.meta[name] = [row[0], row[3], row[4], row[1], content]
+        return content.get(field)
+    if scoped is not None:
+        scoped.meta[name] = [row[0], row[3], row[4], row[1], None]
     if row[0] != HASH:
         raise wrong_type(name, row[0], HASH)
-    if row[1] is not None:
-        return packed.unpack_hash(row[1], name).get(field)
     return row[2]  # type: ignore[no-any-return]
 
 
@@ -566,6 +596,9 @@ def hkeys(conn: sqlite3.Connection, name: str) -> list[bytes]:
 
 
 def lindex(conn: sqlite3.Connection, name: str, index: int) -> bytes | None:
+    scoped = getattr(SCOPE, "tx", None) if conn.in_transaction else None
+    if scoped is not None and scoped.conn is conn:
+        return _lindex_scoped(scoped, name, index)
     row = conn.execute(SQL_LINDEX, (index, name)).fetchone()
     if row is None:
         return None
@@ -577,6 +610,26 @@ def lindex(conn: sqlite3.Connection, name: str, index: int) -> bytes | None:
             index += len(items)
         return items[index] if 0 <= index < len(items) else None
     return row[2]  # type: ignore[no-any-return]
+
+
+def _lindex_scoped(tx: Tx, name: str, index: int) -> bytes | None:
+    """:func:`lindex` inside a write scope, through its :class:`Tx` (which keeps the row)."""
+    meta = tx.get(name)
+    if meta is None:
+        return None
+    if meta[0] != LIST:
+        raise wrong_type(name, meta[0], LIST)
+    items = _list_content(meta, name)
+    if items is not None:
+        if index < 0:
+            index += len(items)
+        return items[index] if 0 <= index < len(items) else None
+    lo, hi = meta[1], meta[2]
+    pos = (lo if index >= 0 else hi) + index
+    if not lo <= pos < hi:
+        return None
+    row = tx.conn.execute(SQL_GET_ITEM, (name, pos)).fetchone()
+    return None if row is None else row[0]  # type: ignore[no-any-return]
 
 
 def lrange(conn: sqlite3.Connection, name: str, start: int, end: int) -> list[bytes]:
@@ -853,21 +906,26 @@ def hincrby(tx: Tx, name: str, field: bytes, amount: int) -> int:
 
 
 def _push_many(tx: Tx, calls: list[Call], head: bool) -> list[int]:
+    cache = tx.meta
     if len(calls) == 1:
-        tx.get(calls[0][0])  # the usual run: one push (an append)
+        if calls[0][0] not in cache:
+            tx.get(calls[0][0])  # the usual run: one push (an append)
     else:
         tx.load([name for name, _ in calls])
-    cache = tx.meta
+    dirty = tx.dirty
     rows: list[tuple[str, int, bytes]] = []
     results = []
     for name, values in calls:
         meta = cache[name]
         if meta is None:
-            meta = _new_list()
+            meta = [LIST, 0, 0, None, []]  # _new_list(), inline
         elif meta[0] != LIST:
             raise wrong_type(name, meta[0], LIST)
         count = len(values)
-        content = _list_content(meta, name)
+        # _list_content(meta, name), inline: once per push
+        content = meta[4]
+        if content is None and meta[3] is not None:
+            content = meta[4] = packed.unpack_list(meta[3], name)
         if content is not None:
             if head:  # each value goes in front of the previous one
                 content[:0] = values[::-1]
@@ -882,7 +940,8 @@ def _push_many(tx: Tx, calls: list[Call], head: bool) -> list[int]:
             hi = meta[2]
             rows.extend(zip(repeat(name), range(hi, hi + count), values))
             meta[2] = hi + count
-        tx.put(name, meta)
+        cache[name] = meta  # tx.put(name, meta), inline
+        dirty[name] = None
         results.append(meta[2] - meta[1])
     if rows:
         tx.conn.executemany(SQL_PUT_ITEM, rows)
@@ -944,6 +1003,18 @@ def lpop(tx: Tx, name: str, count: int | None) -> bytes | list[bytes] | None:
 
 def rpop(tx: Tx, name: str, count: int | None) -> bytes | list[bytes] | None:
     return _pop(tx, name, count, head=False)
+
+
+def _pops(tx: Tx, calls: list[Call], head: bool) -> list[Any]:
+    # A loop of its own rather than _write()'s generic one: a pop is two calls less.
+    results = []
+    for name, count in calls:
+        results.append(_pop(tx, name, count, head))
+    return results
+
+
+lpop_many: Callable[[Tx, list[Call]], list[Any]] = partial(_pops, head=True)
+rpop_many: Callable[[Tx, list[Call]], list[Any]] = partial(_pops, head=False)
 
 
 def lset(tx: Tx, name: str, index: int, value: bytes) -> bool:
@@ -1110,8 +1181,8 @@ RPUSH = _batched("rpush", rpush_many)
 LPUSH = _batched("lpush", lpush_many)
 INCR = _write("incr", incr)
 HINCRBY = _write("hincrby", hincrby)
-LPOP = _write("lpop", lpop)
-RPOP = _write("rpop", rpop)
+LPOP = Command("lpop", True, lpop, lpop_many)
+RPOP = Command("rpop", True, rpop, rpop_many)
 LSET = _write("lset", lset)
 LTRIM = _write("ltrim", ltrim)
 CREATE = _batched("create", create_many)
@@ -1159,26 +1230,17 @@ def run_one(conn: sqlite3.Connection, command: Command, call: Call) -> Any:
     return result
 
 
-def apply_scoped(conn: sqlite3.Connection, queue: list[tuple[Command, Call]]) -> None:
-    """Apply a unit's writes inside its write scope's transaction (the scope commits).
+def apply_runs(tx: Tx, runs: list[tuple[Command, list[Call]]]) -> None:
+    """Apply a unit's writes, as runs of one write command each, through ``tx`` and flush it.
 
-    The scope's :class:`Tx` is used (its rows are already cached when the unit
-    read them); on any error it is dropped and the transaction stays open for
-    the scope to roll back.
+    For a write scope's commit (``UnitScope.commit_writes``): the transaction
+    stays open for the scope to commit, or to roll back on an error.
     """
-    tx: Tx | None = getattr(SCOPE, "tx", None)
-    if tx is None or tx.conn is not conn:
-        tx = Tx(conn)
-    try:
-        if len(queue) == 1:
-            command, call = queue[0]
-            command.many(tx, [call])
-            tx.flush()
-        else:
-            _apply(conn, queue, {}, tx)
-    except BaseException:
-        drop_scoped_tx(conn)
-        raise
+    if len(runs) > 1:
+        _preload(tx, runs)
+    for command, calls in runs:
+        command.many(tx, calls)
+    tx.flush()
 
 
 def run_batch(

@@ -11,7 +11,7 @@ that only read. Nothing read can then change, so nothing needs watching.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from itertools import chain
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -19,6 +19,7 @@ from etcher.errors import TransactionError
 from etcher_sqlite import ops
 from etcher_sqlite.commands import CommandsMixin
 from etcher_sqlite.ops import Call, Command
+from etcher_sqlite.schema import HASH, LIST
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -31,9 +32,7 @@ class _Holder(Protocol):
 
     def _end_scope(self, conn: sqlite3.Connection, commit: bool) -> None: ...
 
-    def _apply_in_scope(
-        self, conn: sqlite3.Connection, queue: list[tuple[Command, Call]]
-    ) -> None: ...
+    def _error(self, exc: sqlite3.Error) -> Exception: ...
 
 
 class UnitScope:
@@ -60,52 +59,113 @@ class UnitScope:
         if conn is not None:
             self._backend._end_scope(conn, commit=exc_type is None)
 
-    def commit_writes(self, writes: list[tuple[str, tuple[Any, ...]]]) -> None:
+    takes_created = True
+    """``commit_writes()`` takes the unit's new keys (``etcher.spec.ScopeCommits``)."""
+
+    def commit_writes(
+        self, writes: list[tuple[str, tuple[Any, ...]]], created: Collection[str] = ()
+    ) -> None:
         """Apply a unit's writes in the held write scope and commit (``etcher.spec.ScopeCommits``).
 
-        Core's writes are already bytes (keys text): pushes, ``hset`` and
+        Core's writes are already bytes (keys text): pushes, pops, ``hset`` and
         ``hreplace`` of those go to the commands as they are; anything else is
-        checked and normalized as the public commands do it.
+        checked and normalized as the public commands do it. ``created`` are keys
+        the unit made as new nodes: their rows are known to be absent, so they
+        are not looked up. A big unit (a big new document) has its writes
+        checked all at once and its new keys inserted without reads
+        (:func:`_bulk_queue`).
         """
         conn = self._conn
         if conn is None or not self._write:
             raise TransactionError("commit_writes() needs a held write scope")
-        bulk = _bulk_queue(writes) if len(writes) > BULK_WRITES else None
-        if bulk is not None:
-            self._backend._apply_in_scope(conn, bulk)
-            self._conn = None
-            self._backend._end_scope(conn, commit=True)
-            return
-        writes_ = ops.WRITES
-        queue: list[tuple[Command, Call]] = []
-        for name, args in writes:
-            call: Call | None = None
-            if args and type(args[0]) is str:
-                if name == "rpush" or name == "lpush":
-                    values = args[1:]
-                    if values and set(map(type, values)) == _BYTES:
-                        call = (args[0], list(values))
-                elif name == "hset" or (
-                    name == "hreplace" and len(args) == 2 and type(args[1]) is dict
-                ):
-                    mapping = args[1]
-                    kinds = set(map(type, mapping))
-                    kinds.update(map(type, mapping.values()))
-                    if kinds == _BYTES:
-                        call = (args[0], dict(mapping))
-            if call is None:
-                # Anything else: the public command's own checks and normalization.
-                if name == "hset":
-                    call = _Queue.collect("hset", args[:1], {"mapping": args[1]})
-                else:
-                    call = _Queue.collect(name, args, {})
-            queue.append((writes_[name], call))
-        self._backend._apply_in_scope(conn, queue)
+        tx: ops.Tx | None = getattr(ops.SCOPE, "tx", None)
+        if tx is None or tx.conn is not conn:
+            tx = ops.Tx(conn)
+        cache, dirty = tx.meta, tx.dirty
+        backend = self._backend
+        try:
+            bulk = _bulk_queue(writes) if len(writes) > BULK_WRITES else None
+            if bulk is not None:
+                ops.apply_runs(tx, ops._runs(bulk))
+                self._conn = None
+                backend._end_scope(conn, commit=True)
+                return
+            if created:
+                for key in created:
+                    if key not in cache:
+                        cache[key] = None
+            # Consecutive writes of one command form a run, handed to its batched form.
+            runs: list[tuple[Command, list[Call]]] = []
+            last: Command | None = None
+            calls: list[Call] = []
+            for name, args in writes:
+                call: Call | None = None
+                if args and type(args[0]) is str:
+                    key = args[0]
+                    if name == "hset" or (
+                        name == "hreplace" and len(args) == 2 and type(args[1]) is dict
+                    ):
+                        mapping = args[1]
+                        kinds = set(map(type, mapping))
+                        kinds.update(map(type, mapping.values()))
+                        if kinds == _BYTES:
+                            if (
+                                name == "hset"
+                                and mapping
+                                and cache.get(key, _ROW) is None
+                                and key in created
+                            ):
+                                # A new node's first write: it is the whole row, packed at
+                                # flush (no command, no copy).
+                                cache[key] = [HASH, 0, len(mapping), None, mapping]
+                                dirty[key] = None
+                                continue
+                            call = (key, dict(mapping))
+                    elif name == "rpush" or name == "lpush":
+                        values = args[1:]
+                        if values and set(map(type, values)) == _BYTES:
+                            if name == "rpush" and cache.get(key, _ROW) is None and key in created:
+                                cache[key] = [LIST, 0, len(values), None, list(values)]
+                                dirty[key] = None
+                                continue
+                            call = (key, list(values))
+                    elif name == "lpop" or name == "rpop":
+                        if len(args) == 1:
+                            call = (key, None)
+                        elif len(args) == 2 and type(args[1]) is int and 0 <= args[1] <= _MAX:
+                            call = args
+                if call is None:
+                    # Anything else: the public command's own checks and normalization.
+                    if name == "hset":
+                        call = _Queue.collect("hset", args[:1], {"mapping": args[1]})
+                    else:
+                        call = _Queue.collect(name, args, {})
+                command = _WRITES[name]
+                if command is not last:
+                    last = command
+                    calls = []
+                    runs.append((command, calls))
+                calls.append(call)
+            if len(runs) == 1:
+                # ops.apply_runs(), inline for a small unit's one run (an append, a pop).
+                runs[0][0].many(tx, runs[0][1])
+                tx.flush()
+            else:
+                ops.apply_runs(tx, runs)
+        except BaseException as exc:
+            # The Tx may hold rows never flushed: it must not outlive this failure.
+            ops.drop_scoped_tx(conn)
+            if isinstance(exc, sqlite3.Error):
+                raise backend._error(exc) from exc
+            raise
         self._conn = None
-        self._backend._end_scope(conn, commit=True)
+        backend._end_scope(conn, commit=True)
 
 
+_WRITES = ops.WRITES
 _BYTES = {bytes}
+_MAX = ops.INT64_MAX
+_ROW = object()  # a key whose row is not cached
 
 BULK_WRITES = 64
 """Above this many writes, :meth:`UnitScope.commit_writes` checks them all at once."""

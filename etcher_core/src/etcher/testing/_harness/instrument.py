@@ -236,7 +236,7 @@ class CountingScope:
             return attr
         owner = self._owner
 
-        def commit_writes(writes: list[tuple[str, tuple[Any, ...]]]) -> None:
+        def commit_writes(writes: list[tuple[str, tuple[Any, ...]]], *created: Any) -> None:
             owner.round_trips += 1
             owner.commands.update(command for command, _ in writes)
             owner._saw_batch(sum(_keys_of(command, args) for command, args in writes))
@@ -244,6 +244,6 @@ class CountingScope:
                 owner.commits += 1
                 if owner.fail_on_commit:
                     raise owner.fail_on_commit
-            attr(writes)
+            attr(writes, *created)
 
         return commit_writes

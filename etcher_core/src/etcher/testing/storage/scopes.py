@@ -93,6 +93,61 @@ class ScopeConformance:
         assert raw.get(s) == b"after"
 
     @pytest.mark.etcher_requires("locking_units")
+    def test_commit_writes_of_created_keys_apply_in_order(
+        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
+    ) -> None:
+        """``created`` (``ScopeCommits.takes_created``): the unit's new keys, never looked up.
+
+        A scope may write them without reading their rows, but every later write
+        of the same key in the batch still applies after it, in order.
+        """
+        h, h2, lst, lst2, t = key("h"), key("h2"), key("l"), key("l2"), key("t")
+        held = backend.unit_scope(True)  # type: ignore[attr-defined]
+        if not getattr(held, "takes_created", False):
+            pytest.skip("this backend's scopes do not take created keys")
+        assert held.__enter__() is True
+        held.commit_writes(
+            [
+                ("hdel", (h2, b"gone")),  # a field the unit set and deleted again
+                ("hset", (h, {b"a": b"1", b"b": b"2"})),
+                ("hset", (h2, {b"k": b"v"})),
+                ("hset", (h, {b"b": b"3"})),
+                ("rpush", (lst, b"x", b"y")),
+                ("rpush", (lst, b"z")),
+                ("lpop", (lst,)),
+                ("lpush", (lst2, b"p", b"q")),
+                ("hset", (t, {"text": 7})),  # normalized as the public command does it
+            ],
+            {h, h2, lst, lst2, t},
+        )
+        held.__exit__(None, None, None)
+        assert raw.hgetall(h) == {b"a": b"1", b"b": b"3"}
+        assert raw.hgetall(h2) == {b"k": b"v"}
+        assert raw.lrange(lst, 0, -1) == [b"y", b"z"]
+        assert raw.lrange(lst2, 0, -1) == [b"q", b"p"]
+        assert raw.hgetall(t) == {b"text": b"7"}
+
+    @pytest.mark.etcher_requires("locking_units")
+    def test_commit_writes_of_created_keys_refused_leaves_the_store_untouched(
+        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
+    ) -> None:
+        h, lst, s = key("h"), key("l"), key("s")
+        held = backend.unit_scope(True)  # type: ignore[attr-defined]
+        if not getattr(held, "takes_created", False):
+            pytest.skip("this backend's scopes do not take created keys")
+        writes = [
+            ("set", (s, b"1")),
+            ("hset", (h, {b"f": b"v"})),
+            ("rpush", (lst, b"x")),
+            ("rpush", (lst, object())),  # not a storable value
+        ]
+        with pytest.raises((EtcherError, TypeError, ValueError)), held:
+            held.commit_writes(writes, {h, lst})
+        assert raw.exists(s, h, lst) == 0
+        backend.rpush(lst, b"after")  # the backend is usable again
+        assert raw.lrange(lst, 0, -1) == [b"after"]
+
+    @pytest.mark.etcher_requires("locking_units")
     @pytest.mark.parametrize(
         ("command", "on", "args"),
         [
