@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from etcher import DB
-from etcher_sqlite import ops, packed
+from etcher_sqlite import packed
+from etcher_sqlite.scope import UnitScope
 
 
 def test_a_replacement_commits_shared_headers_without_rereading_or_decoding(
@@ -32,31 +33,35 @@ def test_a_replacement_commits_shared_headers_without_rereading_or_decoding(
     committing = False
     decoded: list[str] = []
     reread: list[str] = []
-    unpack, apply = packed.unpack_hash, ops.apply_scoped
+    commits: list[int] = []
+    unpack, commit = packed.unpack_hash, UnitScope.commit_writes
 
     def spy_unpack(blob: bytes, name: str) -> Any:
         if committing:
             decoded.append(name)
         return unpack(blob, name)
 
-    def spy_apply(conn: Any, queue: Any) -> None:
+    def spy_commit(scope: UnitScope, writes: Any, created: Any = ()) -> None:
         nonlocal committing
         committing = True
+        commits.append(len(writes))
+        conn: Any = scope._conn
         conn.set_trace_callback(
             lambda sql: reread.append(sql) if sql.startswith("SELECT") else None
         )
         try:
-            apply(conn, queue)
+            commit(scope, writes, created)
         finally:
             committing = False
             conn.set_trace_callback(None)
 
     monkeypatch.setattr(packed, "unpack_hash", spy_unpack)
-    monkeypatch.setattr(ops, "apply_scoped", spy_apply)
+    monkeypatch.setattr(UnitScope, "commit_writes", spy_commit)
     db["p0"] = {"kids": kids[3:]}  # k0..k2 lose a parent, k5..k7 gain one
     del db["p1"]
     monkeypatch.undo()
 
+    assert len(commits) == 2, commits  # both writes went through the spied commit
     assert not [n for n in decoded if n in headers], decoded
     assert not [sql for sql in reread if any(h in sql for h in headers)], reread
     assert str(db.check()).endswith("OK")
