@@ -68,6 +68,21 @@ _NOTHING: Any = object()
 _OWN_EQ: frozenset[type] = frozenset({str, int, float, bool, type(None)})
 
 
+def _read_unlinked(g: Graph, child: str) -> None:
+    """Read the header of a node about to lose a link together with its content.
+
+    :meth:`Graph.remove_ref` reads the header, and when that was the last link
+    the collection reads the content next: one batch instead of two round trips
+    (deleting or replacing a small document on Redis, 5 -> 4). When the node
+    stays linked elsewhere its content was read for nothing.
+    """
+    refs, content = g.layout.refs(child), g.layout.content(child)
+    if is_dict(child):
+        g.unit.load(hashes=(refs, content))
+    else:
+        g.unit.load(hashes=(refs,), lists=(content,))
+
+
 def _link_of(raw: bytes | None) -> str | None:
     return None if raw is None else link_target(raw)
 
@@ -446,6 +461,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         if old is not None:
             child = _link_of(item_value(old))
             if child is not None:
+                _read_unlinked(g, child)
                 g.remove_ref(child, uid)
         return tagged
 
@@ -540,6 +556,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
             g.unit.hdel(content, field)
             child = _link_of(item_value(old))
             if child is not None:
+                _read_unlinked(g, child)
                 g.remove_ref(child, uid)
                 g.collect(alive=(uid,))
 
