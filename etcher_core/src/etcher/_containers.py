@@ -467,8 +467,10 @@ class RD(Node, MutableMapping["Key", "Stored"]):
 
     def __setitem__(self, key: Key, value: Storable) -> None:
         uid = self._etcher_uid
-        guesses = self._s.item_guess
-        guess = guesses.allowed()
+        session = self._s
+        guesses = session.item_guess
+        # Only where the store can check the guess (no extra calls elsewhere: SQLite).
+        guess = session.backend.capabilities.item_writes and guesses.allowed()
 
         def op(g: Graph) -> None:
             self._set_in(g, None, key, value, guess)
@@ -476,7 +478,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
                 g.collect(alive=(uid,))
 
         misses = guesses.misses
-        self._s.mutate(op)
+        session.mutate(op)
         if guess and guesses.misses == misses:
             guesses.hit()
 

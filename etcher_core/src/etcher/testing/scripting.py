@@ -26,7 +26,7 @@ from typing import Any, cast
 
 import pytest
 
-from etcher._containers import RL
+from etcher._containers import RD, RL
 from etcher._db import DB
 from etcher._unit import RetryPolicy, Unit
 from etcher.errors import StaleHandleError, StoreIndexError, WatchError, WrongTypeError
@@ -389,9 +389,9 @@ def interleaved_write(url: str, prefix: str, what: str, go: Any, done: Any) -> N
     with DB(url, prefix=prefix, grace=0) as db:
         assert go.wait(60)
         if what == "link":
-            db["d"]["k"] = {"theirs": [1, 2]}
+            cast(RD, db["d"])["k"] = {"theirs": [1, 2]}
         elif what == "new key":
-            db["d"]["before"] = "theirs"
+            cast(RD, db["d"])["before"] = "theirs"
         else:  # "delete"
             del db["d"]
         done.set()
@@ -402,7 +402,7 @@ def guessed_assignments(url: str, prefix: str, who: int, rounds: int, barrier: A
     that gets a document (a link) or a scalar in turn, so guesses keep meeting links.
     """
     with DB(url, prefix=prefix) as db:
-        d = db["d"]
+        d = cast(RD, db["d"])
         barrier.wait(timeout=60)
         for i in range(rounds):
             d[f"w{who}-{i}"] = {"i": i} if i % 2 else i
@@ -483,7 +483,7 @@ class CheckedCommitConcurrency:
         with DB(backend=hooked, prefix=prefix, grace=0) as db:
             try:
                 db["d"] = {"k": 0}
-                d = db["d"]
+                d = cast(RD, db["d"])
                 proc = ctx.Process(
                     target=interleaved_write, args=(store_url, prefix, what, go, done)
                 )
@@ -506,7 +506,7 @@ class CheckedCommitConcurrency:
                 elif what == "new key":
                     assert hooked.refused == 0
                     assert db() == {"d": {"k": 1, "before": "theirs"}}
-                    assert list(db["d"]) == ["k", "before"]
+                    assert list(cast(RD, db["d"])) == ["k", "before"]
                 else:
                     assert db() == {}
                 assert db.check().ok
@@ -541,14 +541,15 @@ class CheckedCommitConcurrency:
                         p.kill()
                         raise AssertionError("a worker process hung")
                     assert p.exitcode == 0, f"worker exited with {p.exitcode}"
-                got = db["d"]()
+                d = cast(RD, db["d"])
+                got = d()
                 for who in range(PROCESSES):
                     for i in range(ROUNDS):
                         assert got[f"w{who}-{i}"] == ({"i": i} if i % 2 else i)
                 assert len(got) == PROCESSES * ROUNDS + 1
                 # Every item has its own insertion number, below the node's counter: each
                 # worker's keys come out in the order it wrote them.
-                order = [k for k in db["d"] if k != "shared"]
+                order = [str(k) for k in d if k != "shared"]
                 for who in range(PROCESSES):
                     mine = [k for k in order if k.startswith(f"w{who}-")]
                     assert mine == [f"w{who}-{i}" for i in range(ROUNDS)]
