@@ -281,3 +281,29 @@ def test_unlinking_a_small_document_reads_its_header_and_content_together(
         assert db.check().ok
     finally:
         db.delete_prefix_immediately("unlink")
+
+
+def test_a_refused_value_on_the_guessed_path_raises_and_writes_nothing(
+    counting: CountingBackend,
+) -> None:
+    """A bad value met after the guess was planned: the clear error, nothing written.
+
+    The error is checked against the guess's reads (is the parent still live, does
+    the field link nothing) in one batch, as for any failed operation.
+    """
+    db = DB(backend=counting, prefix="refused")
+    try:
+        db["doc"] = {"a": 1}
+        before = sorted(counting.inner.scan_iter(match="{refused}:*"))
+        for bad in ({"ok": [1, {2.5: "x"}]}, {"s": {1, 2}}, object()):
+            counting.reset()
+            with pytest.raises(TypeError):
+                db["new"] = bad
+            with pytest.raises(TypeError):
+                db["doc"]["a"] = bad
+            assert counting.commits == 0
+        assert sorted(counting.inner.scan_iter(match="{refused}:*")) == before
+        assert db() == {"doc": {"a": 1}}
+        assert db.check().ok
+    finally:
+        db.delete_prefix_immediately("refused")
