@@ -472,3 +472,20 @@ def test_a_document_on_a_cluster_is_read_by_one_walk(cluster_db: DB) -> None:
     assert handle() == doc
     assert counting.commands["read_subtree"] == 1
     assert counting.round_trips - counting.commands["unit_scope"] == 1, dict(counting.commands)
+
+
+def test_an_assignment_on_a_cluster_is_one_checked_commit(cluster_db: DB) -> None:
+    """The cluster declares item_writes: the guess's check and write name keys of the
+    namespace's one slot (its hash tag), so ``db[k] = v`` is one script call there too.
+    """
+    assert RedisClusterBackend.capabilities.item_writes
+    counting = CountingBackend(cluster_db.backend)
+    db = DB(backend=counting, prefix=cluster_db.prefix)
+    db["doc"] = 1
+    for key, value in [("new", 2), ("new", {"x": [1]}), ("doc", 3)]:
+        counting.reset()
+        db[key] = value
+        assert (counting.round_trips, counting.commits) == (1, 1), dict(counting.commands)
+    assert db() == {"doc": 3, "new": {"x": [1]}}
+    assert list(db) == ["doc", "new"]
+    assert db.check().ok

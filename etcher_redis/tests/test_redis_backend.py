@@ -32,6 +32,7 @@ def test_satisfies_the_storage_protocol(backend: RedisBackend) -> None:
         maintenance=False,
         subtree_reads=True,
         checked_commits=True,
+        item_writes=True,
     )
 
 

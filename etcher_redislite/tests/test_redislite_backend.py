@@ -32,7 +32,11 @@ def backend(rdb: Path) -> Iterator[RedisliteBackend]:
 def test_satisfies_the_protocol(backend: RedisliteBackend) -> None:
     assert isinstance(backend, StorageBackend)
     assert RedisliteBackend.capabilities == Capabilities(
-        persistent=True, multiprocess=True, subtree_reads=True, checked_commits=True
+        persistent=True,
+        multiprocess=True,
+        subtree_reads=True,
+        checked_commits=True,
+        item_writes=True,
     )
     assert isinstance(backend, CheckedCommits)
 

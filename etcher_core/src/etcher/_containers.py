@@ -41,7 +41,7 @@ from etcher._codec import (
 )
 from etcher._equality import deep_equal
 from etcher._graph import KIND_DICT, KIND_LIST, Graph, parents_of
-from etcher._layout import PIN, ROOT, SEQ, is_dict, uid_kind
+from etcher._layout import DEAD, PIN, ROOT, SEQ, is_dict, uid_kind
 from etcher._materialize import materialize
 from etcher._session import OrderHints, Session
 from etcher._summary import summarize_dict, summarize_list
@@ -67,6 +67,21 @@ _NOTHING: Any = object()
 # Types whose equality with a stored item is etcher's or the interpreter's own: comparing
 # them runs no caller code (exact types: a subclass may define __eq__).
 _OWN_EQ: frozenset[type] = frozenset({str, int, float, bool, type(None)})
+
+
+def _read_unlinked(g: Graph, child: str) -> None:
+    """Read the header of a node about to lose a link together with its content.
+
+    :meth:`Graph.remove_ref` reads the header, and when that was the last link
+    the collection reads the content next: one batch instead of two round trips
+    (deleting or replacing a small document on Redis, 5 -> 4). When the node
+    stays linked elsewhere its content was read for nothing.
+    """
+    refs, content = g.layout.refs(child), g.layout.content(child)
+    if is_dict(child):
+        g.unit.load(hashes=(refs, content))
+    else:
+        g.unit.load(hashes=(refs,), lists=(content,))
 
 
 def _link_of(raw: bytes | None) -> str | None:
@@ -407,12 +422,32 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         return self
 
     # --- writes ----------------------------------------------------------------------
-    def _set_in(self, g: Graph, w: Writer | None, key: Any, value: Any) -> bytes:
-        """Store ``value`` under ``key`` (``w``: the operation's writer, made here if None)."""
+    def _set_in(
+        self, g: Graph, w: Writer | None, key: Any, value: Any, guess: bool = False
+    ) -> bytes:
+        """Store ``value`` under ``key`` (``w``: the operation's writer, made here if None).
+
+        ``guess``: the operation does nothing else, so it may skip reading the item
+        and the header where the unit allows (:meth:`Unit.assume_item`).
+        """
         uid = self._etcher_uid
         field = encode_key(key)
         content = g.layout.content(uid)
+        if guess and g.unit.assume_item(content, field, g.layout.refs(uid), DEAD, SEQ):
+            if type(value) in _OWN_EQ:
+                tagged = encode_scalar(value, (key,))
+            else:
+                tagged = (w or Writer(self._s, g)).tag(value, uid, (key,))
+            g.unit.hset_item(content, field, tagged, g.layout.refs(uid), SEQ)
+            return tagged
         old = g.open_item(uid, field)
+        if (
+            guess
+            and not g.unit.speculate  # a retry: the guess was tried
+            and old is not None
+            and _link_of(item_value(old)) is not None
+        ):
+            self._s.item_guess.missed()
         seq = split_item(old)[0] if old is not None else g.next_seq(uid)
         if type(value) in _OWN_EQ:
             # A plain scalar links nothing: no writer (and its memo) needed.
@@ -427,18 +462,26 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         if old is not None:
             child = _link_of(item_value(old))
             if child is not None:
+                _read_unlinked(g, child)
                 g.remove_ref(child, uid)
         return tagged
 
     def __setitem__(self, key: Key, value: Storable) -> None:
         uid = self._etcher_uid
+        session = self._s
+        guesses = session.item_guess
+        # Only where the store can check the guess (no extra calls elsewhere: SQLite).
+        guess = session.backend.capabilities.item_writes and guesses.allowed()
 
         def op(g: Graph) -> None:
-            self._set_in(g, None, key, value)
+            self._set_in(g, None, key, value, guess)
             if g.candidates:  # only a replaced link can leave garbage behind
                 g.collect(alive=(uid,))
 
-        self._s.mutate(op)
+        misses = guesses.misses
+        session.mutate(op)
+        if guess and guesses.misses == misses:
+            guesses.hit()
 
     @overload  # type: ignore[override]  # refuses at type level what it refuses at run time
     def update(
@@ -516,6 +559,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
             g.unit.hdel(content, field)
             child = _link_of(item_value(old))
             if child is not None:
+                _read_unlinked(g, child)
                 g.remove_ref(child, uid)
                 g.collect(alive=(uid,))
 

@@ -97,6 +97,40 @@ class OrderHints:
         self._lock = threading.Lock()
 
 
+class ItemGuess:
+    """Whether an assignment should first try the one-round-trip path (``assume_item``).
+
+    That guess fails, costing a round trip, when the field links a node (a
+    document replaced by another). Each failure in a row doubles how many of
+    the next assignments of the session skip the guess, up to 64; one that
+    works ends the streak. A heuristic only: a wrong choice costs time, never data.
+    """
+
+    __slots__ = ("backoff", "misses", "skip")
+
+    def __init__(self) -> None:
+        self.skip = 0
+        self.backoff = 0
+        self.misses = 0
+
+    def allowed(self) -> bool:
+        """Whether the next assignment may guess (counts down a skip)."""
+        if self.skip:
+            self.skip -= 1
+            return False
+        return True
+
+    def missed(self) -> None:
+        """An assignment found a link where it guessed none."""
+        self.misses += 1
+        self.backoff = min(2 * self.backoff or 1, 64)
+        self.skip = self.backoff
+
+    def hit(self) -> None:
+        """An assignment that guessed did not miss."""
+        self.backoff = 0
+
+
 class Session:
     """One open namespace of one store: the state and plumbing its operations share.
 
@@ -112,6 +146,7 @@ class Session:
         "closed",
         "direct",
         "hints",
+        "item_guess",
         "layout",
         "link_field",
         "make_handle",
@@ -128,6 +163,7 @@ class Session:
     closed: bool
     direct: DirectReader
     hints: OrderHints
+    item_guess: ItemGuess
     layout: Layout
     link_field: str
     make_handle: Callable[[Session, str], Any]
@@ -158,6 +194,7 @@ class Session:
         self.direct = DirectReader(backend)
         self.unpins = collections.deque()
         self.hints = OrderHints()
+        self.item_guess = ItemGuess()
         self.link_field = link_field
         self.make_handle = make_handle
         self.owner = owner
@@ -312,6 +349,7 @@ class TransactionSession(Session):
         self.direct = parent.direct
         self.unpins = parent.unpins
         self.hints = parent.hints
+        self.item_guess = parent.item_guess
         self.link_field = parent.link_field
         self.make_handle = parent.make_handle
         self.layout = parent.layout

@@ -264,6 +264,36 @@ class Unit:
         self._expect += [("exists", (key,), 1), ("hexists", (key, dead_field), False)]
         return True
 
+    def assume_item(self, key: str, field: bytes, header: str, dead: bytes, seq: bytes) -> bool:
+        """Plan to set item ``field`` of hash ``key`` without reading it or its node's header.
+
+        Only a first, speculating attempt that has read and written nothing yet, on
+        a backend with ``capabilities.item_writes``: the guess that the node is live
+        (``header`` exists and lacks ``dead``) and that the field links nothing is
+        checked by the commit, which also numbers a new field from ``seq`` of
+        ``header``. The caller then writes with :meth:`hset_item`. Returns False
+        when it must read as usual.
+        """
+        if (
+            self._expect is None
+            or self._expect
+            or not self.speculate
+            or self.has_writes
+            or not self.backend.capabilities.item_writes
+        ):
+            return False
+        self._expect += [
+            ("exists", (header,), 1),
+            ("hexists", (header, dead), False),
+            ("unlinked_item", (key, field, header, seq), None),
+        ]
+        return True
+
+    def hset_item(self, key: str, field: bytes, tagged: bytes, header: str, seq: bytes) -> None:
+        """Set the item planned by :meth:`assume_item`; the server numbers it at commit."""
+        # Kept with the commands replayed at commit (it is one): nothing reads it back.
+        self._list_ops.append((key, "hset_item", (field, tagged, header, seq)))
+
     # --- hash reads -------------------------------------------------------------
     def hget(self, key: str, field: bytes) -> bytes | None:
         known = self._fields.get(key)
@@ -869,8 +899,21 @@ class Unit:
             if sets:
                 writes.append(("hset", (key, *sets)))
         for key, op, args in self._list_ops:
+            if op == "hset_item" and self._touches_item(key, args):
+                # Something else of this unit wrote what the guess left to the server.
+                raise WatchError("an item write that was guessed needs reading; retrying")
             writes.append((op, (key, *args)))
         return writes
+
+    def _touches_item(self, key: str, args: tuple[Any, ...]) -> bool:
+        """Whether this unit's other writes touch a guessed item (:meth:`assume_item`)."""
+        header, seq = args[2], args[3]
+        return (
+            key in self._dirty
+            or key in self._dropped
+            or header in self._dropped
+            or seq in self._dirty.get(header, ())
+        )
 
     def _check(self, calls: list[tuple[str, tuple[Any, ...]]], results: list[Any]) -> None:
         checked = self._checked
@@ -901,7 +944,10 @@ class Unit:
         """Run the recorded reads ``(command, args, answer)`` again in one atomic batch."""
         pipe = self.backend.pipeline(transaction=True)
         for command, args, _ in reads:
-            getattr(pipe, command)(*args)
+            if command == "unlinked_item":  # no such read: its field, to see it links nothing
+                pipe.hget(*args[:2])
+            else:
+                getattr(pipe, command)(*args)
         return pipe.execute()
 
     def _expect_unchanged(self) -> bool:
@@ -911,8 +957,10 @@ class Unit:
             return True
         now = self._reread(expect)
         return all(
-            (tuple(value) if isinstance(seen, tuple) else value) == seen
-            for (_, _, seen), value in zip(expect, now, strict=True)
+            _unlinked_item(value)
+            if command == "unlinked_item"
+            else (tuple(value) if isinstance(seen, tuple) else value) == seen
+            for (command, _, seen), value in zip(expect, now, strict=True)
         )
 
     def _commit_scope(self) -> None:
@@ -1060,6 +1108,14 @@ def _restore(mapping: dict[str, dict[bytes, Any]], key: str, field: bytes, value
             inner.pop(field, None)
     else:
         mapping.setdefault(key, {})[field] = value
+
+
+def _unlinked_item(raw: bytes | None) -> bool:
+    """Whether a stored dict item is missing or holds no link (``unlinked_item``)."""
+    if raw is None:
+        return True
+    seq, _, value = raw.partition(b"|")
+    return seq.isdigit() and value[:1] not in (b"", b"@")
 
 
 def _digest(value: Any) -> int:

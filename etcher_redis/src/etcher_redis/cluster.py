@@ -174,6 +174,7 @@ class RedisClusterBackend:
         snapshot_reads=False,
         subtree_reads=True,
         checked_commits=True,
+        item_writes=True,
     )
 
     def __init__(
@@ -399,6 +400,9 @@ class RedisClusterBackend:
         re-sent to the new owner; a lost reply raises ``CommitOutcomeUnknown``.
         """
         keys = list(dict.fromkeys([c[1][0] for c in checks] + [w[1][0] for w in writes]))
+        # An item's check and write name its node's header too (the counter's key).
+        keys += [c[1][2] for c in checks if c[0] == "unlinked_item"]
+        keys += [w[1][3] for w in writes if w[0] == "hset_item"]
         if not keys:
             return True
         if len({self.keyslot(k) for k in keys}) > 1:

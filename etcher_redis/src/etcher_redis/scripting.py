@@ -20,7 +20,9 @@ so Redis Cluster can route it and check that they share one slot)::
         get/hget/lindex: [field or index], "1" value | "0" ""  (nil)
         hlen/llen/exists: count;  hexists: field, "1" | "0"
         hgetall: n, field, value, ... (n pairs);  lrange: start, end, n, item...
+        unlinked_item: field, counter key index, counter field
     write = op, key index, n, n arguments of the Redis command after its key
+        hset_item: n = 4: field, value, counter key index, counter field
 
 All checks run before any write; then every write is validated against the
 key types (and list lengths) it will meet, so a write that Redis would refuse
@@ -108,6 +110,19 @@ for _ = 1, checks do
       end
     end
     pos = pos + n
+  elseif op == 'unlinked_item' then
+    -- A stored dict item (seq|value) that links nothing, or none and a sound counter.
+    local field, skey, sfield = take(), KEYS[tonumber(take())], take()
+    local r, e = read('HGET', key, field)
+    if not e then
+      if r then
+        local c = string.match(r, '^%d+|(.)')
+        ok = c ~= nil and c ~= '@'
+      else
+        local s, e2 = read('HGET', skey, sfield)
+        ok = not e2 and (s == false or string.match(s, '^%d+$') ~= nil)
+      end
+    end
   else
     return redis.error_reply('ERR etcher checked commit: unknown check ' .. tostring(op))
   end
@@ -150,6 +165,15 @@ if writes > 1 then
         return redis.error_reply('ERR etcher checked commit: wrong number of arguments for ' .. op)
       end
       if op == 'hset' then kinds[key] = 'hash' end
+    elseif op == 'hset_item' then
+      if n ~= 4 then
+        return redis.error_reply('ERR etcher checked commit: wrong number of arguments for ' .. op)
+      end
+      for _, k in ipairs({key, KEYS[tonumber(ARGV[a + 2])]}) do
+        local t = kind(k)
+        if t ~= 'hash' and t ~= 'none' then return redis.error_reply(WRONGTYPE) end
+        kinds[k] = 'hash'
+      end
     elseif LIST[op] then
       local t = kind(key)
       if t ~= 'list' and t ~= 'none' then return redis.error_reply(WRONGTYPE) end
@@ -194,6 +218,18 @@ for _ = 1, writes do
   local n = tonumber(take())
   if op == 'delete' then
     redis.call('DEL', key)
+  elseif op == 'hset_item' then
+    -- The item keeps its insertion number, or a new one comes from the node's counter.
+    local field, value = ARGV[pos], ARGV[pos + 1]
+    local skey, sfield = KEYS[tonumber(ARGV[pos + 2])], ARGV[pos + 3]
+    local old = redis.call('HGET', key, field)
+    local seq = old and string.match(old, '^(%d+)|')
+    if not seq then
+      local count = tonumber(redis.call('HGET', skey, sfield) or '0') or 0
+      seq = string.format('%d', count)
+      redis.call('HSET', skey, sfield, string.format('%d', count + 1))
+    end
+    redis.call('HSET', key, field, seq .. '|' .. value)
   else
     redis.call(op, key, unpack(ARGV, pos, pos + n - 1))
   end
@@ -206,7 +242,19 @@ SCRIPT_SHA = hashlib.sha1(SCRIPT.encode()).hexdigest()
 
 _SPLITTABLE = frozenset({"rpush", "lpush", "hdel", "hset"})
 _WRITES = frozenset(
-    {"set", "delete", "hset", "hdel", "rpush", "lpush", "lpop", "rpop", "lset", "ltrim"}
+    {
+        "set",
+        "delete",
+        "hset",
+        "hdel",
+        "rpush",
+        "lpush",
+        "lpop",
+        "rpop",
+        "lset",
+        "ltrim",
+        "hset_item",
+    }
 )
 
 
@@ -248,6 +296,8 @@ def encode(
         elif command == "lrange":
             argv += (args[1], args[2], len(expected))
             argv += expected
+        elif command == "unlinked_item":
+            argv += (args[1], key_index(args[2]), args[3])
         else:
             raise ValueError(f"checked_commit cannot check {command!r}")
     counted = len(argv)
@@ -258,6 +308,11 @@ def encode(
             raise ValueError(f"checked_commit cannot write {command!r}")
         where = key_index(args[0])
         size = len(args) - 1
+        if command == "hset_item":
+            field, value, seq_key, seq_field = args[1:]
+            argv += (command, where, 4, field, value, key_index(seq_key), seq_field)
+            total += 1
+            continue
         if size <= CHUNK or command not in _SPLITTABLE:
             argv += (command, where, size)
             argv += args[1:]

@@ -58,6 +58,7 @@ class RedisliteBackend(RedisBackend):
         snapshot_reads=False,
         subtree_reads=True,
         checked_commits=True,
+        item_writes=True,
     )
 
     @classmethod

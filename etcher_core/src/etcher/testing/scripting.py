@@ -26,11 +26,12 @@ from typing import Any, cast
 
 import pytest
 
-from etcher._containers import RL
+from etcher._containers import RD, RL
 from etcher._db import DB
 from etcher._unit import RetryPolicy, Unit
 from etcher.errors import StaleHandleError, StoreIndexError, WatchError, WrongTypeError
 from etcher.spec import CheckedCommits, StorageBackend
+from etcher.testing._harness.instrument import CountingBackend
 
 PROCESSES = 3
 ROUNDS = 20
@@ -244,6 +245,87 @@ class CheckedCommitConformance:
     def test_nothing_to_check_or_write(self, backend: StorageBackend) -> None:
         assert _commit(backend, [], []) is True
 
+    # --- capabilities.item_writes: a dict item set without reading it first ---------------
+    def _items(self, backend: StorageBackend, key: Any) -> tuple[str, str]:
+        if not backend.capabilities.item_writes:
+            pytest.skip(f"{type(backend).__name__}.capabilities.item_writes is False")
+        return key("content"), key("header")
+
+    def test_an_item_write_numbers_a_new_field_and_keeps_an_old_ones_number(
+        self, backend: StorageBackend, key: Any
+    ) -> None:
+        content, header = self._items(backend, key)
+        backend.hset(header, mapping={b"#k": b"d", b"#s": b"5"})
+        backend.hset(content, b"old", b"2|i7")
+
+        def item(field: bytes, value: bytes, seq_key: str = header) -> bool:
+            check = ("unlinked_item", (content, field, seq_key, b"#s"), None)
+            return _commit(
+                backend, [check], [("hset_item", (content, field, value, seq_key, b"#s"))]
+            )
+
+        assert item(b"new", b"sv")
+        assert backend.hget(content, b"new") == b"5|sv"
+        assert backend.hget(header, b"#s") == b"6"
+        assert item(b"new", b"sw")  # over a scalar: its number stays, the counter too
+        assert item(b"old", b"@D1")  # the value may be a link; what it replaces may not
+        assert backend.hgetall(content) == {b"new": b"5|sw", b"old": b"2|@D1"}
+        assert backend.hget(header, b"#s") == b"6"
+        fresh = key("fresh-header")
+        assert item(b"third", b"i1", fresh)  # no counter yet: counts from 0
+        assert backend.hget(content, b"third") == b"0|i1"
+        assert backend.hget(fresh, b"#s") == b"1"
+        # With other writes (the dry run checks every key's type first).
+        other = key("other")
+        assert _commit(
+            backend,
+            [],
+            [("hset", (other, b"a", b"1")), ("hset_item", (content, b"4th", b"i4", header, b"#s"))],
+        )
+        assert backend.hget(content, b"4th") == b"6|i4"
+        assert backend.hget(other, b"a") == b"1"
+        # A counter that is no hash: refused before anything is applied.
+        lst = key("list")
+        backend.rpush(lst, b"x")
+        before = _state(backend, content, header, other, lst)
+        with pytest.raises(WrongTypeError):
+            _commit(
+                backend,
+                [],
+                [
+                    ("hset", (other, b"b", b"1")),
+                    ("hset_item", (content, b"5th", b"i5", lst, b"#s")),
+                ],
+            )
+        assert _state(backend, content, header, other, lst) == before
+
+    def test_an_item_check_fails_on_a_link_or_anything_malformed(
+        self, backend: StorageBackend, key: Any
+    ) -> None:
+        content, header = self._items(backend, key)
+        backend.hset(header, mapping={b"#k": b"d", b"#s": b"3"})
+        backend.hset(content, mapping={b"link": b"1|@D9", b"bad": b"x|i1", b"empty": b"2|"})
+        string = key("string")
+        backend.set(string, b"v")
+        t = key("t")
+        failing = [
+            (content, b"link", header),  # replacing a link needs the caller to unlink it
+            (content, b"bad", header),
+            (content, b"empty", header),
+            (string, b"f", header),  # not a hash
+            (content, b"new", string),  # the counter's key is not a hash
+        ]
+        for where, field, seq_key in failing:
+            check = ("unlinked_item", (where, field, seq_key, b"#s"), None)
+            assert _commit(backend, [check], [("set", (t, b"1"))]) is False, (where, field)
+        backend.hset(header, b"#s", b"three")
+        check = ("unlinked_item", (content, b"new", header, b"#s"), None)
+        assert _commit(backend, [check], [("set", (t, b"1"))]) is False
+        assert backend.exists(t) == 0
+        assert backend.hget(header, b"#s") == b"three"
+        backend.hset(content, b"n", b"4|i1")  # a scalar: the check holds whatever the counter
+        assert _commit(backend, [("unlinked_item", (content, b"n", header, b"#s"), None)], [])
+
 
 # --------------------------------------------------------------------------- processes
 
@@ -282,6 +364,49 @@ def checked_increments(url: str, keys: list[str], rounds: int, barrier: Any) -> 
                     _increment(u, kind, key)
 
                 policy.run(backend, one)
+
+
+class _Interleaved(CountingBackend):
+    """Counts like :class:`CountingBackend`; once ``armed``, the first commit that guessed an
+    item (an ``unlinked_item`` check) first lets another process write (``go``) and waits
+    for it to finish (``done``): that write lands between the guess and its commit.
+    """
+
+    def __init__(self, inner: StorageBackend, go: Any, done: Any) -> None:
+        super().__init__(inner)
+        self.go, self.done, self.armed = go, done, False
+
+    def checked_commit(self, checks: Any, writes: Any) -> bool:
+        if self.armed and any(c[0] == "unlinked_item" for c in checks):
+            self.armed = False
+            self.go.set()
+            assert self.done.wait(60), "the other process did not write"
+        return super().checked_commit(checks, writes)
+
+
+def interleaved_write(url: str, prefix: str, what: str, go: Any, done: Any) -> None:
+    """Wait for ``go``, make one write to ``db["d"]`` (``what``), then set ``done``."""
+    with DB(url, prefix=prefix, grace=0) as db:
+        assert go.wait(60)
+        if what == "link":
+            cast(RD, db["d"])["k"] = {"theirs": [1, 2]}
+        elif what == "new key":
+            cast(RD, db["d"])["before"] = "theirs"
+        else:  # "delete"
+            del db["d"]
+        done.set()
+
+
+def guessed_assignments(url: str, prefix: str, who: int, rounds: int, barrier: Any) -> None:
+    """``rounds`` assignments to ``db["d"]``: new keys of this worker's, and a key all share
+    that gets a document (a link) or a scalar in turn, so guesses keep meeting links.
+    """
+    with DB(url, prefix=prefix) as db:
+        d = cast(RD, db["d"])
+        barrier.wait(timeout=60)
+        for i in range(rounds):
+            d[f"w{who}-{i}"] = {"i": i} if i % 2 else i
+            d["shared"] = {"by": who, "i": [i]} if (i + who) % 2 else i
 
 
 class CheckedCommitConcurrency:
@@ -335,6 +460,102 @@ class CheckedCommitConcurrency:
             with pytest.raises(WatchError):
                 unit.commit()
         assert backend.hget(key, b"n") == b"5"
+
+    @pytest.mark.parametrize("start", ["fork", "spawn"])
+    @pytest.mark.parametrize("what", ["link", "new key", "delete"])
+    def test_a_guessed_assignment_meets_a_write_made_before_its_commit(
+        self, store_url: str, shared: tuple[StorageBackend, list[str]], start: str, what: str
+    ) -> None:
+        """``d["k"] = 1`` guesses (``item_writes``); another process writes before it commits.
+
+        A link put in the field fails the guess's check: the retry reads, unlinks and
+        collects it (nothing leaks). A new key of the other's takes the next insertion
+        number first: the guess holds and keeps the order. A deleted parent makes
+        the assignment stale, as without the guess.
+        """
+        backend, _keys = shared
+        if not backend.capabilities.item_writes:
+            pytest.skip(f"{type(backend).__name__}.capabilities.item_writes is False")
+        ctx: Any = multiprocessing.get_context(start)
+        go, done = ctx.Event(), ctx.Event()
+        prefix = f"scripting-{uuid.uuid4().hex}"
+        hooked = _Interleaved(backend, go, done)
+        with DB(backend=hooked, prefix=prefix, grace=0) as db:
+            try:
+                db["d"] = {"k": 0}
+                d = cast(RD, db["d"])
+                proc = ctx.Process(
+                    target=interleaved_write, args=(store_url, prefix, what, go, done)
+                )
+                proc.start()
+                try:
+                    hooked.armed = True
+                    hooked.reset()
+                    if what == "delete":
+                        with pytest.raises(StaleHandleError):
+                            d["k"] = 1
+                    else:
+                        d["k"] = 1
+                finally:
+                    proc.join(timeout=60)
+                assert proc.exitcode == 0
+                assert not hooked.armed, "the assignment did not guess"
+                if what == "link":
+                    assert hooked.refused == 1  # the guess, refused by its check
+                    assert db() == {"d": {"k": 1}}
+                elif what == "new key":
+                    assert hooked.refused == 0
+                    assert db() == {"d": {"k": 1, "before": "theirs"}}
+                    assert list(cast(RD, db["d"])) == ["k", "before"]
+                else:
+                    assert db() == {}
+                assert db.check().ok
+                stored = set(backend.scan_iter(match=f"{{{prefix}}}:*"))
+                nodes = {k for k in stored if k.startswith(f"{{{prefix}}}:r:".encode())}
+                assert len(nodes) == (1 if what == "delete" else 2), stored  # root (+ d)
+            finally:
+                db.delete_prefix_immediately(prefix)
+
+    @pytest.mark.parametrize("start", ["fork", "spawn"])
+    def test_guessed_assignments_between_processes_lose_and_leak_nothing(
+        self, store_url: str, shared: tuple[StorageBackend, list[str]], start: str
+    ) -> None:
+        ctx: Any = multiprocessing.get_context(start)
+        barrier = ctx.Barrier(PROCESSES)
+        prefix = f"scripting-{uuid.uuid4().hex}"
+        with DB(store_url, prefix=prefix, grace=0) as db:
+            try:
+                db["d"] = {"shared": 0}
+                procs = [
+                    ctx.Process(
+                        target=guessed_assignments, args=(store_url, prefix, who, ROUNDS, barrier)
+                    )
+                    for who in range(PROCESSES)
+                ]
+                for p in procs:
+                    p.start()
+                for p in procs:
+                    p.join(timeout=300)
+                for p in procs:
+                    if p.is_alive():
+                        p.kill()
+                        raise AssertionError("a worker process hung")
+                    assert p.exitcode == 0, f"worker exited with {p.exitcode}"
+                d = cast(RD, db["d"])
+                got = d()
+                for who in range(PROCESSES):
+                    for i in range(ROUNDS):
+                        assert got[f"w{who}-{i}"] == ({"i": i} if i % 2 else i)
+                assert len(got) == PROCESSES * ROUNDS + 1
+                # Every item has its own insertion number, below the node's counter: each
+                # worker's keys come out in the order it wrote them.
+                order = [str(k) for k in d if k != "shared"]
+                for who in range(PROCESSES):
+                    mine = [k for k in order if k.startswith(f"w{who}-")]
+                    assert mine == [f"w{who}-{i}" for i in range(ROUNDS)]
+                assert db.check().ok  # back-references exact, no node leaked
+            finally:
+                db.delete_prefix_immediately(prefix)
 
     def test_writes_after_another_process_deleted_the_namespace(
         self, store_url: str, shared: tuple[StorageBackend, list[str]]
@@ -395,4 +616,6 @@ __all__ = [
     "CheckedCommitConcurrency",
     "CheckedCommitConformance",
     "checked_increments",
+    "guessed_assignments",
+    "interleaved_write",
 ]

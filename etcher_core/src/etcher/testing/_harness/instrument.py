@@ -158,6 +158,7 @@ class CountingBackend:
         """Zero every counter."""
         self.round_trips = 0
         self.commits = 0
+        self.refused = 0
         self.watched_keys = 0
         self.bytes_read = 0
         self.largest_batch = 0
@@ -176,15 +177,22 @@ class CountingBackend:
         return CountingPipeline(self, self.inner.pipeline(transaction), transaction)
 
     def checked_commit(self, checks: Any, writes: Any) -> bool:
-        """One round trip (one commit if it writes); ``fail_on_commit`` applies here too."""
+        """One round trip (one commit if it writes and applies); ``fail_on_commit`` applies
+        here too. A call whose checks fail applied nothing: ``refused`` counts it.
+        """
         self.round_trips += 1
         self.commands["checked_commit"] += 1
         self._saw_batch(len({c[1][0] for c in checks} | {w[1][0] for w in writes}))
-        if writes:
+        if writes and self.fail_on_commit:
             self.commits += 1
-            if self.fail_on_commit:
-                raise self.fail_on_commit
-        return self.inner.checked_commit(checks, writes)  # type: ignore[attr-defined,no-any-return]
+            raise self.fail_on_commit
+        applied: bool = self.inner.checked_commit(checks, writes)  # type: ignore[attr-defined]
+        if writes:
+            if applied:
+                self.commits += 1
+            else:
+                self.refused += 1
+        return applied
 
     def unit_scope(self, write: bool) -> CountingScope:
         """The inner backend's scope (core asks only where ``locking_units`` is declared)."""
