@@ -62,6 +62,8 @@ REVIEWED_GETATTR = {
     # optional backend capabilities, looked up by constant name on the unit/reader
     ("_graph.py", "getattr(self.reader, 'preload_subtree', None)"),
     ("_materialize.py", "getattr(graph.reader, 'read_subtree', None)"),
+    # an optional attribute of the held write scope (spec.ScopeCommits.takes_created)
+    ("_unit.py", "getattr(held, 'takes_created', False)"),
 }
 
 
