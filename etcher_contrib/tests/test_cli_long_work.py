@@ -233,7 +233,7 @@ def pausing_commit(commit):
 
 
 def pausing_scope_commit(commit_writes):
-    def run(self, writes):
+    def run(self, writes, *rest):
         # On SQLite a unit holding its write scope commits through the scope: the
         # import's one atomic write is this call (its transaction ends inside it).
         big = state["phase"] == "storing" and len(writes) >= 1000
@@ -241,7 +241,7 @@ def pausing_scope_commit(commit_writes):
             if where == "before-commit":
                 pause()
             state["written"] = True  # the scope's end (below) is then the commit
-        return commit_writes(self, writes)
+        return commit_writes(self, writes, *rest)  # rest: the keys the unit created
 
     return run
 
