@@ -167,3 +167,36 @@ def test_a_finished_thread_gives_its_connection_back(counted: Any) -> None:
     t.join()
     del t
     assert len(pool._in_use_connections) == 0
+
+
+class Reentrant(redis.UnixDomainSocketConnection):
+    """Runs ``nested`` once between sending a command and reading its reply (a signal handler)."""
+
+    nested: ClassVar[Any] = None
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        nested, type(self).nested = type(self).nested, None
+        if nested is not None:
+            nested()
+        return super().read_response(*args, **kwargs)
+
+
+def test_a_command_issued_while_one_is_in_flight_uses_another_connection(
+    redis_server_url: str,
+) -> None:
+    pool = redis.ConnectionPool(
+        connection_class=Reentrant, path=redis_server_url.removeprefix("unix://")
+    )
+    backend = RedisBackend.from_client(redis.Redis(connection_pool=pool))
+    try:
+        backend.delete("held:r")
+        seen: list[Any] = []
+        Reentrant.nested = lambda: seen.append(backend.get("held:r"))
+        # INCR is never resent: sharing its connection would lose or mix up its reply.
+        assert backend.incr("held:r") == 1
+        assert seen in ([None], [b"1"])
+        backend.delete("held:r")
+    finally:
+        Reentrant.nested = None
+        backend.close()
+        pool.disconnect()
