@@ -354,8 +354,18 @@ class Tx:
         if not dirty:
             return
         self.dirty = {}
-        version = _stamp()  # new_version(), inline
         cache = self.meta
+        if len(dirty) == 1:
+            # One spilled container's row (an append, a pop through a handle): nothing to
+            # pack, sort or batch.
+            for name in dirty:
+                meta = cache[name]
+                if meta is not None and meta[4] is None:
+                    self.conn.execute(
+                        SQL_UPSERT_KEY, (name, meta[0], _stamp(), meta[1], meta[2], meta[3])
+                    )
+                    return
+        version = _stamp()  # new_version(), inline
         pack = None
         max_entries, max_bytes = packed.MAX_ENTRIES, packed.MAX_BYTES
         rows = []
