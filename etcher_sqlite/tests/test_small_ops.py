@@ -83,7 +83,7 @@ def check_landed(db: DB, op: str) -> None:
 # (operation, most Python calls, statements): the statements are the layout floor's.
 CASES = {
     # BEGIN IMMEDIATE, the header (liveness), the list's row, the item + the row, COMMIT.
-    "append": (31, 6),
+    "append": (30, 6),
     # BEGIN IMMEDIATE, the header, the field, the node's row, COMMIT.
     "set_scalar": (54, 5),
     # BEGIN IMMEDIATE, the root's header and field, new rows and field, COMMIT: the new
