@@ -139,25 +139,37 @@ class Unit:
 
     in_unit = True
 
+    # A unit is made per public operation: what every unit starts with is a class
+    # default, assigned on the instance only where it changes (fewer stores per unit).
+    # The unit's pipeline, made on first use: a unit holding a scope (SQLite) reads and
+    # commits without one.
+    _pipe: Pipeline | None = None
+    # The held scope (see the module docstring) and whether it may write.
+    _scope: AbstractContextManager[bool] | None = None
+    _scope_write = False
+    # The held scope's commit_writes() (spec.ScopeCommits), where it offers one, and
+    # whether it takes the keys this unit created (see _created).
+    _scope_commit: Callable[..., None] | None = None
+    _scope_created = False
+    needs_write_scope = False
+    # Read-only units on other backends check their reads instead of watching them:
+    # (command, args, digest of the result) of every read, re-read atomically at the end.
+    _checked: list[tuple[str, tuple[Any, ...], int]] | None = None
+    # Units that may write on a backend with checked commits keep every read's answer
+    # instead (command, args, answer): the commit re-checks them as it applies the writes.
+    _expect: list[tuple[str, tuple[Any, ...], Any]] | None = None
+    # len(self._checked) when every checked read so far came from one atomic subtree read.
+    _one_call = -1
+    # Whether assume_live() may skip a read (RetryPolicy.run turns it on for first
+    # attempts only: a wrong guess is a conflict, and the retry must read for real).
+    speculate = False
+    closed = False
+    # Undo records of the open savepoints (None while there is none); see savepoint().
+    _undo: list[tuple[Any, ...]] | None = None
+
     def __init__(self, backend: StorageBackend, scope: bool | None = None) -> None:
         self.backend = backend
-        # Made on first use: a unit holding a scope (SQLite) reads and commits without one.
-        self._pipe: Pipeline | None = None
         self._watched: set[str] = set()
-        # The held scope (see the module docstring) and whether it may write.
-        self._scope: AbstractContextManager[bool] | None = None
-        self._scope_write = False
-        # The held scope's commit_writes() (spec.ScopeCommits), where it offers one, and
-        # whether it takes the keys this unit created (see _created).
-        self._scope_commit: Callable[..., None] | None = None
-        self._scope_created = False
-        self.needs_write_scope = False
-        # Read-only units on other backends check their reads instead of watching them:
-        # (command, args, digest of the result) of every read, re-read atomically at the end.
-        self._checked: list[tuple[str, tuple[Any, ...], int]] | None = None
-        # Units that may write on a backend with checked commits keep every read's answer
-        # instead (command, args, answer): the commit re-checks them as it applies the writes.
-        self._expect: list[tuple[str, tuple[Any, ...], Any]] | None = None
         capabilities = backend.capabilities
         if scope is not None and capabilities.locking_units:
             scopes: UnitScopes = backend  # type: ignore[assignment]  # (no cast() call)
@@ -178,11 +190,6 @@ class Unit:
             self._checked = []
         elif capabilities.checked_commits:
             self._expect = []
-        # len(self._checked) when every checked read so far came from one atomic subtree read.
-        self._one_call = -1
-        # Whether assume_live() may skip a read (RetryPolicy.run turns it on for first
-        # attempts only: a wrong guess is a conflict, and the retry must read for real).
-        self.speculate = False
         # Hashes: the known state of fields (from the store or written here), the keys whose
         # every field is known, the field writes to send, and keys to drop before them.
         self._fields: dict[str, dict[bytes, bytes | None]] = {}
@@ -200,12 +207,9 @@ class Unit:
         # Strings.
         self._strings: dict[str, bytes | None] = {}
         self._string_dirty: set[str] = set()
-        self.closed = False
         self.after_commit: list[Callable[[], None]] = []
         # Results of caller code run outside the unit (see CallerCode), kept across retries.
         self.prepared: dict[int, tuple[Any, Any]] = {}
-        # Undo records of the open savepoints (None while there is none); see savepoint().
-        self._undo: list[tuple[Any, ...]] | None = None
         self._savepoints: list[tuple[int, int, int]] = []
 
     # --- watching ---------------------------------------------------------------
@@ -975,10 +979,18 @@ class Unit:
             commit = self._scope_commit
             if commit is not None:
                 # The writes go straight into the held transaction, which commits them.
-                if self._scope_created:
-                    commit(self._scope_writes(), self._created)
+                if self._dirty or self._dropped or self._string_dirty:
+                    writes = self._scope_writes()
                 else:
-                    commit(self._scope_writes())
+                    # _scope_writes() of list commands alone (an append, a pop), inline; a
+                    # loop, not a comprehension (which is a call of its own before 3.12).
+                    writes = []
+                    for key, op, args in self._list_ops:
+                        writes.append((op, (key, *args)))
+                if self._scope_created:
+                    commit(writes, self._created)
+                else:
+                    commit(writes)
                 self._scope = None
                 return
             pipe = self._pipeline()

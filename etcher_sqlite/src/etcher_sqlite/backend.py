@@ -393,7 +393,11 @@ class SQLiteBackend(SubtreeMixin, CommandsMixin):
         if type(name) is not str:
             name = to_key(name)
         try:
-            return ops.hgetall(self._conn(), name)
+            conn: sqlite3.Connection = self._local.conn  # self._conn(), inline: every write
+        except AttributeError:  # reads a node's header through here
+            conn = self._conn()
+        try:
+            return ops.hgetall(conn, name)
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 

@@ -354,8 +354,18 @@ class Tx:
         if not dirty:
             return
         self.dirty = {}
-        version = _stamp()  # new_version(), inline
         cache = self.meta
+        if len(dirty) == 1:
+            # One spilled container's row (an append, a pop through a handle): nothing to
+            # pack, sort or batch.
+            for name in dirty:
+                meta = cache[name]
+                if meta is not None and meta[4] is None:
+                    self.conn.execute(
+                        SQL_UPSERT_KEY, (name, meta[0], _stamp(), meta[1], meta[2], meta[3])
+                    )
+                    return
+        version = _stamp()  # new_version(), inline
         pack = None
         max_entries, max_bytes = packed.MAX_ENTRIES, packed.MAX_BYTES
         rows = []
@@ -564,7 +574,8 @@ def hgetall(conn: sqlite3.Connection, name: str) -> dict[bytes, bytes]:
     if scoped is not None and (scoped.conn is not conn or name in scoped.meta):
         scoped = None
     rows = conn.execute(SQL_HGETALL if scoped is None else SQL_HGETALL_SCOPED, (name,)).fetchall()
-    head = _keys_row(rows)
+    # _keys_row(rows), its usual case inline: a node's header is read so before each write.
+    head = rows[0] if rows and type(rows[0][0]) is int else _keys_row(rows)
     if scoped is not None:
         scoped.meta[name] = None if head is None else [head[0], head[2], head[3], head[1], None]
     if head is None:
@@ -946,6 +957,38 @@ def _push_many(tx: Tx, calls: list[Call], head: bool) -> list[int]:
     if rows:
         tx.conn.executemany(SQL_PUT_ITEM, rows)
     return results
+
+
+def rpush_one(tx: Tx, name: str, value: bytes) -> None:
+    """One item onto the tail of list ``name`` (a scoped append's whole commit).
+
+    What ``rpush_many(tx, [(name, [value])])`` does, without its per-run lists,
+    its ``zip``/``range`` and the call to :meth:`Tx.get`: it runs once per
+    ``append`` through a handle.
+    """
+    cache = tx.meta
+    try:
+        meta = cache[name]
+    except KeyError:
+        row = tx.conn.execute(SQL_META, (name,)).fetchone()
+        meta = None if row is None else [*row, None]
+    if meta is None:
+        meta = [LIST, 0, 1, None, [value]]
+    elif meta[0] != LIST:
+        cache.setdefault(name, meta)  # the row read stays cached, as tx.get() would keep it
+        raise wrong_type(name, meta[0], LIST)
+    else:
+        content = meta[4]
+        if content is None and meta[3] is not None:
+            content = meta[4] = packed.unpack_list(meta[3], name)
+        hi = meta[2]
+        if content is not None:
+            content.append(value)
+        else:
+            tx.conn.execute(SQL_PUT_ITEM, (name, hi, value))
+        meta[2] = hi + 1
+    cache[name] = meta
+    tx.dirty[name] = None
 
 
 # Partials rather than wrapper functions: an append is one Python call less.

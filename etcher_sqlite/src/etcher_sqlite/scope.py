@@ -84,6 +84,21 @@ class UnitScope:
         cache, dirty = tx.meta, tx.dirty
         backend = self._backend
         try:
+            if len(writes) == 1 and not created:
+                name, args = writes[0]
+                if (
+                    name == "rpush"
+                    and len(args) == 2
+                    and type(args[0]) is str
+                    and type(args[1]) is bytes
+                ):
+                    # The commonest small unit, an append through a handle: its push and
+                    # the flush, with no run built around them.
+                    _rpush_one(tx, args[0], args[1])
+                    tx.flush()
+                    self._conn = None
+                    backend._end_scope(conn, commit=True)
+                    return
             bulk = _bulk_queue(writes) if len(writes) > BULK_WRITES else None
             if bulk is not None:
                 ops.apply_runs(tx, ops._runs(bulk))
@@ -163,6 +178,7 @@ class UnitScope:
 
 
 _WRITES = ops.WRITES
+_rpush_one = ops.rpush_one
 _BYTES = {bytes}
 _MAX = ops.INT64_MAX
 _ROW = object()  # a key whose row is not cached

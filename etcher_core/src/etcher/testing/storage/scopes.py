@@ -93,6 +93,47 @@ class ScopeConformance:
         assert raw.get(s) == b"after"
 
     @pytest.mark.etcher_requires("locking_units")
+    @pytest.mark.parametrize("before", [0, 1, 127, 128, 300])
+    def test_commit_writes_of_one_push(
+        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker, before: int
+    ) -> None:
+        """A unit whose only write is one item pushed (an append): lists of every size.
+
+        A backend may give this commonest unit a path of its own; it must land
+        like any push, on a missing, small, just-full and big list alike, and
+        the list keeps taking pushes after it.
+        """
+        lst = key("l")
+        items = [b"%d" % i for i in range(before)]
+        if items:
+            backend.rpush(lst, *items)
+        held = backend.unit_scope(True)  # type: ignore[attr-defined]
+        if not hasattr(held, "commit_writes"):
+            pytest.skip("this backend's scopes do not offer commit_writes()")
+        assert held.__enter__() is True
+        held.commit_writes([("rpush", (lst, b"new"))])
+        held.__exit__(None, None, None)
+        assert raw.lrange(lst, 0, -1) == [*items, b"new"]
+        assert backend.llen(lst) == before + 1  # the row's length moved too
+        backend.rpush(lst, b"after")
+        assert raw.lrange(lst, -2, -1) == [b"new", b"after"]
+
+    @pytest.mark.etcher_requires("locking_units")
+    def test_commit_writes_of_one_push_onto_a_hash_is_refused(
+        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
+    ) -> None:
+        h = key("h")
+        backend.hset(h, b"f", b"v")
+        held = backend.unit_scope(True)  # type: ignore[attr-defined]
+        if not hasattr(held, "commit_writes"):
+            pytest.skip("this backend's scopes do not offer commit_writes()")
+        with pytest.raises(EtcherError), held:
+            held.commit_writes([("rpush", (h, b"x"))])
+        assert raw.hgetall(h) == {b"f": b"v"}
+        backend.hset(h, b"g", b"w")  # the backend is usable again
+        assert raw.hgetall(h) == {b"f": b"v", b"g": b"w"}
+
+    @pytest.mark.etcher_requires("locking_units")
     def test_commit_writes_of_created_keys_apply_in_order(
         self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
     ) -> None:
