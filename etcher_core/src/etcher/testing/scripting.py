@@ -32,6 +32,7 @@ from etcher._unit import RetryPolicy, Unit
 from etcher.errors import StaleHandleError, StoreIndexError, WatchError, WrongTypeError
 from etcher.spec import CheckedCommits, StorageBackend
 from etcher.testing._harness.instrument import CountingBackend
+from etcher.testing.concurrency import _run_processes
 
 PROCESSES = 3
 ROUNDS = 20
@@ -428,19 +429,7 @@ class CheckedCommitConcurrency:
         backend, keys = shared
         ctx: Any = multiprocessing.get_context(start)
         barrier = ctx.Barrier(PROCESSES)
-        procs = [
-            ctx.Process(target=checked_increments, args=(store_url, keys, ROUNDS, barrier))
-            for _ in range(PROCESSES)
-        ]
-        for p in procs:
-            p.start()
-        for p in procs:
-            p.join(timeout=300)
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-                raise AssertionError("a worker process hung")
-            assert p.exitcode == 0, f"worker exited with {p.exitcode}"
+        _run_processes(checked_increments, [(store_url, keys, ROUNDS, barrier)] * PROCESSES, start)
         total = b"%d" % (PROCESSES * ROUNDS)
         assert backend.hget(keys[0], b"n") == total
         assert backend.hget(keys[1], b"n") == total
@@ -526,21 +515,11 @@ class CheckedCommitConcurrency:
         with DB(store_url, prefix=prefix, grace=0) as db:
             try:
                 db["d"] = {"shared": 0}
-                procs = [
-                    ctx.Process(
-                        target=guessed_assignments, args=(store_url, prefix, who, ROUNDS, barrier)
-                    )
-                    for who in range(PROCESSES)
-                ]
-                for p in procs:
-                    p.start()
-                for p in procs:
-                    p.join(timeout=300)
-                for p in procs:
-                    if p.is_alive():
-                        p.kill()
-                        raise AssertionError("a worker process hung")
-                    assert p.exitcode == 0, f"worker exited with {p.exitcode}"
+                _run_processes(
+                    guessed_assignments,
+                    [(store_url, prefix, who, ROUNDS, barrier) for who in range(PROCESSES)],
+                    start,
+                )
                 d = cast(RD, db["d"])
                 got = d()
                 for who in range(PROCESSES):
