@@ -40,6 +40,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
+from itertools import chain
 from typing import Any, Protocol, TypeVar, cast
 
 from etcher.errors import ConflictTimeout, WatchError
@@ -896,10 +897,14 @@ class Unit:
             value = self._strings[key]
             writes.append(("delete", (key,)) if value is None else ("set", (key, value)))
         for key, fields in self._dirty.items():
+            if None not in fields.values():
+                # Only sets (every new node of a big write): the pairs flattened in C.
+                if fields:
+                    writes.append(("hset", (key, *chain.from_iterable(fields.items()))))
+                continue
             dels = [f for f, v in fields.items() if v is None]
             sets = [x for f, v in fields.items() if v is not None for x in (f, v)]
-            if dels:
-                writes.append(("hdel", (key, *dels)))
+            writes.append(("hdel", (key, *dels)))
             if sets:
                 writes.append(("hset", (key, *sets)))
         for key, op, args in self._list_ops:
