@@ -81,100 +81,99 @@ class UnitScope:
         tx: ops.Tx | None = getattr(ops.SCOPE, "tx", None)
         if tx is None or tx.conn is not conn:
             tx = ops.Tx(conn)
-        cache, dirty = tx.meta, tx.dirty
-        backend = self._backend
         try:
-            if len(writes) == 1 and not created:
-                name, args = writes[0]
-                if (
-                    name == "rpush"
-                    and len(args) == 2
-                    and type(args[0]) is str
-                    and type(args[1]) is bytes
-                ):
-                    # The commonest small unit, an append through a handle: its push and
-                    # the flush, with no run built around them.
-                    _rpush_one(tx, args[0], args[1])
-                    tx.flush()
-                    self._conn = None
-                    backend._end_scope(conn, commit=True)
-                    return
-            bulk = _bulk_queue(writes) if len(writes) > BULK_WRITES else None
-            if bulk is not None:
-                ops.apply_runs(tx, ops._runs(bulk))
-                self._conn = None
-                backend._end_scope(conn, commit=True)
-                return
-            if created:
-                for key in created:
-                    if key not in cache:
-                        cache[key] = None
-            # Consecutive writes of one command form a run, handed to its batched form.
-            runs: list[tuple[Command, list[Call]]] = []
-            last: Command | None = None
-            calls: list[Call] = []
-            for name, args in writes:
-                call: Call | None = None
-                if args and type(args[0]) is str:
-                    key = args[0]
-                    if name == "hset" or (
-                        name == "hreplace" and len(args) == 2 and type(args[1]) is dict
-                    ):
-                        mapping = args[1]
-                        kinds = set(map(type, mapping))
-                        kinds.update(map(type, mapping.values()))
-                        if kinds == _BYTES:
-                            if (
-                                name == "hset"
-                                and mapping
-                                and cache.get(key, _ROW) is None
-                                and key in created
-                            ):
-                                # A new node's first write: it is the whole row, packed at
-                                # flush (no command, no copy).
-                                cache[key] = [HASH, 0, len(mapping), None, mapping]
-                                dirty[key] = None
-                                continue
-                            call = (key, dict(mapping))
-                    elif name == "rpush" or name == "lpush":
-                        values = args[1:]
-                        if values and set(map(type, values)) == _BYTES:
-                            if name == "rpush" and cache.get(key, _ROW) is None and key in created:
-                                cache[key] = [LIST, 0, len(values), None, list(values)]
-                                dirty[key] = None
-                                continue
-                            call = (key, list(values))
-                    elif name == "lpop" or name == "rpop":
-                        if len(args) == 1:
-                            call = (key, None)
-                        elif len(args) == 2 and type(args[1]) is int and 0 <= args[1] <= _MAX:
-                            call = args
-                if call is None:
-                    # Anything else: the public command's own checks and normalization.
-                    if name == "hset":
-                        call = _Queue.collect("hset", args[:1], {"mapping": args[1]})
-                    else:
-                        call = _Queue.collect(name, args, {})
-                command = _WRITES[name]
-                if command is not last:
-                    last = command
-                    calls = []
-                    runs.append((command, calls))
-                calls.append(call)
-            if len(runs) == 1:
-                # ops.apply_runs(), inline for a small unit's one run (an append, a pop).
-                runs[0][0].many(tx, runs[0][1])
+            one = writes[0] if len(writes) == 1 and not created else None
+            if (
+                one is not None
+                and one[0] == "rpush"
+                and len(one[1]) == 2
+                and type(one[1][0]) is str
+                and type(one[1][1]) is bytes
+            ):
+                # The commonest small unit, an append through a handle: its push and
+                # the flush, with no run built around them.
+                _rpush_one(tx, *one[1])
                 tx.flush()
             else:
-                ops.apply_runs(tx, runs)
+                bulk = _bulk_queue(writes) if len(writes) > BULK_WRITES else None
+                runs = ops._runs(bulk) if bulk is not None else _runs(tx, writes, created)
+                if len(runs) == 1:
+                    # ops.apply_runs(), inline for a small unit's one run (an append, a pop).
+                    runs[0][0].many(tx, runs[0][1])
+                    tx.flush()
+                else:
+                    ops.apply_runs(tx, runs)
         except BaseException as exc:
             # The Tx may hold rows never flushed: it must not outlive this failure.
             ops.drop_scoped_tx(conn)
             if isinstance(exc, sqlite3.Error):
-                raise backend._error(exc) from exc
+                raise self._backend._error(exc) from exc
             raise
         self._conn = None
-        backend._end_scope(conn, commit=True)
+        self._backend._end_scope(conn, commit=True)
+
+
+def _runs(
+    tx: ops.Tx, writes: list[tuple[str, tuple[Any, ...]]], created: Collection[str]
+) -> list[tuple[Command, list[Call]]]:
+    """A small unit's writes as runs of one command each (consecutive writes of one command).
+
+    A new node's first ``hset`` or ``rpush`` (``created``, its row not cached)
+    goes straight into ``tx`` as its whole row, packed at flush, and makes no run.
+    """
+    cache, dirty = tx.meta, tx.dirty
+    for key in created:
+        if key not in cache:
+            cache[key] = None
+    runs: list[tuple[Command, list[Call]]] = []
+    last: Command | None = None
+    calls: list[Call] = []
+    for name, args in writes:
+        call: Call | None = None
+        if args and type(args[0]) is str:
+            key = args[0]
+            if name == "hset" or (name == "hreplace" and len(args) == 2 and type(args[1]) is dict):
+                mapping = args[1]
+                kinds = set(map(type, mapping))
+                kinds.update(map(type, mapping.values()))
+                if kinds == _BYTES:
+                    if (
+                        name == "hset"
+                        and mapping
+                        and cache.get(key, _ROW) is None
+                        and key in created
+                    ):
+                        # A new node's first write: it is the whole row (no command, no copy).
+                        cache[key] = [HASH, 0, len(mapping), None, mapping]
+                        dirty[key] = None
+                        continue
+                    call = (key, dict(mapping))
+            elif name == "rpush" or name == "lpush":
+                values = args[1:]
+                if values and set(map(type, values)) == _BYTES:
+                    if name == "rpush" and cache.get(key, _ROW) is None and key in created:
+                        cache[key] = [LIST, 0, len(values), None, list(values)]
+                        dirty[key] = None
+                        continue
+                    call = (key, list(values))
+            elif name == "lpop" or name == "rpop":
+                if len(args) == 1:
+                    call = (key, None)
+                elif len(args) == 2 and type(args[1]) is int and 0 <= args[1] <= _MAX:
+                    call = args
+        if call is None:
+            # Anything else: the public command's own checks and normalization.
+            if name == "hset":
+                call = _Queue.collect("hset", args[:1], {"mapping": args[1]})
+            else:
+                call = _Queue.collect(name, args, {})
+        command = _WRITES[name]
+        if command is not last:
+            last = command
+            calls = []
+            runs.append((command, calls))
+        calls.append(call)
+    return runs
 
 
 _WRITES = ops.WRITES

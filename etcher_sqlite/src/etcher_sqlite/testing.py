@@ -100,7 +100,6 @@ def inject_sqlite_errors(
     ``PRAGMA`` never fail, so the backend can always clean up. The fallback
     for a real full disk when no small file system can be mounted.
     """
-    original = sqlite3.connect
 
     def fire() -> None:
         raise error()
@@ -111,17 +110,8 @@ def inject_sqlite_errors(
         pass
 
     Connection.tripwire = tripwire
-
-    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        kwargs.setdefault("factory", Connection)
-        conn: sqlite3.Connection = original(*args, **kwargs)
-        return conn
-
-    sqlite3.connect = connect  # type: ignore[assignment]
-    try:
+    with _connections_made_by(Connection):
         yield tripwire
-    finally:
-        sqlite3.connect = original
 
 
 class StatementCounter(Counter[str]):
@@ -146,7 +136,6 @@ def count_statements() -> Iterator[StatementCounter]:
     ``counter.clear()`` before the operation measured.
     """
     counter = StatementCounter()
-    original = sqlite3.connect
 
     class Counting(sqlite3.Connection):
         def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
@@ -157,13 +146,22 @@ def count_statements() -> Iterator[StatementCounter]:
             counter.record(sql, many=True)
             return super().executemany(sql, *args)
 
+    with _connections_made_by(Counting):
+        yield counter
+
+
+@contextlib.contextmanager
+def _connections_made_by(factory: type[sqlite3.Connection]) -> Iterator[None]:
+    """Inside the block, ``sqlite3.connect`` makes ``factory`` connections unless told otherwise."""
+    original = sqlite3.connect
+
     def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
-        kwargs.setdefault("factory", Counting)
+        kwargs.setdefault("factory", factory)
         conn: sqlite3.Connection = original(*args, **kwargs)
         return conn
 
     sqlite3.connect = connect  # type: ignore[assignment]
     try:
-        yield counter
+        yield
     finally:
         sqlite3.connect = original
