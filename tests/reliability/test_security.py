@@ -48,7 +48,8 @@ READ_PATH = {"_codec.py", "_containers.py", "_materialize.py", "_graph.py", "_un
              "_writer.py", "_session.py", "_namespace.py"}  # fmt: skip
 # Dynamic attribute lookups on the read path, each reviewed: the name never comes from stored data.
 REVIEWED_GETATTR = {
-    ("_unit.py", "getattr(pipe, op)"),  # op: the unit's own queue of list commands
+    # name: a write command the unit built itself (_scope_writes), never from stored data
+    ("_unit.py", "getattr(pipe, name)"),
     # command: one of the unit's own read command names (hget, hgetall, lrange ...), recorded
     # by the unit itself to re-read them when it checks its reads; never from stored data.
     ("_unit.py", "getattr(self.backend, command)"),

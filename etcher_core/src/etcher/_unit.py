@@ -862,33 +862,13 @@ class Unit:
             callback()
 
     def _queue_writes(self) -> None:
+        """Queue the buffered writes on the unit's pipeline: :meth:`_scope_writes`, in order."""
         pipe = self._pipeline()
-        if self._dropped:
-            pipe.delete(*self._dropped)
-        for key in self._string_dirty:
-            value = self._strings[key]
-            if value is None:
-                pipe.delete(key)
-            else:
-                pipe.set(key, value)
-        whole = self._whole_hashes()
-        for key, fields in self._dirty.items():
-            if whole and key in whole:
-                pipe.hreplace(key, whole[key])  # type: ignore[attr-defined]  # per capability
-                continue
-            if None not in fields.values():
-                # The usual case (new nodes, changed fields): no deletions to split off.
-                if fields:
-                    pipe.hset(key, mapping=fields)  # type: ignore[arg-type]  # no None in it
-                continue
-            sets = {f: v for f, v in fields.items() if v is not None}
-            dels = [f for f, v in fields.items() if v is None]
-            if dels:
-                pipe.hdel(key, *dels)
-            if sets:
-                pipe.hset(key, mapping=sets)
-        for key, op, args in self._list_ops:
-            getattr(pipe, op)(key, *args)
+        for name, args in self._scope_writes():
+            if name == "hset":
+                pipe.hset(args[0], mapping=args[1])
+            else:  # hreplace only where the backend declares whole_hash_writes
+                getattr(pipe, name)(*args)
 
     def _write_commands(self) -> list[tuple[str, tuple[Any, ...]]]:
         """The buffered writes as ``checked_commit()`` takes them, in ``_queue_writes`` order."""
@@ -1006,10 +986,13 @@ class Unit:
         scope.__exit__(None, None, None)
 
     def _scope_writes(self) -> list[tuple[str, tuple[Any, ...]]]:
-        """The buffered writes as ``ScopeCommits.commit_writes()`` takes them.
+        """The buffered writes as ``ScopeCommits.commit_writes()`` takes them (``hset`` as
+        ``(key, mapping)``); :meth:`_queue_writes` sends the same to a pipeline.
 
-        The same commands, in the same order, as :meth:`_queue_writes` sends
-        (``hset`` as ``(key, mapping)``).
+        An edit of a hash this unit read whole goes whole (``hreplace``) where the
+        backend declares ``whole_hash_writes`` and the hash stays small
+        (:data:`WHOLE_HASH_FIELDS`); a hash this unit created is already written
+        whole (its pending write *is* its content).
         """
         writes: list[tuple[str, tuple[Any, ...]]] = []
         if self._dropped:
@@ -1017,8 +1000,6 @@ class Unit:
         for key in self._string_dirty:
             value = self._strings[key]
             writes.append(("delete", (key,)) if value is None else ("set", (key, value)))
-        # Edits of known small hashes go whole where the backend takes that (see
-        # _whole_hashes; inline here, as this runs once per write unit).
         whole = self.backend.capabilities.whole_hash_writes
         known, full = self._fields, self._full
         for key, fields in self._dirty.items():
@@ -1042,26 +1023,6 @@ class Unit:
         for key, op, args in self._list_ops:
             writes.append((op, (key, *args)))
         return writes
-
-    def _whole_hashes(self) -> dict[str, dict[bytes, bytes]] | None:
-        """The edited hashes to commit whole, with their new content (``spec.WholeHashWrites``).
-
-        Only where the backend declares ``whole_hash_writes``, and only hashes
-        that existed before this unit, whose every field it knows, and that
-        stay small (:data:`WHOLE_HASH_FIELDS`). A hash this unit created is
-        already written whole (its pending write *is* its content).
-        """
-        if not self.backend.capabilities.whole_hash_writes:
-            return None
-        known, full = self._fields, self._full
-        whole: dict[str, dict[bytes, bytes]] = {}
-        for key, fields in self._dirty.items():
-            state = known.get(key)
-            if state is None or state is fields or key not in full:
-                continue
-            if len(state) <= WHOLE_HASH_FIELDS:
-                whole[key] = {f: v for f, v in state.items() if v is not None}
-        return whole
 
     def reads_valid(self) -> bool:
         """Whether everything this unit read is still current (consumes the unit).
