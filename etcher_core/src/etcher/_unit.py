@@ -624,6 +624,21 @@ class Unit:
         self._dirty[key] = state
         self._created.add(key)
 
+    def create_hashes(self, new: dict[str, dict[bytes, bytes]]) -> None:
+        """:meth:`create_hash` of every ``{key: mapping}`` in ``new``, in its order.
+
+        A write's new nodes are registered together (four C calls, not a call per
+        node); the unit takes the mappings over, as :meth:`create_hash` does.
+        """
+        if self._undo is not None:
+            for key, mapping in new.items():
+                self.create_hash(key, mapping)
+            return
+        self._fields.update(new)  # type: ignore[arg-type]  # no None: all new
+        self._dirty.update(new)  # type: ignore[arg-type]
+        self._full.update(new)
+        self._created.update(new)
+
     def drop_hash(self, key: str) -> None:
         """Delete a whole hash key."""
         if self._undo is not None:
