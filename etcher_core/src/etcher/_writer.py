@@ -14,8 +14,8 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from etcher._codec import _DECIMAL_LIMIT as _SMALL
+from etcher._codec import _FALSE, _NONE, _TRUE, encode_key, encode_link, encode_scalar, format_path
 from etcher._codec import _LINK_PREFIX as _LINK
-from etcher._codec import encode_key, encode_link, encode_scalar, format_path
 from etcher._graph import KIND_DICT, KIND_LIST, Graph
 from etcher._layout import DICT_UID, KIND, LIST_UID, SEQ
 from etcher._unit import CallerCode
@@ -179,7 +179,7 @@ class Writer:
             return _LINK + uid.encode()  # encode_link(uid), inline: once per new node
         if self.new:  # add_ref reads the header through the unit: it must be there
             self.unit.create_hashes(self.new)
-            self.new = {}
+            self.new.clear()  # (not a new dict: _drain holds this one)
         self.g.add_ref(uid, parent)
         return encode_link(uid)
 
@@ -200,6 +200,7 @@ class Writer:
         stack = self.stack
         push = stack.append
         u = self.unit
+        new = self.new
         progress = self.progress
         tag = self._tag
         memo = self.memo
@@ -239,6 +240,12 @@ class Writer:
                     elif cls is float:
                         mapping[fkey] = b"%d|f%r" % (seq, v)  # bytes %r: the float's repr()
                         continue
+                    elif cls is bool:
+                        mapping[fkey] = b"%d|" % seq + (_TRUE if v else _FALSE)
+                        continue
+                    elif v is None:
+                        mapping[fkey] = b"%d|" % seq + _NONE
+                        continue
                     elif cls is dict or cls is list:
                         child = memo.get(id(v))
                         if child is None:
@@ -250,13 +257,13 @@ class Writer:
                                 header = {KIND: KIND_LIST, me: b"1"}
                             memo[id(v)] = child
                             keep(v)
-                            self.new[refs_prefix + child] = header
+                            new[refs_prefix + child] = header
                             push((v, child, _At((path, k))))
                             mapping[fkey] = b"%d|@" % seq + child.encode()
                             continue
                     mapping[fkey] = b"%d|" % seq + tag(v, uid, _At((path, k)))  # join_item, inline
                 if mapping:
-                    self.new[content_prefix + uid] = mapping
+                    new[content_prefix + uid] = mapping
             else:
                 items: list[bytes] = []
                 append = items.append
@@ -268,6 +275,10 @@ class Writer:
                         append(b"s" + v.encode())
                     elif cls is float:
                         append(b"f%r" % v)
+                    elif cls is bool:
+                        append(_TRUE if v else _FALSE)
+                    elif v is None:
+                        append(_NONE)
                     elif (cls is dict or cls is list) and id(v) not in memo:
                         if cls is dict:
                             child = new_uid(DICT_UID)
@@ -277,7 +288,7 @@ class Writer:
                             header = {KIND: KIND_LIST, me: b"1"}
                         memo[id(v)] = child
                         keep(v)
-                        self.new[refs_prefix + child] = header
+                        new[refs_prefix + child] = header
                         push((v, child, _At((path, i))))
                         append(b"@" + child.encode())
                     else:
@@ -285,9 +296,9 @@ class Writer:
                 u.create_list(content_prefix + uid, items)
         if progress is not None and done:
             progress(done)
-        if self.new:
-            u.create_hashes(self.new)
-            self.new = {}
+        if new:
+            u.create_hashes(new)
+            new.clear()
         if self.links:
             links, self.links = self.links, []
             self.g.link_many(links)
