@@ -33,6 +33,13 @@ nodes_written: ContextVar[Callable[[int], None] | None] = ContextVar(
 
 _PROGRESS_STEP = 256
 
+_FIELD_KEYS: dict[str, bytes] = {}
+"""Encoded dict keys (``"name"`` -> ``b"sname"``): documents written one after the other
+mostly repeat their keys, and a lookup is cheaper than encoding one again."""
+
+_FIELD_KEYS_KEPT = 4096
+"""At most this many keys are kept (keys that never repeat, ids say, are encoded each time)."""
+
 
 class _At(tuple[Any, Any]):
     """The path of a value inside the written one, ``_At((parent's path, key))``.
@@ -201,6 +208,7 @@ class Writer:
         push = stack.append
         u = self.unit
         new = self.new
+        field_keys = _FIELD_KEYS
         progress = self.progress
         tag = self._tag
         memo = self.memo
@@ -225,7 +233,14 @@ class Writer:
             if uid[:1] == DICT_UID:
                 mapping: dict[bytes, bytes] = {}
                 for seq, (k, v) in enumerate(obj.items()):
-                    fkey = b"s" + k.encode() if type(k) is str and k.isascii() else _key(k, path)
+                    if type(k) is str:
+                        fkey = field_keys.get(k)
+                        if fkey is None:
+                            fkey = b"s" + k.encode() if k.isascii() else _key(k, path)
+                            if len(field_keys) < _FIELD_KEYS_KEPT:
+                                field_keys[k] = fkey
+                    else:
+                        fkey = _key(k, path)
                     cls = type(v)
                     if cls is str:
                         try:
