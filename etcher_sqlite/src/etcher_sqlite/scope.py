@@ -95,7 +95,13 @@ class UnitScope:
                 # the flush, with no run built around them.
                 _rpush_one(tx, *one[1])
                 tx.flush()
-            elif len(writes) <= BULK_WRITES and _apply_small(tx, writes, created):
+            elif (
+                writes
+                and len(writes) <= BULK_WRITES
+                # List commands come last: a pop or an insert is not tried here.
+                and writes[-1][0] in _SMALL_LAST
+                and _apply_small(tx, writes, created)
+            ):
                 pass  # a small unit of the usual shapes (a new document, rd[k] = v)
             else:
                 bulk = _bulk_queue(writes) if len(writes) > BULK_WRITES else None
@@ -283,15 +289,14 @@ def _apply_small(
                 if content is None:
                     _hset_spilled(tx, [(key, mapping)], [0], [0])
                 else:
-                    before = len(content)
-                    content.update(mapping)
-                    meta[2] += len(content) - before
+                    content.update(mapping)  # (the flush counts its fields)
             dirty[key] = None
     tx.flush(rows)
     return True
 
 
 _hset_spilled = ops._hset_spilled
+_SMALL_LAST = frozenset(("hset", "hreplace", "rpush"))
 _FIRST = itemgetter(0)
 _SECOND = itemgetter(1)
 _WRITES = ops.WRITES
