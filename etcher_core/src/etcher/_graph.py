@@ -183,10 +183,15 @@ class Graph:
 
     def open_item(self, uid: str, field: bytes) -> bytes | None:
         """Check node ``uid`` exists and return its stored item ``field`` (one batch)."""
-        content = self.layout.content(uid)
-        self.unit.load(hashes=(self.layout.refs(uid),), fields=((content, field),))
-        self.require(uid)
-        return self.unit.hget(content, field)
+        layout, unit = self.layout, self.unit
+        content, refs = layout.content_prefix + uid, layout.refs_prefix + uid
+        unit.load(hashes=(refs,), fields=((content, field),))
+        # require(uid), its usual outcome inline: the header was just loaded whole, so a
+        # live node's has its kind and no "dead" mark (anything else: require() says what).
+        header = unit.known_hash(refs)
+        if header is None or header.get(KIND) is None or DEAD in header:
+            self.require(uid)
+        return unit.hget(content, field)
 
     def new_node(self, uid: str, kind: bytes, seq: int = 0, pinned: bool = False) -> None:
         header = {KIND: kind}

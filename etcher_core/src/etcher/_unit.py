@@ -624,6 +624,21 @@ class Unit:
         self._dirty[key] = state
         self._created.add(key)
 
+    def create_hashes(self, new: dict[str, dict[bytes, bytes]]) -> None:
+        """:meth:`create_hash` of every ``{key: mapping}`` in ``new``, in its order.
+
+        A write's new nodes are registered together (four C calls, not a call per
+        node); the unit takes the mappings over, as :meth:`create_hash` does.
+        """
+        if self._undo is not None:
+            for key, mapping in new.items():
+                self.create_hash(key, mapping)
+            return
+        self._fields.update(new)  # type: ignore[arg-type]  # no None: all new
+        self._dirty.update(new)  # type: ignore[arg-type]
+        self._full.update(new)
+        self._created.update(new)
+
     def drop_hash(self, key: str) -> None:
         """Delete a whole hash key."""
         if self._undo is not None:
@@ -1002,17 +1017,23 @@ class Unit:
             writes.append(("delete", (key,)) if value is None else ("set", (key, value)))
         whole = self.backend.capabilities.whole_hash_writes
         known, full = self._fields, self._full
+        append = writes.append
         for key, fields in self._dirty.items():
-            if whole and key in full:
-                state = known[key]
-                if state is not fields and len(state) <= WHOLE_HASH_FIELDS:
-                    if None in state.values():  # fields this unit deleted
-                        state = {f: v for f, v in state.items() if v is not None}
-                    writes.append(("hreplace", (key, state)))
+            state = known.get(key)
+            if state is fields:
+                # A hash this unit created: its pending write is its whole content.
+                if None not in fields.values():
+                    if fields:
+                        append(("hset", (key, fields)))
                     continue
-            if None not in fields.values():
+            elif whole and state is not None and key in full and len(state) <= WHOLE_HASH_FIELDS:
+                if None in state.values():  # fields this unit deleted
+                    state = {f: v for f, v in state.items() if v is not None}
+                append(("hreplace", (key, state)))
+                continue
+            elif None not in fields.values():
                 if fields:
-                    writes.append(("hset", (key, fields)))
+                    append(("hset", (key, fields)))
                 continue
             sets = {f: v for f, v in fields.items() if v is not None}
             dels = [f for f, v in fields.items() if v is None]

@@ -14,8 +14,8 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from etcher._codec import _DECIMAL_LIMIT as _SMALL
+from etcher._codec import _FALSE, _NONE, _TRUE, encode_key, encode_link, encode_scalar, format_path
 from etcher._codec import _LINK_PREFIX as _LINK
-from etcher._codec import encode_key, encode_link, encode_scalar, format_path
 from etcher._graph import KIND_DICT, KIND_LIST, Graph
 from etcher._layout import DICT_UID, KIND, LIST_UID, SEQ
 from etcher._unit import CallerCode
@@ -33,19 +33,24 @@ nodes_written: ContextVar[Callable[[int], None] | None] = ContextVar(
 
 _PROGRESS_STEP = 256
 
+_FIELD_KEYS: dict[str, bytes] = {}
+"""Encoded dict keys (``"name"`` -> ``b"sname"``): documents written one after the other
+mostly repeat their keys, and a lookup is cheaper than encoding one again."""
 
-class _At:
-    """The path of a value inside the written one, as a link to its parent's path.
+_FIELD_KEYS_KEPT = 4096
+"""At most this many keys are kept (keys that never repeat, ids say, are encoded each time)."""
+
+
+class _At(tuple[Any, Any]):
+    """The path of a value inside the written one, ``_At((parent's path, key))``.
 
     Paths are needed only for error messages; building each as a tuple would
-    copy the whole path once per level, quadratic in the depth of the value.
+    copy the whole path once per level, quadratic in the depth of the value. A
+    tuple subclass with no ``__init__`` of its own: making one is a C call, not
+    a Python one (two per small document).
     """
 
-    __slots__ = ("key", "parent")
-
-    def __init__(self, parent: Path, key: Any) -> None:
-        self.parent = parent
-        self.key = key
+    __slots__ = ()
 
 
 Path = tuple[Any, ...] | _At
@@ -54,9 +59,9 @@ Path = tuple[Any, ...] | _At
 def _flat(path: Path) -> tuple[Any, ...]:
     """The path as a tuple of keys and indices, from the top."""
     keys = []
-    while isinstance(path, _At):
-        keys.append(path.key)
-        path = path.parent
+    while type(path) is _At:
+        keys.append(path[1])
+        path = path[0]
     keys.reverse()
     return (*path, *keys)
 
@@ -85,6 +90,7 @@ class Writer:
         "keepalive",
         "links",
         "memo",
+        "new",
         "new_uid",
         "progress",
         "refs_prefix",
@@ -101,6 +107,9 @@ class Writer:
         self.refs_prefix = graph.layout.refs_prefix
         self.new_uid = session.uids.new
         self.memo: dict[int, str] = {}
+        # The new nodes' hashes (headers and dict contents) not yet given to the unit:
+        # registered together (Unit.create_hashes), before anything reads the unit.
+        self.new: dict[str, dict[bytes, bytes]] = {}
         self.keepalive: list[Any] = []
         self.stack: list[tuple[Any, str, Path]] = []
         # Links to existing nodes (handles), checked and counted together once the
@@ -127,7 +136,7 @@ class Writer:
             elif cls is str and v.isascii():
                 append(b"s" + v.encode())
             else:
-                append(tag(v, parent, _At(path, i)))
+                append(tag(v, parent, _At((path, i))))
         self._drain()
         return out
 
@@ -168,14 +177,16 @@ class Writer:
             self.keepalive.append(value)
             # A fresh node's first link goes straight into the header it is created with:
             # it cannot be pinned or pending yet, so add_ref's checks (and reads) are moot.
-            self.unit.create_hash(
-                self.refs_prefix + uid,
+            self.new[self.refs_prefix + uid] = (
                 {KIND: KIND_DICT, SEQ: b"%d" % len(value), parent.encode(): b"1"}
                 if dict_node
-                else {KIND: KIND_LIST, parent.encode(): b"1"},
+                else {KIND: KIND_LIST, parent.encode(): b"1"}
             )
             self.stack.append((value, uid, path))
             return _LINK + uid.encode()  # encode_link(uid), inline: once per new node
+        if self.new:  # add_ref reads the header through the unit: it must be there
+            self.unit.create_hashes(self.new)
+            self.new.clear()  # (not a new dict: _drain holds this one)
         self.g.add_ref(uid, parent)
         return encode_link(uid)
 
@@ -196,7 +207,8 @@ class Writer:
         stack = self.stack
         push = stack.append
         u = self.unit
-        create_hash = u.create_hash
+        new = self.new
+        field_keys = _FIELD_KEYS
         progress = self.progress
         tag = self._tag
         memo = self.memo
@@ -208,7 +220,8 @@ class Writer:
         # container, which keeps it for its own errors; the rest, and every error (which
         # names its path), go through the general functions. A container met for the
         # first time is created here too (what _container does, without its call): in a
-        # big new document that is every node.
+        # big new document that is every node. New hashes wait in self.new, given to the
+        # unit at the end (or by _container before it reads a node already met).
         while stack:
             if progress is not None:
                 done += 1
@@ -220,7 +233,14 @@ class Writer:
             if uid[:1] == DICT_UID:
                 mapping: dict[bytes, bytes] = {}
                 for seq, (k, v) in enumerate(obj.items()):
-                    fkey = b"s" + k.encode() if type(k) is str and k.isascii() else _key(k, path)
+                    if type(k) is str:
+                        fkey = field_keys.get(k)
+                        if fkey is None:
+                            fkey = b"s" + k.encode() if k.isascii() else _key(k, path)
+                            if len(field_keys) < _FIELD_KEYS_KEPT:
+                                field_keys[k] = fkey
+                    else:
+                        fkey = _key(k, path)
                     cls = type(v)
                     if cls is str:
                         try:
@@ -235,6 +255,12 @@ class Writer:
                     elif cls is float:
                         mapping[fkey] = b"%d|f%r" % (seq, v)  # bytes %r: the float's repr()
                         continue
+                    elif cls is bool:
+                        mapping[fkey] = b"%d|" % seq + (_TRUE if v else _FALSE)
+                        continue
+                    elif v is None:
+                        mapping[fkey] = b"%d|" % seq + _NONE
+                        continue
                     elif cls is dict or cls is list:
                         child = memo.get(id(v))
                         if child is None:
@@ -246,13 +272,13 @@ class Writer:
                                 header = {KIND: KIND_LIST, me: b"1"}
                             memo[id(v)] = child
                             keep(v)
-                            create_hash(refs_prefix + child, header)
-                            push((v, child, _At(path, k)))
+                            new[refs_prefix + child] = header
+                            push((v, child, _At((path, k))))
                             mapping[fkey] = b"%d|@" % seq + child.encode()
                             continue
-                    mapping[fkey] = b"%d|" % seq + tag(v, uid, _At(path, k))  # join_item, inline
+                    mapping[fkey] = b"%d|" % seq + tag(v, uid, _At((path, k)))  # join_item, inline
                 if mapping:
-                    create_hash(content_prefix + uid, mapping)
+                    new[content_prefix + uid] = mapping
             else:
                 items: list[bytes] = []
                 append = items.append
@@ -264,6 +290,10 @@ class Writer:
                         append(b"s" + v.encode())
                     elif cls is float:
                         append(b"f%r" % v)
+                    elif cls is bool:
+                        append(_TRUE if v else _FALSE)
+                    elif v is None:
+                        append(_NONE)
                     elif (cls is dict or cls is list) and id(v) not in memo:
                         if cls is dict:
                             child = new_uid(DICT_UID)
@@ -273,14 +303,17 @@ class Writer:
                             header = {KIND: KIND_LIST, me: b"1"}
                         memo[id(v)] = child
                         keep(v)
-                        create_hash(refs_prefix + child, header)
-                        push((v, child, _At(path, i)))
+                        new[refs_prefix + child] = header
+                        push((v, child, _At((path, i))))
                         append(b"@" + child.encode())
                     else:
-                        append(tag(v, uid, _At(path, i)))
+                        append(tag(v, uid, _At((path, i))))
                 u.create_list(content_prefix + uid, items)
         if progress is not None and done:
             progress(done)
+        if new:
+            u.create_hashes(new)
+            new.clear()
         if self.links:
             links, self.links = self.links, []
             self.g.link_many(links)

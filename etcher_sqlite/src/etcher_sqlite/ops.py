@@ -344,18 +344,22 @@ class Tx:
         self.meta[name] = meta
         self.dirty[name] = None
 
-    def flush(self) -> None:
+    def flush(self, rows: list[tuple[Any, ...]] | None = None) -> None:
         """Write the dirty rows back (before a read sees the table, and before COMMIT).
 
         A packed container is re-packed here, once per flush however many commands
         changed it; one that outgrew the packed limits spills to member rows.
+        ``rows``: whole ``keys`` rows (name, type, version, lo, hi, value) of keys
+        that are not in the cache, written with the dirty ones in one statement.
         """
         dirty = self.dirty
         if not dirty:
+            if rows:
+                self.conn.executemany(SQL_UPSERT_KEY, rows)
             return
         self.dirty = {}
         cache = self.meta
-        if len(dirty) == 1:
+        if len(dirty) == 1 and rows is None:
             # One spilled container's row (an append, a pop through a handle): nothing to
             # pack, sort or batch.
             for name in dirty:
@@ -368,7 +372,8 @@ class Tx:
         version = _stamp()  # new_version(), inline
         pack = None
         max_entries, max_bytes = packed.MAX_ENTRIES, packed.MAX_BYTES
-        rows = []
+        if rows is None:
+            rows = []
         deletes = []
         for name in dirty:
             meta = cache[name]

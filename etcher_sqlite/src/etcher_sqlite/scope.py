@@ -13,12 +13,13 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Collection
 from itertools import chain
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from etcher.errors import TransactionError
-from etcher_sqlite import ops
+from etcher_sqlite import ops, packed
 from etcher_sqlite.commands import CommandsMixin
-from etcher_sqlite.ops import Call, Command
+from etcher_sqlite.ops import Call, Command, Meta
 from etcher_sqlite.schema import HASH, LIST
 
 if TYPE_CHECKING:
@@ -94,6 +95,14 @@ class UnitScope:
                 # the flush, with no run built around them.
                 _rpush_one(tx, *one[1])
                 tx.flush()
+            elif (
+                writes
+                and len(writes) <= BULK_WRITES
+                # List commands come last: a pop or an insert is not tried here.
+                and writes[-1][0] in _SMALL_LAST
+                and _apply_small(tx, writes, created)
+            ):
+                pass  # a small unit of the usual shapes (a new document, rd[k] = v)
             else:
                 bulk = _bulk_queue(writes) if len(writes) > BULK_WRITES else None
                 runs = ops._runs(bulk) if bulk is not None else _runs(tx, writes, created)
@@ -176,6 +185,120 @@ def _runs(
     return runs
 
 
+def _apply_small(
+    tx: ops.Tx, writes: list[tuple[str, tuple[Any, ...]]], created: Collection[str]
+) -> bool:
+    """Apply and flush a small unit's writes when they all have the usual shapes;
+    ``False`` (nothing applied) when one does not.
+
+    The usual shapes, each key written once: a new node's write (``hset`` of a
+    ``{bytes: bytes}`` mapping or ``rpush`` of bytes onto a key in ``created``), and
+    ``hset``/``hreplace`` of such a mapping onto a hash whose row the unit read (a
+    node's header and content, written through a handle). A new node's row is
+    packed here and inserted with the flush's rows, without passing through
+    ``tx``'s cache; the others change ``tx``'s cached rows as ``hset_many`` and
+    ``hreplace_many`` do. Anything else (another command or shape, an empty or
+    non-bytes mapping or item, a key the unit did not read, a wrong type) takes the
+    general path, with the public commands' checks and errors. Everything is
+    checked before anything is applied, the types of all fields, values and items
+    in one C pass.
+    """
+    cache = tx.meta
+    version = ops._stamp()
+    pack = packed.packer()
+    max_entries, max_bytes = packed.MAX_ENTRIES, packed.MAX_BYTES
+    rows: list[tuple[Any, ...]] = []  # the new nodes' rows, packed
+    spills: list[tuple[str, Meta]] = []  # new nodes too big to pack (the flush spills them)
+    contents: list[Any] = []  # every mapping, for the type check
+    items: list[Any] = []  # every pushed item tuple, for the type check
+    edits: list[tuple[str, tuple[Any, ...]]] | None = None  # writes onto read hashes
+    try:
+        for write in writes:
+            name, args = write
+            key = args[0]
+            if key in created and key not in cache:
+                if name == "hset":
+                    key, content = args
+                    if type(content) is not dict or not content:
+                        return False
+                    contents.append(content)
+                    kind = HASH
+                elif name == "rpush":
+                    content = list(args[1:])
+                    if not content:
+                        return False
+                    items.append(content)
+                    kind = LIST
+                else:
+                    return False
+                size = len(content)
+                if size <= max_entries:
+                    blob = pack(content)
+                    if len(blob) <= max_bytes:
+                        rows.append((key, kind, version, 0, size, blob))
+                        continue
+                spills.append((key, [kind, 0, size, None, content]))
+            elif (name == "hset" or name == "hreplace") and key in cache:
+                key, content = args
+                if type(content) is not dict or not content:
+                    return False
+                meta = cache[key]
+                if meta is not None and meta[0] != HASH:
+                    return False  # the general path raises the wrong type
+                contents.append(content)
+                if edits is None:
+                    edits = []
+                edits.append(write)
+            else:
+                return False
+    except (IndexError, TypeError, ValueError):
+        return False  # not a write of these shapes (no key, an unhashable one...)
+    # Keys written twice (a push onto a new list after its first) go in order, the
+    # general way; and every field, value and item must be bytes.
+    if len(set(map(_FIRST, map(_SECOND, writes)))) != len(writes):
+        return False
+    kinds = set(
+        map(
+            type,
+            chain(
+                chain.from_iterable(contents),
+                chain.from_iterable(map(dict.values, contents)),
+                chain.from_iterable(items),
+            ),
+        )
+    )
+    if kinds != _BYTES:
+        return False
+    dirty = tx.dirty
+    for key, meta in spills:
+        cache[key] = meta
+        dirty[key] = None
+    if edits is not None:
+        for name, (key, mapping) in edits:
+            meta = cache[key]
+            if meta is None:
+                cache[key] = [HASH, 0, len(mapping), None, dict(mapping)]
+            elif name == "hreplace":
+                if meta[3] is None and meta[4] is None:
+                    tx.conn.execute(ops.SQL_DROP_HASH, (key,))  # spilled: its member rows go
+                cache[key] = [HASH, 0, len(mapping), None, dict(mapping)]
+            else:
+                content = meta[4]
+                if content is None and meta[3] is not None:
+                    content = meta[4] = packed.unpack_hash(meta[3], key)
+                if content is None:
+                    _hset_spilled(tx, [(key, mapping)], [0], [0])
+                else:
+                    content.update(mapping)  # (the flush counts its fields)
+            dirty[key] = None
+    tx.flush(rows)
+    return True
+
+
+_hset_spilled = ops._hset_spilled
+_SMALL_LAST = frozenset(("hset", "hreplace", "rpush"))
+_FIRST = itemgetter(0)
+_SECOND = itemgetter(1)
 _WRITES = ops.WRITES
 _rpush_one = ops.rpush_one
 _BYTES = {bytes}
