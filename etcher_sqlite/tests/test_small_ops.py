@@ -94,9 +94,9 @@ CASES = {
     "write_doc": (86, 6),
     # BEGIN IMMEDIATE, the header, the list's row (its length), the item, its delete and
     # the row, COMMIT: the row read for the length serves the commit too.
-    "pop_front": (50, 7),
+    "pop_front": (39, 7),
     # BEGIN IMMEDIATE, the header, the list's row (its length), the item + the row, COMMIT.
-    "insert_front": (36, 6),
+    "insert_front": (33, 6),
 }
 
 

@@ -1076,7 +1076,9 @@ class RL(Node, MutableSequence["Stored"]):
             g.unit.list_op(key, "rpush", *tail[1:])
         if raw is None:
             raise WatchError("the list changed while an item was being popped")
-        child = _link_of(raw)
+        if raw[:1] != b"@":  # a scalar (link_target()'s first test, inline: once per pop)
+            return safe_decode(raw)
+        child = link_target(raw)
         if child is None:
             return safe_decode(raw)
         value = materialize(g, child) if materialize_value else None
@@ -1086,7 +1088,8 @@ class RL(Node, MutableSequence["Stored"]):
 
     def pop(self, index: SupportsIndex = -1) -> Plain:  # type: ignore[override]  # materialized
         """Remove and return item ``index`` (default last); nested nodes come back materialized."""
-        index = _as_index(index)
+        if type(index) is not int:
+            index = _as_index(index)
         uid = self._etcher_uid
 
         def op(g: Graph) -> Any:
@@ -1102,7 +1105,8 @@ class RL(Node, MutableSequence["Stored"]):
 
     def insert(self, index: SupportsIndex, value: Storable) -> None:
         """Insert ``value`` before position ``index`` (clipped to the list, as ``list.insert``)."""
-        index = _as_index(index)
+        if type(index) is not int:
+            index = _as_index(index)
         uid = self._etcher_uid
 
         def op(g: Graph) -> None:

@@ -663,6 +663,8 @@ class Unit:
     def llen(self, key: str) -> int:
         if key in self._lists or key in self._ops_by_list:
             return len(self._list_state(key))
+        if self._scope is not None:  # _read()'s first case, inline: a pop or an insert
+            return self.backend.llen(key)  # type: ignore[no-any-return]
         return self._read("llen", key)  # type: ignore[no-any-return]
 
     def lindex(self, key: str, index: int) -> bytes | None:
@@ -672,6 +674,8 @@ class Unit:
                 return items[index]
             except IndexError:
                 return None
+        if self._scope is not None:  # _read()'s first case, inline: a pop reads its item so
+            return self.backend.lindex(key, index)  # type: ignore[no-any-return]
         return self._read("lindex", key, index)  # type: ignore[no-any-return]
 
     def lrange(self, key: str, start: int, end: int) -> list[bytes]:

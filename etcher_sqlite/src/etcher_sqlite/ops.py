@@ -510,7 +510,10 @@ def llen(conn: sqlite3.Connection, name: str) -> int:
     if scoped is not None and scoped.conn is conn:
         # Inside a write scope the row comes from (and stays in) the scope's Tx: a pop or
         # an insert reads the length, and its commit then needs the same row.
-        meta = scoped.get(name)
+        try:
+            meta = scoped.meta[name]  # scoped.get(name), its usual case inline
+        except KeyError:
+            meta = scoped.get(name)
         if meta is None:
             return 0
         if meta[0] != LIST:
@@ -627,12 +630,17 @@ def lindex(conn: sqlite3.Connection, name: str, index: int) -> bytes | None:
 
 def _lindex_scoped(tx: Tx, name: str, index: int) -> bytes | None:
     """:func:`lindex` inside a write scope, through its :class:`Tx` (which keeps the row)."""
-    meta = tx.get(name)
+    try:
+        meta = tx.meta[name]  # tx.get(name), its usual case inline: a pop read the length
+    except KeyError:
+        meta = tx.get(name)
     if meta is None:
         return None
     if meta[0] != LIST:
         raise wrong_type(name, meta[0], LIST)
-    items = _list_content(meta, name)
+    items = meta[4]  # _list_content(meta, name), inline
+    if items is None and meta[3] is not None:
+        items = meta[4] = packed.unpack_list(meta[3], name)
     if items is not None:
         if index < 0:
             index += len(items)
