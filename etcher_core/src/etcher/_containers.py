@@ -42,6 +42,7 @@ from etcher._codec import (
 from etcher._equality import deep_equal
 from etcher._graph import KIND_DICT, KIND_LIST, Graph, parents_of
 from etcher._layout import DEAD, PIN, ROOT, SEQ, is_dict, uid_kind
+from etcher._listends import APPEND, NOT_DONE, POP_FIRST, POP_LAST, PREPEND
 from etcher._materialize import materialize
 from etcher._session import OrderHints, Session
 from etcher._summary import summarize_dict, summarize_list
@@ -1091,6 +1092,11 @@ class RL(Node, MutableSequence["Stored"]):
         if type(index) is not int:
             index = _as_index(index)
         uid = self._etcher_uid
+        if index == 0 or index == -1:
+            # At an end: one held scope where the backend allows it (etcher._listends).
+            value = self._s.list_end(uid, POP_FIRST if index == 0 else POP_LAST)
+            if value is not NOT_DONE:
+                return value  # type: ignore[no-any-return]
 
         def op(g: Graph) -> Any:
             g.require(uid)
@@ -1108,6 +1114,14 @@ class RL(Node, MutableSequence["Stored"]):
         if type(index) is not int:
             index = _as_index(index)
         uid = self._etcher_uid
+        if index == 0 and type(value) in _OWN_EQ:
+            # A scalar in front: one held scope where the backend allows it (etcher._listends).
+            if type(value) is int and -_SMALL < value < _SMALL:
+                tagged = b"i%d" % value  # encode_scalar(), inline for the commonest item
+            else:
+                tagged = encode_scalar(value, (0,))
+            if self._s.list_end(uid, PREPEND, tagged) is not NOT_DONE:
+                return
 
         def op(g: Graph) -> None:
             g.require(uid)
@@ -1138,6 +1152,14 @@ class RL(Node, MutableSequence["Stored"]):
     def append(self, value: Storable) -> None:
         """Add ``value`` at the end (O(1))."""
         uid = self._etcher_uid
+        if type(value) in _OWN_EQ:
+            # A scalar: one held scope where the backend allows it (etcher._listends).
+            if type(value) is int and -_SMALL < value < _SMALL:
+                tagged = b"i%d" % value  # encode_scalar(), inline for the commonest item
+            else:
+                tagged = encode_scalar(value, (-1,))
+            if self._s.list_end(uid, APPEND, tagged) is not NOT_DONE:
+                return
 
         def op(g: Graph) -> None:
             g.require(uid)
