@@ -1092,7 +1092,7 @@ class RL(Node, MutableSequence["Stored"]):
         if type(index) is not int:
             index = _as_index(index)
         uid = self._etcher_uid
-        if index == 0 or index == -1:
+        if (index == 0 or index == -1) and self._s.list_ends:
             # At an end: one held scope where the backend allows it (etcher._listends).
             value = self._s.list_end(uid, POP_FIRST if index == 0 else POP_LAST)
             if value is not NOT_DONE:
@@ -1114,7 +1114,7 @@ class RL(Node, MutableSequence["Stored"]):
         if type(index) is not int:
             index = _as_index(index)
         uid = self._etcher_uid
-        if index == 0 and type(value) in _OWN_EQ:
+        if index == 0 and type(value) in _OWN_EQ and self._s.list_ends:
             # A scalar in front: one held scope where the backend allows it (etcher._listends).
             if type(value) is int and -_SMALL < value < _SMALL:
                 tagged = b"i%d" % value  # encode_scalar(), inline for the commonest item
@@ -1152,7 +1152,7 @@ class RL(Node, MutableSequence["Stored"]):
     def append(self, value: Storable) -> None:
         """Add ``value`` at the end (O(1))."""
         uid = self._etcher_uid
-        if type(value) in _OWN_EQ:
+        if type(value) in _OWN_EQ and self._s.list_ends:
             # A scalar: one held scope where the backend allows it (etcher._listends).
             if type(value) is int and -_SMALL < value < _SMALL:
                 tagged = b"i%d" % value  # encode_scalar(), inline for the commonest item

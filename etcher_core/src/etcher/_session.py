@@ -230,6 +230,9 @@ class Session:
     def list_end(self, uid: str, op: str, item: bytes | None = None) -> Any:
         """Run list write ``op`` at an end of list node ``uid`` as one held scope.
 
+        Handles call it only where :attr:`list_ends` is true (the backend holds
+        unit scopes), and fall back to :meth:`mutate` on ``NOT_DONE``.
+
         See :func:`etcher._listends.end_write` (``op`` and ``item``, and what it
         returns). Answers :data:`~etcher._listends.NOT_DONE` when the caller must
         run the operation through :meth:`mutate` instead: the backend holds no
