@@ -2,10 +2,10 @@
 
 An append, ``insert(0, x)``, ``pop(0)`` and ``pop()`` of a scalar run as one held
 write scope without a unit of work. These tests pin what that path must keep
-from the general one: it hands back to the general path (and so to its errors
-and graph work) whenever it cannot finish alone, it never runs inside an open
-transaction, and the work that rides on every write unit (queued unpins, the
-sweep of expired garbage) still happens.
+from the general one: it hands over to the general path (and so to its errors
+and graph work) whenever it cannot finish alone (a pop in the same scope), it
+never runs inside an open transaction, and the work that rides on every write
+unit (queued unpins, the sweep of expired garbage) still happens.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import pytest
 from etcher import DB, RL
 from etcher import _listends as listends
 from etcher import _reclaim as reclaim
-from etcher.errors import EtcherIndexError, StoreCorrupt
+from etcher.errors import EtcherIndexError, StaleHandleError, StoreCorrupt
 from etcher.testing.containers._common import dump_namespace
+from etcher_sqlite.testing import count_statements
 
 
 @pytest.fixture
@@ -34,12 +35,16 @@ def db(tmp_path: Path) -> Iterator[DB]:
 
 @pytest.fixture
 def lane(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """What each list_end call answered (the path's own result, NOT_DONE included)."""
+    """What each list_end call answered (NOT_DONE included), or the exception it raised."""
     answers: list[Any] = []
     real = listends.end_write
 
     def spy(*args: Any) -> Any:
-        answer = real(*args)
+        try:
+            answer = real(*args)
+        except Exception as exc:
+            answers.append(type(exc))
+            raise
         answers.append(answer)
         return answer
 
@@ -64,15 +69,29 @@ def test_scalars_at_the_ends_take_the_scope_path(db: DB, lane: list[Any]) -> Non
     assert db.check().ok
 
 
-def test_popping_a_nested_container_takes_the_general_path(db: DB, lane: list[Any]) -> None:
+def test_popping_a_nested_container_finishes_in_the_same_scope(db: DB, lane: list[Any]) -> None:
     db["l"] = [{"a": [1, 2]}, "mid", ["x", {"y": 1}]]
     lst = db["l"]
-    assert lst.pop(0) == {"a": [1, 2]}  # materialized, and its node collected
+    assert lst.pop(0) == {"a": [1, 2]}  # materialized, and its nodes unlinked
     assert lst.pop() == ["x", {"y": 1}]
-    assert lane == [listends.NOT_DONE, listends.NOT_DONE]
+    assert lane == [{"a": [1, 2]}, ["x", {"y": 1}]]
     assert db["l"]() == ["mid"]
     report = db.check()
-    assert report.ok, str(report)
+    assert report.ok and report.pending == 4, str(report)
+
+
+def test_popping_a_nested_container_is_one_transaction(tmp_path: Path) -> None:
+    with count_statements() as counter:
+        db = DB(f"sqlite:///{tmp_path / 'one.db'}")
+        try:
+            db["l"] = [{"k": i} for i in range(3)]
+            lst = db["l"]
+            counter.clear()
+            assert lst.pop(0) == {"k": 0}
+            assert counter["BEGIN"] == 1 and counter["COMMIT"] == 1, dict(counter)
+            assert not counter["ROLLBACK"], dict(counter)
+        finally:
+            db.close()
 
 
 def test_popping_an_empty_list_raises_and_writes_nothing(db: DB, lane: list[Any]) -> None:
@@ -83,8 +102,24 @@ def test_popping_an_empty_list_raises_and_writes_nothing(db: DB, lane: list[Any]
     for pop in (lambda: lst.pop(0), lambda: lst.pop()):
         with pytest.raises(EtcherIndexError, match="pop from empty list"):
             pop()
-    assert lane == [1, listends.NOT_DONE, listends.NOT_DONE]
+    assert lane == [1, EtcherIndexError, EtcherIndexError]
     assert dump_namespace(db) == before
+    lst.append(2)  # the scope was left: the store takes writes again
+    assert db["l"]() == [2]
+
+
+def test_a_stale_handle_refuses_and_the_store_takes_writes_again(db: DB) -> None:
+    db["l"] = [1, 2]
+    db["other"] = []
+    lst = db["l"]
+    del db["l"]
+    before = dump_namespace(db)
+    for attempt in (lambda: lst.append(3), lambda: lst.insert(0, 3), lambda: lst.pop(0)):
+        with pytest.raises(StaleHandleError):
+            attempt()
+    assert dump_namespace(db) == before
+    db["other"].append(1)
+    assert db["other"]() == [1]
 
 
 def test_a_corrupt_item_popped_raises_and_leaves_the_list(db: DB) -> None:

@@ -1092,11 +1092,6 @@ class RL(Node, MutableSequence["Stored"]):
         if type(index) is not int:
             index = _as_index(index)
         uid = self._etcher_uid
-        if (index == 0 or index == -1) and self._s.list_ends:
-            # At an end: one held scope where the backend allows it (etcher._listends).
-            value = self._s.list_end(uid, POP_FIRST if index == 0 else POP_LAST)
-            if value is not NOT_DONE:
-                return value  # type: ignore[no-any-return]
 
         def op(g: Graph) -> Any:
             g.require(uid)
@@ -1107,6 +1102,12 @@ class RL(Node, MutableSequence["Stored"]):
                 raise EtcherIndexError("pop index out of range")
             return self._pop_in(g, index + n if index < 0 else index, n)
 
+        if (index == 0 or index == -1) and self._s.list_ends:
+            # At an end: one held scope where the backend allows it (etcher._listends);
+            # op finishes in that scope what it cannot (a popped link, an empty list).
+            value = self._s.list_end(uid, POP_FIRST if index == 0 else POP_LAST, None, op)
+            if value is not NOT_DONE:
+                return value  # type: ignore[no-any-return]
         return self._s.mutate(op)  # type: ignore[no-any-return]
 
     def insert(self, index: SupportsIndex, value: Storable) -> None:

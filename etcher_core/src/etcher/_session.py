@@ -26,6 +26,7 @@ made from.
 from __future__ import annotations
 
 import collections
+import gc
 import os
 import threading
 import weakref
@@ -38,7 +39,7 @@ from etcher._listends import NOT_DONE, end_write
 from etcher._materialize import FALLBACK, materialize, materialize_direct
 from etcher._reclaim import Reclaimer
 from etcher._unit import CallerCode, DirectReader, Reader, RetryPolicy, Unit
-from etcher.errors import ClosedError
+from etcher.errors import ClosedError, WatchError
 
 if TYPE_CHECKING:
     from etcher.spec import StorageBackend
@@ -227,17 +228,24 @@ class Session:
             self.process_unpins()
         return self.write(fn)
 
-    def list_end(self, uid: str, op: str, item: bytes | None = None) -> Any:
+    def list_end(
+        self,
+        uid: str,
+        op: str,
+        item: bytes | None = None,
+        fn: Callable[[Graph], Any] | None = None,
+    ) -> Any:
         """Run list write ``op`` at an end of list node ``uid`` as one held scope.
 
         Handles call it only where :attr:`list_ends` is true (the backend holds
-        unit scopes), and fall back to :meth:`mutate` on ``NOT_DONE``.
-
-        See :func:`etcher._listends.end_write` (``op`` and ``item``, and what it
-        returns). Answers :data:`~etcher._listends.NOT_DONE` when the caller must
-        run the operation through :meth:`mutate` instead: the backend holds no
-        such scopes, a sweep of expired garbage is due (it rides on a unit), or
-        the operation needs the general path.
+        unit scopes). See :func:`etcher._listends.end_write` (``op``, ``item``
+        and what it returns); ``fn``, the operation as :meth:`mutate` would run
+        it, finishes a pop the path cannot finish alone (a popped link, an
+        empty list, a stale handle) as a unit of work in the same scope.
+        Answers :data:`~etcher._listends.NOT_DONE` when the caller must run the
+        operation through :meth:`mutate` instead: a sweep of expired garbage is
+        due (it rides on a unit's retried frame), or the path cannot hold the
+        scope.
         """
         if self.closed:
             self._refuse()
@@ -247,8 +255,42 @@ class Session:
             return NOT_DONE
         layout = self.layout
         return end_write(
-            self.backend, layout.refs_prefix + uid, DEAD, layout.content_prefix + uid, op, item
+            self.backend,
+            layout.refs_prefix + uid,
+            DEAD,
+            layout.content_prefix + uid,
+            op,
+            item,
+            None if fn is None else lambda held: self._finish_held(held, fn),
         )
+
+    def _finish_held(self, held: Any, fn: Callable[[Graph], T]) -> T | Any:
+        """Run ``fn`` as a unit of work on ``held``, an entered write scope with nothing
+        written, and commit it; :data:`~etcher._listends.NOT_DONE` (rolled back) when
+        it needs the retried frame of :meth:`mutate` (a conflict, caller code)."""
+        unit = Unit.in_held_scope(self.backend, held)
+        reclaim = self.reclaim
+        taken: list[tuple[float, str]] = []
+        paused = gc.isenabled()  # as RetryPolicy.run does: a popped document may be big
+        if paused:
+            gc.disable()
+        try:
+            g = Graph(self.layout, unit)
+            result = fn(g)
+            taken = reclaim.piggyback(g)
+            unit.commit()
+            return result
+        except (WatchError, CallerCode):
+            unit.close()
+            reclaim.give_back(taken)
+            return NOT_DONE
+        except BaseException:
+            unit.close()
+            reclaim.give_back(taken)
+            raise
+        finally:
+            if paused:
+                gc.enable()
 
     def snapshot(self, fn: Callable[[Graph], T]) -> T:
         """Run a read-only ``fn(graph)`` so that everything it reads is one consistent state."""
@@ -404,10 +446,16 @@ class TransactionSession(Session):
         layout = self.layout
         return _in_savepoint(unit, lambda: fn(Graph(layout, unit)))
 
-    def list_end(self, uid: str, op: str, item: bytes | None = None) -> Any:
+    def list_end(
+        self,
+        uid: str,
+        op: str,
+        item: bytes | None = None,
+        fn: Callable[[Graph], Any] | None = None,
+    ) -> Any:
         if self.unit is not None:
             return NOT_DONE  # inside the transaction's unit: buffered there, by mutate()
-        return self.parent.list_end(uid, op, item)
+        return self.parent.list_end(uid, op, item, fn)
 
     def snapshot(self, fn: Callable[[Graph], T]) -> T:
         unit = self.unit

@@ -213,6 +213,24 @@ class Unit:
         self.prepared: dict[int, tuple[Any, Any]] = {}
         self._savepoints: list[tuple[int, int, int]] = []
 
+    @classmethod
+    def in_held_scope(cls, backend: StorageBackend, held: Any) -> Unit:
+        """A write unit on ``held``: a write scope of ``backend`` the caller has entered.
+
+        It reads and commits through the scope as a unit that took the scope
+        itself (``scope=True``) does, on a scope offering ``commit_writes()``
+        (:class:`etcher.spec.ScopeCommits`): committing hands it the writes,
+        closing rolls it back. For :mod:`etcher._listends`, whose operation began
+        in the scope and turned out to need the graph's work.
+        """
+        unit = cls(backend)
+        unit._expect = None  # the held scope keeps every read current: nothing to check
+        unit._scope = held
+        unit._scope_write = True
+        unit._scope_commit = held.commit_writes
+        unit._scope_created = getattr(held, "takes_created", False) is True
+        return unit
+
     # --- watching ---------------------------------------------------------------
     def _read(self, command: str, *args: Any) -> Any:
         """One direct read of ``args[0]``, watched or checked as this unit requires."""

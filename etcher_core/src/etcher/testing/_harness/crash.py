@@ -387,6 +387,15 @@ def op_pop_last(root: Any, rng: random.Random) -> None:
             q.append(0)
 
 
+def op_pop_first_item(root: Any, rng: random.Random) -> None:
+    """``pop(0)`` of the list's first item, a document (on SQLite: the graph's work done
+    in the scope the end-of-list path began)."""
+    if "list" in root and len(root["list"]):
+        root["list"].pop(0)
+    else:
+        root["list"] = make_items(rng, 4)
+
+
 def op_delete_subtree(root: Any, rng: random.Random) -> None:
     """Delete a branch (with its shared references) or the whole document."""
     if "doc" not in root:
@@ -477,6 +486,7 @@ def workload(size: int) -> list[tuple[Op, int]]:
         (op_prepend_scalar, 1),
         (op_pop_first, 1),
         (op_pop_last, 1),
+        (op_pop_first_item, 1),
     ]
 
 
