@@ -42,6 +42,7 @@ from etcher._codec import (
 from etcher._equality import deep_equal
 from etcher._graph import KIND_DICT, KIND_LIST, Graph, parents_of
 from etcher._layout import DEAD, PIN, ROOT, SEQ, is_dict, uid_kind
+from etcher._listends import APPEND, NOT_DONE, POP_FIRST, POP_LAST, PREPEND
 from etcher._materialize import materialize
 from etcher._session import OrderHints, Session
 from etcher._summary import summarize_dict, summarize_list
@@ -1076,7 +1077,9 @@ class RL(Node, MutableSequence["Stored"]):
             g.unit.list_op(key, "rpush", *tail[1:])
         if raw is None:
             raise WatchError("the list changed while an item was being popped")
-        child = _link_of(raw)
+        if raw[:1] != b"@":  # a scalar (link_target()'s first test, inline: once per pop)
+            return safe_decode(raw)
+        child = link_target(raw)
         if child is None:
             return safe_decode(raw)
         value = materialize(g, child) if materialize_value else None
@@ -1086,7 +1089,8 @@ class RL(Node, MutableSequence["Stored"]):
 
     def pop(self, index: SupportsIndex = -1) -> Plain:  # type: ignore[override]  # materialized
         """Remove and return item ``index`` (default last); nested nodes come back materialized."""
-        index = _as_index(index)
+        if type(index) is not int:
+            index = _as_index(index)
         uid = self._etcher_uid
 
         def op(g: Graph) -> Any:
@@ -1098,12 +1102,27 @@ class RL(Node, MutableSequence["Stored"]):
                 raise EtcherIndexError("pop index out of range")
             return self._pop_in(g, index + n if index < 0 else index, n)
 
+        if (index == 0 or index == -1) and self._s.list_ends:
+            # At an end: one held scope where the backend allows it (etcher._listends);
+            # op finishes in that scope what it cannot (a popped link, an empty list).
+            value = self._s.list_end(uid, POP_FIRST if index == 0 else POP_LAST, None, op)
+            if value is not NOT_DONE:
+                return value  # type: ignore[no-any-return]
         return self._s.mutate(op)  # type: ignore[no-any-return]
 
     def insert(self, index: SupportsIndex, value: Storable) -> None:
         """Insert ``value`` before position ``index`` (clipped to the list, as ``list.insert``)."""
-        index = _as_index(index)
+        if type(index) is not int:
+            index = _as_index(index)
         uid = self._etcher_uid
+        if index == 0 and type(value) in _OWN_EQ and self._s.list_ends:
+            # A scalar in front: one held scope where the backend allows it (etcher._listends).
+            if type(value) is int and -_SMALL < value < _SMALL:
+                tagged = b"i%d" % value  # encode_scalar(), inline for the commonest item
+            else:
+                tagged = encode_scalar(value, (0,))
+            if self._s.list_end(uid, PREPEND, tagged) is not NOT_DONE:
+                return
 
         def op(g: Graph) -> None:
             g.require(uid)
@@ -1134,6 +1153,14 @@ class RL(Node, MutableSequence["Stored"]):
     def append(self, value: Storable) -> None:
         """Add ``value`` at the end (O(1))."""
         uid = self._etcher_uid
+        if type(value) in _OWN_EQ and self._s.list_ends:
+            # A scalar: one held scope where the backend allows it (etcher._listends).
+            if type(value) is int and -_SMALL < value < _SMALL:
+                tagged = b"i%d" % value  # encode_scalar(), inline for the commonest item
+            else:
+                tagged = encode_scalar(value, (-1,))
+            if self._s.list_end(uid, APPEND, tagged) is not NOT_DONE:
+                return
 
         def op(g: Graph) -> None:
             g.require(uid)

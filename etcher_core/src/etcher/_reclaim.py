@@ -149,6 +149,11 @@ class Reclaimer:
         with self._guard():
             self._heap = heap
 
+    def due(self) -> bool:
+        """Whether a write unit now would sweep expired garbage (:meth:`piggyback`)."""
+        heap = self._heap
+        return bool(heap) and heap[0][0] <= clock()
+
     def piggyback(self, g: Graph) -> list[tuple[float, str]]:
         """At the end of a write unit: queue the sweep of a bounded batch of expired nodes.
 

@@ -13,6 +13,8 @@ Operations go through four entry points:
 * :meth:`Session.reader` for single reads (atomic each, nothing watched);
 * :meth:`Session.mutate` runs ``fn(graph)`` as one retried write unit;
 * :meth:`Session.snapshot` runs a read-only ``fn(graph)`` on one consistent state;
+* :meth:`Session.list_end` runs a list write at an end as one held scope, where the
+  backend allows it (:mod:`etcher._listends`), else answers that ``mutate`` must;
 * :meth:`Session.handle` makes a handle for a uid.
 
 A :class:`TransactionSession` is the same namespace bound to one open
@@ -24,6 +26,7 @@ made from.
 from __future__ import annotations
 
 import collections
+import gc
 import os
 import threading
 import weakref
@@ -31,11 +34,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from etcher._graph import Graph
-from etcher._layout import ROOT, Layout, UidFactory
+from etcher._layout import DEAD, ROOT, Layout, UidFactory
+from etcher._listends import NOT_DONE, end_write
 from etcher._materialize import FALLBACK, materialize, materialize_direct
 from etcher._reclaim import Reclaimer
 from etcher._unit import CallerCode, DirectReader, Reader, RetryPolicy, Unit
-from etcher.errors import ClosedError
+from etcher.errors import ClosedError, WatchError
 
 if TYPE_CHECKING:
     from etcher.spec import StorageBackend
@@ -149,6 +153,7 @@ class Session:
         "item_guess",
         "layout",
         "link_field",
+        "list_ends",
         "make_handle",
         "owner",
         "prefix",
@@ -166,6 +171,7 @@ class Session:
     item_guess: ItemGuess
     layout: Layout
     link_field: str
+    list_ends: bool
     make_handle: Callable[[Session, str], Any]
     owner: Any
     prefix: str
@@ -203,6 +209,8 @@ class Session:
         self.prefix = self.layout.prefix
         self.reclaim = Reclaimer(self.layout)
         self.layout.on_retire = self.reclaim.learn
+        # Whether list writes at an end may run as one held scope (see list_end).
+        self.list_ends = bool(backend.capabilities.locking_units)
         _LIVE_SESSIONS[id(self)] = self
 
     # --- the entry points handles use -------------------------------------------------
@@ -219,6 +227,70 @@ class Session:
         if self.unpins:
             self.process_unpins()
         return self.write(fn)
+
+    def list_end(
+        self,
+        uid: str,
+        op: str,
+        item: bytes | None = None,
+        fn: Callable[[Graph], Any] | None = None,
+    ) -> Any:
+        """Run list write ``op`` at an end of list node ``uid`` as one held scope.
+
+        Handles call it only where :attr:`list_ends` is true (the backend holds
+        unit scopes). See :func:`etcher._listends.end_write` (``op``, ``item``
+        and what it returns); ``fn``, the operation as :meth:`mutate` would run
+        it, finishes a pop the path cannot finish alone (a popped link, an
+        empty list, a stale handle) as a unit of work in the same scope.
+        Answers :data:`~etcher._listends.NOT_DONE` when the caller must run the
+        operation through :meth:`mutate` instead: a sweep of expired garbage is
+        due (it rides on a unit's retried frame), or the path cannot hold the
+        scope.
+        """
+        if self.closed:
+            self._refuse()
+        if self.unpins:
+            self.process_unpins()
+        if not self.list_ends or self.reclaim.due():
+            return NOT_DONE
+        layout = self.layout
+        return end_write(
+            self.backend,
+            layout.refs_prefix + uid,
+            DEAD,
+            layout.content_prefix + uid,
+            op,
+            item,
+            None if fn is None else lambda held: self._finish_held(held, fn),
+        )
+
+    def _finish_held(self, held: Any, fn: Callable[[Graph], T]) -> T | Any:
+        """Run ``fn`` as a unit of work on ``held``, an entered write scope with nothing
+        written, and commit it; :data:`~etcher._listends.NOT_DONE` (rolled back) when
+        it needs the retried frame of :meth:`mutate` (a conflict, caller code)."""
+        unit = Unit.in_held_scope(self.backend, held)
+        reclaim = self.reclaim
+        taken: list[tuple[float, str]] = []
+        paused = gc.isenabled()  # as RetryPolicy.run does: a popped document may be big
+        if paused:
+            gc.disable()
+        try:
+            g = Graph(self.layout, unit)
+            result = fn(g)
+            taken = reclaim.piggyback(g)
+            unit.commit()
+            return result
+        except (WatchError, CallerCode):
+            unit.close()
+            reclaim.give_back(taken)
+            return NOT_DONE
+        except BaseException:
+            unit.close()
+            reclaim.give_back(taken)
+            raise
+        finally:
+            if paused:
+                gc.enable()
 
     def snapshot(self, fn: Callable[[Graph], T]) -> T:
         """Run a read-only ``fn(graph)`` so that everything it reads is one consistent state."""
@@ -351,6 +423,7 @@ class TransactionSession(Session):
         self.hints = parent.hints
         self.item_guess = parent.item_guess
         self.link_field = parent.link_field
+        self.list_ends = parent.list_ends
         self.make_handle = parent.make_handle
         self.layout = parent.layout
         self.prefix = parent.prefix
@@ -372,6 +445,17 @@ class TransactionSession(Session):
             return self.parent.mutate(fn)
         layout = self.layout
         return _in_savepoint(unit, lambda: fn(Graph(layout, unit)))
+
+    def list_end(
+        self,
+        uid: str,
+        op: str,
+        item: bytes | None = None,
+        fn: Callable[[Graph], Any] | None = None,
+    ) -> Any:
+        if self.unit is not None:
+            return NOT_DONE  # inside the transaction's unit: buffered there, by mutate()
+        return self.parent.list_end(uid, op, item, fn)
 
     def snapshot(self, fn: Callable[[Graph], T]) -> T:
         unit = self.unit

@@ -213,6 +213,24 @@ class Unit:
         self.prepared: dict[int, tuple[Any, Any]] = {}
         self._savepoints: list[tuple[int, int, int]] = []
 
+    @classmethod
+    def in_held_scope(cls, backend: StorageBackend, held: Any) -> Unit:
+        """A write unit on ``held``: a write scope of ``backend`` the caller has entered.
+
+        It reads and commits through the scope as a unit that took the scope
+        itself (``scope=True``) does, on a scope offering ``commit_writes()``
+        (:class:`etcher.spec.ScopeCommits`): committing hands it the writes,
+        closing rolls it back. For :mod:`etcher._listends`, whose operation began
+        in the scope and turned out to need the graph's work.
+        """
+        unit = cls(backend)
+        unit._expect = None  # the held scope keeps every read current: nothing to check
+        unit._scope = held
+        unit._scope_write = True
+        unit._scope_commit = held.commit_writes
+        unit._scope_created = getattr(held, "takes_created", False) is True
+        return unit
+
     # --- watching ---------------------------------------------------------------
     def _read(self, command: str, *args: Any) -> Any:
         """One direct read of ``args[0]``, watched or checked as this unit requires."""
@@ -678,6 +696,8 @@ class Unit:
     def llen(self, key: str) -> int:
         if key in self._lists or key in self._ops_by_list:
             return len(self._list_state(key))
+        if self._scope is not None:  # _read()'s first case, inline: a pop or an insert
+            return self.backend.llen(key)  # type: ignore[no-any-return]
         return self._read("llen", key)  # type: ignore[no-any-return]
 
     def lindex(self, key: str, index: int) -> bytes | None:
@@ -687,6 +707,8 @@ class Unit:
                 return items[index]
             except IndexError:
                 return None
+        if self._scope is not None:  # _read()'s first case, inline: a pop reads its item so
+            return self.backend.lindex(key, index)  # type: ignore[no-any-return]
         return self._read("lindex", key, index)  # type: ignore[no-any-return]
 
     def lrange(self, key: str, start: int, end: int) -> list[bytes]:

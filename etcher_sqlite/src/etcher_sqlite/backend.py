@@ -20,7 +20,14 @@ from etcher.errors import (
 )
 from etcher.spec import Capabilities, SubtreeChunk
 from etcher_sqlite import glob, ops, options, schema, scope
-from etcher_sqlite.commands import CommandsMixin, to_bytes, to_index, to_int, to_key
+from etcher_sqlite.commands import (
+    _INDEX_CLAMP,
+    CommandsMixin,
+    to_bytes,
+    to_index,
+    to_int,
+    to_key,
+)
 from etcher_sqlite.ops import Call, Command
 from etcher_sqlite.pipeline import SQLitePipeline
 from etcher_sqlite.subtree import SubtreeMixin
@@ -415,7 +422,11 @@ class SQLiteBackend(SubtreeMixin, CommandsMixin):
         if type(name) is not str:
             name = to_key(name)
         try:
-            return ops.llen(self._conn(), name)
+            conn: sqlite3.Connection = self._local.conn  # self._conn(), inline: a pop or an
+        except AttributeError:  # insert through a handle reads the length so
+            conn = self._conn()
+        try:
+            return ops.llen(conn, name)
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 
@@ -423,9 +434,16 @@ class SQLiteBackend(SubtreeMixin, CommandsMixin):
         """The item at ``index``, or ``None`` if out of range or missing."""
         if type(name) is not str:
             name = to_key(name)
-        index = to_index(index, "index")
+        # to_index()'s usual case inline (a pop through a handle reads its item so): an int
+        # inside the clamp is itself.
+        if type(index) is not int or not -_INDEX_CLAMP <= index <= _INDEX_CLAMP:
+            index = to_index(index, "index")
         try:
-            return ops.lindex(self._conn(), name, index)
+            conn: sqlite3.Connection = self._local.conn  # self._conn(), inline
+        except AttributeError:
+            conn = self._conn()
+        try:
+            return ops.lindex(conn, name, index)
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 

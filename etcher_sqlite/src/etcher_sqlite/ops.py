@@ -97,6 +97,8 @@ SQL_POP_RANGE = (
     "DELETE FROM list_items WHERE name = ? AND pos >= ? AND pos < ? RETURNING pos, value"
 )
 SQL_GET_ITEM = "SELECT value FROM list_items WHERE name = ? AND pos = ?"
+# A pop whose item the unit already read (list_one): no RETURNING.
+SQL_DEL_ITEM = "DELETE FROM list_items WHERE name = ? AND pos = ?"
 SQL_SET_ITEM = "UPDATE list_items SET value = ? WHERE name = ? AND pos = ?"
 SQL_TRIM_BELOW = "DELETE FROM list_items WHERE name = ? AND pos < ?"
 SQL_TRIM_FROM = "DELETE FROM list_items WHERE name = ? AND pos >= ?"
@@ -513,7 +515,10 @@ def llen(conn: sqlite3.Connection, name: str) -> int:
     if scoped is not None and scoped.conn is conn:
         # Inside a write scope the row comes from (and stays in) the scope's Tx: a pop or
         # an insert reads the length, and its commit then needs the same row.
-        meta = scoped.get(name)
+        try:
+            meta = scoped.meta[name]  # scoped.get(name), its usual case inline
+        except KeyError:
+            meta = scoped.get(name)
         if meta is None:
             return 0
         if meta[0] != LIST:
@@ -630,12 +635,17 @@ def lindex(conn: sqlite3.Connection, name: str, index: int) -> bytes | None:
 
 def _lindex_scoped(tx: Tx, name: str, index: int) -> bytes | None:
     """:func:`lindex` inside a write scope, through its :class:`Tx` (which keeps the row)."""
-    meta = tx.get(name)
+    try:
+        meta = tx.meta[name]  # tx.get(name), its usual case inline: a pop read the length
+    except KeyError:
+        meta = tx.get(name)
     if meta is None:
         return None
     if meta[0] != LIST:
         raise wrong_type(name, meta[0], LIST)
-    items = _list_content(meta, name)
+    items = meta[4]  # _list_content(meta, name), inline
+    if items is None and meta[3] is not None:
+        items = meta[4] = packed.unpack_list(meta[3], name)
     if items is not None:
         if index < 0:
             index += len(items)
@@ -964,36 +974,77 @@ def _push_many(tx: Tx, calls: list[Call], head: bool) -> list[int]:
     return results
 
 
-def rpush_one(tx: Tx, name: str, value: bytes) -> None:
-    """One item onto the tail of list ``name`` (a scoped append's whole commit).
+def list_one(tx: Tx, op: str, name: str, value: bytes | None) -> None:
+    """A scoped unit's only write, one list command, and its flush (not the ``COMMIT``).
 
-    What ``rpush_many(tx, [(name, [value])])`` does, without its per-run lists,
-    its ``zip``/``range`` and the call to :meth:`Tx.get`: it runs once per
-    ``append`` through a handle.
+    ``op`` is ``"rpush"`` or ``"lpush"`` of the one item ``value``, or ``"lpop"``
+    or ``"rpop"`` of one item (``value`` is ``None``): what an append, an
+    ``insert(0, x)`` or a ``pop(0)``/``pop()`` through a handle commits. The same
+    rows and statements as the command through a run and :meth:`Tx.flush`,
+    without the run, the per-run lists and the calls between them: the row comes
+    from the scope's cache (a pop or an insert read the list's length through
+    it) or one ``SELECT``, and a spilled list's row is written back here.
     """
     cache = tx.meta
     try:
         meta = cache[name]
     except KeyError:
         row = tx.conn.execute(SQL_META, (name,)).fetchone()
-        meta = None if row is None else [*row, None]
-    if meta is None:
-        meta = [LIST, 0, 1, None, [value]]
-    elif meta[0] != LIST:
-        cache.setdefault(name, meta)  # the row read stays cached, as tx.get() would keep it
+        meta = cache[name] = None if row is None else [*row, None]
+    if meta is not None and meta[0] != LIST:
         raise wrong_type(name, meta[0], LIST)
-    else:
+    conn = tx.conn
+    if value is not None:  # a push
+        if meta is None:
+            cache[name] = [LIST, 0, 1, None, [value]]
+            tx.dirty[name] = None
+            tx.flush()
+            return
         content = meta[4]
         if content is None and meta[3] is not None:
             content = meta[4] = packed.unpack_list(meta[3], name)
-        hi = meta[2]
-        if content is not None:
+        if content is None:  # spilled: one item's row, then the list's
+            if op == "rpush":
+                hi = meta[2]
+                conn.execute(SQL_PUT_ITEM, (name, hi, value))
+                meta[2] = hi + 1
+            else:
+                lo = meta[1] - 1
+                conn.execute(SQL_PUT_ITEM, (name, lo, value))
+                meta[1] = lo
+            conn.execute(SQL_UPSERT_KEY, (name, LIST, _stamp(), meta[1], meta[2], None))
+            return
+        if op == "rpush":
             content.append(value)
         else:
-            tx.conn.execute(SQL_PUT_ITEM, (name, hi, value))
-        meta[2] = hi + 1
-    cache[name] = meta
+            content.insert(0, value)
+        meta[2] += 1
+    else:  # a pop
+        if meta is None:
+            return
+        content = meta[4]
+        if content is None and meta[3] is not None:
+            content = meta[4] = packed.unpack_list(meta[3], name)
+        if content is None:
+            lo, hi = meta[1], meta[2]
+            if op == "lpop":
+                conn.execute(SQL_DEL_ITEM, (name, lo))
+                meta[1] = lo = lo + 1
+            else:
+                conn.execute(SQL_DEL_ITEM, (name, hi - 1))
+                meta[2] = hi = hi - 1
+            if lo < hi:
+                conn.execute(SQL_UPSERT_KEY, (name, LIST, _stamp(), lo, hi, None))
+            else:
+                cache[name] = None
+                conn.execute(SQL_DELETE_KEY, (name,))
+            return
+        content.pop(0 if op == "lpop" else -1)
+        meta[2] = len(content)
+        if not content:
+            cache[name] = None
     tx.dirty[name] = None
+    tx.flush()
 
 
 # Partials rather than wrapper functions: an append is one Python call less.

@@ -84,17 +84,17 @@ class UnitScope:
             tx = ops.Tx(conn)
         try:
             one = writes[0] if len(writes) == 1 and not created else None
+            args = one[1] if one is not None else ()
             if (
                 one is not None
-                and one[0] == "rpush"
-                and len(one[1]) == 2
-                and type(one[1][0]) is str
-                and type(one[1][1]) is bytes
+                and one[0] in _LIST_ONE
+                and len(args) == _LIST_ONE[one[0]]
+                and type(args[0]) is str
+                and (len(args) == 1 or type(args[1]) is bytes)
             ):
-                # The commonest small unit, an append through a handle: its push and
-                # the flush, with no run built around them.
-                _rpush_one(tx, *one[1])
-                tx.flush()
+                # The commonest small units, an append, a pop(0) or an insert(0) through
+                # a handle: the one command and its row, with no run built around them.
+                _list_one(tx, one[0], args[0], args[1] if len(args) == 2 else None)
             elif (
                 writes
                 and len(writes) <= BULK_WRITES
@@ -300,7 +300,9 @@ _SMALL_LAST = frozenset(("hset", "hreplace", "rpush"))
 _FIRST = itemgetter(0)
 _SECOND = itemgetter(1)
 _WRITES = ops.WRITES
-_rpush_one = ops.rpush_one
+_list_one = ops.list_one
+# The list commands list_one() takes, and their argument counts (one item pushed, or a pop).
+_LIST_ONE = {"rpush": 2, "lpush": 2, "lpop": 1, "rpop": 1}
 _BYTES = {bytes}
 _MAX = ops.INT64_MAX
 _ROW = object()  # a key whose row is not cached

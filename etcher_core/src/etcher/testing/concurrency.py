@@ -116,6 +116,29 @@ def pop_middle(url: str, prefix: str, key: str, n: int, out_path: str) -> None:
         fh.write(" ".join(map(str, got)))
 
 
+def pop_and_push_ends(url: str, prefix: str, key: str, n: int, tag: int, out_path: str) -> None:
+    """``n`` times: pop at an end of ``db[key]``, push a new item at an end; write the pops.
+
+    Pops alternate ``pop()``/``pop(0)``; pushes cycle through a document in front,
+    a scalar in front and a scalar appended, numbered ``tag * 10_000 + k``.
+    """
+    got = []
+    with DB(url, prefix=prefix) as db:
+        items = db[key]
+        for k in range(n):
+            value = items.pop(0 if k % 2 else -1)
+            got.append(value["i"] if isinstance(value, dict) else value)
+            new = tag * 10_000 + k
+            if k % 3 == 0:
+                items.insert(0, {"i": new})
+            elif k % 3 == 1:
+                items.insert(0, new)
+            else:
+                items.append(new)
+    with open(out_path, "w") as fh:
+        fh.write(" ".join(map(str, got)))
+
+
 def _popitem_all(db: DB, out_path: str) -> None:
     """popitem() from ``db["d"]`` until it is empty; write the popped keys to a file."""
     got = []
@@ -577,6 +600,33 @@ class ConcurrencyConformance:
             left = [x["i"] if isinstance(x, dict) else x for x in db["l"]()]
             assert len(popped) == PROCESSES * pops
             assert sorted(popped + left) == list(range(total))
+            assert db.check().ok
+
+    @pytest.mark.parametrize("start_method", ["fork", "spawn"])
+    def test_processes_pop_and_push_at_the_ends_exactly(
+        self, store_url: str, ns: str, tmp_path: Any, start_method: str
+    ) -> None:
+        """Pops and pushes at both ends of one list from several processes: every item,
+        scalar or document, is popped at most once and nothing is lost (on SQLite these
+        run as held scopes without a unit of work, a popped document in the same scope)."""
+        self._skip_unless_processes(store_url, ns, start_method)
+        pops = 24
+        total = 3 * PROCESSES
+        with self._db(store_url, ns) as db:
+            db["l"] = [{"i": i} if i % 2 else i for i in range(total)]
+        outs = [os.path.join(str(tmp_path), f"ends-{k}.txt") for k in range(PROCESSES)]
+        args = [(store_url, ns, "l", pops, k + 1, out) for k, out in enumerate(outs)]
+        _run_processes(pop_and_push_ends, args, start=start_method)
+        popped: list[int] = []
+        for out in outs:
+            with open(out) as fh:
+                popped.extend(int(word) for word in fh.read().split())
+        pushed = [(k + 1) * 10_000 + j for k in range(PROCESSES) for j in range(pops)]
+        with self._db(store_url, ns) as db:
+            left = [x["i"] if isinstance(x, dict) else x for x in db["l"]()]
+            assert len(popped) == PROCESSES * pops
+            assert len(left) == total
+            assert sorted(popped + left) == sorted([*range(total), *pushed])
             assert db.check().ok
 
     def test_processes_popitem_each_item_exactly_once(

@@ -345,6 +345,57 @@ def op_list_edit(root: Any, rng: random.Random) -> None:
         lst.append({"k": 0, "v": {}})
 
 
+def _queue(root: Any) -> Any:
+    """The list of scalars the end-of-list operations work on (made when missing)."""
+    if "queue" not in root:
+        root["queue"] = [1, 2, 3]
+        return None
+    return root["queue"]
+
+
+def op_append_scalar(root: Any, rng: random.Random) -> None:
+    """``append`` of a scalar (on SQLite: one held scope without a unit of work)."""
+    q = _queue(root)
+    if q is not None:
+        q.append(rng.randrange(10_000))
+
+
+def op_prepend_scalar(root: Any, rng: random.Random) -> None:
+    """``insert(0, x)`` of a scalar."""
+    q = _queue(root)
+    if q is not None:
+        q.insert(0, f"s{rng.randrange(100)}")
+
+
+def op_pop_first(root: Any, rng: random.Random) -> None:
+    """``pop(0)`` of a scalar (an append when the list is empty)."""
+    q = _queue(root)
+    if q is not None:
+        if len(q):
+            q.pop(0)
+        else:
+            q.append(0)
+
+
+def op_pop_last(root: Any, rng: random.Random) -> None:
+    """``pop()`` of a scalar (an append when the list is empty)."""
+    q = _queue(root)
+    if q is not None:
+        if len(q):
+            q.pop()
+        else:
+            q.append(0)
+
+
+def op_pop_first_item(root: Any, rng: random.Random) -> None:
+    """``pop(0)`` of the list's first item, a document (on SQLite: the graph's work done
+    in the scope the end-of-list path began)."""
+    if "list" in root and len(root["list"]):
+        root["list"].pop(0)
+    else:
+        root["list"] = make_items(rng, 4)
+
+
 def op_delete_subtree(root: Any, rng: random.Random) -> None:
     """Delete a branch (with its shared references) or the whole document."""
     if "doc" not in root:
@@ -431,14 +482,20 @@ def workload(size: int) -> list[tuple[Op, int]]:
         (op_counter, 1),
         (op_pinned_link, 1),
         (op_pop_doc, 1),
+        (op_append_scalar, 1),
+        (op_prepend_scalar, 1),
+        (op_pop_first, 1),
+        (op_pop_last, 1),
+        (op_pop_first_item, 1),
     ]
 
 
 def seed_state(root: Any, rng: random.Random, size: int) -> None:
-    """The starting state: a document, a list and a ring."""
+    """The starting state: a document, a list, a ring and a queue of scalars."""
     root["doc"] = make_doc(rng, size)
     root["list"] = make_items(rng, 8)
     root["ring"] = make_ring(rng, 3)
+    root["queue"] = list(range(5))
 
 
 # --------------------------------------------------------------------------- campaigns

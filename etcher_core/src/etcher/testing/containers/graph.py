@@ -336,6 +336,7 @@ class ShapeAndGCConformance(ContainerFixtures):
                 lambda: handle.extend([]),
                 lambda: handle.insert(0, 1),
                 lambda: handle.pop(),
+                lambda: handle.pop(0),
                 lambda: handle.__setitem__(0, 5),
                 lambda: handle.__setitem__(slice(None), []),
                 lambda: handle.__delitem__(slice(None)),

@@ -137,6 +137,7 @@ class HandleLifetimeConformance(ContainerFixtures):
             lambda: old_l.extend([3]),
             lambda: old_l.insert(0, 3),
             lambda: old_l.pop(),
+            lambda: old_l.pop(0),
             lambda: old_l.__setitem__(0, 5),
             lambda: old_l.__delitem__(slice(0, 1)),
             lambda: old_l.reverse(),

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from etcher.errors import EtcherError
+from etcher.errors import EtcherError, WatchError
 from etcher.spec import StorageBackend
 from etcher.testing.fixtures import KeyMaker, RawAccess
 
@@ -93,34 +93,63 @@ class ScopeConformance:
         assert raw.get(s) == b"after"
 
     @pytest.mark.etcher_requires("locking_units")
-    @pytest.mark.parametrize("before", [0, 1, 127, 128, 300])
-    def test_commit_writes_of_one_push(
-        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker, before: int
+    @pytest.mark.parametrize("command", ["rpush", "lpush", "rpop", "lpop"])
+    @pytest.mark.parametrize("before", [0, 1, 2, 127, 128, 129, 300, "spilled-1"])
+    def test_commit_writes_of_one_list_command(
+        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker, command: str, before: Any
     ) -> None:
-        """A unit whose only write is one item pushed (an append): lists of every size.
+        """A unit whose only write is one item pushed or popped (an append, an
+        ``insert(0, x)``, a ``pop(0)`` or ``pop()`` through a handle), on lists of every size.
 
-        A backend may give this commonest unit a path of its own; it must land
-        like any push, on a missing, small, just-full and big list alike, and
-        the list keeps taking pushes after it.
+        A backend may give these commonest units a path of their own; each must
+        land like the command, on a missing, small, just-full and big list alike
+        (``"spilled-1"``: one item left of a big list), bump the list's version
+        (a watcher conflicts), and leave a list that keeps taking pushes and pops
+        at both ends.
         """
         lst = key("l")
-        items = [b"%d" % i for i in range(before)]
-        if items:
-            backend.rpush(lst, *items)
+        if before == "spilled-1":
+            backend.rpush(lst, *[b"%d" % i for i in range(300)])
+            backend.ltrim(lst, 0, 0)
+            before = 1
+        elif before:
+            backend.rpush(lst, *[b"%d" % i for i in range(before)])
+        items = raw.lrange(lst, 0, -1)
         held = backend.unit_scope(True)  # type: ignore[attr-defined]
         if not hasattr(held, "commit_writes"):
             pytest.skip("this backend's scopes do not offer commit_writes()")
+        watcher = backend.pipeline()
+        watcher.watch(lst)
         assert held.__enter__() is True
-        held.commit_writes([("rpush", (lst, b"new"))])
+        held.commit_writes([(command, (lst, b"new") if command.endswith("push") else (lst,))])
         held.__exit__(None, None, None)
-        assert raw.lrange(lst, 0, -1) == [*items, b"new"]
-        assert backend.llen(lst) == before + 1  # the row's length moved too
+        expected = {
+            "rpush": [*items, b"new"],
+            "lpush": [b"new", *items],
+            "rpop": items[:-1],
+            "lpop": items[1:],
+        }[command]
+        assert raw.lrange(lst, 0, -1) == expected
+        assert backend.llen(lst) == len(expected)  # the row's length moved too
+        assert raw.exists(lst) == (1 if expected else 0)
+        if items or command.endswith("push"):
+            watcher.multi()
+            watcher.get(key("other"))
+            with pytest.raises(WatchError):
+                watcher.execute()
+        else:
+            watcher.reset()
         backend.rpush(lst, b"after")
-        assert raw.lrange(lst, -2, -1) == [b"new", b"after"]
+        backend.lpush(lst, b"before")
+        assert raw.lrange(lst, 0, -1) == [b"before", *expected, b"after"]
+        assert backend.lpop(lst) == b"before"
+        assert backend.rpop(lst) == b"after"
+        assert raw.lrange(lst, 0, -1) == expected
 
     @pytest.mark.etcher_requires("locking_units")
-    def test_commit_writes_of_one_push_onto_a_hash_is_refused(
-        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
+    @pytest.mark.parametrize("command", ["rpush", "lpush", "rpop", "lpop"])
+    def test_commit_writes_of_one_list_command_on_a_hash_is_refused(
+        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker, command: str
     ) -> None:
         h = key("h")
         backend.hset(h, b"f", b"v")
@@ -128,7 +157,7 @@ class ScopeConformance:
         if not hasattr(held, "commit_writes"):
             pytest.skip("this backend's scopes do not offer commit_writes()")
         with pytest.raises(EtcherError), held:
-            held.commit_writes([("rpush", (h, b"x"))])
+            held.commit_writes([(command, (h, b"x") if command.endswith("push") else (h,))])
         assert raw.hgetall(h) == {b"f": b"v"}
         backend.hset(h, b"g", b"w")  # the backend is usable again
         assert raw.hgetall(h) == {b"f": b"v", b"g": b"w"}
