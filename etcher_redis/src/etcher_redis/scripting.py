@@ -153,6 +153,9 @@ end
 
 local writes = tonumber(take())
 local first = pos
+-- Each write's key and size as the dry run decoded them, for the writes (tonumber is
+-- not free: four calls per write of a big unit otherwise).
+local wkeys, wsizes = {}, {}
 -- The dry run: every write checked against the key types and list lengths it will
 -- meet, so Redis refuses none half way (a script is not rolled back). A lone write
 -- needs none: if Redis refuses it, nothing was applied.
@@ -177,9 +180,10 @@ if writes > 1 then
   local WRONGTYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value'
   local HASH = {hset = true, hdel = true}
   local LIST = {rpush = true, lpush = true, lpop = true, rpop = true, lset = true, ltrim = true}
-  for _ = 1, writes do
+  for w = 1, writes do
     -- take(), inline: once per write of a big unit
     local op, key, n = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])], tonumber(ARGV[pos + 2])
+    wkeys[w], wsizes[w] = key, n
     pos = pos + 3
     local a = pos
     pos = pos + n
@@ -189,7 +193,7 @@ if writes > 1 then
       if n ~= 1 then return redis.error_reply('ERR etcher checked commit: set takes a value') end
       kinds[key], lens[key] = 'string', nil
     elseif HASH[op] then
-      local t = kind(key)
+      local t = kinds[key] or kind(key)
       if t ~= 'hash' and t ~= 'none' then return redis.error_reply(WRONGTYPE) end
       if n == 0 or (op == 'hset' and n % 2 ~= 0) then
         return redis.error_reply('ERR etcher checked commit: wrong number of arguments for ' .. op)
@@ -205,7 +209,7 @@ if writes > 1 then
         kinds[k] = 'hash'
       end
     elseif LIST[op] then
-      local t = kind(key)
+      local t = kinds[key] or kind(key)
       if t ~= 'list' and t ~= 'none' then return redis.error_reply(WRONGTYPE) end
       local len = lens[key]
       if len == nil then
@@ -242,8 +246,9 @@ if writes > 1 then
 end
 
 pos = first
-for _ = 1, writes do
-  local op, key, n = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])], tonumber(ARGV[pos + 2])
+for w = 1, writes do
+  local op, key, n = ARGV[pos], wkeys[w], wsizes[w]
+  if key == nil then key, n = KEYS[tonumber(ARGV[pos + 1])], tonumber(ARGV[pos + 2]) end
   pos = pos + 3
   if op == 'delete' then
     redis.call('DEL', key)
