@@ -178,8 +178,6 @@ if writes > 1 then
     return t
   end
   local WRONGTYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value'
-  local HASH = {hset = true, hdel = true}
-  local LIST = {rpush = true, lpush = true, lpop = true, rpop = true, lset = true, ltrim = true}
   for w = 1, writes do
     -- take(), inline: once per write of a big unit
     local op, key, n = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])], tonumber(ARGV[pos + 2])
@@ -192,7 +190,7 @@ if writes > 1 then
     elseif op == 'set' then
       if n ~= 1 then return redis.error_reply('ERR etcher checked commit: set takes a value') end
       kinds[key], lens[key] = 'string', nil
-    elseif HASH[op] then
+    elseif op == 'hset' or op == 'hdel' then
       local t = kinds[key] or kind(key)
       if t ~= 'hash' and t ~= 'none' then return redis.error_reply(WRONGTYPE) end
       if n == 0 or (op == 'hset' and n % 2 ~= 0) then
@@ -208,7 +206,10 @@ if writes > 1 then
         if t ~= 'hash' and t ~= 'none' then return redis.error_reply(WRONGTYPE) end
         kinds[k] = 'hash'
       end
-    elseif LIST[op] then
+    elseif
+      op == 'rpush' or op == 'lpush' or op == 'lpop' or op == 'rpop' or op == 'lset'
+      or op == 'ltrim'
+    then
       local t = kinds[key] or kind(key)
       if t ~= 'list' and t ~= 'none' then return redis.error_reply(WRONGTYPE) end
       local len = lens[key]
