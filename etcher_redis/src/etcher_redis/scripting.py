@@ -21,8 +21,12 @@ so Redis Cluster can route it and check that they share one slot)::
         hlen/llen/exists: count;  hexists: field, "1" | "0"
         hgetall: n, field, value, ... (n pairs);  lrange: start, end, n, item...
         unlinked_item: field, counter key index, counter field
-    write = op, key index, n, n arguments of the Redis command after its key
-        hset_item: n = 4: field, value, counter key index, counter field
+    write = op, n, key, n arguments of the Redis command after its key
+        hset_item: n = 4: field, value, counter key, counter field
+
+A write names its key itself, not by index (also in ``KEYS``): the script then
+decodes no index per write, and a write's arguments go into ``ARGV`` as they
+come, key first, without a copy.
 
 All checks run before any write; then every write is validated against the
 key types (and list lengths) it will meet, so a write that Redis would refuse
@@ -153,9 +157,8 @@ end
 
 local writes = tonumber(take())
 local first = pos
--- Each write's key and size as the dry run decoded them, for the writes (tonumber is
--- not free: four calls per write of a big unit otherwise).
-local wkeys, wsizes = {}, {}
+-- Each write's size as the dry run decoded it, for the writes (tonumber is not free).
+local sizes = {}
 -- The dry run: every write checked against the key types and list lengths it will
 -- meet, so Redis refuses none half way (a script is not rolled back). A lone write
 -- needs none: if Redis refuses it, nothing was applied.
@@ -180,8 +183,8 @@ if writes > 1 then
   local WRONGTYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value'
   for w = 1, writes do
     -- take(), inline: once per write of a big unit
-    local op, key, n = ARGV[pos], KEYS[tonumber(ARGV[pos + 1])], tonumber(ARGV[pos + 2])
-    wkeys[w], wsizes[w] = key, n
+    local op, n, key = ARGV[pos], tonumber(ARGV[pos + 1]), ARGV[pos + 2]
+    sizes[w] = n
     pos = pos + 3
     local a = pos
     pos = pos + n
@@ -201,7 +204,7 @@ if writes > 1 then
       if n ~= 4 then
         return redis.error_reply('ERR etcher checked commit: wrong number of arguments for ' .. op)
       end
-      for _, k in ipairs({key, KEYS[tonumber(ARGV[a + 2])]}) do
+      for _, k in ipairs({key, ARGV[a + 2]}) do
         local t = kind(k)
         if t ~= 'hash' and t ~= 'none' then return redis.error_reply(WRONGTYPE) end
         kinds[k] = 'hash'
@@ -248,15 +251,14 @@ end
 
 pos = first
 for w = 1, writes do
-  local op, key, n = ARGV[pos], wkeys[w], wsizes[w]
-  if key == nil then key, n = KEYS[tonumber(ARGV[pos + 1])], tonumber(ARGV[pos + 2]) end
+  local op, n, key = ARGV[pos], sizes[w] or tonumber(ARGV[pos + 1]), ARGV[pos + 2]
   pos = pos + 3
   if op == 'delete' then
     redis.call('DEL', key)
   elseif op == 'hset_item' then
     -- The item keeps its insertion number, or a new one comes from the node's counter.
     local field, value = ARGV[pos], ARGV[pos + 1]
-    local skey, sfield = KEYS[tonumber(ARGV[pos + 2])], ARGV[pos + 3]
+    local skey, sfield = ARGV[pos + 2], ARGV[pos + 3]
     local old = redis.call('HGET', key, field)
     local seq = old and string.match(old, '^(%d+)|')
     if not seq then
@@ -365,26 +367,27 @@ def encode(
             raise ValueError(f"checked_commit cannot write {command!r}")
         # key_index(), inline: once per node of a big write
         key = args[0]
-        where = known(key)
-        if where is None:
+        if known(key) is None:
             keys.append(key)
-            where = index[key] = len(keys)
+            index[key] = len(keys)
         size = len(args) - 1
         if command == "hset_item":
             field, value, seq_key, seq_field = args[1:]
-            argv += (command, where, 4, field, value, key_index(seq_key), seq_field)
+            key_index(seq_key)
+            argv += (command, 4, key, field, value, seq_key, seq_field)
             total += 1
             continue
         if size <= CHUNK or command not in _SPLITTABLE:
-            argv += (command, where, size)
-            argv += args[1:]
+            argv.append(command)
+            argv.append(size)
+            argv += args
             total += 1
             continue
         # CHUNK is even, so a hset's field/value pairs stay whole; pushing (or deleting
         # fields) in consecutive pieces has the effect of one command with them all.
         for start in range(1, size + 1, CHUNK):
             piece = args[start : start + CHUNK]
-            argv += (command, where, len(piece))
+            argv += (command, len(piece), key)
             argv += piece
             total += 1
     argv[counted] = total
