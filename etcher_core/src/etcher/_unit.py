@@ -909,7 +909,15 @@ class Unit:
 
     def _write_commands(self) -> list[tuple[str, tuple[Any, ...]]]:
         """The buffered writes as ``checked_commit()`` takes them, in ``_queue_writes`` order."""
-        writes: list[tuple[str, tuple[Any, ...]]] = [("delete", (k,)) for k in self._dropped]
+        writes: list[tuple[str, tuple[Any, ...]]] = []
+        if not (self._dropped or self._string_dirty or self._dirty):
+            # List commands alone (an append, a pop), and no hash write a guessed item could
+            # meet (_touches_item): a loop, not a comprehension (a call of its own before 3.12).
+            for key, op, args in self._list_ops:
+                writes.append((op, (key, *args)))
+            return writes
+        for key in self._dropped:
+            writes.append(("delete", (key,)))
         for key in self._string_dirty:
             value = self._strings[key]
             writes.append(("delete", (key,)) if value is None else ("set", (key, value)))

@@ -134,7 +134,8 @@ class RedisBackend(SubtreeMixin, EtcherRedis):
         return super().execute_command(*args, **options)
 
     def execute_packed(self, *args: Any) -> Any:
-        self._check_open()
+        if self._closed:  # _check_open(), inline: once per commit
+            self._check_open()
         return super().execute_packed(*args)
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> EtcherPipeline:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import threading
 import weakref
 from typing import Any
@@ -37,8 +38,10 @@ try:
     import hiredis
 
     _hiredis_pack: Any = hiredis.pack_command
+    _HiredisReader: Any = hiredis.Reader
 except ImportError:  # the optional C parser/packer is not installed: pack in Python
     _hiredis_pack = None
+    _HiredisReader = None
 
 # The client classes below override private redis-py methods (see _compat): fail at import,
 # clearly, on a redis-py that no longer has them.
@@ -237,13 +240,59 @@ class _Held:
     client closes.
     """
 
-    __slots__ = ("__weakref__", "busy", "conn", "pid", "pool")
+    __slots__ = ("__weakref__", "busy", "conn", "pid", "poller", "pool", "sock")
 
     def __init__(self, pool: Any, conn: Any) -> None:
         self.pool = pool
         self.conn: Any = conn
         self.pid = os.getpid()
         self.busy = False
+        # The socket the pool's checks last passed, and a poller kept on it (see quiet()).
+        self.sock: Any = None
+        self.poller: Any = None
+
+    def quiet(self) -> bool:
+        """Whether the pool's ``ensure_connection`` would find nothing wrong, by one poll.
+
+        That check (run before each command so that a socket the server closed
+        reconnects before a write that may not be resent goes out) connects if
+        needed and polls the socket through a new poll object each time. This
+        answers True only when the connection still has the socket that check
+        last passed (:meth:`checked`), its hiredis reader holds no unread bytes
+        and one poll on the kept poller finds nothing to read: no data and no
+        close by the server (both make a socket readable). Anything else is
+        False, and the caller runs the pool's check.
+        """
+        conn = self.conn
+        sock = conn._sock
+        if sock is None or sock is not self.sock:
+            return False
+        reader = conn._parser._reader
+        if reader is None or reader.has_data():
+            return False
+        return not self.poller.poll(0)
+
+    def checked(self) -> None:
+        """Keep a poller on the socket the pool's check just passed, for :meth:`quiet`.
+
+        Only where hiredis parses: another parser buffers what it read elsewhere.
+        Pending push messages (RESP3) make the socket or the reader readable, so
+        the pool's check still handles them.
+        """
+        conn = self.conn
+        sock = getattr(conn, "_sock", None)
+        reader = getattr(getattr(conn, "_parser", None), "_reader", None)
+        if (
+            sock is None
+            or _HiredisReader is None
+            or not isinstance(reader, _HiredisReader)
+            or not hasattr(select, "poll")  # not on Windows
+        ):
+            self.sock = None
+            return
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        self.sock, self.poller = sock, poller
 
     def give_back(self) -> None:
         conn, self.conn = self.conn, None
@@ -602,7 +651,9 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
         Raises what redis-py raises when no connection can be had (nothing was sent).
         """
         local = self.__dict__.get("_etcher_local")
-        if local is None or not _holds(pool):
+        # _holds(pool), its cached answer inline: once per command
+        holds = getattr(pool, "_etcher_holds", None)
+        if local is None or not (holds if holds is not None else _holds(pool)):
             return _get_connection(pool, name), None
         held = getattr(local, "held", None)
         if held is not None and held.conn is not None and held.pid == os.getpid():
@@ -616,12 +667,15 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
             should_reconnect = getattr(conn, "should_reconnect", None)
             if should_reconnect is not None and should_reconnect():
                 conn.disconnect()
-            pool.ensure_connection(conn)
+            if not held.quiet():
+                pool.ensure_connection(conn)
+                held.checked()
             held.busy = True
             return conn, held
         if len(self._etcher_held) >= _HELD_CAP:
             return _get_connection(pool, name), None
         held = _Held(pool, _get_connection(pool, name))
+        held.checked()
         # A forked child's inherited slot (another pid) is replaced, never used.
         local.held = held
         self._etcher_held.add(held)
@@ -747,12 +801,14 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
         ``execute_command``.
         """
         packed = None
-        if self.connection is None and _direct(self.connection_pool):
+        pool = self.connection_pool
+        # _direct(pool), its cached answer inline: once per commit
+        direct = getattr(pool, "_etcher_direct", None)
+        if self.connection is None and (direct if direct is not None else _direct(pool)):
             packed = pack_command(args)
         if packed is None:
             return self.execute_command(*args)
         name = args[0]
-        pool = self.connection_pool
         try:
             conn, held = self._take(pool, name)
         except Exception as exc:  # nothing was sent: say why, as execute_command would
@@ -765,10 +821,15 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
                 raise commit_outcome_unknown(exc, self.server_label()) from exc
             except redis.exceptions.ResponseError as exc:
                 raise translate_error(exc, self.server_label()) from exc
-            self._after_reply(conn, name, args[1:], result)
+            if self.wait_replicas:
+                self._after_reply(conn, name, args[1:], result)
             return result
         finally:
-            self._give(pool, conn, held)
+            # _give(), inline
+            if held is None:
+                pool.release(conn)
+            else:
+                held.busy = False
 
     def _send_command_parse_response(
         self, conn: Any, command_name: Any, *args: Any, **options: Any

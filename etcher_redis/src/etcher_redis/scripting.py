@@ -21,14 +21,25 @@ so Redis Cluster can route it and check that they share one slot)::
         hlen/llen/exists: count;  hexists: field, "1" | "0"
         hgetall: n, field, value, ... (n pairs);  lrange: start, end, n, item...
         unlinked_item: field, counter key index, counter field
-    write = op, key index, n, n arguments of the Redis command after its key
-        hset_item: n = 4: field, value, counter key index, counter field
+    write = op, n, key, n arguments of the Redis command after its key
+        hset_item: n = 4: field, value, counter key, counter field
+
+A write names its key itself, not by index (also in ``KEYS``): the script then
+decodes no index per write, and a write's arguments go into ``ARGV`` as they
+come, key first, without a copy.
 
 All checks run before any write; then every write is validated against the
 key types (and list lengths) it will meet, so a write that Redis would refuse
 is reported before anything is applied: a script is not rolled back when a
 command inside it fails. A commit of one write (an append, one field) skips
 that dry run: when Redis refuses its only command, nothing was applied.
+
+The commonest commit, an append through a handle, checks only that its node
+is live (its header exists and lacks the dead field) and writes one command.
+It goes in a short layout the script tells apart by its first argument
+(a count is never ``g``), and which it runs without interpreting the long one::
+
+    KEYS = [header, key];  ARGV = ["g", dead field, write op, its arguments...]
 """
 
 from __future__ import annotations
@@ -47,6 +58,15 @@ from etcher.errors import ResponseError
 CHUNK = 1000
 
 SCRIPT = r"""
+if ARGV[1] == 'g' then
+  -- The short layout: one write guarded by its node's liveness (an append).
+  if redis.pcall('EXISTS', KEYS[1]) ~= 1 or redis.pcall('HEXISTS', KEYS[1], ARGV[2]) ~= 0 then
+    return 0
+  end
+  redis.call(ARGV[3], KEYS[2], unpack(ARGV, 4))
+  return 1
+end
+
 local pos = 1
 local function take()
   local v = ARGV[pos]
@@ -64,9 +84,13 @@ local function same(r, flag, want)
 end
 
 local checks = tonumber(take())
+-- The highest key index a check names: keys after it are named by writes alone.
+local named = 0
 for _ = 1, checks do
   local op = take()
-  local key = KEYS[tonumber(take())]
+  local at = tonumber(take())
+  if at > named then named = at end
+  local key = KEYS[at]
   local ok = false
   if op == 'get' then
     local r, e = read('GET', key)
@@ -112,7 +136,9 @@ for _ = 1, checks do
     pos = pos + n
   elseif op == 'unlinked_item' then
     -- A stored dict item (seq|value) that links nothing, or none and a sound counter.
-    local field, skey, sfield = take(), KEYS[tonumber(take())], take()
+    local field, at2, sfield = take(), tonumber(take()), take()
+    if at2 > named then named = at2 end
+    local skey = KEYS[at2]
     local r, e = read('HGET', key, field)
     if not e then
       if r then
@@ -131,11 +157,21 @@ end
 
 local writes = tonumber(take())
 local first = pos
+-- Each write's size as the dry run decoded it, for the writes (tonumber is not free).
+local sizes = {}
 -- The dry run: every write checked against the key types and list lengths it will
 -- meet, so Redis refuses none half way (a script is not rolled back). A lone write
 -- needs none: if Redis refuses it, nothing was applied.
 if writes > 1 then
   local kinds, lens = {}, {}
+  -- Keys only writes name are mostly new nodes: one EXISTS per thousand (unpack's
+  -- limit) that finds none of them saves a TYPE call each.
+  for s = named + 1, #KEYS, 1000 do
+    local e = math.min(s + 999, #KEYS)
+    if redis.call('EXISTS', unpack(KEYS, s, e)) == 0 then
+      for i = s, e do kinds[KEYS[i]] = 'none' end
+    end
+  end
   local function kind(key)
     local t = kinds[key]
     if t == nil then
@@ -145,12 +181,11 @@ if writes > 1 then
     return t
   end
   local WRONGTYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value'
-  local HASH = {hset = true, hdel = true}
-  local LIST = {rpush = true, lpush = true, lpop = true, rpop = true, lset = true, ltrim = true}
-  for _ = 1, writes do
-    local op = take()
-    local key = KEYS[tonumber(take())]
-    local n = tonumber(take())
+  for w = 1, writes do
+    -- take(), inline: once per write of a big unit
+    local op, n, key = ARGV[pos], tonumber(ARGV[pos + 1]), ARGV[pos + 2]
+    sizes[w] = n
+    pos = pos + 3
     local a = pos
     pos = pos + n
     if op == 'delete' then
@@ -158,8 +193,8 @@ if writes > 1 then
     elseif op == 'set' then
       if n ~= 1 then return redis.error_reply('ERR etcher checked commit: set takes a value') end
       kinds[key], lens[key] = 'string', nil
-    elseif HASH[op] then
-      local t = kind(key)
+    elseif op == 'hset' or op == 'hdel' then
+      local t = kinds[key] or kind(key)
       if t ~= 'hash' and t ~= 'none' then return redis.error_reply(WRONGTYPE) end
       if n == 0 or (op == 'hset' and n % 2 ~= 0) then
         return redis.error_reply('ERR etcher checked commit: wrong number of arguments for ' .. op)
@@ -169,13 +204,16 @@ if writes > 1 then
       if n ~= 4 then
         return redis.error_reply('ERR etcher checked commit: wrong number of arguments for ' .. op)
       end
-      for _, k in ipairs({key, KEYS[tonumber(ARGV[a + 2])]}) do
+      for _, k in ipairs({key, ARGV[a + 2]}) do
         local t = kind(k)
         if t ~= 'hash' and t ~= 'none' then return redis.error_reply(WRONGTYPE) end
         kinds[k] = 'hash'
       end
-    elseif LIST[op] then
-      local t = kind(key)
+    elseif
+      op == 'rpush' or op == 'lpush' or op == 'lpop' or op == 'rpop' or op == 'lset'
+      or op == 'ltrim'
+    then
+      local t = kinds[key] or kind(key)
       if t ~= 'list' and t ~= 'none' then return redis.error_reply(WRONGTYPE) end
       local len = lens[key]
       if len == nil then
@@ -212,16 +250,15 @@ if writes > 1 then
 end
 
 pos = first
-for _ = 1, writes do
-  local op = take()
-  local key = KEYS[tonumber(take())]
-  local n = tonumber(take())
+for w = 1, writes do
+  local op, n, key = ARGV[pos], sizes[w] or tonumber(ARGV[pos + 1]), ARGV[pos + 2]
+  pos = pos + 3
   if op == 'delete' then
     redis.call('DEL', key)
   elseif op == 'hset_item' then
     -- The item keeps its insertion number, or a new one comes from the node's counter.
     local field, value = ARGV[pos], ARGV[pos + 1]
-    local skey, sfield = KEYS[tonumber(ARGV[pos + 2])], ARGV[pos + 3]
+    local skey, sfield = ARGV[pos + 2], ARGV[pos + 3]
     local old = redis.call('HGET', key, field)
     local seq = old and string.match(old, '^(%d+)|')
     if not seq then
@@ -262,11 +299,32 @@ def _nullable(value: Any) -> list[Any]:
     return [b"0", b""] if value is None else [b"1", value]
 
 
+# Writes the short layout may carry: those the script applies as the plain Redis command.
+_PLAIN_WRITES = _WRITES - {"delete", "hset_item"}
+
+
 def encode(
     checks: Sequence[tuple[str, tuple[Any, ...], Any]],
     writes: Sequence[tuple[str, tuple[Any, ...]]],
 ) -> tuple[list[Any], list[Any]]:
     """``KEYS`` and ``ARGV`` of the checked-commit script (layout in the module docstring)."""
+    if len(checks) == 2 and len(writes) == 1:
+        # The short layout (module docstring) where it applies.
+        (first, on, live), (second, fields, gone) = checks
+        op, args = writes[0]
+        if (
+            first == "exists"
+            and second == "hexists"
+            and live == 1
+            and not gone
+            and len(on) == 1
+            and len(fields) == 2
+            and fields[0] == on[0]
+            and op in _PLAIN_WRITES
+            and len(args) <= CHUNK + 1
+            and args[0] != on[0]
+        ):
+            return [on[0], args[0]], ["g", fields[1], op, *args[1:]]
     keys: list[Any] = []
     index: dict[Any, int] = {}
 
@@ -303,26 +361,33 @@ def encode(
     counted = len(argv)
     argv.append(0)
     total = 0
+    known = index.get
     for command, args in writes:
         if command not in _WRITES:
             raise ValueError(f"checked_commit cannot write {command!r}")
-        where = key_index(args[0])
+        # key_index(), inline: once per node of a big write
+        key = args[0]
+        if known(key) is None:
+            keys.append(key)
+            index[key] = len(keys)
         size = len(args) - 1
         if command == "hset_item":
             field, value, seq_key, seq_field = args[1:]
-            argv += (command, where, 4, field, value, key_index(seq_key), seq_field)
+            key_index(seq_key)
+            argv += (command, 4, key, field, value, seq_key, seq_field)
             total += 1
             continue
         if size <= CHUNK or command not in _SPLITTABLE:
-            argv += (command, where, size)
-            argv += args[1:]
+            argv.append(command)
+            argv.append(size)
+            argv += args
             total += 1
             continue
         # CHUNK is even, so a hset's field/value pairs stay whole; pushing (or deleting
         # fields) in consecutive pieces has the effect of one command with them all.
         for start in range(1, size + 1, CHUNK):
             piece = args[start : start + CHUNK]
-            argv += (command, where, len(piece))
+            argv += (command, len(piece), key)
             argv += piece
             total += 1
     argv[counted] = total
