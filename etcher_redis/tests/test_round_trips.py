@@ -172,11 +172,12 @@ def test_linking_many_handles_reads_them_in_one_batch(counting: CountingBackend)
             assert counting.refused <= 1
             trips[n] = counting.round_trips - counting.refused
         assert trips[16] == trips[2], trips
-        # The root's item; the links' headers with the replaced node's; the replaced node's
-        # content, its list's, its children's headers; one header up to show those are
-        # still reachable; the commit. One more (with the refused commit, not counted here)
-        # when the first try guessed the field linked nothing: it read the links' headers.
-        assert trips[16] <= 7 + 1, trips
+        # The root's item with what the replaced node unlinks (its content, its list's,
+        # its children's headers and one header up to show those are still reachable:
+        # one read, capabilities.unlink_reads); the links' headers; the commit. One more
+        # (with the refused commit, not counted here) when the first try guessed the
+        # field linked nothing: it read the links' headers.
+        assert trips[16] <= 3 + 1, trips
         assert db["p16"]() == {"kids": [{"cid": c, "payload": [c]} for c in range(4, 20)]}
         assert db.check().ok
     finally:
@@ -233,7 +234,8 @@ def test_replacing_a_link_still_reads_first_and_guessing_backs_off(
 ) -> None:
     """Over a field that links a node, the one-trip guess fails its check; the retry
     reads and collects as before. Assignments that keep replacing links stop guessing,
-    so they cost what they did without the guess (4 round trips for a small document).
+    so they cost what they did without the guess: 2 round trips for a small document
+    (the item with the unlinked subtree in one read, then the commit).
     """
     db = DB(backend=counting, prefix="replace")
     try:
@@ -244,9 +246,9 @@ def test_replacing_a_link_still_reads_first_and_guessing_backs_off(
             db["a"] = SMALL
             costs.append(counting.round_trips)
             assert counting.commits == 1
-        assert max(costs) <= 5, costs  # a failed guess costs one round trip
-        assert costs.count(5) <= 4, costs  # ...and guesses back off
-        assert costs[-1] == 4, costs
+        assert max(costs) <= 3, costs  # a failed guess costs one round trip
+        assert costs.count(3) <= 4, costs  # ...and guesses back off
+        assert costs[-1] == 2, costs
         assert db() == {"a": SMALL}
         assert db.check().ok
     finally:
@@ -256,10 +258,11 @@ def test_replacing_a_link_still_reads_first_and_guessing_backs_off(
 def test_unlinking_a_small_document_reads_its_header_and_content_together(
     counting: CountingBackend,
 ) -> None:
-    """``del db[k]`` and ``db[k] = other`` over a small document: 4 round trips.
+    """``del db[k]`` and ``db[k] = other`` over a small document: 2 round trips.
 
-    The item; the unlinked node's header with its content (one batch, where
-    they were two); the next level's headers and contents; the commit.
+    The item with the unlinked node's subtree (headers and contents, one
+    server-side read, ``capabilities.unlink_reads``); the commit, which checks
+    every answer of that read.
     """
     db = DB(backend=counting, prefix="unlink")
     try:
@@ -267,11 +270,11 @@ def test_unlinking_a_small_document_reads_its_header_and_content_together(
         db["b"] = SMALL
         counting.reset()
         del db["a"]
-        assert (counting.round_trips, counting.commits) == (4, 1)
+        assert (counting.round_trips, counting.commits) == (2, 1)
         counting.reset()
         db["b"] = {"other": [1]}
         # A first try that guessed "no link" may come first (refused, nothing else read).
-        assert (counting.round_trips - counting.refused, counting.commits) == (4, 1)
+        assert (counting.round_trips - counting.refused, counting.commits) == (2, 1)
         # A shared node that stays linked: its content was read for nothing, still correct.
         db["c"] = {"x": db["b"]}
         db["d"] = {"y": db["b"]}
@@ -307,3 +310,58 @@ def test_a_refused_value_on_the_guessed_path_raises_and_writes_nothing(
         assert db.check().ok
     finally:
         db.delete_prefix_immediately("refused")
+
+
+def test_deleting_a_linked_document_reads_it_with_its_item_in_one_call(
+    counting: CountingBackend,
+) -> None:
+    """``del`` of a linked document of any small shape: one read, then the commit.
+
+    The read (``capabilities.unlink_reads``) takes the item, the headers of what it
+    reaches, the contents of what dies with it, and for a node that stays linked
+    elsewhere one chain of parents up to a node known alive. Every answer is a
+    check of the commit. A cycle needs the collection's exact search: more reads,
+    same result.
+    """
+    db = DB(backend=counting, prefix="shapes", grace=0)
+    try:
+        db["keep"] = {"shared": {"s": [1]}}
+        shared = db["keep"]["shared"]
+        deep: dict[str, Any] = {"v": 0}
+        at = deep
+        for level in range(5):
+            at["next"] = {"v": level + 1, "l": [level, [level]]}
+            at = at["next"]
+        shapes: dict[str, Any] = {
+            "deep": deep,
+            "shares a node": {"a": shared, "b": [shared, {"c": 1}]},
+            "a list of documents": [{"i": i} for i in range(10)],
+        }
+        trips = {}
+        for name, doc in shapes.items():
+            db[name] = doc
+            counting.reset()
+            del db[name]
+            trips[name] = (counting.round_trips, counting.commits)
+        # One node twice under the same parent: deleting one link keeps it.
+        db["twice"] = {"a": shared, "b": shared}
+        twice = db["twice"]
+        counting.reset()
+        del twice["a"]
+        trips["one of two links"] = (counting.round_trips, counting.commits)
+        assert trips == dict.fromkeys(trips, (2, 1)), trips
+        assert db["twice"]["b"]() == {"s": [1]}
+        assert shared.backrefs == {db["keep"].uid: 1, db["twice"].uid: 1}
+        db["cycle"] = {"x": 1}
+        cycle = db["cycle"]
+        cycle["self"] = cycle
+        cycle["l"] = [cycle]
+        counting.reset()
+        del db["cycle"]
+        assert counting.commits == 1
+        assert db() == {"keep": {"shared": {"s": [1]}}, "twice": {"b": {"s": [1]}}}
+        assert db.check().ok
+        nodes = sum(1 for _ in counting.inner.scan_iter(match="{shapes}:r:*"))
+        assert nodes == 5  # the root, keep, shared and its list, twice: nothing leaked
+    finally:
+        db.delete_prefix_immediately("shapes")

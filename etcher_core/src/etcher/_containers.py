@@ -76,8 +76,14 @@ def _read_unlinked(g: Graph, child: str) -> None:
     the collection reads the content next: one batch instead of two round trips
     (deleting or replacing a small document on Redis, 5 -> 4). When the node
     stays linked elsewhere its content was read for nothing.
+
+    Nothing at all when the header is known already: the item was read with
+    what unlinking needs (:meth:`Graph.open_unlinking`), which leaves out the
+    content of a node that stays linked.
     """
     refs, content = g.layout.refs(child), g.layout.content(child)
+    if g.unit.known_hash(refs) is not None:
+        return
     if is_dict(child):
         g.unit.load(hashes=(refs, content))
     else:
@@ -423,12 +429,20 @@ class RD(Node, MutableMapping["Key", "Stored"]):
 
     # --- writes ----------------------------------------------------------------------
     def _set_in(
-        self, g: Graph, w: Writer | None, key: Any, value: Any, guess: bool = False
+        self,
+        g: Graph,
+        w: Writer | None,
+        key: Any,
+        value: Any,
+        guess: bool = False,
+        alone: bool = False,
     ) -> bytes:
         """Store ``value`` under ``key`` (``w``: the operation's writer, made here if None).
 
         ``guess``: the operation does nothing else, so it may skip reading the item
-        and the header where the unit allows (:meth:`Unit.assume_item`).
+        and the header where the unit allows (:meth:`Unit.assume_item`). ``alone``:
+        it does nothing else, so the item may come with what replacing it unlinks
+        (:meth:`Graph.open_unlinking`).
         """
         uid = self._etcher_uid
         field = encode_key(key)
@@ -440,7 +454,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
                 tagged = (w or Writer(self._s, g)).tag(value, uid, (key,))
             g.unit.hset_item(content, field, tagged, g.layout.refs(uid), SEQ)
             return tagged
-        old = g.open_item(uid, field)
+        old = g.open_unlinking(uid, field) if alone else g.open_item(uid, field)
         if (
             guess
             and not g.unit.speculate  # a retry: the guess was tried
@@ -471,10 +485,12 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         session = self._s
         guesses = session.item_guess
         # Only where the store can check the guess (no extra calls elsewhere: SQLite).
-        guess = session.backend.capabilities.item_writes and guesses.allowed()
+        capabilities = session.backend.capabilities
+        guess = capabilities.item_writes and guesses.allowed()
+        alone = capabilities.unlink_reads
 
         def op(g: Graph) -> None:
-            self._set_in(g, None, key, value, guess)
+            self._set_in(g, None, key, value, guess, alone)
             if g.candidates:  # only a replaced link can leave garbage behind
                 g.collect(alive=(uid,))
 
@@ -549,11 +565,17 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         if field is None:
             raise EtcherKeyError(key)
         uid = self._etcher_uid
+        # Where the store reads what is unlinked with the item (a small document's
+        # delete is then one read and the commit).
+        alone = self._s.backend.capabilities.unlink_reads
 
         def op(g: Graph) -> None:
-            g.require(uid)
             content = g.layout.content(uid)
-            old = g.unit.hget(content, field)
+            if alone:
+                old = g.open_unlinking(uid, field, header=False)
+            else:
+                g.require(uid)
+                old = g.unit.hget(content, field)
             if old is None:
                 raise EtcherKeyError(key)
             g.unit.hdel(content, field)

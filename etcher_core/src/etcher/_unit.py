@@ -52,6 +52,7 @@ from etcher.spec import (
     SubtreeChunk,
     SubtreeReads,
     UnitScopes,
+    UnlinkReads,
 )
 
 T = TypeVar("T")
@@ -575,6 +576,76 @@ class Unit:
                 self._lists[key] = items
         self.load(hashes=[refs_prefix + uid for uid in contents])
         return len(contents)
+
+    def read_unlinked(
+        self,
+        content_prefix: str,
+        refs_prefix: str,
+        parent: str,
+        field: bytes,
+        alive: Sequence[str],
+        limit: int,
+    ) -> tuple[dict[bytes, bytes], bytes | None] | None:
+        """Read item ``field`` of dict node ``parent`` with what unlinking it needs, in one call.
+
+        On a backend with ``capabilities.unlink_reads``, for a unit that has read
+        and written nothing yet and whose reads need no watch (they are checked
+        at the commit, or a held scope keeps them current): the item and, when
+        it links a node, the headers and contents a collection of that node
+        would read (:meth:`etcher.spec.UnlinkReads.read_unlinked`) go into this
+        unit as :meth:`load` would put them there, each answer a read the commit
+        checks. Returns ``parent``'s header as read (not taken in: see
+        :meth:`adopt_hash`) and the item; ``None`` where the caller must read as
+        usual.
+        """
+        expect = self._expect
+        if (
+            not self.backend.capabilities.unlink_reads
+            or (expect is None and self._scope is None)
+            or self._fields
+            or self._lists
+            or self.has_writes
+        ):
+            return None
+        reads: UnlinkReads = self.backend  # type: ignore[assignment]  # per its capability
+        header, item, headers, contents = reads.read_unlinked(
+            content_prefix, refs_prefix, parent, field, alive, limit
+        )
+        key = content_prefix + parent
+        if expect is not None:
+            expect.append(("hget", (key, field), item))
+            # Copies: the unit goes on to change the dicts it keeps, with its writes.
+            expect += [("hgetall", (refs_prefix + u,), dict(h)) for u, h in headers.items()]
+            for uid, content in contents.items():
+                if isinstance(content, dict):
+                    expect.append(("hgetall", (content_prefix + uid,), dict(content)))
+                else:
+                    expect.append(("lrange", (content_prefix + uid, 0, -1), tuple(content)))
+        fields, full = self._fields, self._full
+        for uid, h in headers.items():
+            fields[refs_prefix + uid] = h  # type: ignore[assignment]  # no None: nothing written
+            full.add(refs_prefix + uid)
+        for uid, content in contents.items():
+            if isinstance(content, dict):
+                fields[content_prefix + uid] = content  # type: ignore[assignment]  # as above
+                full.add(content_prefix + uid)
+            else:
+                self._lists[content_prefix + uid] = list(content)
+        if key not in full:  # (the parent's whole content, read as a node's, holds the item)
+            fields[key] = {field: item}
+        return header, item
+
+    def adopt_hash(self, key: str, stored: dict[bytes, bytes]) -> None:
+        """Take in hash ``key`` as the caller read it from the store (:meth:`read_unlinked`'s
+        parent header), as :meth:`load` would have; a key this unit knows or wrote is left
+        alone. The commit checks it like any read of the unit.
+        """
+        if key in self._fields or key in self._dirty or key in self._dropped:
+            return
+        if self._expect is not None:
+            self._expect.append(("hgetall", (key,), dict(stored)))
+        self._fields[key] = stored  # type: ignore[assignment]  # no None: nothing written
+        self._full.add(key)
 
     def known_hash(self, key: str) -> dict[bytes, bytes | None] | None:
         """Every field of hash ``key`` as this unit knows it, or ``None`` if it is not all known.
