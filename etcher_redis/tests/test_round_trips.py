@@ -15,11 +15,11 @@ trips each: a deep chain then costs its size / ``SWEEP_AHEAD`` instead of its de
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from etcher import DB
+from etcher import DB, RD
 from etcher._graph import SWEEP_AHEAD
 from etcher._materialize import SUBTREE_LIMIT
 from etcher.testing._harness.instrument import CountingBackend
@@ -270,7 +270,8 @@ def test_unlinking_a_small_document_reads_its_header_and_content_together(
         db["b"] = SMALL
         counting.reset()
         del db["a"]
-        assert (counting.round_trips, counting.commits) == (2, 1)
+        # A first try that guessed "a scalar" may come first (refused, nothing else read).
+        assert (counting.round_trips - counting.refused, counting.commits) == (2, 1)
         counting.reset()
         db["b"] = {"other": [1]}
         # A first try that guessed "no link" may come first (refused, nothing else read).
@@ -315,7 +316,7 @@ def test_a_refused_value_on_the_guessed_path_raises_and_writes_nothing(
 def test_deleting_a_linked_document_reads_it_with_its_item_in_one_call(
     counting: CountingBackend,
 ) -> None:
-    """``del`` of a linked document of any small shape: one read, then the commit.
+    """``del`` (or ``pop``) of a linked document of any small shape: one read, the commit.
 
     The read (``capabilities.unlink_reads``) takes the item, the headers of what it
     reaches, the contents of what dies with it, and for a node that stays linked
@@ -342,13 +343,19 @@ def test_deleting_a_linked_document_reads_it_with_its_item_in_one_call(
             db[name] = doc
             counting.reset()
             del db[name]
-            trips[name] = (counting.round_trips, counting.commits)
+            # Less a first try that guessed "a scalar", refused by its check.
+            trips[name] = (counting.round_trips - counting.refused, counting.commits)
         # One node twice under the same parent: deleting one link keeps it.
         db["twice"] = {"a": shared, "b": shared}
         twice = db["twice"]
         counting.reset()
         del twice["a"]
-        trips["one of two links"] = (counting.round_trips, counting.commits)
+        trips["one of two links"] = (counting.round_trips - counting.refused, counting.commits)
+        # pop() returns the document: materialized from what the same read brought.
+        db["popped"] = SMALL
+        counting.reset()
+        assert db.pop("popped") == SMALL
+        trips["pop"] = (counting.round_trips, counting.commits)
         assert trips == dict.fromkeys(trips, (2, 1)), trips
         assert db["twice"]["b"]() == {"s": [1]}
         assert shared.backrefs == {db["keep"].uid: 1, db["twice"].uid: 1}
@@ -365,3 +372,42 @@ def test_deleting_a_linked_document_reads_it_with_its_item_in_one_call(
         assert nodes == 5  # the root, keep, shared and its list, twice: nothing leaked
     finally:
         db.delete_prefix_immediately("shapes")
+
+
+def test_deleting_a_scalar_is_one_round_trip_and_deleting_links_backs_off(
+    counting: CountingBackend,
+) -> None:
+    """``del d[k]`` over a scalar: one checked commit that checks the item is there and
+    links nothing (``capabilities.item_writes``). Over a link that guess is refused
+    (one round trip) and the retry reads and collects; deletes that keep meeting
+    links stop guessing, so they cost what they cost without the guess (2 round trips
+    for a small document). A missing key is still ``KeyError``.
+    """
+    db = DB(backend=counting, prefix="delete-guess")
+    try:
+        doc = cast(RD, db.setdefault("d", {}))
+        for i in range(3):
+            doc[f"s{i}"] = i
+        costs = []
+        for i in range(3):
+            counting.reset()
+            del doc[f"s{i}"]
+            costs.append((counting.round_trips, counting.commits))
+        assert costs == [(1, 1)] * 3, costs
+        with pytest.raises(KeyError):
+            del doc["s0"]
+        for i in range(12):
+            db[f"doc{i}"] = SMALL
+        link_costs = []
+        for i in range(12):
+            counting.reset()
+            del db[f"doc{i}"]
+            link_costs.append(counting.round_trips)
+            assert counting.commits == 1
+        assert max(link_costs) <= 3, link_costs  # a refused guess costs one round trip
+        assert link_costs.count(3) <= 4, link_costs  # ...and guesses back off
+        assert link_costs[-1] == 2, link_costs
+        assert db() == {"d": {}}
+        assert db.check().ok
+    finally:
+        db.delete_prefix_immediately("delete-guess")

@@ -565,12 +565,22 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         if field is None:
             raise EtcherKeyError(key)
         uid = self._etcher_uid
+        session = self._s
+        capabilities = session.backend.capabilities
         # Where the store reads what is unlinked with the item (a small document's
         # delete is then one read and the commit).
-        alone = self._s.backend.capabilities.unlink_reads
+        alone = capabilities.unlink_reads
+        # Where the commit can check it, a first try guesses the item is a scalar: the
+        # delete is then the commit alone (as an assignment guesses, see __setitem__).
+        guesses = session.delete_guess
+        guess = capabilities.item_writes and guesses.allowed()
 
         def op(g: Graph) -> None:
             content = g.layout.content(uid)
+            unit = g.unit
+            if guess and unit.assume_item(content, field, g.layout.refs(uid), DEAD, SEQ, True):
+                unit.hdel(content, field)
+                return
             if alone:
                 old = g.open_unlinking(uid, field, header=False)
             else:
@@ -581,11 +591,16 @@ class RD(Node, MutableMapping["Key", "Stored"]):
             g.unit.hdel(content, field)
             child = _link_of(item_value(old))
             if child is not None:
+                if guess and not unit.speculate:  # a retry: the guess was tried
+                    guesses.missed()
                 _read_unlinked(g, child)
                 g.remove_ref(child, uid)
                 g.collect(alive=(uid,))
 
-        self._s.mutate(op)
+        misses = guesses.misses
+        session.mutate(op)
+        if guess and guesses.misses == misses:
+            guesses.hit()
 
     @overload  # type: ignore[override]  # returns the value materialized, not a handle
     def pop(self, key: Key) -> Plain: ...
@@ -599,10 +614,14 @@ class RD(Node, MutableMapping["Key", "Stored"]):
                 raise EtcherKeyError(key)
             return default
         uid = self._etcher_uid
+        alone = self._s.backend.capabilities.unlink_reads  # as in __delitem__
 
         def op(g: Graph) -> Any:
-            g.require(uid)
-            old = g.unit.hget(g.layout.content(uid), field)
+            if alone:
+                old = g.open_unlinking(uid, field, header=False)
+            else:
+                g.require(uid)
+                old = g.unit.hget(g.layout.content(uid), field)
             if old is None:
                 if default is _NOTHING:
                     raise EtcherKeyError(key)

@@ -270,7 +270,15 @@ class Unit:
         self._expect += [("exists", (key,), 1), ("hexists", (key, dead_field), False)]
         return True
 
-    def assume_item(self, key: str, field: bytes, header: str, dead: bytes, seq: bytes) -> bool:
+    def assume_item(
+        self,
+        key: str,
+        field: bytes,
+        header: str,
+        dead: bytes,
+        seq: bytes,
+        present: bool = False,
+    ) -> bool:
         """Plan to set item ``field`` of hash ``key`` without reading it or its node's header.
 
         Only a first, speculating attempt that has read and written nothing yet, on
@@ -278,7 +286,8 @@ class Unit:
         (``header`` exists and lacks ``dead``) and that the field links nothing is
         checked by the commit, which also numbers a new field from ``seq`` of
         ``header``. The caller then writes with :meth:`hset_item`. Returns False
-        when it must read as usual.
+        when it must read as usual. ``present``: the field must hold an item too
+        (a delete, which then needs no read: a scalar unlinks nothing).
         """
         if (
             self._expect is None
@@ -293,6 +302,8 @@ class Unit:
             ("hexists", (header, dead), False),
             ("unlinked_item", (key, field, header, seq), None),
         ]
+        if present:
+            self._expect.append(("hexists", (key, field), True))
         return True
 
     def hset_item(self, key: str, field: bytes, tagged: bytes, header: str, seq: bytes) -> None:

@@ -393,6 +393,8 @@ def interleaved_write(url: str, prefix: str, what: str, go: Any, done: Any) -> N
             cast(RD, db["d"])["k"] = {"theirs": [1, 2]}
         elif what == "new key":
             cast(RD, db["d"])["before"] = "theirs"
+        elif what == "remove":
+            del cast(RD, db["d"])["k"]
         else:  # "delete"
             del db["d"]
         done.set()
@@ -603,6 +605,57 @@ class CheckedCommitConcurrency:
                 stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
                 # The root, and what "keep" holds (the address and its list).
                 assert len(stored) == (3 if kept is not None else 1), stored
+            finally:
+                db.delete_prefix_immediately(prefix)
+
+    @pytest.mark.parametrize("start", ["fork", "spawn"])
+    @pytest.mark.parametrize("what", ["link", "remove", "delete"])
+    def test_a_guessed_delete_meets_a_write_made_before_its_commit(
+        self, store_url: str, shared: tuple[StorageBackend, list[str]], start: str, what: str
+    ) -> None:
+        """``del d["k"]`` over a scalar guesses it (``item_writes``): the commit checks the
+        item is there and links nothing. Another process writes before that commit.
+
+        A link put in the field fails the check: the retry reads, unlinks and collects
+        it (nothing leaks). A removed key fails it too: the retry raises ``KeyError``.
+        A deleted parent makes the delete stale, as without the guess.
+        """
+        backend, _keys = shared
+        if not backend.capabilities.item_writes:
+            pytest.skip(f"{type(backend).__name__}.capabilities.item_writes is False")
+        ctx: Any = multiprocessing.get_context(start)
+        go, done = ctx.Event(), ctx.Event()
+        prefix = f"scripting-{uuid.uuid4().hex}"
+        hooked = _Interleaved(backend, go, done)
+        with DB(backend=hooked, prefix=prefix, grace=0) as db:
+            try:
+                db["d"] = {"k": 0, "other": 1}
+                d = cast(RD, db["d"])
+                proc = ctx.Process(
+                    target=interleaved_write, args=(store_url, prefix, what, go, done)
+                )
+                proc.start()
+                try:
+                    hooked.armed = True
+                    hooked.reset()
+                    if what == "link":
+                        del d["k"]
+                    else:
+                        with pytest.raises(KeyError if what == "remove" else StaleHandleError):
+                            del d["k"]
+                finally:
+                    proc.join(timeout=60)
+                assert proc.exitcode == 0
+                assert not hooked.armed, "the delete did not guess"
+                assert hooked.commits == (1 if what == "link" else 0)
+                if what == "delete":
+                    assert db() == {}
+                else:
+                    assert hooked.refused == 1  # the guess, refused by its check
+                    assert db() == {"d": {"other": 1}}
+                assert db.check().ok
+                stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
+                assert len(stored) == (1 if what == "delete" else 2), stored  # root (+ d)
             finally:
                 db.delete_prefix_immediately(prefix)
 
