@@ -14,6 +14,15 @@ what routes the call on Redis Cluster. Undeclared keys are accepted by a
 single Redis server, and on a cluster they are too as long as they live in the
 declared key's slot: every key of a namespace carries the namespace's
 ``{P}`` hash tag, so the whole walk stays in that one slot.
+
+A second script, :data:`UNLINKED` (``capabilities.unlink_reads``), serves
+deleting or replacing a dict item: it reads the item and, when it links a
+node, what collecting that node reads (see
+:meth:`etcher.spec.UnlinkReads.read_unlinked`), so a small document's
+``del db[k]`` is this call and the checked commit. Its choice of nodes only
+mirrors the collection in :mod:`etcher._graph`, which decides everything
+itself from the answers (each a check of the commit) and reads whatever else
+it needs.
 """
 
 from __future__ import annotations
