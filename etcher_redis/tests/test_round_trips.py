@@ -173,11 +173,11 @@ def test_linking_many_handles_reads_them_in_one_batch(counting: CountingBackend)
             trips[n] = counting.round_trips - counting.refused
         assert trips[16] == trips[2], trips
         # The root's item with what the replaced node unlinks (its content, its list's,
-        # its children's headers and one header up to show those are still reachable:
-        # one read, capabilities.unlink_reads); the links' headers; the commit. One more
-        # (with the refused commit, not counted here) when the first try guessed the
-        # field linked nothing: it read the links' headers.
-        assert trips[16] <= 3 + 1, trips
+        # its children's headers and one header up to show those are still reachable)
+        # and the new value's links' headers: one read (capabilities.unlink_reads); the
+        # commit. One more (with the refused commit, not counted here) when the first
+        # try guessed the field linked nothing: it read the links' headers.
+        assert trips[16] <= 2 + 1, trips
         assert db["p16"]() == {"kids": [{"cid": c, "payload": [c]} for c in range(4, 20)]}
         assert db.check().ok
     finally:
@@ -411,3 +411,36 @@ def test_deleting_a_scalar_is_one_round_trip_and_deleting_links_backs_off(
         assert db.check().ok
     finally:
         db.delete_prefix_immediately("delete-guess")
+
+
+def test_replacing_a_document_that_links_handles_reads_their_headers_with_the_item(
+    counting: CountingBackend,
+) -> None:
+    """``db[k] = {"kids": [handles]}`` over a document: the handles' headers (liveness,
+    back-reference counts) come with the item and what it unlinks, in one read.
+    """
+    db = DB(backend=counting, prefix="handles")
+    other = DB(backend=counting.inner, prefix="handles-other")
+    try:
+        db["kids"] = {f"k{c}": {"cid": c} for c in range(6)}
+        kids = db["kids"]
+        handles = [kids[f"k{c}"] for c in range(6)]
+        db["p"] = {"kids": handles[:3]}
+        costs = []
+        for i in range(8):
+            counting.reset()
+            db["p"] = {"kids": handles[i % 3 : i % 3 + 3], "n": [i]}
+            costs.append(counting.round_trips)
+            assert counting.commits == 1
+        assert costs[-1] == 2, costs  # once guesses back off: the read and the commit
+        assert db["p"]() == {"kids": [{"cid": c} for c in range(1, 4)], "n": [7]}
+        assert kids["k0"].refcount == 1
+        # A handle of another namespace is refused as before, and nothing is written.
+        other["x"] = {"y": 1}
+        with pytest.raises(Exception, match="another database or namespace"):
+            db["p"] = {"foreign": other["x"]}
+        assert db["p"]() == {"kids": [{"cid": c} for c in range(1, 4)], "n": [7]}
+        assert db.check().ok and other.check().ok
+    finally:
+        db.delete_prefix_immediately("handles")
+        other.delete_prefix_immediately("handles-other")

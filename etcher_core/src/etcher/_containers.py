@@ -90,6 +90,39 @@ def _read_unlinked(g: Graph, child: str) -> None:
         g.unit.load(hashes=(refs,), lists=(content,))
 
 
+HANDLE_SCAN = 256
+"""Values :func:`_handles_in` looks at, at most (it finds hints, not every handle)."""
+
+
+def _handles_in(value: Any, session: Session) -> list[str]:
+    """Uids of the handles of ``session``'s namespace a plain value links (a bounded look).
+
+    Their headers are read with the item it replaces (:meth:`Graph.open_unlinking`)
+    rather than in a batch of their own when the value is written. Only plain dicts
+    and lists are looked into: a subclass's iteration is caller code.
+    """
+    if type(value) is not dict and type(value) is not list:
+        return []
+    found: list[str] = []
+    stack = [value]
+    budget = HANDLE_SCAN
+    while stack and budget > 0:
+        items = stack.pop()
+        for v in items.values() if type(items) is dict else items:
+            budget -= 1
+            if budget < 0:
+                break
+            cls = type(v)
+            if cls is dict or cls is list:
+                stack.append(v)
+            # Looked up on the class, as the writer does: an instance __getattr__ is caller code.
+            elif getattr(cls, "_etcher_uid", None) is not None:
+                other = v._s
+                if other.prefix == session.prefix and other.store_id == session.store_id:
+                    found.append(v._etcher_uid)
+    return found
+
+
 def _link_of(raw: bytes | None) -> str | None:
     return None if raw is None else link_target(raw)
 
@@ -454,7 +487,10 @@ class RD(Node, MutableMapping["Key", "Stored"]):
                 tagged = (w or Writer(self._s, g)).tag(value, uid, (key,))
             g.unit.hset_item(content, field, tagged, g.layout.refs(uid), SEQ)
             return tagged
-        old = g.open_unlinking(uid, field) if alone else g.open_item(uid, field)
+        if alone:
+            old = g.open_unlinking(uid, field, also=_handles_in(value, self._s))
+        else:
+            old = g.open_item(uid, field)
         if (
             guess
             and not g.unit.speculate  # a retry: the guess was tried

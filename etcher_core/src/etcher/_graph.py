@@ -27,7 +27,7 @@ back-references stay exact for everything reachable.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from etcher._codec import LINK, item_value, link_target
@@ -190,7 +190,9 @@ class Graph:
         self.require(uid)
         return self.unit.hget(content, field)
 
-    def open_unlinking(self, uid: str, field: bytes, header: bool = True) -> bytes | None:
+    def open_unlinking(
+        self, uid: str, field: bytes, header: bool = True, also: Sequence[str] = ()
+    ) -> bytes | None:
         """:meth:`open_item` for an item about to be replaced or deleted, and the rest in one read.
 
         Where the unit can (:meth:`Unit.read_unlinked`), one call reads the item
@@ -199,7 +201,9 @@ class Graph:
         document's ``del db[k]`` is then that read and the commit. The node's
         own header is taken in when the unit cannot assume it live (a retry),
         and when the item links nothing and ``header`` says the caller may need
-        it (a new field's number). Otherwise this is :meth:`open_item`.
+        it (a new field's number). ``also``: nodes whose headers the caller will
+        read next (those its new value links: :meth:`link_many`), read in the same
+        call. Otherwise this is :meth:`open_item`.
         """
         layout = self.layout
         got = self.unit.read_unlinked(
@@ -209,6 +213,7 @@ class Graph:
             field,
             (ROOT, uid),
             UNLINK_AHEAD,
+            also,
         )
         if got is None:
             return self.open_item(uid, field)

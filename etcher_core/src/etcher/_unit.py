@@ -596,6 +596,7 @@ class Unit:
         field: bytes,
         alive: Sequence[str],
         limit: int,
+        also: Sequence[str] = (),
     ) -> tuple[dict[bytes, bytes], bytes | None] | None:
         """Read item ``field`` of dict node ``parent`` with what unlinking it needs, in one call.
 
@@ -603,7 +604,8 @@ class Unit:
         and written nothing yet and whose reads need no watch (they are checked
         at the commit, or a held scope keeps them current): the item and, when
         it links a node, the headers and contents a collection of that node
-        would read (:meth:`etcher.spec.UnlinkReads.read_unlinked`) go into this
+        would read (:meth:`etcher.spec.UnlinkReads.read_unlinked`), and the headers
+        of the nodes named in ``also``, go into this
         unit as :meth:`load` would put them there, each answer a read the commit
         checks. Returns ``parent``'s header as read (not taken in: see
         :meth:`adopt_hash`) and the item; ``None`` where the caller must read as
@@ -620,7 +622,7 @@ class Unit:
             return None
         reads: UnlinkReads = self.backend  # type: ignore[assignment]  # per its capability
         header, item, headers, contents = reads.read_unlinked(
-            content_prefix, refs_prefix, parent, field, alive, limit
+            content_prefix, refs_prefix, parent, field, alive, limit, also
         )
         key = content_prefix + parent
         if expect is not None:

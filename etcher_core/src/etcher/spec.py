@@ -476,6 +476,7 @@ class UnlinkReads(Protocol):
         field: bytes,
         alive: Sequence[str],
         limit: int,
+        also: Sequence[str] = (),
     ) -> UnlinkChunk:
         """Read dict item ``field`` of node ``parent`` and what unlinking it would need.
 
@@ -496,7 +497,9 @@ class UnlinkReads(Protocol):
           pinned or pending node, nor one named in ``alive``), and for the others
           the headers up one chain of parents (the first live one each time, not
           back along the chain) until a node in ``alive``, a pinned node, or a
-          parent named in ``alive``.
+          parent named in ``alive``. The headers of the nodes named in ``also`` (those
+          a new value links) come first, whatever the item holds; they count in
+          ``limit`` too.
 
         Everything one call returns is one consistent state of the store.
         """

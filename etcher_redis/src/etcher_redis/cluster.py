@@ -443,6 +443,7 @@ class RedisClusterBackend:
         field: bytes,
         alive: Sequence[str],
         limit: int,
+        also: Sequence[str] = (),
     ) -> UnlinkChunk:
         """The unlinking read on the owner of the item's slot (as :meth:`read_subtree`).
 
@@ -451,7 +452,7 @@ class RedisClusterBackend:
         return self._run(
             content_prefix + parent,
             lambda c: subtree.read_unlinked(
-                c, content_prefix, refs_prefix, parent, field, alive, limit
+                c, content_prefix, refs_prefix, parent, field, alive, limit, also
             ),
             "read_unlinked",
         )

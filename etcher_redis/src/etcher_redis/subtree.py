@@ -137,8 +137,9 @@ def walk(
 UNLINKED = """
 local cp, rp, parent, field = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local limit = tonumber(ARGV[5])
+local n_alive = tonumber(ARGV[6])
 local alive = {}
-for i = 6, #ARGV do alive[ARGV[i]] = true end
+for i = 7, 6 + n_alive do alive[ARGV[i]] = true end
 local pheader = redis.call("HGETALL", rp .. parent)
 local item = redis.call("HGET", KEYS[1], field)
 -- a link is "@" and a uid of at least two characters starting with D or L
@@ -155,8 +156,7 @@ if item then
   if bar and bar > 1 then start = target(string.sub(item, bar + 1)) end
 end
 local out_h, out_c = {}, {}
-if not start then return {pheader, item, out_h, out_c} end
-local headers, reads, dead, seen = {}, 0, {}, {[start] = true}
+local headers, reads, dead = {}, 0, {}
 local function header(u)
   local h = headers[u]
   if h == nil then
@@ -169,6 +169,10 @@ local function header(u)
   end
   return h
 end
+-- the headers the caller also needs (the nodes its new value links), first
+for i = 7 + n_alive, #ARGV do header(ARGV[i]) end
+if not start then return {pheader, item, out_h, out_c} end
+local seen = {[start] = true}
 -- dead: no parent left but dead ones (the start: only parent's one link), not pinned,
 -- not pending, not known alive
 local function is_dead(u, h)
@@ -277,6 +281,7 @@ def read_unlinked(
     field: bytes,
     alive: Sequence[str],
     limit: int,
+    also: Sequence[str] = (),
 ) -> UnlinkChunk:
     """One call of the unlinking read on ``client`` (:meth:`etcher.spec.UnlinkReads.read_unlinked`).
 
@@ -285,7 +290,7 @@ def read_unlinked(
     visits share that key's hash tag.
     """
     keys = [content_prefix + parent]
-    args = [content_prefix, refs_prefix, parent, field, max(1, limit), *alive]
+    args = [content_prefix, refs_prefix, parent, field, max(1, limit), len(alive), *alive, *also]
     try:
         reply = client.execute_command(_EVALSHA, UNLINKED_SHA, 1, *keys, *args)
     except Exception as exc:
@@ -322,6 +327,7 @@ class SubtreeMixin:
         field: bytes,
         alive: Sequence[str],
         limit: int,
+        also: Sequence[str] = (),
     ) -> UnlinkChunk:
         """See :meth:`etcher.spec.UnlinkReads.read_unlinked`."""
-        return read_unlinked(self, content_prefix, refs_prefix, parent, field, alive, limit)
+        return read_unlinked(self, content_prefix, refs_prefix, parent, field, alive, limit, also)

@@ -234,6 +234,12 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
         )
         assert header == backend.hgetall(rp + doc_uid)
         assert item is not None and (headers, contents) == ({}, {})
+        # The headers of the nodes a new value would link come too, whatever the item.
+        keep_uid = keep.uid
+        _, _, headers, contents = reads.read_unlinked(
+            cp, rp, doc_uid, encode_key("n"), [ROOT, doc_uid], limit, [keep_uid]
+        )
+        assert headers == {keep_uid: backend.hgetall(rp + keep_uid)} and contents == {}
         if limit == 10_000:
             _, _, headers, contents = reads.read_unlinked(
                 cp, rp, ROOT, encode_key("doc"), [ROOT], limit
