@@ -489,3 +489,26 @@ def test_an_assignment_on_a_cluster_is_one_checked_commit(cluster_db: DB) -> Non
     assert db() == {"doc": 3, "new": {"x": [1]}}
     assert list(db) == ["doc", "new"]
     assert db.check().ok
+
+
+def test_deleting_a_document_on_a_cluster_is_one_read_and_the_commit(cluster_db: DB) -> None:
+    """The cluster declares unlink_reads: the unlinking read names the item's hash and
+    walks keys of the same slot (the namespace's hash tag), so ``del db[k]`` of a small
+    document is that script and the checked commit; a scalar's is the commit alone.
+    """
+    assert RedisClusterBackend.capabilities.unlink_reads
+    counting = CountingBackend(cluster_db.backend)
+    db = DB(backend=counting, prefix=cluster_db.prefix, grace=0)
+    db["doc"] = {"a": [1, {"b": 2}], "c": {"d": [3]}}
+    db["n"] = 1
+    counting.reset()
+    del db["n"]
+    assert (counting.round_trips, counting.commits) == (1, 1), dict(counting.commands)
+    counting.reset()
+    del db["doc"]
+    assert counting.commands["read_unlinked"] == 1, dict(counting.commands)
+    # Less a first try that guessed "a scalar", refused by its check.
+    trips = counting.round_trips - counting.refused
+    assert (trips, counting.commits) == (2, 1), dict(counting.commands)
+    assert db() == {}
+    assert db.check().ok

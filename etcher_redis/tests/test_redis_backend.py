@@ -33,6 +33,7 @@ def test_satisfies_the_storage_protocol(backend: RedisBackend) -> None:
         subtree_reads=True,
         checked_commits=True,
         item_writes=True,
+        unlink_reads=True,
     )
 
 

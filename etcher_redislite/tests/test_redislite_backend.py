@@ -37,6 +37,7 @@ def test_satisfies_the_protocol(backend: RedisliteBackend) -> None:
         subtree_reads=True,
         checked_commits=True,
         item_writes=True,
+        unlink_reads=True,
     )
     assert isinstance(backend, CheckedCommits)
 

@@ -77,12 +77,51 @@ def _read_unlinked(g: Graph, child: str) -> None:
     the collection reads the content next: one batch instead of two round trips
     (deleting or replacing a small document on Redis, 5 -> 4). When the node
     stays linked elsewhere its content was read for nothing.
+
+    Nothing at all when the header is known already: the item was read with
+    what unlinking needs (:meth:`Graph.open_unlinking`), which leaves out the
+    content of a node that stays linked.
     """
     refs, content = g.layout.refs(child), g.layout.content(child)
+    if g.unit.known_hash(refs) is not None:
+        return
     if is_dict(child):
         g.unit.load(hashes=(refs, content))
     else:
         g.unit.load(hashes=(refs,), lists=(content,))
+
+
+HANDLE_SCAN = 256
+"""Values :func:`_handles_in` looks at, at most (it finds hints, not every handle)."""
+
+
+def _handles_in(value: Any, session: Session) -> list[str]:
+    """Uids of the handles of ``session``'s namespace a plain value links (a bounded look).
+
+    Their headers are read with the item it replaces (:meth:`Graph.open_unlinking`)
+    rather than in a batch of their own when the value is written. Only plain dicts
+    and lists are looked into: a subclass's iteration is caller code.
+    """
+    if type(value) is not dict and type(value) is not list:
+        return []
+    found: list[str] = []
+    stack = [value]
+    budget = HANDLE_SCAN
+    while stack and budget > 0:
+        items = stack.pop()
+        for v in items.values() if type(items) is dict else items:
+            budget -= 1
+            if budget < 0:
+                break
+            cls = type(v)
+            if cls is dict or cls is list:
+                stack.append(v)
+            # Looked up on the class, as the writer does: an instance __getattr__ is caller code.
+            elif getattr(cls, "_etcher_uid", None) is not None:
+                other = v._s
+                if other.prefix == session.prefix and other.store_id == session.store_id:
+                    found.append(v._etcher_uid)
+    return found
 
 
 def _link_of(raw: bytes | None) -> str | None:
@@ -424,12 +463,20 @@ class RD(Node, MutableMapping["Key", "Stored"]):
 
     # --- writes ----------------------------------------------------------------------
     def _set_in(
-        self, g: Graph, w: Writer | None, key: Any, value: Any, guess: bool = False
+        self,
+        g: Graph,
+        w: Writer | None,
+        key: Any,
+        value: Any,
+        guess: bool = False,
+        alone: bool = False,
     ) -> bytes:
         """Store ``value`` under ``key`` (``w``: the operation's writer, made here if None).
 
         ``guess``: the operation does nothing else, so it may skip reading the item
-        and the header where the unit allows (:meth:`Unit.assume_item`).
+        and the header where the unit allows (:meth:`Unit.assume_item`). ``alone``:
+        it does nothing else, so the item may come with what replacing it unlinks
+        (:meth:`Graph.open_unlinking`).
         """
         uid = self._etcher_uid
         field = encode_key(key)
@@ -441,7 +488,10 @@ class RD(Node, MutableMapping["Key", "Stored"]):
                 tagged = (w or Writer(self._s, g)).tag(value, uid, (key,))
             g.unit.hset_item(content, field, tagged, g.layout.refs(uid), SEQ)
             return tagged
-        old = g.open_item(uid, field)
+        if alone:
+            old = g.open_unlinking(uid, field, also=_handles_in(value, self._s))
+        else:
+            old = g.open_item(uid, field)
         if (
             guess
             and not g.unit.speculate  # a retry: the guess was tried
@@ -472,10 +522,12 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         session = self._s
         guesses = session.item_guess
         # Only where the store can check the guess (no extra calls elsewhere: SQLite).
-        guess = session.backend.capabilities.item_writes and guesses.allowed()
+        capabilities = session.backend.capabilities
+        guess = capabilities.item_writes and guesses.allowed()
+        alone = capabilities.unlink_reads
 
         def op(g: Graph) -> None:
-            self._set_in(g, None, key, value, guess)
+            self._set_in(g, None, key, value, guess, alone)
             if g.candidates:  # only a replaced link can leave garbage behind
                 g.collect(alive=(uid,))
 
@@ -550,21 +602,42 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         if field is None:
             raise EtcherKeyError(key)
         uid = self._etcher_uid
+        session = self._s
+        capabilities = session.backend.capabilities
+        # Where the store reads what is unlinked with the item (a small document's
+        # delete is then one read and the commit).
+        alone = capabilities.unlink_reads
+        # Where the commit can check it, a first try guesses the item is a scalar: the
+        # delete is then the commit alone (as an assignment guesses, see __setitem__).
+        guesses = session.delete_guess
+        guess = capabilities.item_writes and guesses.allowed()
 
         def op(g: Graph) -> None:
-            g.require(uid)
             content = g.layout.content(uid)
-            old = g.unit.hget(content, field)
+            unit = g.unit
+            if guess and unit.assume_item(content, field, g.layout.refs(uid), DEAD, SEQ, True):
+                unit.hdel(content, field)
+                return
+            if alone:
+                old = g.open_unlinking(uid, field, header=False)
+            else:
+                g.require(uid)
+                old = g.unit.hget(content, field)
             if old is None:
                 raise EtcherKeyError(key)
             g.unit.hdel(content, field)
             child = _link_of(item_value(old))
             if child is not None:
+                if guess and not unit.speculate:  # a retry: the guess was tried
+                    guesses.missed()
                 _read_unlinked(g, child)
                 g.remove_ref(child, uid)
                 g.collect(alive=(uid,))
 
-        self._s.mutate(op)
+        misses = guesses.misses
+        session.mutate(op)
+        if guess and guesses.misses == misses:
+            guesses.hit()
 
     @overload  # type: ignore[override]  # returns the value materialized, not a handle
     def pop(self, key: Key) -> Plain: ...
@@ -578,10 +651,14 @@ class RD(Node, MutableMapping["Key", "Stored"]):
                 raise EtcherKeyError(key)
             return default
         uid = self._etcher_uid
+        alone = self._s.backend.capabilities.unlink_reads  # as in __delitem__
 
         def op(g: Graph) -> Any:
-            g.require(uid)
-            old = g.unit.hget(g.layout.content(uid), field)
+            if alone:
+                old = g.open_unlinking(uid, field, header=False)
+            else:
+                g.require(uid)
+                old = g.unit.hget(g.layout.content(uid), field)
             if old is None:
                 if default is _NOTHING:
                     raise EtcherKeyError(key)

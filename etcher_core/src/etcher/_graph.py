@@ -27,7 +27,7 @@ back-references stay exact for everything reachable.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from etcher._codec import LINK, item_value, link_target
@@ -57,6 +57,8 @@ SWEEP_AHEAD = 2000
 """Nodes one read-ahead of a collection asks the backend for (``capabilities.subtree_reads``)."""
 READ_AHEAD_AFTER = 3
 """Levels a collection sweeps level by level before it starts reading ahead."""
+UNLINK_AHEAD = 2 * SWEEP_AHEAD
+"""Keys (headers and contents) one read of :meth:`Graph.open_unlinking` may ask for."""
 
 
 def links_in(kind: str, content: dict[bytes, bytes] | list[bytes]) -> list[str]:
@@ -192,6 +194,41 @@ class Graph:
         if header is None or header.get(KIND) is None or DEAD in header:
             self.require(uid)
         return unit.hget(content, field)
+
+    def open_unlinking(
+        self, uid: str, field: bytes, header: bool = True, also: Sequence[str] = ()
+    ) -> bytes | None:
+        """:meth:`open_item` for an item about to be replaced or deleted, and the rest in one read.
+
+        Where the unit can (:meth:`Unit.read_unlinked`), one call reads the item
+        and, when it links a node, what collecting that node will read: its
+        subtree's headers and the contents of what dies with it. A small
+        document's ``del db[k]`` is then that read and the commit. The node's
+        own header is taken in when the unit cannot assume it live (a retry),
+        and when the item links nothing and ``header`` says the caller may need
+        it (a new field's number). ``also``: nodes whose headers the caller will
+        read next (those its new value links: :meth:`link_many`), read in the same
+        call. Otherwise this is :meth:`open_item`.
+        """
+        layout = self.layout
+        got = self.unit.read_unlinked(
+            layout.content_prefix,
+            layout.refs_prefix,
+            uid,
+            field,
+            (ROOT, uid),
+            UNLINK_AHEAD,
+            also,
+        )
+        if got is None:
+            return self.open_item(uid, field)
+        stored, item = got
+        if not self.unit.speculate or (
+            header and (item is None or item.partition(b"|")[2][:1] != b"@")
+        ):
+            self.unit.adopt_hash(layout.refs_prefix + uid, stored)
+        self.require(uid)
+        return item
 
     def new_node(self, uid: str, kind: bytes, seq: int = 0, pinned: bool = False) -> None:
         header = {KIND: kind}

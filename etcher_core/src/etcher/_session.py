@@ -148,6 +148,7 @@ class Session:
         "__weakref__",
         "backend",
         "closed",
+        "delete_guess",
         "direct",
         "hints",
         "item_guess",
@@ -166,6 +167,7 @@ class Session:
 
     backend: StorageBackend
     closed: bool
+    delete_guess: ItemGuess
     direct: DirectReader
     hints: OrderHints
     item_guess: ItemGuess
@@ -201,6 +203,7 @@ class Session:
         self.unpins = collections.deque()
         self.hints = OrderHints()
         self.item_guess = ItemGuess()
+        self.delete_guess = ItemGuess()  # deletes meet links at their own rate
         self.link_field = link_field
         self.make_handle = make_handle
         self.owner = owner
@@ -422,6 +425,7 @@ class TransactionSession(Session):
         self.unpins = parent.unpins
         self.hints = parent.hints
         self.item_guess = parent.item_guess
+        self.delete_guess = parent.delete_guess
         self.link_field = parent.link_field
         self.list_ends = parent.list_ends
         self.make_handle = parent.make_handle

@@ -52,6 +52,7 @@ from etcher.spec import (
     SubtreeChunk,
     SubtreeReads,
     UnitScopes,
+    UnlinkReads,
 )
 
 T = TypeVar("T")
@@ -287,7 +288,15 @@ class Unit:
         self._expect += [("exists", (key,), 1), ("hexists", (key, dead_field), False)]
         return True
 
-    def assume_item(self, key: str, field: bytes, header: str, dead: bytes, seq: bytes) -> bool:
+    def assume_item(
+        self,
+        key: str,
+        field: bytes,
+        header: str,
+        dead: bytes,
+        seq: bytes,
+        present: bool = False,
+    ) -> bool:
         """Plan to set item ``field`` of hash ``key`` without reading it or its node's header.
 
         Only a first, speculating attempt that has read and written nothing yet, on
@@ -295,7 +304,8 @@ class Unit:
         (``header`` exists and lacks ``dead``) and that the field links nothing is
         checked by the commit, which also numbers a new field from ``seq`` of
         ``header``. The caller then writes with :meth:`hset_item`. Returns False
-        when it must read as usual.
+        when it must read as usual. ``present``: the field must hold an item too
+        (a delete, which then needs no read: a scalar unlinks nothing).
         """
         if (
             self._expect is None
@@ -310,6 +320,8 @@ class Unit:
             ("hexists", (header, dead), False),
             ("unlinked_item", (key, field, header, seq), None),
         ]
+        if present:
+            self._expect.append(("hexists", (key, field), True))
         return True
 
     def hset_item(self, key: str, field: bytes, tagged: bytes, header: str, seq: bytes) -> None:
@@ -593,6 +605,78 @@ class Unit:
                 self._lists[key] = items
         self.load(hashes=[refs_prefix + uid for uid in contents])
         return len(contents)
+
+    def read_unlinked(
+        self,
+        content_prefix: str,
+        refs_prefix: str,
+        parent: str,
+        field: bytes,
+        alive: Sequence[str],
+        limit: int,
+        also: Sequence[str] = (),
+    ) -> tuple[dict[bytes, bytes], bytes | None] | None:
+        """Read item ``field`` of dict node ``parent`` with what unlinking it needs, in one call.
+
+        On a backend with ``capabilities.unlink_reads``, for a unit that has read
+        and written nothing yet and whose reads need no watch (they are checked
+        at the commit, or a held scope keeps them current): the item and, when
+        it links a node, the headers and contents a collection of that node
+        would read (:meth:`etcher.spec.UnlinkReads.read_unlinked`), and the headers
+        of the nodes named in ``also``, go into this
+        unit as :meth:`load` would put them there, each answer a read the commit
+        checks. Returns ``parent``'s header as read (not taken in: see
+        :meth:`adopt_hash`) and the item; ``None`` where the caller must read as
+        usual.
+        """
+        expect = self._expect
+        if (
+            not self.backend.capabilities.unlink_reads
+            or (expect is None and self._scope is None)
+            or self._fields
+            or self._lists
+            or self.has_writes
+        ):
+            return None
+        reads: UnlinkReads = self.backend  # type: ignore[assignment]  # per its capability
+        header, item, headers, contents = reads.read_unlinked(
+            content_prefix, refs_prefix, parent, field, alive, limit, also
+        )
+        key = content_prefix + parent
+        if expect is not None:
+            expect.append(("hget", (key, field), item))
+            # Copies: the unit goes on to change the dicts it keeps, with its writes.
+            expect += [("hgetall", (refs_prefix + u,), dict(h)) for u, h in headers.items()]
+            for uid, content in contents.items():
+                if isinstance(content, dict):
+                    expect.append(("hgetall", (content_prefix + uid,), dict(content)))
+                else:
+                    expect.append(("lrange", (content_prefix + uid, 0, -1), tuple(content)))
+        fields, full = self._fields, self._full
+        for uid, h in headers.items():
+            fields[refs_prefix + uid] = h  # type: ignore[assignment]  # no None: nothing written
+            full.add(refs_prefix + uid)
+        for uid, content in contents.items():
+            if isinstance(content, dict):
+                fields[content_prefix + uid] = content  # type: ignore[assignment]  # as above
+                full.add(content_prefix + uid)
+            else:
+                self._lists[content_prefix + uid] = list(content)
+        if key not in full:  # (the parent's whole content, read as a node's, holds the item)
+            fields[key] = {field: item}
+        return header, item
+
+    def adopt_hash(self, key: str, stored: dict[bytes, bytes]) -> None:
+        """Take in hash ``key`` as the caller read it from the store (:meth:`read_unlinked`'s
+        parent header), as :meth:`load` would have; a key this unit knows or wrote is left
+        alone. The commit checks it like any read of the unit.
+        """
+        if key in self._fields or key in self._dirty or key in self._dropped:
+            return
+        if self._expect is not None:
+            self._expect.append(("hgetall", (key,), dict(stored)))
+        self._fields[key] = stored  # type: ignore[assignment]  # no None: nothing written
+        self._full.add(key)
 
     def known_hash(self, key: str) -> dict[bytes, bytes | None] | None:
         """Every field of hash ``key`` as this unit knows it, or ``None`` if it is not all known.

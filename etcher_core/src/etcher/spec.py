@@ -116,6 +116,15 @@ class Capabilities:
     When the field does link a node the check fails and core retries the usual way.
     """
 
+    unlink_reads: bool = False
+    """The backend implements :class:`UnlinkReads`: in one call it reads a dict item and, when
+    the item links a node, the part of that node's subtree a collection would need.
+
+    Core then reads what deleting or replacing a linked document needs in one round trip
+    instead of one per level (with ``checked_commits``: a small document's ``del db[k]``
+    is that read and the commit). The level-by-level read stays the fallback.
+    """
+
     def describe(self) -> dict[str, bool]:
         """The capabilities as a plain dict (for reports and error messages)."""
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -447,6 +456,56 @@ class SubtreeReads(Protocol):
         ...
 
 
+UnlinkChunk: TypeAlias = tuple[
+    dict[bytes, bytes],
+    bytes | None,
+    dict[str, dict[bytes, bytes]],
+    dict[str, dict[bytes, bytes] | list[bytes]],
+]
+"""What :meth:`UnlinkReads.read_unlinked` returns: ``(parent_header, item, headers, contents)``."""
+
+
+class UnlinkReads(Protocol):
+    """What a backend declaring ``capabilities.unlink_reads`` offers in addition."""
+
+    def read_unlinked(
+        self,
+        content_prefix: str,
+        refs_prefix: str,
+        parent: str,
+        field: bytes,
+        alive: Sequence[str],
+        limit: int,
+        also: Sequence[str] = (),
+    ) -> UnlinkChunk:
+        """Read dict item ``field`` of node ``parent`` and what unlinking it would need.
+
+        Node keys are as in :meth:`SubtreeReads.read_subtree`; a node's *header* is
+        the hash ``refs_prefix + uid``: fields starting with ``#`` are bookkeeping
+        (``#p``: pinned, ``#d``: pending garbage), every other field is a parent's
+        uid and the number of links it holds. Returns:
+
+        * ``parent_header``: every field of ``parent``'s header (empty if missing);
+        * ``item``: the stored item (``b"<seq>|<tagged value>"``), ``None`` if missing;
+        * ``headers`` and ``contents``: when the item links a node, ``{uid: header}``
+          and ``{uid: content}`` for some nodes, each exactly as stored (a missing key
+          is an empty ``dict`` or ``list``). Which nodes is a hint: core reads
+          whatever else it needs. A backend reads at most ``limit`` keys here, and
+          should read those a collection of the linked node would read: the headers
+          of the nodes reached from it, the contents of those that lose their last
+          parent (no parent but dead ones, or ``parent``'s one link; never a
+          pinned or pending node, nor one named in ``alive``), and for the others
+          the headers up one chain of parents (the first live one each time, not
+          back along the chain) until a node in ``alive``, a pinned node, or a
+          parent named in ``alive``. The headers of the nodes named in ``also`` (those
+          a new value links) come first, whatever the item holds; they count in
+          ``limit`` too.
+
+        Everything one call returns is one consistent state of the store.
+        """
+        ...
+
+
 @runtime_checkable
 class CheckedCommits(Protocol):
     """What a backend declaring ``capabilities.checked_commits`` offers in addition."""
@@ -507,5 +566,7 @@ __all__ = [
     "SubtreeChunk",
     "SubtreeReads",
     "UnitScopes",
+    "UnlinkChunk",
+    "UnlinkReads",
     "WholeHashWrites",
 ]

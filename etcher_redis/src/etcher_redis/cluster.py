@@ -46,7 +46,7 @@ from etcher.errors import (
     TransactionError,
     WatchError,
 )
-from etcher.spec import Capabilities, SubtreeChunk
+from etcher.spec import Capabilities, SubtreeChunk, UnlinkChunk
 from etcher_redis import scripting, subtree
 from etcher_redis.backend import SCAN_COUNT
 from etcher_redis.client import (
@@ -175,6 +175,7 @@ class RedisClusterBackend:
         subtree_reads=True,
         checked_commits=True,
         item_writes=True,
+        unlink_reads=True,
     )
 
     def __init__(
@@ -432,6 +433,28 @@ class RedisClusterBackend:
             content_prefix + roots[0],
             lambda c: subtree.walk(c, content_prefix, refs_prefix, roots, limit),
             "read_subtree",
+        )
+
+    def read_unlinked(
+        self,
+        content_prefix: str,
+        refs_prefix: str,
+        parent: str,
+        field: bytes,
+        alive: Sequence[str],
+        limit: int,
+        also: Sequence[str] = (),
+    ) -> UnlinkChunk:
+        """The unlinking read on the owner of the item's slot (as :meth:`read_subtree`).
+
+        See :meth:`etcher.spec.UnlinkReads.read_unlinked`.
+        """
+        return self._run(
+            content_prefix + parent,
+            lambda c: subtree.read_unlinked(
+                c, content_prefix, refs_prefix, parent, field, alive, limit, also
+            ),
+            "read_unlinked",
         )
 
     def _by_slot(self, names: tuple[str | bytes, ...]) -> list[list[str | bytes]]:

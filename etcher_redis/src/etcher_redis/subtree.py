@@ -1,4 +1,4 @@
-"""Server-side subtree reads on Redis (``capabilities.subtree_reads``): one Lua script.
+"""Server-side subtree reads on Redis (``capabilities.subtree_reads`` and ``unlink_reads``).
 
 A document costs one round trip per :data:`etcher._materialize.SUBTREE_LIMIT`
 nodes instead of one per level. The script walks breadth-first from the roots
@@ -14,6 +14,15 @@ what routes the call on Redis Cluster. Undeclared keys are accepted by a
 single Redis server, and on a cluster they are too as long as they live in the
 declared key's slot: every key of a namespace carries the namespace's
 ``{P}`` hash tag, so the whole walk stays in that one slot.
+
+A second script, :data:`UNLINKED` (``capabilities.unlink_reads``), serves
+deleting or replacing a dict item: it reads the item and, when it links a
+node, what collecting that node reads (see
+:meth:`etcher.spec.UnlinkReads.read_unlinked`), so a small document's
+``del db[k]`` is this call and the checked commit. Its choice of nodes only
+mirrors the collection in :mod:`etcher._graph`, which decides everything
+itself from the answers (each a check of the commit) and reads whatever else
+it needs.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from typing import Any
 
 import redis
 
-from etcher.spec import SubtreeChunk
+from etcher.spec import SubtreeChunk, UnlinkChunk
 from etcher_redis.client import READ_ONLY_SCRIPTS, ReadOnlyScript
 
 WALK = """
@@ -125,6 +134,182 @@ def walk(
     )
 
 
+UNLINKED = """
+local cp, rp, parent, field = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local limit = tonumber(ARGV[5])
+local n_alive = tonumber(ARGV[6])
+local alive = {}
+for i = 7, 6 + n_alive do alive[ARGV[i]] = true end
+local pheader = redis.call("HGETALL", rp .. parent)
+local item = redis.call("HGET", KEYS[1], field)
+-- a link is "@" and a uid of at least two characters starting with D or L
+local function target(raw)
+  if #raw >= 3 and string.byte(raw, 1) == 64 then
+    local k = string.byte(raw, 2)
+    if k == 68 or k == 76 then return string.sub(raw, 2) end
+  end
+  return nil
+end
+local start = nil
+if item then
+  local bar = string.find(item, "|", 1, true)
+  if bar and bar > 1 then start = target(string.sub(item, bar + 1)) end
+end
+local out_h, out_c = {}, {}
+local headers, reads, dead = {}, 0, {}
+local function header(u)
+  local h = headers[u]
+  if h == nil then
+    if reads >= limit then return nil end
+    reads = reads + 1
+    h = redis.call("HGETALL", rp .. u)
+    headers[u] = h
+    out_h[#out_h + 1] = u
+    out_h[#out_h + 1] = h
+  end
+  return h
+end
+-- the headers the caller also needs (the nodes its new value links), first
+for i = 7 + n_alive, #ARGV do header(ARGV[i]) end
+if not start then return {pheader, item, out_h, out_c} end
+local seen = {[start] = true}
+-- dead: no parent left but dead ones (the start: only parent's one link), not pinned,
+-- not pending, not known alive
+local function is_dead(u, h)
+  if #h == 0 or alive[u] then return false end
+  for i = 1, #h, 2 do
+    local f = h[i]
+    if string.byte(f, 1) == 35 then
+      if f == "#p" or f == "#d" then return false end
+    elseif u == start and f == parent then
+      if h[i + 1] ~= "1" then return false end
+    elseif not dead[f] then
+      return false
+    end
+  end
+  return true
+end
+local pending, waiting = {start}, {}
+local function expand(u)
+  if reads >= limit then return end
+  reads = reads + 1
+  local content
+  if string.byte(u, 1) == 68 then
+    content = redis.call("HGETALL", cp .. u)
+    for i = 2, #content, 2 do
+      local raw = content[i]
+      local bar = string.find(raw, "|", 1, true)
+      if bar and bar > 1 then
+        local c = target(string.sub(raw, bar + 1))
+        if c and not seen[c] then seen[c] = true; pending[#pending + 1] = c end
+      end
+    end
+  else
+    content = redis.call("LRANGE", cp .. u, 0, -1)
+    for i = 1, #content do
+      local c = target(content[i])
+      if c and not seen[c] then seen[c] = true; pending[#pending + 1] = c end
+    end
+  end
+  out_c[#out_c + 1] = u
+  out_c[#out_c + 1] = content
+end
+-- Level by level: the new nodes' headers, then every node not found dead yet is looked
+-- at again (a parent of it may have died since).
+local changed = true
+while (#pending > 0 or changed) and reads < limit do
+  local batch = pending
+  pending = {}
+  for _, u in ipairs(batch) do
+    if header(u) then waiting[#waiting + 1] = u end
+  end
+  changed = false
+  local left = {}
+  for _, u in ipairs(waiting) do
+    if is_dead(u, headers[u]) then
+      dead[u] = true
+      changed = true
+      expand(u)
+    else
+      left[#left + 1] = u
+    end
+  end
+  waiting = left
+end
+-- The survivors: one chain of first live parents each, as far as a node known alive.
+for _, s in ipairs(waiting) do
+  local path, x = {[s] = true}, s
+  for _ = 1, 12 do
+    if alive[x] then break end
+    local h = header(x)
+    if not h or #h == 0 then break end
+    local up, stop = nil, false
+    for i = 1, #h, 2 do
+      local f = h[i]
+      if f == "#p" then stop = true; break end
+      -- the start's link from parent is the one going away (when it was its only one)
+      if string.byte(f, 1) ~= 35 and not (x == start and f == parent and h[i + 1] == "1") then
+        if alive[f] then stop = true; break end
+        if up == nil and not dead[f] and not path[f] then up = f end
+      end
+    end
+    if stop then
+      for p in pairs(path) do alive[p] = true end
+      break
+    end
+    if up == nil then break end
+    path[up] = true
+    x = up
+  end
+end
+return {pheader, item, out_h, out_c}
+"""
+
+UNLINKED_SHA = hashlib.sha1(UNLINKED.encode()).hexdigest()
+READ_ONLY_SCRIPTS.update((UNLINKED_SHA, UNLINKED))
+
+
+def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def read_unlinked(
+    client: Any,
+    content_prefix: str,
+    refs_prefix: str,
+    parent: str,
+    field: bytes,
+    alive: Sequence[str],
+    limit: int,
+    also: Sequence[str] = (),
+) -> UnlinkChunk:
+    """One call of the unlinking read on ``client`` (:meth:`etcher.spec.UnlinkReads.read_unlinked`).
+
+    Like :func:`walk`, the script only reads (a lost reply is read again) and
+    names one key, the item's hash, which routes it on a cluster; the nodes it
+    visits share that key's hash tag.
+    """
+    keys = [content_prefix + parent]
+    args = [content_prefix, refs_prefix, parent, field, max(1, limit), len(alive), *alive, *also]
+    try:
+        reply = client.execute_command(_EVALSHA, UNLINKED_SHA, 1, *keys, *args)
+    except Exception as exc:
+        if not _no_script(exc):
+            raise
+        reply = client.execute_command(_EVAL, UNLINKED, 1, *keys, *args)
+    flat_header, item, flat_headers, flat_contents = reply
+    headers = {
+        flat_headers[i].decode(errors="replace"): _pairs(flat_headers[i + 1])
+        for i in range(0, len(flat_headers), 2)
+    }
+    contents: dict[str, dict[bytes, bytes] | list[bytes]] = {}
+    for i in range(0, len(flat_contents), 2):
+        uid = flat_contents[i].decode(errors="replace")
+        raw = flat_contents[i + 1]
+        contents[uid] = _pairs(raw) if uid[:1] == "D" else raw
+    return _pairs(flat_header), item, headers, contents
+
+
 class SubtreeMixin:
     """``read_subtree`` for a redis-py client (:meth:`etcher.spec.SubtreeReads.read_subtree`)."""
 
@@ -133,3 +318,16 @@ class SubtreeMixin:
     ) -> SubtreeChunk:
         """See :meth:`etcher.spec.SubtreeReads.read_subtree`."""
         return walk(self, content_prefix, refs_prefix, roots, limit)
+
+    def read_unlinked(
+        self,
+        content_prefix: str,
+        refs_prefix: str,
+        parent: str,
+        field: bytes,
+        alive: Sequence[str],
+        limit: int,
+        also: Sequence[str] = (),
+    ) -> UnlinkChunk:
+        """See :meth:`etcher.spec.UnlinkReads.read_unlinked`."""
+        return read_unlinked(self, content_prefix, refs_prefix, parent, field, alive, limit, also)

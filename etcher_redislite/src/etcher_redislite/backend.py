@@ -59,6 +59,7 @@ class RedisliteBackend(RedisBackend):
         subtree_reads=True,
         checked_commits=True,
         item_writes=True,
+        unlink_reads=True,
     )
 
     @classmethod

@@ -30,7 +30,7 @@ from etcher._containers import RD, RL
 from etcher._db import DB
 from etcher._unit import RetryPolicy, Unit
 from etcher.errors import StaleHandleError, StoreIndexError, WatchError, WrongTypeError
-from etcher.spec import CheckedCommits, StorageBackend
+from etcher.spec import CheckedCommits, StorageBackend, UnlinkReads
 from etcher.testing._harness.instrument import CountingBackend
 from etcher.testing.concurrency import _run_processes
 
@@ -393,8 +393,52 @@ def interleaved_write(url: str, prefix: str, what: str, go: Any, done: Any) -> N
             cast(RD, db["d"])["k"] = {"theirs": [1, 2]}
         elif what == "new key":
             cast(RD, db["d"])["before"] = "theirs"
+        elif what == "remove":
+            del cast(RD, db["d"])["k"]
         else:  # "delete"
             del db["d"]
+        done.set()
+
+
+class _AfterUnlinkRead(CountingBackend):
+    """Counts like :class:`CountingBackend`; once ``armed``, the first unlinking read
+    (``read_unlinked``) lets another process write (``go``) once it has its answer, and
+    waits for it to finish (``done``): that write lands between the read and the commit.
+    """
+
+    def __init__(self, inner: StorageBackend, go: Any, done: Any) -> None:
+        super().__init__(inner)
+        self.go, self.done, self.armed = go, done, False
+
+    def read_unlinked(self, *args: Any) -> Any:
+        self.round_trips += 1
+        self.commands["read_unlinked"] += 1
+        got = cast(UnlinkReads, self.inner).read_unlinked(*args)
+        if self.armed:
+            self.armed = False
+            self.go.set()
+            assert self.done.wait(60), "the other process did not write"
+        return got
+
+
+UNLINKED_DOC: dict[str, Any] = {
+    "name": "x",
+    "address": {"city": "P", "zip": [1]},
+    "tags": [1, {"t": 2}],
+}
+
+
+def subtree_write(url: str, prefix: str, what: str, go: Any, done: Any) -> None:
+    """Wait for ``go``, make one write inside ``db["d"]``'s subtree (``what``), set ``done``."""
+    with DB(url, prefix=prefix, grace=0) as db:
+        assert go.wait(60)
+        d = cast(RD, db["d"])
+        if what == "link out":
+            db["keep"] = d["address"]
+        elif what == "nest":
+            cast(RL, d["tags"]).append({"new": [3]})
+        else:  # "unlink"
+            del cast(RD, d["address"])["zip"]
         done.set()
 
 
@@ -506,6 +550,116 @@ class CheckedCommitConcurrency:
                 db.delete_prefix_immediately(prefix)
 
     @pytest.mark.parametrize("start", ["fork", "spawn"])
+    @pytest.mark.parametrize(
+        ("what", "op"),
+        [("link out", "delete"), ("nest", "delete"), ("unlink", "delete"), ("nest", "replace")],
+    )
+    def test_an_unlinking_read_meets_a_write_to_the_subtree_before_its_commit(
+        self,
+        store_url: str,
+        shared: tuple[StorageBackend, list[str]],
+        start: str,
+        what: str,
+        op: str,
+    ) -> None:
+        """``del db["d"]`` (or ``db["d"] = 5``) reads the item with the subtree it unlinks
+        in one call (``unlink_reads``); another process writes inside that subtree before
+        the commit: a node linked elsewhere, a new node below it, a node unlinked.
+
+        The commit checks every answer of the read, so it is refused and the retry
+        collects what the subtree is by then: nothing linked elsewhere is collected,
+        nothing added below is leaked, back-references stay exact.
+        """
+        backend, _keys = shared
+        if not backend.capabilities.unlink_reads:
+            pytest.skip(f"{type(backend).__name__}.capabilities.unlink_reads is False")
+        ctx: Any = multiprocessing.get_context(start)
+        go, done = ctx.Event(), ctx.Event()
+        prefix = f"scripting-{uuid.uuid4().hex}"
+        hooked = _AfterUnlinkRead(backend, go, done)
+        with DB(backend=hooked, prefix=prefix, grace=0) as db:
+            try:
+                db["d"] = UNLINKED_DOC
+                proc = ctx.Process(target=subtree_write, args=(store_url, prefix, what, go, done))
+                proc.start()
+                try:
+                    hooked.armed = True
+                    hooked.reset()
+                    if op == "delete":
+                        del db["d"]
+                    else:
+                        db["d"] = 5
+                finally:
+                    proc.join(timeout=60)
+                assert proc.exitcode == 0
+                assert not hooked.armed, "the unlinking read was not used"
+                assert hooked.commits == 1
+                # The commit after the interleaved write: refused by its checks.
+                assert hooked.refused >= 1
+                kept = {"city": "P", "zip": [1]} if what == "link out" else None
+                expected: dict[str, Any] = {} if op == "delete" else {"d": 5}
+                if kept is not None:
+                    expected["keep"] = kept
+                assert db() == expected
+                assert db.check().ok
+                stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
+                # The root, and what "keep" holds (the address and its list).
+                assert len(stored) == (3 if kept is not None else 1), stored
+            finally:
+                db.delete_prefix_immediately(prefix)
+
+    @pytest.mark.parametrize("start", ["fork", "spawn"])
+    @pytest.mark.parametrize("what", ["link", "remove", "delete"])
+    def test_a_guessed_delete_meets_a_write_made_before_its_commit(
+        self, store_url: str, shared: tuple[StorageBackend, list[str]], start: str, what: str
+    ) -> None:
+        """``del d["k"]`` over a scalar guesses it (``item_writes``): the commit checks the
+        item is there and links nothing. Another process writes before that commit.
+
+        A link put in the field fails the check: the retry reads, unlinks and collects
+        it (nothing leaks). A removed key fails it too: the retry raises ``KeyError``.
+        A deleted parent makes the delete stale, as without the guess.
+        """
+        backend, _keys = shared
+        if not backend.capabilities.item_writes:
+            pytest.skip(f"{type(backend).__name__}.capabilities.item_writes is False")
+        ctx: Any = multiprocessing.get_context(start)
+        go, done = ctx.Event(), ctx.Event()
+        prefix = f"scripting-{uuid.uuid4().hex}"
+        hooked = _Interleaved(backend, go, done)
+        with DB(backend=hooked, prefix=prefix, grace=0) as db:
+            try:
+                db["d"] = {"k": 0, "other": 1}
+                d = cast(RD, db["d"])
+                proc = ctx.Process(
+                    target=interleaved_write, args=(store_url, prefix, what, go, done)
+                )
+                proc.start()
+                try:
+                    hooked.armed = True
+                    hooked.reset()
+                    if what == "link":
+                        del d["k"]
+                    else:
+                        with pytest.raises(KeyError if what == "remove" else StaleHandleError):
+                            del d["k"]
+                finally:
+                    proc.join(timeout=60)
+                assert proc.exitcode == 0
+                assert not hooked.armed, "the delete did not guess"
+                assert hooked.commits == (1 if what == "link" else 0)
+                if what == "delete":
+                    assert db() == {}
+                else:
+                    assert hooked.refused == 1  # the guess, refused by its check
+                    assert db() == {"d": {"other": 1}}
+                assert db.check().ok
+                stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
+                assert len(stored) == (1 if what == "delete" else 2), stored  # root (+ d)
+            finally:
+                db.delete_prefix_immediately(prefix)
+
+    @pytest.mark.parametrize("start", ["fork", "spawn"])
     def test_guessed_assignments_between_processes_lose_and_leak_nothing(
         self, store_url: str, shared: tuple[StorageBackend, list[str]], start: str
     ) -> None:
@@ -597,4 +751,5 @@ __all__ = [
     "checked_increments",
     "guessed_assignments",
     "interleaved_write",
+    "subtree_write",
 ]

@@ -19,16 +19,16 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from multiprocessing.reduction import ForkingPickler
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from etcher import _materialize as materialize_module
-from etcher._codec import item_value, link_target
+from etcher._codec import encode_key, item_value, link_target
 from etcher._db import DB
 from etcher._layout import ROOT
 from etcher._unit import Unit
-from etcher.spec import StorageBackend, SubtreeReads
+from etcher.spec import StorageBackend, SubtreeReads, UnlinkReads
 from etcher.testing._harness.instrument import CountingBackend
 from etcher.testing.containers import ContainerFixtures, DBFactory
 from etcher.testing.fixtures import BackendFactory, BackendFixtures
@@ -186,6 +186,70 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
             got.update(contents)
             frontier = [x for x in nxt if x not in got]
         assert got == want
+
+    @pytest.mark.parametrize("limit", [1, 3, 10_000])
+    def test_an_unlinking_read_answers_what_is_stored(
+        self, backend: StorageBackend, db: DB, limit: int
+    ) -> None:
+        """``read_unlinked`` (``capabilities.unlink_reads``): every answer is the stored value.
+
+        The item and the parent's header always come back. Below a linked item, what
+        comes back is a hint, but each header and content is exactly what a plain
+        read gives, no more than ``limit`` of them; with room, a document linked only
+        there comes back whole, and a node also linked elsewhere only by its header.
+        """
+        if not backend.capabilities.unlink_reads:
+            pytest.skip(f"{type(backend).__name__}.capabilities.unlink_reads is False")
+        reads = cast(UnlinkReads, backend)
+        db["keep"] = {"shared": {"s": [1]}}
+        keep: Any = db["keep"]
+        db["doc"] = {"a": [1, {"b": {"c": [2]}}], "s": keep["shared"], "n": 3}
+        layout = db._layout
+        cp, rp = layout.content_prefix, layout.refs_prefix
+        root = backend.hgetall(rp + ROOT)
+        for key, linked in (("doc", True), ("missing", False), ("keep", True)):
+            field = encode_key(key)
+            header, item, headers, contents = reads.read_unlinked(
+                cp, rp, ROOT, field, [ROOT], limit
+            )
+            assert header == root
+            assert item == backend.hget(cp + ROOT, field)
+            assert (item is not None) == linked
+            if linked:
+                assert headers, "the linked node's header comes back"
+            for uid, stored in headers.items():
+                assert stored == backend.hgetall(rp + uid)
+            for uid, content in contents.items():
+                if uid[:1] == "D":
+                    assert content == backend.hgetall(cp + uid)
+                else:
+                    assert content == backend.lrange(cp + uid, 0, -1)
+            assert len(headers) + len(contents) <= max(limit, 1)
+            if not linked:
+                assert (headers, contents) == ({}, {})
+        # A scalar item, and a linked document with room to read it all.
+        doc_uid = cast(Any, db["doc"]).uid
+        header, item, headers, contents = reads.read_unlinked(
+            cp, rp, doc_uid, encode_key("n"), [ROOT, doc_uid], 10
+        )
+        assert header == backend.hgetall(rp + doc_uid)
+        assert item is not None and (headers, contents) == ({}, {})
+        # The headers of the nodes a new value would link come too, whatever the item.
+        keep_uid = keep.uid
+        _, _, headers, contents = reads.read_unlinked(
+            cp, rp, doc_uid, encode_key("n"), [ROOT, doc_uid], limit, [keep_uid]
+        )
+        assert headers == {keep_uid: backend.hgetall(rp + keep_uid)} and contents == {}
+        if limit == 10_000:
+            _, _, headers, contents = reads.read_unlinked(
+                cp, rp, ROOT, encode_key("doc"), [ROOT], limit
+            )
+            doc: Any = db["doc"]
+            whole = {doc.uid, doc["a"].uid, doc["a"][1].uid, doc["a"][1]["b"].uid}
+            whole.add(doc["a"][1]["b"]["c"].uid)
+            assert whole <= contents.keys() <= headers.keys()
+            shared = keep["shared"].uid
+            assert shared in headers and shared not in contents  # keep still links it
 
     def test_missing_nodes_are_reported(self, reader: SubtreeReads, db: DB) -> None:
         db["doc"] = {"empty": {}, "none": []}
@@ -434,7 +498,9 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
             del db["chain"]
             caps = backend.capabilities
             if caps.subtree_reads and (caps.locking_units or caps.checked_commits):
-                assert counting.commands["read_subtree"] >= 1, dict(counting.commands)
+                # The chain is read with its item where the backend can (unlink_reads).
+                reads = counting.commands["read_subtree"] + counting.commands["read_unlinked"]
+                assert reads >= 1, dict(counting.commands)
                 assert counting.round_trips < depth // 10, dict(counting.commands)
             else:
                 assert counting.round_trips >= depth  # level by level: the fallback
