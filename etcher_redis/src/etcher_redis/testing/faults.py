@@ -8,12 +8,56 @@ the commands written to Redis sockets.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
+from etcher import DB
 from etcher.testing._harness.faults import Tripwire
 
-__all__ = ["arm_redis", "split_resp"]
+__all__ = ["arm_redis", "killed_clients_applied", "split_resp"]
+
+# CLIENT LIST's "cmd" of the connection that asks (Redis 7 says "client|list", older "client").
+_ASKING = frozenset(("client|list", "client"))
+
+
+def killed_clients_applied(
+    db: DB, name: str | None = None, timeout: float = 30.0
+) -> Callable[[], None]:
+    """A crash campaign's ``settle`` hook for a Redis server (see ``crash.Settle``).
+
+    Called before a child starts, it notes the server's connections; what it returns
+    waits until every connection opened since is gone (only those named ``name``,
+    when given: the child's, on a server other clients share). Redis executes what
+    a client sent before it sees that client's socket close, so once the killed
+    child's connections are gone every command it sent has been applied, and the
+    campaign's read sees the state the child left. Raises ``AssertionError`` naming
+    the connections if they are still open after ``timeout`` seconds (a child not
+    dead). Use it as ``settle=functools.partial(killed_clients_applied, name=...)``.
+    """
+    client: Any = db.backend
+    known = {entry["id"] for entry in client.client_list()}
+
+    def wait() -> None:
+        deadline = time.monotonic() + timeout
+        while True:  # each CLIENT LIST is a round trip: no sleep needed between them
+            left = [
+                entry
+                for entry in client.client_list()
+                if entry["id"] not in known
+                and entry.get("cmd") not in _ASKING
+                and (name is None or entry.get("name") == name)
+            ]
+            if not left:
+                return
+            if time.monotonic() > deadline:
+                named = (f"id={e['id']} name={e.get('name')} cmd={e.get('cmd')}" for e in left)
+                raise AssertionError(
+                    f"connections still open {timeout:g} s after their client was killed: "
+                    + ", ".join(named)
+                )
+
+    return wait
 
 
 def split_resp(buffer: bytes) -> list[bytes]:

@@ -50,6 +50,17 @@ COUNTERS = ("hits", "moves")
 # --------------------------------------------------------------------------- exact comparison
 
 
+Settle = Callable[[DB], Callable[[], None]]
+"""A campaign's ``settle`` hook: called with the campaign's own ``DB`` before each child
+starts, it returns what the campaign calls once that child is dead and before it reads the
+store; that call returns when everything the child sent has been applied. An in-process
+store (SQLite) needs none. A server does: a command the child wrote just before it was
+killed can still sit in the server's socket buffer when the campaign reads, and land after
+the campaign has judged (or restored) the state, so the next check would see it from
+nowhere (``etcher_redis.testing.faults.killed_clients_applied``).
+"""
+
+
 def same(a: Any, b: Any) -> str | None:
     """``None`` if ``a`` and ``b`` are exactly the same value, else where they first differ.
 
@@ -590,12 +601,14 @@ def kill_campaign(
     label: str = "",
     reopen_every: int = 50,
     max_violations: int = 5,
+    settle: Settle | None = None,
 ) -> CampaignResult:
     """Run ``kills`` random operations in forked children, each killed with ``SIGKILL``.
 
     The delay before each kill is drawn between 0 and 1.3x the running mean
     duration of that operation, so most kills land while it is running (the
-    rest just after, which must then show the next state).
+    rest just after, which must then show the next state). ``settle``: see
+    :data:`Settle` (needed for a store behind a server).
     """
     result = CampaignResult(label)
     rng = random.Random(seed)
@@ -621,7 +634,10 @@ def kill_campaign(
             result.ops[name] += 1
             nxt = _apply_to_model(op, model, op_seed)
             delay = rng.uniform(0, 1.3 * means.get(name, 0.02))
+            settled = settle(db) if settle is not None else None
             done, elapsed, error = _run_and_kill(open_db, op, op_seed, delay)
+            if settled is not None:
+                settled()
             result.kills += 1
             if error:
                 result.violations.append(
@@ -695,6 +711,7 @@ def tripwire_campaign(
     rounds: int = 1,
     max_points: int = 2000,
     max_violations: int = 5,
+    settle: Settle | None = None,
 ) -> CampaignResult:
     """Kill a child at *every* store write of each workload operation in turn.
 
@@ -702,7 +719,8 @@ def tripwire_campaign(
     its store (e.g. ``etcher_sqlite.testing.arm_sqlite``); counting
     starts once the store is open. For write number N = 1, 2, ... the child
     dies there; when the operation completes without reaching N, every write
-    has been a crash point and the next operation starts.
+    has been a crash point and the next operation starts. ``settle``: see
+    :data:`Settle` (needed for a store behind a server).
     """
     result = CampaignResult(label)
     rng = random.Random(seed)
@@ -725,7 +743,10 @@ def tripwire_campaign(
             prev = model
             nxt = _apply_to_model(op, prev, op_seed)
             for point in range(1, max_points + 1):
+                settled = settle(db) if settle is not None else None
                 killed, error = _run_tripwire(open_db, arm, op, op_seed, point)
+                if settled is not None:
+                    settled()
                 if error:
                     result.violations.append(f"{name} write {point}: child failed: {error}")
                 if killed:
@@ -1075,6 +1096,7 @@ __all__ = [
     "COUNTERS",
     "CampaignResult",
     "Model",
+    "Settle",
     "Target",
     "check_snapshot",
     "check_version",
