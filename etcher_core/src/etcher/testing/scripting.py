@@ -19,9 +19,10 @@ Worker functions live at module level so spawned processes can import them.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import pytest
@@ -56,6 +57,45 @@ def _state(backend: StorageBackend, *keys: str) -> list[Any]:
         else:
             out.append((kind, backend.get(key) if kind == b"string" else None))
     return out
+
+
+@contextlib.contextmanager
+def _race(
+    backend: StorageBackend,
+    hook: Callable[..., Any],
+    store_url: str,
+    start: str,
+    target: Callable[..., None],
+    what: str,
+) -> Iterator[tuple[DB, Any, str, Callable[[Callable[[], None]], None]]]:
+    """A namespace on ``hook(backend, go, done)`` and a way to race one operation in it.
+
+    Yields ``(db, hooked, prefix, race)``: ``race(op)`` starts a process (``start``)
+    running ``target(store_url, prefix, what, go, done)``, arms the hook, runs
+    ``op()`` (whose read the hook pauses until the other process has written) and
+    waits for the process, which must succeed. The namespace is deleted afterwards.
+    """
+    ctx: Any = multiprocessing.get_context(start)
+    go, done = ctx.Event(), ctx.Event()
+    prefix = f"scripting-{uuid.uuid4().hex}"
+    hooked = hook(backend, go, done)
+
+    def race(op: Callable[[], None]) -> None:
+        proc = ctx.Process(target=target, args=(store_url, prefix, what, go, done))
+        proc.start()
+        try:
+            hooked.armed = True
+            hooked.reset()
+            op()
+        finally:
+            proc.join(timeout=60)
+        assert proc.exitcode == 0
+
+    with DB(backend=hooked, prefix=prefix, grace=0) as db:
+        try:
+            yield db, hooked, prefix, race
+        finally:
+            db.delete_prefix_immediately(prefix)
 
 
 @requires
@@ -509,45 +549,33 @@ class CheckedCommitConcurrency:
         backend, _keys = shared
         if not backend.capabilities.item_writes:
             pytest.skip(f"{type(backend).__name__}.capabilities.item_writes is False")
-        ctx: Any = multiprocessing.get_context(start)
-        go, done = ctx.Event(), ctx.Event()
-        prefix = f"scripting-{uuid.uuid4().hex}"
-        hooked = _Interleaved(backend, go, done)
-        with DB(backend=hooked, prefix=prefix, grace=0) as db:
-            try:
-                db["d"] = {"k": 0}
-                d = cast(RD, db["d"])
-                proc = ctx.Process(
-                    target=interleaved_write, args=(store_url, prefix, what, go, done)
-                )
-                proc.start()
-                try:
-                    hooked.armed = True
-                    hooked.reset()
-                    if what == "delete":
-                        with pytest.raises(StaleHandleError):
-                            d["k"] = 1
-                    else:
+        with _race(backend, _Interleaved, store_url, start, interleaved_write, what) as raced:
+            db, hooked, prefix, race = raced
+            db["d"] = {"k": 0}
+            d = cast(RD, db["d"])
+
+            def assign() -> None:
+                if what == "delete":
+                    with pytest.raises(StaleHandleError):
                         d["k"] = 1
-                finally:
-                    proc.join(timeout=60)
-                assert proc.exitcode == 0
-                assert not hooked.armed, "the assignment did not guess"
-                if what == "link":
-                    assert hooked.refused == 1  # the guess, refused by its check
-                    assert db() == {"d": {"k": 1}}
-                elif what == "new key":
-                    assert hooked.refused == 0
-                    assert db() == {"d": {"k": 1, "before": "theirs"}}
-                    assert list(cast(RD, db["d"])) == ["k", "before"]
                 else:
-                    assert db() == {}
-                assert db.check().ok
-                stored = set(backend.scan_iter(match=f"{{{prefix}}}:*"))
-                nodes = {k for k in stored if k.startswith(f"{{{prefix}}}:r:".encode())}
-                assert len(nodes) == (1 if what == "delete" else 2), stored  # root (+ d)
-            finally:
-                db.delete_prefix_immediately(prefix)
+                    d["k"] = 1
+
+            race(assign)
+            assert not hooked.armed, "the assignment did not guess"
+            if what == "link":
+                assert hooked.refused == 1  # the guess, refused by its check
+                assert db() == {"d": {"k": 1}}
+            elif what == "new key":
+                assert hooked.refused == 0
+                assert db() == {"d": {"k": 1, "before": "theirs"}}
+                assert list(cast(RD, db["d"])) == ["k", "before"]
+            else:
+                assert db() == {}
+            assert db.check().ok
+            stored = set(backend.scan_iter(match=f"{{{prefix}}}:*"))
+            nodes = {k for k in stored if k.startswith(f"{{{prefix}}}:r:".encode())}
+            assert len(nodes) == (1 if what == "delete" else 2), stored  # root (+ d)
 
     @pytest.mark.parametrize("start", ["fork", "spawn"])
     @pytest.mark.parametrize(
@@ -573,40 +601,30 @@ class CheckedCommitConcurrency:
         backend, _keys = shared
         if not backend.capabilities.unlink_reads:
             pytest.skip(f"{type(backend).__name__}.capabilities.unlink_reads is False")
-        ctx: Any = multiprocessing.get_context(start)
-        go, done = ctx.Event(), ctx.Event()
-        prefix = f"scripting-{uuid.uuid4().hex}"
-        hooked = _AfterUnlinkRead(backend, go, done)
-        with DB(backend=hooked, prefix=prefix, grace=0) as db:
-            try:
-                db["d"] = UNLINKED_DOC
-                proc = ctx.Process(target=subtree_write, args=(store_url, prefix, what, go, done))
-                proc.start()
-                try:
-                    hooked.armed = True
-                    hooked.reset()
-                    if op == "delete":
-                        del db["d"]
-                    else:
-                        db["d"] = 5
-                finally:
-                    proc.join(timeout=60)
-                assert proc.exitcode == 0
-                assert not hooked.armed, "the unlinking read was not used"
-                assert hooked.commits == 1
-                # The commit after the interleaved write: refused by its checks.
-                assert hooked.refused >= 1
-                kept = {"city": "P", "zip": [1]} if what == "link out" else None
-                expected: dict[str, Any] = {} if op == "delete" else {"d": 5}
-                if kept is not None:
-                    expected["keep"] = kept
-                assert db() == expected
-                assert db.check().ok
-                stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
-                # The root, and what "keep" holds (the address and its list).
-                assert len(stored) == (3 if kept is not None else 1), stored
-            finally:
-                db.delete_prefix_immediately(prefix)
+        with _race(backend, _AfterUnlinkRead, store_url, start, subtree_write, what) as raced:
+            db, hooked, prefix, race = raced
+            db["d"] = UNLINKED_DOC
+
+            def unlink() -> None:
+                if op == "delete":
+                    del db["d"]
+                else:
+                    db["d"] = 5
+
+            race(unlink)
+            assert not hooked.armed, "the unlinking read was not used"
+            assert hooked.commits == 1
+            # The commit after the interleaved write: refused by its checks.
+            assert hooked.refused >= 1
+            kept = {"city": "P", "zip": [1]} if what == "link out" else None
+            expected: dict[str, Any] = {} if op == "delete" else {"d": 5}
+            if kept is not None:
+                expected["keep"] = kept
+            assert db() == expected
+            assert db.check().ok
+            stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
+            # The root, and what "keep" holds (the address and its list).
+            assert len(stored) == (3 if kept is not None else 1), stored
 
     @pytest.mark.parametrize("start", ["fork", "spawn"])
     @pytest.mark.parametrize("what", ["link", "remove", "delete"])
@@ -623,41 +641,29 @@ class CheckedCommitConcurrency:
         backend, _keys = shared
         if not backend.capabilities.item_writes:
             pytest.skip(f"{type(backend).__name__}.capabilities.item_writes is False")
-        ctx: Any = multiprocessing.get_context(start)
-        go, done = ctx.Event(), ctx.Event()
-        prefix = f"scripting-{uuid.uuid4().hex}"
-        hooked = _Interleaved(backend, go, done)
-        with DB(backend=hooked, prefix=prefix, grace=0) as db:
-            try:
-                db["d"] = {"k": 0, "other": 1}
-                d = cast(RD, db["d"])
-                proc = ctx.Process(
-                    target=interleaved_write, args=(store_url, prefix, what, go, done)
-                )
-                proc.start()
-                try:
-                    hooked.armed = True
-                    hooked.reset()
-                    if what == "link":
-                        del d["k"]
-                    else:
-                        with pytest.raises(KeyError if what == "remove" else StaleHandleError):
-                            del d["k"]
-                finally:
-                    proc.join(timeout=60)
-                assert proc.exitcode == 0
-                assert not hooked.armed, "the delete did not guess"
-                assert hooked.commits == (1 if what == "link" else 0)
-                if what == "delete":
-                    assert db() == {}
+        with _race(backend, _Interleaved, store_url, start, interleaved_write, what) as raced:
+            db, hooked, prefix, race = raced
+            db["d"] = {"k": 0, "other": 1}
+            d = cast(RD, db["d"])
+
+            def delete() -> None:
+                if what == "link":
+                    del d["k"]
                 else:
-                    assert hooked.refused == 1  # the guess, refused by its check
-                    assert db() == {"d": {"other": 1}}
-                assert db.check().ok
-                stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
-                assert len(stored) == (1 if what == "delete" else 2), stored  # root (+ d)
-            finally:
-                db.delete_prefix_immediately(prefix)
+                    with pytest.raises(KeyError if what == "remove" else StaleHandleError):
+                        del d["k"]
+
+            race(delete)
+            assert not hooked.armed, "the delete did not guess"
+            assert hooked.commits == (1 if what == "link" else 0)
+            if what == "delete":
+                assert db() == {}
+            else:
+                assert hooked.refused == 1  # the guess, refused by its check
+                assert db() == {"d": {"other": 1}}
+            assert db.check().ok
+            stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
+            assert len(stored) == (1 if what == "delete" else 2), stored  # root (+ d)
 
     @pytest.mark.parametrize("start", ["fork", "spawn"])
     def test_guessed_assignments_between_processes_lose_and_leak_nothing(
