@@ -55,6 +55,8 @@ REVIEWED_GETATTR = {
     ("_unit.py", "getattr(self.backend, command)"),
     ("_unit.py", "getattr(pipe, command)"),
     ("_writer.py", "getattr(cls, '_etcher_uid', None)"),  # a constant name, on the class
+    # the same check in the scan of a replacement's value for handles (_containers._set_in)
+    ("_containers.py", "getattr(cls, '_etcher_uid', None)"),
     ("_db.py", "getattr(cls, 'from_client', None)"),
     ("_namespace.py", "getattr(session.backend, 'maintenance', None)"),
     # constant names: an optional backend attribute, and the session of RD(db, ...)'s db
