@@ -15,6 +15,9 @@ from etcher_redis.testing.cluster import free_ports
 
 pytestmark = pytest.mark.redis
 
+# How long a commit waits for 2 replicas where only one exists (milliseconds).
+ACK_MS = 500
+
 
 @pytest.fixture
 def master_and_replica(make_redis_server: Callable[..., RedisServer]) -> tuple[str, redis.Redis]:
@@ -56,7 +59,9 @@ def test_too_few_replicas_is_a_clear_error_and_the_write_stays(
 ) -> None:
     url, _client = master_and_replica
     with DB(url, prefix="w2") as plain:
-        waiting = DB(url, prefix="w2", wait_replicas=2, wait_timeout=20)
+        # WAIT blocks for the whole timeout (a second replica never comes): long enough
+        # for the one replica to acknowledge on a loaded machine (20 ms once saw 0 of 2).
+        waiting = DB(url, prefix="w2", wait_replicas=2, wait_timeout=ACK_MS)
         with waiting as db, pytest.raises(ReplicationNotConfirmed, match="only 1 of 2 replica"):
             db["doc"] = "applied"
         assert plain["doc"] == "applied"
@@ -82,7 +87,7 @@ def test_bad_wait_options_are_refused(redis_url: str, value: object) -> None:
 def test_single_writes_wait_too(master_and_replica: tuple[str, redis.Redis]) -> None:
     url, _client = master_and_replica
     with DB(url, prefix="w4") as plain:
-        waiting = DB(url, prefix="w4", wait_replicas=2, wait_timeout=20)
+        waiting = DB(url, prefix="w4", wait_replicas=2, wait_timeout=ACK_MS)
         with waiting as db, pytest.raises(ReplicationNotConfirmed, match="only 1 of 2 replica"):
             db.incr("hits")
         assert plain.incr("hits", 0) == 1  # applied once, not re-sent
