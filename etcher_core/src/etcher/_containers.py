@@ -1230,23 +1230,24 @@ class RL(Node, MutableSequence["Stored"]):
     def append(self, value: Storable) -> None:
         """Add ``value`` at the end (O(1))."""
         uid = self._etcher_uid
-        if type(value) in _OWN_EQ and self._s.list_ends:
-            # A scalar: one held scope where the backend allows it (etcher._listends).
-            if type(value) is int and -_SMALL < value < _SMALL:
-                tagged = b"i%d" % value  # encode_scalar(), inline for the commonest item
-            else:
-                tagged = encode_scalar(value, (-1,))
-            if self._s.list_end(uid, APPEND, tagged) is not NOT_DONE:
-                return
+        # A plain scalar links nothing: encoded here, once, with no writer (and its memo).
+        if type(value) is int and -_SMALL < value < _SMALL:
+            scalar: bytes | None = b"i%d" % value  # encode_scalar(), inline: the commonest
+        elif type(value) in _OWN_EQ:
+            scalar = encode_scalar(value, (-1,))
+        else:
+            scalar = None
+        if (
+            scalar is not None
+            and self._s.list_ends
+            # One held scope where the backend allows it (etcher._listends).
+            and self._s.list_end(uid, APPEND, scalar) is not NOT_DONE
+        ):
+            return
 
         def op(g: Graph) -> None:
             g.require(uid)
-            if type(value) is int and -_SMALL < value < _SMALL:
-                tagged = b"i%d" % value  # encode_scalar(), inline for the commonest item
-            elif type(value) in _OWN_EQ:
-                tagged = encode_scalar(value, (-1,))  # a plain scalar: no writer needed
-            else:
-                tagged = Writer(self._s, g).tag(value, uid, (-1,))
+            tagged = scalar if scalar is not None else Writer(self._s, g).tag(value, uid, (-1,))
             # layout.content(uid), inline: once per append
             g.unit.list_op(g.layout.content_prefix + uid, "rpush", tagged)
 

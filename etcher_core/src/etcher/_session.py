@@ -270,26 +270,24 @@ class Session:
     def _finish_held(self, held: Any, fn: Callable[[Graph], T]) -> T | Any:
         """Run ``fn`` as a unit of work on ``held``, an entered write scope with nothing
         written, and commit it; :data:`~etcher._listends.NOT_DONE` (rolled back) when
-        it needs the retried frame of :meth:`mutate` (a conflict, caller code)."""
+        it needs the retried frame of :meth:`mutate` (a conflict, caller code).
+
+        No sweep of expired garbage rides along, as it does on :meth:`write`:
+        :meth:`list_end` only gets here when none was due.
+        """
         unit = Unit.in_held_scope(self.backend, held)
-        reclaim = self.reclaim
-        taken: list[tuple[float, str]] = []
         paused = gc.isenabled()  # as RetryPolicy.run does: a popped document may be big
         if paused:
             gc.disable()
         try:
-            g = Graph(self.layout, unit)
-            result = fn(g)
-            taken = reclaim.piggyback(g)
+            result = fn(Graph(self.layout, unit))
             unit.commit()
             return result
         except (WatchError, CallerCode):
             unit.close()
-            reclaim.give_back(taken)
             return NOT_DONE
         except BaseException:
             unit.close()
-            reclaim.give_back(taken)
             raise
         finally:
             if paused:

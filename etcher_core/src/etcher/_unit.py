@@ -1093,14 +1093,7 @@ class Unit:
             commit = self._scope_commit
             if commit is not None:
                 # The writes go straight into the held transaction, which commits them.
-                if self._dirty or self._dropped or self._string_dirty:
-                    writes = self._scope_writes()
-                else:
-                    # _scope_writes() of list commands alone (an append, a pop), inline; a
-                    # loop, not a comprehension (which is a call of its own before 3.12).
-                    writes = []
-                    for key, op, args in self._list_ops:
-                        writes.append((op, (key, *args)))
+                writes = self._scope_writes()
                 if self._scope_created:
                     commit(writes, self._created)
                 else:

@@ -98,37 +98,51 @@ def _no_script(exc: BaseException) -> bool:
     return False
 
 
+def _call(client: Any, sha: str, script: str, keys: list[str], args: list[Any]) -> Any:
+    """One call of a read-only script on ``client``, by its SHA1, else (NOSCRIPT) by its text.
+
+    Named :class:`~etcher_redis.client.ReadOnlyScript`: a reply lost with its
+    connection is read again under redis-py's retry policy instead of being
+    reported as a write of unknown outcome.
+    """
+    try:
+        return client.execute_command(_EVALSHA, sha, len(keys), *keys, *args)
+    except Exception as exc:
+        if not _no_script(exc):
+            raise
+        # Not in this server's script cache yet (or flushed): EVAL runs it and caches it.
+        return client.execute_command(_EVAL, script, len(keys), *keys, *args)
+
+
+def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+def _contents(flat: list[Any]) -> dict[str, dict[bytes, bytes] | list[bytes]]:
+    """``[uid, content, ...]`` as a script returns it: a dict node's content as a flat
+    field/value list, a list node's as its items."""
+    contents: dict[str, dict[bytes, bytes] | list[bytes]] = {}
+    for i in range(0, len(flat), 2):
+        uid = flat[i].decode(errors="replace")
+        raw = flat[i + 1]
+        contents[uid] = _pairs(raw) if uid[:1] == "D" else raw
+    return contents
+
+
 def walk(
     client: Any, content_prefix: str, refs_prefix: str, roots: Sequence[str], limit: int
 ) -> SubtreeChunk:
     """One call of the walk script on ``client`` (an :class:`~etcher_redis.client.EtcherRedis`).
 
-    See :meth:`etcher.spec.SubtreeReads.read_subtree`. The script only reads,
-    so the call is named :class:`~etcher_redis.client.ReadOnlyScript`: a reply
-    lost with its connection is read again under redis-py's retry policy
-    instead of being reported as a write of unknown outcome.
+    See :meth:`etcher.spec.SubtreeReads.read_subtree`. The script only reads
+    (see :func:`_call`).
     """
     roots = list(roots)
     keys = [content_prefix + roots[0]] if roots else []
     args = [content_prefix, refs_prefix, limit, *roots]
-    try:
-        reply = client.execute_command(_EVALSHA, WALK_SHA, len(keys), *keys, *args)
-    except Exception as exc:
-        if not _no_script(exc):
-            raise
-        # Not in this server's script cache yet (or flushed): EVAL runs it and caches it.
-        reply = client.execute_command(_EVAL, WALK, len(keys), *keys, *args)
-    flat, absent, frontier = reply
-    contents: dict[str, dict[bytes, bytes] | list[bytes]] = {}
-    for i in range(0, len(flat), 2):
-        uid = flat[i].decode(errors="replace")
-        raw = flat[i + 1]
-        if uid[:1] == "D":
-            contents[uid] = dict(zip(raw[::2], raw[1::2], strict=True))
-        else:
-            contents[uid] = raw
+    flat, absent, frontier = _call(client, WALK_SHA, WALK, keys, args)
     return (
-        contents,
+        _contents(flat),
         [x.decode(errors="replace") for x in absent],
         [x.decode(errors="replace") for x in frontier],
     )
@@ -269,10 +283,6 @@ UNLINKED_SHA = hashlib.sha1(UNLINKED.encode()).hexdigest()
 READ_ONLY_SCRIPTS.update((UNLINKED_SHA, UNLINKED))
 
 
-def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
-    return dict(zip(flat[::2], flat[1::2], strict=True))
-
-
 def read_unlinked(
     client: Any,
     content_prefix: str,
@@ -291,23 +301,14 @@ def read_unlinked(
     """
     keys = [content_prefix + parent]
     args = [content_prefix, refs_prefix, parent, field, max(1, limit), len(alive), *alive, *also]
-    try:
-        reply = client.execute_command(_EVALSHA, UNLINKED_SHA, 1, *keys, *args)
-    except Exception as exc:
-        if not _no_script(exc):
-            raise
-        reply = client.execute_command(_EVAL, UNLINKED, 1, *keys, *args)
-    flat_header, item, flat_headers, flat_contents = reply
+    flat_header, item, flat_headers, flat_contents = _call(
+        client, UNLINKED_SHA, UNLINKED, keys, args
+    )
     headers = {
         flat_headers[i].decode(errors="replace"): _pairs(flat_headers[i + 1])
         for i in range(0, len(flat_headers), 2)
     }
-    contents: dict[str, dict[bytes, bytes] | list[bytes]] = {}
-    for i in range(0, len(flat_contents), 2):
-        uid = flat_contents[i].decode(errors="replace")
-        raw = flat_contents[i + 1]
-        contents[uid] = _pairs(raw) if uid[:1] == "D" else raw
-    return _pairs(flat_header), item, headers, contents
+    return _pairs(flat_header), item, headers, _contents(flat_contents)
 
 
 class SubtreeMixin:

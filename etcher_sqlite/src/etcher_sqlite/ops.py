@@ -69,7 +69,6 @@ SQL_UPSERT_KEY = (
 SQL_CREATE_KEY = (
     "INSERT OR IGNORE INTO keys (name, type, version, lo, hi, value) VALUES (?, ?, ?, ?, ?, ?)"
 )
-SQL_OLDER_IN = "SELECT name FROM keys WHERE version != ? AND name IN ({})"
 SORT_ABOVE = 64
 """Rows a flush writes or deletes in key order once there are more than this many.
 
@@ -1198,7 +1197,8 @@ def create_many(tx: Tx, calls: list[Call]) -> list[int]:
     if len(rows) > SORT_ABOVE:
         rows.sort(key=itemgetter(0))  # B-tree order (see SORT_ABOVE); names are unique here
     if rows and conn.executemany(SQL_CREATE_KEY, rows).rowcount < len(rows):
-        older = {name for (name,) in _select_older(conn, version, [row[0] for row in rows])}
+        stamped = versions(conn, [row[0] for row in rows])
+        older = {name for name, stamp in stamped.items() if stamp != version}
         slow.extend(pair for (pairs,) in calls for pair in pairs if pair[0] in older)
     if slow:
         hashes = [pair for pair in slow if type(pair[1]) is dict]
@@ -1208,15 +1208,6 @@ def create_many(tx: Tx, calls: list[Call]) -> list[int]:
         if lists:
             rpush_many(tx, lists)
     return [len(pairs) for (pairs,) in calls]
-
-
-def _select_older(conn: sqlite3.Connection, version: int, names: list[str]) -> Iterator[Any]:
-    """The rows of ``names`` whose version is not ``version`` (they existed before)."""
-    for start in range(0, len(names), CHUNK):
-        chunk = names[start : start + CHUNK]
-        size = _padded(len(chunk))
-        chunk.extend(repeat(chunk[-1], size - len(chunk)))
-        yield from conn.execute(_in_sql(SQL_OLDER_IN, size, "?"), [version, *chunk]).fetchall()
 
 
 # --- the command table ------------------------------------------------------------
