@@ -197,7 +197,10 @@ class Unit:
         self._fields: dict[str, dict[bytes, bytes | None]] = {}
         self._full: set[str] = set()
         self._dirty: dict[str, dict[bytes, bytes | None]] = {}
-        self._dropped: set[str] = set()
+        # Keys to delete, in the order dropped (a dict, not a set): a collected subtree's keys
+        # then reach the store in the order they were read, so the backend's own per-key
+        # structures (SQLite's row cache) are walked in memory order, not in hash order.
+        self._dropped: dict[str, None] = {}
         # Keys of the nodes this unit made (create_hash/create_list): they cannot exist in
         # the store, so a scope's commit need not look them up (spec.ScopeCommits).
         self._created: set[str] = set()
@@ -748,7 +751,7 @@ class Unit:
         self._fields[key] = {}
         self._full.add(key)
         self._dirty.pop(key, None)
-        self._dropped.add(key)
+        self._dropped[key] = None
 
     def drop_hashes(self, keys: list[str]) -> None:
         """:meth:`drop_hash` for many keys (a collected subtree)."""
@@ -761,7 +764,7 @@ class Unit:
             fields[key] = {}
             dirty.pop(key, None)
         self._full.update(keys)
-        self._dropped.update(keys)
+        self._dropped.update(dict.fromkeys(keys))
 
     # --- lists ------------------------------------------------------------------
     def _list_state(self, key: str) -> list[bytes]:
@@ -925,7 +928,10 @@ class Unit:
             _put(self._fields, key, known)
             _put(self._dirty, key, dirty)
             (self._full.add if was_full else self._full.discard)(key)
-            (self._dropped.add if was_dropped else self._dropped.discard)(key)
+            if was_dropped:
+                self._dropped[key] = None
+            else:
+                self._dropped.pop(key, None)
         elif kind == "l":
             count = record[2]
             if count < 0:
@@ -1280,7 +1286,7 @@ class SubtreeSnapshot(Unit):
         self._scope = _ANSWERS_ONE_STATE
         self._checked = None
         self._dirty = {}
-        self._dropped = set()
+        self._dropped = {}
         self._list_ops = []
         self._string_dirty = set()
 
