@@ -687,6 +687,36 @@ class Unit:
         self._fields[key] = stored  # type: ignore[assignment]  # no None: nothing written
         self._full.add(key)
 
+    def header_and_item(
+        self, header: str, key: str, field: bytes
+    ) -> tuple[dict[bytes, bytes | None] | None, bytes | None]:
+        """``load(hashes=(header,), fields=((key, field),))``, then ``known_hash(header)``
+        and ``hget(key, field)``, in one call: a write through a handle reads so."""
+        if self._scope is None:
+            self.load(hashes=(header,), fields=((key, field),))
+            return self.known_hash(header), self.hget(key, field)
+        # load()'s direct reads in the held scope, then hget() of what they stored, inline.
+        known, full, backend = self._fields, self._full, self.backend
+        if header not in full:
+            state: dict[bytes, bytes | None] = backend.hgetall(header)
+            pending = self._dirty.get(header)
+            if pending:
+                state.update(pending)
+            known[header] = state
+            full.add(header)
+        have = known.get(key)
+        if have is None:
+            value = backend.hget(key, field)
+            known[key] = {field: value}
+        else:
+            value = have.get(field, _MISSING)
+            if value is _MISSING:
+                if key in full:
+                    value = None
+                else:
+                    value = have[field] = backend.hget(key, field)
+        return known[header], value
+
     def known_hash(self, key: str) -> dict[bytes, bytes | None] | None:
         """Every field of hash ``key`` as this unit knows it, or ``None`` if it is not all known.
 
