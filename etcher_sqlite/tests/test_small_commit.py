@@ -253,7 +253,7 @@ def _documents(rng: random.Random) -> list[Any]:
     docs: list[Any] = []
     for _ in range(6):
         doc = {"name": "n", "sub": _plain(rng), "more": _plain(rng), "tags": [_plain(rng)]}
-        shape = rng.choice(["plain", "shared", "cycle", "big"])
+        shape = rng.choice(["plain", "shared", "cycle", "big", "many nodes", "odd"])
         if shape == "shared":  # one object twice: one node, two links
             shared = {"s": 1}
             doc["a"], doc["b"] = shared, [shared]
@@ -261,29 +261,35 @@ def _documents(rng: random.Random) -> list[Any]:
             doc["self"] = doc
         elif shape == "big":
             doc["many"] = list(range(packed.MAX_ENTRIES + 3))
+        elif shape == "many nodes":  # past what a plain assignment takes alone
+            doc["nodes"] = [{"i": i} for i in range(rng.choice([10, 20]))]
+        elif shape == "odd":  # keys and values the plain path leaves to the writer
+            doc[rng.choice([7, "ключ", "k"])] = rng.choice(["\ud800x", "ok", 2**80, -(2**70)])
         docs.append(doc)
     return docs
 
 
 def _store_rows(path: Path, docs: list[Any], fresh: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
-    from itertools import count
-
     from etcher import _reclaim
 
     monkeypatch.setattr(scope.UnitScope, "takes_fresh", fresh)
     monkeypatch.setattr(_reclaim, "clock", lambda: 1.0e9)  # the same expiry stamps
     with DB(f"sqlite:///{path}") as db:
         uids = db._session.uids
-        uids._token, uids._counter = "t", count(1)  # the same uids in both stores
+        uids._token, uids._n = "t", 0  # the same uids in both stores
         for i in range(140):  # a spilled root
             db[f"r{i}"] = i
         for i, doc in enumerate(docs):
-            db[f"d{i}"] = doc
+            try:
+                db[f"d{i}"] = doc
+            except ValueError as exc:  # a lone surrogate: refused, the store untouched
+                assert f"d{i}" not in db, exc
+                continue
             db[f"d{i}"]["extra"] = {"e": [1, 2]}
-        db["d0"] = docs[-1]  # a replacement: reads and collects the old document
-        del db["d1"]
+        db["d0"] = {"replaced": [1]}  # a replacement: reads and collects the old document
+        db.pop("d1", None)
         with db.transaction() as tx:  # savepoints: the unit's ordinary buffers
-            tx["t"] = docs[0]
+            tx["t"] = {"in": ["tx"]}
             with contextlib.suppress(TypeError):
                 tx["bad"] = {"ok": [1], "no": object()}  # rolled back alone
             tx["t"]["more"] = {"m": docs[1]}

@@ -69,6 +69,7 @@ REVIEWED_GETATTR = {
     ("_unit.py", "getattr(held, 'takes_created', False)"),
     # and the same for spec.ScopeCommits.takes_fresh (a fixed name, a bool compared to True)
     ("_unit.py", "getattr(held, 'takes_fresh', False)"),
+    ("_writer.py", "getattr(held, 'takes_fresh', False)"),
 }
 
 

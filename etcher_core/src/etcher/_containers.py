@@ -46,7 +46,7 @@ from etcher._listends import APPEND, NOT_DONE, POP_FIRST, POP_LAST, PREPEND
 from etcher._materialize import materialize
 from etcher._session import OrderHints, Session
 from etcher._summary import summarize_dict, summarize_list
-from etcher._writer import Writer
+from etcher._writer import Writer, assign_plain
 from etcher.errors import (
     ClosedError,
     EtcherIndexError,
@@ -530,6 +530,14 @@ class RD(Node, MutableMapping["Key", "Stored"]):
                 if g.candidates:  # only a replaced link can leave garbage behind
                     g.collect(alive=(uid,))
 
+            if (
+                capabilities.locking_units
+                and (type(value) is dict or type(value) is list)
+                and type(key) is str
+                and key.isascii()
+                and assign_plain(session, uid, key, value, plain)
+            ):
+                return  # a small plain document, without a unit of work
             session.mutate(plain)
             return
         guesses = session.item_guess

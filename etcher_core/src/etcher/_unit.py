@@ -717,6 +717,15 @@ class Unit:
                     value = have[field] = backend.hget(key, field)
         return known[header], value
 
+    def take_reads(
+        self, header: str, state: dict[bytes, bytes], key: str, field: bytes, item: bytes | None
+    ) -> None:
+        """Take in what :meth:`header_and_item` would have read, read by the caller in this
+        unit's held scope (whole hash ``header``, and ``field`` of ``key``)."""
+        self._fields[header] = state  # type: ignore[assignment]  # no None: nothing written
+        self._full.add(header)
+        self._fields.setdefault(key, {})[field] = item
+
     def known_hash(self, key: str) -> dict[bytes, bytes | None] | None:
         """Every field of hash ``key`` as this unit knows it, or ``None`` if it is not all known.
 
