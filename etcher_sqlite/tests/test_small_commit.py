@@ -288,6 +288,10 @@ def _store_rows(path: Path, docs: list[Any], fresh: bool, monkeypatch: pytest.Mo
             db[f"d{i}"]["extra"] = {"e": [1, 2]}
         db["d0"] = {"replaced": [1]}  # a replacement: reads and collects the old document
         db.pop("d1", None)
+        db["r0"] = "over"  # a scalar over a scalar: the item keeps its number
+        db["d2"] = 5  # a scalar over a document (or a new field): the graph collects it
+        with contextlib.suppress(ValueError):
+            db["r1"] = "\ud800"  # refused with its path, the store untouched
         with db.transaction() as tx:  # savepoints: the unit's ordinary buffers
             tx["t"] = {"in": ["tx"]}
             with contextlib.suppress(TypeError):

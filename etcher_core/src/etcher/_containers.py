@@ -68,6 +68,8 @@ _NOTHING: Any = object()
 # Types whose equality with a stored item is etcher's or the interpreter's own: comparing
 # them runs no caller code (exact types: a subclass may define __eq__).
 _OWN_EQ: frozenset[type] = frozenset({str, int, float, bool, type(None)})
+# What etcher._writer.assign_plain may take (it hands anything inside it does not take on).
+_PLAIN: frozenset[type] = _OWN_EQ | {dict, list}
 
 
 def _read_unlinked(g: Graph, child: str) -> None:
@@ -532,12 +534,12 @@ class RD(Node, MutableMapping["Key", "Stored"]):
 
             if (
                 capabilities.locking_units
-                and (type(value) is dict or type(value) is list)
+                and type(value) in _PLAIN
                 and type(key) is str
                 and key.isascii()
                 and assign_plain(session, uid, key, value, plain)
             ):
-                return  # a small plain document, without a unit of work
+                return  # a scalar or a small plain document, without a unit of work
             session.mutate(plain)
             return
         guesses = session.item_guess

@@ -373,9 +373,9 @@ _SCALARS = frozenset((str, int, float, bool, type(None)))
 def assign_plain(
     session: Session, uid: str, key: str, value: Any, op: Callable[[Graph], None]
 ) -> bool:
-    """``rd[key] = value`` for a small plain tree, straight through the backend's write
-    scope; ``False`` (nothing done) when the caller must run ``op``, the ordinary
-    operation, through :meth:`Session.mutate` instead.
+    """``rd[key] = value`` for a JSON scalar or a small plain tree, straight through the
+    backend's write scope; ``False`` (nothing done) when the caller must run ``op``, the
+    ordinary operation, through :meth:`Session.mutate` instead.
 
     It runs the same statements and commits the same writes as that path, in the
     same order (uids included), without a unit of work, a graph or a writer: the
@@ -428,7 +428,9 @@ def assign_plain(
             # A scalar item keeps its number; one that links a node is the graph's work.
             ok = at > 0 and old[:at].isdigit() and old[at + 1 : at + 2] not in (b"", b"@")
             seq = int(old[:at]) if ok else -1
-        if seq >= 0:
+        if seq < 0:
+            pass
+        elif type(value) is dict or type(value) is list:
             fresh = {}
             mark = session.uids.mark()
             top = _plain_tree(session, layout, uid, value, fresh)
@@ -436,6 +438,13 @@ def assign_plain(
                 # The uids it made go back: the unit of work makes the same ones again.
                 session.uids.rewind(mark, session.uids.mark())
                 fresh = None
+        else:  # a JSON scalar (the caller checked its type): no new node
+            try:
+                top = encode_scalar(value)
+            except (TypeError, ValueError):
+                pass  # (a lone surrogate: the unit's encode_scalar says so, with its path)
+            else:
+                fresh = {}
     if fresh is None or top is None:
         return _in_unit(session, held, refs, header, content, field, old, op)
     writes: list[tuple[str, tuple[Any, ...]]] = []
