@@ -178,3 +178,158 @@ def test_a_new_document_and_a_field_set_take_the_small_path(
         assert taken[:2] == [True, True]
         assert db["doc"]() == {**doc, "n": 2, "sub": {"k": 2}}
         assert db.check().ok
+
+
+def _fresh_split(
+    rng: random.Random, writes: list[Any], created: set[str]
+) -> tuple[list[Any], dict[str, Any]]:
+    """Some created keys' only write moved out of ``writes`` into ``fresh``, as a unit
+    taking fresh contents passes them (a mapping, or a list of the pushed items)."""
+    counts: dict[Any, int] = {}
+    for _name, args in writes:
+        if args:
+            counts[args[0]] = counts.get(args[0], 0) + 1
+    fresh: dict[str, Any] = {}
+    rest: list[Any] = []
+    for write in writes:
+        name, args = write
+        key = args[0] if args else None
+        if key in created and counts[key] == 1 and name in ("hset", "rpush") and rng.random() < 0.8:
+            fresh[key] = args[1] if name == "hset" else list(args[1:])
+        else:
+            rest.append(write)
+    return rest, fresh
+
+
+@pytest.mark.parametrize("seed", range(7 * 8))
+def test_fresh_contents_end_as_their_writes_end(seed: int) -> None:
+    """``commit_writes(writes, created, fresh)`` ends as the same batch with the fresh
+    contents as leading ``hset``/``rpush`` writes does (rows or error, store untouched)."""
+    rng = random.Random(1000 + seed)
+    odd = ODD[seed % len(ODD)]
+    writes, created, read = _batch(rng, odd)
+    rest, fresh = _fresh_split(rng, writes, created)
+    leading = [  # (an empty content writes nothing, where an empty write is refused)
+        ("hset", (k, c)) if isinstance(c, dict) else ("rpush", (k, *c))
+        for k, c in fresh.items()
+        if c
+    ]
+    split, whole = SQLiteMemoryBackend(), SQLiteMemoryBackend()
+    _prefill(split)
+    _prefill(whole)
+    before = _tables(split)
+
+    def commit(backend: SQLiteMemoryBackend, call: Any) -> Any:
+        held = backend.unit_scope(True)
+        try:
+            with held:
+                for key in read:
+                    with contextlib.suppress(WrongTypeError):
+                        backend.hgetall(key)
+                call(held)
+        except Exception as exc:
+            drop_scoped_tx()
+            return exc
+        return None
+
+    got = commit(split, lambda held: held.commit_writes(rest, created, fresh))
+    want = commit(whole, lambda held: held.commit_writes(leading + rest, created))
+    assert type(got) is type(want), (got, want)
+    assert str(got) == str(want)
+    assert _tables(split) == (before if want is not None else _tables(whole))
+
+
+def _plain(rng: random.Random, depth: int = 0) -> Any:
+    """A random plain value: scalars, dicts and lists, a few levels deep."""
+    roll = rng.random()
+    if depth < 3 and roll < 0.3:
+        return {f"k{i}": _plain(rng, depth + 1) for i in range(rng.randint(0, 4))}
+    if depth < 3 and roll < 0.45:
+        return [_plain(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    return rng.choice([1, -7, 2**70, 0.5, "s", "é", "", True, None, "x" * 950])
+
+
+def _documents(rng: random.Random) -> list[Any]:
+    docs: list[Any] = []
+    for _ in range(6):
+        doc = {"name": "n", "sub": _plain(rng), "more": _plain(rng), "tags": [_plain(rng)]}
+        shape = rng.choice(["plain", "shared", "cycle", "big", "many nodes", "odd"])
+        if shape == "shared":  # one object twice: one node, two links
+            shared = {"s": 1}
+            doc["a"], doc["b"] = shared, [shared]
+        elif shape == "cycle":
+            doc["self"] = doc
+        elif shape == "big":
+            doc["many"] = list(range(packed.MAX_ENTRIES + 3))
+        elif shape == "many nodes":  # past what a plain assignment takes alone
+            doc["nodes"] = [{"i": i} for i in range(rng.choice([10, 20]))]
+        elif shape == "odd":  # keys and values the plain path leaves to the writer
+            doc[rng.choice([7, "ключ", "k"])] = rng.choice(["\ud800x", "ok", 2**80, -(2**70)])
+        docs.append(doc)
+    return docs
+
+
+def _store_rows(path: Path, docs: list[Any], fresh: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from etcher import _reclaim
+
+    monkeypatch.setattr(scope.UnitScope, "takes_fresh", fresh)
+    monkeypatch.setattr(_reclaim, "clock", lambda: 1.0e9)  # the same expiry stamps
+    with DB(f"sqlite:///{path}") as db:
+        uids = db._session.uids
+        uids._token, uids._n = "t", 0  # the same uids in both stores
+        for i in range(140):  # a spilled root
+            db[f"r{i}"] = i
+        for i, doc in enumerate(docs):
+            try:
+                db[f"d{i}"] = doc
+            except ValueError as exc:  # a lone surrogate: refused, the store untouched
+                assert f"d{i}" not in db, exc
+                continue
+            db[f"d{i}"]["extra"] = {"e": [1, 2]}
+        db["d0"] = {"replaced": [1]}  # a replacement: reads and collects the old document
+        db.pop("d1", None)
+        db["r0"] = "over"  # a scalar over a scalar: the item keeps its number
+        db["d2"] = 5  # a scalar over a document (or a new field): the graph collects it
+        with contextlib.suppress(ValueError):
+            db["r1"] = "\ud800"  # refused with its path, the store untouched
+        with db.transaction() as tx:  # savepoints: the unit's ordinary buffers
+            tx["t"] = {"in": ["tx"]}
+            with contextlib.suppress(TypeError):
+                tx["bad"] = {"ok": [1], "no": object()}  # rolled back alone
+            tx["t"]["more"] = {"m": docs[1]}
+        assert db.check().ok
+        conn = db._session.backend._conn()
+        return (
+            conn.execute("SELECT name, type, lo, hi, value FROM keys ORDER BY name").fetchall(),
+            conn.execute("SELECT * FROM hashes ORDER BY name, field").fetchall(),
+            conn.execute("SELECT * FROM list_items ORDER BY name, pos").fetchall(),
+        )
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_documents_written_with_fresh_contents_store_the_same_rows(
+    seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whole stores written with the unit's fresh contents on and off hold the same rows."""
+    docs = _documents(random.Random(seed))
+    on = _store_rows(tmp_path / "on.db", docs, True, monkeypatch)
+    off = _store_rows(tmp_path / "off.db", docs, False, monkeypatch)
+    assert on == off
+
+
+def test_a_new_document_reaches_the_scope_as_fresh_contents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Any] = []
+    commit = scope.UnitScope.commit_writes
+
+    def spy(held: Any, writes: Any, created: Any = (), fresh: Any = None) -> None:
+        seen.append((len(writes), sorted(map(len, (fresh or {}).values()))))
+        commit(held, writes, created, fresh)
+
+    with DB(f"sqlite:///{tmp_path / 's.db'}") as db:
+        monkeypatch.setattr(scope.UnitScope, "commit_writes", spy)
+        db["doc"] = {"a": 1, "sub": {"b": 2}, "l": [1, 2, 3]}
+        # The root's header and content written; three headers, two contents, one list fresh.
+        assert seen == [(2, [1, 2, 3, 3, 3, 3])], seen
+        assert db["doc"]() == {"a": 1, "sub": {"b": 2}, "l": [1, 2, 3]}

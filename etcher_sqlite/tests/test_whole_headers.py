@@ -41,7 +41,7 @@ def test_a_replacement_commits_shared_headers_without_rereading_or_decoding(
             decoded.append(name)
         return unpack(blob, name)
 
-    def spy_commit(scope: UnitScope, writes: Any, created: Any = ()) -> None:
+    def spy_commit(scope: UnitScope, writes: Any, created: Any = (), fresh: Any = None) -> None:
         nonlocal committing
         committing = True
         commits.append(len(writes))
@@ -50,7 +50,7 @@ def test_a_replacement_commits_shared_headers_without_rereading_or_decoding(
             lambda sql: reread.append(sql) if sql.startswith("SELECT") else None
         )
         try:
-            commit(scope, writes, created)
+            commit(scope, writes, created, fresh)
         finally:
             committing = False
             conn.set_trace_callback(None)

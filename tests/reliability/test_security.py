@@ -67,6 +67,9 @@ REVIEWED_GETATTR = {
     ("_materialize.py", "getattr(graph.reader, 'read_subtree', None)"),
     # an optional attribute of the held write scope (spec.ScopeCommits.takes_created)
     ("_unit.py", "getattr(held, 'takes_created', False)"),
+    # and the same for spec.ScopeCommits.takes_fresh (a fixed name, a bool compared to True)
+    ("_unit.py", "getattr(held, 'takes_fresh', False)"),
+    ("_writer.py", "getattr(held, 'takes_fresh', False)"),
 }
 
 

@@ -46,7 +46,7 @@ from etcher._listends import APPEND, NOT_DONE, POP_FIRST, POP_LAST, PREPEND
 from etcher._materialize import materialize
 from etcher._session import OrderHints, Session
 from etcher._summary import summarize_dict, summarize_list
-from etcher._writer import Writer
+from etcher._writer import Writer, assign_plain
 from etcher.errors import (
     ClosedError,
     EtcherIndexError,
@@ -68,6 +68,8 @@ _NOTHING: Any = object()
 # Types whose equality with a stored item is etcher's or the interpreter's own: comparing
 # them runs no caller code (exact types: a subclass may define __eq__).
 _OWN_EQ: frozenset[type] = frozenset({str, int, float, bool, type(None)})
+# What etcher._writer.assign_plain may take (it hands anything inside it does not take on).
+_PLAIN: frozenset[type] = _OWN_EQ | {dict, list}
 
 
 def _read_unlinked(g: Graph, child: str) -> None:
@@ -479,8 +481,9 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         (:meth:`Graph.open_unlinking`).
         """
         uid = self._etcher_uid
-        field = encode_key(key)
-        content = g.layout.content(uid)
+        # encode_key(key), its usual case inline.
+        field = b"s" + key.encode() if type(key) is str and key.isascii() else encode_key(key)
+        content = g.layout.content_prefix + uid
         if guess and g.unit.assume_item(content, field, g.layout.refs(uid), DEAD, SEQ):
             if type(value) in _OWN_EQ:
                 tagged = encode_scalar(value, (key,))
@@ -490,8 +493,9 @@ class RD(Node, MutableMapping["Key", "Stored"]):
             return tagged
         if alone:
             old = g.open_unlinking(uid, field, also=_handles_in(value, self._s))
+            seq = split_item(old)[0] if old is not None else g.next_seq(uid)
         else:
-            old = g.open_item(uid, field)
+            old, seq = g.open_for_set(uid, field)
         if (
             guess
             and not g.unit.speculate  # a retry: the guess was tried
@@ -499,7 +503,6 @@ class RD(Node, MutableMapping["Key", "Stored"]):
             and _link_of(item_value(old)) is not None
         ):
             self._s.item_guess.missed()
-        seq = split_item(old)[0] if old is not None else g.next_seq(uid)
         if type(value) in _OWN_EQ:
             # A plain scalar links nothing: no writer (and its memo) needed.
             tagged = encode_scalar(value, (key,))
@@ -520,9 +523,26 @@ class RD(Node, MutableMapping["Key", "Stored"]):
     def __setitem__(self, key: Key, value: Storable) -> None:
         uid = self._etcher_uid
         session = self._s
-        guesses = session.item_guess
         # Only where the store can check the guess (no extra calls elsewhere: SQLite).
         capabilities = session.backend.capabilities
+        if not capabilities.item_writes and not capabilities.unlink_reads:
+
+            def plain(g: Graph) -> None:
+                self._set_in(g, None, key, value)
+                if g.candidates:  # only a replaced link can leave garbage behind
+                    g.collect(alive=(uid,))
+
+            if (
+                capabilities.locking_units
+                and type(value) in _PLAIN
+                and type(key) is str
+                and key.isascii()
+                and assign_plain(session, uid, key, value, plain)
+            ):
+                return  # a scalar or a small plain document, without a unit of work
+            session.mutate(plain)
+            return
+        guesses = session.item_guess
         guess = capabilities.item_writes and guesses.allowed()
         alone = capabilities.unlink_reads
 

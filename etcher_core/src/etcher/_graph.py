@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from etcher._codec import LINK, item_value, link_target
+from etcher._codec import LINK, item_value, link_target, split_item
 from etcher._layout import (
     DEAD,
     DICT_UID,
@@ -194,6 +194,22 @@ class Graph:
         if header is None or header.get(KIND) is None or DEAD in header:
             self.require(uid)
         return unit.hget(content, field)
+
+    def open_for_set(self, uid: str, field: bytes) -> tuple[bytes | None, int]:
+        """:meth:`open_item`, and the item's insertion number: the one it has, or for a
+        new field the next one, reserved as :meth:`next_seq` does (one call, one read)."""
+        layout, unit = self.layout, self.unit
+        refs = layout.refs_prefix + uid
+        header, item = unit.header_and_item(refs, layout.content_prefix + uid, field)
+        if header is None or header.get(KIND) is None or DEAD in header:
+            self.require(uid)
+            header = unit.known_hash(refs)
+        if item is not None:
+            return item, split_item(item)[0]
+        raw = header.get(SEQ) if header is not None else unit.hget(refs, SEQ)
+        seq = int(raw) if raw is not None and raw.isdigit() else _count(raw)
+        unit.hset(refs, SEQ, b"%d" % (seq + 1))
+        return item, seq
 
     def open_unlinking(
         self, uid: str, field: bytes, header: bool = True, also: Sequence[str] = ()

@@ -36,7 +36,6 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from itertools import count
 
 from etcher.errors import EtcherTypeError, EtcherValueError
 
@@ -158,7 +157,7 @@ class UidFactory:
     would make the same uids and write into each other's nodes.
     """
 
-    __slots__ = ("__weakref__", "_counter", "_lock", "_token")
+    __slots__ = ("__weakref__", "_lock", "_n", "_token")
 
     def __init__(self) -> None:
         self._reset()
@@ -166,7 +165,7 @@ class UidFactory:
 
     def _reset(self) -> None:
         self._token = os.urandom(8).hex()
-        self._counter = count(1)
+        self._n = 0  # the number of the latest uid made
         # A lock some other thread held at fork time would never be released in the child.
         self._lock = threading.Lock()
 
@@ -177,8 +176,20 @@ class UidFactory:
 
     def new(self, kind: str) -> str:
         with self._lock:
-            n = next(self._counter)
+            self._n = n = self._n + 1
         return f"{kind}{self._token}{n:x}"
+
+    def mark(self) -> int:
+        """Where the counter is: :meth:`rewind` takes it back there."""
+        return self._n
+
+    def rewind(self, mark: int, end: int) -> None:
+        """Forget the uids made since :meth:`mark` gave ``mark`` (it gives ``end`` now),
+        unless another was made since: a write that gave up before writing them leaves
+        the counter as if it had never run."""
+        with self._lock:
+            if self._n == end:
+                self._n = mark
 
 
 # Weak, so a factory lives exactly as long as the DB that made it.

@@ -165,6 +165,10 @@ class Session:
         "unpins",
     )
 
+    # Whether a plain assignment may skip the unit of work (etcher._writer.assign_plain):
+    # not in a transaction, whose writes its unit buffers.
+    plain_writes = True
+
     backend: StorageBackend
     closed: bool
     delete_guess: ItemGuess
@@ -408,6 +412,8 @@ class TransactionSession(Session):
     """
 
     __slots__ = ("parent", "unit")
+
+    plain_writes = False
 
     parent: Session
     unit: Unit | None

@@ -153,6 +153,8 @@ class Unit:
     # whether it takes the keys this unit created (see _created).
     _scope_commit: Callable[..., None] | None = None
     _scope_created = False
+    # Whether that commit_writes() also takes new nodes' contents apart (see _fresh).
+    _scope_fresh = False
     needs_write_scope = False
     # Read-only units on other backends check their reads instead of watching them:
     # (command, args, digest of the result) of every read, re-read atomically at the end.
@@ -188,6 +190,7 @@ class Unit:
                         pass  # the scope has no commit_writes(): commit through a pipeline
                     else:
                         self._scope_created = getattr(held, "takes_created", False) is True
+                        self._scope_fresh = getattr(held, "takes_fresh", False) is True
         elif scope is False:
             self._checked = []
         elif capabilities.checked_commits:
@@ -204,6 +207,11 @@ class Unit:
         # Keys of the nodes this unit made (create_hash/create_list): they cannot exist in
         # the store, so a scope's commit need not look them up (spec.ScopeCommits).
         self._created: set[str] = set()
+        # New nodes' contents, {key: mapping or items}, while their creation is their only
+        # write, for a scope whose commit_writes() takes them apart (takes_fresh): no write
+        # tuple per node, and the scope packs them in one pass. Kept out of _dirty and
+        # _list_ops until another write meets the key (_settle); known in _fields/_lists.
+        self._fresh: dict[str, Any] = {}
         # Lists: full contents where known, and the commands to replay at commit.
         self._lists: dict[str, list[bytes]] = {}
         self._list_ops: list[tuple[str, str, tuple[Any, ...]]] = []
@@ -233,6 +241,7 @@ class Unit:
         unit._scope_write = True
         unit._scope_commit = held.commit_writes
         unit._scope_created = getattr(held, "takes_created", False) is True
+        unit._scope_fresh = getattr(held, "takes_fresh", False) is True
         return unit
 
     # --- watching ---------------------------------------------------------------
@@ -681,6 +690,45 @@ class Unit:
         self._fields[key] = stored  # type: ignore[assignment]  # no None: nothing written
         self._full.add(key)
 
+    def header_and_item(
+        self, header: str, key: str, field: bytes
+    ) -> tuple[dict[bytes, bytes | None] | None, bytes | None]:
+        """``load(hashes=(header,), fields=((key, field),))``, then ``known_hash(header)``
+        and ``hget(key, field)``, in one call: a write through a handle reads so."""
+        if self._scope is None:
+            self.load(hashes=(header,), fields=((key, field),))
+            return self.known_hash(header), self.hget(key, field)
+        # load()'s direct reads in the held scope, then hget() of what they stored, inline.
+        known, full, backend = self._fields, self._full, self.backend
+        if header not in full:
+            state: dict[bytes, bytes | None] = backend.hgetall(header)
+            pending = self._dirty.get(header)
+            if pending:
+                state.update(pending)
+            known[header] = state
+            full.add(header)
+        have = known.get(key)
+        if have is None:
+            value = backend.hget(key, field)
+            known[key] = {field: value}
+        else:
+            value = have.get(field, _MISSING)
+            if value is _MISSING:
+                if key in full:
+                    value = None
+                else:
+                    value = have[field] = backend.hget(key, field)
+        return known[header], value
+
+    def take_reads(
+        self, header: str, state: dict[bytes, bytes], key: str, field: bytes, item: bytes | None
+    ) -> None:
+        """Take in what :meth:`header_and_item` would have read, read by the caller in this
+        unit's held scope (whole hash ``header``, and ``field`` of ``key``)."""
+        self._fields[header] = state  # type: ignore[assignment]  # no None: nothing written
+        self._full.add(header)
+        self._fields.setdefault(key, {})[field] = item
+
     def known_hash(self, key: str) -> dict[bytes, bytes | None] | None:
         """Every field of hash ``key`` as this unit knows it, or ``None`` if it is not all known.
 
@@ -694,13 +742,33 @@ class Unit:
         return self._lists.get(key)
 
     # --- hash writes ------------------------------------------------------------
+    def _settle(self, key: str) -> None:
+        """A new node of :attr:`_fresh` meets another write: its creation becomes an
+        ordinary pending write (as :meth:`create_hash`/:meth:`create_list` make it)."""
+        content = self._fresh.pop(key)
+        self._created.add(key)
+        if type(content) is dict:
+            self._dirty[key] = content
+        else:
+            pushed = tuple(content)
+            self._list_ops.append((key, "rpush", pushed))
+            self._ops_by_list.setdefault(key, []).append(("rpush", pushed))
+
+    def _settle_all(self) -> None:
+        for key in list(self._fresh):
+            self._settle(key)
+
     def hset(self, key: str, field: bytes, value: bytes) -> None:
+        if key in self._fresh:
+            self._settle(key)
         if self._undo is not None:
             self._note_field(key, field)
         self._fields.setdefault(key, {})[field] = value
         self._dirty.setdefault(key, {})[field] = value
 
     def hset_many(self, key: str, mapping: dict[bytes, bytes]) -> None:
+        if key in self._fresh:
+            self._settle(key)
         if self._undo is not None:
             for field in mapping:
                 self._note_field(key, field)
@@ -708,6 +776,8 @@ class Unit:
         self._dirty.setdefault(key, {}).update(mapping)
 
     def hdel(self, key: str, field: bytes) -> None:
+        if key in self._fresh:
+            self._settle(key)
         if self._undo is not None:
             self._note_field(key, field)
         self._fields.setdefault(key, {})[field] = None
@@ -721,6 +791,8 @@ class Unit:
         a known hash changes both alike, so one dict serves, not two copies per
         node of a big document.
         """
+        if key in self._fresh:
+            self._settle(key)
         if self._undo is not None:
             self._note_hash(key)
         state: dict[bytes, bytes | None] = mapping  # type: ignore[assignment]
@@ -735,17 +807,25 @@ class Unit:
         A write's new nodes are registered together (four C calls, not a call per
         node); the unit takes the mappings over, as :meth:`create_hash` does.
         """
-        if self._undo is not None:
+        if (
+            self._undo is not None
+            or not self._scope_fresh
+            or not self._fresh.keys().isdisjoint(new)
+            or not self._dropped.isdisjoint(new)
+        ):
+            # (A key made twice, or after its delete: never new uids. The ordinary way,
+            # where _fresh, applied before every other write, would be out of order.)
             for key, mapping in new.items():
                 self.create_hash(key, mapping)
             return
         self._fields.update(new)  # type: ignore[arg-type]  # no None: all new
-        self._dirty.update(new)  # type: ignore[arg-type]
         self._full.update(new)
-        self._created.update(new)
+        self._fresh.update(new)
 
     def drop_hash(self, key: str) -> None:
         """Delete a whole hash key."""
+        if key in self._fresh:
+            self._settle(key)
         if self._undo is not None:
             self._note_hash(key)
         self._fields[key] = {}
@@ -755,7 +835,7 @@ class Unit:
 
     def drop_hashes(self, keys: list[str]) -> None:
         """:meth:`drop_hash` for many keys (a collected subtree)."""
-        if self._undo is not None:
+        if self._undo is not None or (self._fresh and not self._fresh.keys().isdisjoint(keys)):
             for key in keys:
                 self.drop_hash(key)
             return
@@ -807,6 +887,8 @@ class Unit:
         """Queue a list command (rpush, lpush, lpop, rpop, lset, ltrim or delete)."""
         if not args and op in ("rpush", "lpush"):
             return  # pushing nothing changes nothing, and Redis refuses it as malformed
+        if key in self._fresh:
+            self._settle(key)
         if self._undo is not None:
             self._note_list(key)
         self._list_ops.append((key, op, args))
@@ -817,6 +899,12 @@ class Unit:
 
     def create_list(self, key: str, items: list[bytes]) -> None:
         """Write a list that is known not to exist yet (a new node)."""
+        if key in self._fresh:
+            self._settle(key)
+        if self._undo is None and self._scope_fresh and items and key not in self._dropped:
+            self._lists[key] = list(items)
+            self._fresh[key] = items
+            return
         if self._undo is not None:
             self._note_list(key)
         self._lists[key] = list(items)
@@ -856,6 +944,9 @@ class Unit:
         """Open a savepoint (they nest): :meth:`rollback` returns the buffers to this point."""
         if self._undo is None:
             self._undo = []
+        if self._fresh:
+            # An undo restores _dirty and _list_ops, where these would be missing.
+            self._settle_all()
         self._savepoints.append((len(self._undo), len(self._list_ops), len(self.after_commit)))
 
     def release(self) -> None:
@@ -954,7 +1045,9 @@ class Unit:
 
     @property
     def has_writes(self) -> bool:
-        return bool(self._dirty or self._dropped or self._list_ops or self._string_dirty)
+        return bool(
+            self._dirty or self._dropped or self._list_ops or self._string_dirty or self._fresh
+        )
 
     def commit(self) -> None:
         """Send every buffered write as one atomic batch; ``WatchError`` if a read went stale."""
@@ -1091,7 +1184,7 @@ class Unit:
         scope = self._scope
         assert scope is not None
         # has_writes, inline: once per write unit.
-        if self._dirty or self._dropped or self._list_ops or self._string_dirty:
+        if self._dirty or self._dropped or self._list_ops or self._string_dirty or self._fresh:
             if not self._scope_write:
                 # A snapshot must not be written through: redo the work holding the lock.
                 self.needs_write_scope = True
@@ -1100,7 +1193,9 @@ class Unit:
             if commit is not None:
                 # The writes go straight into the held transaction, which commits them.
                 writes = self._scope_writes()
-                if self._scope_created:
+                if self._scope_fresh:
+                    commit(writes, self._created, self._fresh)
+                elif self._scope_created:
                     commit(writes, self._created)
                 else:
                     commit(writes)
@@ -1289,6 +1384,7 @@ class SubtreeSnapshot(Unit):
         self._dropped = {}
         self._list_ops = []
         self._string_dirty = set()
+        self._fresh = {}
 
 
 class _OneState(AbstractContextManager[bool]):

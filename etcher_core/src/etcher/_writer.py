@@ -9,6 +9,7 @@ buffer: a bad value anywhere raises before anything reaches the store.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -17,9 +18,10 @@ from etcher._codec import _DECIMAL_LIMIT as _SMALL
 from etcher._codec import _FALSE, _NONE, _TRUE, encode_key, encode_link, encode_scalar, format_path
 from etcher._codec import _LINK_PREFIX as _LINK
 from etcher._graph import KIND_DICT, KIND_LIST, Graph
-from etcher._layout import DICT_UID, KIND, LIST_UID, SEQ
-from etcher._unit import CallerCode
-from etcher.errors import ForeignNodeError
+from etcher._layout import DEAD, DICT_UID, KIND, LIST_UID, SEQ
+from etcher._unit import WHOLE_HASH_FIELDS as _WHOLE_FIELDS
+from etcher._unit import CallerCode, Unit
+from etcher.errors import ForeignNodeError, WatchError
 
 if TYPE_CHECKING:
     from etcher._session import Session
@@ -119,6 +121,22 @@ class Writer:
 
     def tag(self, value: Any, parent: str, path: tuple[Any, ...] = ()) -> bytes:
         """The stored form of ``value`` as a child of node ``parent``; writes any new nodes."""
+        cls = type(value)
+        if (cls is dict or cls is list) and not self.memo and not self.stack:
+            # A new plain container at the top of a write (a document assigned): what
+            # _tag and _container do for it, without their calls.
+            dict_node = cls is dict
+            uid = self.new_uid(DICT_UID if dict_node else LIST_UID)
+            self.memo[id(value)] = uid
+            self.keepalive.append(value)
+            self.new[self.refs_prefix + uid] = (
+                {KIND: KIND_DICT, SEQ: b"%d" % len(value), parent.encode(): b"1"}
+                if dict_node
+                else {KIND: KIND_LIST, parent.encode(): b"1"}
+            )
+            self.stack.append((value, uid, path))
+            self._drain()
+            return _LINK + uid.encode()
         out = self._tag(value, parent, path)
         self._drain()
         return out
@@ -343,3 +361,254 @@ def _prepare_plain(top: Any, prepared: dict[int, tuple[Any, Any]]) -> None:
             else:
                 plain = known[1]
         stack.extend(plain.values() if isinstance(plain, dict) else plain)
+
+
+_PLAIN_NODES = 16
+"""At most this many new nodes take :func:`assign_plain` (a small document); more take
+the unit of work, which also pauses the cyclic collector for a big write."""
+
+_SCALARS = frozenset((str, int, float, bool, type(None)))
+
+
+def assign_plain(
+    session: Session, uid: str, key: str, value: Any, op: Callable[[Graph], None]
+) -> bool:
+    """``rd[key] = value`` for a JSON scalar or a small plain tree, straight through the
+    backend's write scope; ``False`` (nothing done) when the caller must run ``op``, the
+    ordinary operation, through :meth:`Session.mutate` instead.
+
+    It runs the same statements and commits the same writes as that path, in the
+    same order (uids included), without a unit of work, a graph or a writer: the
+    node's header and the item are read in the scope, the tree is encoded as the
+    writer's drain encodes it, and the new nodes go to the scope as fresh contents
+    (``ScopeCommits.takes_fresh``). The caller has checked the backend (it holds
+    unit scopes offering ``commit_writes``, and declares neither ``item_writes``
+    nor ``unlink_reads``) and that ``key`` is an ASCII ``str``.
+
+    Before the scope, ``False`` for a session that is closed, in a transaction,
+    with pins to release or a sweep of expired garbage due, or a progress callback
+    (:data:`nodes_written`). After the two reads, anything else runs ``op`` as a
+    unit of work in the same scope, its reads handed over (no statement twice): a
+    node not plainly live, an item that links a node (a replacement, which the
+    graph collects), a value that is not a tree of exact dicts, lists and JSON
+    scalars of at most :data:`_PLAIN_NODES` nodes (a handle, a subclass, an object
+    met twice, a key or scalar the writer refuses with its path). Errors are
+    raised as that path raises them.
+    """
+    if (
+        session.closed
+        or session.unpins
+        or not session.plain_writes
+        or session.reclaim.due()
+        or nodes_written.get() is not None
+    ):
+        return False
+    backend = session.backend
+    held: Any = backend.unit_scope(True)  # type: ignore[attr-defined]  # (caller checked)
+    if getattr(held, "takes_fresh", False) is not True or not held.__enter__():
+        return False
+    layout = session.layout
+    refs = layout.refs_prefix + uid
+    content = layout.content_prefix + uid
+    field = b"s" + key.encode()
+    try:
+        header: dict[bytes, bytes] = backend.hgetall(refs)
+        old = backend.hget(content, field)
+    except BaseException as exc:
+        held.__exit__(type(exc), exc, None)  # rolls the scope back
+        raise
+    fresh: dict[str, Any] | None = None
+    top: bytes | None = None
+    if header.get(KIND) is not None and DEAD not in header:
+        if old is None:
+            raw = header.get(SEQ)
+            seq = int(raw) if raw is not None and raw.isdigit() else -1
+        else:
+            at = old.find(b"|")
+            # A scalar item keeps its number; one that links a node is the graph's work.
+            ok = at > 0 and old[:at].isdigit() and old[at + 1 : at + 2] not in (b"", b"@")
+            seq = int(old[:at]) if ok else -1
+        if seq < 0:
+            pass
+        elif type(value) is dict or type(value) is list:
+            fresh = {}
+            mark = session.uids.mark()
+            top = _plain_tree(session, layout, uid, value, fresh)
+            if top is None:
+                # The uids it made go back: the unit of work makes the same ones again.
+                session.uids.rewind(mark, session.uids.mark())
+                fresh = None
+        else:  # a JSON scalar (the caller checked its type): no new node
+            try:
+                top = encode_scalar(value)
+            except (TypeError, ValueError):
+                pass  # (a lone surrogate: the unit's encode_scalar says so, with its path)
+            else:
+                fresh = {}
+    if fresh is None or top is None:
+        return _in_unit(session, held, refs, header, content, field, old, op)
+    writes: list[tuple[str, tuple[Any, ...]]] = []
+    if old is None:
+        header[SEQ] = b"%d" % (seq + 1)
+        # The header as Unit._scope_writes sends a small hash it read whole: all of it.
+        if backend.capabilities.whole_hash_writes and len(header) <= _WHOLE_FIELDS:
+            writes.append(("hreplace", (refs, header)))
+        else:
+            writes.append(("hset", (refs, {SEQ: header[SEQ]})))
+    writes.append(("hset", (content, {field: b"%d|" % seq + top})))
+    try:
+        held.commit_writes(writes, (), fresh)
+    except BaseException as exc:
+        held.__exit__(type(exc), exc, None)
+        raise
+    return True
+
+
+def _in_unit(
+    session: Session,
+    held: Any,
+    refs: str,
+    header: dict[bytes, bytes],
+    content: str,
+    field: bytes,
+    old: bytes | None,
+    op: Callable[[Graph], None],
+) -> bool:
+    """Run ``op`` as a unit of work in ``held``, the reads :func:`assign_plain` made
+    handed over as the unit's own would have been; ``False`` (rolled back) when it
+    needs the retried frame of :meth:`Session.mutate` (caller code, a conflict)."""
+    unit = Unit.in_held_scope(session.backend, held)
+    unit.take_reads(refs, header, content, field, old)
+    paused = gc.isenabled()  # as RetryPolicy.run does
+    if paused:
+        gc.disable()
+    try:
+        op(Graph(session.layout, unit))
+        unit.commit()
+        return True
+    except (WatchError, CallerCode):
+        unit.close()
+        return False
+    except BaseException:
+        unit.close()
+        raise
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _plain_tree(
+    session: Session, layout: Any, parent: str, value: Any, fresh: dict[str, Any]
+) -> bytes | None:
+    """The link to ``value``'s new node, its nodes' headers and contents put in ``fresh``
+    as the writer's :meth:`Writer._drain` would give them to the unit; ``None`` if the
+    value is not a small plain tree (see :func:`assign_plain`)."""
+    cls = type(value)
+    if cls is not dict and cls is not list:
+        return None
+    new_uid = session.uids.new
+    refs_prefix, content_prefix = layout.refs_prefix, layout.content_prefix
+    field_keys = _FIELD_KEYS
+    scalars = _SCALARS
+    top = new_uid(DICT_UID if cls is dict else LIST_UID)
+    new: dict[str, Any] = {
+        refs_prefix + top: {KIND: KIND_DICT, SEQ: b"%d" % len(value), parent.encode(): b"1"}
+        if cls is dict
+        else {KIND: KIND_LIST, parent.encode(): b"1"}
+    }
+    seen = {id(value)}
+    stack: list[tuple[Any, str]] = [(value, top)]
+    nodes = 1
+    while stack:
+        obj, uid = stack.pop()
+        me = uid.encode()
+        if uid[:1] == DICT_UID:
+            mapping: dict[bytes, bytes] = {}
+            for seq, (k, v) in enumerate(obj.items()):
+                if type(k) is str:
+                    fkey = field_keys.get(k)
+                    if fkey is None:
+                        if not k.isascii():
+                            return None  # (the writer's _key() checks it, with a path)
+                        fkey = b"s" + k.encode()
+                        if len(field_keys) < _FIELD_KEYS_KEPT:
+                            field_keys[k] = fkey
+                elif type(k) is int:
+                    fkey = encode_key(k)
+                else:
+                    return None
+                c = type(v)
+                if c is str:
+                    try:
+                        mapping[fkey] = b"%d|s" % seq + v.encode()
+                    except UnicodeEncodeError:
+                        return None
+                elif c is int and -_SMALL < v < _SMALL:
+                    mapping[fkey] = b"%d|i%d" % (seq, v)
+                elif c is float:
+                    mapping[fkey] = b"%d|f%r" % (seq, v)
+                elif c is bool:
+                    mapping[fkey] = b"%d|" % seq + (_TRUE if v else _FALSE)
+                elif v is None:
+                    mapping[fkey] = b"%d|" % seq + _NONE
+                elif c is dict or c is list:
+                    if id(v) in seen or nodes == _PLAIN_NODES:
+                        return None  # shared, a cycle, or not small
+                    seen.add(id(v))
+                    nodes += 1
+                    if c is dict:
+                        child = new_uid(DICT_UID)
+                        new[refs_prefix + child] = {KIND: KIND_DICT, SEQ: b"%d" % len(v), me: b"1"}
+                    else:
+                        child = new_uid(LIST_UID)
+                        new[refs_prefix + child] = {KIND: KIND_LIST, me: b"1"}
+                    stack.append((v, child))
+                    mapping[fkey] = b"%d|@" % seq + child.encode()
+                elif c in scalars:
+                    try:
+                        mapping[fkey] = b"%d|" % seq + encode_scalar(v)
+                    except (TypeError, ValueError):
+                        return None
+                else:
+                    return None
+            if mapping:
+                new[content_prefix + uid] = mapping
+        else:
+            items: list[bytes] = []
+            append = items.append
+            for v in obj:
+                c = type(v)
+                if c is int and -_SMALL < v < _SMALL:
+                    append(b"i%d" % v)
+                elif c is str and v.isascii():
+                    append(b"s" + v.encode())
+                elif c is float:
+                    append(b"f%r" % v)
+                elif c is bool:
+                    append(_TRUE if v else _FALSE)
+                elif v is None:
+                    append(_NONE)
+                elif c is dict or c is list:
+                    if id(v) in seen or nodes == _PLAIN_NODES:
+                        return None
+                    seen.add(id(v))
+                    nodes += 1
+                    if c is dict:
+                        child = new_uid(DICT_UID)
+                        new[refs_prefix + child] = {KIND: KIND_DICT, SEQ: b"%d" % len(v), me: b"1"}
+                    else:
+                        child = new_uid(LIST_UID)
+                        new[refs_prefix + child] = {KIND: KIND_LIST, me: b"1"}
+                    stack.append((v, child))
+                    append(b"@" + child.encode())
+                elif c in scalars:
+                    try:
+                        append(encode_scalar(v))
+                    except (TypeError, ValueError):
+                        return None
+                else:
+                    return None
+            if items:
+                fresh[content_prefix + uid] = items
+    fresh.update(new)
+    return _LINK + top.encode()

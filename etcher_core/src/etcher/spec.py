@@ -394,7 +394,12 @@ class ScopeCommits(Protocol):
 
         A scope whose ``takes_created`` attribute is ``True`` is called with a
         second argument, ``created``: keys of nodes the unit made, which cannot
-        exist in the store yet (their rows need not be looked up).
+        exist in the store yet (their rows need not be looked up). One whose
+        ``takes_fresh`` is also ``True`` gets a third, ``fresh``: ``{key: mapping
+        or list of items}``, new nodes whose whole content is their only write,
+        kept out of ``writes`` (no write tuple per node); it applies each as an
+        ``hset``/``rpush`` of its content before ``writes`` (an empty content
+        writes nothing).
         """
         ...
 

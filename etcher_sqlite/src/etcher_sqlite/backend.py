@@ -493,7 +493,14 @@ class SQLiteBackend(SubtreeMixin, CommandsMixin):
             if conn.in_transaction:
                 return None  # this thread already holds a scope (or a batch is open)
             if write:
-                self._check_file()
+                if self._identity is not None:  # _check_file()'s usual case, inline
+                    try:
+                        st = os.stat(self.path)
+                    except FileNotFoundError:
+                        self._check_file()  # raises what it says
+                    else:
+                        if (st.st_dev, st.st_ino) != self._identity:
+                            self._check_file()  # raises what it says
                 conn.execute("BEGIN IMMEDIATE")
                 ops.SCOPE.tx = ops.Tx(conn)
             else:

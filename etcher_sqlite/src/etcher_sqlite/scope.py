@@ -63,8 +63,14 @@ class UnitScope:
     takes_created = True
     """``commit_writes()`` takes the unit's new keys (``etcher.spec.ScopeCommits``)."""
 
+    takes_fresh = True
+    """``commit_writes()`` takes new nodes' contents apart (``etcher.spec.ScopeCommits``)."""
+
     def commit_writes(
-        self, writes: list[tuple[str, tuple[Any, ...]]], created: Collection[str] = ()
+        self,
+        writes: list[tuple[str, tuple[Any, ...]]],
+        created: Collection[str] = (),
+        fresh: dict[str, Any] | None = None,
     ) -> None:
         """Apply a unit's writes in the held write scope and commit (``etcher.spec.ScopeCommits``).
 
@@ -74,7 +80,10 @@ class UnitScope:
         the unit made as new nodes: their rows are known to be absent, so they
         are not looked up. A big unit (a big new document) has its writes
         checked all at once and its new keys inserted without reads
-        (:func:`_bulk_queue`).
+        (:func:`_bulk_queue`). ``fresh``: new nodes' whole contents, ``{key: mapping
+        or items}``, written as if each were an ``hset`` or ``rpush`` of a key in
+        ``created`` before ``writes``; a small unit's are packed in one pass
+        (:func:`_apply_small`), any other goes first into ``writes``.
         """
         conn = self._conn
         if conn is None or not self._write:
@@ -83,6 +92,16 @@ class UnitScope:
         if tx is None or tx.conn is not conn:
             tx = ops.Tx(conn)
         try:
+            if fresh:
+                if (
+                    len(writes) + len(fresh) <= BULK_WRITES
+                    and (not writes or writes[-1][0] in _SMALL_LAST)
+                    and _apply_small(tx, writes, created, fresh)
+                ):
+                    self._conn = None
+                    self._backend._end_scope(conn, commit=True)
+                    return
+                writes, created = _unfresh(writes, created, fresh)
             one = writes[0] if len(writes) == 1 and not created else None
             args = one[1] if one is not None else ()
             if (
@@ -185,8 +204,26 @@ def _runs(
     return runs
 
 
+def _unfresh(
+    writes: list[tuple[str, tuple[Any, ...]]], created: Collection[str], fresh: dict[str, Any]
+) -> tuple[list[tuple[str, tuple[Any, ...]]], Collection[str]]:
+    """``fresh`` as the writes it stands for, first, and its keys among ``created``."""
+    first: list[tuple[str, tuple[Any, ...]]] = []
+    for key, content in fresh.items():
+        if type(content) is list or type(content) is tuple:
+            if content:  # (pushing nothing writes nothing)
+                first.append(("rpush", (key, *content)))
+        elif type(content) is not dict or content:
+            # (anything else: hset's own checks say what is wrong with it)
+            first.append(("hset", (key, content)))
+    return first + writes, {*created, *fresh}
+
+
 def _apply_small(
-    tx: ops.Tx, writes: list[tuple[str, tuple[Any, ...]]], created: Collection[str]
+    tx: ops.Tx,
+    writes: list[tuple[str, tuple[Any, ...]]],
+    created: Collection[str],
+    fresh: dict[str, Any] | None = None,
 ) -> bool:
     """Apply and flush a small unit's writes when they all have the usual shapes;
     ``False`` (nothing applied) when one does not.
@@ -201,7 +238,8 @@ def _apply_small(
     non-bytes mapping or item, a key the unit did not read, a wrong type) takes the
     general path, with the public commands' checks and errors. Everything is
     checked before anything is applied, the types of all fields, values and items
-    in one C pass.
+    in one C pass. ``fresh`` (see :meth:`UnitScope.commit_writes`): new nodes'
+    contents, packed the same way, keys neither cached nor written in ``writes``.
     """
     cache = tx.meta
     version = ops._stamp()
@@ -212,6 +250,33 @@ def _apply_small(
     contents: list[Any] = []  # every mapping, for the type check
     items: list[Any] = []  # every pushed item tuple, for the type check
     edits: list[tuple[str, tuple[Any, ...]]] | None = None  # writes onto read hashes
+    if fresh:
+        if (
+            set(map(type, fresh)) != _STR
+            or not cache.keys().isdisjoint(fresh)
+            or not fresh.keys().isdisjoint(map(_FIRST, map(_SECOND, writes)))
+        ):
+            return False  # not new keys as commit_writes() takes them: the general path
+        # One tight pass: every content a non-empty dict (a hash) or list (a list).
+        for key, content in fresh.items():
+            cls = type(content)
+            if cls is dict:
+                contents.append(content)
+                kind = HASH
+            elif cls is list:
+                items.append(content)
+                kind = LIST
+            else:
+                return False
+            size = len(content)
+            if not size:
+                return False  # (an empty content is no row: the general path skips it)
+            if size <= max_entries:
+                blob = pack(content)
+                if len(blob) <= max_bytes:
+                    rows.append((key, kind, version, 0, size, blob))
+                    continue
+            spills.append((key, [kind, 0, size, None, content]))
     try:
         for write in writes:
             name, args = write
@@ -297,6 +362,7 @@ def _apply_small(
 
 _hset_spilled = ops._hset_spilled
 _SMALL_LAST = frozenset(("hset", "hreplace", "rpush"))
+_STR = {str}
 _FIRST = itemgetter(0)
 _SECOND = itemgetter(1)
 _WRITES = ops.WRITES

@@ -245,10 +245,14 @@ class CountingScope:
         owner = self._owner
 
         def commit_writes(writes: list[tuple[str, tuple[Any, ...]]], *created: Any) -> None:
+            # Fresh contents (takes_fresh) count as the hset/rpush each stands for.
+            fresh = created[1] if len(created) > 1 and created[1] else {}
+            seen = [*(("hset" if isinstance(c, dict) else "rpush", (k,)) for k, c in fresh.items())]
+            seen += writes
             owner.round_trips += 1
-            owner.commands.update(command for command, _ in writes)
-            owner._saw_batch(sum(_keys_of(command, args) for command, args in writes))
-            if writes:
+            owner.commands.update(command for command, _ in seen)
+            owner._saw_batch(sum(_keys_of(command, args) for command, args in seen))
+            if seen:
                 owner.commits += 1
                 if owner.fail_on_commit:
                     raise owner.fail_on_commit
