@@ -811,7 +811,7 @@ class Unit:
             self._undo is not None
             or not self._scope_fresh
             or not self._fresh.keys().isdisjoint(new)
-            or not self._dropped.isdisjoint(new)
+            or not self._dropped.keys().isdisjoint(new)
         ):
             # (A key made twice, or after its delete: never new uids. The ordinary way,
             # where _fresh, applied before every other write, would be out of order.)
