@@ -148,7 +148,11 @@ def walk(
     )
 
 
+LONG_LIST = 10_000
+"""The unlinking read returns no list longer than this: the client reads it (one LRANGE)."""
+
 UNLINKED = """
+local LONG_LIST = @LONG_LIST@
 local cp, rp, parent, field = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local limit = tonumber(ARGV[5])
 local n_alive = tonumber(ARGV[6])
@@ -219,6 +223,9 @@ local function expand(u)
       end
     end
   else
+    -- A long list is left to the client's own read: scanning its items here costs more
+    -- per item the longer it is (each becomes a Lua string), a plain LRANGE does not.
+    if redis.call("LLEN", cp .. u) > LONG_LIST then return end
     content = redis.call("LRANGE", cp .. u, 0, -1)
     for i = 1, #content do
       local c = target(content[i])
@@ -277,7 +284,7 @@ for _, s in ipairs(waiting) do
   end
 end
 return {pheader, item, out_h, out_c}
-"""
+""".replace("@LONG_LIST@", str(LONG_LIST))
 
 UNLINKED_SHA = hashlib.sha1(UNLINKED.encode()).hexdigest()
 READ_ONLY_SCRIPTS.update((UNLINKED_SHA, UNLINKED))
