@@ -268,18 +268,27 @@ class Session:
             layout.content_prefix + uid,
             op,
             item,
-            None if fn is None else lambda held: self._finish_held(held, fn),
+            None if fn is None else lambda held: self.finish_held(held, fn),
         )
 
-    def _finish_held(self, held: Any, fn: Callable[[Graph], T]) -> T | Any:
+    def finish_held(
+        self,
+        held: Any,
+        fn: Callable[[Graph], T],
+        reads: Callable[[Unit], None] | None = None,
+    ) -> T | Any:
         """Run ``fn`` as a unit of work on ``held``, an entered write scope with nothing
         written, and commit it; :data:`~etcher._listends.NOT_DONE` (rolled back) when
         it needs the retried frame of :meth:`mutate` (a conflict, caller code).
+        ``reads`` hands the unit what the caller already read in the scope.
 
-        No sweep of expired garbage rides along, as it does on :meth:`write`:
-        :meth:`list_end` only gets here when none was due.
+        No sweep of expired garbage rides along, as it does on :meth:`write`: its
+        callers (:meth:`list_end`, :func:`etcher._writer.assign_plain`) only get
+        here when none was due.
         """
         unit = Unit.in_held_scope(self.backend, held)
+        if reads is not None:
+            reads(unit)
         paused = gc.isenabled()  # as RetryPolicy.run does: a popped document may be big
         if paused:
             gc.disable()

@@ -9,7 +9,6 @@ buffer: a bad value anywhere raises before anything reaches the store.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,7 @@ from etcher._graph import KIND_DICT, KIND_LIST, Graph
 from etcher._layout import DEAD, DICT_UID, KIND, LIST_UID, SEQ
 from etcher._unit import WHOLE_HASH_FIELDS as _WHOLE_FIELDS
 from etcher._unit import CallerCode, Unit
-from etcher.errors import ForeignNodeError, WatchError
+from etcher.errors import ForeignNodeError
 
 if TYPE_CHECKING:
     from etcher._session import Session
@@ -477,24 +476,15 @@ def _in_unit(
     """Run ``op`` as a unit of work in ``held``, the reads :func:`assign_plain` made
     handed over as the unit's own would have been; ``False`` (rolled back) when it
     needs the retried frame of :meth:`Session.mutate` (caller code, a conflict)."""
-    unit = Unit.in_held_scope(session.backend, held)
-    unit.take_reads(refs, header, content, field, old)
-    paused = gc.isenabled()  # as RetryPolicy.run does
-    if paused:
-        gc.disable()
-    try:
-        op(Graph(session.layout, unit))
-        unit.commit()
+
+    def run(g: Graph) -> bool:
+        op(g)
         return True
-    except (WatchError, CallerCode):
-        unit.close()
-        return False
-    except BaseException:
-        unit.close()
-        raise
-    finally:
-        if paused:
-            gc.enable()
+
+    def reads(unit: Unit) -> None:
+        unit.take_reads(refs, header, content, field, old)
+
+    return session.finish_held(held, run, reads) is True
 
 
 def _plain_tree(
