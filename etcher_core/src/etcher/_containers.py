@@ -481,7 +481,15 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         uid = self._etcher_uid
         field = encode_key(key)
         content = g.layout.content(uid)
-        if guess and g.unit.assume_item(content, field, g.layout.refs(uid), DEAD, SEQ):
+        if guess and g.unit.assume_item(
+            content,
+            field,
+            g.layout.refs(uid),
+            DEAD,
+            SEQ,
+            # Where the commit can collect a small document the item links, it may.
+            unlink=g.unlink_plan(uid, field) if g.unit.speculate else None,
+        ):
             if type(value) in _OWN_EQ:
                 tagged = encode_scalar(value, (key,))
             else:
@@ -615,7 +623,16 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         def op(g: Graph) -> None:
             content = g.layout.content(uid)
             unit = g.unit
-            if guess and unit.assume_item(content, field, g.layout.refs(uid), DEAD, SEQ, True):
+            if guess and unit.assume_item(
+                content,
+                field,
+                g.layout.refs(uid),
+                DEAD,
+                SEQ,
+                True,
+                # Where the commit can collect a small document the item links, it may.
+                g.unlink_plan(uid, field) if unit.speculate else None,
+            ):
                 unit.hdel(content, field)
                 return
             if alone:
