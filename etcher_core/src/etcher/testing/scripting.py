@@ -594,6 +594,8 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], None]:
     elif shape == "linked twice by the parent":
         db["k"] = {"s": [1]}
         db["k2"] = db["k"]
+    elif shape == "links the root":
+        db["k"] = {"r": db._root}  # noqa: SLF001 - the root's handle, whose only parent is k
     elif shape == "a pinned node":
         db["k"] = {"x": {"y": [1]}}
         _mark(db, cast(RD, db["k"])["x"], b"#p")
@@ -621,6 +623,7 @@ UNLINK_SHAPES = {
     "a shared child": False,
     "a cycle": False,
     "linked twice by the parent": False,
+    "links the root": False,
     "a pinned node": False,
     "a pending node": False,
     "over the node bound": False,
