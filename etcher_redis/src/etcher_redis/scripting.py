@@ -294,6 +294,8 @@ for _ = 1, tonumber(take()) do U_alive[take()] = true end
 _VERIFY = r"""
 local U_order, U_tree = {}, {}
 local U_start = nil
+-- KEYS[1] is the item's hash, which is read here as a check reads (not a new key)
+if named < 1 then named = 1 end
 do
   -- "@", then D or L and letters or digits: a uid this script may name keys with.
   local function target(v)
@@ -441,13 +443,15 @@ _PLAIN_WRITES = _WRITES - {"delete", "hset_item"}
 def encode(
     checks: Sequence[tuple[str, tuple[Any, ...], Any]],
     writes: Sequence[tuple[str, tuple[Any, ...]]],
-    short: bool = True,
+    first: Any = None,
 ) -> tuple[list[Any], list[Any]]:
     """``KEYS`` and ``ARGV`` of the checked-commit script (layout in the module docstring).
 
-    ``short=False``: never the short layout (the unlinking commit has no such form).
+    ``first``: a key to declare first, before those checks name (the unlinking
+    commit's item, which the script reads as checks read); then never the short
+    layout, which has no room for it.
     """
-    if short and len(checks) == 2 and len(writes) == 1:
+    if first is None and len(checks) == 2 and len(writes) == 1:
         # The short layout (module docstring) where it applies.
         (first, on, live), (second, fields, gone) = checks
         op, args = writes[0]
@@ -466,6 +470,9 @@ def encode(
             return [on[0], args[0]], ["g", fields[1], op, *args[1:]]
     keys: list[Any] = []
     index: dict[Any, int] = {}
+    if first is not None:
+        keys.append(first)
+        index[first] = 1
 
     def key_index(key: Any) -> int:
         found = index.get(key)
@@ -595,9 +602,7 @@ def unlinking_commit(
     """
     if plan.limit < 1 or plan.budget < 0:
         raise ValueError(f"an unlink plan needs limit >= 1 and budget >= 0, not {plan!r}")
-    keys, argv = encode(checks, writes, short=False)
-    if not keys:
-        keys = [plan.content_prefix + plan.parent]
+    keys, argv = encode(checks, writes, first=plan.content_prefix + plan.parent)
     stamp = plan.stamp
     head = [
         plan.content_prefix,
