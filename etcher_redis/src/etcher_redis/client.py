@@ -781,7 +781,7 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
             and upper not in READ_COMMANDS
             and not (
                 upper in ("EVALSHA", "EVAL")
-                and (result == 0 or result == -1 or (len(args) > 0 and args[0] in READ_ONLY_SCRIPTS))
+                and (result in (0, -1) or (len(args) > 0 and args[0] in READ_ONLY_SCRIPTS))
             )
         ):
             wait_for_replicas(conn, self.wait_replicas, self.wait_timeout, self.server_label())

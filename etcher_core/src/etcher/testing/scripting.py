@@ -34,7 +34,7 @@ from etcher._db import DB
 from etcher._graph import UNLINK_COMMIT_ITEMS, UNLINK_COMMIT_NODES
 from etcher._unit import RetryPolicy, Unit
 from etcher.errors import StaleHandleError, StoreIndexError, WatchError, WrongTypeError
-from etcher.spec import CheckedCommits, StorageBackend, UnlinkCommits, UnlinkReads
+from etcher.spec import CheckedCommits, StorageBackend, UnlinkReads
 from etcher.testing._harness.instrument import CountingBackend
 from etcher.testing.concurrency import _run_processes
 
@@ -565,7 +565,7 @@ UNLINK_TREE: dict[str, Any] = {
 
 def _mark(db: DB, handle: Any, field: bytes) -> None:
     """Set a header field of ``handle``'s node by hand (a pin, or a pending mark)."""
-    layout = db._session.layout  # noqa: SLF001 - the test reaches under the API on purpose
+    layout = db._session.layout
     db.backend.hset(layout.refs(handle.uid), field, b"1" if field == b"#p" else b"99.000")
     if field == b"#d":
         db.backend.hset(layout.pending, handle.uid.encode(), b"99.000")
@@ -598,7 +598,7 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], None]:
         db["k"] = {"s": [1]}
         db["k2"] = db["k"]
     elif shape == "links the root":
-        db["k"] = {"r": db._root}  # noqa: SLF001 - the root's handle, whose only parent is k
+        db["k"] = {"r": db._root}  # the root handle: its only parent is then k
     elif shape == "a pinned node":
         db["k"] = {"x": {"y": [1]}}
         _mark(db, cast(RD, db["k"])["x"], b"#p")
@@ -893,9 +893,9 @@ class CheckedCommitConcurrency:
                     values.append(db())
                     checks.append(db.check().ok)
                     # What the sweeper learnt: exactly what the pending hash lists.
-                    heap = db._session.reclaim._heap  # noqa: SLF001
+                    heap = db._session.reclaim._heap
                     learnt = sorted(uid for _expiry, uid in heap)
-                    listed = backend.hkeys(db._session.layout.pending)  # noqa: SLF001
+                    listed = backend.hkeys(db._session.layout.pending)
                     if shape != "a pending node":  # (its hand-made entry is no one's)
                         assert learnt == sorted(u.decode() for u in listed)
                     retired.append(len(learnt))
