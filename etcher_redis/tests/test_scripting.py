@@ -180,3 +180,14 @@ def test_a_lone_write_that_fails_raises_and_applies_nothing(backend: RedisBacken
         assert (backend.hgetall("h"), backend.lrange("l", 0, -1), sorted(backend.keys())) == before
     assert backend.checked_commit([("hexists", ("h", b"a"), True)], [("lset", ("l", 0, b"y"))])
     assert backend.lrange("l", 0, -1) == [b"y"]
+
+
+def test_encode_declares_the_keys_and_nothing_else() -> None:
+    """Two checks and one write that do not fit the short layout: ``KEYS`` holds exactly
+    the keys they name (a cluster refuses any other as another slot's), and the
+    unlinking commit's item comes first."""
+    checks = [("hgetall", ("{n}:r:D1",), {b"#k": b"d"}), ("hget", ("{n}:c:D1", b"f"), b"0|1")]
+    writes = [("hset", ("{n}:c:D1", b"f", b"0|2"))]
+    assert scripting.encode(checks, writes)[0] == ["{n}:r:D1", "{n}:c:D1"]
+    keys = scripting.encode(checks, writes, first="{n}:c:D0")[0]
+    assert keys == ["{n}:c:D0", "{n}:r:D1", "{n}:c:D1"]

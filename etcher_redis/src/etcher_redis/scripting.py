@@ -453,10 +453,10 @@ def encode(
     """
     if first is None and len(checks) == 2 and len(writes) == 1:
         # The short layout (module docstring) where it applies.
-        (first, on, live), (second, fields, gone) = checks
+        (one, on, live), (second, fields, gone) = checks
         op, args = writes[0]
         if (
-            first == "exists"
+            one == "exists"
             and second == "hexists"
             and live == 1
             and not gone
