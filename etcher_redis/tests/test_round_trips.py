@@ -446,7 +446,8 @@ def test_deleting_or_replacing_a_small_tree_is_one_round_trip(
 ) -> None:
     """``capabilities.unlink_commits``: the commit collects a small unshared tree itself.
 
-    ``del db[k]``, ``del d[k]`` below the root and ``d[k] = other`` over a 6-level
+    ``del db[k]``, ``del d[k]`` below the root, ``d.pop(k)`` (the value comes with the
+    commit's answer) and ``d[k] = other`` over a 6-level
     chain of dicts and lists, a list of 10 documents, a document holding one node
     twice: one round trip each, nothing read first, nothing refused. What was
     unlinked is gone (grace 0) or pending and known to this DB's sweeper, which
@@ -474,6 +475,10 @@ def test_deleting_or_replacing_a_small_tree_is_one_round_trip(
             counting.reset()
             db[name] = 0
             trips[f"replace {name}"] = (counting.round_trips, counting.commits, counting.refused)
+            db[f"{name} again"] = doc
+            counting.reset()
+            assert db.pop(f"{name} again") == doc
+            trips[f"pop {name}"] = (counting.round_trips, counting.commits, counting.refused)
         db["holder"] = {"x": {"q": [1]}, "z": {"in": SMALL}}
         holder = cast(RD, db["holder"])
         holder["y"] = holder["x"]

@@ -112,6 +112,7 @@ def test_round_trips_of_small_operations(counting: CountingBackend) -> None:
     db = DB(backend=counting, prefix="trips")
     try:
         db["doc"] = SMALL
+        db["doc2"] = SMALL
         doc = db["doc"]
         address, tags = doc["address"], doc["tags"]
         trips = {}
@@ -128,6 +129,7 @@ def test_round_trips_of_small_operations(counting: CountingBackend) -> None:
             ("delete scalar", lambda: db.__delitem__("n")),
             ("replace small doc", lambda: db.__setitem__("other", SMALL)),
             ("delete small doc", lambda: db.__delitem__("other")),
+            ("pop small doc", lambda: db.pop("doc2")),
         ]:
             counting.reset()
             op()
@@ -148,6 +150,7 @@ def test_round_trips_of_small_operations(counting: CountingBackend) -> None:
             # before round 6, the item with the unlinked subtree, then the commit (2).
             "replace small doc": 1,
             "delete small doc": 1,
+            "pop small doc": 1,
             "delete scalar": 1,  # nothing read first: the commit checks it links nothing
         }, trips
         assert db["doc"]() == {

@@ -45,7 +45,7 @@ from etcher._layout import (
     is_dict,
 )
 from etcher.errors import StaleHandleError, StoreCorrupt
-from etcher.spec import UnlinkPlan
+from etcher.spec import UnlinkOutcome, UnlinkPlan
 
 if TYPE_CHECKING:
     from etcher._unit import Reader, Unit
@@ -236,8 +236,8 @@ class Graph:
         return item
 
     def unlink_plan(
-        self, uid: str, field: bytes
-    ) -> tuple[UnlinkPlan, Callable[[list[str]], None]] | None:
+        self, uid: str, field: bytes, contents: bool = False
+    ) -> tuple[UnlinkPlan, Callable[[UnlinkOutcome], None]] | None:
         """How the commit may collect what unlinking item ``field`` of ``uid`` leaves behind.
 
         For :meth:`Unit.assume_item` where the backend declares
@@ -246,7 +246,8 @@ class Graph:
         grace 0, else pending with this expiry, stamped now as :meth:`_retire`
         stamps it), and the callback tells the sweeper what it retired, as
         :meth:`_retire`'s ``after_commit`` does. Anything else the server
-        refuses, and the unit's retry collects it here the usual way.
+        refuses, and the unit's retry collects it here the usual way. ``contents``:
+        the answer also brings the item and what was collected (a ``pop``).
         """
         if not self.unit.backend.capabilities.unlink_commits:
             return None
@@ -264,12 +265,13 @@ class Graph:
             stamp,
             UNLINK_COMMIT_NODES,
             UNLINK_COMMIT_ITEMS,
+            contents,
         )
 
-        def retired(uids: list[str]) -> None:
+        def retired(outcome: UnlinkOutcome) -> None:
             learn = layout.on_retire
-            if stamp is not None and learn is not None:
-                learn([(expiry, u) for u in uids])
+            if stamp is not None and learn is not None and outcome.retired:
+                learn([(expiry, u) for u in outcome.retired])
 
         return plan, retired
 

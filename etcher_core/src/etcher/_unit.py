@@ -53,6 +53,7 @@ from etcher.spec import (
     SubtreeReads,
     UnitScopes,
     UnlinkCommits,
+    UnlinkOutcome,
     UnlinkPlan,
     UnlinkReads,
 )
@@ -171,7 +172,7 @@ class Unit:
     # len(self._checked) when every checked read so far came from one atomic subtree read.
     _one_call = -1
     # The plan of an unlinking commit (assume_item), and who learns what it retired.
-    _unlink: tuple[UnlinkPlan, Callable[[list[str]], None]] | None = None
+    _unlink: tuple[UnlinkPlan, Callable[[UnlinkOutcome], None]] | None = None
     # Whether assume_live() may skip a read (RetryPolicy.run turns it on for first
     # attempts only: a wrong guess is a conflict, and the retry must read for real).
     speculate = False
@@ -306,7 +307,7 @@ class Unit:
         dead: bytes,
         seq: bytes,
         present: bool = False,
-        unlink: tuple[UnlinkPlan, Callable[[list[str]], None]] | None = None,
+        unlink: tuple[UnlinkPlan, Callable[[UnlinkOutcome], None]] | None = None,
     ) -> bool:
         """Plan to set item ``field`` of hash ``key`` without reading it or its node's header.
 
@@ -321,7 +322,7 @@ class Unit:
         ``unlink``: where the backend also declares ``capabilities.unlink_commits``,
         the field may link a node too. The commit then collects it when it is a small
         tree (:meth:`etcher.spec.UnlinkCommits.unlinking_commit` with this plan) and
-        hands the uids it retired to the callback, after the commit; any other shape
+        hands its answer (what it retired...) to the callback, after the commit; any other shape
         refuses (:class:`UnlinkRefused`) and the retry reads as usual.
         """
         if (
@@ -1005,15 +1006,15 @@ class Unit:
         for callback in self.after_commit:
             callback()
 
-    def _commit_unlinking(self, unlink: tuple[UnlinkPlan, Callable[[list[str]], None]]) -> None:
+    def _commit_unlinking(self, unlink: tuple[UnlinkPlan, Callable[[UnlinkOutcome], None]]) -> None:
         """Commit through ``unlinking_commit()`` (see :meth:`assume_item`)."""
         plan, learn = unlink
         assert self._expect is not None
         commits: UnlinkCommits = self.backend  # type: ignore[assignment]  # per its capability
-        status, retired = commits.unlinking_commit(self._expect, self._write_commands(), plan)
+        outcome = commits.unlinking_commit(self._expect, self._write_commands(), plan)
+        status = outcome[0]
         if status == "applied":
-            if retired:
-                self.after_commit.append(lambda: learn(retired))
+            self.after_commit.append(lambda: learn(outcome))
             return
         if status == "refused":
             raise UnlinkRefused("the unlinked item is no small tree; reading it first")

@@ -541,10 +541,22 @@ class UnlinkPlan(NamedTuple):
     budget: int
     """At most this many items (dict fields and list items, all nodes together) may be
     looked at (more refuses)."""
+    contents: bool = False
+    """Also answer the item as it was read and the contents of the nodes collected (a
+    ``pop`` returns the value it removes)."""
 
 
-UnlinkOutcome: TypeAlias = tuple[str, list[str]]
-"""What :meth:`UnlinkCommits.unlinking_commit` returns: ``(status, retired uids)``."""
+class UnlinkOutcome(NamedTuple):
+    """What :meth:`UnlinkCommits.unlinking_commit` returns."""
+
+    status: str
+    """``"applied"``, ``"conflict"`` (a check failed) or ``"refused"`` (nothing written)."""
+    retired: list[str]
+    """The uids collected (deleted or made pending), when applied."""
+    item: bytes | None = None
+    """With ``plan.contents``, when applied: the item as read before the writes."""
+    contents: dict[str, dict[bytes, bytes] | list[bytes]] | None = None
+    """With ``plan.contents``, when applied: each collected node's content as it was."""
 
 
 class UnlinkCommits(Protocol):
@@ -592,7 +604,10 @@ class UnlinkCommits(Protocol):
            delete its header and content keys (``plan.stamp is None``), or set
            ``#d`` to ``plan.stamp`` in its header and ``uid -> plan.stamp`` in
            ``plan.pending``, also deleting ``X``'s back-reference field
-           ``plan.parent``. Return ``("applied", [the reached uids])``.
+           ``plan.parent``. Return ``("applied", [the reached uids])``; with
+           ``plan.contents``, also the item as read in step 2 (``None`` if
+           missing) and ``{uid: content}`` of every reached node as it was
+           (a dict's as ``{field: value}``, a list's as its items).
 
         Errors, a lost connection and malformed writes are as in
         :meth:`CheckedCommits.checked_commit`. Core retries a conflict as any

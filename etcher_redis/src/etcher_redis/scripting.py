@@ -286,14 +286,15 @@ local U_cp, U_rp, U_pk, U_parent, U_field = take(), take(), take(), take(), take
 local U_stamp = take()
 if take() == '0' then U_stamp = nil end
 local U_limit, U_budget = tonumber(take()), tonumber(take())
+local U_want = take() == '1'
 local U_alive = {}
 for _ = 1, tonumber(take()) do U_alive[take()] = true end
 """
 
 # Refusing is -1: nothing was written (the client then reads and collects itself).
 _VERIFY = r"""
-local U_order, U_tree = {}, {}
-local U_start = nil
+local U_order, U_tree, U_contents = {}, {}, {}
+local U_start, U_item = nil, false
 -- KEYS[1] is the item's hash, which is read here as a check reads (not a new key)
 if named < 1 then named = 1 end
 do
@@ -305,6 +306,7 @@ do
   end
   local item = redis.pcall('HGET', U_cp .. U_parent, U_field)
   if type(item) == 'table' then return -1 end
+  U_item = item
   if item then
     local value = string.match(item, '^%d+|(.+)$')
     if not value then return -1 end
@@ -376,6 +378,10 @@ do
         end
       end
       U_tree[rk], U_tree[ck] = true, true
+      if U_want then
+        U_contents[#U_contents + 1] = u
+        U_contents[#U_contents + 1] = content
+      end
     end
     -- the unit's own writes must not meet what dies (a node it links again, say)
     local p = pos
@@ -401,7 +407,7 @@ if U_start then
     end
   end
 end
-do return {1, unpack(U_order)} end
+do return {1, U_order, U_item, U_contents} end
 """
 
 SCRIPT = _TEMPLATE.replace("--@PLAN\n", "").replace("--@VERIFY\n", "").replace("--@APPLY\n", "")
@@ -614,15 +620,25 @@ def unlinking_commit(
         0 if stamp is None else 1,
         plan.limit,
         plan.budget,
+        1 if plan.contents else 0,
         len(plan.alive),
         *plan.alive,
     ]
     result = _run(client, UNLINK_SCRIPT_SHA, UNLINK_SCRIPT, keys, head + argv)
     if result == 0:
-        return "conflict", []
+        return UnlinkOutcome("conflict", [])
     if result == -1:
-        return "refused", []
-    return "applied", [uid.decode() for uid in result[1:]]
+        return UnlinkOutcome("refused", [])
+    _applied, uids, item, flat = result
+    retired = [uid.decode() for uid in uids]
+    if not plan.contents:
+        return UnlinkOutcome("applied", retired)
+    contents: dict[str, dict[bytes, bytes] | list[bytes]] = {}
+    for i in range(0, len(flat), 2):
+        uid = flat[i].decode()
+        raw = flat[i + 1]
+        contents[uid] = dict(zip(raw[::2], raw[1::2], strict=True)) if uid[:1] == "D" else raw
+    return UnlinkOutcome("applied", retired, item, contents)
 
 
 __all__ = [

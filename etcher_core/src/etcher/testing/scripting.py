@@ -571,12 +571,15 @@ def _mark(db: DB, handle: Any, field: bytes) -> None:
         db.backend.hset(layout.pending, handle.uid.encode(), b"99.000")
 
 
-def _unlink_setup(db: DB, shape: str) -> Callable[[], None]:
+def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
     """Store shape ``shape`` under ``db["k"]``; return the operation that unlinks it."""
 
     def delete() -> None:
         del db["k"]
 
+    if shape.endswith(", popped"):
+        _unlink_setup(db, shape.removesuffix(", popped"))
+        return lambda: db.pop("k")
     if shape == "scalar":
         db["k"] = 5
     elif shape in ("tree", "tree, replaced"):
@@ -620,10 +623,13 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], None]:
 UNLINK_SHAPES = {
     # shape: whether the commit collects it itself (one round trip)
     "scalar": True,
+    "scalar, popped": True,
     "tree": True,
+    "tree, popped": True,
     "tree, replaced": True,
     "one child linked twice": True,
     "a shared child": False,
+    "a shared child, popped": False,
     "a cycle": False,
     "linked twice by the parent": False,
     "links the root": False,
@@ -863,8 +869,9 @@ class CheckedCommitConcurrency:
     def test_an_unlinking_commit_leaves_what_reading_first_leaves(
         self, store_url: str, shared: tuple[StorageBackend, list[str]], shape: str, grace: int
     ) -> None:
-        """``capabilities.unlink_commits``: deleting or replacing ``db["k"]`` leaves the store
-        exactly as the path that reads first (the capability hidden) leaves it.
+        """``capabilities.unlink_commits``: deleting, replacing or popping ``db["k"]`` leaves
+        the store exactly as the path that reads first (the capability hidden) leaves it,
+        and a pop returns the same value.
 
         Every key, field and list item compares equal (uids by creation order, expiry
         stamps masked), with the same ``check()`` verdict, at grace 0 (deleted) and
@@ -878,14 +885,14 @@ class CheckedCommitConcurrency:
             pytest.skip(f"{type(backend).__name__}.capabilities.unlink_commits is False")
         fast, slow = CountingBackend(backend), CountingBackend(backend)
         slow.capabilities = dataclasses.replace(backend.capabilities, unlink_commits=False)
-        dumps, values, checks, retired = [], [], [], []
+        dumps, values, checks, retired, answers = [], [], [], [], []
         for counting in (fast, slow):
             prefix = f"scripting-{uuid.uuid4().hex}"
             with DB(backend=counting, prefix=prefix, grace=grace) as db:
                 try:
                     op = _unlink_setup(db, shape)
                     counting.reset()
-                    op()
+                    answers.append(op())
                     if counting is fast:
                         trips = counting.round_trips
                         simple = counting.commands["unlinking_commit"] == 1 and not counting.refused
@@ -902,6 +909,7 @@ class CheckedCommitConcurrency:
                 finally:
                     db.delete_prefix_immediately(prefix)
         assert dumps[0] == dumps[1]
+        assert answers[0] == answers[1]  # what a pop returns
         assert values[0] == values[1]
         assert checks[0] == checks[1]
         assert retired[0] == retired[1]
