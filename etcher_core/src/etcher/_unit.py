@@ -1014,7 +1014,8 @@ class Unit:
         outcome = commits.unlinking_commit(self._expect, self._write_commands(), plan)
         status = outcome[0]
         if status == "applied":
-            self.after_commit.append(lambda: learn(outcome))
+            if outcome[1] or plan.contents:  # (an assignment over a scalar: nothing to tell)
+                self.after_commit.append(lambda: learn(outcome))
             return
         if status == "refused":
             raise UnlinkRefused("the unlinked item is no small tree; reading it first")

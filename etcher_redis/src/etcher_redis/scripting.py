@@ -407,6 +407,8 @@ if U_start then
     end
   end
 end
+-- Nothing collected and nothing asked for (an assignment over a scalar): the plain answer.
+if not U_start and not U_want then return 1 end
 do return {1, U_order, U_item, U_contents} end
 """
 
@@ -592,6 +594,9 @@ def _run(client: Any, sha: str, script: str, keys: list[Any], argv: list[Any]) -
         return client.execute_packed("EVAL", script, len(keys), *keys, *argv)
 
 
+_NOTHING_COLLECTED = UnlinkOutcome("applied", [])
+
+
 def unlinking_commit(
     client: Any,
     checks: Sequence[tuple[str, tuple[Any, ...], Any]],
@@ -629,6 +634,8 @@ def unlinking_commit(
         return UnlinkOutcome("conflict", [])
     if result == -1:
         return UnlinkOutcome("refused", [])
+    if result == 1:
+        return _NOTHING_COLLECTED
     _applied, uids, item, flat = result
     retired = [uid.decode() for uid in uids]
     if not plan.contents:
