@@ -129,9 +129,9 @@ class Capabilities:
     """With ``checked_commits``: the backend implements :class:`UnlinkCommits`, a checked commit
     that also collects what unlinking one dict item leaves behind, when that is a small tree.
 
-    Core can then delete or replace a dict item that links a small unshared document in
-    one round trip, where it otherwise reads the document first (two). The backend
-    collects only the simple case it can prove garbage by looking (see
+    Core can then delete, pop or replace (by a container) a dict item that links a small
+    unshared document in one round trip, where it otherwise reads the document first
+    (two). The backend collects only the simple case it can prove garbage by looking (see
     :meth:`UnlinkCommits.unlinking_commit`) and refuses anything else, after which core
     takes its usual path. Refusing everything is a correct (if slow) implementation.
     """

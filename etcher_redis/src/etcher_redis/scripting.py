@@ -34,6 +34,11 @@ is reported before anything is applied: a script is not rolled back when a
 command inside it fails. A commit of one write (an append, one field) skips
 that dry run: when Redis refuses its only command, nothing was applied.
 
+:data:`UNLINK_SCRIPT` (``capabilities.unlink_commits``) is the same script with the
+plan of :meth:`etcher.spec.UnlinkCommits.unlinking_commit` first in ``ARGV``: after the
+checks it walks the subtree the item links and refuses (``-1``) unless it is a small
+unshared tree, which it collects after the writes (see :func:`unlinking_commit`).
+
 The commonest commit, an append through a handle, checks only that its node
 is live (its header exists and lacks the dead field) and writes one command.
 It goes in a short layout the script tells apart by its first argument
