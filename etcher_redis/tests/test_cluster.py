@@ -7,6 +7,7 @@ migrated, both during writes) each get a private cluster.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 import uuid
@@ -498,6 +499,8 @@ def test_deleting_a_document_on_a_cluster_is_one_read_and_the_commit(cluster_db:
     """
     assert RedisClusterBackend.capabilities.unlink_reads
     counting = CountingBackend(cluster_db.backend)
+    # The read-first path: the commit that collects alone is hidden (tested below).
+    counting.capabilities = dataclasses.replace(counting.capabilities, unlink_commits=False)
     db = DB(backend=counting, prefix=cluster_db.prefix, grace=0)
     db["doc"] = {"a": [1, {"b": 2}], "c": {"d": [3]}}
     db["n"] = 1
@@ -511,4 +514,34 @@ def test_deleting_a_document_on_a_cluster_is_one_read_and_the_commit(cluster_db:
     trips = counting.round_trips - counting.refused
     assert (trips, counting.commits) == (2, 1), dict(counting.commands)
     assert db() == {}
+    assert db.check().ok
+
+
+@pytest.mark.parametrize("grace", [0, 60])
+def test_deleting_a_small_document_on_a_cluster_is_the_commit_alone(
+    cluster_db: DB, grace: int
+) -> None:
+    """The cluster declares unlink_commits: the unlinking commit declares the item's hash
+    (which routes it) and collects keys of the same slot, so ``del db[k]`` and
+    ``db[k] = other`` over a small unshared document are one round trip; one sharing a
+    node is refused and collected by the read-first path.
+    """
+    assert RedisClusterBackend.capabilities.unlink_commits
+    counting = CountingBackend(cluster_db.backend)
+    db = DB(backend=counting, prefix=cluster_db.prefix, grace=grace)
+    db["doc"] = {"a": [1, {"b": 2}], "c": {"d": [3]}}
+    counting.reset()
+    db["doc"] = {"e": [4]}
+    assert (counting.round_trips, counting.commits, counting.refused) == (1, 1, 0)
+    counting.reset()
+    del db["doc"]
+    assert (counting.round_trips, counting.commits, counting.refused) == (1, 1, 0)
+    db["keep"] = {"s": [1]}
+    db["doc"] = {"s": db["keep"]["s"], "t": [2]}
+    counting.reset()
+    del db["doc"]
+    assert (counting.refused, counting.commits) == (1, 1), dict(counting.commands)
+    assert db() == {"keep": {"s": [1]}}
+    assert db.check().ok
+    db.maintenance(reclaim_all=True)
     assert db.check().ok

@@ -34,6 +34,7 @@ def test_satisfies_the_storage_protocol(backend: RedisBackend) -> None:
         checked_commits=True,
         item_writes=True,
         unlink_reads=True,
+        unlink_commits=True,
     )
 
 

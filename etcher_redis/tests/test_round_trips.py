@@ -14,6 +14,7 @@ trips each: a deep chain then costs its size / ``SWEEP_AHEAD`` instead of its de
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -232,10 +233,11 @@ def test_an_assignment_that_unlinks_nothing_is_one_round_trip(counting: Counting
 def test_replacing_a_link_still_reads_first_and_guessing_backs_off(
     counting: CountingBackend,
 ) -> None:
-    """Over a field that links a node, the one-trip guess fails its check; the retry
-    reads and collects as before. Assignments that keep replacing links stop guessing,
-    so they cost what they did without the guess: 2 round trips for a small document
-    (the item with the unlinked subtree in one read, then the commit).
+    """Over a field that links a small unshared document, the commit collects it alone
+    (``capabilities.unlink_commits``): one round trip each time. Over one that shares
+    a node, the commit refuses; the retry reads and collects as before. Assignments
+    that keep meeting such links stop guessing, so they cost what they did without the
+    guess: 2 round trips (the item with the unlinked subtree in one read, the commit).
     """
     db = DB(backend=counting, prefix="replace")
     try:
@@ -244,12 +246,23 @@ def test_replacing_a_link_still_reads_first_and_guessing_backs_off(
         for _ in range(12):
             counting.reset()
             db["a"] = SMALL
+            costs.append((counting.round_trips, counting.commits, counting.refused))
+        assert costs == [(1, 1, 0)] * 12, costs
+        db["keep"] = {"s": [1]}
+        shared = db["keep"]["s"]
+        db["a"] = {"s": shared}
+        costs = []
+        for i in range(12):
+            counting.reset()
+            db["a"] = {"n": i, "s": shared}
             costs.append(counting.round_trips)
             assert counting.commits == 1
-        assert max(costs) <= 3, costs  # a failed guess costs one round trip
-        assert costs.count(3) <= 4, costs  # ...and guesses back off
+        # A refused commit costs itself and the handle's header, read again by the retry
+        # (as a refused guess did before unlink_commits)...
+        assert max(costs) <= 4, costs
+        assert costs.count(4) <= 4, costs  # ...and guesses back off
         assert costs[-1] == 2, costs
-        assert db() == {"a": SMALL}
+        assert db() == {"a": {"n": 11, "s": [1]}, "keep": {"s": [1]}}
         assert db.check().ok
     finally:
         db.delete_prefix_immediately("replace")
@@ -258,12 +271,14 @@ def test_replacing_a_link_still_reads_first_and_guessing_backs_off(
 def test_unlinking_a_small_document_reads_its_header_and_content_together(
     counting: CountingBackend,
 ) -> None:
-    """``del db[k]`` and ``db[k] = other`` over a small document: 2 round trips.
+    """``del db[k]`` and ``db[k] = other`` over a small document, read first: 2 round trips.
 
     The item with the unlinked node's subtree (headers and contents, one
     server-side read, ``capabilities.unlink_reads``); the commit, which checks
-    every answer of that read.
+    every answer of that read. (With ``unlink_commits``, hidden here, the commit
+    alone: see test_deleting_or_replacing_a_small_tree_is_one_round_trip.)
     """
+    counting.capabilities = dataclasses.replace(counting.capabilities, unlink_commits=False)
     db = DB(backend=counting, prefix="unlink")
     try:
         db["a"] = SMALL
@@ -322,8 +337,9 @@ def test_deleting_a_linked_document_reads_it_with_its_item_in_one_call(
     reaches, the contents of what dies with it, and for a node that stays linked
     elsewhere one chain of parents up to a node known alive. Every answer is a
     check of the commit. A cycle needs the collection's exact search: more reads,
-    same result.
+    same result. (``unlink_commits`` is hidden: this is the path that reads first.)
     """
+    counting.capabilities = dataclasses.replace(counting.capabilities, unlink_commits=False)
     db = DB(backend=counting, prefix="shapes", grace=0)
     try:
         db["keep"] = {"shared": {"s": [1]}}
@@ -377,11 +393,12 @@ def test_deleting_a_linked_document_reads_it_with_its_item_in_one_call(
 def test_deleting_a_scalar_is_one_round_trip_and_deleting_links_backs_off(
     counting: CountingBackend,
 ) -> None:
-    """``del d[k]`` over a scalar: one checked commit that checks the item is there and
-    links nothing (``capabilities.item_writes``). Over a link that guess is refused
-    (one round trip) and the retry reads and collects; deletes that keep meeting
-    links stop guessing, so they cost what they cost without the guess (2 round trips
-    for a small document). A missing key is still ``KeyError``.
+    """``del d[k]`` over a scalar: one checked commit that checks the item is there
+    (``capabilities.item_writes``). Over a small unshared document, the commit collects
+    it too (``unlink_commits``): one round trip. Over one sharing a node the commit is
+    refused (one round trip) and the retry reads and collects; deletes that keep
+    meeting such links stop guessing, so they cost what they cost without the guess
+    (2 round trips). A missing key is still ``KeyError``.
     """
     db = DB(backend=counting, prefix="delete-guess")
     try:
@@ -398,6 +415,16 @@ def test_deleting_a_scalar_is_one_round_trip_and_deleting_links_backs_off(
             del doc["s0"]
         for i in range(12):
             db[f"doc{i}"] = SMALL
+        small_costs = []
+        for i in range(12):
+            counting.reset()
+            del db[f"doc{i}"]
+            small_costs.append((counting.round_trips, counting.commits))
+        assert small_costs == [(1, 1)] * 12, small_costs
+        db["keep"] = {"s": [1]}
+        shared = db["keep"]["s"]
+        for i in range(12):
+            db[f"doc{i}"] = {"s": shared, "i": [i]}
         link_costs = []
         for i in range(12):
             counting.reset()
@@ -407,10 +434,73 @@ def test_deleting_a_scalar_is_one_round_trip_and_deleting_links_backs_off(
         assert max(link_costs) <= 3, link_costs  # a refused guess costs one round trip
         assert link_costs.count(3) <= 4, link_costs  # ...and guesses back off
         assert link_costs[-1] == 2, link_costs
-        assert db() == {"d": {}}
+        assert db() == {"d": {}, "keep": {"s": [1]}}
         assert db.check().ok
     finally:
         db.delete_prefix_immediately("delete-guess")
+
+
+@pytest.mark.parametrize("grace", [0, None])
+def test_deleting_or_replacing_a_small_tree_is_one_round_trip(
+    counting: CountingBackend, grace: float | None
+) -> None:
+    """``capabilities.unlink_commits``: the commit collects a small unshared tree itself.
+
+    ``del db[k]``, ``del d[k]`` below the root, ``d.pop(k)`` (the value comes with the
+    commit's answer) and ``d[k] = other`` over a 6-level
+    chain of dicts and lists, a list of 10 documents, a document holding one node
+    twice: one round trip each, nothing read first, nothing refused. What was
+    unlinked is gone (grace 0) or pending and known to this DB's sweeper, which
+    sweeps it all (nothing leaked, back-references exact).
+    """
+    db = DB(backend=counting, prefix="small-trees", grace=grace)
+    try:
+        deep: dict[str, Any] = {"v": 0}
+        at = deep
+        for level in range(5):
+            at["next"] = {"v": level + 1, "l": [level, [level]]}
+            at = at["next"]
+        shapes: dict[str, Any] = {
+            "deep": deep,
+            "a list of documents": [{"i": i} for i in range(10)],
+            "small": SMALL,
+        }
+        trips = {}
+        for name, doc in shapes.items():
+            db[name] = doc
+            counting.reset()
+            del db[name]
+            trips[f"del {name}"] = (counting.round_trips, counting.commits, counting.refused)
+            db[name] = doc
+            counting.reset()
+            db[name] = {"n": 0}
+            trips[f"replace {name}"] = (counting.round_trips, counting.commits, counting.refused)
+            db[f"{name} again"] = doc
+            counting.reset()
+            assert db.pop(f"{name} again") == doc
+            trips[f"pop {name}"] = (counting.round_trips, counting.commits, counting.refused)
+        db["holder"] = {"x": {"q": [1]}, "z": {"in": SMALL}}
+        holder = cast(RD, db["holder"])
+        holder["y"] = holder["x"]
+        counting.reset()
+        del holder["z"]
+        trips["del below the root"] = (counting.round_trips, counting.commits, counting.refused)
+        counting.reset()
+        del db["holder"]
+        trips["del a node linked twice"] = (
+            counting.round_trips,
+            counting.commits,
+            counting.refused,
+        )
+        assert trips == dict.fromkeys(trips, (1, 1, 0)), trips
+        assert db() == {key: {"n": 0} for key in shapes}
+        assert db.check().ok
+        db.maintenance(reclaim_all=True)
+        nodes = sum(1 for _ in counting.inner.scan_iter(match="{small-trees}:r:*"))
+        assert nodes == 1 + len(shapes)  # the root and each {"n": 0}: nothing leaked
+        assert not counting.inner.exists("{small-trees}:g")
+    finally:
+        db.delete_prefix_immediately("small-trees")
 
 
 def test_replacing_a_document_that_links_handles_reads_their_headers_with_the_item(

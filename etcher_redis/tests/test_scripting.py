@@ -112,6 +112,7 @@ def test_round_trips_of_small_operations(counting: CountingBackend) -> None:
     db = DB(backend=counting, prefix="trips")
     try:
         db["doc"] = SMALL
+        db["doc2"] = SMALL
         doc = db["doc"]
         address, tags = doc["address"], doc["tags"]
         trips = {}
@@ -126,13 +127,17 @@ def test_round_trips_of_small_operations(counting: CountingBackend) -> None:
             # A scalar first: a delete that met a link skips guessing for the next one
             # (the back-off, see test_round_trips.py).
             ("delete scalar", lambda: db.__delitem__("n")),
+            ("replace small doc", lambda: db.__setitem__("other", SMALL)),
             ("delete small doc", lambda: db.__delitem__("other")),
+            ("pop small doc", lambda: db.pop("doc2")),
         ]:
             counting.reset()
             op()
             # Less a first try that guessed wrong (refused by its checks, nothing applied).
             trips[name] = counting.round_trips - counting.refused
             assert counting.watched_keys == 0, name
+            if name.endswith("small doc"):
+                assert counting.refused == 0, name
         assert trips == {
             "assign small doc": 1,  # nothing read first (capabilities.item_writes)
             "assign scalar": 1,
@@ -141,7 +146,11 @@ def test_round_trips_of_small_operations(counting: CountingBackend) -> None:
             "append (handle)": 1,
             "extend (handle)": 1,
             "materialize (handle)": 1,  # one subtree walk (etcher_redis/subtree.py)
-            "delete small doc": 2,  # the item with the unlinked subtree, then the commit
+            # The commit collects the small document itself (capabilities.unlink_commits):
+            # before round 6, the item with the unlinked subtree, then the commit (2).
+            "replace small doc": 1,
+            "delete small doc": 1,
+            "pop small doc": 1,
             "delete scalar": 1,  # nothing read first: the commit checks it links nothing
         }, trips
         assert db["doc"]() == {
@@ -174,3 +183,14 @@ def test_a_lone_write_that_fails_raises_and_applies_nothing(backend: RedisBacken
         assert (backend.hgetall("h"), backend.lrange("l", 0, -1), sorted(backend.keys())) == before
     assert backend.checked_commit([("hexists", ("h", b"a"), True)], [("lset", ("l", 0, b"y"))])
     assert backend.lrange("l", 0, -1) == [b"y"]
+
+
+def test_encode_declares_the_keys_and_nothing_else() -> None:
+    """Two checks and one write that do not fit the short layout: ``KEYS`` holds exactly
+    the keys they name (a cluster refuses any other as another slot's), and the
+    unlinking commit's item comes first."""
+    checks = [("hgetall", ("{n}:r:D1",), {b"#k": b"d"}), ("hget", ("{n}:c:D1", b"f"), b"0|1")]
+    writes = [("hset", ("{n}:c:D1", b"f", b"0|2"))]
+    assert scripting.encode(checks, writes)[0] == ["{n}:r:D1", "{n}:c:D1"]
+    keys = scripting.encode(checks, writes, first="{n}:c:D0")[0]
+    assert keys == ["{n}:c:D0", "{n}:r:D1", "{n}:c:D1"]

@@ -38,6 +38,7 @@ def test_satisfies_the_protocol(backend: RedisliteBackend) -> None:
         checked_commits=True,
         item_writes=True,
         unlink_reads=True,
+        unlink_commits=True,
     )
     assert isinstance(backend, CheckedCommits)
 

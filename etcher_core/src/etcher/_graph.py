@@ -27,7 +27,7 @@ back-references stay exact for everything reachable.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from etcher._codec import LINK, item_value, link_target, split_item
@@ -45,6 +45,7 @@ from etcher._layout import (
     is_dict,
 )
 from etcher.errors import StaleHandleError, StoreCorrupt
+from etcher.spec import UnlinkOutcome, UnlinkPlan
 
 if TYPE_CHECKING:
     from etcher._unit import Reader, Unit
@@ -59,6 +60,10 @@ READ_AHEAD_AFTER = 3
 """Levels a collection sweeps level by level before it starts reading ahead."""
 UNLINK_AHEAD = 2 * SWEEP_AHEAD
 """Keys (headers and contents) one read of :meth:`Graph.open_unlinking` may ask for."""
+UNLINK_COMMIT_NODES = 64
+"""Most nodes an unlinking commit collects on the server (:meth:`Graph.unlink_plan`)."""
+UNLINK_COMMIT_ITEMS = 2048
+"""Most items (all those nodes' fields and list items) it looks at: a bound on its time."""
 
 
 def links_in(kind: str, content: dict[bytes, bytes] | list[bytes]) -> list[str]:
@@ -245,6 +250,46 @@ class Graph:
             self.unit.adopt_hash(layout.refs_prefix + uid, stored)
         self.require(uid)
         return item
+
+    def unlink_plan(
+        self, uid: str, field: bytes, contents: bool = False
+    ) -> tuple[UnlinkPlan, Callable[[UnlinkOutcome], None]] | None:
+        """How the commit may collect what unlinking item ``field`` of ``uid`` leaves behind.
+
+        For :meth:`Unit.assume_item` where the backend declares
+        ``capabilities.unlink_commits`` (``None`` elsewhere): the plan retires a
+        small, unshared tree below the item as :meth:`_retire` would (deleted at
+        grace 0, else pending with this expiry, stamped now as :meth:`_retire`
+        stamps it), and the callback tells the sweeper what it retired, as
+        :meth:`_retire`'s ``after_commit`` does. Anything else the server
+        refuses, and the unit's retry collects it here the usual way. ``contents``:
+        the answer also brings the item and what was collected (a ``pop``).
+        """
+        if not self.unit.backend.capabilities.unlink_commits:
+            return None
+        layout = self.layout
+        grace = layout.grace
+        expiry = layout.clock() + grace if grace > 0 else 0.0
+        stamp = b"%.3f" % expiry if grace > 0 else None
+        plan = UnlinkPlan(
+            layout.content_prefix,
+            layout.refs_prefix,
+            layout.pending,
+            uid,
+            field,
+            (ROOT, uid),
+            stamp,
+            UNLINK_COMMIT_NODES,
+            UNLINK_COMMIT_ITEMS,
+            contents,
+        )
+
+        def retired(outcome: UnlinkOutcome) -> None:
+            learn = layout.on_retire
+            if stamp is not None and learn is not None and outcome.retired:
+                learn([(expiry, u) for u in outcome.retired])
+
+        return plan, retired
 
     def new_node(self, uid: str, kind: bytes, seq: int = 0, pinned: bool = False) -> None:
         header = {KIND: kind}

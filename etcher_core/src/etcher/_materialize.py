@@ -84,6 +84,12 @@ def materialize(graph: Graph, uid: str, first: SubtreeChunk | None = None) -> An
     return _by_levels(graph, uid)
 
 
+def materialize_read(layout: Layout, uid: str, read: ReadSubtree) -> Any:
+    """Node ``uid``'s value from ``read`` alone (answers already in hand, say), outside a
+    unit; :data:`FALLBACK` if they leave part of it out."""
+    return _by_subtrees(layout, uid, read, None)
+
+
 def _replaying(first: SubtreeChunk, read: ReadSubtree) -> ReadSubtree:
     """``read``, except that its first call answers ``first`` (already read and recorded)."""
     pending = [first]

@@ -52,6 +52,9 @@ from etcher.spec import (
     SubtreeChunk,
     SubtreeReads,
     UnitScopes,
+    UnlinkCommits,
+    UnlinkOutcome,
+    UnlinkPlan,
     UnlinkReads,
 )
 
@@ -68,6 +71,12 @@ WHOLE_HASH_FIELDS = 64
 A bigger one (a shared child's header listing hundreds of parents) would be
 rewritten entirely for a one-field change; a store keeps such hashes field by
 field anyway (SQLite spills them to one row per field)."""
+
+
+class UnlinkRefused(WatchError):
+    """A speculating unit's unlinking commit (:meth:`Unit.assume_item` with a plan) was
+    refused: what the item links is no small tree. Nothing was written, and nobody else
+    wrote either, so the retry (which reads, as usual) starts at once, without back-off."""
 
 
 class CallerCode(Exception):
@@ -164,6 +173,8 @@ class Unit:
     _expect: list[tuple[str, tuple[Any, ...], Any]] | None = None
     # len(self._checked) when every checked read so far came from one atomic subtree read.
     _one_call = -1
+    # The plan of an unlinking commit (assume_item), and who learns what it retired.
+    _unlink: tuple[UnlinkPlan, Callable[[UnlinkOutcome], None]] | None = None
     # Whether assume_live() may skip a read (RetryPolicy.run turns it on for first
     # attempts only: a wrong guess is a conflict, and the retry must read for real).
     speculate = False
@@ -308,6 +319,7 @@ class Unit:
         dead: bytes,
         seq: bytes,
         present: bool = False,
+        unlink: tuple[UnlinkPlan, Callable[[UnlinkOutcome], None]] | None = None,
     ) -> bool:
         """Plan to set item ``field`` of hash ``key`` without reading it or its node's header.
 
@@ -318,6 +330,12 @@ class Unit:
         ``header``. The caller then writes with :meth:`hset_item`. Returns False
         when it must read as usual. ``present``: the field must hold an item too
         (a delete, which then needs no read: a scalar unlinks nothing).
+
+        ``unlink``: where the backend also declares ``capabilities.unlink_commits``,
+        the field may link a node too. The commit then collects it when it is a small
+        tree (:meth:`etcher.spec.UnlinkCommits.unlinking_commit` with this plan) and
+        hands its answer (what it retired...) to the callback, after the commit; any other shape
+        refuses (:class:`UnlinkRefused`) and the retry reads as usual.
         """
         if (
             self._expect is None
@@ -327,11 +345,15 @@ class Unit:
             or not self.backend.capabilities.item_writes
         ):
             return False
-        self._expect += [
-            ("exists", (header,), 1),
-            ("hexists", (header, dead), False),
-            ("unlinked_item", (key, field, header, seq), None),
-        ]
+        if unlink is not None and self.backend.capabilities.unlink_commits:
+            self._unlink = unlink
+            self._expect += [("exists", (header,), 1), ("hexists", (header, dead), False)]
+        else:
+            self._expect += [
+                ("exists", (header,), 1),
+                ("hexists", (header, dead), False),
+                ("unlinked_item", (key, field, header, seq), None),
+            ]
         if present:
             self._expect.append(("hexists", (key, field), True))
         return True
@@ -1055,7 +1077,9 @@ class Unit:
             if self._scope is not None:
                 self._commit_scope()
             elif self._expect is not None:
-                if self.has_writes:
+                if self._unlink is not None and self.has_writes:
+                    self._commit_unlinking(self._unlink)
+                elif self.has_writes:
                     if not cast(CheckedCommits, self.backend).checked_commit(
                         self._expect, self._write_commands()
                     ):
@@ -1080,6 +1104,23 @@ class Unit:
             self.close()
         for callback in self.after_commit:
             callback()
+
+    def _commit_unlinking(self, unlink: tuple[UnlinkPlan, Callable[[UnlinkOutcome], None]]) -> None:
+        """Commit through ``unlinking_commit()`` (see :meth:`assume_item`)."""
+        plan, learn = unlink
+        assert self._expect is not None
+        commits: UnlinkCommits = self.backend  # type: ignore[assignment]  # per its capability
+        outcome = commits.unlinking_commit(self._expect, self._write_commands(), plan)
+        status = outcome[0]
+        if status == "applied":
+            if outcome[1] or plan.contents:  # (an assignment over a scalar: nothing to tell)
+                self.after_commit.append(lambda: learn(outcome))
+            return
+        if status == "refused":
+            raise UnlinkRefused("the unlinked item is no small tree; reading it first")
+        if status != "conflict":
+            raise ValueError(f"unlinking_commit() answered {status!r}")
+        raise WatchError("the data changed while the unit was reading it")
 
     def _queue_writes(self) -> None:
         """Queue the buffered writes on the unit's pipeline: :meth:`_scope_writes`, in order."""
@@ -1484,9 +1525,10 @@ class RetryPolicy:
                     finally:
                         if paused:
                             gc.enable()
-            except WatchError:
+            except WatchError as exc:
                 tries += 1
-                self._back_off(tries, deadline)
+                if type(exc) is not UnlinkRefused:  # a refused plan met no other writer
+                    self._back_off(tries, deadline)
             except CallerCode as needed:
                 needed.work()  # outside any unit; each call settles at least one object
                 deadline = time.monotonic() + self.timeout

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, TypeAlias, runtime_checkable
+from typing import Any, ClassVar, NamedTuple, Protocol, TypeAlias, runtime_checkable
 
 KeyT: TypeAlias = str | bytes
 """A store key: text (bytes are accepted and must hold UTF-8)."""
@@ -123,6 +123,17 @@ class Capabilities:
     Core then reads what deleting or replacing a linked document needs in one round trip
     instead of one per level (with ``checked_commits``: a small document's ``del db[k]``
     is that read and the commit). The level-by-level read stays the fallback.
+    """
+
+    unlink_commits: bool = False
+    """With ``checked_commits``: the backend implements :class:`UnlinkCommits`, a checked commit
+    that also collects what unlinking one dict item leaves behind, when that is a small tree.
+
+    Core can then delete, pop or replace (by a container) a dict item that links a small
+    unshared document in one round trip, where it otherwise reads the document first
+    (two). The backend collects only the simple case it can prove garbage by looking (see
+    :meth:`UnlinkCommits.unlinking_commit`) and refuses anything else, after which core
+    takes its usual path. Refusing everything is a correct (if slow) implementation.
     """
 
     def describe(self) -> dict[str, bool]:
@@ -511,6 +522,107 @@ class UnlinkReads(Protocol):
         ...
 
 
+class UnlinkPlan(NamedTuple):
+    """What :meth:`UnlinkCommits.unlinking_commit` unlinks, and how it retires what dies."""
+
+    content_prefix: str
+    """Node content keys are ``content_prefix + uid`` (as in :meth:`SubtreeReads.read_subtree`)."""
+    refs_prefix: str
+    """Node header keys are ``refs_prefix + uid`` (as in :meth:`UnlinkReads.read_unlinked`)."""
+    pending: str
+    """The namespace's pending-garbage hash: ``uid -> stamp`` of every node retired with grace."""
+    parent: str
+    """The dict node whose item is unlinked (its content key holds ``field``)."""
+    field: bytes
+    """The item's field in ``content_prefix + parent``."""
+    alive: tuple[str, ...]
+    """Nodes never to collect (the namespace root and ``parent``): reaching one refuses."""
+    stamp: bytes | None
+    """``None``: delete the dead nodes' keys (no grace period). Otherwise the expiry
+    stamp (ASCII seconds) to retire them with: ``#d`` in each header and an entry in
+    ``pending``, their contents left as they are."""
+    limit: int
+    """At most this many nodes may die (a bigger subtree refuses)."""
+    budget: int
+    """At most this many items (dict fields and list items, all nodes together) may be
+    looked at (more refuses)."""
+    contents: bool = False
+    """Also answer the item as it was read and the contents of the nodes collected (a
+    ``pop`` returns the value it removes)."""
+
+
+class UnlinkOutcome(NamedTuple):
+    """What :meth:`UnlinkCommits.unlinking_commit` returns."""
+
+    status: str
+    """``"applied"``, ``"conflict"`` (a check failed) or ``"refused"`` (nothing written)."""
+    retired: list[str]
+    """The uids collected (deleted or made pending), when applied."""
+    item: bytes | None = None
+    """With ``plan.contents``, when applied: the item as read before the writes."""
+    contents: dict[str, dict[bytes, bytes] | list[bytes]] | None = None
+    """With ``plan.contents``, when applied: each collected node's content as it was."""
+
+
+class UnlinkCommits(Protocol):
+    """What a backend declaring ``capabilities.unlink_commits`` offers in addition."""
+
+    def unlinking_commit(
+        self,
+        checks: Sequence[tuple[str, tuple[Any, ...], Any]],
+        writes: Sequence[tuple[str, tuple[Any, ...]]],
+        plan: UnlinkPlan,
+    ) -> UnlinkOutcome:
+        """:meth:`CheckedCommits.checked_commit` that also collects the item ``plan`` unlinks.
+
+        Atomically, as one step no other client sees half done:
+
+        1. If any check fails, write nothing and return ``("conflict", [])``.
+        2. Read item ``plan.field`` of hash ``plan.content_prefix + plan.parent``
+           *as stored now*, before the writes (which may delete or replace it). If
+           it is missing or its value (after ``<seq>|``) is not a link (``@`` and a
+           uid), nothing dies: apply ``writes`` and return ``("applied", [])``.
+        3. If it links node ``X``, look at the nodes reachable from ``X`` (each node's
+           content: a dict's item values, a list's items). Collect only when all of
+           this holds, which proves every one of them unreachable once the item is
+           gone; otherwise write nothing and return ``("refused", [])``:
+
+           * each reached node's header exists, holds ``#k`` matching its uid's
+             kind (``d`` for ``D...``, ``l`` for ``L...``), no ``#p`` (pinned),
+             no ``#d`` (already pending) and no other ``#`` field but ``#s``, and
+             exactly one back-reference: for ``X``, ``plan.parent`` with count
+             ``1``; for any other node, the node it was reached from (a decimal
+             count). So each node is reached from one parent only: no sharing,
+             no cycle;
+           * no reached node is named in ``plan.alive``;
+           * every stored item is well formed (a dict item ``<digits>|<value>``
+             with a non-empty value; a link ``@`` then ``D`` or ``L`` and ASCII
+             letters and digits), every key has the type its node needs, and
+             ``plan.pending`` is a hash or missing;
+           * at most ``plan.limit`` nodes and ``plan.budget`` items;
+           * no write in ``writes`` names a key of a reached node (nor as an
+             ``hset_item`` counter key).
+
+           A backend may refuse for any other reason too (a lower bound, no
+           support at all): a refusal always leaves the store as it was.
+        4. Having collected: apply ``writes``, then for every reached node either
+           delete its header and content keys (``plan.stamp is None``), or set
+           ``#d`` to ``plan.stamp`` in its header and ``uid -> plan.stamp`` in
+           ``plan.pending``, also deleting ``X``'s back-reference field
+           ``plan.parent``. Return ``("applied", [the reached uids])``; with
+           ``plan.contents``, also the item as read in step 2 (``None`` if
+           missing) and ``{uid: content}`` of every reached node as it was
+           (a dict's as ``{field: value}``, a list's as its items).
+
+        Errors, a lost connection and malformed writes are as in
+        :meth:`CheckedCommits.checked_commit`. Core retries a conflict as any
+        other, and redoes a refusal through its usual path (reads, then a
+        checked commit), so an implementation that refuses a case it is not
+        sure of costs a round trip, never data.
+        """
+        ...
+
+
 @runtime_checkable
 class CheckedCommits(Protocol):
     """What a backend declaring ``capabilities.checked_commits`` offers in addition."""
@@ -572,6 +684,9 @@ __all__ = [
     "SubtreeReads",
     "UnitScopes",
     "UnlinkChunk",
+    "UnlinkCommits",
+    "UnlinkOutcome",
+    "UnlinkPlan",
     "UnlinkReads",
     "WholeHashWrites",
 ]

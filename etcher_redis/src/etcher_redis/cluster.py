@@ -46,7 +46,7 @@ from etcher.errors import (
     TransactionError,
     WatchError,
 )
-from etcher.spec import Capabilities, SubtreeChunk, UnlinkChunk
+from etcher.spec import Capabilities, SubtreeChunk, UnlinkChunk, UnlinkOutcome, UnlinkPlan
 from etcher_redis import scripting, subtree
 from etcher_redis.backend import SCAN_COUNT
 from etcher_redis.client import (
@@ -176,6 +176,7 @@ class RedisClusterBackend:
         checked_commits=True,
         item_writes=True,
         unlink_reads=True,
+        unlink_commits=True,
     )
 
     def __init__(
@@ -414,6 +415,33 @@ class RedisClusterBackend:
         return self._run(
             keys[0],
             lambda c: scripting.checked_commit(c, checks, writes),
+            "evalsha",
+        )
+
+    def unlinking_commit(
+        self,
+        checks: Sequence[tuple[str, tuple[Any, ...], Any]],
+        writes: Sequence[tuple[str, tuple[Any, ...]]],
+        plan: UnlinkPlan,
+    ) -> UnlinkOutcome:
+        """:meth:`checked_commit` that collects a small unlinked tree, on the item's slot.
+
+        See :class:`etcher.spec.UnlinkCommits`. The nodes the script visits are not
+        declared; they carry the namespace's ``{hash tag}`` as the item does, so they
+        are in the slot every declared key must share.
+        """
+        keys = [plan.content_prefix + plan.parent, plan.pending]
+        keys += [c[1][0] for c in checks] + [w[1][0] for w in writes]
+        keys += [w[1][3] for w in writes if w[0] == "hset_item"]
+        if len({self.keyslot(k) for k in keys}) > 1:
+            raise CrossSlotError(
+                f"an unlinking commit names keys of several hash slots ({keys[:5]!r}...): "
+                "on Redis Cluster one unit stays in one slot (keep its keys under one "
+                "{hash tag})"
+            )
+        return self._run(
+            keys[0],
+            lambda c: scripting.unlinking_commit(c, checks, writes, plan),
             "evalsha",
         )
 

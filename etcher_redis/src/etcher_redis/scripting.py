@@ -35,6 +35,11 @@ is reported before anything is applied: a script is not rolled back when a
 command inside it fails. A commit of one write (an append, one field) skips
 that dry run: when Redis refuses its only command, nothing was applied.
 
+:data:`UNLINK_SCRIPT` (``capabilities.unlink_commits``) is the same script with the
+plan of :meth:`etcher.spec.UnlinkCommits.unlinking_commit` first in ``ARGV``: after the
+checks it walks the subtree the item links and refuses (``-1``) unless it is a small
+unshared tree, which it collects after the writes (see :func:`unlinking_commit`).
+
 The commonest commit, an append through a handle, checks only that its node
 is live (its header exists and lacks the dead field) and writes one command.
 It goes in a short layout the script tells apart by its first argument
@@ -53,12 +58,13 @@ from typing import Any
 import redis.exceptions
 
 from etcher.errors import ResponseError
+from etcher.spec import UnlinkOutcome, UnlinkPlan
 
 # Lua's unpack() pushes every argument on a C stack limited to about 8,000
 # values: long writes are split into commands of at most this many arguments.
 CHUNK = 1000
 
-SCRIPT = r"""
+_TEMPLATE = r"""
 if ARGV[1] == 'g' then
   -- The short layout: one write guarded by its node's liveness (an append).
   if redis.pcall('EXISTS', KEYS[1]) ~= 1 or redis.pcall('HEXISTS', KEYS[1], ARGV[2]) ~= 0 then
@@ -84,6 +90,7 @@ local function same(r, flag, want)
   return r == want
 end
 
+--@PLAN
 local checks = tonumber(take())
 -- The highest key index a check names: keys after it are named by writes alone.
 local named = 0
@@ -173,6 +180,7 @@ end
 
 local writes = tonumber(take())
 local first = pos
+--@VERIFY
 -- Each write's size as the dry run decoded it, for the writes (tonumber is not free).
 local sizes = {}
 -- The dry run: every write checked against the key types and list lengths it will
@@ -288,8 +296,150 @@ for w = 1, writes do
   end
   pos = pos + n
 end
+--@APPLY
 return 1
 """
+
+# The unlinking commit (capabilities.unlink_commits): the same script with the plan read
+# first, the subtree checked after the checks, and collected after the writes.
+_PLAN = r"""
+local U_cp, U_rp, U_pk, U_parent, U_field = take(), take(), take(), take(), take()
+local U_stamp = take()
+if take() == '0' then U_stamp = nil end
+local U_limit, U_budget = tonumber(take()), tonumber(take())
+local U_want = take() == '1'
+local U_alive = {}
+for _ = 1, tonumber(take()) do U_alive[take()] = true end
+"""
+
+# Refusing is -1: nothing was written (the client then reads and collects itself).
+_VERIFY = r"""
+local U_order, U_tree, U_contents = {}, {}, {}
+local U_start, U_item = nil, false
+-- KEYS[1] is the item's hash, which is read here as a check reads (not a new key)
+if named < 1 then named = 1 end
+do
+  -- "@", then D or L and letters or digits: a uid this script may name keys with.
+  local function target(v)
+    if string.byte(v, 1) ~= 64 then return false end
+    if string.match(v, '^@[DL]%w+$') then return string.sub(v, 2) end
+    return nil
+  end
+  local item = redis.pcall('HGET', U_cp .. U_parent, U_field)
+  if type(item) == 'table' then return -1 end
+  U_item = item
+  if item then
+    local value = string.match(item, '^%d+|(.+)$')
+    if not value then return -1 end
+    U_start = target(value)
+    if U_start == nil then return -1 end
+    if U_start == false then U_start = nil end
+  end
+  if U_start then
+    if U_stamp then
+      local t = redis.call('TYPE', U_pk)['ok']
+      if t ~= 'hash' and t ~= 'none' then return -1 end
+    end
+    local from = {[U_start] = U_parent}
+    local head, items = 1, 0
+    U_order[1] = U_start
+    while head <= #U_order do
+      local u = U_order[head]
+      head = head + 1
+      if head - 1 > U_limit or U_alive[u] then return -1 end
+      local rk, ck = U_rp .. u, U_cp .. u
+      local h = redis.pcall('HGETALL', rk)
+      if h.err or #h == 0 then return -1 end
+      local kind, parents = nil, 0
+      for i = 1, #h, 2 do
+        local f, v = h[i], h[i + 1]
+        if f == '#k' then
+          kind = v
+        elseif f ~= '#s' then
+          -- any other bookkeeping field (#p pinned, #d pending) refuses
+          if string.byte(f, 1) == 35 or f ~= from[u] or not string.match(v, '^%d+$') then
+            return -1
+          end
+          if u == U_start and v ~= '1' then return -1 end
+          parents = parents + 1
+        end
+      end
+      if parents ~= 1 then return -1 end
+      local dict = string.byte(u, 1) == 68
+      if kind ~= (dict and 'd' or 'l') then return -1 end
+      local content
+      if dict then
+        content = redis.pcall('HGETALL', ck)
+      else
+        content = redis.pcall('LRANGE', ck, 0, -1)
+      end
+      if content.err then return -1 end
+      items = items + #content
+      if items > U_budget then return -1 end
+      local step, first = 1, 1
+      if dict then step, first = 2, 2 end
+      for i = first, #content, step do
+        local v = content[i]
+        if dict then
+          v = string.match(v, '^%d+|(.+)$')
+          if not v then return -1 end
+        elseif #v == 0 then
+          return -1
+        end
+        local c = target(v)
+        if c == nil then return -1 end
+        if c then
+          local seen = from[c]
+          if seen == nil then
+            from[c] = u
+            U_order[#U_order + 1] = c
+          elseif seen ~= u then
+            return -1
+          end
+        end
+      end
+      U_tree[rk], U_tree[ck] = true, true
+      if U_want then
+        U_contents[#U_contents + 1] = u
+        U_contents[#U_contents + 1] = content
+      end
+    end
+    -- the unit's own writes must not meet what dies (a node it links again, say)
+    local p = pos
+    for _ = 1, writes do
+      local op, n, key = ARGV[p], tonumber(ARGV[p + 1]), ARGV[p + 2]
+      if U_tree[key] or (op == 'hset_item' and U_tree[ARGV[p + 5]]) then return -1 end
+      p = p + 3 + n
+    end
+  end
+end
+"""
+
+_APPLY = r"""
+if U_start then
+  for _, u in ipairs(U_order) do
+    local rk = U_rp .. u
+    if U_stamp then
+      if u == U_start then redis.call('HDEL', rk, U_parent) end
+      redis.call('HSET', rk, '#d', U_stamp)
+      redis.call('HSET', U_pk, u, U_stamp)
+    else
+      redis.call('DEL', rk, U_cp .. u)
+    end
+  end
+end
+-- Nothing collected and nothing asked for (an assignment over a scalar): the plain answer.
+if not U_start and not U_want then return 1 end
+do return {1, U_order, U_item, U_contents} end
+"""
+
+SCRIPT = _TEMPLATE.replace("--@PLAN\n", "").replace("--@VERIFY\n", "").replace("--@APPLY\n", "")
+UNLINK_SCRIPT = (
+    _TEMPLATE.replace("--@PLAN\n", _PLAN)
+    .replace("--@VERIFY\n", _VERIFY)
+    .replace("--@APPLY\n", _APPLY)
+)
+UNLINK_SCRIPT_SHA = hashlib.sha1(UNLINK_SCRIPT.encode()).hexdigest()
 
 SCRIPT_SHA = hashlib.sha1(SCRIPT.encode()).hexdigest()
 
@@ -347,14 +497,20 @@ _PLAIN_WRITES = _WRITES - {"delete", "hset_item"}
 def encode(
     checks: Sequence[tuple[str, tuple[Any, ...], Any]],
     writes: Sequence[tuple[str, tuple[Any, ...]]],
+    first: Any = None,
 ) -> tuple[list[Any], list[Any]]:
-    """``KEYS`` and ``ARGV`` of the checked-commit script (layout in the module docstring)."""
-    if len(checks) == 2 and len(writes) == 1:
+    """``KEYS`` and ``ARGV`` of the checked-commit script (layout in the module docstring).
+
+    ``first``: a key to declare first, before those checks name (the unlinking
+    commit's item, which the script reads as checks read); then never the short
+    layout, which has no room for it.
+    """
+    if first is None and len(checks) == 2 and len(writes) == 1:
         # The short layout (module docstring) where it applies.
-        (first, on, live), (second, fields, gone) = checks
+        (one, on, live), (second, fields, gone) = checks
         op, args = writes[0]
         if (
-            first == "exists"
+            one == "exists"
             and second == "hexists"
             and live == 1
             and not gone
@@ -368,6 +524,9 @@ def encode(
             return [on[0], args[0]], ["g", fields[1], op, *args[1:]]
     keys: list[Any] = []
     index: dict[Any, int] = {}
+    if first is not None:
+        keys.append(first)
+        index[first] = 1
 
     def key_index(key: Any) -> int:
         found = index.get(key)
@@ -471,4 +630,83 @@ def checked_commit(
     return bool(result)
 
 
-__all__ = ["CHUNK", "SCRIPT", "SCRIPT_SHA", "checked_commit", "encode"]
+def _run(client: Any, sha: str, script: str, keys: list[Any], argv: list[Any]) -> Any:
+    """One write script call on ``client``: by its text until this client has run it (which
+    caches it on the server), then by its SHA1, and by its text again after ``NOSCRIPT``."""
+    loaded: set[str] = client.__dict__.setdefault("_etcher_scripts", set())
+    if sha not in loaded:
+        result = client.execute_packed("EVAL", script, len(keys), *keys, *argv)
+        loaded.add(sha)
+        return result
+    try:
+        return client.execute_packed("EVALSHA", sha, len(keys), *keys, *argv)
+    except ResponseError as exc:
+        if not isinstance(exc.__cause__, redis.exceptions.NoScriptError):
+            raise
+        return client.execute_packed("EVAL", script, len(keys), *keys, *argv)
+
+
+_NOTHING_COLLECTED = UnlinkOutcome("applied", [])
+
+
+def unlinking_commit(
+    client: Any,
+    checks: Sequence[tuple[str, tuple[Any, ...], Any]],
+    writes: Sequence[tuple[str, tuple[Any, ...]]],
+    plan: UnlinkPlan,
+) -> UnlinkOutcome:
+    """The unlinking commit (:meth:`etcher.spec.UnlinkCommits.unlinking_commit`) on ``client``.
+
+    :data:`UNLINK_SCRIPT` is the checked-commit script with the plan's arguments
+    first, the subtree checked after the unit's checks (it only reads until then),
+    and the collection after the unit's writes. The nodes it visits are not in
+    ``KEYS``: like the unlinking read they share the item's hash tag, so on a
+    cluster they are in the slot the declared keys route to.
+    """
+    if plan.limit < 1 or plan.budget < 0:
+        raise ValueError(f"an unlink plan needs limit >= 1 and budget >= 0, not {plan!r}")
+    keys, argv = encode(checks, writes, first=plan.content_prefix + plan.parent)
+    stamp = plan.stamp
+    head = [
+        plan.content_prefix,
+        plan.refs_prefix,
+        plan.pending,
+        plan.parent,
+        plan.field,
+        b"" if stamp is None else stamp,
+        0 if stamp is None else 1,
+        plan.limit,
+        plan.budget,
+        1 if plan.contents else 0,
+        len(plan.alive),
+        *plan.alive,
+    ]
+    result = _run(client, UNLINK_SCRIPT_SHA, UNLINK_SCRIPT, keys, head + argv)
+    if result == 0:
+        return UnlinkOutcome("conflict", [])
+    if result == -1:
+        return UnlinkOutcome("refused", [])
+    if result == 1:
+        return _NOTHING_COLLECTED
+    _applied, uids, item, flat = result
+    retired = [uid.decode() for uid in uids]
+    if not plan.contents:
+        return UnlinkOutcome("applied", retired)
+    contents: dict[str, dict[bytes, bytes] | list[bytes]] = {}
+    for i in range(0, len(flat), 2):
+        uid = flat[i].decode()
+        raw = flat[i + 1]
+        contents[uid] = dict(zip(raw[::2], raw[1::2], strict=True)) if uid[:1] == "D" else raw
+    return UnlinkOutcome("applied", retired, item, contents)
+
+
+__all__ = [
+    "CHUNK",
+    "SCRIPT",
+    "SCRIPT_SHA",
+    "UNLINK_SCRIPT",
+    "UNLINK_SCRIPT_SHA",
+    "checked_commit",
+    "encode",
+    "unlinking_commit",
+]

@@ -60,6 +60,7 @@ class RedisliteBackend(RedisBackend):
         checked_commits=True,
         item_writes=True,
         unlink_reads=True,
+        unlink_commits=True,
     )
 
     @classmethod

@@ -20,7 +20,9 @@ Worker functions live at module level so spawned processes can import them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import multiprocessing
+import re
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, cast
@@ -29,6 +31,7 @@ import pytest
 
 from etcher._containers import RD, RL
 from etcher._db import DB
+from etcher._graph import UNLINK_COMMIT_ITEMS, UNLINK_COMMIT_NODES
 from etcher._unit import RetryPolicy, Unit
 from etcher.errors import StaleHandleError, StoreIndexError, WatchError, WrongTypeError
 from etcher.spec import CheckedCommits, StorageBackend, UnlinkReads
@@ -409,20 +412,29 @@ def checked_increments(url: str, keys: list[str], rounds: int, barrier: Any) -> 
 
 class _Interleaved(CountingBackend):
     """Counts like :class:`CountingBackend`; once ``armed``, the first commit that guessed an
-    item (an ``unlinked_item`` check) first lets another process write (``go``) and waits
-    for it to finish (``done``): that write lands between the guess and its commit.
+    item (an ``unlinked_item`` check, or an unlinking commit) first lets another process
+    write (``go``) and waits for it to finish (``done``): that write lands between the
+    guess and its commit.
     """
 
     def __init__(self, inner: StorageBackend, go: Any, done: Any) -> None:
         super().__init__(inner)
         self.go, self.done, self.armed = go, done, False
 
+    def _interleave(self) -> None:
+        self.armed = False
+        self.go.set()
+        assert self.done.wait(60), "the other process did not write"
+
     def checked_commit(self, checks: Any, writes: Any) -> bool:
         if self.armed and any(c[0] == "unlinked_item" for c in checks):
-            self.armed = False
-            self.go.set()
-            assert self.done.wait(60), "the other process did not write"
+            self._interleave()
         return super().checked_commit(checks, writes)
+
+    def unlinking_commit(self, checks: Any, writes: Any, plan: Any) -> Any:
+        if self.armed:
+            self._interleave()
+        return super().unlinking_commit(checks, writes, plan)
 
 
 def interleaved_write(url: str, prefix: str, what: str, go: Any, done: Any) -> None:
@@ -444,10 +456,13 @@ class _AfterUnlinkRead(CountingBackend):
     """Counts like :class:`CountingBackend`; once ``armed``, the first unlinking read
     (``read_unlinked``) lets another process write (``go``) once it has its answer, and
     waits for it to finish (``done``): that write lands between the read and the commit.
+    It hides ``unlink_commits``: a small document would be collected by its commit alone,
+    never read first (that path has tests of its own).
     """
 
     def __init__(self, inner: StorageBackend, go: Any, done: Any) -> None:
         super().__init__(inner)
+        self.capabilities = dataclasses.replace(inner.capabilities, unlink_commits=False)
         self.go, self.done, self.armed = go, done, False
 
     def read_unlinked(self, *args: Any) -> Any:
@@ -492,6 +507,154 @@ def guessed_assignments(url: str, prefix: str, who: int, rounds: int, barrier: A
         for i in range(rounds):
             d[f"w{who}-{i}"] = {"i": i} if i % 2 else i
             d["shared"] = {"by": who, "i": [i]} if (i + who) % 2 else i
+
+
+_UID = re.compile(rb"([DL])([0-9a-f]{16})([0-9a-f]+)")
+
+
+def _normalized(backend: StorageBackend, prefix: str) -> dict[bytes, Any]:
+    """Every key of namespace ``prefix`` and its content, comparable across namespaces.
+
+    The prefix becomes ``P``; a node uid (a per-DB random token and a counter) becomes
+    its kind and its rank in creation order, so two namespaces built by the same
+    operations compare equal whatever uids each drew (a retry draws more); an expiry
+    stamp (a ``#d`` field, a pending entry) becomes ``T``.
+    """
+    raw: dict[bytes, Any] = {}
+    base = f"{{{prefix}}}:".encode()
+    pending = base + b"g"
+    for key in backend.scan_iter(match=f"{{{prefix}}}:*"):
+        kind = backend.type(key)
+        if kind == b"hash":
+            fields = backend.hgetall(key)
+            if key == pending:
+                fields = dict.fromkeys(fields, b"T")
+            elif b"#d" in fields:
+                fields[b"#d"] = b"T"
+            raw[key] = fields
+        elif kind == b"list":
+            raw[key] = backend.lrange(key, 0, -1)
+        else:
+            raw[key] = backend.get(key)
+    seen: dict[bytes, int] = {}
+    text = repr(sorted(raw.items(), key=lambda kv: kv[0])).encode()
+    for m in _UID.finditer(text):
+        seen[m.group(0)] = int(m.group(3), 16)
+    rank = {uid: b"%s#%d" % (uid[:1], i) for i, uid in enumerate(sorted(seen, key=seen.get))}  # type: ignore[arg-type]
+
+    def norm(b: bytes) -> bytes:
+        return _UID.sub(lambda m: rank[m.group(0)], b.replace(base, b"P:"))
+
+    out: dict[bytes, Any] = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            out[norm(key)] = {norm(f): norm(v) for f, v in value.items()}
+        elif isinstance(value, list):
+            out[norm(key)] = [norm(v) for v in value]
+        else:
+            out[norm(key)] = value
+    return out
+
+
+UNLINK_TREE: dict[str, Any] = {
+    "a": {"b": [1, {"c": [2, "3"]}], "s": "x"},
+    "l": [[], {}, [[None]]],
+    "n": 1.5,
+}
+
+
+def _mark(db: DB, handle: Any, field: bytes) -> None:
+    """Set a header field of ``handle``'s node by hand (a pin, or a pending mark)."""
+    layout = db._session.layout
+    db.backend.hset(layout.refs(handle.uid), field, b"1" if field == b"#p" else b"99.000")
+    if field == b"#d":
+        db.backend.hset(layout.pending, handle.uid.encode(), b"99.000")
+
+
+def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
+    """Store shape ``shape`` under ``db["k"]``; return the operation that unlinks it."""
+
+    def delete() -> None:
+        del db["k"]
+
+    if shape.endswith(", popped"):
+        _unlink_setup(db, shape.removesuffix(", popped"))
+        return lambda: db.pop("k")
+    if shape == "scalar":
+        db["k"] = 5
+    elif shape in ("tree", "tree, replaced"):
+        db["k"] = UNLINK_TREE
+        if shape == "tree, replaced":
+            return lambda: db.__setitem__("k", {"new": [1, {"x": 2}]})
+    elif shape == "one child linked twice":
+        db["k"] = {"x": {"q": 1}}
+        k = cast(RD, db["k"])
+        k["y"] = k["x"]
+    elif shape == "a shared child":
+        db["keep"] = {"s": {"x": [1]}}
+        db["k"] = {"a": cast(RD, db["keep"])["s"], "b": [1]}
+    elif shape == "a cycle":
+        db["k"] = {"x": {"y": 1}}
+        x = cast(RD, cast(RD, db["k"])["x"])
+        x["self"] = x
+    elif shape == "linked twice by the parent":
+        db["k"] = {"s": [1]}
+        db["k2"] = db["k"]
+    elif shape == "links the root":
+        db["k"] = {"r": db._root}  # the root handle: its only parent is then k
+    elif shape == "a pinned node":
+        db["k"] = {"x": {"y": [1]}}
+        _mark(db, cast(RD, db["k"])["x"], b"#p")
+    elif shape == "a pending node":
+        db["k"] = {"x": {"y": [1]}}
+        _mark(db, cast(RD, db["k"])["x"], b"#d")
+    elif shape == "over the node bound":
+        db["k"] = [{"i": i} for i in range(UNLINK_COMMIT_NODES)]
+    elif shape == "over the item bound":
+        db["k"] = {"l": list(range(UNLINK_COMMIT_ITEMS + 1))}
+    elif shape == "relinked by the replacement":
+        db["k"] = {"a": {"b": [1]}, "c": [2]}
+        return lambda: db.__setitem__("k", {"again": cast(RD, db["k"])["a"]})
+    else:
+        raise AssertionError(shape)
+    return delete
+
+
+UNLINK_SHAPES = {
+    # shape: whether the commit collects it itself (one round trip)
+    "scalar": True,
+    "scalar, popped": True,
+    "tree": True,
+    "tree, popped": True,
+    "tree, replaced": True,
+    "one child linked twice": True,
+    "a shared child": False,
+    "a shared child, popped": False,
+    "a cycle": False,
+    "linked twice by the parent": False,
+    "links the root": False,
+    "a pinned node": False,
+    "a pending node": False,
+    "over the node bound": False,
+    "over the item bound": False,
+    "relinked by the replacement": False,
+}
+
+
+class _BeforeUnlinkCommit(CountingBackend):
+    """Counts like :class:`CountingBackend`; once ``armed``, the first unlinking commit
+    lets another process write (``go``) and waits for it (``done``) before it is sent."""
+
+    def __init__(self, inner: StorageBackend, go: Any, done: Any) -> None:
+        super().__init__(inner)
+        self.go, self.done, self.armed = go, done, False
+
+    def unlinking_commit(self, checks: Any, writes: Any, plan: Any) -> Any:
+        if self.armed:
+            self.armed = False
+            self.go.set()
+            assert self.done.wait(60), "the other process did not write"
+        return super().unlinking_commit(checks, writes, plan)
 
 
 class CheckedCommitConcurrency:
@@ -564,7 +727,9 @@ class CheckedCommitConcurrency:
             race(assign)
             assert not hooked.armed, "the assignment did not guess"
             if what == "link":
-                assert hooked.refused == 1  # the guess, refused by its check
+                # The guess, refused by its check (a scalar's assignment carries no plan to
+                # collect what it replaces, see _containers._set_in).
+                assert hooked.refused == 1
                 assert db() == {"d": {"k": 1}}
             elif what == "new key":
                 assert hooked.refused == 0
@@ -659,7 +824,10 @@ class CheckedCommitConcurrency:
             if what == "delete":
                 assert db() == {}
             else:
-                assert hooked.refused == 1  # the guess, refused by its check
+                # The guess, refused by its check; where the commit collects a small
+                # document (unlink_commits) it takes the one put there instead.
+                collects = what == "link" and backend.capabilities.unlink_commits
+                assert hooked.refused == (0 if collects else 1)
                 assert db() == {"d": {"other": 1}}
             assert db.check().ok
             stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
@@ -695,6 +863,112 @@ class CheckedCommitConcurrency:
                 assert db.check().ok  # back-references exact, no node leaked
             finally:
                 db.delete_prefix_immediately(prefix)
+
+    @pytest.mark.parametrize("grace", [0, 60])
+    @pytest.mark.parametrize("shape", list(UNLINK_SHAPES))
+    def test_an_unlinking_commit_leaves_what_reading_first_leaves(
+        self, store_url: str, shared: tuple[StorageBackend, list[str]], shape: str, grace: int
+    ) -> None:
+        """``capabilities.unlink_commits``: deleting, replacing or popping ``db["k"]`` leaves
+        the store exactly as the path that reads first (the capability hidden) leaves it,
+        and a pop returns the same value.
+
+        Every key, field and list item compares equal (uids by creation order, expiry
+        stamps masked), with the same ``check()`` verdict, at grace 0 (deleted) and
+        grace > 0 (pending, known to the sweeper). A small unshared tree is collected
+        by the commit alone: one round trip. Anything else (shared, a cycle, a pin, a
+        pending node, over a bound, a node the new value links again) is refused by
+        the commit and collected by the usual path.
+        """
+        backend, _keys = shared
+        if not backend.capabilities.unlink_commits:
+            pytest.skip(f"{type(backend).__name__}.capabilities.unlink_commits is False")
+        fast, slow = CountingBackend(backend), CountingBackend(backend)
+        slow.capabilities = dataclasses.replace(backend.capabilities, unlink_commits=False)
+        dumps, values, checks, retired, answers = [], [], [], [], []
+        for counting in (fast, slow):
+            prefix = f"scripting-{uuid.uuid4().hex}"
+            with DB(backend=counting, prefix=prefix, grace=grace) as db:
+                try:
+                    op = _unlink_setup(db, shape)
+                    counting.reset()
+                    answers.append(op())
+                    if counting is fast:
+                        trips = counting.round_trips
+                        simple = counting.commands["unlinking_commit"] == 1 and not counting.refused
+                    dumps.append(_normalized(backend, prefix))
+                    values.append(db())
+                    checks.append(db.check().ok)
+                    # What the sweeper learnt: exactly what the pending hash lists.
+                    heap = db._session.reclaim._heap
+                    learnt = sorted(uid for _expiry, uid in heap)
+                    listed = backend.hkeys(db._session.layout.pending)
+                    if shape != "a pending node":  # (its hand-made entry is no one's)
+                        assert learnt == sorted(u.decode() for u in listed)
+                    retired.append(len(learnt))
+                finally:
+                    db.delete_prefix_immediately(prefix)
+        assert dumps[0] == dumps[1]
+        assert answers[0] == answers[1]  # what a pop returns
+        assert values[0] == values[1]
+        assert checks[0] == checks[1]
+        assert retired[0] == retired[1]
+        if shape not in ("a pinned node", "a pending node"):
+            assert checks[0]
+        if UNLINK_SHAPES[shape]:
+            assert (trips, simple) == (1, True)
+        else:
+            assert not simple
+
+    @pytest.mark.parametrize("start", ["fork", "spawn"])
+    @pytest.mark.parametrize(
+        ("what", "op"),
+        [("link out", "delete"), ("nest", "delete"), ("unlink", "delete"), ("nest", "replace")],
+    )
+    def test_an_unlinking_commit_meets_a_write_to_the_subtree_before_it(
+        self,
+        store_url: str,
+        shared: tuple[StorageBackend, list[str]],
+        start: str,
+        what: str,
+        op: str,
+    ) -> None:
+        """``del db["d"]`` (or ``db["d"] = {"v": 5}``) goes as one unlinking commit
+        (``unlink_commits``); another process writes inside the subtree just before
+        it is sent: links a node of it elsewhere, adds a node below it, unlinks one.
+
+        The commit looks at the subtree as it is when it runs. Linked elsewhere, the
+        node is shared: the commit refuses, and the usual path keeps it. A node added
+        or removed leaves a small tree, which the commit collects whole: nothing
+        leaks, nothing linked elsewhere is collected, back-references stay exact.
+        """
+        backend, _keys = shared
+        if not backend.capabilities.unlink_commits:
+            pytest.skip(f"{type(backend).__name__}.capabilities.unlink_commits is False")
+        with _race(backend, _BeforeUnlinkCommit, store_url, start, subtree_write, what) as raced:
+            db, hooked, prefix, race = raced
+            db["d"] = UNLINKED_DOC
+
+            def unlink() -> None:
+                if op == "delete":
+                    del db["d"]
+                else:
+                    db["d"] = {"v": 5}
+
+            race(unlink)
+            assert not hooked.armed, "the unlinking commit was not used"
+            assert hooked.commits == 1
+            assert hooked.refused == (1 if what == "link out" else 0)
+            kept = {"city": "P", "zip": [1]} if what == "link out" else None
+            expected: dict[str, Any] = {} if op == "delete" else {"d": {"v": 5}}
+            if kept is not None:
+                expected["keep"] = kept
+            assert db() == expected
+            assert db.check().ok
+            stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
+            # The root, what "keep" holds (the address and its list), the new value.
+            nodes = 1 + (2 if kept is not None else 0) + (op == "replace")
+            assert len(stored) == nodes, stored
 
     def test_writes_after_another_process_deleted_the_namespace(
         self, store_url: str, shared: tuple[StorageBackend, list[str]]

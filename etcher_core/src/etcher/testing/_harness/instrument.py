@@ -194,6 +194,22 @@ class CountingBackend:
                 self.refused += 1
         return applied
 
+    def unlinking_commit(self, checks: Any, writes: Any, plan: Any) -> Any:
+        """As :meth:`checked_commit` (``capabilities.unlink_commits``): one round trip, a
+        commit if it applies; a conflict or a refusal to collect counts in ``refused``."""
+        self.round_trips += 1
+        self.commands["unlinking_commit"] += 1
+        self._saw_batch(len({c[1][0] for c in checks} | {w[1][0] for w in writes}))
+        if writes and self.fail_on_commit:
+            self.commits += 1
+            raise self.fail_on_commit
+        outcome = self.inner.unlinking_commit(checks, writes, plan)  # type: ignore[attr-defined]
+        if outcome[0] == "applied":
+            self.commits += 1
+        else:
+            self.refused += 1
+        return outcome
+
     def unit_scope(self, write: bool) -> CountingScope:
         """The inner backend's scope (core asks only where ``locking_units`` is declared)."""
         return CountingScope(self, self.inner.unit_scope(write))  # type: ignore[attr-defined]
