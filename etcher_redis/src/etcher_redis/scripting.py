@@ -367,6 +367,12 @@ do
       if parents ~= 1 then return -1 end
       local dict = string.byte(u, 1) == 68
       if kind ~= (dict and 'd' or 'l') then return -1 end
+      -- The size first: a node over the budget (a long list, say) is refused before
+      -- its content becomes Lua strings, which costs more per item the longer it is.
+      local size = redis.pcall(dict and 'HLEN' or 'LLEN', ck)
+      if type(size) ~= 'number' or items + (dict and 2 * size or size) > U_budget then
+        return -1
+      end
       local content
       if dict then
         content = redis.pcall('HGETALL', ck)
