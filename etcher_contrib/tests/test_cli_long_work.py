@@ -232,16 +232,34 @@ def pausing_commit(commit):
     return run
 
 
+def pausing_unlinking_commit(commit):
+    def run(self, checks, writes, plan):
+        # Replacing the old document can be a checked commit that also collects it.
+        big = state["phase"] == "storing" and len(writes) >= 1000
+        if big and where == "before-commit":
+            pause()
+        result = commit(self, checks, writes, plan)
+        if big and result.status == "applied":
+            state["written"] = True
+            if where == "after-commit":
+                pause()
+        return result
+
+    return run
+
+
 def pausing_scope_commit(commit_writes):
-    def run(self, writes, *rest):
+    def run(self, writes, created=(), fresh=None):
         # On SQLite a unit holding its write scope commits through the scope: the
         # import's one atomic write is this call (its transaction ends inside it).
-        big = state["phase"] == "storing" and len(writes) >= 1000
+        # New nodes may come as fresh contents rather than writes.
+        size = len(writes) + len(fresh or ())
+        big = state["phase"] == "storing" and size >= 1000
         if big:
             if where == "before-commit":
                 pause()
             state["written"] = True  # the scope's end (below) is then the commit
-        return commit_writes(self, writes, *rest)  # rest: the keys the unit created
+        return commit_writes(self, writes, created, fresh)
 
     return run
 
@@ -261,6 +279,7 @@ SQLiteBackend._end_scope = ending(SQLiteBackend._end_scope)
 UnitScope.commit_writes = pausing_scope_commit(UnitScope.commit_writes)
 redis.client.Pipeline.execute = pausing(redis.client.Pipeline.execute)
 RedisBackend.checked_commit = pausing_commit(RedisBackend.checked_commit)
+RedisBackend.unlinking_commit = pausing_unlinking_commit(RedisBackend.unlinking_commit)
 raise SystemExit(main(sys.argv[1:]))
 """
 
