@@ -268,9 +268,7 @@ class Graph:
         if not self.unit.backend.capabilities.unlink_commits:
             return None
         layout = self.layout
-        grace = layout.grace
-        expiry = layout.clock() + grace if grace > 0 else 0.0
-        stamp = b"%.3f" % expiry if grace > 0 else None
+        expiry, stamp = layout.expiry() if layout.grace > 0 else (0.0, None)
         plan = UnlinkPlan(
             layout.content_prefix,
             layout.refs_prefix,
@@ -475,8 +473,7 @@ class Graph:
                     unit.list_op(key, "delete")
             return
         # Only the header is touched: the content stays for handles still reading it.
-        expiry = self.layout.clock() + grace
-        stamp = b"%.3f" % expiry
+        expiry, stamp = self.layout.expiry()
         if refs_keys is None:
             refs = self.layout.refs
             refs_keys = [refs(uid) for uid in level]

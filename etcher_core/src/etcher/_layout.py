@@ -145,6 +145,12 @@ class Layout:
     def counter(self, name: str) -> str:
         return self.counter_prefix + name
 
+    def expiry(self) -> tuple[float, bytes]:
+        """When a node unlinked now may be swept, and the stamp its header's ``#d`` and the
+        pending hash carry for it (the grace period from now, to the millisecond)."""
+        expiry = self.clock() + self.grace
+        return expiry, b"%.3f" % expiry
+
 
 class UidFactory:
     """Makes node uids: a random per-process token plus a counter.

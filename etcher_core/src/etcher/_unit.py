@@ -1111,9 +1111,9 @@ class Unit:
         assert self._expect is not None
         commits: UnlinkCommits = self.backend  # type: ignore[assignment]  # per its capability
         outcome = commits.unlinking_commit(self._expect, self._write_commands(), plan)
-        status = outcome[0]
+        status = outcome.status
         if status == "applied":
-            if outcome[1] or plan.contents:  # (an assignment over a scalar: nothing to tell)
+            if outcome.retired or plan.contents:  # (an assignment over a scalar: nothing to tell)
                 self.after_commit.append(lambda: learn(outcome))
             return
         if status == "refused":

@@ -120,22 +120,6 @@ class Writer:
 
     def tag(self, value: Any, parent: str, path: tuple[Any, ...] = ()) -> bytes:
         """The stored form of ``value`` as a child of node ``parent``; writes any new nodes."""
-        cls = type(value)
-        if (cls is dict or cls is list) and not self.memo and not self.stack:
-            # A new plain container at the top of a write (a document assigned): what
-            # _tag and _container do for it, without their calls.
-            dict_node = cls is dict
-            uid = self.new_uid(DICT_UID if dict_node else LIST_UID)
-            self.memo[id(value)] = uid
-            self.keepalive.append(value)
-            self.new[self.refs_prefix + uid] = (
-                {KIND: KIND_DICT, SEQ: b"%d" % len(value), parent.encode(): b"1"}
-                if dict_node
-                else {KIND: KIND_LIST, parent.encode(): b"1"}
-            )
-            self.stack.append((value, uid, path))
-            self._drain()
-            return _LINK + uid.encode()
         out = self._tag(value, parent, path)
         self._drain()
         return out
