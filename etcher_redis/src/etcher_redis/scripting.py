@@ -59,6 +59,7 @@ import redis.exceptions
 
 from etcher.errors import ResponseError
 from etcher.spec import UnlinkOutcome, UnlinkPlan
+from etcher_redis.subtree import decode_contents
 
 # Lua's unpack() pushes every argument on a C stack limited to about 8,000
 # values: long writes are split into commands of at most this many arguments.
@@ -622,6 +623,8 @@ def checked_commit(
     travel twice, once refused by ``NOSCRIPT``.
     """
     keys, argv = encode(checks, writes)
+    # _run(), inline: this is every append's commit, whose Python calls are pinned
+    # (etcher_redis/tests/test_commit_cost.py).
     loaded: set[str] = client.__dict__.setdefault("_etcher_scripts", set())
     if SCRIPT_SHA not in loaded:
         result = client.execute_packed("EVAL", SCRIPT, len(keys), *keys, *argv)
@@ -698,12 +701,7 @@ def unlinking_commit(
     retired = [uid.decode() for uid in uids]
     if not plan.contents:
         return UnlinkOutcome("applied", retired)
-    contents: dict[str, dict[bytes, bytes] | list[bytes]] = {}
-    for i in range(0, len(flat), 2):
-        uid = flat[i].decode()
-        raw = flat[i + 1]
-        contents[uid] = dict(zip(raw[::2], raw[1::2], strict=True)) if uid[:1] == "D" else raw
-    return UnlinkOutcome("applied", retired, item, contents)
+    return UnlinkOutcome("applied", retired, item, decode_contents(flat))
 
 
 __all__ = [

@@ -118,7 +118,7 @@ def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
-def _contents(flat: list[Any]) -> dict[str, dict[bytes, bytes] | list[bytes]]:
+def decode_contents(flat: list[Any]) -> dict[str, dict[bytes, bytes] | list[bytes]]:
     """``[uid, content, ...]`` as a script returns it: a dict node's content as a flat
     field/value list, a list node's as its items."""
     contents: dict[str, dict[bytes, bytes] | list[bytes]] = {}
@@ -142,7 +142,7 @@ def walk(
     args = [content_prefix, refs_prefix, limit, *roots]
     flat, absent, frontier = _call(client, WALK_SHA, WALK, keys, args)
     return (
-        _contents(flat),
+        decode_contents(flat),
         [x.decode(errors="replace") for x in absent],
         [x.decode(errors="replace") for x in frontier],
     )
@@ -315,7 +315,7 @@ def read_unlinked(
         flat_headers[i].decode(errors="replace"): _pairs(flat_headers[i + 1])
         for i in range(0, len(flat_headers), 2)
     }
-    return _pairs(flat_header), item, headers, _contents(flat_contents)
+    return _pairs(flat_header), item, headers, decode_contents(flat_contents)
 
 
 class SubtreeMixin:
