@@ -171,6 +171,59 @@ def test_two_opens_of_a_new_file_at_once(db_path: Path) -> None:
         s.close()
 
 
+def test_a_new_file_another_writer_is_creating_is_waited_for(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Switching a new file to WAL while another connection holds its write lock (another
+    process creating the schema) fails at once in SQLite, without its busy handler: the
+    opener waits it out within its timeout, as any other lock, instead of failing."""
+    db_path.touch()
+    creator = sqlite3.connect(db_path, isolation_level=None)
+    creator.execute("BEGIN IMMEDIATE")
+    waiting = threading.Event()
+    pauses: list[float] = []
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        waiting.set()
+
+    monkeypatch.setattr("etcher_sqlite.backend._pause", pause)
+    opened: list[SQLiteBackend] = []
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            opened.append(SQLiteBackend(db_path, timeout=30))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=open_it)
+    thread.start()
+    assert waiting.wait(30), "the opener never met the lock"
+    creator.execute("ROLLBACK")  # the other writer is done
+    creator.close()
+    thread.join()
+    assert errors == []
+    assert pauses, "the switch to WAL was retried"
+    store = opened[0]
+    store.set("a", 1)
+    assert store.get("a") == b"1"
+    assert sqlite3.connect(db_path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close()
+
+
+def test_a_new_file_locked_past_the_timeout_is_store_locked(db_path: Path) -> None:
+    db_path.touch()
+    creator = sqlite3.connect(db_path, isolation_level=None)
+    creator.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreLocked, match=str(db_path)):
+            SQLiteBackend(db_path, timeout=0.05)
+    finally:
+        creator.execute("ROLLBACK")
+        creator.close()
+
+
 def _mode(path: Path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 

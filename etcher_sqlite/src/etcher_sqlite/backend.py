@@ -6,6 +6,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
@@ -66,6 +67,7 @@ _SCAN_SQL = {
     (False, False): "SELECT name FROM keys WHERE name > ? ORDER BY name LIMIT ?",
 }
 _BUSY, _LOCKED, _READONLY, _CORRUPT, _CANTOPEN, _NOTADB = 5, 6, 8, 11, 14, 26
+_pause = time.sleep  # (tests replace it to see the wait happen)
 _READONLY_DIRECTORY = _READONLY | (6 << 8)
 
 
@@ -243,7 +245,7 @@ class SQLiteBackend(SubtreeMixin, CommandsMixin):
                 writable = True
                 if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                     try:
-                        conn.execute("PRAGMA journal_mode = WAL")
+                        self._to_wal(conn)
                     except sqlite3.OperationalError as exc:
                         if exc.sqlite_errorcode & 0xFF != _READONLY:
                             raise
@@ -258,10 +260,30 @@ class SQLiteBackend(SubtreeMixin, CommandsMixin):
                         if exc.sqlite_errorcode & 0xFF != _READONLY:
                             raise
             else:
-                conn.execute("PRAGMA journal_mode = WAL")
+                self._to_wal(conn)
                 schema.create(conn, self.path)
         except sqlite3.Error as exc:
             raise self._error(exc, opening=True) from exc
+
+    def _to_wal(self, conn: sqlite3.Connection) -> None:
+        """``PRAGMA journal_mode = WAL``, waiting out another writer for up to ``timeout``.
+
+        While another connection holds the write lock (another process creating the
+        schema of the same new file, say: several web workers opening it at once),
+        SQLite answers the switch with ``SQLITE_BUSY`` at once instead of calling its
+        busy handler, so the wait the ``timeout`` promises is done here.
+        """
+        deadline = time.monotonic() + self.timeout
+        pause = 0.001
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL").fetchall()
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != _BUSY or time.monotonic() >= deadline:
+                    raise
+            _pause(pause)
+            pause = min(2 * pause, 0.05)
 
     def _adopt(self, conn: sqlite3.Connection) -> None:
         slot = _Slot(conn)
