@@ -161,18 +161,23 @@ def test_a_new_document_and_a_field_set_take_the_small_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     taken: list[bool] = []
-    small = scope._apply_small
+    small, fresh = scope._apply_small, scope._apply_fresh
 
     def spy(*args: Any) -> bool:
         taken.append(small(*args))
+        return taken[-1]
+
+    def fresh_spy(*args: Any) -> bool:
+        taken.append(fresh(*args))
         return taken[-1]
 
     with DB(f"sqlite:///{tmp_path / 's.db'}") as db:
         for i in range(150):  # a spilled root, as in any real store
             db[f"d{i}"] = {"i": i}
         monkeypatch.setattr(scope, "_apply_small", spy)
+        monkeypatch.setattr(scope, "_apply_fresh", fresh_spy)
         doc = {"name": "x", "n": 1, "on": True, "none": None, "tags": [0.5, "a"], "sub": {"k": 1}}
-        db["doc"] = doc
+        db["doc"] = doc  # (commit_fresh: _apply_fresh)
         db["doc"]["n"] = 2
         db["doc"]["sub"] = {"k": 2}  # replaces a linked node: reads and collects it
         assert taken[:2] == [True, True]
@@ -269,10 +274,19 @@ def _documents(rng: random.Random) -> list[Any]:
     return docs
 
 
-def _store_rows(path: Path, docs: list[Any], fresh: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
+def _store_rows(path: Path, docs: list[Any], fresh: bool, commit_fresh: bool = True) -> Any:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        return _written_rows(path, docs, fresh, commit_fresh, monkeypatch)
+
+
+def _written_rows(
+    path: Path, docs: list[Any], fresh: bool, commit_fresh: bool, monkeypatch: pytest.MonkeyPatch
+) -> Any:
     from etcher import _reclaim
 
     monkeypatch.setattr(scope.UnitScope, "takes_fresh", fresh)
+    if not commit_fresh:  # a scope offering commit_writes() alone
+        monkeypatch.delattr(scope.UnitScope, "commit_fresh")
     monkeypatch.setattr(_reclaim, "clock", lambda: 1.0e9)  # the same expiry stamps
     with DB(f"sqlite:///{path}") as db:
         uids = db._session.uids
@@ -308,12 +322,15 @@ def _store_rows(path: Path, docs: list[Any], fresh: bool, monkeypatch: pytest.Mo
 
 @pytest.mark.parametrize("seed", range(12))
 def test_documents_written_with_fresh_contents_store_the_same_rows(
-    seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    seed: int, tmp_path: Path
 ) -> None:
-    """Whole stores written with the unit's fresh contents on and off hold the same rows."""
+    """Whole stores written with the unit's fresh contents on and off, and on through
+    ``commit_writes()`` alone (no ``commit_fresh()``), hold the same rows."""
     docs = _documents(random.Random(seed))
-    on = _store_rows(tmp_path / "on.db", docs, True, monkeypatch)
-    off = _store_rows(tmp_path / "off.db", docs, False, monkeypatch)
+    on = _store_rows(tmp_path / "on.db", docs, True)
+    general = _store_rows(tmp_path / "general.db", docs, True, commit_fresh=False)
+    off = _store_rows(tmp_path / "off.db", docs, False)
+    assert on == general
     assert on == off
 
 
@@ -321,15 +338,134 @@ def test_a_new_document_reaches_the_scope_as_fresh_contents(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[Any] = []
-    commit = scope.UnitScope.commit_writes
+    commit = scope.UnitScope.commit_fresh
 
-    def spy(held: Any, writes: Any, created: Any = (), fresh: Any = None) -> None:
-        seen.append((len(writes), sorted(map(len, (fresh or {}).values()))))
-        commit(held, writes, created, fresh)
+    def spy(held: Any, writes: Any, fresh: Any) -> None:
+        seen.append((len(writes), sorted(map(len, fresh.values()))))
+        commit(held, writes, fresh)
 
     with DB(f"sqlite:///{tmp_path / 's.db'}") as db:
-        monkeypatch.setattr(scope.UnitScope, "commit_writes", spy)
+        monkeypatch.setattr(scope.UnitScope, "commit_fresh", spy)
         db["doc"] = {"a": 1, "sub": {"b": 2}, "l": [1, 2, 3]}
         # The root's header and content written; three headers, two contents, one list fresh.
         assert seen == [(2, [1, 2, 3, 3, 3, 3])], seen
         assert db["doc"]() == {"a": 1, "sub": {"b": 2}, "l": [1, 2, 3]}
+
+
+FRESH_ODD = [None, None, None, "wrong type", "list", "twice", "unread", "created"]
+"""What a ``commit_fresh()`` batch has that its shortcut leaves to ``commit_writes()``
+(``None``: nothing; it takes the batch unless a content outgrows its packed form)."""
+
+
+def _fresh_batch(
+    rng: random.Random, odd: str | None
+) -> tuple[list[Any], dict[str, Any], list[str]]:
+    """Writes and fresh contents as core encodes them, and the keys read in the scope."""
+    fresh: dict[str, Any] = {}
+    for i in range(rng.randint(0, 6)):
+        big = rng.random() < 0.1  # (a content past the packed limits: the general path)
+        if rng.random() < 0.7:
+            fresh[f"new{i}"] = _mapping(rng, False) if big else {b"f": b"v", b"g": b"w"}
+        else:
+            n = rng.choice([packed.MAX_ENTRIES + 1, 1]) if big else rng.choice([1, 2])
+            fresh[f"new{i}"] = [b"i" * (packed.MAX_BYTES if big and n == 1 else 1)] * n
+    read = rng.sample(["hash", "bighash", "missing", "string", "list"], rng.randint(0, 5))
+    hashes = [key for key in read if key not in ("string", "list")]
+    writes: list[Any] = [
+        (rng.choice(["hset", "hreplace"]), (key, _mapping(rng, False)))
+        for key in rng.sample(hashes, rng.randint(0, len(hashes)))
+    ]
+    if odd == "wrong type":
+        writes.append((rng.choice(["hset", "hreplace"]), ("string", {b"f": b"v"})))
+        read.append("string")
+    elif odd == "list":
+        writes.append((rng.choice(["hset", "hreplace"]), ("list", {b"f": b"v"})))
+        read.append("list")
+    elif odd == "twice":
+        writes.append(("hset", ("hash", {b"f": b"1"})))
+        writes.append((rng.choice(["hset", "hreplace"]), ("hash", {b"g": b"2"})))
+        read.append("hash")
+    elif odd == "unread":
+        writes.append(("hset", ("unread", {b"f": b"v"})))
+    elif odd == "created":  # a fresh key the scope's cache knows: not new after all
+        fresh["hash"] = {b"f": b"v"}
+        read.append("hash")
+    rng.shuffle(writes)
+    return writes, fresh, sorted(set(read))
+
+
+@pytest.mark.parametrize("seed", range(8 * 10))
+def test_commit_fresh_ends_as_commit_writes_ends(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``commit_fresh(writes, fresh)`` ends as ``commit_writes(writes, (), fresh)``: the
+    same rows (packed or spilled, counts), or the same error with the store untouched;
+    its shortcut takes every batch of the usual shape whose rows stay packed."""
+    rng = random.Random(5000 + seed)
+    odd = FRESH_ODD[seed % len(FRESH_ODD)]
+    writes, fresh, read = _fresh_batch(rng, odd)
+    taken: list[bool] = []
+    shortcut = scope._apply_fresh
+
+    def spy(*args: Any) -> bool:
+        taken.append(shortcut(*args))
+        return taken[-1]
+
+    monkeypatch.setattr(scope, "_apply_fresh", spy)
+    trusted, general = SQLiteMemoryBackend(), SQLiteMemoryBackend()
+    _prefill(trusted)
+    _prefill(general)
+    before = _tables(trusted)
+
+    def commit(backend: SQLiteMemoryBackend, call: Any) -> Any:
+        held = backend.unit_scope(True)
+        try:
+            with held:
+                for key in read:
+                    with contextlib.suppress(WrongTypeError):
+                        backend.hgetall(key)
+                call(held)
+        except Exception as exc:
+            drop_scoped_tx()
+            return exc
+        return None
+
+    got = commit(trusted, lambda held: held.commit_fresh(list(writes), dict(fresh)))
+    want = commit(general, lambda held: held.commit_writes(list(writes), (), dict(fresh)))
+    assert type(got) is type(want), (got, want)
+    assert str(got) == str(want)
+    assert _tables(trusted) == (before if want is not None else _tables(general))
+    packs = all(
+        len(c) <= packed.MAX_ENTRIES and len(packed.pack(c)) <= packed.MAX_BYTES
+        for c in fresh.values()
+    )
+    if odd is None and packs:
+        assert taken == [True], (writes, fresh)
+    elif odd is not None:
+        assert True not in taken, (writes, fresh)
+
+
+def test_commit_writes_still_checks_fresh_contents() -> None:
+    """Only ``commit_fresh()`` takes contents unchecked: ``commit_writes()`` refuses a
+    fresh content ``hset``/``rpush`` refuses, writing nothing, and normalizes what they
+    normalize (a ``str`` value is stored as its UTF-8 bytes)."""
+    backend = SQLiteMemoryBackend()
+    _prefill(backend)
+    before = _tables(backend)
+    for fresh in (
+        {"new": {b"f": None}},
+        {"new": [b"a", object()]},
+        {"new": {b"f": b"v"}, "other": [None]},
+    ):
+        held = backend.unit_scope(True)
+        with pytest.raises(TypeError, match="store values must be bytes"), held:
+            backend.hgetall("hash")
+            held.commit_writes([("hset", ("hash", {b"f0": b"new"}))], (), fresh)
+        drop_scoped_tx()
+        assert _tables(backend) == before, fresh
+    held = backend.unit_scope(True)
+    with held:
+        backend.hgetall("hash")
+        held.commit_writes([], (), {"new": {b"f": "text"}, "items": ["a", b"b"]})
+    assert backend.hgetall("new") == {b"f": b"text"}
+    assert backend.lrange("items", 0, -1) == [b"a", b"b"]

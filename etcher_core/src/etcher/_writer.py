@@ -440,7 +440,11 @@ def assign_plain(
             writes.append(("hset", (refs, {SEQ: header[SEQ]})))
     writes.append(("hset", (content, {field: b"%d|" % seq + top})))
     try:
-        held.commit_writes(writes, (), fresh)
+        commit = getattr(held, "commit_fresh", None)
+        if commit is not None:
+            commit(writes, fresh)
+        else:
+            held.commit_writes(writes, (), fresh)
     except BaseException as exc:
         held.__exit__(type(exc), exc, None)
         raise

@@ -411,6 +411,18 @@ class ScopeCommits(Protocol):
         kept out of ``writes`` (no write tuple per node); it applies each as an
         ``hset``/``rpush`` of its content before ``writes`` (an empty content
         writes nothing).
+
+        Such a scope may also offer ``commit_fresh(writes, fresh)``: the same as
+        ``commit_writes(writes, (), fresh)``, called only with writes and contents
+        core encoded itself, which the scope may take without checking their form
+        again: every field, value and item is ``bytes``, every fresh content is a
+        non-empty ``dict`` or ``list`` whose key is new and written by nothing in
+        ``writes``, and each write is an ``hset`` or ``hreplace`` (a small plain
+        assignment, ``rd[k] = {...}``, sends its root's header and item so). What
+        the store itself decides (a key holding another type, a node's row outgrowing
+        its packed form) is still the scope's to check, with ``commit_writes``'s
+        errors. Core uses it, where present, for that assignment only; everything
+        else goes through ``commit_writes``.
         """
         ...
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Collection
-from itertools import chain
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -140,6 +140,103 @@ class UnitScope:
         self._conn = None
         self._backend._end_scope(conn, commit=True)
 
+    def commit_fresh(
+        self, writes: list[tuple[str, tuple[Any, ...]]], fresh: dict[str, Any]
+    ) -> None:
+        """``commit_writes(writes, (), fresh)`` for writes and contents core encoded itself
+        (``etcher.spec.ScopeCommits.commit_fresh``).
+
+        Their form is not checked again: every field, value and item is ``bytes`` and
+        every fresh content a non-empty dict or list under a key nothing else writes.
+        A new document's rows (every content fits its packed limits) and ``hset``/
+        ``hreplace`` of hashes the scope read, each key once, are packed here and
+        written in one statement (:func:`_apply_fresh`); anything else, including
+        what the store refuses (a key holding another type), goes the way of
+        :meth:`commit_writes`, with its checks and errors.
+        """
+        conn = self._conn
+        tx: ops.Tx | None = getattr(ops.SCOPE, "tx", None)
+        if conn is None or not self._write or tx is None or tx.conn is not conn:
+            self.commit_writes(writes, (), fresh)
+            return
+        try:
+            done = _apply_fresh(tx, writes, fresh)
+        except BaseException as exc:
+            ops.drop_scoped_tx(conn)
+            if isinstance(exc, sqlite3.Error):
+                raise self._backend._error(exc) from exc
+            raise
+        if not done:
+            self.commit_writes(writes, (), fresh)
+            return
+        self._conn = None
+        self._backend._end_scope(conn, commit=True)
+
+
+def _apply_fresh(
+    tx: ops.Tx, writes: list[tuple[str, tuple[Any, ...]]], fresh: dict[str, Any]
+) -> bool:
+    """Apply and flush :meth:`UnitScope.commit_fresh`'s usual shape; ``False`` (nothing
+    applied) for any other.
+
+    The fresh contents are packed by C loops (``map``), no Python per node: their
+    form is core's promise. Each write is an ``hset`` or ``hreplace`` of a hash whose
+    row is cached (the unit read it), each key once; its new row is packed here as
+    :meth:`etcher_sqlite.ops.Tx.flush` would pack it, or left to that flush when it
+    outgrows the packed limits. All rows go in one statement.
+    """
+    cache = tx.meta
+    for name, args in writes:
+        if (name != "hset" and name != "hreplace") or len(args) != 2:
+            return False
+        meta: Any = cache.get(args[0], _ROW)
+        if meta is _ROW or (meta is not None and meta[0] != HASH):
+            return False  # not read, or the general path raises the wrong type
+    if len(writes) > 1 and len(set(map(_FIRST, map(_SECOND, writes)))) != len(writes):
+        return False
+    pack = packed.packer()
+    max_entries, max_bytes = packed.MAX_ENTRIES, packed.MAX_BYTES
+    version = ops._stamp()
+    if fresh:
+        if not cache.keys().isdisjoint(fresh):
+            return False
+        contents = fresh.values()
+        sizes = list(map(len, contents))
+        if max(sizes) > max_entries:
+            return False  # (a spilled node: the general path writes its member rows)
+        blobs = list(map(pack, contents))
+        if max(map(len, blobs)) > max_bytes:
+            return False
+        kinds = map(_KINDS.__getitem__, map(type, contents))
+        rows = list(zip(fresh, kinds, repeat(version), repeat(0), sizes, blobs))
+    else:
+        rows = []
+    for name, (key, mapping) in writes:
+        meta = cache[key]
+        if meta is None or name == "hreplace":
+            if meta is not None and meta[3] is None and meta[4] is None:
+                tx.conn.execute(ops.SQL_DROP_HASH, (key,))  # spilled: its member rows go
+            content = mapping  # (only read: packed here, or spilled by the flush)
+        else:
+            content = meta[4]
+            if content is None and meta[3] is not None:
+                content = packed.unpack_hash(meta[3], key)
+            if content is None:  # spilled: the fields are member rows
+                _hset_spilled(tx, [(key, mapping)], [0], [0])
+                rows.append((key, HASH, version, meta[1], meta[2], None))
+                continue
+            content.update(mapping)
+        size = len(content)
+        if size <= max_entries:
+            blob = pack(content)
+            if len(blob) <= max_bytes:
+                rows.append((key, HASH, version, 0, size, blob))
+                continue
+        cache[key] = [HASH, 0, size, None, content]  # the flush spills it
+        tx.dirty[key] = None
+    tx.flush(rows)
+    return True
+
 
 def _runs(
     tx: ops.Tx, writes: list[tuple[str, tuple[Any, ...]]], created: Collection[str]
@@ -250,15 +347,16 @@ def _apply_small(
     contents: list[Any] = []  # every mapping, for the type check
     items: list[Any] = []  # every pushed item tuple, for the type check
     edits: list[tuple[str, tuple[Any, ...]]] | None = None  # writes onto read hashes
-    if fresh:
-        if (
+    try:
+        if fresh and (
             set(map(type, fresh)) != _STR
             or not cache.keys().isdisjoint(fresh)
             or not fresh.keys().isdisjoint(map(_FIRST, map(_SECOND, writes)))
         ):
             return False  # not new keys as commit_writes() takes them: the general path
-        # One tight pass: every content a non-empty dict (a hash) or list (a list).
-        for key, content in fresh.items():
+        # One tight pass: every content a non-empty dict (a hash) or list (a list). (A
+        # member msgpack cannot pack raises TypeError: the general path says what it is.)
+        for key, content in fresh.items() if fresh else ():
             cls = type(content)
             if cls is dict:
                 contents.append(content)
@@ -277,7 +375,6 @@ def _apply_small(
                     rows.append((key, kind, version, 0, size, blob))
                     continue
             spills.append((key, [kind, 0, size, None, content]))
-    try:
         for write in writes:
             name, args = write
             key = args[0]
@@ -370,6 +467,7 @@ _list_one = ops.list_one
 # The list commands list_one() takes, and their argument counts (one item pushed, or a pop).
 _LIST_ONE = {"rpush": 2, "lpush": 2, "lpop": 1, "rpop": 1}
 _BYTES = {bytes}
+_KINDS: dict[type, int] = {dict: HASH, list: LIST}
 _MAX = ops.INT64_MAX
 _ROW = object()  # a key whose row is not cached
 

@@ -256,22 +256,34 @@ class CountingScope:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._inner, name)  # no commit_writes there: none here either
+        if name == "commit_fresh":
+
+            def commit_fresh(writes: list[tuple[str, tuple[Any, ...]]], fresh: Any) -> None:
+                self._count(writes, fresh)
+                attr(writes, fresh)
+
+            return commit_fresh
         if name != "commit_writes":
             return attr
-        owner = self._owner
 
         def commit_writes(writes: list[tuple[str, tuple[Any, ...]]], *created: Any) -> None:
-            # Fresh contents (takes_fresh) count as the hset/rpush each stands for.
-            fresh = created[1] if len(created) > 1 and created[1] else {}
-            seen = [*(("hset" if isinstance(c, dict) else "rpush", (k,)) for k, c in fresh.items())]
-            seen += writes
-            owner.round_trips += 1
-            owner.commands.update(command for command, _ in seen)
-            owner._saw_batch(sum(_keys_of(command, args) for command, args in seen))
-            if seen:
-                owner.commits += 1
-                if owner.fail_on_commit:
-                    raise owner.fail_on_commit
+            self._count(writes, created[1] if len(created) > 1 else None)
             attr(writes, *created)
 
         return commit_writes
+
+    def _count(self, writes: list[tuple[str, tuple[Any, ...]]], fresh: Any) -> None:
+        """Count one commit through the scope (``fail_on_commit`` refuses it here)."""
+        owner = self._owner
+        # Fresh contents (takes_fresh) count as the hset/rpush each stands for.
+        seen = [
+            *(("hset" if isinstance(c, dict) else "rpush", (k,)) for k, c in (fresh or {}).items())
+        ]
+        seen += writes
+        owner.round_trips += 1
+        owner.commands.update(command for command, _ in seen)
+        owner._saw_batch(sum(_keys_of(command, args) for command, args in seen))
+        if seen:
+            owner.commits += 1
+            if owner.fail_on_commit:
+                raise owner.fail_on_commit
