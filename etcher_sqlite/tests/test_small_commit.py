@@ -469,3 +469,74 @@ def test_commit_writes_still_checks_fresh_contents() -> None:
         held.commit_writes([], (), {"new": {b"f": "text"}, "items": ["a", b"b"]})
     assert backend.hgetall("new") == {b"f": b"text"}
     assert backend.lrange("items", 0, -1) == [b"a", b"b"]
+
+
+_SHAPES = ["missing", "hash", "bighash", "string", "list"]
+
+
+@pytest.mark.parametrize("header", _SHAPES)
+@pytest.mark.parametrize("content", _SHAPES)
+def test_read_item_reads_as_hgetall_and_hget(header: str, content: str) -> None:
+    """``UnitScope.read_item(refs, content, field)`` returns or raises what
+    ``hgetall(refs)`` then ``hget(content, field)`` do, and leaves the scope's row
+    cache as they leave it, for every type of each key, a field present or absent,
+    and either row already cached."""
+    for field in (b"f1", b"nope"):
+        for cached in (None, header, content):
+            outcomes = []
+            for one in (True, False):
+                backend = SQLiteMemoryBackend()
+                _prefill(backend)
+                _prefill_other(backend)
+                held = backend.unit_scope(True)
+                got: Any
+                try:
+                    with held:
+                        if cached is not None:
+                            with contextlib.suppress(WrongTypeError):
+                                backend.hgetall(cached)
+                        try:
+                            if one:
+                                got = held.read_item(header, content, field)
+                            else:
+                                got = (backend.hgetall(header), backend.hget(content, field))
+                        except WrongTypeError as exc:
+                            got = (type(exc), str(exc))
+                        tx = scope.ops.SCOPE.tx
+                        rows = {k: list(v) if v else v for k, v in tx.meta.items()}
+                        raise _Done
+                except _Done:
+                    pass
+                outcomes.append((got, rows))
+            assert outcomes[0] == outcomes[1], (header, content, field, cached)
+
+
+class _Done(Exception):
+    """Leaves the scope, rolled back."""
+
+
+def _prefill_other(backend: SQLiteMemoryBackend) -> None:
+    # (fields f1 present in both hashes: an item found packed and spilled)
+    backend.hset("hash", mapping={b"f1": b"one"})
+    backend.hset("bighash", mapping={b"f1": b"big"})
+
+
+def test_a_write_through_a_handle_reads_in_one_statement(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``rd[k] = v`` on SQLite reads the node's header and the item through
+    ``UnitScope.read_item`` (one statement), for a document and for a scalar."""
+    seen: list[tuple[str, str, bytes]] = []
+    read = scope.UnitScope.read_item
+
+    def spy(held: Any, refs: str, content: str, field: bytes) -> Any:
+        seen.append((refs, content, field))
+        return read(held, refs, content, field)
+
+    with DB(f"sqlite:///{tmp_path / 's.db'}") as db:
+        db["doc"] = {"a": 1}
+        monkeypatch.setattr(scope.UnitScope, "read_item", spy)
+        db["doc"]["b"] = [1]
+        db["doc"]["a"] = 2
+        assert [field for _, _, field in seen] == [b"sb", b"sa"]
+        assert db["doc"]() == {"a": 2, "b": [1]}

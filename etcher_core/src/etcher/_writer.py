@@ -394,9 +394,14 @@ def assign_plain(
     refs = layout.refs_prefix + uid
     content = layout.content_prefix + uid
     field = b"s" + key.encode()
+    header: dict[bytes, bytes]
     try:
-        header: dict[bytes, bytes] = backend.hgetall(refs)
-        old = backend.hget(content, field)
+        read = getattr(held, "read_item", None)
+        if read is not None:
+            header, old = read(refs, content, field)
+        else:
+            header = backend.hgetall(refs)
+            old = backend.hget(content, field)
     except BaseException as exc:
         held.__exit__(type(exc), exc, None)  # rolls the scope back
         raise

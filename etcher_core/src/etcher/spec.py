@@ -423,6 +423,11 @@ class ScopeCommits(Protocol):
         its packed form) is still the scope's to check, with ``commit_writes``'s
         errors. Core uses it, where present, for that assignment only; everything
         else goes through ``commit_writes``.
+
+        And ``read_item(refs, content, field)``: ``(hgetall(refs), hget(content,
+        field))`` read in the held scope at once (a node's header and one of its
+        items, what that assignment reads first), returning and raising exactly what
+        the two reads would, in that order.
         """
         ...
 

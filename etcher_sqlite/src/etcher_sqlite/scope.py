@@ -35,6 +35,10 @@ class _Holder(Protocol):
 
     def _error(self, exc: sqlite3.Error) -> Exception: ...
 
+    def hgetall(self, name: str) -> Any: ...
+
+    def hget(self, name: str, key: bytes) -> Any: ...
+
 
 class UnitScope:
     """The context manager behind ``SQLiteBackend.unit_scope`` (see ``etcher.spec.UnitScopes``)."""
@@ -140,6 +144,60 @@ class UnitScope:
         self._conn = None
         self._backend._end_scope(conn, commit=True)
 
+    def read_item(
+        self, refs: str, content: str, field: bytes
+    ) -> tuple[dict[bytes, bytes], bytes | None]:
+        """``(hgetall(refs), hget(content, field))`` in one statement, in the held write
+        scope (``etcher.spec.ScopeCommits.read_item``): a node's header and one item,
+        what a write through a handle reads first.
+
+        The scope's row cache learns both rows as those two reads teach it. A header
+        that is not a packed hash (spilled, another type) and a scope whose cache
+        already holds either row take the two ordinary reads instead, with their errors.
+        """
+        conn = self._conn
+        tx: ops.Tx | None = getattr(ops.SCOPE, "tx", None)
+        if (
+            conn is None
+            or tx is None
+            or tx.conn is not conn
+            or refs == content
+            or refs in tx.meta
+            or content in tx.meta
+        ):
+            return self._backend.hgetall(refs), self._backend.hget(content, field)
+        try:
+            rows = conn.execute(_SQL_READ_ITEM, (refs, content, field)).fetchall()
+        except sqlite3.Error as exc:
+            raise self._backend._error(exc) from exc
+        head = item = None
+        for row in rows:  # (SQLite does not promise a compound select's order)
+            if row[0] == 0:
+                head = row
+            else:
+                item = row
+        if head is not None and (head[1] != HASH or head[2] is None):
+            return self._backend.hgetall(refs), self._backend.hget(content, field)
+        cache = tx.meta
+        if head is None:
+            cache[refs] = None
+            header: dict[bytes, bytes] = {}
+        else:
+            header = packed.unpack_hash(head[2], refs)
+            cache[refs] = [HASH, head[3], head[4], head[2], None]
+        if item is None:
+            cache[content] = None
+            return header, None
+        if item[1] == HASH and item[2] is not None:
+            # Its decoded fields are kept too: the write that follows need not unpack them.
+            fields = packed.unpack_hash(item[2], content)
+            cache[content] = [HASH, item[3], item[4], item[2], fields]
+            return header, fields.get(field)
+        cache[content] = [item[1], item[3], item[4], item[2], None]
+        if item[1] != HASH:
+            raise ops.wrong_type(content, item[1], HASH)
+        return header, item[5]
+
     def commit_fresh(
         self, writes: list[tuple[str, tuple[Any, ...]]], fresh: dict[str, Any]
     ) -> None:
@@ -171,6 +229,15 @@ class UnitScope:
             return
         self._conn = None
         self._backend._end_scope(conn, commit=True)
+
+
+_SQL_READ_ITEM = (
+    "SELECT 0, type, value, lo, hi, NULL FROM keys WHERE name = ?1 UNION ALL "
+    "SELECT 1, k.type, k.value, k.lo, k.hi, CASE WHEN k.value IS NULL THEN "
+    "(SELECT value FROM hashes WHERE name = k.name AND field = ?3) END "
+    "FROM keys AS k WHERE k.name = ?2"
+)
+"""A header's ``keys`` row and a hash's row with one field (``ops.SQL_HGET``), tagged 0 and 1."""
 
 
 def _apply_fresh(
@@ -222,7 +289,16 @@ def _apply_fresh(
             if content is None and meta[3] is not None:
                 content = packed.unpack_hash(meta[3], key)
             if content is None:  # spilled: the fields are member rows
-                _hset_spilled(tx, [(key, mapping)], [0], [0])
+                if len(mapping) == 1:
+                    # ops._hset_spilled's one call, inline: a new item of a big dict (a
+                    # store's root) is the usual write here.
+                    row = (key, *next(iter(mapping.items())))
+                    added = tx.conn.execute(ops.SQL_ADD_FIELD, row).rowcount
+                    if not added:
+                        tx.conn.execute(ops.SQL_PUT_FIELD, row)
+                    meta[2] += added
+                else:
+                    _hset_spilled(tx, [(key, mapping)], [0], [0])
                 rows.append((key, HASH, version, meta[1], meta[2], None))
                 continue
             content.update(mapping)
@@ -234,7 +310,10 @@ def _apply_fresh(
                 continue
         cache[key] = [HASH, 0, size, None, content]  # the flush spills it
         tx.dirty[key] = None
-    tx.flush(rows)
+    if tx.dirty:
+        tx.flush(rows)
+    elif rows:
+        tx.conn.executemany(ops.SQL_UPSERT_KEY, rows)  # (the flush's first case, inline)
     return True
 
 

@@ -256,6 +256,19 @@ class CountingScope:
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._inner, name)  # no commit_writes there: none here either
+        if name == "read_item":
+
+            def read_item(refs: str, content: str, field: bytes) -> Any:
+                # As the two reads it stands for: hgetall(refs), hget(content, field).
+                owner = self._owner
+                owner.round_trips += 2
+                owner.commands.update(("hgetall", "hget"))
+                owner._saw_batch(1)
+                result = attr(refs, content, field)
+                owner.bytes_read += _size(result[0]) + _size(result[1])
+                return result
+
+            return read_item
         if name == "commit_fresh":
 
             def commit_fresh(writes: list[tuple[str, tuple[Any, ...]]], fresh: Any) -> None:
