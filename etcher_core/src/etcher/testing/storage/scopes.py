@@ -252,6 +252,74 @@ class ScopeConformance:
         assert raw.get(lst) == b"after"
 
     @pytest.mark.etcher_requires("locking_units")
+    def test_read_item_returns_what_the_two_reads_return(
+        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
+    ) -> None:
+        """``read_item(refs, content, field)`` (``etcher.spec.ScopeCommits``), where a
+        write scope offers it: ``(hgetall(refs), hget(content, field))``."""
+        h, c, s, nothing = key("h"), key("c"), key("s"), key("nothing")
+        backend.hset(h, mapping={b"#k": b"d", b"#s": b"2"})
+        backend.hset(c, mapping={b"f": b"1|v", b"g": b"2|w"})
+        backend.set(s, b"x")
+        held = backend.unit_scope(True)  # type: ignore[attr-defined]
+        if not hasattr(held, "read_item"):
+            pytest.skip("this backend's scopes do not offer read_item()")
+        with held:
+            assert held.read_item(h, c, b"g") == ({b"#k": b"d", b"#s": b"2"}, b"2|w")
+        for refs, content, field, want in [
+            (h, c, b"none", ({b"#k": b"d", b"#s": b"2"}, None)),
+            (nothing, c, b"f", ({}, b"1|v")),
+            (h, nothing, b"f", ({b"#k": b"d", b"#s": b"2"}, None)),
+        ]:
+            held = backend.unit_scope(True)  # type: ignore[attr-defined]
+            with held:
+                assert held.read_item(refs, content, field) == want
+        for refs, content in [(s, c), (h, s)]:  # another type: the read's error
+            held = backend.unit_scope(True)  # type: ignore[attr-defined]
+            with pytest.raises(EtcherError), held:
+                held.read_item(refs, content, b"f")
+        assert raw.hgetall(c) == {b"f": b"1|v", b"g": b"2|w"}  # (reads write nothing)
+
+    @pytest.mark.etcher_requires("locking_units")
+    def test_commit_fresh_applies_as_commit_writes(
+        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
+    ) -> None:
+        """``commit_fresh(writes, fresh)`` (``etcher.spec.ScopeCommits``), where a write
+        scope offers it: the header and content read in the scope, then written with
+        new nodes' contents, as ``commit_writes(writes, (), fresh)``; a key holding
+        another type refuses it all."""
+        h, c, s, d, lst = key("h"), key("c"), key("s"), key("d"), key("l")
+        backend.hset(h, mapping={b"#k": b"d", b"#s": b"1"})
+        backend.hset(c, mapping={b"f": b"0|v"})
+        backend.set(s, b"x")
+        held = backend.unit_scope(True)  # type: ignore[attr-defined]
+        if not hasattr(held, "commit_fresh"):
+            pytest.skip("this backend's scopes do not offer commit_fresh()")
+        assert held.__enter__() is True
+        backend.hgetall(h)
+        backend.hget(c, b"g")
+        held.commit_fresh(
+            [("hreplace", (h, {b"#k": b"d", b"#s": b"2"})), ("hset", (c, {b"g": b"1|@D"}))],
+            {d: {b"a": b"0|i1"}, lst: [b"i1", b"i2"]},
+        )
+        held.__exit__(None, None, None)  # the scope was already committed: nothing to do
+        assert raw.hgetall(h) == {b"#k": b"d", b"#s": b"2"}
+        assert raw.hgetall(c) == {b"f": b"0|v", b"g": b"1|@D"}
+        assert raw.hgetall(d) == {b"a": b"0|i1"}
+        assert raw.lrange(lst, 0, -1) == [b"i1", b"i2"]
+        held = backend.unit_scope(True)  # type: ignore[attr-defined]
+        with pytest.raises(EtcherError), held:
+            backend.hgetall(h)
+            backend.get(s)
+            held.commit_fresh(
+                [("hset", (h, {b"#s": b"3"})), ("hset", (s, {b"f": b"v"}))],
+                {key("d2"): {b"a": b"0|i1"}},
+            )
+        assert raw.hgetall(h) == {b"#k": b"d", b"#s": b"2"}
+        assert raw.exists(key("d2")) == 0
+        assert raw.get(s) == b"x"
+
+    @pytest.mark.etcher_requires("locking_units")
     def test_a_scope_inside_a_scope_is_refused(
         self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
     ) -> None:
