@@ -683,7 +683,16 @@ class Graph:
             lost: dict[str, dict[str, int]] = {}
             for uid, content in zip(level, held, strict=True):
                 if isinstance(content, dict):
-                    raws = [item_value(v) for v in content.values() if v is not None]
+                    # item_value() of each item, inline (it runs once per item of every
+                    # dead dict): a malformed item is still StoreCorrupt, through it.
+                    raws = []
+                    for v in content.values():
+                        if v is not None:
+                            seq, _, raw = v.partition(b"|")
+                            if not seq or not raw:
+                                item_value(v)  # raises what it says
+                            if raw[0] == LINK:
+                                raws.append(raw)
                 else:
                     raws = content  # type: ignore[assignment]  # a list node's items
                 for raw in raws:
@@ -739,8 +748,8 @@ class Graph:
                 ):
                     if header is None:
                         continue  # a dangling link: nothing to update
-                    alive = _other_parent(header, from_parents) or header.get(PIN) is not None
-                    if not alive and _parents(header) is None:
+                    alive = _survives(header, from_parents)
+                    if alive is None:
                         continue  # a dangling link: nothing to update
                     if child != ROOT and not alive:
                         # Dead too: its header is retired with it, dead parents and all.
@@ -766,22 +775,6 @@ class Graph:
         )
 
 
-def _parents(header: dict[bytes, bytes | None]) -> dict[str, int] | None:
-    """:func:`parents_of` a header as a unit holds it (deleted fields are ``None``);
-    ``None`` when the node does not exist."""
-    try:
-        parents = {
-            f.decode(): int(v)
-            for f, v in header.items()
-            if v is not None and f not in HEADER_FIELDS
-        }
-    except (UnicodeDecodeError, ValueError):
-        raise StoreCorrupt(f"a node header holds malformed back-references: {header!r}") from None
-    if not parents and not any(v is not None for v in header.values()):
-        return None
-    return parents
-
-
 def _uid(field: bytes, header: dict[bytes, bytes | None]) -> str:
     """A parent's uid from its header field; :class:`StoreCorrupt` if it is no uid."""
     try:
@@ -790,18 +783,26 @@ def _uid(field: bytes, header: dict[bytes, bytes | None]) -> str:
         raise StoreCorrupt(f"a node header holds malformed back-references: {header!r}") from None
 
 
-def _other_parent(header: dict[bytes, bytes | None], parents: dict[str, int]) -> bool:
-    """Whether a header (as a unit holds it) lists a parent outside ``parents``.
+def _survives(header: dict[bytes, bytes | None], parents: dict[str, int]) -> bool | None:
+    """Whether a node (its header as a unit holds it) outlives losing the links of ``parents``.
 
-    Compared as stored, without decoding: a shared node lists many parents.
+    True when it keeps another parent or a pin, False when not, ``None`` when the
+    node does not exist (every field deleted). A collection asks this once per
+    child of every dead node, so it is one pass with set operations and maps,
+    compared as stored, without decoding: a shared node lists many parents.
     Every count is still checked to be one (``bytes.isdigit``, no ``int()``):
     a surviving node's header is the only one a collection reads, and damage
     there must surface as :class:`StoreCorrupt` as it does for the dead ones.
     """
     if None in header.values():  # fields deleted by this unit
         header = {f: v for f, v in header.items() if v is not None}
+        if not header:
+            return None
     fields = header.keys() - HEADER_FIELDS
-    # Set operations and a map: no Python-level loop over a shared node's many parents.
     if not all(map(bytes.isdigit, map(header.__getitem__, fields))):  # type: ignore[arg-type]
         raise StoreCorrupt(f"a node header holds malformed back-references: {header!r}")
+    if PIN in header:
+        return True
+    if len(fields) > len(parents):
+        return True
     return not fields <= {p.encode() for p in parents}
