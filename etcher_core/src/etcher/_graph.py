@@ -477,7 +477,14 @@ class Graph:
         if refs_keys is None:
             refs = self.layout.refs
             refs_keys = [refs(uid) for uid in level]
-        hset, retired = self.unit.hset, self.retired
+        unit = self.unit
+        if level and not self.retired and unit._scope is not None and unit._scope_commit:
+            # A held write scope commits a small unit in one pass only over hashes it
+            # read (SQLite's scope looks an unread key's row up and goes the general
+            # way, several times the Python): one field of the pending hash, read
+            # now, brings its row in with the statement that lookup would cost.
+            unit.hget(self.layout.pending, next(iter(level)).encode())
+        hset, retired = unit.hset, self.retired
         for uid, key in zip(level, refs_keys, strict=True):
             hset(key, DEAD, stamp)
             retired[uid] = expiry
@@ -796,8 +803,8 @@ def _survives(header: dict[bytes, bytes | None], parents: dict[str, int]) -> boo
     """
     if None in header.values():  # fields deleted by this unit
         header = {f: v for f, v in header.items() if v is not None}
-        if not header:
-            return None
+    if not header:
+        return None
     fields = header.keys() - HEADER_FIELDS
     if not all(map(bytes.isdigit, map(header.__getitem__, fields))):  # type: ignore[arg-type]
         raise StoreCorrupt(f"a node header holds malformed back-references: {header!r}")

@@ -407,6 +407,16 @@ def _bulk_queue(writes: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[Command
             key = args[0]
             content = args[1:]
             items.append(content)
+        elif name == "hreplace" and len(args) == 2 and type(args[1]) is dict:
+            # A big collection's retired headers (each rewritten whole with its mark):
+            # checked in the pass below with the others, not one command object each.
+            key, content = args
+            if type(key) is not str:
+                return None
+            mappings.append(content)
+            _unshare(creates, key, append, hset, rpush)
+            append((ops.HREPLACE, (key, content)))
+            continue
         else:
             call = _Queue.collect(name, args, {})
             for other in call[0] if name == "delete" else call[:1]:
