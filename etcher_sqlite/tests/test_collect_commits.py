@@ -221,3 +221,70 @@ def test_hdel_in_a_unit_scope_counts_as_before(backend: SQLiteBackend) -> None:
     assert backend.hlen("wide") == BIG - 2
     assert backend.hget("wide", b"f5") is None
     assert ops.SCOPE.tx is None
+
+
+def _tables(backend: SQLiteBackend) -> tuple[list[Any], ...]:
+    """Every row of the store, versions left out (they are fresh random stamps)."""
+    conn = backend._conn()
+    return (
+        conn.execute("SELECT name, type, lo, hi, value FROM keys ORDER BY name").fetchall(),
+        conn.execute("SELECT * FROM hashes ORDER BY name, field").fetchall(),
+        conn.execute("SELECT * FROM list_items ORDER BY name, pos").fetchall(),
+    )
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        (b"f1",),
+        (b"f1", b"f2", b"f1", b"nope"),
+        (b"nope",),
+        tuple(b"f%d" % i for i in range(BIG)),  # every field: the key goes
+    ],
+)
+def test_a_spilled_hash_hdel_commits_in_one_pass_as_the_general_path(
+    fields: tuple[bytes, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A deleted document's entry leaves a big root in the small commit, which ends in
+    the same tables as the general path, with the writes that come with it."""
+    writes: list[Any] = [
+        ("hdel", ("wide", *fields)),
+        ("hreplace", ("small", {b"a": b"9"})),
+        ("hset", ("new", {b"n": b"1"})),
+    ]
+    ends = []
+    for small in (True, False):
+        backend = SQLiteMemoryBackend()
+        _fill(backend)
+        taken = _spied_small(monkeypatch)
+        if not small:
+            monkeypatch.setattr(scope, "_apply_small", lambda *args: False)
+        held = backend.unit_scope(True)
+        with held:
+            backend.hget("wide", b"f0")  # the unit's reads: the rows are cached
+            backend.hgetall("small")
+            held.commit_writes(writes, {"new"})
+        if small:
+            assert taken == [True]
+        ends.append(_tables(backend))
+        monkeypatch.undo()
+        backend.close()
+    assert ends[0] == ends[1]
+
+
+@pytest.mark.parametrize("key", ["small", "list"])
+def test_other_hdels_go_the_general_way(key: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A packed hash's hdel and one onto a key of another type are not the shortcut's."""
+    backend = SQLiteMemoryBackend()
+    _fill(backend)
+    taken = _spied_small(monkeypatch)
+    held = backend.unit_scope(True)
+    with contextlib.ExitStack() as stack:
+        if key == "list":
+            stack.enter_context(pytest.raises(WrongTypeError))
+        with held:
+            backend.lrange(key, 0, -1) if key == "list" else backend.hgetall(key)
+            held.commit_writes([("hdel", (key, b"a")), ("hset", ("new", {b"n": b"1"}))], {"new"})
+    assert taken == [False]
+    left = {b"b": b"2"} if key == "small" else {b"a": b"1", b"b": b"2"}
+    assert backend.hgetall("small") == left

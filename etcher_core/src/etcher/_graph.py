@@ -369,7 +369,16 @@ class Graph:
         for child, parent in links:
             if child == ROOT:
                 self.require(child)
-            self.add_ref(child, parent)
+            key = refs(child)
+            header = known(key)
+            if header is None or header.get(DEAD) is not None:
+                self.add_ref(child, parent)  # reads what it lacks; refuses a pending node
+                continue
+            # add_ref() on a header read whole just now, its reads served from it.
+            field = parent.encode()
+            unit.hset(key, field, b"%d" % (_count(header.get(field)) + 1))
+            if header.get(PIN) is not None:
+                unit.hdel(key, PIN)  # linked: the tree owns it now
 
     def remove_ref(self, child: str, parent: str, n: int = 1) -> None:
         self.soon.discard(child)
