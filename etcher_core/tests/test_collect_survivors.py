@@ -9,9 +9,12 @@ damage and is reported, whether the node would survive or not.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from etcher._graph import _survives
+from etcher import DB
+from etcher._graph import Graph, _survives
 from etcher.errors import StoreCorrupt
 
 HEAD = {b"#k": b"d", b"#s": b"3"}
@@ -45,3 +48,38 @@ def test_a_damaged_count_is_store_corrupt(count: bytes, other: bool) -> None:
     header: dict[bytes, bytes | None] = {**HEAD, b"Da": b"1", b"Db": count}
     with pytest.raises(StoreCorrupt, match="back-references"):
         _survives(header, {"Da": 1} if other else {"Da": 1, "Db": 1})
+
+
+@pytest.mark.parametrize("grace", [0, 60])
+def test_an_unlinked_document_is_collected_without_a_search(
+    grace: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replaced or deleted document lists no parent once unlinked: it is garbage at once
+    (no upward search), its shared children survive through their other parents, and a
+    cycle inside it goes with it."""
+    searched: list[set[str]] = []
+    real = Graph._prove_alive
+
+    def spy(self: Graph, suspects: set[str], *args: Any) -> None:
+        searched.append(set(suspects))
+        real(self, suspects, *args)
+
+    with DB("ref://collect-orphans", grace=grace) as db:
+        db["kid"] = {"shared": 1}
+        kid = db["kid"]
+        loop: dict[str, Any] = {"n": 1}
+        loop["self"] = loop
+        db["a"] = {"kids": [kid], "own": {"x": [1, 2]}, "loop": loop}
+        db["b"] = {"kids": [kid]}
+        old = db["a"].uid
+        monkeypatch.setattr(Graph, "_prove_alive", spy)
+        db["a"] = {"new": 1}
+        del db["b"]
+        monkeypatch.undo()
+        assert all(old not in s for s in searched)
+        assert [kid.uid] in [sorted(s) for s in searched]  # the shared child is proven alive
+        assert db() == {"kid": {"shared": 1}, "a": {"new": 1}}
+        assert kid.backrefs == {db.uid: 1}
+        db.maintenance(reclaim_all=True)
+        report = db.check()
+        assert report.ok and not report.orphans
