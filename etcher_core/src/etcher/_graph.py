@@ -516,28 +516,28 @@ class Graph:
         suspects = self.candidates
         self.candidates = set()
         refs = self.layout.refs
+        # A candidate whose header (held already) lists no parent and no pin is garbage at
+        # once, its last parent gone (a replaced or deleted document): no search. (What
+        # a sweep hands back kept a parent: only the candidates can be such orphans.)
+        orphans: set[str] = set()
         known = self.unit.known_hash
+        for x in suspects - known_alive:
+            held = known(refs(x))
+            if held is None or PIN in held:
+                continue
+            values = list(held.values())
+            if len(values) - values.count(None) > len(HEADER_FIELDS):
+                continue  # more fields than a header has of its own: a parent is left
+            present = [f for f, v in held.items() if v is not None]
+            if present and not any(f not in HEADER_FIELDS for f in present):
+                orphans.add(x)
+        if orphans:
+            suspects = (suspects - orphans) | self._sweep(orphans, garbage)
         while suspects:
             suspects -= garbage
             suspects -= known_alive
             if not suspects:
                 break
-            # A suspect whose header (held already) lists no parent and no pin is garbage
-            # at once, as its last parent went (a replaced or deleted document): no search.
-            orphans: set[str] = set()
-            for x in suspects:
-                held = known(refs(x))
-                if held is None or PIN in held:
-                    continue
-                values = list(held.values())
-                if len(values) - values.count(None) > len(HEADER_FIELDS):
-                    continue  # more fields than a header has of its own: a parent is left
-                present = [f for f, v in held.items() if v is not None]
-                if present and not any(f not in HEADER_FIELDS for f in present):
-                    orphans.add(x)
-            if orphans:
-                suspects = (suspects - orphans) | self._sweep(orphans, garbage)
-                continue
             self._prove_alive(suspects, known_alive, garbage)
             suspects -= known_alive
             if not suspects:
