@@ -369,7 +369,16 @@ class Graph:
         for child, parent in links:
             if child == ROOT:
                 self.require(child)
-            self.add_ref(child, parent)
+            key = refs(child)
+            header = known(key)
+            if header is None or header.get(DEAD) is not None:
+                self.add_ref(child, parent)  # reads what it lacks; refuses a pending node
+                continue
+            # add_ref() on a header read whole just now, its reads served from it.
+            field = parent.encode()
+            unit.hset(key, field, b"%d" % (_count(header.get(field)) + 1))
+            if header.get(PIN) is not None:
+                unit.hdel(key, PIN)  # linked: the tree owns it now
 
     def remove_ref(self, child: str, parent: str, n: int = 1) -> None:
         self.soon.discard(child)
@@ -477,7 +486,14 @@ class Graph:
         if refs_keys is None:
             refs = self.layout.refs
             refs_keys = [refs(uid) for uid in level]
-        hset, retired = self.unit.hset, self.retired
+        unit = self.unit
+        if level and not self.retired and unit._scope is not None and unit._scope_commit:
+            # A held write scope commits a small unit in one pass only over hashes it
+            # read (SQLite's scope looks an unread key's row up and goes the general
+            # way, several times the Python): one field of the pending hash, read
+            # now, brings its row in with the statement that lookup would cost.
+            unit.hget(self.layout.pending, next(iter(level)).encode())
+        hset, retired = unit.hset, self.retired
         for uid, key in zip(level, refs_keys, strict=True):
             hset(key, DEAD, stamp)
             retired[uid] = expiry
@@ -500,6 +516,23 @@ class Graph:
         suspects = self.candidates
         self.candidates = set()
         refs = self.layout.refs
+        # A candidate whose header (held already) lists no parent and no pin is garbage at
+        # once, its last parent gone (a replaced or deleted document): no search. (What
+        # a sweep hands back kept a parent: only the candidates can be such orphans.)
+        orphans: set[str] = set()
+        known = self.unit.known_hash
+        for x in suspects - known_alive:
+            held = known(refs(x))
+            if held is None or PIN in held:
+                continue
+            values = list(held.values())
+            if len(values) - values.count(None) > len(HEADER_FIELDS):
+                continue  # more fields than a header has of its own: a parent is left
+            present = [f for f, v in held.items() if v is not None]
+            if present and not any(f not in HEADER_FIELDS for f in present):
+                orphans.add(x)
+        if orphans:
+            suspects = (suspects - orphans) | self._sweep(orphans, garbage)
         while suspects:
             suspects -= garbage
             suspects -= known_alive
@@ -683,7 +716,16 @@ class Graph:
             lost: dict[str, dict[str, int]] = {}
             for uid, content in zip(level, held, strict=True):
                 if isinstance(content, dict):
-                    raws = [item_value(v) for v in content.values() if v is not None]
+                    # item_value() of each item, inline (it runs once per item of every
+                    # dead dict): a malformed item is still StoreCorrupt, through it.
+                    raws = []
+                    for v in content.values():
+                        if v is not None:
+                            seq, _, raw = v.partition(b"|")
+                            if not seq or not raw:
+                                item_value(v)  # raises what it says
+                            if raw[0] == LINK:
+                                raws.append(raw)
                 else:
                     raws = content  # type: ignore[assignment]  # a list node's items
                 for raw in raws:
@@ -739,8 +781,8 @@ class Graph:
                 ):
                     if header is None:
                         continue  # a dangling link: nothing to update
-                    alive = _other_parent(header, from_parents) or header.get(PIN) is not None
-                    if not alive and _parents(header) is None:
+                    alive = _survives(header, from_parents)
+                    if alive is None:
                         continue  # a dangling link: nothing to update
                     if child != ROOT and not alive:
                         # Dead too: its header is retired with it, dead parents and all.
@@ -766,22 +808,6 @@ class Graph:
         )
 
 
-def _parents(header: dict[bytes, bytes | None]) -> dict[str, int] | None:
-    """:func:`parents_of` a header as a unit holds it (deleted fields are ``None``);
-    ``None`` when the node does not exist."""
-    try:
-        parents = {
-            f.decode(): int(v)
-            for f, v in header.items()
-            if v is not None and f not in HEADER_FIELDS
-        }
-    except (UnicodeDecodeError, ValueError):
-        raise StoreCorrupt(f"a node header holds malformed back-references: {header!r}") from None
-    if not parents and not any(v is not None for v in header.values()):
-        return None
-    return parents
-
-
 def _uid(field: bytes, header: dict[bytes, bytes | None]) -> str:
     """A parent's uid from its header field; :class:`StoreCorrupt` if it is no uid."""
     try:
@@ -790,18 +816,26 @@ def _uid(field: bytes, header: dict[bytes, bytes | None]) -> str:
         raise StoreCorrupt(f"a node header holds malformed back-references: {header!r}") from None
 
 
-def _other_parent(header: dict[bytes, bytes | None], parents: dict[str, int]) -> bool:
-    """Whether a header (as a unit holds it) lists a parent outside ``parents``.
+def _survives(header: dict[bytes, bytes | None], parents: dict[str, int]) -> bool | None:
+    """Whether a node (its header as a unit holds it) outlives losing the links of ``parents``.
 
-    Compared as stored, without decoding: a shared node lists many parents.
+    True when it keeps another parent or a pin, False when not, ``None`` when the
+    node does not exist (every field deleted). A collection asks this once per
+    child of every dead node, so it is one pass with set operations and maps,
+    compared as stored, without decoding: a shared node lists many parents.
     Every count is still checked to be one (``bytes.isdigit``, no ``int()``):
     a surviving node's header is the only one a collection reads, and damage
     there must surface as :class:`StoreCorrupt` as it does for the dead ones.
     """
     if None in header.values():  # fields deleted by this unit
         header = {f: v for f, v in header.items() if v is not None}
+    if not header:
+        return None
     fields = header.keys() - HEADER_FIELDS
-    # Set operations and a map: no Python-level loop over a shared node's many parents.
     if not all(map(bytes.isdigit, map(header.__getitem__, fields))):  # type: ignore[arg-type]
         raise StoreCorrupt(f"a node header holds malformed back-references: {header!r}")
+    if PIN in header:
+        return True
+    if len(fields) > len(parents):
+        return True
     return not fields <= {p.encode() for p in parents}

@@ -489,14 +489,20 @@ class Unit:
                 direct.append(backend.lrange(key, 0, -1))
             return direct
         self._watch(hashes + [k for k, _f in singles] + lists)
-        pipe = self.backend.pipeline(transaction=False)
-        for key in hashes:
-            pipe.hgetall(key)
-        for key, field in singles:
-            pipe.hget(key, field)
-        for key in lists:
-            pipe.lrange(key, 0, -1)
-        results: list[Any] = pipe.execute()
+        batch = getattr(self.backend, "read_batch", None) if self._scope is not None else None
+        if batch is not None:
+            # A backend running in-process reads a held scope's batch directly: the
+            # pipeline's queue and command objects cost more than the statement (SQLite).
+            results: list[Any] = batch(hashes, singles, lists)
+        else:
+            pipe = self.backend.pipeline(transaction=False)
+            for key in hashes:
+                pipe.hgetall(key)
+            for key, field in singles:
+                pipe.hget(key, field)
+            for key in lists:
+                pipe.lrange(key, 0, -1)
+            results = pipe.execute()
         if self._checked is not None:
             calls: list[tuple[str, tuple[Any, ...]]] = [("hgetall", (k,)) for k in hashes]
             calls += [("hget", kf) for kf in singles]

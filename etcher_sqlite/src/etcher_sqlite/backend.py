@@ -498,6 +498,38 @@ class SQLiteBackend(SubtreeMixin, CommandsMixin):
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 
+    def read_batch(
+        self, hashes: Sequence[str], singles: Sequence[tuple[str, bytes]], lists: Sequence[str]
+    ) -> list[Any]:
+        """Whole hashes, single hash fields and whole lists, one result each, in that order.
+
+        What a non-transactional pipeline of ``hgetall``, ``hget`` and
+        ``lrange(key, 0, -1)`` returns, without the pipeline: a unit holding a
+        scope reads its batches through here (core's ``Unit._fetch``). Inside
+        the scope the reads are statements of its transaction; outside one they
+        run in one read snapshot, as the pipeline's batch does. Keys are str
+        and fields bytes (the unit's own; no argument normalizing).
+        """
+        conn = self._conn()
+        if not conn.in_transaction:
+            queue: list[tuple[Command, Call]] = [(ops.HGETALL, (k,)) for k in hashes]
+            queue += [(ops.HGET, kf) for kf in singles]
+            queue += [(ops.LRANGE, (k, 0, -1)) for k in lists]
+            return self._execute(queue, {})
+        try:
+            if len(hashes) > 1:
+                results: list[Any] = ops.hgetall_many(conn, [(k,) for k in hashes])
+            else:
+                results = [ops.hgetall(conn, k) for k in hashes]
+            results += [ops.hget(conn, k, f) for k, f in singles]
+            if len(lists) > 1:
+                results += ops.lrange_many(conn, [(k, 0, -1) for k in lists])
+            else:
+                results += [ops.lrange(conn, k, 0, -1) for k in lists]
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        return results
+
     def unit_scope(self, write: bool) -> scope.UnitScope:
         """Hold one transaction on this thread for a unit of work (``etcher.spec.UnitScopes``).
 
@@ -715,6 +747,13 @@ class SQLiteMemoryBackend(SQLiteBackend):
     def _versions(self, names: list[str]) -> dict[str, int | None]:
         with self._rlock:
             return super()._versions(names)
+
+    def read_batch(
+        self, hashes: Sequence[str], singles: Sequence[tuple[str, bytes]], lists: Sequence[str]
+    ) -> list[Any]:
+        """See :meth:`SQLiteBackend.read_batch` (under the shared connection's lock)."""
+        with self._rlock:
+            return super().read_batch(hashes, singles, lists)
 
     def _scan_rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         with self._rlock:

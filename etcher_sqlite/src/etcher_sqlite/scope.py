@@ -410,7 +410,8 @@ def _apply_small(
     node's header and content, written through a handle). A new node's row is
     packed here and inserted with the flush's rows, without passing through
     ``tx``'s cache; the others change ``tx``'s cached rows as ``hset_many`` and
-    ``hreplace_many`` do. Anything else (another command or shape, an empty or
+    ``hreplace_many`` do; fields deleted from a spilled hash the unit read go as
+    ``hdel_many`` deletes them. Anything else (another command or shape, an empty or
     non-bytes mapping or item, a key the unit did not read, a wrong type) takes the
     general path, with the public commands' checks and errors. Everything is
     checked before anything is applied, the types of all fields, values and items
@@ -490,6 +491,18 @@ def _apply_small(
                 if edits is None:
                     edits = []
                 edits.append(write)
+            elif name == "hdel" and len(args) > 1 and cache.get(key) is not None:
+                # Fields deleted from a big (spilled) hash the unit read: a document from
+                # a namespace's root. Its member rows go, as hdel_many deletes them. (A
+                # packed hash's fields go the general way: a unit that read one whole
+                # writes it whole, with hreplace.)
+                meta = cache[key]
+                if meta[0] != HASH or meta[3] is not None or meta[4] is not None:
+                    return False
+                items.append(args[1:])  # (the fields must be bytes: checked with the items)
+                if edits is None:
+                    edits = []
+                edits.append(write)
             else:
                 return False
     except (IndexError, TypeError, ValueError):
@@ -515,7 +528,11 @@ def _apply_small(
         cache[key] = meta
         dirty[key] = None
     if edits is not None:
-        for name, (key, mapping) in edits:
+        for name, args in edits:
+            if name == "hdel":
+                ops.hdel_many(tx, [(args[0], args[1:])])
+                continue
+            key, mapping = args
             meta = cache[key]
             if meta is None:
                 cache[key] = [HASH, 0, len(mapping), None, dict(mapping)]
@@ -584,6 +601,16 @@ def _bulk_queue(writes: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[Command
             key = args[0]
             content = args[1:]
             items.append(content)
+        elif name == "hreplace" and len(args) == 2 and type(args[1]) is dict:
+            # A big collection's retired headers (each rewritten whole with its mark):
+            # checked in the pass below with the others, not one command object each.
+            key, content = args
+            if type(key) is not str:
+                return None
+            mappings.append(content)
+            _unshare(creates, key, append, hset, rpush)
+            append((ops.HREPLACE, (key, content)))
+            continue
         else:
             call = _Queue.collect(name, args, {})
             for other in call[0] if name == "delete" else call[:1]:
