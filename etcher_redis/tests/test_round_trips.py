@@ -23,6 +23,7 @@ import pytest
 from etcher import DB, RD
 from etcher._graph import SWEEP_AHEAD
 from etcher._materialize import SUBTREE_LIMIT
+from etcher._session import LINK_RUN
 from etcher.testing._harness.instrument import CountingBackend
 from etcher_redis.backend import RedisBackend
 
@@ -534,3 +535,37 @@ def test_replacing_a_document_that_links_handles_reads_their_headers_with_the_it
     finally:
         db.delete_prefix_immediately("handles")
         other.delete_prefix_immediately("handles-other")
+
+
+def test_a_scalar_over_a_small_document_is_one_round_trip_once_links_were_met(
+    counting: CountingBackend,
+) -> None:
+    """``db[k] = 0`` over a small unshared document: the first guess carries no unlink
+    plan (a scalar's assignment mostly meets a scalar or nothing) and is refused; from
+    then on the session's scalar assignments carry one (``ItemGuess.met_link``), so the
+    commit collects the document alone: one round trip. After ``LINK_RUN`` of them in a
+    row that collect nothing, scalars go without the plan again.
+    """
+    db = DB(backend=counting, prefix="scalar-over", grace=0)
+    try:
+        for i in range(12):
+            db[f"d{i}"] = SMALL
+        costs = []
+        for i in range(12):
+            counting.reset()
+            db[f"d{i}"] = i
+            costs.append((counting.round_trips, counting.commits, counting.refused))
+        assert costs == [(3, 1, 1)] + [(1, 1, 0)] * 11, costs
+        planned = []
+        for i in range(LINK_RUN + 2):
+            counting.reset()
+            db[f"n{i}"] = i
+            assert (counting.round_trips, counting.commits) == (1, 1)
+            planned.append(counting.commands["unlinking_commit"])
+        assert planned == [1] * LINK_RUN + [0, 0], planned
+        assert db() == {**{f"d{i}": i for i in range(12)}, **{f"n{i}": i for i in range(34)}}
+        assert db.check().ok
+        nodes = sum(1 for _ in counting.inner.scan_iter(match="{scalar-over}:r:*"))
+        assert nodes == 1  # the root: every document was collected by its commit
+    finally:
+        db.delete_prefix_immediately("scalar-over")

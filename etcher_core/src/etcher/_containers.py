@@ -57,7 +57,7 @@ from etcher.errors import (
     StoreCorrupt,
     WatchError,
 )
-from etcher.spec import SubtreeChunk, UnlinkOutcome
+from etcher.spec import SubtreeChunk, UnlinkOutcome, UnlinkPlan
 
 if TYPE_CHECKING:
     from etcher._namespace import Namespace
@@ -505,31 +505,37 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         value: Any,
         guess: bool = False,
         alone: bool = False,
+        planned: bool = False,
     ) -> bytes:
         """Store ``value`` under ``key`` (``w``: the operation's writer, made here if None).
 
         ``guess``: the operation does nothing else, so it may skip reading the item
         and the header where the unit allows (:meth:`Unit.assume_item`). ``alone``:
         it does nothing else, so the item may come with what replacing it unlinks
-        (:meth:`Graph.open_unlinking`).
+        (:meth:`Graph.open_unlinking`). ``planned``: a scalar's guess carries an
+        unlink plan too (:meth:`ItemGuess.planned`).
         """
         uid = self._etcher_uid
         # encode_key(key), its usual case inline.
         field = b"s" + key.encode() if type(key) is str and key.isascii() else encode_key(key)
         content = g.layout.content_prefix + uid
+        # Where the commit can collect a small document the item links, it may: for a
+        # container value (a document replaced by another), and for a scalar only once
+        # the session met links (``planned``). A scalar's assignment is the hot path
+        # and mostly meets a scalar or nothing, where the plan costs ~5 us of client
+        # and server time for nothing.
+        unlink = (
+            self._planned(g, uid, field)
+            if guess and g.unit.speculate and (planned or type(value) not in _OWN_EQ)
+            else None
+        )
         if guess and g.unit.assume_item(
             content,
             field,
             g.layout.refs(uid),
             DEAD,
             SEQ,
-            # Where the commit can collect a small document the item links, it may: for
-            # a container value (a document replaced by another), not a scalar, whose
-            # assignment is the hot path and mostly meets a scalar or nothing (the plan
-            # costs ~5 us of client and server time there).
-            unlink=g.unlink_plan(uid, field)
-            if g.unit.speculate and type(value) not in _OWN_EQ
-            else None,
+            unlink=unlink,
         ):
             if type(value) in _OWN_EQ:
                 tagged = encode_scalar(value, (key,))
@@ -548,7 +554,17 @@ class RD(Node, MutableMapping["Key", "Stored"]):
             and old is not None
             and _link_of(item_value(old)) is not None
         ):
-            self._s.item_guess.missed()
+            guesses = self._s.item_guess
+            if (
+                planned
+                or type(value) not in _OWN_EQ
+                or not g.unit.backend.capabilities.unlink_commits
+            ):
+                guesses.missed()
+            else:
+                # A scalar's guess that carried no plan: the next ones will, so no back-off.
+                guesses.missed(backoff=False)
+                guesses.met_link()
         if type(value) in _OWN_EQ:
             # A plain scalar links nothing: no writer (and its memo) needed.
             tagged = encode_scalar(value, (key,))
@@ -565,6 +581,24 @@ class RD(Node, MutableMapping["Key", "Stored"]):
                 _read_unlinked(g, child)
                 g.remove_ref(child, uid)
         return tagged
+
+    def _planned(
+        self, g: Graph, uid: str, field: bytes
+    ) -> tuple[UnlinkPlan, Callable[[UnlinkOutcome], None]] | None:
+        """:meth:`Graph.unlink_plan` for an assignment: a commit that collected something
+        also tells the session's guess that links are about (:meth:`ItemGuess.met_link`)."""
+        planned = g.unlink_plan(uid, field)
+        if planned is None:
+            return None
+        plan, learn = planned
+        guesses = self._s.item_guess
+
+        def collected(outcome: UnlinkOutcome) -> None:
+            learn(outcome)
+            if outcome.retired:
+                guesses.met_link()
+
+        return plan, collected
 
     def __setitem__(self, key: Key, value: Storable) -> None:
         uid = self._etcher_uid
@@ -591,9 +625,10 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         guesses = session.item_guess
         guess = capabilities.item_writes and guesses.allowed()
         alone = capabilities.unlink_reads
+        planned = guess and guesses.links != 0 and type(value) in _OWN_EQ and guesses.planned()
 
         def op(g: Graph) -> None:
-            self._set_in(g, None, key, value, guess, alone)
+            self._set_in(g, None, key, value, guess, alone, planned)
             if g.candidates:  # only a replaced link can leave garbage behind
                 g.collect(alive=(uid,))
 

@@ -580,6 +580,13 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
     if shape.endswith(", popped"):
         _unlink_setup(db, shape.removesuffix(", popped"))
         return lambda: db.pop("k")
+    if shape.endswith(", a scalar over it"):
+        # A scalar's assignment carries an unlink plan once its session met a link
+        # (ItemGuess.met_link): one is met first, under another key.
+        db["primer"] = {"p": [1]}
+        db["primer"] = 0
+        _unlink_setup(db, shape.removesuffix(", a scalar over it"))
+        return lambda: db.__setitem__("k", 7)
     if shape == "scalar":
         db["k"] = 5
     elif shape in ("tree", "tree, replaced"):
@@ -627,6 +634,9 @@ UNLINK_SHAPES = {
     "tree": True,
     "tree, popped": True,
     "tree, replaced": True,
+    "tree, a scalar over it": True,
+    "a shared child, a scalar over it": False,
+    "a cycle, a scalar over it": False,
     "one child linked twice": True,
     "a shared child": False,
     "a shared child, popped": False,
