@@ -132,16 +132,17 @@ _POPPED: Any = object()
 """What a ``pop`` committed by an unlinking commit returns from its unit (see :func:`_popped`)."""
 
 
-def _popped(layout: Layout, outcome: UnlinkOutcome) -> Any:
+def _popped(layout: Layout, outcome: UnlinkOutcome, listed: bool = False) -> Any:
     """The value a ``pop`` removed, from its unlinking commit's answer (``plan.contents``).
 
     The commit collected only a tree closed under its links, and answered every
     node's content as it was: the value is built from those, as a subtree read's.
+    ``listed``: a list's item (stored as it is, without a dict item's number).
     """
     raw = outcome.item
     if raw is None:  # the commit checked the item was there
         raise StoreCorrupt("an unlinking commit answered no item for a pop")
-    tagged = item_value(raw)
+    tagged = raw if listed else item_value(raw)
     child = _link_of(tagged)
     if child is None:
         return safe_decode(tagged)
@@ -1256,15 +1257,67 @@ class RL(Node, MutableSequence["Stored"]):
             self._s.mutate(slice_op)
             return
         index = _as_index(index)
+        session = self._s
+        guesses = session.delete_guess
+        # Where the commit can remove the item and collect what it links
+        # (capabilities.unlink_commits), a first try reads nothing: as a dict's delete.
+        guess = session.backend.capabilities.unlink_commits and guesses.allowed()
+        tried: list[bool] = []
 
         def op(g: Graph) -> None:
+            if guess and self._remove_planned(g, index, False, tried, None):
+                return
             g.require(uid)
             n = g.unit.llen(g.layout.content(uid))
             if not -n <= index < n:
                 raise EtcherIndexError("list assignment index out of range")
             self._pop_in(g, index + n if index < 0 else index, n, materialize_value=False)
 
-        self._s.mutate(op)
+        misses = guesses.misses
+        session.mutate(op)
+        if guess and guesses.misses == misses:
+            guesses.hit()
+
+    def _remove_planned(
+        self,
+        g: Graph,
+        index: int,
+        contents: bool,
+        tried: list[bool],
+        answers: list[UnlinkOutcome] | None,
+    ) -> bool:
+        """Plan item ``index``'s removal as the commit alone (:meth:`Unit.assume_list_item`).
+
+        True when planned: the commit reads the item, removes it and collects what
+        it links (``contents``: and answers them to ``answers``). On a retry after
+        such a plan (the commit refused: a shared or big subtree, a position outside
+        the list, a long side to move), the delete streak counts a miss and the
+        caller reads as usual.
+        """
+        unit = g.unit
+        if not unit.speculate:
+            if tried:
+                tried.clear()
+                self._s.delete_guess.missed()
+            return False
+        uid = self._etcher_uid
+        planned = g.unlink_plan(uid, b"", contents, index)
+        if planned is None:
+            return False
+        plan, learn = planned
+        if answers is not None:
+
+            def took(outcome: UnlinkOutcome) -> None:
+                learn(outcome)
+                answers.append(outcome)
+
+            unlink = (plan, took)
+        else:
+            unlink = planned
+        if not unit.assume_list_item(g.layout.refs(uid), DEAD, unlink):
+            return False
+        tried.append(True)
+        return True
 
     def _pop_in(self, g: Graph, i: int, n: int, materialize_value: bool = True) -> Any:
         """Remove item ``i`` of ``n``, moving the shorter side; return its detached value."""
@@ -1309,8 +1362,17 @@ class RL(Node, MutableSequence["Stored"]):
         if type(index) is not int:
             index = _as_index(index)
         uid = self._etcher_uid
+        session = self._s
+        guesses = session.delete_guess
+        # Where the commit can remove the item, collect what it links and answer it
+        # (capabilities.unlink_commits), a first try reads nothing: as a dict's pop.
+        guess = session.backend.capabilities.unlink_commits and guesses.allowed()
+        tried: list[bool] = []
+        answers: list[UnlinkOutcome] = []
 
         def op(g: Graph) -> Any:
+            if guess and self._remove_planned(g, index, True, tried, answers):
+                return _POPPED
             g.require(uid)
             n = g.unit.llen(g.layout.content_prefix + uid)  # layout.content(uid), inline
             if not n:
@@ -1319,13 +1381,21 @@ class RL(Node, MutableSequence["Stored"]):
                 raise EtcherIndexError("pop index out of range")
             return self._pop_in(g, index + n if index < 0 else index, n)
 
-        if (index == 0 or index == -1) and self._s.list_ends:
+        if (index == 0 or index == -1) and session.list_ends:
             # At an end: one held scope where the backend allows it (etcher._listends);
             # op finishes in that scope what it cannot (a popped link, an empty list).
-            value = self._s.list_end(uid, POP_FIRST if index == 0 else POP_LAST, None, op)
+            value = session.list_end(uid, POP_FIRST if index == 0 else POP_LAST, None, op)
             if value is not NOT_DONE:
                 return value  # type: ignore[no-any-return]
-        return self._s.mutate(op)  # type: ignore[no-any-return]
+        if not guess:
+            return session.mutate(op)  # type: ignore[no-any-return]
+        misses = guesses.misses
+        result = session.mutate(op)
+        if guesses.misses == misses:
+            guesses.hit()
+        if result is _POPPED:
+            return _popped(session.layout, answers[-1], listed=True)
+        return result
 
     def insert(self, index: SupportsIndex, value: Storable) -> None:
         """Insert ``value`` before position ``index`` (clipped to the list, as ``list.insert``)."""

@@ -309,6 +309,9 @@ local U_stamp = take()
 if take() == '0' then U_stamp = nil end
 local U_limit, U_budget = tonumber(take()), tonumber(take())
 local U_want = take() == '1'
+-- A list's item at this position (negative from the end) instead of a dict's field.
+local U_index = take()
+if U_index == '' then U_index = nil else U_index = tonumber(U_index) end
 local U_alive = {}
 for _ = 1, tonumber(take()) do U_alive[take()] = true end
 """
@@ -317,7 +320,9 @@ for _ = 1, tonumber(take()) do U_alive[take()] = true end
 _VERIFY = r"""
 local U_order, U_tree, U_contents = {}, {}, {}
 local U_start, U_item = nil, false
--- KEYS[1] is the item's hash, which is read here as a check reads (not a new key)
+-- With U_index: the list's length and the item's position in it, as stored now.
+local U_n, U_i = nil, nil
+-- KEYS[1] is the item's hash (or list), which is read here as a check reads (not a new key)
 if named < 1 then named = 1 end
 do
   -- "@", then D or L and letters or digits: a uid this script may name keys with.
@@ -326,15 +331,42 @@ do
     if string.match(v, '^@[DL]%w+$') then return string.sub(v, 2) end
     return nil
   end
-  local item = redis.pcall('HGET', U_cp .. U_parent, U_field)
-  if type(item) == 'table' then return -1 end
+  local item
+  if U_index then
+    local n = redis.pcall('LLEN', KEYS[1])
+    if type(n) ~= 'number' then return -1 end
+    local i = U_index
+    if i < 0 then i = i + n end
+    if i < 0 or i >= n then return -1 end
+    -- The removal moves the shorter side: a long one refuses (the client moves it).
+    if math.min(i, n - 1 - i) > math.min(U_budget, 4000) then return -1 end
+    U_n, U_i = n, i
+    item = redis.call('LINDEX', KEYS[1], i)
+  else
+    item = redis.pcall('HGET', U_cp .. U_parent, U_field)
+    if type(item) == 'table' then return -1 end
+  end
   U_item = item
   if item then
-    local value = string.match(item, '^%d+|(.+)$')
+    local value
+    if U_index then
+      if #item > 0 then value = item end
+    else
+      value = string.match(item, '^%d+|(.+)$')
+    end
     if not value then return -1 end
     U_start = target(value)
     if U_start == nil then return -1 end
     if U_start == false then U_start = nil end
+  end
+  if U_i then
+    -- the unit's own writes must not move the item this commit removes
+    local p = pos
+    for _ = 1, writes do
+      local n, key = tonumber(ARGV[p + 1]), ARGV[p + 2]
+      if key == KEYS[1] then return -1 end
+      p = p + 3 + n
+    end
   end
   if U_start then
     if U_stamp then
@@ -423,6 +455,25 @@ end
 """
 
 _APPLY = r"""
+if U_i then
+  -- The item leaves the list; the shorter side moves (the verification bounded it).
+  local key = KEYS[1]
+  if U_i == 0 then
+    redis.call('LPOP', key)
+  elseif U_i == U_n - 1 then
+    redis.call('RPOP', key)
+  elseif U_i <= U_n - 1 - U_i then
+    local head = redis.call('LRANGE', key, 0, U_i - 1)
+    redis.call('LTRIM', key, U_i + 1, -1)
+    local back = {}
+    for j = #head, 1, -1 do back[#back + 1] = head[j] end
+    redis.call('LPUSH', key, unpack(back))
+  else
+    local tail = redis.call('LRANGE', key, U_i + 1, -1)
+    redis.call('LTRIM', key, 0, U_i - 1)
+    redis.call('RPUSH', key, unpack(tail))
+  end
+end
 if U_start then
   for _, u in ipairs(U_order) do
     local rk = U_rp .. u
@@ -687,6 +738,7 @@ def unlinking_commit(
         plan.limit,
         plan.budget,
         1 if plan.contents else 0,
+        b"" if plan.index is None else plan.index,
         len(plan.alive),
         *plan.alive,
     ]

@@ -577,6 +577,8 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
     def delete() -> None:
         del db["k"]
 
+    if shape.startswith("list, "):
+        return _list_unlink_setup(db, shape.removeprefix("list, "))
     if shape.endswith(", popped"):
         _unlink_setup(db, shape.removesuffix(", popped"))
         return lambda: db.pop("k")
@@ -627,6 +629,63 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
     return delete
 
 
+def _list_unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
+    """Store a list under ``db["k"]``; return the ``pop``/``del`` that unlinks an item of it."""
+    tree = UNLINK_TREE
+    if shape == "tree at the end, popped":
+        db["k"] = [1, {"x": 2}, tree]
+        at: int | None = -1
+    elif shape == "tree first, popped":
+        db["k"] = [tree, 1, [2]]
+        at = 0
+    elif shape == "tree past the middle, popped":
+        db["k"] = [1, [2], 3, tree, 4, 5]
+        at = -3
+    elif shape == "tree before the middle, deleted":
+        db["k"] = [1, tree, "2", 3, {"four": 4}]
+        at = None
+    elif shape == "scalar, popped":
+        db["k"] = [1, "two", 3.0]
+        at = 1
+    elif shape == "the only item, popped":
+        db["k"] = [tree]
+        at = 0
+    elif shape == "a shared child, popped":
+        db["keep"] = {"s": {"x": [1]}}
+        db["k"] = [1, {"a": cast(RD, db["keep"])["s"]}, 2]
+        at = 1
+    elif shape == "a node twice, popped":
+        db["k"] = [{"a": [1]}]
+        k = cast(RL, db["k"])
+        k.append(k[0])
+        at = -1
+    elif shape == "a cycle, popped":
+        db["k"] = [0, {"y": 1}]
+        x = cast(RD, cast(RL, db["k"])[1])
+        x["self"] = x
+        at = 1
+    elif shape == "out of range, popped":
+        db["k"] = [1, {"x": 2}]
+        at = 2
+    elif shape == "a long side to move, popped":
+        db["k"] = [*range(UNLINK_COMMIT_ITEMS + 2), tree, *range(UNLINK_COMMIT_ITEMS + 2)]
+        at = UNLINK_COMMIT_ITEMS + 2
+    else:
+        raise AssertionError(shape)
+    k = cast(RL, db["k"])
+
+    def pop() -> Any:
+        try:
+            if at is None:
+                del k[1]
+                return None
+            return k.pop(at)
+        except IndexError as exc:  # the same error, and nothing written, either way
+            return repr(exc)
+
+    return pop
+
+
 UNLINK_SHAPES = {
     # shape: whether the commit collects it itself (one round trip)
     "scalar": True,
@@ -648,6 +707,17 @@ UNLINK_SHAPES = {
     "over the node bound": False,
     "over the item bound": False,
     "relinked by the replacement": False,
+    "list, tree at the end, popped": True,
+    "list, tree first, popped": True,
+    "list, tree past the middle, popped": True,
+    "list, tree before the middle, deleted": True,
+    "list, scalar, popped": True,
+    "list, the only item, popped": True,
+    "list, a shared child, popped": False,
+    "list, a node twice, popped": False,
+    "list, a cycle, popped": False,
+    "list, out of range, popped": False,
+    "list, a long side to move, popped": False,
 }
 
 
@@ -919,7 +989,7 @@ class CheckedCommitConcurrency:
                 finally:
                     db.delete_prefix_immediately(prefix)
         assert dumps[0] == dumps[1]
-        assert answers[0] == answers[1]  # what a pop returns
+        assert repr(answers[0]) == repr(answers[1])  # what a pop returns (repr: a cycle)
         assert values[0] == values[1]
         assert checks[0] == checks[1]
         assert retired[0] == retired[1]
