@@ -20,7 +20,7 @@ from typing import Any, cast
 
 import pytest
 
-from etcher import DB, RD
+from etcher import DB, RD, RL
 from etcher._graph import SWEEP_AHEAD
 from etcher._materialize import SUBTREE_LIMIT
 from etcher._session import LINK_RUN
@@ -569,3 +569,62 @@ def test_a_scalar_over_a_small_document_is_one_round_trip_once_links_were_met(
         assert nodes == 1  # the root: every document was collected by its commit
     finally:
         db.delete_prefix_immediately("scalar-over")
+
+
+@pytest.mark.parametrize("grace", [0, None])
+def test_a_list_item_is_popped_or_deleted_in_one_round_trip(
+    counting: CountingBackend, grace: float | None
+) -> None:
+    """``l.pop()``, ``l.pop(0)``, ``l.pop(i)`` and ``del l[i]`` (``UnlinkPlan.index``): the
+    commit reads the item where it is then, removes it and collects the small unshared
+    document it links. One round trip, scalar or document, nothing read first; the
+    popped value comes with the answer. What was unlinked is gone or pending and known
+    to the sweeper (nothing leaked). A position outside the list is the usual
+    ``IndexError`` after a refused commit, with nothing written; an item sharing a
+    node is refused and read first, and such pops back off.
+    """
+    db = DB(backend=counting, prefix="list-pops", grace=grace)
+    try:
+        docs = [{"i": i, "sub": {"l": [i, [i]]}} for i in range(8)]
+        db["l"] = [*docs, *range(6)]
+        lst = cast(RL, db["l"])
+        trips = {}
+        for name, op, want in [
+            ("pop() scalar", lambda: lst.pop(), 5),
+            ("pop(0) doc", lambda: lst.pop(0), docs[0]),
+            ("pop(2) doc", lambda: lst.pop(2), docs[3]),
+            ("pop(-3) scalar", lambda: lst.pop(-3), 2),
+            ("del l[1] doc", lambda: lst.__delitem__(1), None),
+            ("pop(-5) doc", lambda: lst.pop(-5), docs[7]),
+            ("del l[-1] scalar", lambda: lst.__delitem__(-1), None),
+        ]:
+            counting.reset()
+            assert op() == want, name
+            trips[name] = (counting.round_trips, counting.commits, counting.refused)
+        assert trips == dict.fromkeys(trips, (1, 1, 0)), trips
+        assert db["l"]() == [docs[1], docs[4], docs[5], docs[6], 0, 1, 3]
+        counting.reset()
+        with pytest.raises(IndexError):
+            lst.pop(7)
+        assert counting.commits == 0
+        assert db["l"]() == [docs[1], docs[4], docs[5], docs[6], 0, 1, 3]
+        assert db.check().ok
+        db.maintenance(reclaim_all=True)
+        nodes = sum(1 for _ in counting.inner.scan_iter(match="{list-pops}:r:*"))
+        assert nodes == 2 + 4 * 4  # the root, the list, four documents of four nodes
+        assert not counting.inner.exists("{list-pops}:g")
+        db["keep"] = {"s": [1]}
+        shared = db["keep"]["s"]
+        db["shared"] = [{"s": shared, "i": [i]} for i in range(12)]
+        held = cast(RL, db["shared"])
+        costs = []
+        for _ in range(12):
+            counting.reset()
+            held.pop()
+            costs.append(counting.round_trips)
+            assert counting.commits == 1
+        assert costs.count(max(costs)) <= 4, costs  # refused commits back off
+        assert db["shared"]() == [] and db["keep"]() == {"s": [1]}
+        assert db.check().ok
+    finally:
+        db.delete_prefix_immediately("list-pops")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import multiprocessing
 import re
 import uuid
@@ -494,6 +495,25 @@ def subtree_write(url: str, prefix: str, what: str, go: Any, done: Any) -> None:
             cast(RL, d["tags"]).append({"new": [3]})
         else:  # "unlink"
             del cast(RD, d["address"])["zip"]
+        done.set()
+
+
+def list_write(url: str, prefix: str, what: str, go: Any, done: Any) -> None:
+    """Wait for ``go``, make one write to list ``db["l"]`` or inside its items (``what``),
+    then set ``done``."""
+    with DB(url, prefix=prefix, grace=0) as db:
+        assert go.wait(60)
+        lst = cast(RL, db["l"])
+        if what == "link out":
+            db["keep"] = cast(RD, lst[1])["address"]
+        elif what == "nest":
+            cast(RL, cast(RD, lst[1])["tags"]).append({"new": [3]})
+        elif what == "insert":
+            lst.insert(0, {"theirs": [0]})
+        elif what == "pop":
+            lst.pop(0)
+        else:  # "delete"
+            del db["l"]
         done.set()
 
 
@@ -1003,7 +1023,14 @@ class CheckedCommitConcurrency:
     @pytest.mark.parametrize("start", ["fork", "spawn"])
     @pytest.mark.parametrize(
         ("what", "op"),
-        [("link out", "delete"), ("nest", "delete"), ("unlink", "delete"), ("nest", "replace")],
+        [
+            ("link out", "delete"),
+            ("nest", "delete"),
+            ("unlink", "delete"),
+            ("nest", "replace"),
+            ("link out", "scalar"),
+            ("nest", "scalar"),
+        ],
     )
     def test_an_unlinking_commit_meets_a_write_to_the_subtree_before_it(
         self,
@@ -1013,9 +1040,10 @@ class CheckedCommitConcurrency:
         what: str,
         op: str,
     ) -> None:
-        """``del db["d"]`` (or ``db["d"] = {"v": 5}``) goes as one unlinking commit
-        (``unlink_commits``); another process writes inside the subtree just before
-        it is sent: links a node of it elsewhere, adds a node below it, unlinks one.
+        """``del db["d"]`` (or ``db["d"] = {"v": 5}``, or ``db["d"] = 5`` once the session
+        met a link) goes as one unlinking commit (``unlink_commits``); another process
+        writes inside the subtree just before it is sent: links a node of it elsewhere,
+        adds a node below it, unlinks one.
 
         The commit looks at the subtree as it is when it runs. Linked elsewhere, the
         node is shared: the commit refuses, and the usual path keeps it. A node added
@@ -1027,11 +1055,17 @@ class CheckedCommitConcurrency:
             pytest.skip(f"{type(backend).__name__}.capabilities.unlink_commits is False")
         with _race(backend, _BeforeUnlinkCommit, store_url, start, subtree_write, what) as raced:
             db, hooked, prefix, race = raced
+            if op == "scalar":
+                # A scalar's assignment carries the plan once its session met a link.
+                db["primer"] = {"p": [1]}
+                db["primer"] = 0
             db["d"] = UNLINKED_DOC
 
             def unlink() -> None:
                 if op == "delete":
                     del db["d"]
+                elif op == "scalar":
+                    db["d"] = 5
                 else:
                     db["d"] = {"v": 5}
 
@@ -1040,7 +1074,11 @@ class CheckedCommitConcurrency:
             assert hooked.commits == 1
             assert hooked.refused == (1 if what == "link out" else 0)
             kept = {"city": "P", "zip": [1]} if what == "link out" else None
-            expected: dict[str, Any] = {} if op == "delete" else {"d": {"v": 5}}
+            expected: dict[str, Any] = {
+                "delete": {},
+                "replace": {"d": {"v": 5}},
+                "scalar": {"d": 5, "primer": 0},
+            }[op]
             if kept is not None:
                 expected["keep"] = kept
             assert db() == expected
@@ -1048,6 +1086,90 @@ class CheckedCommitConcurrency:
             stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
             # The root, what "keep" holds (the address and its list), the new value.
             nodes = 1 + (2 if kept is not None else 0) + (op == "replace")
+            assert len(stored) == nodes, stored
+
+    @pytest.mark.parametrize("start", ["fork", "spawn"])
+    @pytest.mark.parametrize(
+        ("what", "op"),
+        [
+            ("link out", "pop"),
+            ("nest", "pop"),
+            ("nest", "del"),
+            ("insert", "pop"),
+            ("insert", "del"),
+            ("pop", "pop"),
+            ("delete", "pop"),
+        ],
+    )
+    def test_a_list_items_unlinking_commit_meets_a_write_before_it(
+        self,
+        store_url: str,
+        shared: tuple[StorageBackend, list[str]],
+        start: str,
+        what: str,
+        op: str,
+    ) -> None:
+        """``l.pop(1)`` (or ``del l[1]``) goes as one unlinking commit that reads the item
+        where it is when it runs (``UnlinkPlan.index``); another process writes just
+        before it is sent: links a node of the item's document elsewhere, adds a node
+        below it, inserts an item in front, pops the first item, deletes the list.
+
+        The result is the other write's, then this one's: linked elsewhere, the commit
+        refuses and the usual path keeps that node; otherwise the commit removes and
+        collects what is at position 1 by then. Deleted, the handle is stale and nothing
+        is written. Nothing leaks, back-references stay exact.
+        """
+        backend, _keys = shared
+        if not backend.capabilities.unlink_commits:
+            pytest.skip(f"{type(backend).__name__}.capabilities.unlink_commits is False")
+        with _race(backend, _BeforeUnlinkCommit, store_url, start, list_write, what) as raced:
+            db, hooked, prefix, race = raced
+            db["l"] = [{"first": [0]}, UNLINKED_DOC, 2]
+            lst = cast(RL, db["l"])
+            got: list[Any] = []
+
+            def remove() -> None:
+                if what == "delete":
+                    with pytest.raises(StaleHandleError):
+                        lst.pop(1)
+                elif op == "pop":
+                    got.append(lst.pop(1))
+                else:
+                    del lst[1]
+
+            race(remove)
+            assert not hooked.armed, "the unlinking commit was not used"
+            assert hooked.commits == (0 if what == "delete" else 1)
+            assert hooked.refused == (1 if what in ("link out", "delete") else 0)
+            doc = json.loads(json.dumps(UNLINKED_DOC))
+            expected: dict[str, Any]
+            if what == "link out":
+                expected = {"l": [{"first": [0]}, 2], "keep": {"city": "P", "zip": [1]}}
+                popped: Any = doc
+            elif what == "nest":
+                doc["tags"].append({"new": [3]})
+                expected, popped = {"l": [{"first": [0]}, 2]}, doc
+            elif what == "insert":
+                # Theirs went in front: position 1 is the first item then.
+                expected = {"l": [{"theirs": [0]}, doc, 2]}
+                popped = {"first": [0]}
+            elif what == "pop":
+                expected, popped = {"l": [doc]}, 2
+            else:
+                expected, popped = {}, None
+            assert db() == expected
+            if op == "pop" and what != "delete":
+                assert got == [popped]
+            assert db.check().ok
+            stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
+            nodes = {
+                # the root, the list, {"first": [0]} (2), the kept address and zip
+                "link out": 1 + 1 + 2 + 2,
+                "nest": 1 + 1 + 2,
+                "insert": 1 + 1 + 2 + 5,  # {"theirs": [0]} (2), the document (5)
+                "pop": 1 + 1 + 5,
+                "delete": 1,
+            }[what]
             assert len(stored) == nodes, stored
 
     def test_writes_after_another_process_deleted_the_namespace(
