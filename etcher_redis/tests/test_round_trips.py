@@ -575,7 +575,7 @@ def test_a_scalar_over_a_small_document_is_one_round_trip_once_links_were_met(
 def test_a_list_item_is_popped_or_deleted_in_one_round_trip(
     counting: CountingBackend, grace: float | None
 ) -> None:
-    """``l.pop()``, ``l.pop(0)``, ``l.pop(i)`` and ``del l[i]`` (``UnlinkPlan.index``): the
+    """``l.pop()``, ``l.pop(0)``, ``l.pop(i)`` and ``del l[i]`` (``UnlinkPlan.position``): the
     commit reads the item where it is then, removes it and collects the small unshared
     document it links. One round trip, scalar or document, nothing read first; the
     popped value comes with the answer. What was unlinked is gone or pending and known

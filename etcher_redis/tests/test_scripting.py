@@ -199,7 +199,7 @@ def test_encode_declares_the_keys_and_nothing_else() -> None:
 def test_a_list_items_unlinking_commit_takes_the_item_where_it_is_then(
     backend: RedisBackend,
 ) -> None:
-    """``UnlinkPlan.index`` at the script's level: a negative position counts from the end
+    """``UnlinkPlan.position`` at the script's level: a negative position counts from the end
     of the list as stored when the commit runs; the item leaves the list whichever side
     moves; a position outside the list, an empty item, or a write of the unit to the same
     list refuses with nothing written.

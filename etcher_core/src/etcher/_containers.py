@@ -1305,6 +1305,7 @@ class RL(Node, MutableSequence["Stored"]):
         if planned is None:
             return False
         plan, learn = planned
+        unlink: tuple[UnlinkPlan, Callable[[UnlinkOutcome], None]] = planned
         if answers is not None:
 
             def took(outcome: UnlinkOutcome) -> None:
@@ -1312,8 +1313,6 @@ class RL(Node, MutableSequence["Stored"]):
                 answers.append(outcome)
 
             unlink = (plan, took)
-        else:
-            unlink = planned
         if not unit.assume_list_item(g.layout.refs(uid), DEAD, unlink):
             return False
         tried.append(True)
@@ -1394,8 +1393,8 @@ class RL(Node, MutableSequence["Stored"]):
         if guesses.misses == misses:
             guesses.hit()
         if result is _POPPED:
-            return _popped(session.layout, answers[-1], listed=True)
-        return result
+            return _popped(session.layout, answers[-1], listed=True)  # type: ignore[no-any-return]
+        return result  # type: ignore[no-any-return]
 
     def insert(self, index: SupportsIndex, value: Storable) -> None:
         """Insert ``value`` before position ``index`` (clipped to the list, as ``list.insert``)."""

@@ -252,7 +252,7 @@ class Graph:
         return item
 
     def unlink_plan(
-        self, uid: str, field: bytes, contents: bool = False, index: int | None = None
+        self, uid: str, field: bytes, contents: bool = False, position: int | None = None
     ) -> tuple[UnlinkPlan, Callable[[UnlinkOutcome], None]] | None:
         """How the commit may collect what unlinking item ``field`` of ``uid`` leaves behind.
 
@@ -264,7 +264,7 @@ class Graph:
         :meth:`_retire`'s ``after_commit`` does. Anything else the server
         refuses, and the unit's retry collects it here the usual way. ``contents``:
         the answer also brings the item and what was collected (a ``pop``).
-        ``index``: ``uid`` is a list, and the item is the one at that position,
+        ``position``: ``uid`` is a list, and the item is the one at that position,
         which the commit removes (:meth:`Unit.assume_list_item`).
         """
         if not self.unit.backend.capabilities.unlink_commits:
@@ -282,7 +282,7 @@ class Graph:
             UNLINK_COMMIT_NODES,
             UNLINK_COMMIT_ITEMS,
             contents,
-            index,
+            position,
         )
 
         def retired(outcome: UnlinkOutcome) -> None:

@@ -364,7 +364,7 @@ class Unit:
         dead: bytes,
         unlink: tuple[UnlinkPlan, Callable[[UnlinkOutcome], None]],
     ) -> bool:
-        """Plan to remove a list's item at ``unlink``'s ``plan.index`` without reading it.
+        """Plan to remove a list's item at ``unlink``'s ``plan.position`` without reading it.
 
         As :meth:`assume_item`, for a list's ``pop`` or ``del`` of one item: only a
         first, speculating attempt that has read and written nothing yet, on a backend
@@ -1107,7 +1107,7 @@ class Unit:
                 self._commit_scope()
             elif self._expect is not None:
                 if self._unlink is not None and (
-                    self.has_writes or self._unlink[0].index is not None  # (its write)
+                    self.has_writes or self._unlink[0].position is not None  # (its write)
                 ):
                     self._commit_unlinking(self._unlink)
                 elif self.has_writes:

@@ -533,9 +533,9 @@ class UnlinkPlan(NamedTuple):
     """The namespace's pending-garbage hash: ``uid -> stamp`` of every node retired with grace."""
     parent: str
     """The node whose item is unlinked: a dict (its content key holds ``field``), or a
-    list when ``index`` is set."""
+    list when ``position`` is set."""
     field: bytes
-    """The item's field in ``content_prefix + parent`` (unused with ``index``)."""
+    """The item's field in ``content_prefix + parent`` (unused with ``position``)."""
     alive: tuple[str, ...]
     """Nodes never to collect (the namespace root and ``parent``): reaching one refuses."""
     stamp: bytes | None
@@ -550,7 +550,7 @@ class UnlinkPlan(NamedTuple):
     contents: bool = False
     """Also answer the item as it was read and the contents of the nodes collected (a
     ``pop`` returns the value it removes)."""
-    index: int | None = None
+    position: int | None = None
     """``None``: the item is dict item ``field``. Otherwise ``parent`` is a list and the
     item is the one at this position (negative counts from the end, as in Python), as
     stored when the commit runs; the commit also removes it from the list (a list's
@@ -611,13 +611,13 @@ class UnlinkCommits(Protocol):
 
            A backend may refuse for any other reason too (a lower bound, no
            support at all): a refusal always leaves the store as it was.
-           With ``plan.index`` set, step 2 reads list ``plan.content_prefix +
-           plan.parent`` instead: its item at ``plan.index`` (the raw list item, no
+           With ``plan.position`` set, step 2 reads list ``plan.content_prefix +
+           plan.parent`` instead: its item at ``plan.position`` (the raw list item, no
            ``<seq>|``), refusing when the position is outside the list, the item is
            empty, or a write of ``writes`` names that list; and a back-reference
            count of ``1`` from ``plan.parent`` also means the list holds ``X`` once.
            A backend may refuse a removal that would move many items.
-        4. Having collected: apply ``writes`` (with ``plan.index``, then remove that
+        4. Having collected: apply ``writes`` (with ``plan.position``, then remove that
            item from the list, the others keeping their order), then for every reached node either
            delete its header and content keys (``plan.stamp is None``), or set
            ``#d`` to ``plan.stamp`` in its header and ``uid -> plan.stamp`` in

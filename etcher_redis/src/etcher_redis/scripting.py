@@ -738,7 +738,7 @@ def unlinking_commit(
         plan.limit,
         plan.budget,
         1 if plan.contents else 0,
-        b"" if plan.index is None else plan.index,
+        b"" if plan.position is None else plan.position,
         len(plan.alive),
         *plan.alive,
     ]

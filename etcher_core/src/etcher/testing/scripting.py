@@ -1074,11 +1074,12 @@ class CheckedCommitConcurrency:
             assert hooked.commits == 1
             assert hooked.refused == (1 if what == "link out" else 0)
             kept = {"city": "P", "zip": [1]} if what == "link out" else None
-            expected: dict[str, Any] = {
+            after: dict[str, dict[str, Any]] = {
                 "delete": {},
                 "replace": {"d": {"v": 5}},
                 "scalar": {"d": 5, "primer": 0},
-            }[op]
+            }
+            expected = after[op]
             if kept is not None:
                 expected["keep"] = kept
             assert db() == expected
@@ -1110,7 +1111,7 @@ class CheckedCommitConcurrency:
         op: str,
     ) -> None:
         """``l.pop(1)`` (or ``del l[1]``) goes as one unlinking commit that reads the item
-        where it is when it runs (``UnlinkPlan.index``); another process writes just
+        where it is when it runs (``UnlinkPlan.position``); another process writes just
         before it is sent: links a node of the item's document elsewhere, adds a node
         below it, inserts an item in front, pops the first item, deletes the list.
 
