@@ -236,9 +236,12 @@ def test_replacing_a_link_still_reads_first_and_guessing_backs_off(
 ) -> None:
     """Over a field that links a small unshared document, the commit collects it alone
     (``capabilities.unlink_commits``): one round trip each time. Over one that shares
-    a node, the commit refuses; the retry reads and collects as before. Assignments
-    that keep meeting such links stop guessing, so they cost what they did without the
-    guess: 2 round trips (the item with the unlinked subtree in one read, the commit).
+    a node with a live document, the commit keeps that node (round 7) and collects the
+    rest; the new value links the shared node again, whose header it reads first: 2
+    round trips. Over a document holding a node twice by two paths (which the commit
+    refuses), assignments that keep meeting such links stop guessing, so they cost
+    what they did without the guess: 2 round trips (the item with the unlinked subtree
+    in one read, the commit).
     """
     db = DB(backend=counting, prefix="replace")
     try:
@@ -256,6 +259,14 @@ def test_replacing_a_link_still_reads_first_and_guessing_backs_off(
         for i in range(12):
             counting.reset()
             db["a"] = {"n": i, "s": shared}
+            costs.append((counting.round_trips, counting.refused))
+            assert counting.commits == 1
+        assert costs == [(2, 0)] * 12, costs
+        db["a"] = {"s": shared, "t": {"again": shared}}
+        costs = []
+        for i in range(12):
+            counting.reset()
+            db["a"] = {"n": i, "s": shared, "t": {"again": shared}}
             costs.append(counting.round_trips)
             assert counting.commits == 1
         # A refused commit costs itself and the handle's header, read again by the retry
@@ -263,7 +274,7 @@ def test_replacing_a_link_still_reads_first_and_guessing_backs_off(
         assert max(costs) <= 4, costs
         assert costs.count(4) <= 4, costs  # ...and guesses back off
         assert costs[-1] == 2, costs
-        assert db() == {"a": {"n": 11, "s": [1]}, "keep": {"s": [1]}}
+        assert db() == {"a": {"n": 11, "s": [1], "t": {"again": [1]}}, "keep": {"s": [1]}}
         assert db.check().ok
     finally:
         db.delete_prefix_immediately("replace")
@@ -396,10 +407,12 @@ def test_deleting_a_scalar_is_one_round_trip_and_deleting_links_backs_off(
 ) -> None:
     """``del d[k]`` over a scalar: one checked commit that checks the item is there
     (``capabilities.item_writes``). Over a small unshared document, the commit collects
-    it too (``unlink_commits``): one round trip. Over one sharing a node the commit is
-    refused (one round trip) and the retry reads and collects; deletes that keep
-    meeting such links stop guessing, so they cost what they cost without the guess
-    (2 round trips). A missing key is still ``KeyError``.
+    it too (``unlink_commits``): one round trip, and (round 7) over one sharing a node
+    with a live document, which the commit keeps. Over one holding a shared node by
+    two paths (a diamond) the commit is refused (one round trip) and the retry reads
+    and collects; deletes that keep meeting such links stop guessing, so they cost
+    what they cost without the guess (2 round trips). A missing key is still
+    ``KeyError``.
     """
     db = DB(backend=counting, prefix="delete-guess")
     try:
@@ -426,6 +439,14 @@ def test_deleting_a_scalar_is_one_round_trip_and_deleting_links_backs_off(
         shared = db["keep"]["s"]
         for i in range(12):
             db[f"doc{i}"] = {"s": shared, "i": [i]}
+        shared_costs = []
+        for i in range(12):
+            counting.reset()
+            del db[f"doc{i}"]
+            shared_costs.append((counting.round_trips, counting.commits, counting.refused))
+        assert shared_costs == [(1, 1, 0)] * 12, shared_costs
+        for i in range(12):
+            db[f"doc{i}"] = {"s": shared, "i": [i, shared]}
         link_costs = []
         for i in range(12):
             counting.reset()

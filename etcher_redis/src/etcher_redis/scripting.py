@@ -319,6 +319,10 @@ for _ = 1, tonumber(take()) do U_alive[take()] = true end
 # Refusing is -1: nothing was written (the client then reads and collects itself).
 _VERIFY = r"""
 local U_order, U_tree, U_contents = {}, {}, {}
+-- What dies (in order, and as a set), and the nodes reached that other parents keep.
+local U_dead, U_gone, U_keep = {}, {}, {}
+-- Each node reached: the node it was reached from.
+local U_from = {}
 local U_start, U_item = nil, false
 -- With U_index: the list's length and the item's position in it, as stored now.
 local U_n, U_i = nil, nil
@@ -373,7 +377,8 @@ do
       local t = redis.call('TYPE', U_pk)['ok']
       if t ~= 'hash' and t ~= 'none' then return -1 end
     end
-    local from = {[U_start] = U_parent}
+    local from = U_from
+    from[U_start] = U_parent
     local head, items = 1, 0
     U_order[1] = U_start
     while head <= #U_order do
@@ -383,65 +388,106 @@ do
       local rk, ck = U_rp .. u, U_cp .. u
       local h = redis.pcall('HGETALL', rk)
       if h.err or #h == 0 then return -1 end
-      local kind, parents = nil, 0
+      local kind, mine, other = nil, false, false
       for i = 1, #h, 2 do
         local f, v = h[i], h[i + 1]
         if f == '#k' then
           kind = v
         elseif f ~= '#s' then
           -- any other bookkeeping field (#p pinned, #d pending) refuses
-          if string.byte(f, 1) == 35 or f ~= from[u] or not string.match(v, '^%d+$') then
-            return -1
+          if string.byte(f, 1) == 35 or not string.match(v, '^%d+$') then return -1 end
+          if f == from[u] then
+            if u == U_start and v ~= '1' then return -1 end
+            mine = true
+          else
+            -- Another parent: below the top node, and not for a pop (whose value would
+            -- need the shared node's tree), the node may survive (proven below).
+            if u == U_start or U_want or not string.match(f, '^[DL]%w+$') then return -1 end
+            other = true
           end
-          if u == U_start and v ~= '1' then return -1 end
-          parents = parents + 1
         end
       end
-      if parents ~= 1 then return -1 end
+      if not mine then return -1 end
       local dict = string.byte(u, 1) == 68
       if kind ~= (dict and 'd' or 'l') then return -1 end
-      -- The size first: a node over the budget (a long list, say) is refused before
-      -- its content becomes Lua strings, which costs more per item the longer it is.
-      local size = redis.pcall(dict and 'HLEN' or 'LLEN', ck)
-      if type(size) ~= 'number' or items + (dict and 2 * size or size) > U_budget then
-        return -1
-      end
-      local content
-      if dict then
-        content = redis.pcall('HGETALL', ck)
+      if other then
+        U_keep[#U_keep + 1] = u
       else
-        content = redis.pcall('LRANGE', ck, 0, -1)
-      end
-      if content.err then return -1 end
-      items = items + #content
-      if items > U_budget then return -1 end
-      local step, first = 1, 1
-      if dict then step, first = 2, 2 end
-      for i = first, #content, step do
-        local v = content[i]
-        if dict then
-          v = string.match(v, '^%d+|(.+)$')
-          if not v then return -1 end
-        elseif #v == 0 then
+        -- The size first: a node over the budget (a long list, say) is refused before
+        -- its content becomes Lua strings, which costs more per item the longer it is.
+        local size = redis.pcall(dict and 'HLEN' or 'LLEN', ck)
+        if type(size) ~= 'number' or items + (dict and 2 * size or size) > U_budget then
           return -1
         end
-        local c = target(v)
-        if c == nil then return -1 end
-        if c then
-          local seen = from[c]
-          if seen == nil then
-            from[c] = u
-            U_order[#U_order + 1] = c
-          elseif seen ~= u then
+        local content
+        if dict then
+          content = redis.pcall('HGETALL', ck)
+        else
+          content = redis.pcall('LRANGE', ck, 0, -1)
+        end
+        if content.err then return -1 end
+        items = items + #content
+        if items > U_budget then return -1 end
+        local step, first = 1, 1
+        if dict then step, first = 2, 2 end
+        for i = first, #content, step do
+          local v = content[i]
+          if dict then
+            v = string.match(v, '^%d+|(.+)$')
+            if not v then return -1 end
+          elseif #v == 0 then
             return -1
           end
+          local c = target(v)
+          if c == nil then return -1 end
+          if c then
+            local seen = from[c]
+            if seen == nil then
+              from[c] = u
+              U_order[#U_order + 1] = c
+            elseif seen ~= u then
+              return -1
+            end
+          end
+        end
+        U_tree[rk], U_tree[ck] = true, true
+        U_dead[#U_dead + 1] = u
+        U_gone[u] = true
+        if U_want then
+          U_contents[#U_contents + 1] = u
+          U_contents[#U_contents + 1] = content
         end
       end
-      U_tree[rk], U_tree[ck] = true, true
-      if U_want then
-        U_contents[#U_contents + 1] = u
-        U_contents[#U_contents + 1] = content
+    end
+    -- A node kept (another parent links it) must be reachable without what dies: one
+    -- chain of parents up to a node known alive (the root, the parent) or pinned, off the
+    -- tree, within bounds. Pending nodes, a dead end, a missing header refuse. No node
+    -- reached from two nodes of the tree gets here (refused above): no diamond.
+    local looked = 0
+    for _, s in ipairs(U_keep) do
+      local cur, path, proven = s, {[s] = true}, false
+      for _ = 1, 8 do
+        local h = redis.pcall('HGETALL', U_rp .. cur)
+        if h.err or #h == 0 then return -1 end
+        looked = looked + #h
+        if looked > U_budget then return -1 end
+        local up = nil
+        for i = 1, #h, 2 do
+          local f = h[i]
+          if f == '#d' then return -1 end
+          if f == '#p' then
+            proven = proven or cur ~= s
+          elseif string.byte(f, 1) ~= 35 and not U_gone[f] and not path[f] then
+            if U_alive[f] then proven = true end
+            if up == nil then up = f end
+          end
+        end
+        if proven then break end
+        if up == nil or not string.match(up, '^[DL]%w+$') then return -1 end
+        path[up] = true
+        cur = up
       end
+      if not proven then return -1 end
     end
     -- the unit's own writes must not meet what dies (a node it links again, say)
     local p = pos
@@ -475,7 +521,11 @@ if U_i then
   end
 end
 if U_start then
-  for _, u in ipairs(U_order) do
+  for _, u in ipairs(U_keep) do
+    -- it survives: only the dead parent's back-reference goes (as Graph._sweep does)
+    redis.call('HDEL', U_rp .. u, U_from[u])
+  end
+  for _, u in ipairs(U_dead) do
     local rk = U_rp .. u
     if U_stamp then
       if u == U_start then redis.call('HDEL', rk, U_parent) end
@@ -488,7 +538,7 @@ if U_start then
 end
 -- Nothing collected and nothing asked for (an assignment over a scalar): the plain answer.
 if not U_start and not U_want then return 1 end
-do return {1, U_order, U_item, U_contents} end
+do return {1, U_dead, U_item, U_contents} end
 """
 
 SCRIPT = _TEMPLATE.replace("--@PLAN\n", "").replace("--@VERIFY\n", "").replace("--@APPLY\n", "")

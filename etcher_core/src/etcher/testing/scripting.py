@@ -491,6 +491,8 @@ def subtree_write(url: str, prefix: str, what: str, go: Any, done: Any) -> None:
         d = cast(RD, db["d"])
         if what == "link out":
             db["keep"] = d["address"]
+        elif what == "unshare":
+            del db["keep"]  # which shared d's address: only d links it now
         elif what == "nest":
             cast(RL, d["tags"]).append({"new": [3]})
         else:  # "unlink"
@@ -622,6 +624,23 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
     elif shape == "a shared child":
         db["keep"] = {"s": {"x": [1]}}
         db["k"] = {"a": cast(RD, db["keep"])["s"], "b": [1]}
+    elif shape == "a shared child of a pending node":
+        db["keep"] = {"s": {"x": [1]}}
+        db["k"] = {"a": cast(RD, db["keep"])["s"], "b": [1]}
+        _mark(db, db["keep"], b"#d")
+    elif shape == "a shared child also linked from a node that is gone":
+        # A back-reference naming no node (damage): nothing proves the child reachable.
+        db["k"] = {"a": {"x": [1]}, "b": [1]}
+        child = cast(RD, db["k"])["a"]
+        db.backend.hset(db._session.layout.refs(child.uid), b"D00000000000000000gone", b"1")
+    elif shape == "a shared child in a diamond":
+        db["keep"] = {"s": {"x": [1]}}
+        s = cast(RD, db["keep"])["s"]
+        db["k"] = {"a": s, "b": {"again": s}}
+    elif shape == "a chain of shared children":
+        db["keep"] = {"deep": {"deeper": {"s": {"x": [1]}, "t": [2]}}}
+        deeper = cast(RD, cast(RD, cast(RD, db["keep"])["deep"])["deeper"])
+        db["k"] = {"a": {"s": deeper["s"]}, "b": [deeper["t"]]}
     elif shape == "a cycle":
         db["k"] = {"x": {"y": 1}}
         x = cast(RD, cast(RD, db["k"])["x"])
@@ -670,10 +689,10 @@ def _list_unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
     elif shape == "the only item, popped":
         db["k"] = [tree]
         at = 0
-    elif shape == "a shared child, popped":
+    elif shape in ("a shared child, popped", "a shared child, deleted"):
         db["keep"] = {"s": {"x": [1]}}
         db["k"] = [1, {"a": cast(RD, db["keep"])["s"]}, 2]
-        at = 1
+        at = 1 if shape.endswith("popped") else None
     elif shape == "a node twice, popped":
         db["k"] = [{"a": [1]}]
         k = cast(RL, db["k"])
@@ -714,11 +733,15 @@ UNLINK_SHAPES = {
     "tree, popped": True,
     "tree, replaced": True,
     "tree, a scalar over it": True,
-    "a shared child, a scalar over it": False,
     "a cycle, a scalar over it": False,
     "one child linked twice": True,
-    "a shared child": False,
+    "a shared child": True,
     "a shared child, popped": False,
+    "a shared child, a scalar over it": True,
+    "a shared child of a pending node": False,
+    "a shared child also linked from a node that is gone": False,
+    "a shared child in a diamond": False,
+    "a chain of shared children": True,
     "a cycle": False,
     "linked twice by the parent": False,
     "links the root": False,
@@ -734,6 +757,7 @@ UNLINK_SHAPES = {
     "list, scalar, popped": True,
     "list, the only item, popped": True,
     "list, a shared child, popped": False,
+    "list, a shared child, deleted": True,
     "list, a node twice, popped": False,
     "list, a cycle, popped": False,
     "list, out of range, popped": False,
@@ -1003,7 +1027,8 @@ class CheckedCommitConcurrency:
                     heap = db._session.reclaim._heap
                     learnt = sorted(uid for _expiry, uid in heap)
                     listed = backend.hkeys(db._session.layout.pending)
-                    if shape != "a pending node":  # (its hand-made entry is no one's)
+                    # (a hand-made pending entry is no one's)
+                    if shape not in ("a pending node", "a shared child of a pending node"):
                         assert learnt == sorted(u.decode() for u in listed)
                     retired.append(len(learnt))
                 finally:
@@ -1013,7 +1038,12 @@ class CheckedCommitConcurrency:
         assert values[0] == values[1]
         assert checks[0] == checks[1]
         assert retired[0] == retired[1]
-        if shape not in ("a pinned node", "a pending node"):
+        if shape not in (
+            "a pinned node",
+            "a pending node",
+            "a shared child of a pending node",
+            "a shared child also linked from a node that is gone",
+        ):
             assert checks[0]
         if UNLINK_SHAPES[shape]:
             assert (trips, simple) == (1, True)
@@ -1030,6 +1060,8 @@ class CheckedCommitConcurrency:
             ("nest", "replace"),
             ("link out", "scalar"),
             ("nest", "scalar"),
+            ("unshare", "delete"),
+            ("unshare", "scalar"),
         ],
     )
     def test_an_unlinking_commit_meets_a_write_to_the_subtree_before_it(
@@ -1043,12 +1075,14 @@ class CheckedCommitConcurrency:
         """``del db["d"]`` (or ``db["d"] = {"v": 5}``, or ``db["d"] = 5`` once the session
         met a link) goes as one unlinking commit (``unlink_commits``); another process
         writes inside the subtree just before it is sent: links a node of it elsewhere,
-        adds a node below it, unlinks one.
+        adds a node below it, unlinks one, deletes the other document that shared a
+        node of it (which then dies with the rest).
 
         The commit looks at the subtree as it is when it runs. Linked elsewhere, the
-        node is shared: the commit refuses, and the usual path keeps it. A node added
-        or removed leaves a small tree, which the commit collects whole: nothing
-        leaks, nothing linked elsewhere is collected, back-references stay exact.
+        node is shared with a live document: the commit keeps it (its back-reference
+        from what dies removed) and collects the rest. A node added or removed leaves
+        a small tree, which the commit collects whole: nothing leaks, nothing linked
+        elsewhere is collected, back-references stay exact.
         """
         backend, _keys = shared
         if not backend.capabilities.unlink_commits:
@@ -1060,6 +1094,8 @@ class CheckedCommitConcurrency:
                 db["primer"] = {"p": [1]}
                 db["primer"] = 0
             db["d"] = UNLINKED_DOC
+            if what == "unshare":
+                db["keep"] = cast(RD, db["d"])["address"]
 
             def unlink() -> None:
                 if op == "delete":
@@ -1072,7 +1108,9 @@ class CheckedCommitConcurrency:
             race(unlink)
             assert not hooked.armed, "the unlinking commit was not used"
             assert hooked.commits == 1
-            assert hooked.refused == (1 if what == "link out" else 0)
+            # Linked out, the node is shared with "keep", which the commit proves alive
+            # (a chain of parents up to the root): it keeps that node, collects the rest.
+            assert hooked.refused == 0
             kept = {"city": "P", "zip": [1]} if what == "link out" else None
             after: dict[str, dict[str, Any]] = {
                 "delete": {},
