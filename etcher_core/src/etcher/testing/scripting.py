@@ -631,7 +631,7 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
     elif shape == "a shared child also linked from a node that is gone":
         # A back-reference naming no node (damage): nothing proves the child reachable.
         db["k"] = {"a": {"x": [1]}, "b": [1]}
-        child = cast(RD, db["k"])["a"]
+        child = cast(RD, cast(RD, db["k"])["a"])
         db.backend.hset(db._session.layout.refs(child.uid), b"D00000000000000000gone", b"1")
     elif shape == "a shared child in a diamond":
         db["keep"] = {"s": {"x": [1]}}
