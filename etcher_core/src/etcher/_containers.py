@@ -526,7 +526,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         # and mostly meets a scalar or nothing, where the plan costs ~5 us of client
         # and server time for nothing.
         unlink = (
-            self._planned(g, uid, field)
+            g.unlink_plan(uid, field, collected=self._s.item_guess.met_link)
             if guess and g.unit.speculate and (planned or type(value) not in _OWN_EQ)
             else None
         )
@@ -582,24 +582,6 @@ class RD(Node, MutableMapping["Key", "Stored"]):
                 _read_unlinked(g, child)
                 g.remove_ref(child, uid)
         return tagged
-
-    def _planned(
-        self, g: Graph, uid: str, field: bytes
-    ) -> tuple[UnlinkPlan, Callable[[UnlinkOutcome], None]] | None:
-        """:meth:`Graph.unlink_plan` for an assignment: a commit that collected something
-        also tells the session's guess that links are about (:meth:`ItemGuess.met_link`)."""
-        planned = g.unlink_plan(uid, field)
-        if planned is None:
-            return None
-        plan, learn = planned
-        guesses = self._s.item_guess
-
-        def collected(outcome: UnlinkOutcome) -> None:
-            learn(outcome)
-            if outcome.retired:
-                guesses.met_link()
-
-        return plan, collected
 
     def __setitem__(self, key: Key, value: Storable) -> None:
         uid = self._etcher_uid

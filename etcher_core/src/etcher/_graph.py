@@ -252,7 +252,12 @@ class Graph:
         return item
 
     def unlink_plan(
-        self, uid: str, field: bytes, contents: bool = False, position: int | None = None
+        self,
+        uid: str,
+        field: bytes,
+        contents: bool = False,
+        position: int | None = None,
+        collected: Callable[[], None] | None = None,
     ) -> tuple[UnlinkPlan, Callable[[UnlinkOutcome], None]] | None:
         """How the commit may collect what unlinking item ``field`` of ``uid`` leaves behind.
 
@@ -265,7 +270,8 @@ class Graph:
         refuses, and the unit's retry collects it here the usual way. ``contents``:
         the answer also brings the item and what was collected (a ``pop``).
         ``position``: ``uid`` is a list, and the item is the one at that position,
-        which the commit removes (:meth:`Unit.assume_list_item`).
+        which the commit removes (:meth:`Unit.assume_list_item`). ``collected``: called
+        too when the commit collected something (an assignment's streak hears of links).
         """
         if not self.unit.backend.capabilities.unlink_commits:
             return None
@@ -289,6 +295,8 @@ class Graph:
             learn = layout.on_retire
             if stamp is not None and learn is not None and outcome.retired:
                 learn([(expiry, u) for u in outcome.retired])
+            if collected is not None and outcome.retired:
+                collected()
 
         return plan, retired
 
