@@ -38,7 +38,9 @@ that dry run: when Redis refuses its only command, nothing was applied.
 :data:`UNLINK_SCRIPT` (``capabilities.unlink_commits``) is the same script with the
 plan of :meth:`etcher.spec.UnlinkCommits.unlinking_commit` first in ``ARGV``: after the
 checks it walks the subtree the item links and refuses (``-1``) unless it is a small
-unshared tree, which it collects after the writes (see :func:`unlinking_commit`).
+tree whose only links from outside go to nodes it proves alive (kept), which it
+collects after the writes (see :func:`unlinking_commit`). With a plan's ``position``
+the item is a list's, which the script also removes.
 
 The commonest commit, an append through a handle, checks only that its node
 is live (its header exists and lacks the dead field) and writes one command.
