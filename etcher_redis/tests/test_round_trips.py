@@ -649,3 +649,41 @@ def test_a_list_item_is_popped_or_deleted_in_one_round_trip(
         assert db.check().ok
     finally:
         db.delete_prefix_immediately("list-pops")
+
+
+@pytest.mark.parametrize("grace", [0, None])
+def test_unlinking_a_node_another_document_keeps_is_one_round_trip(
+    counting: CountingBackend, grace: float | None
+) -> None:
+    """The unlinking commit keeps a node another live document links (proven by a chain
+    of parents to the root) and collects the rest: ``del db[k]`` of a document sharing
+    a node, of a key linking the shared node itself, ``del l[i]`` of such an item, and
+    a scalar over one are one round trip; the shared node keeps exact back-references.
+    """
+    db = DB(backend=counting, prefix="kept", grace=grace)
+    try:
+        db["keep"] = {"s": {"x": [1]}}
+        shared = cast(RD, db["keep"])["s"]
+        db["doc"] = {"s": shared, "t": [2]}
+        db["top"] = shared
+        db["l"] = [1, shared, {"s": shared}]
+        lst = cast(RL, db["l"])
+        trips = {}
+        for name, op in [
+            ("del a doc sharing a node", lambda: db.__delitem__("doc")),
+            ("del a key linking the shared node", lambda: db.__delitem__("top")),
+            ("del l[1], the shared node", lambda: lst.__delitem__(1)),
+            ("del l[1], a doc sharing it", lambda: lst.__delitem__(1)),
+        ]:
+            counting.reset()
+            op()
+            trips[name] = (counting.round_trips, counting.commits, counting.refused)
+        assert trips == dict.fromkeys(trips, (1, 1, 0)), trips
+        assert db() == {"keep": {"s": {"x": [1]}}, "l": [1]}
+        assert shared.refcount == 1
+        assert db.check().ok
+        db.maintenance(reclaim_all=True)
+        nodes = sum(1 for _ in counting.inner.scan_iter(match="{kept}:r:*"))
+        assert nodes == 5  # the root, keep, s, its list, l: nothing leaked
+    finally:
+        db.delete_prefix_immediately("kept")

@@ -600,7 +600,7 @@ class UnlinkCommits(Protocol):
              ``1``; for any other node, the node it was reached from (a decimal
              count). So each node is reached from one parent only: no sharing,
              no cycle;
-           * except that a node other than ``X``, when ``plan.contents`` is false,
+           * except that a node (``X`` too), when ``plan.contents`` is false,
              may have other back-references besides the one from the node it was
              reached from (each naming a uid): it is then *kept*, not looked into,
              if one chain of parents proves it reachable without the dying nodes.

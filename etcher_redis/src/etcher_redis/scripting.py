@@ -402,9 +402,9 @@ do
             if u == U_start and v ~= '1' then return -1 end
             mine = true
           else
-            -- Another parent: below the top node, and not for a pop (whose value would
-            -- need the shared node's tree), the node may survive (proven below).
-            if u == U_start or U_want or not string.match(f, '^[DL]%w+$') then return -1 end
+            -- Another parent: except for a pop (whose value would need the shared
+            -- node's tree), the node may survive (proven below).
+            if U_want or not string.match(f, '^[DL]%w+$') then return -1 end
             other = true
           end
         end

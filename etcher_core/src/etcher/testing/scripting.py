@@ -633,6 +633,9 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
         db["k"] = {"a": {"x": [1]}, "b": [1]}
         child = cast(RD, cast(RD, db["k"])["a"])
         db.backend.hset(db._session.layout.refs(child.uid), b"D00000000000000000gone", b"1")
+    elif shape == "a shared top node":
+        db["keep"] = {"s": {"x": [1]}}
+        db["k"] = cast(RD, db["keep"])["s"]
     elif shape == "a shared child in a diamond":
         db["keep"] = {"s": {"x": [1]}}
         s = cast(RD, db["keep"])["s"]
@@ -689,6 +692,10 @@ def _list_unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
     elif shape == "the only item, popped":
         db["k"] = [tree]
         at = 0
+    elif shape == "a shared item, deleted":
+        db["keep"] = {"s": {"x": [1]}}
+        db["k"] = [1, cast(RD, db["keep"])["s"], 2]
+        at = None
     elif shape in ("a shared child, popped", "a shared child, deleted"):
         db["keep"] = {"s": {"x": [1]}}
         db["k"] = [1, {"a": cast(RD, db["keep"])["s"]}, 2]
@@ -742,6 +749,9 @@ UNLINK_SHAPES = {
     "a shared child also linked from a node that is gone": False,
     "a shared child in a diamond": False,
     "a chain of shared children": True,
+    "a shared top node": True,
+    "a shared top node, popped": False,
+    "a shared top node, a scalar over it": True,
     "a cycle": False,
     "linked twice by the parent": False,
     "links the root": False,
@@ -758,6 +768,7 @@ UNLINK_SHAPES = {
     "list, the only item, popped": True,
     "list, a shared child, popped": False,
     "list, a shared child, deleted": True,
+    "list, a shared item, deleted": True,
     "list, a node twice, popped": False,
     "list, a cycle, popped": False,
     "list, out of range, popped": False,
