@@ -479,7 +479,11 @@ do
           if f == '#d' then return -1 end
           if f == '#p' then
             proven = proven or cur ~= s
-          elseif string.byte(f, 1) ~= 35 and not U_gone[f] and not path[f] then
+          elseif
+            string.byte(f, 1) ~= 35 and not U_gone[f] and not path[f]
+            -- the kept top node's link from the parent is the item being removed
+            and not (cur == U_start and f == U_parent)
+          then
             if U_alive[f] then proven = true end
             if up == nil then up = f end
           end

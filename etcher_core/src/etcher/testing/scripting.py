@@ -636,6 +636,10 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
     elif shape == "a shared top node":
         db["keep"] = {"s": {"x": [1]}}
         db["k"] = cast(RD, db["keep"])["s"]
+    elif shape == "a top node linking itself":
+        db["k"] = [1]
+        top = cast(RL, db["k"])
+        top.append(top)
     elif shape == "a shared child in a diamond":
         db["keep"] = {"s": {"x": [1]}}
         s = cast(RD, db["keep"])["s"]
@@ -750,6 +754,8 @@ UNLINK_SHAPES = {
     "a shared child in a diamond": False,
     "a chain of shared children": True,
     "a shared top node": True,
+    "a top node linking itself": False,
+    "a top node linking itself, a scalar over it": False,
     "a shared top node, popped": False,
     "a shared top node, a scalar over it": True,
     "a cycle": False,
