@@ -523,8 +523,10 @@ def test_deleting_a_small_document_on_a_cluster_is_the_commit_alone(
 ) -> None:
     """The cluster declares unlink_commits: the unlinking commit declares the item's hash
     (which routes it) and collects keys of the same slot, so ``del db[k]`` and
-    ``db[k] = other`` over a small unshared document are one round trip; one sharing a
-    node is refused and collected by the read-first path.
+    ``db[k] = other`` over a small unshared document are one round trip, and so (round
+    7) are ``db[k] = 0`` over one once the session met links, a list's ``pop`` and
+    ``del l[i]``, and deleting one that shares a node with a live document; one
+    holding a shared node twice is refused and collected by the read-first path.
     """
     assert RedisClusterBackend.capabilities.unlink_commits
     counting = CountingBackend(cluster_db.backend)
@@ -536,10 +538,34 @@ def test_deleting_a_small_document_on_a_cluster_is_the_commit_alone(
     counting.reset()
     del db["doc"]
     assert (counting.round_trips, counting.commits, counting.refused) == (1, 1, 0)
+    # Round 7: a scalar over a document once links were met, and a list's items.
+    db["doc"] = {"x": [1]}
+    counting.reset()
+    db["doc"] = 0
+    assert (counting.round_trips, counting.commits, counting.refused) == (1, 1, 0)
+    db["l"] = [{"a": [1]}, 2, {"b": {"c": [3]}}, [4], 5]
+    lst = db["l"]
+    for op, want in [
+        (lambda: lst.pop(), 5),
+        (lambda: lst.pop(0), {"a": [1]}),
+        (lambda: lst.pop(1), {"b": {"c": [3]}}),
+        (lambda: lst.__delitem__(0), None),
+    ]:
+        counting.reset()
+        assert op() == want
+        assert (counting.round_trips, counting.commits, counting.refused) == (1, 1, 0), dict(
+            counting.commands
+        )
+    assert db() == {"doc": 0, "l": [[4]]}
+    del db["l"]
     db["keep"] = {"s": [1]}
     db["doc"] = {"s": db["keep"]["s"], "t": [2]}
     counting.reset()
-    del db["doc"]
+    del db["doc"]  # the shared node is kept (round 7): proven alive through "keep"
+    assert (counting.round_trips, counting.commits, counting.refused) == (1, 1, 0)
+    db["doc"] = {"s": db["keep"]["s"], "t": [db["keep"]["s"]]}
+    counting.reset()
+    del db["doc"]  # reached twice from what dies: refused, read first
     assert (counting.refused, counting.commits) == (1, 1), dict(counting.commands)
     assert db() == {"keep": {"s": [1]}}
     assert db.check().ok

@@ -20,9 +20,10 @@ from typing import Any, cast
 
 import pytest
 
-from etcher import DB, RD
+from etcher import DB, RD, RL
 from etcher._graph import SWEEP_AHEAD
 from etcher._materialize import SUBTREE_LIMIT
+from etcher._session import LINK_RUN
 from etcher.testing._harness.instrument import CountingBackend
 from etcher_redis.backend import RedisBackend
 
@@ -235,9 +236,12 @@ def test_replacing_a_link_still_reads_first_and_guessing_backs_off(
 ) -> None:
     """Over a field that links a small unshared document, the commit collects it alone
     (``capabilities.unlink_commits``): one round trip each time. Over one that shares
-    a node, the commit refuses; the retry reads and collects as before. Assignments
-    that keep meeting such links stop guessing, so they cost what they did without the
-    guess: 2 round trips (the item with the unlinked subtree in one read, the commit).
+    a node with a live document, the commit keeps that node (round 7) and collects the
+    rest; the new value links the shared node again, whose header it reads first: 2
+    round trips. Over a document holding a node twice by two paths (which the commit
+    refuses), assignments that keep meeting such links stop guessing, so they cost
+    what they did without the guess: 2 round trips (the item with the unlinked subtree
+    in one read, the commit).
     """
     db = DB(backend=counting, prefix="replace")
     try:
@@ -255,6 +259,14 @@ def test_replacing_a_link_still_reads_first_and_guessing_backs_off(
         for i in range(12):
             counting.reset()
             db["a"] = {"n": i, "s": shared}
+            costs.append((counting.round_trips, counting.refused))
+            assert counting.commits == 1
+        assert costs == [(2, 0)] * 12, costs
+        db["a"] = {"s": shared, "t": {"again": shared}}
+        costs = []
+        for i in range(12):
+            counting.reset()
+            db["a"] = {"n": i, "s": shared, "t": {"again": shared}}
             costs.append(counting.round_trips)
             assert counting.commits == 1
         # A refused commit costs itself and the handle's header, read again by the retry
@@ -262,7 +274,7 @@ def test_replacing_a_link_still_reads_first_and_guessing_backs_off(
         assert max(costs) <= 4, costs
         assert costs.count(4) <= 4, costs  # ...and guesses back off
         assert costs[-1] == 2, costs
-        assert db() == {"a": {"n": 11, "s": [1]}, "keep": {"s": [1]}}
+        assert db() == {"a": {"n": 11, "s": [1], "t": {"again": [1]}}, "keep": {"s": [1]}}
         assert db.check().ok
     finally:
         db.delete_prefix_immediately("replace")
@@ -395,10 +407,12 @@ def test_deleting_a_scalar_is_one_round_trip_and_deleting_links_backs_off(
 ) -> None:
     """``del d[k]`` over a scalar: one checked commit that checks the item is there
     (``capabilities.item_writes``). Over a small unshared document, the commit collects
-    it too (``unlink_commits``): one round trip. Over one sharing a node the commit is
-    refused (one round trip) and the retry reads and collects; deletes that keep
-    meeting such links stop guessing, so they cost what they cost without the guess
-    (2 round trips). A missing key is still ``KeyError``.
+    it too (``unlink_commits``): one round trip, and (round 7) over one sharing a node
+    with a live document, which the commit keeps. Over one holding a shared node by
+    two paths (a diamond) the commit is refused (one round trip) and the retry reads
+    and collects; deletes that keep meeting such links stop guessing, so they cost
+    what they cost without the guess (2 round trips). A missing key is still
+    ``KeyError``.
     """
     db = DB(backend=counting, prefix="delete-guess")
     try:
@@ -425,6 +439,14 @@ def test_deleting_a_scalar_is_one_round_trip_and_deleting_links_backs_off(
         shared = db["keep"]["s"]
         for i in range(12):
             db[f"doc{i}"] = {"s": shared, "i": [i]}
+        shared_costs = []
+        for i in range(12):
+            counting.reset()
+            del db[f"doc{i}"]
+            shared_costs.append((counting.round_trips, counting.commits, counting.refused))
+        assert shared_costs == [(1, 1, 0)] * 12, shared_costs
+        for i in range(12):
+            db[f"doc{i}"] = {"s": shared, "i": [i, shared]}
         link_costs = []
         for i in range(12):
             counting.reset()
@@ -534,3 +556,134 @@ def test_replacing_a_document_that_links_handles_reads_their_headers_with_the_it
     finally:
         db.delete_prefix_immediately("handles")
         other.delete_prefix_immediately("handles-other")
+
+
+def test_a_scalar_over_a_small_document_is_one_round_trip_once_links_were_met(
+    counting: CountingBackend,
+) -> None:
+    """``db[k] = 0`` over a small unshared document: the first guess carries no unlink
+    plan (a scalar's assignment mostly meets a scalar or nothing) and is refused; from
+    then on the session's scalar assignments carry one (``ItemGuess.met_link``), so the
+    commit collects the document alone: one round trip. After ``LINK_RUN`` of them in a
+    row that collect nothing, scalars go without the plan again.
+    """
+    db = DB(backend=counting, prefix="scalar-over", grace=0)
+    try:
+        for i in range(12):
+            db[f"d{i}"] = SMALL
+        costs = []
+        for i in range(12):
+            counting.reset()
+            db[f"d{i}"] = i
+            costs.append((counting.round_trips, counting.commits, counting.refused))
+        assert costs == [(3, 1, 1)] + [(1, 1, 0)] * 11, costs
+        planned = []
+        for i in range(LINK_RUN + 2):
+            counting.reset()
+            db[f"n{i}"] = i
+            assert (counting.round_trips, counting.commits) == (1, 1)
+            planned.append(counting.commands["unlinking_commit"])
+        assert planned == [1] * LINK_RUN + [0, 0], planned
+        assert db() == {**{f"d{i}": i for i in range(12)}, **{f"n{i}": i for i in range(34)}}
+        assert db.check().ok
+        nodes = sum(1 for _ in counting.inner.scan_iter(match="{scalar-over}:r:*"))
+        assert nodes == 1  # the root: every document was collected by its commit
+    finally:
+        db.delete_prefix_immediately("scalar-over")
+
+
+@pytest.mark.parametrize("grace", [0, None])
+def test_a_list_item_is_popped_or_deleted_in_one_round_trip(
+    counting: CountingBackend, grace: float | None
+) -> None:
+    """``l.pop()``, ``l.pop(0)``, ``l.pop(i)`` and ``del l[i]`` (``UnlinkPlan.position``): the
+    commit reads the item where it is then, removes it and collects the small unshared
+    document it links. One round trip, scalar or document, nothing read first; the
+    popped value comes with the answer. What was unlinked is gone or pending and known
+    to the sweeper (nothing leaked). A position outside the list is the usual
+    ``IndexError`` after a refused commit, with nothing written; an item sharing a
+    node is refused and read first, and such pops back off.
+    """
+    db = DB(backend=counting, prefix="list-pops", grace=grace)
+    try:
+        docs = [{"i": i, "sub": {"l": [i, [i]]}} for i in range(8)]
+        db["l"] = [*docs, *range(6)]
+        lst = cast(RL, db["l"])
+        trips = {}
+        for name, op, want in [
+            ("pop() scalar", lambda: lst.pop(), 5),
+            ("pop(0) doc", lambda: lst.pop(0), docs[0]),
+            ("pop(2) doc", lambda: lst.pop(2), docs[3]),
+            ("pop(-3) scalar", lambda: lst.pop(-3), 2),
+            ("del l[1] doc", lambda: lst.__delitem__(1), None),
+            ("pop(-5) doc", lambda: lst.pop(-5), docs[7]),
+            ("del l[-1] scalar", lambda: lst.__delitem__(-1), None),
+        ]:
+            counting.reset()
+            assert op() == want, name
+            trips[name] = (counting.round_trips, counting.commits, counting.refused)
+        assert trips == dict.fromkeys(trips, (1, 1, 0)), trips
+        assert db["l"]() == [docs[1], docs[4], docs[5], docs[6], 0, 1, 3]
+        counting.reset()
+        with pytest.raises(IndexError):
+            lst.pop(7)
+        assert counting.commits == 0
+        assert db["l"]() == [docs[1], docs[4], docs[5], docs[6], 0, 1, 3]
+        assert db.check().ok
+        db.maintenance(reclaim_all=True)
+        nodes = sum(1 for _ in counting.inner.scan_iter(match="{list-pops}:r:*"))
+        assert nodes == 2 + 4 * 4  # the root, the list, four documents of four nodes
+        assert not counting.inner.exists("{list-pops}:g")
+        db["keep"] = {"s": [1]}
+        shared = db["keep"]["s"]
+        db["shared"] = [{"s": shared, "i": [i]} for i in range(12)]
+        held = cast(RL, db["shared"])
+        costs = []
+        for _ in range(12):
+            counting.reset()
+            held.pop()
+            costs.append(counting.round_trips)
+            assert counting.commits == 1
+        assert costs.count(max(costs)) <= 4, costs  # refused commits back off
+        assert db["shared"]() == [] and db["keep"]() == {"s": [1]}
+        assert db.check().ok
+    finally:
+        db.delete_prefix_immediately("list-pops")
+
+
+@pytest.mark.parametrize("grace", [0, None])
+def test_unlinking_a_node_another_document_keeps_is_one_round_trip(
+    counting: CountingBackend, grace: float | None
+) -> None:
+    """The unlinking commit keeps a node another live document links (proven by a chain
+    of parents to the root) and collects the rest: ``del db[k]`` of a document sharing
+    a node, of a key linking the shared node itself, ``del l[i]`` of such an item, and
+    a scalar over one are one round trip; the shared node keeps exact back-references.
+    """
+    db = DB(backend=counting, prefix="kept", grace=grace)
+    try:
+        db["keep"] = {"s": {"x": [1]}}
+        shared = cast(RD, db["keep"])["s"]
+        db["doc"] = {"s": shared, "t": [2]}
+        db["top"] = shared
+        db["l"] = [1, shared, {"s": shared}]
+        lst = cast(RL, db["l"])
+        trips = {}
+        for name, op in [
+            ("del a doc sharing a node", lambda: db.__delitem__("doc")),
+            ("del a key linking the shared node", lambda: db.__delitem__("top")),
+            ("del l[1], the shared node", lambda: lst.__delitem__(1)),
+            ("del l[1], a doc sharing it", lambda: lst.__delitem__(1)),
+        ]:
+            counting.reset()
+            op()
+            trips[name] = (counting.round_trips, counting.commits, counting.refused)
+        assert trips == dict.fromkeys(trips, (1, 1, 0)), trips
+        assert db() == {"keep": {"s": {"x": [1]}}, "l": [1]}
+        assert shared.refcount == 1
+        assert db.check().ok
+        db.maintenance(reclaim_all=True)
+        nodes = sum(1 for _ in counting.inner.scan_iter(match="{kept}:r:*"))
+        assert nodes == 5  # the root, keep, s, its list, l: nothing leaked
+    finally:
+        db.delete_prefix_immediately("kept")

@@ -194,3 +194,43 @@ def test_encode_declares_the_keys_and_nothing_else() -> None:
     assert scripting.encode(checks, writes)[0] == ["{n}:r:D1", "{n}:c:D1"]
     keys = scripting.encode(checks, writes, first="{n}:c:D0")[0]
     assert keys == ["{n}:c:D0", "{n}:r:D1", "{n}:c:D1"]
+
+
+def test_a_list_items_unlinking_commit_takes_the_item_where_it_is_then(
+    backend: RedisBackend,
+) -> None:
+    """``UnlinkPlan.position`` at the script's level: a negative position counts from the end
+    of the list as stored when the commit runs; the item leaves the list whichever side
+    moves; a position outside the list, an empty item, or a write of the unit to the same
+    list refuses with nothing written.
+    """
+    from etcher.spec import UnlinkPlan
+
+    prefix = "{list-plan}:"
+    key = prefix + "c:L1"
+    backend.delete(key)
+    backend.rpush(key, *[b"i%d" % i for i in range(7)])
+
+    def plan(index: int, contents: bool = True) -> UnlinkPlan:
+        return UnlinkPlan(
+            prefix + "c:", prefix + "r:", prefix + "g", "L1", b"", ("root", "L1"), None,
+            64, 2048, contents, index,
+        )  # fmt: skip
+
+    try:
+        got = backend.unlinking_commit([], [], plan(-2))
+        assert (got.status, got.item) == ("applied", b"i5")
+        got = backend.unlinking_commit([], [], plan(1))
+        assert (got.status, got.item) == ("applied", b"i1")
+        got = backend.unlinking_commit([], [], plan(3))  # the tail side moves
+        assert (got.status, got.item) == ("applied", b"i4")
+        assert backend.lrange(key, 0, -1) == [b"i0", b"i2", b"i3", b"i6"]
+        for bad in (4, -5):
+            assert backend.unlinking_commit([], [], plan(bad)).status == "refused"
+        writes = [("rpush", (key, b"x"))]
+        assert backend.unlinking_commit([], writes, plan(0)).status == "refused"
+        backend.lset(key, 1, b"")
+        assert backend.unlinking_commit([], [], plan(1)).status == "refused"
+        assert backend.lrange(key, 0, -1) == [b"i0", b"", b"i3", b"i6"]
+    finally:
+        backend.delete(key)

@@ -57,7 +57,7 @@ from etcher.errors import (
     StoreCorrupt,
     WatchError,
 )
-from etcher.spec import SubtreeChunk, UnlinkOutcome
+from etcher.spec import SubtreeChunk, UnlinkOutcome, UnlinkPlan
 
 if TYPE_CHECKING:
     from etcher._namespace import Namespace
@@ -132,16 +132,17 @@ _POPPED: Any = object()
 """What a ``pop`` committed by an unlinking commit returns from its unit (see :func:`_popped`)."""
 
 
-def _popped(layout: Layout, outcome: UnlinkOutcome) -> Any:
+def _popped(layout: Layout, outcome: UnlinkOutcome, listed: bool = False) -> Any:
     """The value a ``pop`` removed, from its unlinking commit's answer (``plan.contents``).
 
     The commit collected only a tree closed under its links, and answered every
     node's content as it was: the value is built from those, as a subtree read's.
+    ``listed``: a list's item (stored as it is, without a dict item's number).
     """
     raw = outcome.item
     if raw is None:  # the commit checked the item was there
         raise StoreCorrupt("an unlinking commit answered no item for a pop")
-    tagged = item_value(raw)
+    tagged = raw if listed else item_value(raw)
     child = _link_of(tagged)
     if child is None:
         return safe_decode(tagged)
@@ -505,31 +506,37 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         value: Any,
         guess: bool = False,
         alone: bool = False,
+        planned: bool = False,
     ) -> bytes:
         """Store ``value`` under ``key`` (``w``: the operation's writer, made here if None).
 
         ``guess``: the operation does nothing else, so it may skip reading the item
         and the header where the unit allows (:meth:`Unit.assume_item`). ``alone``:
         it does nothing else, so the item may come with what replacing it unlinks
-        (:meth:`Graph.open_unlinking`).
+        (:meth:`Graph.open_unlinking`). ``planned``: a scalar's guess carries an
+        unlink plan too (:meth:`ItemGuess.planned`).
         """
         uid = self._etcher_uid
         # encode_key(key), its usual case inline.
         field = b"s" + key.encode() if type(key) is str and key.isascii() else encode_key(key)
         content = g.layout.content_prefix + uid
+        # Where the commit can collect a small document the item links, it may: for a
+        # container value (a document replaced by another), and for a scalar only once
+        # the session met links (``planned``). A scalar's assignment is the hot path
+        # and mostly meets a scalar or nothing, where the plan costs ~5 us of client
+        # and server time for nothing.
+        unlink = (
+            g.unlink_plan(uid, field, collected=self._s.item_guess.met_link)
+            if guess and g.unit.speculate and (planned or type(value) not in _OWN_EQ)
+            else None
+        )
         if guess and g.unit.assume_item(
             content,
             field,
             g.layout.refs(uid),
             DEAD,
             SEQ,
-            # Where the commit can collect a small document the item links, it may: for
-            # a container value (a document replaced by another), not a scalar, whose
-            # assignment is the hot path and mostly meets a scalar or nothing (the plan
-            # costs ~5 us of client and server time there).
-            unlink=g.unlink_plan(uid, field)
-            if g.unit.speculate and type(value) not in _OWN_EQ
-            else None,
+            unlink=unlink,
         ):
             if type(value) in _OWN_EQ:
                 tagged = encode_scalar(value, (key,))
@@ -548,7 +555,17 @@ class RD(Node, MutableMapping["Key", "Stored"]):
             and old is not None
             and _link_of(item_value(old)) is not None
         ):
-            self._s.item_guess.missed()
+            guesses = self._s.item_guess
+            if (
+                planned
+                or type(value) not in _OWN_EQ
+                or not g.unit.backend.capabilities.unlink_commits
+            ):
+                guesses.missed()
+            else:
+                # A scalar's guess that carried no plan: the next ones will, so no back-off.
+                guesses.missed(backoff=False)
+                guesses.met_link()
         if type(value) in _OWN_EQ:
             # A plain scalar links nothing: no writer (and its memo) needed.
             tagged = encode_scalar(value, (key,))
@@ -591,9 +608,10 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         guesses = session.item_guess
         guess = capabilities.item_writes and guesses.allowed()
         alone = capabilities.unlink_reads
+        planned = guess and guesses.links != 0 and type(value) in _OWN_EQ and guesses.planned()
 
         def op(g: Graph) -> None:
-            self._set_in(g, None, key, value, guess, alone)
+            self._set_in(g, None, key, value, guess, alone, planned)
             if g.candidates:  # only a replaced link can leave garbage behind
                 g.collect(alive=(uid,))
 
@@ -1221,15 +1239,66 @@ class RL(Node, MutableSequence["Stored"]):
             self._s.mutate(slice_op)
             return
         index = _as_index(index)
+        session = self._s
+        guesses = session.delete_guess
+        # Where the commit can remove the item and collect what it links
+        # (capabilities.unlink_commits), a first try reads nothing: as a dict's delete.
+        guess = session.backend.capabilities.unlink_commits and guesses.allowed()
+        tried: list[bool] = []
 
         def op(g: Graph) -> None:
+            if guess and self._remove_planned(g, index, False, tried, None):
+                return
             g.require(uid)
             n = g.unit.llen(g.layout.content(uid))
             if not -n <= index < n:
                 raise EtcherIndexError("list assignment index out of range")
             self._pop_in(g, index + n if index < 0 else index, n, materialize_value=False)
 
-        self._s.mutate(op)
+        misses = guesses.misses
+        session.mutate(op)
+        if guess and guesses.misses == misses:
+            guesses.hit()
+
+    def _remove_planned(
+        self,
+        g: Graph,
+        index: int,
+        contents: bool,
+        tried: list[bool],
+        answers: list[UnlinkOutcome] | None,
+    ) -> bool:
+        """Plan item ``index``'s removal as the commit alone (:meth:`Unit.assume_list_item`).
+
+        True when planned: the commit reads the item, removes it and collects what
+        it links (``contents``: and answers them to ``answers``). On a retry after
+        such a plan (the commit refused: a shared or big subtree, a position outside
+        the list, a long side to move), the delete streak counts a miss and the
+        caller reads as usual.
+        """
+        unit = g.unit
+        if not unit.speculate:
+            if tried:
+                tried.clear()
+                self._s.delete_guess.missed()
+            return False
+        uid = self._etcher_uid
+        planned = g.unlink_plan(uid, b"", contents, index)
+        if planned is None:
+            return False
+        plan, learn = planned
+        unlink: tuple[UnlinkPlan, Callable[[UnlinkOutcome], None]] = planned
+        if answers is not None:
+
+            def took(outcome: UnlinkOutcome) -> None:
+                learn(outcome)
+                answers.append(outcome)
+
+            unlink = (plan, took)
+        if not unit.assume_list_item(g.layout.refs(uid), DEAD, unlink):
+            return False
+        tried.append(True)
+        return True
 
     def _pop_in(self, g: Graph, i: int, n: int, materialize_value: bool = True) -> Any:
         """Remove item ``i`` of ``n``, moving the shorter side; return its detached value."""
@@ -1274,8 +1343,17 @@ class RL(Node, MutableSequence["Stored"]):
         if type(index) is not int:
             index = _as_index(index)
         uid = self._etcher_uid
+        session = self._s
+        guesses = session.delete_guess
+        # Where the commit can remove the item, collect what it links and answer it
+        # (capabilities.unlink_commits), a first try reads nothing: as a dict's pop.
+        guess = session.backend.capabilities.unlink_commits and guesses.allowed()
+        tried: list[bool] = []
+        answers: list[UnlinkOutcome] = []
 
         def op(g: Graph) -> Any:
+            if guess and self._remove_planned(g, index, True, tried, answers):
+                return _POPPED
             g.require(uid)
             n = g.unit.llen(g.layout.content_prefix + uid)  # layout.content(uid), inline
             if not n:
@@ -1284,13 +1362,21 @@ class RL(Node, MutableSequence["Stored"]):
                 raise EtcherIndexError("pop index out of range")
             return self._pop_in(g, index + n if index < 0 else index, n)
 
-        if (index == 0 or index == -1) and self._s.list_ends:
+        if (index == 0 or index == -1) and session.list_ends:
             # At an end: one held scope where the backend allows it (etcher._listends);
             # op finishes in that scope what it cannot (a popped link, an empty list).
-            value = self._s.list_end(uid, POP_FIRST if index == 0 else POP_LAST, None, op)
+            value = session.list_end(uid, POP_FIRST if index == 0 else POP_LAST, None, op)
             if value is not NOT_DONE:
                 return value  # type: ignore[no-any-return]
-        return self._s.mutate(op)  # type: ignore[no-any-return]
+        if not guess:
+            return session.mutate(op)  # type: ignore[no-any-return]
+        misses = guesses.misses
+        result = session.mutate(op)
+        if guesses.misses == misses:
+            guesses.hit()
+        if result is _POPPED:
+            return _popped(session.layout, answers[-1], listed=True)  # type: ignore[no-any-return]
+        return result  # type: ignore[no-any-return]
 
     def insert(self, index: SupportsIndex, value: Storable) -> None:
         """Insert ``value`` before position ``index`` (clipped to the list, as ``list.insert``)."""

@@ -252,7 +252,12 @@ class Graph:
         return item
 
     def unlink_plan(
-        self, uid: str, field: bytes, contents: bool = False
+        self,
+        uid: str,
+        field: bytes,
+        contents: bool = False,
+        position: int | None = None,
+        collected: Callable[[], None] | None = None,
     ) -> tuple[UnlinkPlan, Callable[[UnlinkOutcome], None]] | None:
         """How the commit may collect what unlinking item ``field`` of ``uid`` leaves behind.
 
@@ -264,6 +269,9 @@ class Graph:
         :meth:`_retire`'s ``after_commit`` does. Anything else the server
         refuses, and the unit's retry collects it here the usual way. ``contents``:
         the answer also brings the item and what was collected (a ``pop``).
+        ``position``: ``uid`` is a list, and the item is the one at that position,
+        which the commit removes (:meth:`Unit.assume_list_item`). ``collected``: called
+        too when the commit collected something (an assignment's streak hears of links).
         """
         if not self.unit.backend.capabilities.unlink_commits:
             return None
@@ -280,12 +288,15 @@ class Graph:
             UNLINK_COMMIT_NODES,
             UNLINK_COMMIT_ITEMS,
             contents,
+            position,
         )
 
         def retired(outcome: UnlinkOutcome) -> None:
             learn = layout.on_retire
             if stamp is not None and learn is not None and outcome.retired:
                 learn([(expiry, u) for u in outcome.retired])
+            if collected is not None and outcome.retired:
+                collected()
 
         return plan, retired
 

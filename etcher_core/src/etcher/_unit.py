@@ -358,6 +358,35 @@ class Unit:
             self._expect.append(("hexists", (key, field), True))
         return True
 
+    def assume_list_item(
+        self,
+        header: str,
+        dead: bytes,
+        unlink: tuple[UnlinkPlan, Callable[[UnlinkOutcome], None]],
+    ) -> bool:
+        """Plan to remove a list's item at ``unlink``'s ``plan.position`` without reading it.
+
+        As :meth:`assume_item`, for a list's ``pop`` or ``del`` of one item: only a
+        first, speculating attempt that has read and written nothing yet, on a backend
+        with ``capabilities.unlink_commits``. The commit checks the list is live
+        (``header`` exists and lacks ``dead``), then reads the item where it is then,
+        removes it and collects what it links when that is a small tree; anything
+        else (a position outside the list, a shared node...) refuses
+        (:class:`UnlinkRefused`) and the retry reads as usual. Nothing else may be
+        written by the unit. Returns False when it must read as usual.
+        """
+        if (
+            self._expect is None
+            or self._expect
+            or not self.speculate
+            or self.has_writes
+            or not self.backend.capabilities.unlink_commits
+        ):
+            return False
+        self._unlink = unlink
+        self._expect += [("exists", (header,), 1), ("hexists", (header, dead), False)]
+        return True
+
     def hset_item(self, key: str, field: bytes, tagged: bytes, header: str, seq: bytes) -> None:
         """Set the item planned by :meth:`assume_item`; the server numbers it at commit."""
         # Kept with the commands replayed at commit (it is one): nothing reads it back.
@@ -1083,7 +1112,9 @@ class Unit:
             if self._scope is not None:
                 self._commit_scope()
             elif self._expect is not None:
-                if self._unlink is not None and self.has_writes:
+                if self._unlink is not None and (
+                    self.has_writes or self._unlink[0].position is not None  # (its write)
+                ):
                     self._commit_unlinking(self._unlink)
                 elif self.has_writes:
                     if not cast(CheckedCommits, self.backend).checked_commit(

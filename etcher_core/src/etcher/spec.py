@@ -549,9 +549,10 @@ class UnlinkPlan(NamedTuple):
     pending: str
     """The namespace's pending-garbage hash: ``uid -> stamp`` of every node retired with grace."""
     parent: str
-    """The dict node whose item is unlinked (its content key holds ``field``)."""
+    """The node whose item is unlinked: a dict (its content key holds ``field``), or a
+    list when ``position`` is set."""
     field: bytes
-    """The item's field in ``content_prefix + parent``."""
+    """The item's field in ``content_prefix + parent`` (unused with ``position``)."""
     alive: tuple[str, ...]
     """Nodes never to collect (the namespace root and ``parent``): reaching one refuses."""
     stamp: bytes | None
@@ -566,6 +567,11 @@ class UnlinkPlan(NamedTuple):
     contents: bool = False
     """Also answer the item as it was read and the contents of the nodes collected (a
     ``pop`` returns the value it removes)."""
+    position: int | None = None
+    """``None``: the item is dict item ``field``. Otherwise ``parent`` is a list and the
+    item is the one at this position (negative counts from the end, as in Python), as
+    stored when the commit runs; the commit also removes it from the list (a list's
+    ``pop``, or ``del`` of an item)."""
 
 
 class UnlinkOutcome(NamedTuple):
@@ -611,6 +617,15 @@ class UnlinkCommits(Protocol):
              ``1``; for any other node, the node it was reached from (a decimal
              count). So each node is reached from one parent only: no sharing,
              no cycle;
+           * except that a node (``X`` too), when ``plan.contents`` is false,
+             may have other back-references besides the one from the node it was
+             reached from (each naming a uid): it is then *kept*, not looked into,
+             if one chain of parents proves it reachable without the dying nodes.
+             The chain starts at the node and steps each time to a parent that is
+             neither dying nor already on the chain, and ends at a node named in
+             ``plan.alive`` or a pinned one, within a few steps; a pending node or a
+             missing header on the way refuses. A node reached from two dying nodes
+             still refuses;
            * no reached node is named in ``plan.alive``;
            * every stored item is well formed (a dict item ``<digits>|<value>``
              with a non-empty value; a link ``@`` then ``D`` or ``L`` and ASCII
@@ -622,13 +637,23 @@ class UnlinkCommits(Protocol):
 
            A backend may refuse for any other reason too (a lower bound, no
            support at all): a refusal always leaves the store as it was.
-        4. Having collected: apply ``writes``, then for every reached node either
+           With ``plan.position`` set, step 2 reads list ``plan.content_prefix +
+           plan.parent`` instead: its item at ``plan.position`` (the raw list item, no
+           ``<seq>|``), refusing when the position is outside the list, the item is
+           empty, or a write of ``writes`` names that list; and a back-reference
+           count of ``1`` from ``plan.parent`` also means the list holds ``X`` once.
+           A backend may refuse a removal that would move many items.
+        4. Having collected: apply ``writes`` (with ``plan.position``, then remove that
+           item from the list, the others keeping their order), then for every
+           collected (not kept) node either
            delete its header and content keys (``plan.stamp is None``), or set
            ``#d`` to ``plan.stamp`` in its header and ``uid -> plan.stamp`` in
            ``plan.pending``, also deleting ``X``'s back-reference field
-           ``plan.parent``. Return ``("applied", [the reached uids])``; with
+           ``plan.parent``; from each kept node's header delete the back-reference
+           field of the node it was reached from (as ``Graph`` does for a survivor).
+           Return ``("applied", [the collected uids])``; with
            ``plan.contents``, also the item as read in step 2 (``None`` if
-           missing) and ``{uid: content}`` of every reached node as it was
+           missing) and ``{uid: content}`` of every collected node as it was
            (a dict's as ``{field: value}``, a list's as its items).
 
         Errors, a lost connection and malformed writes are as in

@@ -38,7 +38,9 @@ that dry run: when Redis refuses its only command, nothing was applied.
 :data:`UNLINK_SCRIPT` (``capabilities.unlink_commits``) is the same script with the
 plan of :meth:`etcher.spec.UnlinkCommits.unlinking_commit` first in ``ARGV``: after the
 checks it walks the subtree the item links and refuses (``-1``) unless it is a small
-unshared tree, which it collects after the writes (see :func:`unlinking_commit`).
+tree whose only links from outside go to nodes it proves alive (kept), which it
+collects after the writes (see :func:`unlinking_commit`). With a plan's ``position``
+the item is a list's, which the script also removes.
 
 The commonest commit, an append through a handle, checks only that its node
 is live (its header exists and lacks the dead field) and writes one command.
@@ -309,6 +311,9 @@ local U_stamp = take()
 if take() == '0' then U_stamp = nil end
 local U_limit, U_budget = tonumber(take()), tonumber(take())
 local U_want = take() == '1'
+-- A list's item at this position (negative from the end) instead of a dict's field.
+local U_index = take()
+if U_index == '' then U_index = nil else U_index = tonumber(U_index) end
 local U_alive = {}
 for _ = 1, tonumber(take()) do U_alive[take()] = true end
 """
@@ -316,8 +321,14 @@ for _ = 1, tonumber(take()) do U_alive[take()] = true end
 # Refusing is -1: nothing was written (the client then reads and collects itself).
 _VERIFY = r"""
 local U_order, U_tree, U_contents = {}, {}, {}
+-- What dies (in order, and as a set), and the nodes reached that other parents keep.
+local U_dead, U_gone, U_keep = {}, {}, {}
+-- Each node reached: the node it was reached from.
+local U_from = {}
 local U_start, U_item = nil, false
--- KEYS[1] is the item's hash, which is read here as a check reads (not a new key)
+-- With U_index: the list's length and the item's position in it, as stored now.
+local U_n, U_i = nil, nil
+-- KEYS[1] is the item's hash (or list), which is read here as a check reads (not a new key)
 if named < 1 then named = 1 end
 do
   -- "@", then D or L and letters or digits: a uid this script may name keys with.
@@ -326,22 +337,50 @@ do
     if string.match(v, '^@[DL]%w+$') then return string.sub(v, 2) end
     return nil
   end
-  local item = redis.pcall('HGET', U_cp .. U_parent, U_field)
-  if type(item) == 'table' then return -1 end
+  local item
+  if U_index then
+    local n = redis.pcall('LLEN', KEYS[1])
+    if type(n) ~= 'number' then return -1 end
+    local i = U_index
+    if i < 0 then i = i + n end
+    if i < 0 or i >= n then return -1 end
+    -- The removal moves the shorter side: a long one refuses (the client moves it).
+    if math.min(i, n - 1 - i) > math.min(U_budget, 4000) then return -1 end
+    U_n, U_i = n, i
+    item = redis.call('LINDEX', KEYS[1], i)
+  else
+    item = redis.pcall('HGET', U_cp .. U_parent, U_field)
+    if type(item) == 'table' then return -1 end
+  end
   U_item = item
   if item then
-    local value = string.match(item, '^%d+|(.+)$')
+    local value
+    if U_index then
+      if #item > 0 then value = item end
+    else
+      value = string.match(item, '^%d+|(.+)$')
+    end
     if not value then return -1 end
     U_start = target(value)
     if U_start == nil then return -1 end
     if U_start == false then U_start = nil end
+  end
+  if U_i then
+    -- the unit's own writes must not move the item this commit removes
+    local p = pos
+    for _ = 1, writes do
+      local n, key = tonumber(ARGV[p + 1]), ARGV[p + 2]
+      if key == KEYS[1] then return -1 end
+      p = p + 3 + n
+    end
   end
   if U_start then
     if U_stamp then
       local t = redis.call('TYPE', U_pk)['ok']
       if t ~= 'hash' and t ~= 'none' then return -1 end
     end
-    local from = {[U_start] = U_parent}
+    local from = U_from
+    from[U_start] = U_parent
     local head, items = 1, 0
     U_order[1] = U_start
     while head <= #U_order do
@@ -351,65 +390,110 @@ do
       local rk, ck = U_rp .. u, U_cp .. u
       local h = redis.pcall('HGETALL', rk)
       if h.err or #h == 0 then return -1 end
-      local kind, parents = nil, 0
+      local kind, mine, other = nil, false, false
       for i = 1, #h, 2 do
         local f, v = h[i], h[i + 1]
         if f == '#k' then
           kind = v
         elseif f ~= '#s' then
           -- any other bookkeeping field (#p pinned, #d pending) refuses
-          if string.byte(f, 1) == 35 or f ~= from[u] or not string.match(v, '^%d+$') then
-            return -1
+          if string.byte(f, 1) == 35 or not string.match(v, '^%d+$') then return -1 end
+          if f == from[u] then
+            if u == U_start and v ~= '1' then return -1 end
+            mine = true
+          else
+            -- Another parent: except for a pop (whose value would need the shared
+            -- node's tree), the node may survive (proven below).
+            if U_want or not string.match(f, '^[DL]%w+$') then return -1 end
+            other = true
           end
-          if u == U_start and v ~= '1' then return -1 end
-          parents = parents + 1
         end
       end
-      if parents ~= 1 then return -1 end
+      if not mine then return -1 end
       local dict = string.byte(u, 1) == 68
       if kind ~= (dict and 'd' or 'l') then return -1 end
-      -- The size first: a node over the budget (a long list, say) is refused before
-      -- its content becomes Lua strings, which costs more per item the longer it is.
-      local size = redis.pcall(dict and 'HLEN' or 'LLEN', ck)
-      if type(size) ~= 'number' or items + (dict and 2 * size or size) > U_budget then
-        return -1
-      end
-      local content
-      if dict then
-        content = redis.pcall('HGETALL', ck)
+      if other then
+        U_keep[#U_keep + 1] = u
       else
-        content = redis.pcall('LRANGE', ck, 0, -1)
-      end
-      if content.err then return -1 end
-      items = items + #content
-      if items > U_budget then return -1 end
-      local step, first = 1, 1
-      if dict then step, first = 2, 2 end
-      for i = first, #content, step do
-        local v = content[i]
-        if dict then
-          v = string.match(v, '^%d+|(.+)$')
-          if not v then return -1 end
-        elseif #v == 0 then
+        -- The size first: a node over the budget (a long list, say) is refused before
+        -- its content becomes Lua strings, which costs more per item the longer it is.
+        local size = redis.pcall(dict and 'HLEN' or 'LLEN', ck)
+        if type(size) ~= 'number' or items + (dict and 2 * size or size) > U_budget then
           return -1
         end
-        local c = target(v)
-        if c == nil then return -1 end
-        if c then
-          local seen = from[c]
-          if seen == nil then
-            from[c] = u
-            U_order[#U_order + 1] = c
-          elseif seen ~= u then
+        local content
+        if dict then
+          content = redis.pcall('HGETALL', ck)
+        else
+          content = redis.pcall('LRANGE', ck, 0, -1)
+        end
+        if content.err then return -1 end
+        items = items + #content
+        if items > U_budget then return -1 end
+        local step, first = 1, 1
+        if dict then step, first = 2, 2 end
+        for i = first, #content, step do
+          local v = content[i]
+          if dict then
+            v = string.match(v, '^%d+|(.+)$')
+            if not v then return -1 end
+          elseif #v == 0 then
             return -1
           end
+          local c = target(v)
+          if c == nil then return -1 end
+          if c then
+            local seen = from[c]
+            if seen == nil then
+              from[c] = u
+              U_order[#U_order + 1] = c
+            elseif seen ~= u then
+              return -1
+            end
+          end
+        end
+        U_tree[rk], U_tree[ck] = true, true
+        U_dead[#U_dead + 1] = u
+        U_gone[u] = true
+        if U_want then
+          U_contents[#U_contents + 1] = u
+          U_contents[#U_contents + 1] = content
         end
       end
-      U_tree[rk], U_tree[ck] = true, true
-      if U_want then
-        U_contents[#U_contents + 1] = u
-        U_contents[#U_contents + 1] = content
+    end
+    -- A node kept (another parent links it) must be reachable without what dies: one
+    -- chain of parents up to a node known alive (the root, the parent) or pinned, off the
+    -- tree, within bounds. Pending nodes, a dead end, a missing header refuse. No node
+    -- reached from two nodes of the tree gets here (refused above): no diamond.
+    local looked = 0
+    for _, s in ipairs(U_keep) do
+      local cur, path, proven = s, {[s] = true}, false
+      for _ = 1, 8 do
+        local h = redis.pcall('HGETALL', U_rp .. cur)
+        if h.err or #h == 0 then return -1 end
+        looked = looked + #h
+        if looked > U_budget then return -1 end
+        local up = nil
+        for i = 1, #h, 2 do
+          local f = h[i]
+          if f == '#d' then return -1 end
+          if f == '#p' then
+            proven = proven or cur ~= s
+          elseif
+            string.byte(f, 1) ~= 35 and not U_gone[f] and not path[f]
+            -- the kept top node's link from the parent is the item being removed
+            and not (cur == U_start and f == U_parent)
+          then
+            if U_alive[f] then proven = true end
+            if up == nil then up = f end
+          end
+        end
+        if proven then break end
+        if up == nil or not string.match(up, '^[DL]%w+$') then return -1 end
+        path[up] = true
+        cur = up
       end
+      if not proven then return -1 end
     end
     -- the unit's own writes must not meet what dies (a node it links again, say)
     local p = pos
@@ -423,8 +507,31 @@ end
 """
 
 _APPLY = r"""
+if U_i then
+  -- The item leaves the list; the shorter side moves (the verification bounded it).
+  local key = KEYS[1]
+  if U_i == 0 then
+    redis.call('LPOP', key)
+  elseif U_i == U_n - 1 then
+    redis.call('RPOP', key)
+  elseif U_i <= U_n - 1 - U_i then
+    local head = redis.call('LRANGE', key, 0, U_i - 1)
+    redis.call('LTRIM', key, U_i + 1, -1)
+    local back = {}
+    for j = #head, 1, -1 do back[#back + 1] = head[j] end
+    redis.call('LPUSH', key, unpack(back))
+  else
+    local tail = redis.call('LRANGE', key, U_i + 1, -1)
+    redis.call('LTRIM', key, 0, U_i - 1)
+    redis.call('RPUSH', key, unpack(tail))
+  end
+end
 if U_start then
-  for _, u in ipairs(U_order) do
+  for _, u in ipairs(U_keep) do
+    -- it survives: only the dead parent's back-reference goes (as Graph._sweep does)
+    redis.call('HDEL', U_rp .. u, U_from[u])
+  end
+  for _, u in ipairs(U_dead) do
     local rk = U_rp .. u
     if U_stamp then
       if u == U_start then redis.call('HDEL', rk, U_parent) end
@@ -437,7 +544,7 @@ if U_start then
 end
 -- Nothing collected and nothing asked for (an assignment over a scalar): the plain answer.
 if not U_start and not U_want then return 1 end
-do return {1, U_order, U_item, U_contents} end
+do return {1, U_dead, U_item, U_contents} end
 """
 
 SCRIPT = _TEMPLATE.replace("--@PLAN\n", "").replace("--@VERIFY\n", "").replace("--@APPLY\n", "")
@@ -687,6 +794,7 @@ def unlinking_commit(
         plan.limit,
         plan.budget,
         1 if plan.contents else 0,
+        b"" if plan.position is None else plan.position,
         len(plan.alive),
         *plan.alive,
     ]
