@@ -70,6 +70,11 @@ REVIEWED_GETATTR = {
     # and the same for spec.ScopeCommits.takes_fresh (a fixed name, a bool compared to True)
     ("_unit.py", "getattr(held, 'takes_fresh', False)"),
     ("_writer.py", "getattr(held, 'takes_fresh', False)"),
+    # optional methods by constant name: spec.ScopeCommits' read_item()/commit_fresh(),
+    # spec.UnitScopes' read_batch()
+    ("_writer.py", "getattr(held, 'read_item', None)"),
+    ("_writer.py", "getattr(held, 'commit_fresh', None)"),
+    ("_unit.py", "getattr(self.backend, 'read_batch', None)"),
 }
 
 

@@ -377,6 +377,14 @@ class UnitScopes(Protocol):
         * ``execute()`` applies its queue inside the scope, and direct writes do too;
         * leaving without an exception commits everything at once (errors from
           the commit propagate); leaving with one rolls everything back.
+
+        Such a backend may also offer ``read_batch(hashes, singles, lists)``: one
+        result per key, in that order, exactly what a non-transactional pipeline of
+        ``hgetall(key)`` for each of ``hashes``, ``hget(key, field)`` for each
+        ``(key, field)`` of ``singles`` and ``lrange(key, 0, -1)`` for each of
+        ``lists`` returns, or raises. Core calls it only inside a held scope, with
+        its own ``str`` keys and ``bytes`` fields, so the backend may skip the
+        pipeline's queue (a store running in-process reads faster without it).
         """
         ...
 

@@ -414,6 +414,9 @@ do
       if kind ~= (dict and 'd' or 'l') then return -1 end
       if other then
         U_keep[#U_keep + 1] = u
+        -- The commit drops a back-reference from its header: a write of the unit's
+        -- there (the item's new value linking it again) refuses, as one to what dies.
+        U_tree[rk] = true
       else
         -- The size first: a node over the budget (a long list, say) is refused before
         -- its content becomes Lua strings, which costs more per item the longer it is.

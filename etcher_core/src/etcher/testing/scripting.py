@@ -636,6 +636,16 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
     elif shape == "a shared top node":
         db["keep"] = {"s": {"x": [1]}}
         db["k"] = cast(RD, db["keep"])["s"]
+    elif shape in ("a shared top node, assigned again", "a shared child, linked by the replacement"):
+        # The unit links a node the commit would keep (a back-reference the plan would
+        # also drop): the commit refuses, and the usual path counts both.
+        db["keep"] = {"s": {"x": [1]}}
+        s = cast(RD, db["keep"])["s"]
+        if shape.startswith("a shared top node"):
+            db["k"] = s
+            return lambda: db.__setitem__("k", s)
+        db["k"] = {"a": s, "b": [1]}
+        return lambda: db.__setitem__("k", {"again": s})
     elif shape == "a top node linking itself":
         db["k"] = [1]
         top = cast(RL, db["k"])
@@ -758,6 +768,8 @@ UNLINK_SHAPES = {
     "a top node linking itself, a scalar over it": False,
     "a shared top node, popped": False,
     "a shared top node, a scalar over it": True,
+    "a shared top node, assigned again": False,
+    "a shared child, linked by the replacement": False,
     "a cycle": False,
     "linked twice by the parent": False,
     "links the root": False,

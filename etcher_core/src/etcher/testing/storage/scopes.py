@@ -252,6 +252,43 @@ class ScopeConformance:
         assert raw.get(lst) == b"after"
 
     @pytest.mark.etcher_requires("locking_units")
+    def test_read_batch_answers_as_a_pipeline(
+        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
+    ) -> None:
+        """``read_batch(hashes, singles, lists)`` (``etcher.spec.UnitScopes``), where the
+        backend offers it: in a held scope, what a pipeline of the same reads returns."""
+        if not hasattr(backend, "read_batch"):
+            pytest.skip("this backend offers no read_batch()")
+        h1, h2, l1, l2, s, nothing = (key(n) for n in ("h1", "h2", "l1", "l2", "s", "none"))
+        backend.hset(h1, mapping={b"#k": b"d", b"#s": b"2"})
+        backend.hset(h2, mapping={b"f%d" % i: b"%d|v" % i for i in range(300)})  # big
+        backend.rpush(l1, b"a", b"b")
+        backend.rpush(l2, *[b"%d" % i for i in range(300)])
+        backend.set(s, b"x")
+        hashes, singles, lists = (
+            [h1, h2, nothing, h1],
+            [(h1, b"#s"), (h2, b"f7"), (h2, b"gone"), (nothing, b"f")],
+            [l1, l2, nothing],
+        )
+        pipe = backend.pipeline(transaction=False)
+        for k in hashes:
+            pipe.hgetall(k)
+        for k, f in singles:
+            pipe.hget(k, f)
+        for k in lists:
+            pipe.lrange(k, 0, -1)
+        want = pipe.execute()
+        for write in (True, False):
+            with backend.unit_scope(write) as held:  # type: ignore[attr-defined]
+                assert held
+                assert backend.read_batch(hashes, singles, lists) == want  # type: ignore[attr-defined]
+        # A key of another type: the error a pipeline's read raises (etcher's own error).
+        for batch in (([s], [], []), ([], [(s, b"f")], []), ([], [], [s])):
+            with pytest.raises(EtcherError), backend.unit_scope(True):  # type: ignore[attr-defined]
+                backend.read_batch(*batch)  # type: ignore[attr-defined]
+        assert raw.lrange(l1, 0, -1) == [b"a", b"b"]  # (reads write nothing)
+
+    @pytest.mark.etcher_requires("locking_units")
     def test_read_item_returns_what_the_two_reads_return(
         self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
     ) -> None:
