@@ -325,6 +325,8 @@ local U_order, U_tree, U_contents = {}, {}, {}
 local U_dead, U_gone, U_keep = {}, {}, {}
 -- Each node reached: the node it was reached from.
 local U_from = {}
+-- Each node reached: how many links it had from that node (all of them die).
+local U_links = {}
 local U_start, U_item = nil, false
 -- With U_index: the list's length and the item's position in it, as stored now.
 local U_n, U_i = nil, nil
@@ -401,6 +403,7 @@ do
           if f == from[u] then
             if u == U_start and v ~= '1' then return -1 end
             mine = true
+            U_links[u] = tonumber(v)
           else
             -- Another parent: except for a pop (whose value would need the shared
             -- node's tree), the node may survive (proven below).
@@ -414,9 +417,6 @@ do
       if kind ~= (dict and 'd' or 'l') then return -1 end
       if other then
         U_keep[#U_keep + 1] = u
-        -- The commit drops a back-reference from its header: a write of the unit's
-        -- there (the item's new value linking it again) refuses, as one to what dies.
-        U_tree[rk] = true
       else
         -- The size first: a node over the budget (a long list, say) is refused before
         -- its content becomes Lua strings, which costs more per item the longer it is.
@@ -531,8 +531,16 @@ if U_i then
 end
 if U_start then
   for _, u in ipairs(U_keep) do
-    -- it survives: only the dead parent's back-reference goes (as Graph._sweep does)
-    redis.call('HDEL', U_rp .. u, U_from[u])
+    -- It survives: the dead parent's links go (as Graph._sweep does), counted down
+    -- from what the unit's writes left there, which may have linked it again (the
+    -- item's new value relinking the top node counts up from the count read).
+    local rk, f = U_rp .. u, U_from[u]
+    local left = (tonumber(redis.call('HGET', rk, f)) or 0) - U_links[u]
+    if left > 0 then
+      redis.call('HSET', rk, f, left)
+    else
+      redis.call('HDEL', rk, f)
+    end
   end
   for _, u in ipairs(U_dead) do
     local rk = U_rp .. u

@@ -281,11 +281,16 @@ class ScopeConformance:
         for write in (True, False):
             with backend.unit_scope(write) as held:  # type: ignore[attr-defined]
                 assert held
-                assert backend.read_batch(hashes, singles, lists) == want  # type: ignore[attr-defined]
+                assert backend.read_batch(hashes, singles, lists) == want
         # A key of another type: the error a pipeline's read raises (etcher's own error).
-        for batch in (([s], [], []), ([], [(s, b"f")], []), ([], [], [s])):
+        batches: list[tuple[list[str], list[tuple[str, bytes]], list[str]]] = [
+            ([s], [], []),
+            ([], [(s, b"f")], []),
+            ([], [], [s]),
+        ]
+        for batch in batches:
             with pytest.raises(EtcherError), backend.unit_scope(True):  # type: ignore[attr-defined]
-                backend.read_batch(*batch)  # type: ignore[attr-defined]
+                backend.read_batch(*batch)
         assert raw.lrange(l1, 0, -1) == [b"a", b"b"]  # (reads write nothing)
 
     @pytest.mark.etcher_requires("locking_units")
