@@ -382,9 +382,11 @@ class UnitScopes(Protocol):
         result per key, in that order, exactly what a non-transactional pipeline of
         ``hgetall(key)`` for each of ``hashes``, ``hget(key, field)`` for each
         ``(key, field)`` of ``singles`` and ``lrange(key, 0, -1)`` for each of
-        ``lists`` returns, or raises. Core calls it only inside a held scope, with
-        its own ``str`` keys and ``bytes`` fields, so the backend may skip the
-        pipeline's queue (a store running in-process reads faster without it).
+        ``lists`` returns, or raises; each answer a new object (core edits the
+        dicts it keeps, a key read twice included). Core calls it only inside a
+        held scope, with its own ``str`` keys and ``bytes`` fields, so the backend
+        may skip the pipeline's queue (a store running in-process reads faster
+        without it).
         """
         ...
 

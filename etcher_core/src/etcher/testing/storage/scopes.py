@@ -256,7 +256,8 @@ class ScopeConformance:
         self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
     ) -> None:
         """``read_batch(hashes, singles, lists)`` (``etcher.spec.UnitScopes``), where the
-        backend offers it: in a held scope, what a pipeline of the same reads returns."""
+        backend offers it: in a held scope, what a pipeline of the same reads returns,
+        a new object for each answer (a key read twice too)."""
         if not hasattr(backend, "read_batch"):
             pytest.skip("this backend offers no read_batch()")
         h1, h2, l1, l2, s, nothing = (key(n) for n in ("h1", "h2", "l1", "l2", "s", "none"))
@@ -281,7 +282,10 @@ class ScopeConformance:
         for write in (True, False):
             with backend.unit_scope(write) as held:  # type: ignore[attr-defined]
                 assert held
-                assert backend.read_batch(hashes, singles, lists) == want
+                got = backend.read_batch(hashes, singles, lists)
+                assert got == want
+                # One object per answer: a unit keeps each dict it read and edits it.
+                assert got[0] is not got[3]
         # A key of another type: the error a pipeline's read raises (etcher's own error).
         batches: list[tuple[list[str], list[tuple[str, bytes]], list[str]]] = [
             ([s], [], []),
