@@ -83,3 +83,23 @@ def test_an_unlinked_document_is_collected_without_a_search(
         db.maintenance(reclaim_all=True)
         report = db.check()
         assert report.ok and not report.orphans
+
+
+@pytest.mark.parametrize("store", ["ref", "sqlite"])
+@pytest.mark.parametrize("grace", [0, 60])
+def test_the_root_is_never_an_orphan(grace: int, store: str, tmp_path: Any) -> None:
+    """The root lists no parent of its own: when the last link to it goes, the shortcut
+    that collects parentless candidates must leave it (and all it holds) alone."""
+    url = "ref://collect-root" if store == "ref" else f"sqlite:///{tmp_path / 'root.db'}"
+    with DB(url, grace=grace) as db:
+        db["keep"] = {"x": [1, 2]}
+        db["k"] = {"r": db._root, "s": db._root}  # the root handle: the root gains a parent
+        k = db["k"]
+        k["r"] = 1  # the root loses one link, then the last: a candidate each time
+        del k["s"]
+        db.maintenance(reclaim_all=True)
+        assert db() == {"keep": {"x": [1, 2]}, "k": {"r": 1}}
+        del db["k"]
+        db.maintenance(reclaim_all=True)
+        assert db() == {"keep": {"x": [1, 2]}}
+        assert db.check().ok
