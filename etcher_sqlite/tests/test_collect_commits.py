@@ -19,6 +19,7 @@ import pytest
 
 from etcher import DB
 from etcher.errors import WrongTypeError
+from etcher.testing._harness.instrument import CountingBackend
 from etcher_sqlite import SQLiteBackend, SQLiteMemoryBackend, ops, packed, scope
 
 BIG = packed.MAX_ENTRIES + 5  # fields or items: past it a container spills
@@ -122,6 +123,21 @@ def test_a_held_unit_reads_its_batches_without_a_pipeline(
         assert made == []
         assert db() == {"other": {"x": 1, "y": 3}}
         assert db.check().ok
+
+
+def test_a_counted_read_batch_counts_every_key_it_reads(tmp_path: Path) -> None:
+    """The kit's CountingBackend sizes a direct batch as a pipeline's: one round trip
+    naming every key, so the suites' bounds on what one unit reads still hold."""
+    counting = CountingBackend(SQLiteBackend(tmp_path / "c.db"))
+    with DB(backend=counting) as db:
+        db["doc"] = {f"k{i}": {"i": i, "l": [i]} for i in range(20)}
+        counting.reset()
+        del db["doc"]  # its 20 children's headers, read in one batch
+        assert counting.commands["read_batch"] >= 1
+        assert counting.largest_batch >= 20
+        counting.reset()
+        counting.read_batch(["a", "b"], [("c", b"f")], ["l"])  # type: ignore[attr-defined]
+        assert (counting.round_trips, counting.largest_batch) == (1, 4)
 
 
 def _spied_small(monkeypatch: pytest.MonkeyPatch) -> list[bool]:

@@ -53,6 +53,8 @@ _MULTI_KEY_COMMANDS = frozenset({"delete", "exists", "watch"})
 
 def _keys_of(name: str, args: tuple[Any, ...]) -> int:
     """How many keys one command names (the multi-key ones name all their arguments)."""
+    if name == "read_batch":  # (hashes, singles, lists): a unit's whole read batch
+        return sum(len(keys) for keys in args[:3])
     return len(args) if name in _MULTI_KEY_COMMANDS else 1
 
 
