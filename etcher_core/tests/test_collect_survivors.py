@@ -9,6 +9,7 @@ damage and is reported, whether the node would survive or not.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -85,13 +86,11 @@ def test_an_unlinked_document_is_collected_without_a_search(
         assert report.ok and not report.orphans
 
 
-@pytest.mark.parametrize("store", ["ref", "sqlite"])
 @pytest.mark.parametrize("grace", [0, 60])
-def test_the_root_is_never_an_orphan(grace: int, store: str, tmp_path: Any) -> None:
+def test_the_root_is_never_an_orphan(grace: int, store_url: Callable[[str], str]) -> None:
     """The root lists no parent of its own: when the last link to it goes, the shortcut
     that collects parentless candidates must leave it (and all it holds) alone."""
-    url = "ref://collect-root" if store == "ref" else f"sqlite:///{tmp_path / 'root.db'}"
-    with DB(url, grace=grace) as db:
+    with DB(store_url("collect-root"), grace=grace) as db:
         db["keep"] = {"x": [1, 2]}
         db["k"] = {"r": db._root, "s": db._root}  # the root handle: the root gains a parent
         k = db["k"]
