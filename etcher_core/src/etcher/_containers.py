@@ -615,10 +615,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
             if g.candidates:  # only a replaced link can leave garbage behind
                 g.collect(alive=(uid,))
 
-        misses = guesses.misses
-        session.mutate(op)
-        if guess and guesses.misses == misses:
-            guesses.hit()
+        session.mutate_guessed(op, guesses, guess)
 
     @overload  # type: ignore[override]  # refuses at type level what it refuses at run time
     def update(
@@ -727,10 +724,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
                 g.remove_ref(child, uid)
                 g.collect(alive=(uid,))
 
-        misses = guesses.misses
-        session.mutate(op)
-        if guess and guesses.misses == misses:
-            guesses.hit()
+        session.mutate_guessed(op, guesses, guess)
 
     @overload  # type: ignore[override]  # returns the value materialized, not a handle
     def pop(self, key: Key) -> Plain: ...
@@ -784,10 +778,7 @@ class RD(Node, MutableMapping["Key", "Stored"]):
             g.collect(alive=(uid,))
             return value
 
-        misses = guesses.misses
-        result = session.mutate(op)
-        if guess and guesses.misses == misses:
-            guesses.hit()
+        result = session.mutate_guessed(op, guesses, guess)
         if result is _POPPED:
             return _popped(session.layout, answers[-1])
         return result
@@ -1255,10 +1246,7 @@ class RL(Node, MutableSequence["Stored"]):
                 raise EtcherIndexError("list assignment index out of range")
             self._pop_in(g, index + n if index < 0 else index, n, materialize_value=False)
 
-        misses = guesses.misses
-        session.mutate(op)
-        if guess and guesses.misses == misses:
-            guesses.hit()
+        session.mutate_guessed(op, guesses, guess)
 
     def _remove_planned(
         self,
@@ -1368,12 +1356,7 @@ class RL(Node, MutableSequence["Stored"]):
             value = session.list_end(uid, POP_FIRST if index == 0 else POP_LAST, None, op)
             if value is not NOT_DONE:
                 return value  # type: ignore[no-any-return]
-        if not guess:
-            return session.mutate(op)  # type: ignore[no-any-return]
-        misses = guesses.misses
-        result = session.mutate(op)
-        if guesses.misses == misses:
-            guesses.hit()
+        result = session.mutate_guessed(op, guesses, guess)
         if result is _POPPED:
             return _popped(session.layout, answers[-1], listed=True)  # type: ignore[no-any-return]
         return result  # type: ignore[no-any-return]

@@ -260,6 +260,16 @@ class Session:
             self.process_unpins()
         return self.write(fn)
 
+    def mutate_guessed(self, fn: Callable[[Graph], T], guesses: ItemGuess, guess: bool) -> T:
+        """:meth:`mutate` for an operation whose first try may skip its reads (``guess``,
+        allowed by ``guesses``): when it did and no retry counted a miss on the way
+        (``guesses.missed()``), the streak hears of a hit."""
+        misses = guesses.misses
+        result = self.mutate(fn)
+        if guess and guesses.misses == misses:
+            guesses.hit()
+        return result
+
     def list_end(
         self,
         uid: str,
