@@ -320,6 +320,13 @@ class Graph:
     def add_ref(self, child: str, parent: str, n: int = 1) -> None:
         key = self.layout.refs(child)
         field = parent.encode()
+        header = self.unit.known_hash(key)
+        if header is not None and header.get(DEAD) is None:
+            # A live header this unit read whole (link_many's batch): served from it.
+            self.unit.hset(key, field, b"%d" % (_count(header.get(field)) + n))
+            if header.get(PIN) is not None:
+                self.unit.hdel(key, PIN)  # linked: the tree owns it now
+            return
         self.unit.load(fields=((key, field), (key, PIN), (key, DEAD)))
         if self.unit.hget(key, DEAD) is not None:
             raise StaleHandleError(
@@ -380,16 +387,7 @@ class Graph:
         for child, parent in links:
             if child == ROOT:
                 self.require(child)
-            key = refs(child)
-            header = known(key)
-            if header is None or header.get(DEAD) is not None:
-                self.add_ref(child, parent)  # reads what it lacks; refuses a pending node
-                continue
-            # add_ref() on a header read whole just now, its reads served from it.
-            field = parent.encode()
-            unit.hset(key, field, b"%d" % (_count(header.get(field)) + 1))
-            if header.get(PIN) is not None:
-                unit.hdel(key, PIN)  # linked: the tree owns it now
+            self.add_ref(child, parent)  # served from the batch; refuses a pending node
 
     def remove_ref(self, child: str, parent: str, n: int = 1) -> None:
         self.soon.discard(child)
@@ -498,12 +496,6 @@ class Graph:
             refs = self.layout.refs
             refs_keys = [refs(uid) for uid in level]
         unit = self.unit
-        if level and not self.retired and unit._scope is not None and unit._scope_commit:
-            # A held write scope commits a small unit in one pass only over hashes it
-            # read (SQLite's scope looks an unread key's row up and goes the general
-            # way, several times the Python): one field of the pending hash, read
-            # now, brings its row in with the statement that lookup would cost.
-            unit.hget(self.layout.pending, next(iter(level)).encode())
         hset, retired = unit.hset, self.retired
         for uid, key in zip(level, refs_keys, strict=True):
             hset(key, DEAD, stamp)
@@ -540,7 +532,7 @@ class Graph:
             if len(values) - values.count(None) > len(HEADER_FIELDS):
                 continue  # more fields than a header has of its own: a parent is left
             present = [f for f, v in held.items() if v is not None]
-            if present and not any(f not in HEADER_FIELDS for f in present):
+            if present and HEADER_FIELDS.issuperset(present):
                 orphans.add(x)
         if orphans:
             suspects = (suspects - orphans) | self._sweep(orphans, garbage)

@@ -407,13 +407,14 @@ def _apply_small(
     The usual shapes, each key written once: a new node's write (``hset`` of a
     ``{bytes: bytes}`` mapping or ``rpush`` of bytes onto a key in ``created``), and
     ``hset``/``hreplace`` of such a mapping onto a hash whose row the unit read (a
-    node's header and content, written through a handle). A new node's row is
+    node's header and content, written through a handle; an ``hset``'s unread row
+    is read here, as the command would read it). A new node's row is
     packed here and inserted with the flush's rows, without passing through
     ``tx``'s cache; the others change ``tx``'s cached rows as ``hset_many`` and
     ``hreplace_many`` do; fields deleted from a spilled hash the unit read go as
     ``hdel_many`` deletes them. Anything else (another command or shape, an empty or
-    non-bytes mapping or item, a key the unit did not read, a wrong type) takes the
-    general path, with the public commands' checks and errors. Everything is
+    non-bytes mapping or item, an ``hreplace`` of a key the unit did not read, a wrong
+    type) takes the general path, with the public commands' checks and errors. Everything is
     checked before anything is applied, the types of all fields, values and items
     in one C pass. ``fresh`` (see :meth:`UnitScope.commit_writes`): new nodes'
     contents, packed the same way, keys neither cached nor written in ``writes``.
@@ -480,7 +481,13 @@ def _apply_small(
                         rows.append((key, kind, version, 0, size, blob))
                         continue
                 spills.append((key, [kind, 0, size, None, content]))
-            elif (name == "hset" or name == "hreplace") and key in cache:
+            elif name == "hset" or name == "hreplace":
+                if key not in cache:
+                    if name == "hreplace" or type(key) is not str:
+                        return False
+                    # An unread hash (the pending list a unit retiring nodes adds to):
+                    # its row, read as hset would read it.
+                    tx.get(key)
                 key, content = args
                 if type(content) is not dict or not content:
                     return False
