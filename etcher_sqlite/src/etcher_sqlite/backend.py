@@ -413,7 +413,11 @@ class SQLiteBackend(SubtreeMixin, CommandsMixin):
         if type(key) is not bytes:
             key = to_bytes(key)
         try:
-            return ops.hget(self._conn(), name, key)
+            conn: sqlite3.Connection = self._local.conn  # self._conn(), inline: every level
+        except AttributeError:  # of db[k]["a"]["b"] is one hget
+            conn = self._conn()
+        try:
+            return ops.hget(conn, name, key)
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
 
