@@ -21,7 +21,7 @@ from etcher.errors import (
     StoreLocked,
 )
 from etcher.spec import Capabilities, SubtreeChunk
-from etcher_sqlite import glob, ops, options, schema, scope
+from etcher_sqlite import glob, ops, options, packed, schema, scope
 from etcher_sqlite.commands import (
     _INDEX_CLAMP,
     CommandsMixin,
@@ -32,6 +32,7 @@ from etcher_sqlite.commands import (
 )
 from etcher_sqlite.ops import Call, Command
 from etcher_sqlite.pipeline import SQLitePipeline
+from etcher_sqlite.schema import HASH
 from etcher_sqlite.subtree import SubtreeMixin
 
 if TYPE_CHECKING:
@@ -60,6 +61,13 @@ instead of four times. ``maintenance()`` still truncates the log."""
 
 FILE_MODE = 0o644
 """Mode of a new store file: owner read-write, never group- or world-writable."""
+
+_SQL_HGET_READ = (
+    "SELECT k.type, k.value, CASE WHEN k.value IS NULL THEN "
+    "(SELECT value FROM hashes WHERE name = ?1 AND field = ?2) END FROM keys AS k WHERE k.name = ?1"
+)
+"""``hget`` outside a transaction: ``ops.SQL_HGET`` without the columns a unit scope keeps
+(measured 0.3-0.4 µs less per read, one per level of ``db[k]["a"]["b"]``)."""
 
 _SCAN_SQL = {
     (True, True): "SELECT name FROM keys WHERE name >= ? AND name < ? ORDER BY name LIMIT ?",
@@ -482,9 +490,20 @@ class SQLiteBackend(SubtreeMixin, CommandsMixin):
         except AttributeError:  # of db[k]["a"]["b"] is one hget
             conn = self._conn()
         try:
-            return ops.hget(conn, name, key)
+            if conn.in_transaction:
+                return ops.hget(conn, name, key)  # which keeps what a unit scope reads
+            # Outside a transaction nothing keeps the row's bookkeeping: a leaner statement.
+            row = conn.execute(_SQL_HGET_READ, (name, key)).fetchone()
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
+        if row is None:
+            return None
+        kind, blob, member = row
+        if kind == HASH and blob is not None:
+            return packed.unpack_hash(blob, name).get(key)
+        if kind != HASH:
+            raise ops.wrong_type(name, kind, HASH)
+        return member
 
     def hgetall(self, name: KeyT) -> Any:
         """Every field of hash ``name`` as a dict (``{}`` if missing)."""
