@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from etcher import DB
 from etcher_sqlite import SQLiteBackend
 from etcher_sqlite.backend import IDLE_CONNECTIONS
 
@@ -111,3 +112,53 @@ def test_a_forked_child_never_takes_the_parents_idle_connections(store: SQLiteBa
     # The parent still hands its idle connection over, and it still works.
     assert in_thread(store._conn) is pooled
     assert store.lrange("forked", 0, -1) == [b"parent", b"child"]
+
+
+def test_short_lived_readers_beside_a_writer_see_whole_commits(db_path: Path) -> None:
+    """Threads that each read a document once and end, handing their connections on,
+    while another thread keeps replacing the document: every read is one commit."""
+
+    def state(i: int) -> dict[str, Any]:
+        return {"a": {"v": i}, "b": {"v": i}, "l": [i, i]}
+
+    db = DB(f"sqlite:///{db_path}")
+    db["doc"] = state(0)
+    stop, wrote = threading.Event(), threading.Event()
+    failures: list[object] = []
+
+    def writer() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            db["doc"] = state(i)
+            wrote.set()
+
+    def reader() -> None:
+        try:
+            got = db["doc"]()
+            n = got["a"]["v"]
+            if got != state(n):
+                failures.append(got)
+        except BaseException as exc:
+            failures.append(exc)
+
+    writing = threading.Thread(target=writer)
+    writing.start()
+    try:
+        wrote.wait(10)
+        for _ in range(100):
+            pair = [threading.Thread(target=reader) for _ in range(2)]
+            for thread in pair:
+                thread.start()
+            for thread in pair:
+                thread.join()
+    finally:
+        stop.set()
+        writing.join()
+    assert failures == []
+    backend = db.backend
+    assert isinstance(backend, SQLiteBackend)
+    idle = list(backend._idle.conns)
+    assert 1 <= len(idle) <= IDLE_CONNECTIONS  # the readers' connections went round
+    assert not any(conn.in_transaction for conn in idle)
+    db.close()
