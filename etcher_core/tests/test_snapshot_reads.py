@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import etcher._materialize as materialize_module
+import etcher._session as session_module
 from etcher import DB
 from etcher._graph import Graph
 from etcher._unit import Unit
@@ -54,6 +55,10 @@ def test_materialize_is_never_torn_by_a_concurrent_write(
     reader["doc"] = OLD
     # The level-by-level walk (subtree reads, where the backend has them, are below).
     monkeypatch.setattr(Unit, "read_subtree", lambda self, *args: None)
+    # The direct read asks the backend itself (no unit): send it to the unit path too.
+    monkeypatch.setattr(
+        session_module, "materialize_direct", lambda *args: materialize_module.FALLBACK
+    )
     calls = _strike_mid_walk(monkeypatch, writer)
     value = reader["doc"]()
     if reader.backend.capabilities.locking_units:

@@ -104,14 +104,19 @@ def test_threads_sharing_one_backend(store: SQLiteBackend) -> None:
 
 
 def test_each_thread_gets_its_own_connection(store: SQLiteBackend) -> None:
+    # Threads alive at once: an ended thread's connection may go to a later one
+    # (test_idle_connections.py), never to two living threads.
     seen = []
+    together = threading.Barrier(3)
 
     def grab() -> None:
         seen.append(store._conn())
+        together.wait(10)
 
     threads = [threading.Thread(target=grab) for _ in range(3)]
     for thread in threads:
         thread.start()
+    for thread in threads:
         thread.join()
     seen.append(store._conn())
     assert len({id(conn) for conn in seen}) == 4

@@ -45,8 +45,7 @@ from etcher._codec import (
 )
 from etcher._graph import Graph
 from etcher._layout import ROOT, Layout
-from etcher._unit import SubtreeSnapshot
-from etcher.spec import SubtreeChunk, UnitScopes
+from etcher.spec import SubtreeChunk, SubtreeReads, UnitScopes
 
 if TYPE_CHECKING:
     from etcher.spec import StorageBackend
@@ -116,7 +115,10 @@ def materialize_direct(
     capabilities = backend.capabilities
     if not capabilities.subtree_reads:
         return FALLBACK
-    read = SubtreeSnapshot(backend).read_subtree
+    # The backend's own method, not a unit's: every call answers one state (the spec),
+    # and inside the read scope below every call answers the scope's state.
+    subtrees: SubtreeReads = backend  # type: ignore[assignment]  # per its capability
+    read = subtrees.read_subtree
     if capabilities.locking_units:
         scopes: UnitScopes = backend  # type: ignore[assignment]  # what locking_units promises
         with scopes.unit_scope(False) as held:
@@ -140,26 +142,20 @@ def _by_subtrees(layout: Layout, uid: str, read: ReadSubtree, graph: Graph | Non
 
     ``graph`` is None outside a unit: then a missing node is ``_FALLBACK`` too.
     """
-    objects: dict[str, Any] = {uid: _new(uid)}
-    done: set[str] = set()
+    content_prefix, refs_prefix = layout.content_prefix, layout.refs_prefix
+    chunk = read(content_prefix, refs_prefix, [uid], SUBTREE_LIMIT)
+    if chunk is None:
+        return _FALLBACK
+    root: Any = {} if uid[:1] == "D" else []
+    objects: dict[str, Any] = {uid: root}
     created: list[str] = []  # the walk finds the children itself
+    contents, absent, nxt = chunk
+    done: set[str] = set()
     # Nodes still to read, in the order met. Each call gets at most a limit's worth of
     # them (it reads its roots first): handing a wide level's whole frontier to every
     # call would make a wide document quadratic.
-    todo: deque[str] = deque([uid])
-    content_prefix, refs_prefix = layout.content_prefix, layout.refs_prefix
-    while todo:
-        frontier: list[str] = []
-        while todo and len(frontier) < SUBTREE_LIMIT:
-            x = todo.popleft()
-            if x not in done:
-                frontier.append(x)
-        if not frontier:
-            break
-        chunk = read(content_prefix, refs_prefix, frontier, SUBTREE_LIMIT)
-        if chunk is None:
-            return _FALLBACK
-        contents, absent, nxt = chunk
+    todo: deque[str] = deque()
+    while True:  # one answer per turn: most documents are whole in the first
         if absent:
             if graph is None:
                 return _FALLBACK
@@ -176,23 +172,32 @@ def _by_subtrees(layout: Layout, uid: str, read: ReadSubtree, graph: Graph | Non
             target = objects.get(node)
             if target is None:
                 target = objects[node] = {} if node[:1] == "D" else []
-            if not content:
-                continue
-            # fill(), inline: this runs once per node.
-            try:
-                if node[:1] == "D":
-                    _fill_dict(target, content, objects, created)  # type: ignore[arg-type]
-                else:
-                    _fill_list(target, content, objects, created)  # type: ignore[arg-type]
-            except (IndexError, ValueError, UnicodeDecodeError):
-                target.clear()
-                _fill_exact(target, node, content, objects, created)
+            if content:
+                # fill(), inline: this runs once per node.
+                try:
+                    if node[:1] == "D":
+                        _fill_dict(target, content, objects, created)  # type: ignore[arg-type]
+                    else:
+                        _fill_list(target, content, objects, created)  # type: ignore[arg-type]
+                except (IndexError, ValueError, UnicodeDecodeError):
+                    target.clear()
+                    _fill_exact(target, node, content, objects, created)
         created.clear()
         # Roots this call did not reach (past its limit) come back in its frontier.
         if nxt:
             todo.extend(x for x in nxt if x not in done)
         del contents, chunk  # free this answer's raw content before the next one is read
-    return objects[uid]
+        frontier: list[str] = []
+        while todo and len(frontier) < SUBTREE_LIMIT:
+            x = todo.popleft()
+            if x not in done:
+                frontier.append(x)
+        if not frontier:
+            return root
+        chunk = read(content_prefix, refs_prefix, frontier, SUBTREE_LIMIT)
+        if chunk is None:
+            return _FALLBACK
+        contents, absent, nxt = chunk
 
 
 def fill(

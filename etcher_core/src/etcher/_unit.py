@@ -1444,37 +1444,6 @@ def _apply_list_op(items: list[bytes], op: str, args: tuple[Any, ...]) -> None:
         raise AssertionError(f"unknown list op {op}")
 
 
-class SubtreeSnapshot(Unit):
-    """A read-only unit reduced to subtree reads, for walks the store answers as one state.
-
-    Made per call where that needs no unit of work: inside a unit scope the
-    caller holds, or for a single call (each ``read_subtree`` answer is one
-    state, by the spec), whose caller takes the answer only when it is whole.
-    It has no pipeline, cache, watches or checks, and never writes or commits:
-    only :meth:`Unit.read_subtree` may be used on it.
-    """
-
-    def __init__(self, backend: StorageBackend) -> None:  # no super(): nothing else is used
-        self.backend = backend
-        self._scope = _ANSWERS_ONE_STATE
-        self._checked = None
-        self._dirty = {}
-        self._dropped = {}
-        self._list_ops = []
-        self._string_dirty = set()
-        self._fresh = {}
-
-
-class _OneState(AbstractContextManager[bool]):
-    """What :class:`SubtreeSnapshot` holds instead of a scope: its reads need no watch."""
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-_ANSWERS_ONE_STATE = _OneState()
-
-
 class RetryPolicy:
     """How often and how patiently a conflicting unit is retried (jittered exponential backoff)."""
 

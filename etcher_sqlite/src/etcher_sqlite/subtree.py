@@ -29,11 +29,15 @@ from etcher_sqlite import ops, packed
 from etcher_sqlite.schema import HASH, LIST
 
 SQL_LEVEL = "SELECT name, type, value FROM keys WHERE name IN ({})"
+SQL_NODE = "SELECT name, type, value FROM keys WHERE name = ?"
 SQL_HASH_MEMBERS = "SELECT name, field, value FROM hashes WHERE name IN ({})"
 # A spilled list's rows are exactly its items (trims delete the rows they drop), and
 # the primary key (name, pos) gives them in order.
 SQL_LIST_MEMBERS = "SELECT name, value FROM list_items WHERE name IN ({}) ORDER BY name, pos"
 SQL_HEADERS = "SELECT name FROM keys WHERE name IN ({})"
+
+_LEVEL_SQL: dict[int, str] = {}
+"""``SQL_LEVEL`` for each padded width used so far (a handful: widths are powers of two)."""
 
 
 class _Backend(Protocol):
@@ -45,47 +49,22 @@ class _Backend(Protocol):
 Content = dict[bytes, bytes] | list[bytes]
 
 
-def _level(
-    conn: sqlite3.Connection, prefix: str, batch: list[str]
-) -> tuple[list[Content], list[str]]:
-    """The content of every node of ``batch`` (in order) and the nodes whose content is empty."""
-    cut = len(prefix)
-    rows = {
-        name[cut:]: (kind, blob)
-        for name, kind, blob in ops.select_in(conn, SQL_LEVEL, [prefix + uid for uid in batch])
-    }
-    out: list[Content] = []
-    empty: list[str] = []
-    hashes: dict[str, dict[bytes, bytes]] = {}
-    lists: dict[str, list[bytes]] = {}
-    for uid in batch:
-        wanted = HASH if uid[:1] == "D" else LIST
-        row = rows.get(uid)
-        content: Content
-        if row is None:
-            content = {} if wanted == HASH else []
-            empty.append(uid)
-        else:
-            kind, blob = row
-            if kind != wanted:
-                raise ops.wrong_type(prefix + uid, kind, wanted)
-            if wanted == HASH:
-                if blob is None:
-                    content = hashes[prefix + uid] = {}
-                else:
-                    content = packed.unpack_hash(blob, prefix + uid)
-            elif blob is None:
-                content = lists[prefix + uid] = []
-            else:
-                content = packed.unpack_list(blob, prefix + uid)
-        out.append(content)
-    if hashes:
-        for name, field, value in ops.select_in(conn, SQL_HASH_MEMBERS, list(hashes)):
-            hashes[name][field] = value
-    if lists:
-        for name, value in ops.select_in(conn, SQL_LIST_MEMBERS, list(lists)):
-            lists[name].append(value)
-    return out, empty
+def _rows(conn: sqlite3.Connection, names: list[str]) -> list[tuple[str, int, bytes | None]]:
+    """The ``keys`` rows of ``names`` that exist, in any order."""
+    n = len(names)
+    if n == 1:  # a document's first level, and every level of a chain
+        return conn.execute(SQL_NODE, names).fetchall()
+    if n > ops.CHUNK:
+        return list(ops.select_in(conn, SQL_LEVEL, names))
+    # As select_in() pads its chunks (a few distinct texts, all in the statement cache),
+    # without its generator and copies: most levels of a document are this small.
+    size = 1 << (n - 1).bit_length()
+    sql = _LEVEL_SQL.get(size)
+    if sql is None:
+        sql = _LEVEL_SQL[size] = SQL_LEVEL.format(", ".join("?" * size))
+    if size > n:
+        names = names + [names[-1]] * (size - n)  # a repeated name matches no second row
+    return conn.execute(sql, names).fetchall()
 
 
 def walk(
@@ -101,10 +80,54 @@ def walk(
     absent: list[str] = []
     level = list(dict.fromkeys(roots))
     queued = set(level)
+    unpack_hash, unpack_list = packed.unpack_hash, packed.unpack_list
     while level and len(contents) < limit:
         room = limit - len(contents)
-        batch, nxt = level[:room], level[room:]
-        got, empty = _level(conn, content_prefix, batch)
+        if len(level) > room:
+            batch, nxt = level[:room], level[room:]
+        else:
+            batch, nxt = level, []
+        names = [content_prefix + uid for uid in batch]
+        rows = {name: (kind, blob) for name, kind, blob in _rows(conn, names)}
+        # (uid, content, may link): a packed content with no "@" byte anywhere links nothing,
+        # so most leaves skip linked() (a stray "@" only costs the look).
+        got: list[tuple[str, Content, bool]] = []
+        empty: list[str] = []
+        hashes: dict[str, dict[bytes, bytes]] = {}
+        lists: dict[str, list[bytes]] = {}
+        for uid, name in zip(batch, names, strict=True):
+            is_dict = uid[:1] == "D"
+            row = rows.get(name)
+            content: Content
+            if row is None:
+                content = {} if is_dict else []
+                empty.append(uid)
+                got.append((uid, content, False))
+                continue
+            kind, blob = row
+            if is_dict:
+                if kind != HASH:
+                    raise ops.wrong_type(name, kind, HASH)
+                if blob is None:
+                    content = hashes[name] = {}
+                    got.append((uid, content, True))
+                    continue
+                content = unpack_hash(blob, name)
+            else:
+                if kind != LIST:
+                    raise ops.wrong_type(name, kind, LIST)
+                if blob is None:
+                    content = lists[name] = []
+                    got.append((uid, content, True))
+                    continue
+                content = unpack_list(blob, name)
+            got.append((uid, content, b"@" in blob))
+        if hashes:
+            for name, field, value in ops.select_in(conn, SQL_HASH_MEMBERS, list(hashes)):
+                hashes[name][field] = value
+        if lists:
+            for name, value in ops.select_in(conn, SQL_LIST_MEMBERS, list(lists)):
+                lists[name].append(value)
         if empty:
             cut = len(refs_prefix)
             headers = {
@@ -114,9 +137,9 @@ def walk(
                 )
             }
             absent += [uid for uid in empty if uid not in headers]
-        for uid, content in zip(batch, got, strict=True):
+        for uid, content, links in got:
             contents[uid] = content
-            if content:
+            if links and content:
                 for child in linked(uid, content):
                     if child not in queued:
                         queued.add(child)
