@@ -561,11 +561,11 @@ def test_replacing_a_document_that_links_handles_reads_their_headers_with_the_it
 def test_a_scalar_over_a_small_document_is_one_round_trip_once_links_were_met(
     counting: CountingBackend,
 ) -> None:
-    """``db[k] = 0`` over a small unshared document: the first guess carries no unlink
-    plan (a scalar's assignment mostly meets a scalar or nothing) and is refused; from
-    then on the session's scalar assignments carry one (``ItemGuess.met_link``), so the
-    commit collects the document alone: one round trip. After ``LINK_RUN`` of them in a
-    row that collect nothing, scalars go without the plan again.
+    """``db[k] = 0`` over a small unshared document: a session's scalar assignments carry
+    an unlink plan from its start and again after each link they met
+    (``ItemGuess.met_link``), so the commit collects the document alone: one round trip,
+    the first included. After ``LINK_RUN`` of them in a row that collect nothing,
+    scalars go without the plan again.
     """
     db = DB(backend=counting, prefix="scalar-over", grace=0)
     try:
@@ -576,7 +576,7 @@ def test_a_scalar_over_a_small_document_is_one_round_trip_once_links_were_met(
             counting.reset()
             db[f"d{i}"] = i
             costs.append((counting.round_trips, counting.commits, counting.refused))
-        assert costs == [(3, 1, 1)] + [(1, 1, 0)] * 11, costs
+        assert costs == [(1, 1, 0)] * 12, costs
         planned = []
         for i in range(LINK_RUN + 2):
             counting.reset()
@@ -687,3 +687,46 @@ def test_unlinking_a_node_another_document_keeps_is_one_round_trip(
         assert nodes == 5  # the root, keep, s, its list, l: nothing leaked
     finally:
         db.delete_prefix_immediately("kept")
+
+
+def test_a_fresh_sessions_first_scalar_over_a_small_document_is_one_round_trip(
+    counting: CountingBackend,
+) -> None:
+    """A fresh process overwriting a document with a scalar (``db[k] = 5`` in a session
+    that has met no link yet): one round trip, not the refused guess, the read and the
+    commit. A fresh session's first ``LINK_RUN`` scalar assignments carry the unlink plan
+    (over a scalar it costs no round trip either); a run of them that collects nothing
+    stops carrying it, so a long run of scalar writes costs what it did.
+    """
+    with DB(backend=counting.inner, prefix="fresh", grace=0) as writer:
+        for i in range(3):
+            writer[f"d{i}"] = SMALL
+        for i in range(LINK_RUN + 2):
+            writer[f"n{i}"] = i
+    db = DB(backend=counting, prefix="fresh", grace=0)
+    try:
+        counting.reset()
+        db["d0"] = 0
+        assert (counting.round_trips, counting.commits, counting.refused) == (1, 1, 0)
+        db2 = DB(backend=counting, prefix="fresh", grace=0)  # another fresh session
+        costs, planned = [], []
+        for i in range(LINK_RUN + 2):
+            counting.reset()
+            db2[f"n{i}"] = i + 1  # a scalar over a scalar
+            costs.append((counting.round_trips, counting.commits, counting.refused))
+            planned.append(counting.commands["unlinking_commit"])
+        assert costs == [(1, 1, 0)] * (LINK_RUN + 2), costs
+        assert planned == [1] * LINK_RUN + [0, 0], planned
+        # ... and the plan comes back with the next link met.
+        counting.reset()
+        db2["d1"] = 1
+        assert (counting.round_trips, counting.refused) == (3, 1)
+        counting.reset()
+        db2["d2"] = 2
+        assert (counting.round_trips, counting.refused) == (1, 0)
+        assert db() == {"d0": 0, "d1": 1, "d2": 2, **{f"n{i}": i + 1 for i in range(LINK_RUN + 2)}}
+        assert db.check().ok
+        nodes = sum(1 for _ in counting.inner.scan_iter(match="{fresh}:r:*"))
+        assert nodes == 1  # the root: every document was collected
+    finally:
+        db.delete_prefix_immediately("fresh")

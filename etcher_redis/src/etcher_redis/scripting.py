@@ -306,27 +306,30 @@ return 1
 # The unlinking commit (capabilities.unlink_commits): the same script with the plan read
 # first, the subtree checked after the checks, and collected after the writes.
 _PLAN = r"""
-local U_cp, U_rp, U_pk, U_parent, U_field = take(), take(), take(), take(), take()
-local U_stamp = take()
-if take() == '0' then U_stamp = nil end
-local U_limit, U_budget = tonumber(take()), tonumber(take())
-local U_want = take() == '1'
+-- (ARGV by position, not take(): every scalar assignment that may meet a link reads these)
+local U_cp, U_rp, U_pk, U_parent, U_field = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local U_stamp = ARGV[6]
+if ARGV[7] == '0' then U_stamp = nil end
+local U_limit, U_budget = tonumber(ARGV[8]), tonumber(ARGV[9])
+local U_want = ARGV[10] == '1'
 -- A list's item at this position (negative from the end) instead of a dict's field.
-local U_index = take()
+local U_index = ARGV[11]
 if U_index == '' then U_index = nil else U_index = tonumber(U_index) end
 local U_alive = {}
-for _ = 1, tonumber(take()) do U_alive[take()] = true end
+pos = 13 + tonumber(ARGV[12])
+for i = 13, pos - 1 do U_alive[ARGV[i]] = true end
 """
 
 # Refusing is -1: nothing was written (the client then reads and collects itself).
 _VERIFY = r"""
-local U_order, U_tree, U_contents = {}, {}, {}
--- What dies (in order, and as a set), and the nodes reached that other parents keep.
-local U_dead, U_gone, U_keep = {}, {}, {}
--- Each node reached: the node it was reached from.
-local U_from = {}
--- Each node reached: how many links it had from that node (all of them die).
-local U_links = {}
+-- Made only when the item links a node (most assignments meet a scalar or nothing):
+-- what is reached in order, the dying nodes' keys, the contents a pop answers;
+local U_order, U_tree, U_contents
+-- what dies (in order, and as a set), and the nodes reached that other parents keep;
+local U_dead, U_gone, U_keep
+-- each node reached: the node it was reached from, and how many links it had from
+-- that node (all of them die).
+local U_from, U_links
 local U_start, U_item = nil, false
 -- With U_index: the list's length and the item's position in it, as stored now.
 local U_n, U_i = nil, nil
@@ -377,6 +380,8 @@ do
     end
   end
   if U_start then
+    U_order, U_tree, U_contents, U_dead, U_gone, U_keep = {}, {}, {}, {}, {}, {}
+    U_from, U_links = {}, {}
     if U_stamp then
       local t = redis.call('TYPE', U_pk)['ok']
       if t ~= 'hash' and t ~= 'none' then return -1 end
@@ -555,7 +560,7 @@ if U_start then
 end
 -- Nothing collected and nothing asked for (an assignment over a scalar): the plain answer.
 if not U_start and not U_want then return 1 end
-do return {1, U_dead, U_item, U_contents} end
+do return {1, U_dead or {}, U_item, U_contents or {}} end
 """
 
 SCRIPT = _TEMPLATE.replace("--@PLAN\n", "").replace("--@VERIFY\n", "").replace("--@APPLY\n", "")
@@ -741,8 +746,8 @@ def checked_commit(
     travel twice, once refused by ``NOSCRIPT``.
     """
     keys, argv = encode(checks, writes)
-    # _run(), inline: this is every append's commit, whose Python calls are pinned
-    # (etcher_redis/tests/test_commit_cost.py).
+    # Inline, as in unlinking_commit: this is every append's commit, whose Python calls
+    # are pinned (etcher_redis/tests/test_commit_cost.py).
     loaded: set[str] = client.__dict__.setdefault("_etcher_scripts", set())
     if SCRIPT_SHA not in loaded:
         result = client.execute_packed("EVAL", SCRIPT, len(keys), *keys, *argv)
@@ -755,22 +760,6 @@ def checked_commit(
             raise
         result = client.execute_packed("EVAL", SCRIPT, len(keys), *keys, *argv)
     return bool(result)
-
-
-def _run(client: Any, sha: str, script: str, keys: list[Any], argv: list[Any]) -> Any:
-    """One write script call on ``client``: by its text until this client has run it (which
-    caches it on the server), then by its SHA1, and by its text again after ``NOSCRIPT``."""
-    loaded: set[str] = client.__dict__.setdefault("_etcher_scripts", set())
-    if sha not in loaded:
-        result = client.execute_packed("EVAL", script, len(keys), *keys, *argv)
-        loaded.add(sha)
-        return result
-    try:
-        return client.execute_packed("EVALSHA", sha, len(keys), *keys, *argv)
-    except ResponseError as exc:
-        if not isinstance(exc.__cause__, redis.exceptions.NoScriptError):
-            raise
-        return client.execute_packed("EVAL", script, len(keys), *keys, *argv)
 
 
 _NOTHING_COLLECTED = UnlinkOutcome("applied", [])
@@ -790,26 +779,40 @@ def unlinking_commit(
     ``KEYS``: like the unlinking read they share the item's hash tag, so on a
     cluster they are in the slot the declared keys route to.
     """
-    if plan.limit < 1 or plan.budget < 0:
+    cp, rp, pending, parent, field, alive, stamp, limit, budget, contents, position = plan
+    if limit < 1 or budget < 0:
         raise ValueError(f"an unlink plan needs limit >= 1 and budget >= 0, not {plan!r}")
-    keys, argv = encode(checks, writes, first=plan.content_prefix + plan.parent)
-    stamp = plan.stamp
+    keys, argv = encode(checks, writes, first=cp + parent)
+    # The script reads these by position (_PLAN), the checked commit's ARGV after them.
     head = [
-        plan.content_prefix,
-        plan.refs_prefix,
-        plan.pending,
-        plan.parent,
-        plan.field,
-        b"" if stamp is None else stamp,
-        0 if stamp is None else 1,
-        plan.limit,
-        plan.budget,
-        1 if plan.contents else 0,
-        b"" if plan.position is None else plan.position,
-        len(plan.alive),
-        *plan.alive,
+        cp,
+        rp,
+        pending,
+        parent,
+        field,
+        *((b"", b"0") if stamp is None else (stamp, b"1")),
+        limit,
+        budget,
+        b"1" if contents else b"0",
+        b"" if position is None else position,
+        len(alive),
+        *alive,
+        *argv,
     ]
-    result = _run(client, UNLINK_SCRIPT_SHA, UNLINK_SCRIPT, keys, head + argv)
+    # The script by its text until this client ran it (which caches it on the server),
+    # then by its SHA1, by its text again after NOSCRIPT. Inline: every planned
+    # assignment's commit (a scalar's, too) comes here.
+    loaded: set[str] = client.__dict__.setdefault("_etcher_scripts", set())
+    if UNLINK_SCRIPT_SHA not in loaded:
+        result = client.execute_packed("EVAL", UNLINK_SCRIPT, len(keys), *keys, *head)
+        loaded.add(UNLINK_SCRIPT_SHA)
+    else:
+        try:
+            result = client.execute_packed("EVALSHA", UNLINK_SCRIPT_SHA, len(keys), *keys, *head)
+        except ResponseError as exc:
+            if not isinstance(exc.__cause__, redis.exceptions.NoScriptError):
+                raise
+            result = client.execute_packed("EVAL", UNLINK_SCRIPT, len(keys), *keys, *head)
     if result == 0:
         return UnlinkOutcome("conflict", [])
     if result == -1:

@@ -604,6 +604,10 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
     if shape.endswith(", popped"):
         _unlink_setup(db, shape.removesuffix(", popped"))
         return lambda: db.pop("k")
+    if shape == "tree, the session's first scalar over it":
+        # A session that met no link yet (a fresh process) carries the plan too.
+        db["k"] = UNLINK_TREE
+        return lambda: db.__setitem__("k", 7)
     if shape.endswith(", a scalar over it"):
         # A scalar's assignment carries an unlink plan once its session met a link
         # (ItemGuess.met_link): one is met first, under another key.
@@ -758,6 +762,7 @@ UNLINK_SHAPES = {
     "tree, popped": True,
     "tree, replaced": True,
     "tree, a scalar over it": True,
+    "tree, the session's first scalar over it": True,
     "a cycle, a scalar over it": False,
     "one child linked twice": True,
     "a shared child": True,
@@ -856,24 +861,36 @@ class CheckedCommitConcurrency:
         assert backend.hget(key, b"n") == b"5"
 
     @pytest.mark.parametrize("start", ["fork", "spawn"])
+    @pytest.mark.parametrize("plan", ["planned", "no plan"])
     @pytest.mark.parametrize("what", ["link", "new key", "delete"])
     def test_a_guessed_assignment_meets_a_write_made_before_its_commit(
-        self, store_url: str, shared: tuple[StorageBackend, list[str]], start: str, what: str
+        self,
+        store_url: str,
+        shared: tuple[StorageBackend, list[str]],
+        start: str,
+        what: str,
+        plan: str,
     ) -> None:
         """``d["k"] = 1`` guesses (``item_writes``); another process writes before it commits.
 
-        A link put in the field fails the guess's check: the retry reads, unlinks and
-        collects it (nothing leaks). A new key of the other's takes the next insertion
-        number first: the guess holds and keeps the order. A deleted parent makes
-        the assignment stale, as without the guess.
+        A link put in the field: a fresh session's scalar assignment carries an unlink
+        plan where the store offers one (``unlink_commits``), and the commit collects
+        that small document itself; without a plan (elsewhere, or once a session's
+        scalars stopped carrying it) it fails the guess's check, and the retry reads,
+        unlinks and collects it. Nothing leaks either way. A new key of the other's
+        takes the next insertion number first: the guess holds and keeps the order. A
+        deleted parent makes the assignment stale, as without the guess.
         """
         backend, _keys = shared
         if not backend.capabilities.item_writes:
             pytest.skip(f"{type(backend).__name__}.capabilities.item_writes is False")
+        planned = plan == "planned" and backend.capabilities.unlink_commits
         with _race(backend, _Interleaved, store_url, start, interleaved_write, what) as raced:
             db, hooked, prefix, race = raced
             db["d"] = {"k": 0}
             d = cast(RD, db["d"])
+            if not planned:
+                db._session.item_guess.links = 0  # (ItemGuess.planned: no plan)
 
             def assign() -> None:
                 if what == "delete":
@@ -885,9 +902,9 @@ class CheckedCommitConcurrency:
             race(assign)
             assert not hooked.armed, "the assignment did not guess"
             if what == "link":
-                # The guess, refused by its check (a scalar's assignment carries no plan to
-                # collect what it replaces, see _containers._set_in).
-                assert hooked.refused == 1
+                # Collected by the planned commit, or the guess refused by its check.
+                assert hooked.refused == (0 if planned else 1)
+                assert hooked.commits == 1
                 assert db() == {"d": {"k": 1}}
             elif what == "new key":
                 assert hooked.refused == 0
