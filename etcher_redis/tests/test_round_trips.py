@@ -601,8 +601,8 @@ def test_a_list_item_is_popped_or_deleted_in_one_round_trip(
     document it links. One round trip, scalar or document, nothing read first; the
     popped value comes with the answer. What was unlinked is gone or pending and known
     to the sweeper (nothing leaked). A position outside the list is the usual
-    ``IndexError`` after a refused commit, with nothing written; an item sharing a
-    node is refused and read first, and such pops back off.
+    ``IndexError`` after a refused commit, with nothing written; an item holding a
+    shared node twice (a diamond) is refused and read first, and such pops back off.
     """
     db = DB(backend=counting, prefix="list-pops", grace=grace)
     try:
@@ -636,7 +636,8 @@ def test_a_list_item_is_popped_or_deleted_in_one_round_trip(
         assert not counting.inner.exists("{list-pops}:g")
         db["keep"] = {"s": [1]}
         shared = db["keep"]["s"]
-        db["shared"] = [{"s": shared, "i": [i]} for i in range(12)]
+        # Diamonds (the shared node reached twice from what dies): refused, read first.
+        db["shared"] = [{"s": shared, "t": {"again": shared}, "i": [i]} for i in range(12)]
         held = cast(RL, db["shared"])
         costs = []
         for _ in range(12):
@@ -730,3 +731,60 @@ def test_a_fresh_sessions_first_scalar_over_a_small_document_is_one_round_trip(
         assert nodes == 1  # the root: every document was collected
     finally:
         db.delete_prefix_immediately("fresh")
+
+
+@pytest.mark.parametrize("grace", [0, None])
+def test_popping_what_shares_a_node_with_a_live_document_is_one_round_trip(
+    counting: CountingBackend, grace: float | None
+) -> None:
+    """``d.pop(k)`` and ``l.pop(i)`` of a document sharing a node with a live one, or of
+    the shared node itself: the commit keeps that node (proven alive by a chain of
+    parents), collects the rest, and answers the kept node's tree too, read as it is:
+    one round trip, the value whole (the shared node shared within it too), the shared
+    node's back-references exact, nothing leaked. A kept node that reaches the parent or
+    the root is refused (the value would show the parent before the pop) and read first.
+    """
+    db = DB(backend=counting, prefix="kept-pops", grace=grace)
+    try:
+        db["keep"] = {"s": {"x": [1, {"deep": [2]}]}}
+        shared = cast(RD, cast(RD, db["keep"])["s"])
+        whole = {"x": [1, {"deep": [2]}]}
+        db["doc"] = {"s": shared, "x": shared["x"], "t": [2]}
+        db["top"] = shared
+        db["l"] = [1, shared, {"s": shared}]
+        lst = cast(RL, db["l"])
+        trips, values = {}, {}
+        for name, op in [
+            ("pop a doc sharing a node", lambda: db.pop("doc")),
+            ("pop the shared node", lambda: db.pop("top")),
+            ("l.pop(1), the shared node", lambda: lst.pop(1)),
+            ("l.pop(), a doc sharing it", lambda: lst.pop()),
+        ]:
+            counting.reset()
+            values[name] = op()
+            trips[name] = (counting.round_trips, counting.commits, counting.refused)
+        assert trips == dict.fromkeys(trips, (1, 1, 0)), trips
+        doc = values["pop a doc sharing a node"]
+        assert doc == {"s": whole, "x": whole["x"], "t": [2]}
+        assert doc["x"] is doc["s"]["x"]  # shared within the value as in the store
+        assert values["pop the shared node"] == whole
+        assert values["l.pop(1), the shared node"] == whole
+        assert values["l.pop(), a doc sharing it"] == {"s": whole}
+        assert db() == {"keep": {"s": whole}, "l": [1]}
+        assert shared.refcount == 1
+        assert db.check().ok
+        db.maintenance(reclaim_all=True)
+        nodes = sum(1 for _ in counting.inner.scan_iter(match="{kept-pops}:r:*"))
+        assert nodes == 7  # the root, keep, s, its list and dict and list, l: nothing leaked
+        # A kept node reaching the root: refused, then the reading path.
+        shared["root"] = db._root
+        db["doc"] = {"s": shared, "t": [2]}
+        counting.reset()
+        popped = db.pop("doc")
+        assert (counting.commits, counting.refused) == (1, 1)
+        assert popped["t"] == [2] and set(popped["s"]["root"]) == {"keep", "l"}
+        del shared["root"]
+        assert db() == {"keep": {"s": whole}, "l": [1]}
+        assert db.check().ok
+    finally:
+        db.delete_prefix_immediately("kept-pops")

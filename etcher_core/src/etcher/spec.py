@@ -575,8 +575,8 @@ class UnlinkPlan(NamedTuple):
     """At most this many items (dict fields and list items, all nodes together) may be
     looked at (more refuses)."""
     contents: bool = False
-    """Also answer the item as it was read and the contents of the nodes collected (a
-    ``pop`` returns the value it removes)."""
+    """Also answer the item as it was read and the contents of the nodes collected and
+    of the trees of those kept (a ``pop`` returns the value it removes)."""
     position: int | None = None
     """``None``: the item is dict item ``field``. Otherwise ``parent`` is a list and the
     item is the one at this position (negative counts from the end, as in Python), as
@@ -594,7 +594,8 @@ class UnlinkOutcome(NamedTuple):
     item: bytes | None = None
     """With ``plan.contents``, when applied: the item as read before the writes."""
     contents: dict[str, dict[bytes, bytes] | list[bytes]] | None = None
-    """With ``plan.contents``, when applied: each collected node's content as it was."""
+    """With ``plan.contents``, when applied: each collected node's content as it was,
+    and that of every node a kept node reaches."""
 
 
 class UnlinkCommits(Protocol):
@@ -627,9 +628,9 @@ class UnlinkCommits(Protocol):
              ``1``; for any other node, the node it was reached from (a decimal
              count). So each node is reached from one parent only: no sharing,
              no cycle;
-           * except that a node (``X`` too), when ``plan.contents`` is false,
-             may have other back-references besides the one from the node it was
-             reached from (each naming a uid): it is then *kept*, not looked into,
+           * except that a node (``X`` too) may have other back-references
+             besides the one from the node it was reached from (each naming a
+             uid): it is then *kept*, not looked into for collection,
              if one chain of parents proves it reachable without the dying nodes.
              The chain starts at the node and steps each time to a parent that is
              neither dying nor already on the chain, and ends at a node named in
@@ -664,7 +665,11 @@ class UnlinkCommits(Protocol):
            Return ``("applied", [the collected uids])``; with
            ``plan.contents``, also the item as read in step 2 (``None`` if
            missing) and ``{uid: content}`` of every collected node as it was
-           (a dict's as ``{field: value}``, a list's as its items).
+           (a dict's as ``{field: value}``, a list's as its items), and of every
+           node a kept node reaches (itself included), read before the writes, so
+           that the popped value can be built whole; a node there that is named
+           in ``plan.alive`` (whose content the writes may change) or has a
+           missing, pending or foreign-kind header refuses, as do the bounds.
 
         Errors, a lost connection and malformed writes are as in
         :meth:`CheckedCommits.checked_commit`. Core retries a conflict as any

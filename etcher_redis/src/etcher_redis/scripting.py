@@ -410,9 +410,9 @@ do
             mine = true
             U_links[u] = tonumber(v)
           else
-            -- Another parent: except for a pop (whose value would need the shared
-            -- node's tree), the node may survive (proven below).
-            if U_want or not string.match(f, '^[DL]%w+$') then return -1 end
+            -- Another parent: the node may survive (proven below; a pop then answers
+            -- its tree too, read after the proofs).
+            if not string.match(f, '^[DL]%w+$') then return -1 end
             other = true
           end
         end
@@ -502,6 +502,61 @@ do
         cur = up
       end
       if not proven then return -1 end
+    end
+    if U_want and #U_keep > 0 then
+      -- A pop returns its value whole: what kept nodes reach is answered too, read as
+      -- it is (it stays), within the same bounds. A node there with a missing,
+      -- foreign-kind or pending header refuses (the client's path reports damage), and
+      -- so does the parent or the root: the value would show the parent as it was
+      -- before the item left it, where the client's path shows it after.
+      local seen, queue, at = {}, {}, 1
+      for _, u in ipairs(U_dead) do seen[u] = true end
+      for _, u in ipairs(U_keep) do
+        if not seen[u] then
+          seen[u] = true
+          queue[#queue + 1] = u
+        end
+      end
+      while at <= #queue do
+        local u = queue[at]
+        at = at + 1
+        if #U_dead + at - 1 > U_limit or U_alive[u] then return -1 end
+        local dict = string.byte(u, 1) == 68
+        local h = redis.pcall('HMGET', U_rp .. u, '#k', '#d')
+        if h.err or h[1] ~= (dict and 'd' or 'l') or h[2] then return -1 end
+        local ck = U_cp .. u
+        local size = redis.pcall(dict and 'HLEN' or 'LLEN', ck)
+        if type(size) ~= 'number' or items + (dict and 2 * size or size) > U_budget then
+          return -1
+        end
+        local content
+        if dict then
+          content = redis.pcall('HGETALL', ck)
+        else
+          content = redis.pcall('LRANGE', ck, 0, -1)
+        end
+        if content.err then return -1 end
+        items = items + #content
+        local step, first = 1, 1
+        if dict then step, first = 2, 2 end
+        for i = first, #content, step do
+          local v = content[i]
+          if dict then
+            v = string.match(v, '^%d+|(.+)$')
+            if not v then return -1 end
+          elseif #v == 0 then
+            return -1
+          end
+          local c = target(v)
+          if c == nil then return -1 end
+          if c and not seen[c] then
+            seen[c] = true
+            queue[#queue + 1] = c
+          end
+        end
+        U_contents[#U_contents + 1] = u
+        U_contents[#U_contents + 1] = content
+      end
     end
     -- the unit's own writes must not meet what dies (a node it links again, say)
     local p = pos

@@ -628,6 +628,11 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
     elif shape == "a shared child":
         db["keep"] = {"s": {"x": [1]}}
         db["k"] = {"a": cast(RD, db["keep"])["s"], "b": [1]}
+    elif shape == "a shared tree and a node it links":
+        # Two kept nodes, one below the other: a pop's value holds both, shared.
+        db["keep"] = {"s": {"x": [1, {"deep": [2]}]}}
+        kept = cast(RD, cast(RD, db["keep"])["s"])
+        db["k"] = {"a": kept, "b": kept["x"], "c": [3]}
     elif shape == "a shared child of a pending node":
         db["keep"] = {"s": {"x": [1]}}
         db["k"] = {"a": cast(RD, db["keep"])["s"], "b": [1]}
@@ -721,6 +726,10 @@ def _list_unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
         db["keep"] = {"s": {"x": [1]}}
         db["k"] = [1, {"a": cast(RD, db["keep"])["s"]}, 2]
         at = 1 if shape.endswith("popped") else None
+    elif shape == "a shared item, popped":
+        db["keep"] = {"s": {"x": [1, {"deep": [2]}]}}
+        db["k"] = [1, cast(RD, db["keep"])["s"], 2]
+        at = 1
     elif shape == "a node twice, popped":
         db["k"] = [{"a": [1]}]
         k = cast(RL, db["k"])
@@ -766,7 +775,9 @@ UNLINK_SHAPES = {
     "a cycle, a scalar over it": False,
     "one child linked twice": True,
     "a shared child": True,
-    "a shared child, popped": False,
+    "a shared child, popped": True,
+    "a shared tree and a node it links": True,
+    "a shared tree and a node it links, popped": True,
     "a shared child, a scalar over it": True,
     "a shared child of a pending node": False,
     "a shared child also linked from a node that is gone": False,
@@ -775,7 +786,7 @@ UNLINK_SHAPES = {
     "a shared top node": True,
     "a top node linking itself": False,
     "a top node linking itself, a scalar over it": False,
-    "a shared top node, popped": False,
+    "a shared top node, popped": True,
     "a shared top node, a scalar over it": True,
     # (the new value links the kept node again, whose header the unit reads first)
     "a shared top node, assigned again": 2,
@@ -794,7 +805,8 @@ UNLINK_SHAPES = {
     "list, tree before the middle, deleted": True,
     "list, scalar, popped": True,
     "list, the only item, popped": True,
-    "list, a shared child, popped": False,
+    "list, a shared child, popped": True,
+    "list, a shared item, popped": True,
     "list, a shared child, deleted": True,
     "list, a shared item, deleted": True,
     "list, a node twice, popped": False,
@@ -1113,6 +1125,9 @@ class CheckedCommitConcurrency:
             ("nest", "scalar"),
             ("unshare", "delete"),
             ("unshare", "scalar"),
+            ("link out", "pop"),
+            ("nest", "pop"),
+            ("unshare", "pop"),
         ],
     )
     def test_an_unlinking_commit_meets_a_write_to_the_subtree_before_it(
@@ -1123,15 +1138,16 @@ class CheckedCommitConcurrency:
         what: str,
         op: str,
     ) -> None:
-        """``del db["d"]`` (or ``db["d"] = {"v": 5}``, or ``db["d"] = 5`` once the session
-        met a link) goes as one unlinking commit (``unlink_commits``); another process
+        """``del db["d"]`` (or ``db["d"] = {"v": 5}``, ``db["d"] = 5``, ``db.pop("d")``)
+        goes as one unlinking commit (``unlink_commits``); another process
         writes inside the subtree just before it is sent: links a node of it elsewhere,
         adds a node below it, unlinks one, deletes the other document that shared a
         node of it (which then dies with the rest).
 
         The commit looks at the subtree as it is when it runs. Linked elsewhere, the
         node is shared with a live document: the commit keeps it (its back-reference
-        from what dies removed) and collects the rest. A node added or removed leaves
+        from what dies removed) and collects the rest; a pop's value brings the kept
+        node's tree as the commit read it. A node added or removed leaves
         a small tree, which the commit collects whole: nothing leaks, nothing linked
         elsewhere is collected, back-references stay exact.
         """
@@ -1140,19 +1156,19 @@ class CheckedCommitConcurrency:
             pytest.skip(f"{type(backend).__name__}.capabilities.unlink_commits is False")
         with _race(backend, _BeforeUnlinkCommit, store_url, start, subtree_write, what) as raced:
             db, hooked, prefix, race = raced
-            if op == "scalar":
-                # A scalar's assignment carries the plan once its session met a link.
-                db["primer"] = {"p": [1]}
-                db["primer"] = 0
+            # (a scalar's assignment carries the plan: it is the session's first)
             db["d"] = UNLINKED_DOC
             if what == "unshare":
                 db["keep"] = cast(RD, db["d"])["address"]
+            got: list[Any] = []
 
             def unlink() -> None:
                 if op == "delete":
                     del db["d"]
                 elif op == "scalar":
                     db["d"] = 5
+                elif op == "pop":
+                    got.append(db.pop("d"))
                 else:
                     db["d"] = {"v": 5}
 
@@ -1165,13 +1181,20 @@ class CheckedCommitConcurrency:
             kept = {"city": "P", "zip": [1]} if what == "link out" else None
             after: dict[str, dict[str, Any]] = {
                 "delete": {},
+                "pop": {},
                 "replace": {"d": {"v": 5}},
-                "scalar": {"d": 5, "primer": 0},
+                "scalar": {"d": 5},
             }
             expected = after[op]
             if kept is not None:
                 expected["keep"] = kept
             assert db() == expected
+            if op == "pop":
+                # The document as the commit found it, the kept address's tree included.
+                doc = json.loads(json.dumps(UNLINKED_DOC))
+                if what == "nest":
+                    doc["tags"].append({"new": [3]})
+                assert got == [doc]
             assert db.check().ok
             stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
             # The root, what "keep" holds (the address and its list), the new value.
@@ -1205,9 +1228,9 @@ class CheckedCommitConcurrency:
         below it, inserts an item in front, pops the first item, deletes the list.
 
         The result is the other write's, then this one's: linked elsewhere, the commit
-        refuses and the usual path keeps that node; otherwise the commit removes and
-        collects what is at position 1 by then. Deleted, the handle is stale and nothing
-        is written. Nothing leaks, back-references stay exact.
+        keeps that node (a pop's answer brings its tree whole) and collects the rest;
+        otherwise it removes and collects what is at position 1 by then. Deleted, the
+        handle is stale and nothing is written. Nothing leaks, back-references stay exact.
         """
         backend, _keys = shared
         if not backend.capabilities.unlink_commits:
@@ -1230,7 +1253,8 @@ class CheckedCommitConcurrency:
             race(remove)
             assert not hooked.armed, "the unlinking commit was not used"
             assert hooked.commits == (0 if what == "delete" else 1)
-            assert hooked.refused == (1 if what in ("link out", "delete") else 0)
+            # Linked out, the address is kept, and the pop's answer brings its tree.
+            assert hooked.refused == (1 if what == "delete" else 0)
             doc = json.loads(json.dumps(UNLINKED_DOC))
             expected: dict[str, Any]
             if what == "link out":
