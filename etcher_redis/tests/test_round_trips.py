@@ -788,3 +788,46 @@ def test_popping_what_shares_a_node_with_a_live_document_is_one_round_trip(
         assert db.check().ok
     finally:
         db.delete_prefix_immediately("kept-pops")
+
+
+@pytest.mark.parametrize("grace", [0, None])
+def test_unlinking_one_of_two_links_from_the_same_parent_is_one_round_trip(
+    counting: CountingBackend, grace: float | None
+) -> None:
+    """``del d["a"]``, ``d.pop("a")`` or ``d["a"] = 0`` where ``d["b"]`` links the same node
+    (an alias), and ``l.pop()`` of a list holding a node twice: the commit counts the
+    parent's back-reference down by one and keeps the node (its parent still links it),
+    one round trip; a pop's value is the node's tree. Nothing leaks.
+    """
+    db = DB(backend=counting, prefix="aliases", grace=grace)
+    try:
+        db["d"] = {"a": {"x": [1]}}
+        d = cast(RD, db["d"])
+        d["b"] = d["a"]
+        d["c"] = d["a"]
+        d["e"] = d["a"]
+        db["l"] = [{"y": [2]}]
+        lst = cast(RL, db["l"])
+        lst.append(lst[0])
+        trips, values = {}, {}
+        for name, op in [
+            ("del d['a']", lambda: d.__delitem__("a")),
+            ("d.pop('b')", lambda: d.pop("b")),
+            ("d['c'] = 0", lambda: d.__setitem__("c", 0)),
+            ("l.pop()", lambda: lst.pop()),
+        ]:
+            counting.reset()
+            values[name] = op()
+            trips[name] = (counting.round_trips, counting.commits, counting.refused)
+        assert trips == dict.fromkeys(trips, (1, 1, 0)), trips
+        assert values["d.pop('b')"] == {"x": [1]}
+        assert values["l.pop()"] == {"y": [2]}
+        assert db() == {"d": {"c": 0, "e": {"x": [1]}}, "l": [{"y": [2]}]}
+        assert cast(RD, d["e"]).refcount == 1
+        assert cast(RD, lst[0]).refcount == 1
+        assert db.check().ok
+        db.maintenance(reclaim_all=True)
+        nodes = sum(1 for _ in counting.inner.scan_iter(match="{aliases}:r:*"))
+        assert nodes == 7  # the root, d, its node and list, l, its node and list
+    finally:
+        db.delete_prefix_immediately("aliases")

@@ -622,12 +622,15 @@ class UnlinkCommits(Protocol):
            gone; otherwise write nothing and return ``("refused", [])``:
 
            * each reached node's header exists, holds ``#k`` matching its uid's
-             kind (``d`` for ``D...``, ``l`` for ``L...``), no ``#p`` (pinned),
-             no ``#d`` (already pending) and no other ``#`` field but ``#s``, and
+             kind (``d`` for ``D...``, ``l`` for ``L...``), no ``#d`` (already
+             pending) and no other ``#`` field but ``#s`` and ``#p``, and
              exactly one back-reference: for ``X``, ``plan.parent`` with count
              ``1``; for any other node, the node it was reached from (a decimal
              count). So each node is reached from one parent only: no sharing,
              no cycle;
+           * except that a pinned node (``#p``), and ``X`` when ``plan.parent``'s
+             count is above ``1`` (the parent links it again elsewhere), is *kept*
+             with no further proof (as below): ``X``'s count then goes down by one;
            * except that a node (``X`` too) may have other back-references
              besides the one from the node it was reached from (each naming a
              uid): it is then *kept*, not looked into for collection,

@@ -330,6 +330,8 @@ local U_dead, U_gone, U_keep
 -- each node reached: the node it was reached from, and how many links it had from
 -- that node (all of them die).
 local U_from, U_links
+-- Kept nodes alive without a chain of parents: pinned, or still linked by the parent.
+local U_held
 local U_start, U_item = nil, false
 -- With U_index: the list's length and the item's position in it, as stored now.
 local U_n, U_i = nil, nil
@@ -381,7 +383,7 @@ do
   end
   if U_start then
     U_order, U_tree, U_contents, U_dead, U_gone, U_keep = {}, {}, {}, {}, {}, {}
-    U_from, U_links = {}, {}
+    U_from, U_links, U_held = {}, {}, {}
     if U_stamp then
       local t = redis.call('TYPE', U_pk)['ok']
       if t ~= 'hash' and t ~= 'none' then return -1 end
@@ -402,13 +404,24 @@ do
         local f, v = h[i], h[i + 1]
         if f == '#k' then
           kind = v
+        elseif f == '#p' then
+          -- Pinned: it survives, as a collection keeps a pinned node (kept, no proof).
+          other = true
+          U_held[u] = true
         elseif f ~= '#s' then
-          -- any other bookkeeping field (#p pinned, #d pending) refuses
+          -- any other bookkeeping field (#d pending) refuses
           if string.byte(f, 1) == 35 or not string.match(v, '^%d+$') then return -1 end
           if f == from[u] then
-            if u == U_start and v ~= '1' then return -1 end
             mine = true
-            U_links[u] = tonumber(v)
+            if u == U_start and v ~= '1' then
+              -- The parent links it again elsewhere: only the item's link goes, and the
+              -- parent (alive) still links it: kept, its count down by one.
+              other = true
+              U_held[u] = true
+              U_links[u] = 1
+            else
+              U_links[u] = tonumber(v)
+            end
           else
             -- Another parent: the node may survive (proven below; a pop then answers
             -- its tree too, read after the proofs).
@@ -475,8 +488,8 @@ do
     -- reached from two nodes of the tree gets here (refused above): no diamond.
     local looked = 0
     for _, s in ipairs(U_keep) do
-      local cur, path, proven = s, {[s] = true}, false
-      for _ = 1, 8 do
+      local cur, path, proven = s, {[s] = true}, U_held[s] == true
+      for _ = 1, proven and 0 or 8 do
         local h = redis.pcall('HGETALL', U_rp .. cur)
         if h.err or #h == 0 then return -1 end
         looked = looked + #h

@@ -491,6 +491,10 @@ def subtree_write(url: str, prefix: str, what: str, go: Any, done: Any) -> None:
         d = cast(RD, db["d"])
         if what == "link out":
             db["keep"] = d["address"]
+        elif what == "alias":
+            db["d3"] = d  # the root links it a third time
+        elif what == "unalias":
+            del db["d2"]  # which linked d's document too: only "d" links it now
         elif what == "unshare":
             del db["keep"]  # which shared d's address: only d links it now
         elif what == "nest":
@@ -682,6 +686,9 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
     elif shape == "a pinned node":
         db["k"] = {"x": {"y": [1]}}
         _mark(db, cast(RD, db["k"])["x"], b"#p")
+    elif shape == "a pinned top node":
+        db["k"] = {"x": {"y": [1]}}
+        _mark(db, db["k"], b"#p")
     elif shape == "a pending node":
         db["k"] = {"x": {"y": [1]}}
         _mark(db, cast(RD, db["k"])["x"], b"#d")
@@ -792,9 +799,14 @@ UNLINK_SHAPES = {
     "a shared top node, assigned again": 2,
     "a shared child, linked by the replacement": 2,
     "a cycle": False,
-    "linked twice by the parent": False,
+    "linked twice by the parent": True,
+    "linked twice by the parent, popped": True,
+    "linked twice by the parent, a scalar over it": True,
     "links the root": False,
-    "a pinned node": False,
+    "a pinned node": True,
+    "a pinned node, popped": True,
+    "a pinned top node": True,
+    "a pinned top node, a scalar over it": True,
     "a pending node": False,
     "over the node bound": False,
     "over the item bound": False,
@@ -809,7 +821,7 @@ UNLINK_SHAPES = {
     "list, a shared item, popped": True,
     "list, a shared child, deleted": True,
     "list, a shared item, deleted": True,
-    "list, a node twice, popped": False,
+    "list, a node twice, popped": True,
     "list, a cycle, popped": False,
     "list, out of range, popped": False,
     "list, a long side to move, popped": False,
@@ -1128,6 +1140,9 @@ class CheckedCommitConcurrency:
             ("link out", "pop"),
             ("nest", "pop"),
             ("unshare", "pop"),
+            ("alias", "delete"),
+            ("unalias", "delete"),
+            ("unalias", "pop"),
         ],
     )
     def test_an_unlinking_commit_meets_a_write_to_the_subtree_before_it(
@@ -1142,7 +1157,9 @@ class CheckedCommitConcurrency:
         goes as one unlinking commit (``unlink_commits``); another process
         writes inside the subtree just before it is sent: links a node of it elsewhere,
         adds a node below it, unlinks one, deletes the other document that shared a
-        node of it (which then dies with the rest).
+        node of it (which then dies with the rest), links the document again from the
+        root or deletes the root's other link to it (the commit counts the root's link
+        down and keeps the document, or collects it whole).
 
         The commit looks at the subtree as it is when it runs. Linked elsewhere, the
         node is shared with a live document: the commit keeps it (its back-reference
@@ -1160,6 +1177,8 @@ class CheckedCommitConcurrency:
             db["d"] = UNLINKED_DOC
             if what == "unshare":
                 db["keep"] = cast(RD, db["d"])["address"]
+            if what in ("alias", "unalias"):
+                db["d2"] = db["d"]  # the root links the document twice
             got: list[Any] = []
 
             def unlink() -> None:
@@ -1188,6 +1207,9 @@ class CheckedCommitConcurrency:
             expected = after[op]
             if kept is not None:
                 expected["keep"] = kept
+            if what == "alias":
+                # Linked by "d2" and "d3" then: the commit counts the root's link down.
+                expected = {"d2": UNLINKED_DOC, "d3": UNLINKED_DOC}
             assert db() == expected
             if op == "pop":
                 # The document as the commit found it, the kept address's tree included.
@@ -1197,8 +1219,9 @@ class CheckedCommitConcurrency:
                 assert got == [doc]
             assert db.check().ok
             stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
-            # The root, what "keep" holds (the address and its list), the new value.
-            nodes = 1 + (2 if kept is not None else 0) + (op == "replace")
+            # The root, what "keep" holds (the address and its list), the new value, the
+            # aliased document's 5 nodes.
+            nodes = 1 + (2 if kept is not None else 0) + (op == "replace") + 5 * (what == "alias")
             assert len(stored) == nodes, stored
 
     @pytest.mark.parametrize("start", ["fork", "spawn"])
