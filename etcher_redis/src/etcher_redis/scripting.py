@@ -323,14 +323,14 @@ for i = 13, pos - 1 do U_alive[ARGV[i]] = true end
 # Refusing is -1: nothing was written (the client then reads and collects itself).
 _VERIFY = r"""
 -- Made only when the item links a node (most assignments meet a scalar or nothing):
--- what is reached in order, the dying nodes' keys, the contents a pop answers;
-local U_order, U_tree, U_contents
--- what dies (in order, and as a set), and the nodes reached that other parents keep;
+-- the dying nodes' keys, the contents a pop answers;
+local U_tree, U_contents
+-- what dies (in order, and as a set), and the nodes reached that survive (kept);
 local U_dead, U_gone, U_keep
--- each node reached: the node it was reached from, and how many links it had from
--- that node (all of them die).
-local U_from, U_links
--- Kept nodes alive without a chain of parents: pinned, or still linked by the parent.
+-- each node that lost back-references: {field, count as read, ...} (Graph._sweep and
+-- remove_ref delete them; the item's own link counts 1);
+local U_cut
+-- kept nodes alive without a chain of parents: pinned, or still linked by the parent.
 local U_held
 local U_start, U_item = nil, false
 -- With U_index: the list's length and the item's position in it, as stored now.
@@ -382,60 +382,86 @@ do
     end
   end
   if U_start then
-    U_order, U_tree, U_contents, U_dead, U_gone, U_keep = {}, {}, {}, {}, {}, {}
-    U_from, U_links, U_held = {}, {}, {}
+    U_tree, U_contents, U_dead, U_gone, U_keep = {}, {}, {}, {}, {}
+    U_cut, U_held = {}, {}
     if U_stamp then
       local t = redis.call('TYPE', U_pk)['ok']
       if t ~= 'hash' and t ~= 'none' then return -1 end
     end
-    local from = U_from
-    from[U_start] = U_parent
-    local head, items = 1, 0
-    U_order[1] = U_start
-    while head <= #U_order do
-      local u = U_order[head]
-      head = head + 1
-      if head - 1 > U_limit or U_alive[u] then return -1 end
-      local rk, ck = U_rp .. u, U_cp .. u
-      local h = redis.pcall('HGETALL', rk)
-      if h.err or #h == 0 then return -1 end
-      local kind, mine, other = nil, false, false
+    -- Level by level, as Graph._sweep collects: the top node loses the item's link; a
+    -- node all of whose back-references come from nodes that died at the level before
+    -- dies too; any other node loses those back-references and survives, unless a
+    -- later level takes its last ones (a node reached at two depths). What survives
+    -- is kept, and proven alive below.
+    local nodes, items = 0, 0
+    local heads = {}
+    -- A node's header, read once and checked (nil refuses): its back-references (uid ->
+    -- count, less those cut), how many, and whether it is pinned.
+    local function header(u)
+      local got = heads[u]
+      if got then return got end
+      nodes = nodes + 1
+      if nodes > U_limit or U_alive[u] then return nil end
+      local h = redis.pcall('HGETALL', U_rp .. u)
+      if h.err or #h == 0 then return nil end
+      local fields, n, kind, pinned = {}, 0, nil, false
       for i = 1, #h, 2 do
         local f, v = h[i], h[i + 1]
         if f == '#k' then
           kind = v
         elseif f == '#p' then
-          -- Pinned: it survives, as a collection keeps a pinned node (kept, no proof).
-          other = true
-          U_held[u] = true
+          pinned = true
         elseif f ~= '#s' then
-          -- any other bookkeeping field (#d pending) refuses
-          if string.byte(f, 1) == 35 or not string.match(v, '^%d+$') then return -1 end
-          if f == from[u] then
-            mine = true
-            if u == U_start and v ~= '1' then
-              -- The parent links it again elsewhere: only the item's link goes, and the
-              -- parent (alive) still links it: kept, its count down by one.
-              other = true
-              U_held[u] = true
-              U_links[u] = 1
-            else
-              U_links[u] = tonumber(v)
-            end
-          else
-            -- Another parent: the node may survive (proven below; a pop then answers
-            -- its tree too, read after the proofs).
-            if not string.match(f, '^[DL]%w+$') then return -1 end
-            other = true
+          -- any other bookkeeping field (#d pending) refuses, and so does damage
+          if string.byte(f, 1) == 35 or not string.match(v, '^%d+$')
+            or not string.match(f, '^[DL]%w+$') then
+            return nil
           end
+          fields[f] = tonumber(v)
+          n = n + 1
         end
       end
-      if not mine then return -1 end
-      local dict = string.byte(u, 1) == 68
-      if kind ~= (dict and 'd' or 'l') then return -1 end
-      if other then
+      if kind ~= (string.byte(u, 1) == 68 and 'd' or 'l') then return nil end
+      got = {fields = fields, n = n, pinned = pinned}
+      heads[u] = got
+      return got
+    end
+    local suspect = {}
+    -- Node u survives (for now) the loss of these back-references (field, count as read).
+    local function survives(u, cut)
+      U_cut[u] = cut
+      if not suspect[u] then
+        suspect[u] = true
         U_keep[#U_keep + 1] = u
+      end
+    end
+    local top = header(U_start)
+    if not top or not top.fields[U_parent] then return -1 end
+    local level = {}
+    if top.fields[U_parent] > 1 then
+      -- The parent links it again elsewhere: only the item's link goes, and the parent
+      -- (alive) still links it: kept, its count down by one (as remove_ref).
+      U_held[U_start] = true
+      survives(U_start, {U_parent, 1})
+    else
+      top.fields[U_parent] = nil
+      top.n = top.n - 1
+      if top.pinned or top.n > 0 then
+        survives(U_start, {U_parent, 1})
+        -- Pinned: it survives, as a collection keeps a pinned node (kept, no proof).
+        if top.pinned then U_held[U_start] = true end
       else
+        U_cut[U_start] = {U_parent, 1}
+        level[1] = U_start
+        U_gone[U_start] = true
+      end
+    end
+    while #level > 0 do
+      -- Each node of the level dies: its content, then what it links.
+      local lost, order = {}, {}
+      for _, u in ipairs(level) do
+        local rk, ck = U_rp .. u, U_cp .. u
+        local dict = string.byte(u, 1) == 68
         -- The size first: a node over the budget (a long list, say) is refused before
         -- its content becomes Lua strings, which costs more per item the longer it is.
         local size = redis.pcall(dict and 'HLEN' or 'LLEN', ck)
@@ -463,32 +489,59 @@ do
           end
           local c = target(v)
           if c == nil then return -1 end
-          if c then
-            local seen = from[c]
-            if seen == nil then
-              from[c] = u
-              U_order[#U_order + 1] = c
-            elseif seen ~= u then
-              return -1
+          if c and not U_gone[c] then
+            local per = lost[c]
+            if per == nil then
+              per = {}
+              lost[c] = per
+              order[#order + 1] = c
             end
+            per[u] = true
           end
         end
         U_tree[rk], U_tree[ck] = true, true
         U_dead[#U_dead + 1] = u
-        U_gone[u] = true
         if U_want then
           U_contents[#U_contents + 1] = u
           U_contents[#U_contents + 1] = content
         end
       end
+      local nxt = {}
+      for _, c in ipairs(order) do
+        local h = header(c)
+        if not h then return -1 end
+        -- every parent that dies must be listed (a header without it is damage)
+        local parents = 0
+        for p in pairs(lost[c]) do
+          if not h.fields[p] then return -1 end
+          parents = parents + 1
+        end
+        if h.n == parents and not h.pinned then
+          -- It dies with its header as it is (the links cut at a shallower level gone).
+          U_gone[c] = true
+          nxt[#nxt + 1] = c
+        else
+          local cut = U_cut[c] or {}
+          for p in pairs(lost[c]) do
+            cut[#cut + 1] = p
+            cut[#cut + 1] = h.fields[p]
+            h.fields[p] = nil
+          end
+          h.n = h.n - parents
+          survives(c, cut)
+          if h.pinned then U_held[c] = true end
+        end
+      end
+      level = nxt
     end
     -- A node kept (another parent links it) must be reachable without what dies: one
     -- chain of parents up to a node known alive (the root, the parent) or pinned, off the
-    -- tree, within bounds. Pending nodes, a dead end, a missing header refuse. No node
-    -- reached from two nodes of the tree gets here (refused above): no diamond.
+    -- tree, within bounds. Pending nodes, a dead end, a missing header refuse (a cycle:
+    -- the client's exact search decides).
     local looked = 0
     for _, s in ipairs(U_keep) do
-      local cur, path, proven = s, {[s] = true}, U_held[s] == true
+      -- (a node that survived a level and died at a later one is no longer kept)
+      local cur, path, proven = s, {[s] = true}, U_held[s] == true or U_gone[s] == true
       for _ = 1, proven and 0 or 8 do
         local h = redis.pcall('HGETALL', U_rp .. cur)
         if h.err or #h == 0 then return -1 end
@@ -604,21 +657,31 @@ if U_i then
 end
 if U_start then
   for _, u in ipairs(U_keep) do
-    -- It survives: the dead parent's links go (as Graph._sweep does), counted down
-    -- from what the unit's writes left there, which may have linked it again (the
-    -- item's new value relinking the top node counts up from the count read).
-    local rk, f = U_rp .. u, U_from[u]
-    local left = (tonumber(redis.call('HGET', rk, f)) or 0) - U_links[u]
-    if left > 0 then
-      redis.call('HSET', rk, f, left)
-    else
-      redis.call('HDEL', rk, f)
+    if not U_gone[u] then
+      -- It survives: the dead parents' links go (as Graph._sweep does), counted down
+      -- from what the unit's writes left there, which may have linked it again (the
+      -- item's new value relinking the top node counts up from the count read).
+      local rk, cut = U_rp .. u, U_cut[u]
+      for j = 1, #cut, 2 do
+        local f = cut[j]
+        local left = (tonumber(redis.call('HGET', rk, f)) or 0) - cut[j + 1]
+        if left > 0 then
+          redis.call('HSET', rk, f, left)
+        else
+          redis.call('HDEL', rk, f)
+        end
+      end
     end
   end
   for _, u in ipairs(U_dead) do
     local rk = U_rp .. u
     if U_stamp then
-      if u == U_start then redis.call('HDEL', rk, U_parent) end
+      -- The links it lost before it died (the item's, those from a shallower level)
+      -- go as the client's collection deletes them; the rest stay with the header.
+      local cut = U_cut[u]
+      if cut then
+        for j = 1, #cut, 2 do redis.call('HDEL', rk, cut[j]) end
+      end
       redis.call('HSET', rk, '#d', U_stamp)
       redis.call('HSET', U_pk, u, U_stamp)
     else

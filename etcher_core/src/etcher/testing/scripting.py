@@ -489,8 +489,10 @@ def subtree_write(url: str, prefix: str, what: str, go: Any, done: Any) -> None:
     with DB(url, prefix=prefix, grace=0) as db:
         assert go.wait(60)
         d = cast(RD, db["d"])
-        if what == "link out":
+        if what in ("link out", "diamond, link out"):
             db["keep"] = d["address"]
+        elif what == "reach twice":
+            cast(RD, cast(RL, d["tags"])[1])["again"] = d["address"]
         elif what == "alias":
             db["d3"] = d  # the root links it a third time
         elif what == "unalias":
@@ -666,6 +668,14 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
         db["k"] = [1]
         top = cast(RL, db["k"])
         top.append(top)
+    elif shape == "a diamond":
+        # Plain data holding one object twice, at one depth: one node, two parents.
+        sub: list[Any] = [1, {"z": [2]}]
+        db["k"] = {"a": {"x": sub}, "b": {"y": sub}}
+    elif shape == "a node at two depths":
+        # ... at two depths: the shallower parent's link goes first, then the node dies.
+        sub = [1, {"z": [2]}]
+        db["k"] = {"a": sub, "b": {"y": sub}, "c": [{"d": {"e": sub}}]}
     elif shape == "a shared child in a diamond":
         db["keep"] = {"s": {"x": [1]}}
         s = cast(RD, db["keep"])["s"]
@@ -737,6 +747,10 @@ def _list_unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
         db["keep"] = {"s": {"x": [1, {"deep": [2]}]}}
         db["k"] = [1, cast(RD, db["keep"])["s"], 2]
         at = 1
+    elif shape == "a node at two depths, popped":
+        sub: list[Any] = [1, {"z": [2]}]
+        db["k"] = [0, {"a": sub, "b": {"y": sub}}]
+        at = 1
     elif shape == "a node twice, popped":
         db["k"] = [{"a": [1]}]
         k = cast(RL, db["k"])
@@ -788,7 +802,12 @@ UNLINK_SHAPES = {
     "a shared child, a scalar over it": True,
     "a shared child of a pending node": False,
     "a shared child also linked from a node that is gone": False,
-    "a shared child in a diamond": False,
+    "a shared child in a diamond": True,
+    "a diamond": True,
+    "a diamond, popped": True,
+    "a node at two depths": True,
+    "a node at two depths, popped": True,
+    "a node at two depths, a scalar over it": True,
     "a chain of shared children": True,
     "a shared top node": True,
     "a top node linking itself": False,
@@ -822,6 +841,7 @@ UNLINK_SHAPES = {
     "list, a shared child, deleted": True,
     "list, a shared item, deleted": True,
     "list, a node twice, popped": True,
+    "list, a node at two depths, popped": True,
     "list, a cycle, popped": False,
     "list, out of range, popped": False,
     "list, a long side to move, popped": False,
@@ -980,7 +1000,7 @@ class CheckedCommitConcurrency:
             assert hooked.commits == 1
             # The commit after the interleaved write: refused by its checks.
             assert hooked.refused >= 1
-            kept = {"city": "P", "zip": [1]} if what == "link out" else None
+            kept = {"city": "P", "zip": [1]} if what.endswith("link out") else None
             expected: dict[str, Any] = {} if op == "delete" else {"d": 5}
             if kept is not None:
                 expected["keep"] = kept
@@ -1143,6 +1163,9 @@ class CheckedCommitConcurrency:
             ("alias", "delete"),
             ("unalias", "delete"),
             ("unalias", "pop"),
+            ("reach twice", "delete"),
+            ("reach twice", "pop"),
+            ("diamond, link out", "delete"),
         ],
     )
     def test_an_unlinking_commit_meets_a_write_to_the_subtree_before_it(
@@ -1159,7 +1182,9 @@ class CheckedCommitConcurrency:
         adds a node below it, unlinks one, deletes the other document that shared a
         node of it (which then dies with the rest), links the document again from the
         root or deletes the root's other link to it (the commit counts the root's link
-        down and keeps the document, or collects it whole).
+        down and keeps the document, or collects it whole), reaches a node of it by a
+        second path (collected all the same), or links elsewhere a node it reaches by
+        two paths (kept, both links from what dies cut).
 
         The commit looks at the subtree as it is when it runs. Linked elsewhere, the
         node is shared with a live document: the commit keeps it (its back-reference
@@ -1179,6 +1204,10 @@ class CheckedCommitConcurrency:
                 db["keep"] = cast(RD, db["d"])["address"]
             if what in ("alias", "unalias"):
                 db["d2"] = db["d"]  # the root links the document twice
+            if what == "diamond, link out":
+                # The address reached by two paths (at two depths) before the race.
+                d = cast(RD, db["d"])
+                cast(RD, cast(RL, d["tags"])[1])["again"] = d["address"]
             got: list[Any] = []
 
             def unlink() -> None:
@@ -1197,7 +1226,7 @@ class CheckedCommitConcurrency:
             # Linked out, the node is shared with "keep", which the commit proves alive
             # (a chain of parents up to the root): it keeps that node, collects the rest.
             assert hooked.refused == 0
-            kept = {"city": "P", "zip": [1]} if what == "link out" else None
+            kept = {"city": "P", "zip": [1]} if what.endswith("link out") else None
             after: dict[str, dict[str, Any]] = {
                 "delete": {},
                 "pop": {},
@@ -1216,6 +1245,9 @@ class CheckedCommitConcurrency:
                 doc = json.loads(json.dumps(UNLINKED_DOC))
                 if what == "nest":
                     doc["tags"].append({"new": [3]})
+                if what == "reach twice":
+                    doc["tags"][1]["again"] = doc["address"]
+                    assert got[0]["tags"][1]["again"] is got[0]["address"]
                 assert got == [doc]
             assert db.check().ok
             stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
