@@ -47,6 +47,12 @@ def nothing(db: DB, n: int) -> None:
     pass
 
 
+def diamonds(db: DB, n: int) -> None:
+    for i in range(n):
+        sub = [i, {"z": [i]}]
+        db[f"k{i}"] = {"a": sub, "b": {"y": sub}}
+
+
 def sharing_docs(db: DB, n: int) -> None:
     db["keep"] = SHARED
     s = cast(RD, db["keep"])["s"]
@@ -104,6 +110,11 @@ PHASES: dict[str, tuple[Setup, Op, int | None]] = {
     ),
     "small doc, new key": (nothing, lambda db, i: db.__setitem__(f"k{i}", SMALL), None),
     "del small doc": (docs, lambda db, i: db.__delitem__(f"k{i}"), None),
+    "del doc holding one object at two depths": (
+        diamonds,
+        lambda db, i: db.__delitem__(f"k{i}"),
+        None,
+    ),
     "d.pop(k), doc sharing a node": (sharing_docs, lambda db, i: db.pop(f"k{i}"), None),
     "l.pop(), item sharing a node": (
         sharing_list,
