@@ -524,9 +524,10 @@ def test_deleting_a_small_document_on_a_cluster_is_the_commit_alone(
     """The cluster declares unlink_commits: the unlinking commit declares the item's hash
     (which routes it) and collects keys of the same slot, so ``del db[k]`` and
     ``db[k] = other`` over a small unshared document are one round trip, and so (round
-    7) are ``db[k] = 0`` over one once the session met links, a list's ``pop`` and
-    ``del l[i]``, and deleting one that shares a node with a live document; one
-    holding a shared node twice is refused and collected by the read-first path.
+    7) are ``db[k] = 0`` over one, a list's ``pop`` and ``del l[i]``, and deleting one
+    that shares a node with a live document, and (round 8) popping one, or one the
+    root links twice, or one reaching a node by two paths; one holding a cycle is
+    refused and collected by the read-first path.
     """
     assert RedisClusterBackend.capabilities.unlink_commits
     counting = CountingBackend(cluster_db.backend)
@@ -563,9 +564,23 @@ def test_deleting_a_small_document_on_a_cluster_is_the_commit_alone(
     counting.reset()
     del db["doc"]  # the shared node is kept (round 7): proven alive through "keep"
     assert (counting.round_trips, counting.commits, counting.refused) == (1, 1, 0)
+    db["doc"] = {"s": db["keep"]["s"], "t": [2]}
+    db["alias"] = db["doc"]
+    counting.reset()
+    assert db.pop("doc") == {"s": [1], "t": [2]}  # round 8: kept (an alias), its tree read
+    assert (counting.round_trips, counting.commits, counting.refused) == (1, 1, 0)
+    counting.reset()
+    assert db.pop("alias") == {"s": [1], "t": [2]}  # round 8: "s" kept, its tree read
+    assert (counting.round_trips, counting.commits, counting.refused) == (1, 1, 0)
     db["doc"] = {"s": db["keep"]["s"], "t": [db["keep"]["s"]]}
     counting.reset()
-    del db["doc"]  # reached twice from what dies: refused, read first
+    del db["doc"]  # reached twice from what dies (round 8): kept all the same
+    assert (counting.round_trips, counting.commits, counting.refused) == (1, 1, 0)
+    db["doc"] = {"s": db["keep"]["s"], "t": [2]}
+    cycle = db["doc"]["t"]
+    cycle.append(cycle)
+    counting.reset()
+    del db["doc"]  # a cycle: refused, read first
     assert (counting.refused, counting.commits) == (1, 1), dict(counting.commands)
     assert db() == {"keep": {"s": [1]}}
     assert db.check().ok

@@ -108,6 +108,13 @@ class ItemGuess:
     document replaced by another). Each failure in a row doubles how many of
     the next assignments of the session skip the guess, up to 64; one that
     works ends the streak. A heuristic only: a wrong choice costs time, never data.
+
+    A session starts as if it had just met a link (``links`` = :data:`LINK_RUN`):
+    its first scalar assignments carry an unlink plan, so a fresh process that
+    overwrites a document with a scalar pays one round trip, not the refused guess,
+    the read and the commit (three). A session whose first :data:`LINK_RUN`
+    scalars collect nothing stops carrying it, so a long run of scalar writes
+    costs what it did.
     """
 
     __slots__ = ("backoff", "links", "misses", "skip")
@@ -116,7 +123,7 @@ class ItemGuess:
         self.skip = 0
         self.backoff = 0
         self.misses = 0
-        self.links = 0
+        self.links = LINK_RUN
 
     def allowed(self) -> bool:
         """Whether the next assignment may guess (counts down a skip)."""

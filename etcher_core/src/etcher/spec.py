@@ -575,8 +575,8 @@ class UnlinkPlan(NamedTuple):
     """At most this many items (dict fields and list items, all nodes together) may be
     looked at (more refuses)."""
     contents: bool = False
-    """Also answer the item as it was read and the contents of the nodes collected (a
-    ``pop`` returns the value it removes)."""
+    """Also answer the item as it was read and the contents of the nodes collected and
+    of the trees of those kept (a ``pop`` returns the value it removes)."""
     position: int | None = None
     """``None``: the item is dict item ``field``. Otherwise ``parent`` is a list and the
     item is the one at this position (negative counts from the end, as in Python), as
@@ -594,7 +594,8 @@ class UnlinkOutcome(NamedTuple):
     item: bytes | None = None
     """With ``plan.contents``, when applied: the item as read before the writes."""
     contents: dict[str, dict[bytes, bytes] | list[bytes]] | None = None
-    """With ``plan.contents``, when applied: each collected node's content as it was."""
+    """With ``plan.contents``, when applied: each collected node's content as it was,
+    and that of every node a kept node reaches."""
 
 
 class UnlinkCommits(Protocol):
@@ -621,21 +622,26 @@ class UnlinkCommits(Protocol):
            gone; otherwise write nothing and return ``("refused", [])``:
 
            * each reached node's header exists, holds ``#k`` matching its uid's
-             kind (``d`` for ``D...``, ``l`` for ``L...``), no ``#p`` (pinned),
-             no ``#d`` (already pending) and no other ``#`` field but ``#s``, and
-             exactly one back-reference: for ``X``, ``plan.parent`` with count
-             ``1``; for any other node, the node it was reached from (a decimal
-             count). So each node is reached from one parent only: no sharing,
-             no cycle;
-           * except that a node (``X`` too), when ``plan.contents`` is false,
-             may have other back-references besides the one from the node it was
-             reached from (each naming a uid): it is then *kept*, not looked into,
-             if one chain of parents proves it reachable without the dying nodes.
-             The chain starts at the node and steps each time to a parent that is
-             neither dying nor already on the chain, and ends at a node named in
-             ``plan.alive`` or a pinned one, within a few steps; a pending node or a
-             missing header on the way refuses. A node reached from two dying nodes
-             still refuses;
+             kind (``d`` for ``D...``, ``l`` for ``L...``), no ``#d`` (already
+             pending), no other ``#`` field but ``#s`` and ``#p``, and
+             back-references naming uids with decimal counts, among them
+             ``plan.parent`` for ``X`` and every dying node that links it for
+             any other node;
+           * nodes die level by level, as core's collection decides: ``X`` loses
+             the item's link (its ``plan.parent`` count down by one) and dies if
+             no back-reference or pin is left; at each next level, a node linked
+             from nodes that died at the level before dies if those were all its
+             back-references left and it is not pinned, and otherwise loses their
+             back-references and survives (a later level may still take its last
+             ones: a node reached at two depths). A node that survives is *kept*
+             and not looked into; it needs no further proof when pinned or still
+             linked by ``plan.parent`` (``X`` linked twice), and otherwise one
+             chain of parents must prove it reachable without the dying nodes:
+             the chain starts at the node and steps each time to a parent that is
+             neither dying nor already on the chain (nor, from ``X``, the
+             parent), and ends at a node named in ``plan.alive`` or a pinned one,
+             within a few steps; a pending node, a missing header or a dead end on
+             the way refuses (a cycle ends there);
            * no reached node is named in ``plan.alive``;
            * every stored item is well formed (a dict item ``<digits>|<value>``
              with a non-empty value; a link ``@`` then ``D`` or ``L`` and ASCII
@@ -650,21 +656,26 @@ class UnlinkCommits(Protocol):
            With ``plan.position`` set, step 2 reads list ``plan.content_prefix +
            plan.parent`` instead: its item at ``plan.position`` (the raw list item, no
            ``<seq>|``), refusing when the position is outside the list, the item is
-           empty, or a write of ``writes`` names that list; and a back-reference
-           count of ``1`` from ``plan.parent`` also means the list holds ``X`` once.
+           empty, or a write of ``writes`` names that list; the back-reference
+           count from ``plan.parent`` is then how many times the list holds ``X``.
            A backend may refuse a removal that would move many items.
         4. Having collected: apply ``writes`` (with ``plan.position``, then remove that
            item from the list, the others keeping their order), then for every
            collected (not kept) node either
            delete its header and content keys (``plan.stamp is None``), or set
            ``#d`` to ``plan.stamp`` in its header and ``uid -> plan.stamp`` in
-           ``plan.pending``, also deleting ``X``'s back-reference field
-           ``plan.parent``; from each kept node's header delete the back-reference
-           field of the node it was reached from (as ``Graph`` does for a survivor).
+           ``plan.pending``, also deleting the back-references it lost before it
+           died (``X``'s ``plan.parent``, those cut at a shallower level); from each
+           kept node's header delete the back-references it lost (as ``Graph``
+           does for a survivor), ``X``'s ``plan.parent`` counted down by one.
            Return ``("applied", [the collected uids])``; with
            ``plan.contents``, also the item as read in step 2 (``None`` if
            missing) and ``{uid: content}`` of every collected node as it was
-           (a dict's as ``{field: value}``, a list's as its items).
+           (a dict's as ``{field: value}``, a list's as its items), and of every
+           node a kept node reaches (itself included), read before the writes, so
+           that the popped value can be built whole; a node there that is named
+           in ``plan.alive`` (whose content the writes may change) or has a
+           missing, pending or foreign-kind header refuses, as do the bounds.
 
         Errors, a lost connection and malformed writes are as in
         :meth:`CheckedCommits.checked_commit`. Core retries a conflict as any

@@ -306,27 +306,32 @@ return 1
 # The unlinking commit (capabilities.unlink_commits): the same script with the plan read
 # first, the subtree checked after the checks, and collected after the writes.
 _PLAN = r"""
-local U_cp, U_rp, U_pk, U_parent, U_field = take(), take(), take(), take(), take()
-local U_stamp = take()
-if take() == '0' then U_stamp = nil end
-local U_limit, U_budget = tonumber(take()), tonumber(take())
-local U_want = take() == '1'
+-- (ARGV by position, not take(): every scalar assignment that may meet a link reads these)
+local U_cp, U_rp, U_pk, U_parent, U_field = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local U_stamp = ARGV[6]
+if ARGV[7] == '0' then U_stamp = nil end
+local U_limit, U_budget = tonumber(ARGV[8]), tonumber(ARGV[9])
+local U_want = ARGV[10] == '1'
 -- A list's item at this position (negative from the end) instead of a dict's field.
-local U_index = take()
+local U_index = ARGV[11]
 if U_index == '' then U_index = nil else U_index = tonumber(U_index) end
 local U_alive = {}
-for _ = 1, tonumber(take()) do U_alive[take()] = true end
+pos = 13 + tonumber(ARGV[12])
+for i = 13, pos - 1 do U_alive[ARGV[i]] = true end
 """
 
 # Refusing is -1: nothing was written (the client then reads and collects itself).
 _VERIFY = r"""
-local U_order, U_tree, U_contents = {}, {}, {}
--- What dies (in order, and as a set), and the nodes reached that other parents keep.
-local U_dead, U_gone, U_keep = {}, {}, {}
--- Each node reached: the node it was reached from.
-local U_from = {}
--- Each node reached: how many links it had from that node (all of them die).
-local U_links = {}
+-- Made only when the item links a node (most assignments meet a scalar or nothing):
+-- the dying nodes' keys, the contents a pop answers;
+local U_tree, U_contents
+-- what dies (in order, and as a set), and the nodes reached that survive (kept);
+local U_dead, U_gone, U_keep
+-- each node that lost back-references: {field, count as read, ...} (Graph._sweep and
+-- remove_ref delete them; the item's own link counts 1);
+local U_cut
+-- kept nodes alive without a chain of parents: pinned, or still linked by the parent.
+local U_held
 local U_start, U_item = nil, false
 -- With U_index: the list's length and the item's position in it, as stored now.
 local U_n, U_i = nil, nil
@@ -377,47 +382,86 @@ do
     end
   end
   if U_start then
+    U_tree, U_contents, U_dead, U_gone, U_keep = {}, {}, {}, {}, {}
+    U_cut, U_held = {}, {}
     if U_stamp then
       local t = redis.call('TYPE', U_pk)['ok']
       if t ~= 'hash' and t ~= 'none' then return -1 end
     end
-    local from = U_from
-    from[U_start] = U_parent
-    local head, items = 1, 0
-    U_order[1] = U_start
-    while head <= #U_order do
-      local u = U_order[head]
-      head = head + 1
-      if head - 1 > U_limit or U_alive[u] then return -1 end
-      local rk, ck = U_rp .. u, U_cp .. u
-      local h = redis.pcall('HGETALL', rk)
-      if h.err or #h == 0 then return -1 end
-      local kind, mine, other = nil, false, false
+    -- Level by level, as Graph._sweep collects: the top node loses the item's link; a
+    -- node all of whose back-references come from nodes that died at the level before
+    -- dies too; any other node loses those back-references and survives, unless a
+    -- later level takes its last ones (a node reached at two depths). What survives
+    -- is kept, and proven alive below.
+    local nodes, items = 0, 0
+    local heads = {}
+    -- A node's header, read once and checked (nil refuses): its back-references (uid ->
+    -- count, less those cut), how many, and whether it is pinned.
+    local function header(u)
+      local got = heads[u]
+      if got then return got end
+      nodes = nodes + 1
+      if nodes > U_limit or U_alive[u] then return nil end
+      local h = redis.pcall('HGETALL', U_rp .. u)
+      if h.err or #h == 0 then return nil end
+      local fields, n, kind, pinned = {}, 0, nil, false
       for i = 1, #h, 2 do
         local f, v = h[i], h[i + 1]
         if f == '#k' then
           kind = v
+        elseif f == '#p' then
+          pinned = true
         elseif f ~= '#s' then
-          -- any other bookkeeping field (#p pinned, #d pending) refuses
-          if string.byte(f, 1) == 35 or not string.match(v, '^%d+$') then return -1 end
-          if f == from[u] then
-            if u == U_start and v ~= '1' then return -1 end
-            mine = true
-            U_links[u] = tonumber(v)
-          else
-            -- Another parent: except for a pop (whose value would need the shared
-            -- node's tree), the node may survive (proven below).
-            if U_want or not string.match(f, '^[DL]%w+$') then return -1 end
-            other = true
+          -- any other bookkeeping field (#d pending) refuses, and so does damage
+          if string.byte(f, 1) == 35 or not string.match(v, '^%d+$')
+            or not string.match(f, '^[DL]%w+$') then
+            return nil
           end
+          fields[f] = tonumber(v)
+          n = n + 1
         end
       end
-      if not mine then return -1 end
-      local dict = string.byte(u, 1) == 68
-      if kind ~= (dict and 'd' or 'l') then return -1 end
-      if other then
+      if kind ~= (string.byte(u, 1) == 68 and 'd' or 'l') then return nil end
+      got = {fields = fields, n = n, pinned = pinned}
+      heads[u] = got
+      return got
+    end
+    local suspect = {}
+    -- Node u survives (for now) the loss of these back-references (field, count as read).
+    local function survives(u, cut)
+      U_cut[u] = cut
+      if not suspect[u] then
+        suspect[u] = true
         U_keep[#U_keep + 1] = u
+      end
+    end
+    local top = header(U_start)
+    if not top or not top.fields[U_parent] then return -1 end
+    local level = {}
+    if top.fields[U_parent] > 1 then
+      -- The parent links it again elsewhere: only the item's link goes, and the parent
+      -- (alive) still links it: kept, its count down by one (as remove_ref).
+      U_held[U_start] = true
+      survives(U_start, {U_parent, 1})
+    else
+      top.fields[U_parent] = nil
+      top.n = top.n - 1
+      if top.pinned or top.n > 0 then
+        survives(U_start, {U_parent, 1})
+        -- Pinned: it survives, as a collection keeps a pinned node (kept, no proof).
+        if top.pinned then U_held[U_start] = true end
       else
+        U_cut[U_start] = {U_parent, 1}
+        level[1] = U_start
+        U_gone[U_start] = true
+      end
+    end
+    while #level > 0 do
+      -- Each node of the level dies: its content, then what it links.
+      local lost, order = {}, {}
+      for _, u in ipairs(level) do
+        local rk, ck = U_rp .. u, U_cp .. u
+        local dict = string.byte(u, 1) == 68
         -- The size first: a node over the budget (a long list, say) is refused before
         -- its content becomes Lua strings, which costs more per item the longer it is.
         local size = redis.pcall(dict and 'HLEN' or 'LLEN', ck)
@@ -445,33 +489,60 @@ do
           end
           local c = target(v)
           if c == nil then return -1 end
-          if c then
-            local seen = from[c]
-            if seen == nil then
-              from[c] = u
-              U_order[#U_order + 1] = c
-            elseif seen ~= u then
-              return -1
+          if c and not U_gone[c] then
+            local per = lost[c]
+            if per == nil then
+              per = {}
+              lost[c] = per
+              order[#order + 1] = c
             end
+            per[u] = true
           end
         end
         U_tree[rk], U_tree[ck] = true, true
         U_dead[#U_dead + 1] = u
-        U_gone[u] = true
         if U_want then
           U_contents[#U_contents + 1] = u
           U_contents[#U_contents + 1] = content
         end
       end
+      local nxt = {}
+      for _, c in ipairs(order) do
+        local h = header(c)
+        if not h then return -1 end
+        -- every parent that dies must be listed (a header without it is damage)
+        local parents = 0
+        for p in pairs(lost[c]) do
+          if not h.fields[p] then return -1 end
+          parents = parents + 1
+        end
+        if h.n == parents and not h.pinned then
+          -- It dies with its header as it is (the links cut at a shallower level gone).
+          U_gone[c] = true
+          nxt[#nxt + 1] = c
+        else
+          local cut = U_cut[c] or {}
+          for p in pairs(lost[c]) do
+            cut[#cut + 1] = p
+            cut[#cut + 1] = h.fields[p]
+            h.fields[p] = nil
+          end
+          h.n = h.n - parents
+          survives(c, cut)
+          if h.pinned then U_held[c] = true end
+        end
+      end
+      level = nxt
     end
     -- A node kept (another parent links it) must be reachable without what dies: one
     -- chain of parents up to a node known alive (the root, the parent) or pinned, off the
-    -- tree, within bounds. Pending nodes, a dead end, a missing header refuse. No node
-    -- reached from two nodes of the tree gets here (refused above): no diamond.
+    -- tree, within bounds. Pending nodes, a dead end, a missing header refuse (a cycle:
+    -- the client's exact search decides).
     local looked = 0
     for _, s in ipairs(U_keep) do
-      local cur, path, proven = s, {[s] = true}, false
-      for _ = 1, 8 do
+      -- (a node that survived a level and died at a later one is no longer kept)
+      local cur, path, proven = s, {[s] = true}, U_held[s] == true or U_gone[s] == true
+      for _ = 1, proven and 0 or 8 do
         local h = redis.pcall('HGETALL', U_rp .. cur)
         if h.err or #h == 0 then return -1 end
         looked = looked + #h
@@ -497,6 +568,61 @@ do
         cur = up
       end
       if not proven then return -1 end
+    end
+    if U_want and #U_keep > 0 then
+      -- A pop returns its value whole: what kept nodes reach is answered too, read as
+      -- it is (it stays), within the same bounds. A node there with a missing,
+      -- foreign-kind or pending header refuses (the client's path reports damage), and
+      -- so does the parent or the root: the value would show the parent as it was
+      -- before the item left it, where the client's path shows it after.
+      local seen, queue, at = {}, {}, 1
+      for _, u in ipairs(U_dead) do seen[u] = true end
+      for _, u in ipairs(U_keep) do
+        if not seen[u] then
+          seen[u] = true
+          queue[#queue + 1] = u
+        end
+      end
+      while at <= #queue do
+        local u = queue[at]
+        at = at + 1
+        if #U_dead + at - 1 > U_limit or U_alive[u] then return -1 end
+        local dict = string.byte(u, 1) == 68
+        local h = redis.pcall('HMGET', U_rp .. u, '#k', '#d')
+        if h.err or h[1] ~= (dict and 'd' or 'l') or h[2] then return -1 end
+        local ck = U_cp .. u
+        local size = redis.pcall(dict and 'HLEN' or 'LLEN', ck)
+        if type(size) ~= 'number' or items + (dict and 2 * size or size) > U_budget then
+          return -1
+        end
+        local content
+        if dict then
+          content = redis.pcall('HGETALL', ck)
+        else
+          content = redis.pcall('LRANGE', ck, 0, -1)
+        end
+        if content.err then return -1 end
+        items = items + #content
+        local step, first = 1, 1
+        if dict then step, first = 2, 2 end
+        for i = first, #content, step do
+          local v = content[i]
+          if dict then
+            v = string.match(v, '^%d+|(.+)$')
+            if not v then return -1 end
+          elseif #v == 0 then
+            return -1
+          end
+          local c = target(v)
+          if c == nil then return -1 end
+          if c and not seen[c] then
+            seen[c] = true
+            queue[#queue + 1] = c
+          end
+        end
+        U_contents[#U_contents + 1] = u
+        U_contents[#U_contents + 1] = content
+      end
     end
     -- the unit's own writes must not meet what dies (a node it links again, say)
     local p = pos
@@ -531,21 +657,31 @@ if U_i then
 end
 if U_start then
   for _, u in ipairs(U_keep) do
-    -- It survives: the dead parent's links go (as Graph._sweep does), counted down
-    -- from what the unit's writes left there, which may have linked it again (the
-    -- item's new value relinking the top node counts up from the count read).
-    local rk, f = U_rp .. u, U_from[u]
-    local left = (tonumber(redis.call('HGET', rk, f)) or 0) - U_links[u]
-    if left > 0 then
-      redis.call('HSET', rk, f, left)
-    else
-      redis.call('HDEL', rk, f)
+    if not U_gone[u] then
+      -- It survives: the dead parents' links go (as Graph._sweep does), counted down
+      -- from what the unit's writes left there, which may have linked it again (the
+      -- item's new value relinking the top node counts up from the count read).
+      local rk, cut = U_rp .. u, U_cut[u]
+      for j = 1, #cut, 2 do
+        local f = cut[j]
+        local left = (tonumber(redis.call('HGET', rk, f)) or 0) - cut[j + 1]
+        if left > 0 then
+          redis.call('HSET', rk, f, left)
+        else
+          redis.call('HDEL', rk, f)
+        end
+      end
     end
   end
   for _, u in ipairs(U_dead) do
     local rk = U_rp .. u
     if U_stamp then
-      if u == U_start then redis.call('HDEL', rk, U_parent) end
+      -- The links it lost before it died (the item's, those from a shallower level)
+      -- go as the client's collection deletes them; the rest stay with the header.
+      local cut = U_cut[u]
+      if cut then
+        for j = 1, #cut, 2 do redis.call('HDEL', rk, cut[j]) end
+      end
       redis.call('HSET', rk, '#d', U_stamp)
       redis.call('HSET', U_pk, u, U_stamp)
     else
@@ -555,7 +691,7 @@ if U_start then
 end
 -- Nothing collected and nothing asked for (an assignment over a scalar): the plain answer.
 if not U_start and not U_want then return 1 end
-do return {1, U_dead, U_item, U_contents} end
+do return {1, U_dead or {}, U_item, U_contents or {}} end
 """
 
 SCRIPT = _TEMPLATE.replace("--@PLAN\n", "").replace("--@VERIFY\n", "").replace("--@APPLY\n", "")
@@ -741,8 +877,8 @@ def checked_commit(
     travel twice, once refused by ``NOSCRIPT``.
     """
     keys, argv = encode(checks, writes)
-    # _run(), inline: this is every append's commit, whose Python calls are pinned
-    # (etcher_redis/tests/test_commit_cost.py).
+    # Inline, as in unlinking_commit: this is every append's commit, whose Python calls
+    # are pinned (etcher_redis/tests/test_commit_cost.py).
     loaded: set[str] = client.__dict__.setdefault("_etcher_scripts", set())
     if SCRIPT_SHA not in loaded:
         result = client.execute_packed("EVAL", SCRIPT, len(keys), *keys, *argv)
@@ -755,22 +891,6 @@ def checked_commit(
             raise
         result = client.execute_packed("EVAL", SCRIPT, len(keys), *keys, *argv)
     return bool(result)
-
-
-def _run(client: Any, sha: str, script: str, keys: list[Any], argv: list[Any]) -> Any:
-    """One write script call on ``client``: by its text until this client has run it (which
-    caches it on the server), then by its SHA1, and by its text again after ``NOSCRIPT``."""
-    loaded: set[str] = client.__dict__.setdefault("_etcher_scripts", set())
-    if sha not in loaded:
-        result = client.execute_packed("EVAL", script, len(keys), *keys, *argv)
-        loaded.add(sha)
-        return result
-    try:
-        return client.execute_packed("EVALSHA", sha, len(keys), *keys, *argv)
-    except ResponseError as exc:
-        if not isinstance(exc.__cause__, redis.exceptions.NoScriptError):
-            raise
-        return client.execute_packed("EVAL", script, len(keys), *keys, *argv)
 
 
 _NOTHING_COLLECTED = UnlinkOutcome("applied", [])
@@ -790,26 +910,40 @@ def unlinking_commit(
     ``KEYS``: like the unlinking read they share the item's hash tag, so on a
     cluster they are in the slot the declared keys route to.
     """
-    if plan.limit < 1 or plan.budget < 0:
+    cp, rp, pending, parent, field, alive, stamp, limit, budget, contents, position = plan
+    if limit < 1 or budget < 0:
         raise ValueError(f"an unlink plan needs limit >= 1 and budget >= 0, not {plan!r}")
-    keys, argv = encode(checks, writes, first=plan.content_prefix + plan.parent)
-    stamp = plan.stamp
+    keys, argv = encode(checks, writes, first=cp + parent)
+    # The script reads these by position (_PLAN), the checked commit's ARGV after them.
     head = [
-        plan.content_prefix,
-        plan.refs_prefix,
-        plan.pending,
-        plan.parent,
-        plan.field,
-        b"" if stamp is None else stamp,
-        0 if stamp is None else 1,
-        plan.limit,
-        plan.budget,
-        1 if plan.contents else 0,
-        b"" if plan.position is None else plan.position,
-        len(plan.alive),
-        *plan.alive,
+        cp,
+        rp,
+        pending,
+        parent,
+        field,
+        *((b"", b"0") if stamp is None else (stamp, b"1")),
+        limit,
+        budget,
+        b"1" if contents else b"0",
+        b"" if position is None else position,
+        len(alive),
+        *alive,
+        *argv,
     ]
-    result = _run(client, UNLINK_SCRIPT_SHA, UNLINK_SCRIPT, keys, head + argv)
+    # The script by its text until this client ran it (which caches it on the server),
+    # then by its SHA1, by its text again after NOSCRIPT. Inline: every planned
+    # assignment's commit (a scalar's, too) comes here.
+    loaded: set[str] = client.__dict__.setdefault("_etcher_scripts", set())
+    if UNLINK_SCRIPT_SHA not in loaded:
+        result = client.execute_packed("EVAL", UNLINK_SCRIPT, len(keys), *keys, *head)
+        loaded.add(UNLINK_SCRIPT_SHA)
+    else:
+        try:
+            result = client.execute_packed("EVALSHA", UNLINK_SCRIPT_SHA, len(keys), *keys, *head)
+        except ResponseError as exc:
+            if not isinstance(exc.__cause__, redis.exceptions.NoScriptError):
+                raise
+            result = client.execute_packed("EVAL", UNLINK_SCRIPT, len(keys), *keys, *head)
     if result == 0:
         return UnlinkOutcome("conflict", [])
     if result == -1:

@@ -489,8 +489,14 @@ def subtree_write(url: str, prefix: str, what: str, go: Any, done: Any) -> None:
     with DB(url, prefix=prefix, grace=0) as db:
         assert go.wait(60)
         d = cast(RD, db["d"])
-        if what == "link out":
+        if what in ("link out", "diamond, link out"):
             db["keep"] = d["address"]
+        elif what == "reach twice":
+            cast(RD, cast(RL, d["tags"])[1])["again"] = d["address"]
+        elif what == "alias":
+            db["d3"] = d  # the root links it a third time
+        elif what == "unalias":
+            del db["d2"]  # which linked d's document too: only "d" links it now
         elif what == "unshare":
             del db["keep"]  # which shared d's address: only d links it now
         elif what == "nest":
@@ -604,6 +610,10 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
     if shape.endswith(", popped"):
         _unlink_setup(db, shape.removesuffix(", popped"))
         return lambda: db.pop("k")
+    if shape == "tree, the session's first scalar over it":
+        # A session that met no link yet (a fresh process) carries the plan too.
+        db["k"] = UNLINK_TREE
+        return lambda: db.__setitem__("k", 7)
     if shape.endswith(", a scalar over it"):
         # A scalar's assignment carries an unlink plan once its session met a link
         # (ItemGuess.met_link): one is met first, under another key.
@@ -624,6 +634,11 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
     elif shape == "a shared child":
         db["keep"] = {"s": {"x": [1]}}
         db["k"] = {"a": cast(RD, db["keep"])["s"], "b": [1]}
+    elif shape == "a shared tree and a node it links":
+        # Two kept nodes, one below the other: a pop's value holds both, shared.
+        db["keep"] = {"s": {"x": [1, {"deep": [2]}]}}
+        kept = cast(RD, cast(RD, db["keep"])["s"])
+        db["k"] = {"a": kept, "b": kept["x"], "c": [3]}
     elif shape == "a shared child of a pending node":
         db["keep"] = {"s": {"x": [1]}}
         db["k"] = {"a": cast(RD, db["keep"])["s"], "b": [1]}
@@ -653,6 +668,14 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
         db["k"] = [1]
         top = cast(RL, db["k"])
         top.append(top)
+    elif shape == "a diamond":
+        # Plain data holding one object twice, at one depth: one node, two parents.
+        sub: list[Any] = [1, {"z": [2]}]
+        db["k"] = {"a": {"x": sub}, "b": {"y": sub}}
+    elif shape == "a node at two depths":
+        # ... at two depths: the shallower parent's link goes first, then the node dies.
+        sub = [1, {"z": [2]}]
+        db["k"] = {"a": sub, "b": {"y": sub}, "c": [{"d": {"e": sub}}]}
     elif shape == "a shared child in a diamond":
         db["keep"] = {"s": {"x": [1]}}
         s = cast(RD, db["keep"])["s"]
@@ -673,6 +696,9 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
     elif shape == "a pinned node":
         db["k"] = {"x": {"y": [1]}}
         _mark(db, cast(RD, db["k"])["x"], b"#p")
+    elif shape == "a pinned top node":
+        db["k"] = {"x": {"y": [1]}}
+        _mark(db, db["k"], b"#p")
     elif shape == "a pending node":
         db["k"] = {"x": {"y": [1]}}
         _mark(db, cast(RD, db["k"])["x"], b"#d")
@@ -717,6 +743,14 @@ def _list_unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
         db["keep"] = {"s": {"x": [1]}}
         db["k"] = [1, {"a": cast(RD, db["keep"])["s"]}, 2]
         at = 1 if shape.endswith("popped") else None
+    elif shape == "a shared item, popped":
+        db["keep"] = {"s": {"x": [1, {"deep": [2]}]}}
+        db["k"] = [1, cast(RD, db["keep"])["s"], 2]
+        at = 1
+    elif shape == "a node at two depths, popped":
+        sub: list[Any] = [1, {"z": [2]}]
+        db["k"] = [0, {"a": sub, "b": {"y": sub}}]
+        at = 1
     elif shape == "a node twice, popped":
         db["k"] = [{"a": [1]}]
         k = cast(RL, db["k"])
@@ -758,27 +792,40 @@ UNLINK_SHAPES = {
     "tree, popped": True,
     "tree, replaced": True,
     "tree, a scalar over it": True,
+    "tree, the session's first scalar over it": True,
     "a cycle, a scalar over it": False,
     "one child linked twice": True,
     "a shared child": True,
-    "a shared child, popped": False,
+    "a shared child, popped": True,
+    "a shared tree and a node it links": True,
+    "a shared tree and a node it links, popped": True,
     "a shared child, a scalar over it": True,
     "a shared child of a pending node": False,
     "a shared child also linked from a node that is gone": False,
-    "a shared child in a diamond": False,
+    "a shared child in a diamond": True,
+    "a diamond": True,
+    "a diamond, popped": True,
+    "a node at two depths": True,
+    "a node at two depths, popped": True,
+    "a node at two depths, a scalar over it": True,
     "a chain of shared children": True,
     "a shared top node": True,
     "a top node linking itself": False,
     "a top node linking itself, a scalar over it": False,
-    "a shared top node, popped": False,
+    "a shared top node, popped": True,
     "a shared top node, a scalar over it": True,
     # (the new value links the kept node again, whose header the unit reads first)
     "a shared top node, assigned again": 2,
     "a shared child, linked by the replacement": 2,
     "a cycle": False,
-    "linked twice by the parent": False,
+    "linked twice by the parent": True,
+    "linked twice by the parent, popped": True,
+    "linked twice by the parent, a scalar over it": True,
     "links the root": False,
-    "a pinned node": False,
+    "a pinned node": True,
+    "a pinned node, popped": True,
+    "a pinned top node": True,
+    "a pinned top node, a scalar over it": True,
     "a pending node": False,
     "over the node bound": False,
     "over the item bound": False,
@@ -789,10 +836,12 @@ UNLINK_SHAPES = {
     "list, tree before the middle, deleted": True,
     "list, scalar, popped": True,
     "list, the only item, popped": True,
-    "list, a shared child, popped": False,
+    "list, a shared child, popped": True,
+    "list, a shared item, popped": True,
     "list, a shared child, deleted": True,
     "list, a shared item, deleted": True,
-    "list, a node twice, popped": False,
+    "list, a node twice, popped": True,
+    "list, a node at two depths, popped": True,
     "list, a cycle, popped": False,
     "list, out of range, popped": False,
     "list, a long side to move, popped": False,
@@ -856,24 +905,36 @@ class CheckedCommitConcurrency:
         assert backend.hget(key, b"n") == b"5"
 
     @pytest.mark.parametrize("start", ["fork", "spawn"])
+    @pytest.mark.parametrize("plan", ["planned", "no plan"])
     @pytest.mark.parametrize("what", ["link", "new key", "delete"])
     def test_a_guessed_assignment_meets_a_write_made_before_its_commit(
-        self, store_url: str, shared: tuple[StorageBackend, list[str]], start: str, what: str
+        self,
+        store_url: str,
+        shared: tuple[StorageBackend, list[str]],
+        start: str,
+        what: str,
+        plan: str,
     ) -> None:
         """``d["k"] = 1`` guesses (``item_writes``); another process writes before it commits.
 
-        A link put in the field fails the guess's check: the retry reads, unlinks and
-        collects it (nothing leaks). A new key of the other's takes the next insertion
-        number first: the guess holds and keeps the order. A deleted parent makes
-        the assignment stale, as without the guess.
+        A link put in the field: a fresh session's scalar assignment carries an unlink
+        plan where the store offers one (``unlink_commits``), and the commit collects
+        that small document itself; without a plan (elsewhere, or once a session's
+        scalars stopped carrying it) it fails the guess's check, and the retry reads,
+        unlinks and collects it. Nothing leaks either way. A new key of the other's
+        takes the next insertion number first: the guess holds and keeps the order. A
+        deleted parent makes the assignment stale, as without the guess.
         """
         backend, _keys = shared
         if not backend.capabilities.item_writes:
             pytest.skip(f"{type(backend).__name__}.capabilities.item_writes is False")
+        planned = plan == "planned" and backend.capabilities.unlink_commits
         with _race(backend, _Interleaved, store_url, start, interleaved_write, what) as raced:
             db, hooked, prefix, race = raced
             db["d"] = {"k": 0}
             d = cast(RD, db["d"])
+            if not planned:
+                db._session.item_guess.links = 0  # (ItemGuess.planned: no plan)
 
             def assign() -> None:
                 if what == "delete":
@@ -885,9 +946,9 @@ class CheckedCommitConcurrency:
             race(assign)
             assert not hooked.armed, "the assignment did not guess"
             if what == "link":
-                # The guess, refused by its check (a scalar's assignment carries no plan to
-                # collect what it replaces, see _containers._set_in).
-                assert hooked.refused == 1
+                # Collected by the planned commit, or the guess refused by its check.
+                assert hooked.refused == (0 if planned else 1)
+                assert hooked.commits == 1
                 assert db() == {"d": {"k": 1}}
             elif what == "new key":
                 assert hooked.refused == 0
@@ -939,7 +1000,7 @@ class CheckedCommitConcurrency:
             assert hooked.commits == 1
             # The commit after the interleaved write: refused by its checks.
             assert hooked.refused >= 1
-            kept = {"city": "P", "zip": [1]} if what == "link out" else None
+            kept = {"city": "P", "zip": [1]} if what.endswith("link out") else None
             expected: dict[str, Any] = {} if op == "delete" else {"d": 5}
             if kept is not None:
                 expected["keep"] = kept
@@ -1096,6 +1157,15 @@ class CheckedCommitConcurrency:
             ("nest", "scalar"),
             ("unshare", "delete"),
             ("unshare", "scalar"),
+            ("link out", "pop"),
+            ("nest", "pop"),
+            ("unshare", "pop"),
+            ("alias", "delete"),
+            ("unalias", "delete"),
+            ("unalias", "pop"),
+            ("reach twice", "delete"),
+            ("reach twice", "pop"),
+            ("diamond, link out", "delete"),
         ],
     )
     def test_an_unlinking_commit_meets_a_write_to_the_subtree_before_it(
@@ -1106,15 +1176,20 @@ class CheckedCommitConcurrency:
         what: str,
         op: str,
     ) -> None:
-        """``del db["d"]`` (or ``db["d"] = {"v": 5}``, or ``db["d"] = 5`` once the session
-        met a link) goes as one unlinking commit (``unlink_commits``); another process
+        """``del db["d"]`` (or ``db["d"] = {"v": 5}``, ``db["d"] = 5``, ``db.pop("d")``)
+        goes as one unlinking commit (``unlink_commits``); another process
         writes inside the subtree just before it is sent: links a node of it elsewhere,
         adds a node below it, unlinks one, deletes the other document that shared a
-        node of it (which then dies with the rest).
+        node of it (which then dies with the rest), links the document again from the
+        root or deletes the root's other link to it (the commit counts the root's link
+        down and keeps the document, or collects it whole), reaches a node of it by a
+        second path (collected all the same), or links elsewhere a node it reaches by
+        two paths (kept, both links from what dies cut).
 
         The commit looks at the subtree as it is when it runs. Linked elsewhere, the
         node is shared with a live document: the commit keeps it (its back-reference
-        from what dies removed) and collects the rest. A node added or removed leaves
+        from what dies removed) and collects the rest; a pop's value brings the kept
+        node's tree as the commit read it. A node added or removed leaves
         a small tree, which the commit collects whole: nothing leaks, nothing linked
         elsewhere is collected, back-references stay exact.
         """
@@ -1123,19 +1198,25 @@ class CheckedCommitConcurrency:
             pytest.skip(f"{type(backend).__name__}.capabilities.unlink_commits is False")
         with _race(backend, _BeforeUnlinkCommit, store_url, start, subtree_write, what) as raced:
             db, hooked, prefix, race = raced
-            if op == "scalar":
-                # A scalar's assignment carries the plan once its session met a link.
-                db["primer"] = {"p": [1]}
-                db["primer"] = 0
+            # (a scalar's assignment carries the plan: it is the session's first)
             db["d"] = UNLINKED_DOC
             if what == "unshare":
                 db["keep"] = cast(RD, db["d"])["address"]
+            if what in ("alias", "unalias"):
+                db["d2"] = db["d"]  # the root links the document twice
+            if what == "diamond, link out":
+                # The address reached by two paths (at two depths) before the race.
+                d = cast(RD, db["d"])
+                cast(RD, cast(RL, d["tags"])[1])["again"] = d["address"]
+            got: list[Any] = []
 
             def unlink() -> None:
                 if op == "delete":
                     del db["d"]
                 elif op == "scalar":
                     db["d"] = 5
+                elif op == "pop":
+                    got.append(db.pop("d"))
                 else:
                     db["d"] = {"v": 5}
 
@@ -1145,20 +1226,34 @@ class CheckedCommitConcurrency:
             # Linked out, the node is shared with "keep", which the commit proves alive
             # (a chain of parents up to the root): it keeps that node, collects the rest.
             assert hooked.refused == 0
-            kept = {"city": "P", "zip": [1]} if what == "link out" else None
+            kept = {"city": "P", "zip": [1]} if what.endswith("link out") else None
             after: dict[str, dict[str, Any]] = {
                 "delete": {},
+                "pop": {},
                 "replace": {"d": {"v": 5}},
-                "scalar": {"d": 5, "primer": 0},
+                "scalar": {"d": 5},
             }
             expected = after[op]
             if kept is not None:
                 expected["keep"] = kept
+            if what == "alias":
+                # Linked by "d2" and "d3" then: the commit counts the root's link down.
+                expected = {"d2": UNLINKED_DOC, "d3": UNLINKED_DOC}
             assert db() == expected
+            if op == "pop":
+                # The document as the commit found it, the kept address's tree included.
+                doc = json.loads(json.dumps(UNLINKED_DOC))
+                if what == "nest":
+                    doc["tags"].append({"new": [3]})
+                if what == "reach twice":
+                    doc["tags"][1]["again"] = doc["address"]
+                    assert got[0]["tags"][1]["again"] is got[0]["address"]
+                assert got == [doc]
             assert db.check().ok
             stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
-            # The root, what "keep" holds (the address and its list), the new value.
-            nodes = 1 + (2 if kept is not None else 0) + (op == "replace")
+            # The root, what "keep" holds (the address and its list), the new value, the
+            # aliased document's 5 nodes.
+            nodes = 1 + (2 if kept is not None else 0) + (op == "replace") + 5 * (what == "alias")
             assert len(stored) == nodes, stored
 
     @pytest.mark.parametrize("start", ["fork", "spawn"])
@@ -1188,9 +1283,9 @@ class CheckedCommitConcurrency:
         below it, inserts an item in front, pops the first item, deletes the list.
 
         The result is the other write's, then this one's: linked elsewhere, the commit
-        refuses and the usual path keeps that node; otherwise the commit removes and
-        collects what is at position 1 by then. Deleted, the handle is stale and nothing
-        is written. Nothing leaks, back-references stay exact.
+        keeps that node (a pop's answer brings its tree whole) and collects the rest;
+        otherwise it removes and collects what is at position 1 by then. Deleted, the
+        handle is stale and nothing is written. Nothing leaks, back-references stay exact.
         """
         backend, _keys = shared
         if not backend.capabilities.unlink_commits:
@@ -1213,7 +1308,8 @@ class CheckedCommitConcurrency:
             race(remove)
             assert not hooked.armed, "the unlinking commit was not used"
             assert hooked.commits == (0 if what == "delete" else 1)
-            assert hooked.refused == (1 if what in ("link out", "delete") else 0)
+            # Linked out, the address is kept, and the pop's answer brings its tree.
+            assert hooked.refused == (1 if what == "delete" else 0)
             doc = json.loads(json.dumps(UNLINKED_DOC))
             expected: dict[str, Any]
             if what == "link out":
