@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from etcher import DB
 from etcher.errors import WrongTypeError
+from etcher.spec import UnlinkOutcome
 from etcher.testing import BackendFactory, BackendFixtures
 from etcher.testing._harness.instrument import CountingBackend
-from etcher.testing.scripting import CheckedCommitConcurrency, CheckedCommitConformance
+from etcher.testing.scripting import (
+    UNLINK_SHAPES,
+    CheckedCommitConcurrency,
+    CheckedCommitConformance,
+)
 from etcher_redis import scripting
 from etcher_redis.backend import RedisBackend
 
@@ -29,9 +35,45 @@ class TestRedisCheckedCommits(CheckedCommitConformance, RedisFixtures):
 
 
 class TestRedisCheckedCommitConcurrency(CheckedCommitConcurrency):
+    pins_unlink_round_trips = True  # the round trips per shape are ours to keep
+
     @pytest.fixture
     def store_url(self, redis_server_url: str) -> str:
         return redis_server_url
+
+
+class _RefusingRedisBackend(RedisBackend):
+    """Declares ``unlink_commits`` but refuses every such commit, writing nothing: what the
+    contract always allows (core then reads first)."""
+
+    def unlinking_commit(self, checks: Any, writes: Any, plan: Any) -> UnlinkOutcome:
+        return UnlinkOutcome("refused", [])
+
+
+# Shapes etcher's script takes in one round trip: a refusing backend differs on each.
+_TAKEN = [shape for shape, trips in UNLINK_SHAPES.items() if trips][:4]
+
+
+@pytest.mark.parametrize("shape", _TAKEN)
+def test_a_backend_refusing_every_unlinking_commit_passes_the_kit(
+    redis_server_url: str, shape: str
+) -> None:
+    """The kit compares what each shape leaves; the round trips per shape are pinned only
+    where a subclass asks (``pins_unlink_round_trips``, etcher's own Redis backends), so
+    a third-party backend that refuses more than etcher's script still passes."""
+    backend = _RefusingRedisBackend.from_url(redis_server_url)
+    try:
+        kit = CheckedCommitConcurrency()
+        kit.test_an_unlinking_commit_leaves_what_reading_first_leaves(
+            redis_server_url, (backend, []), shape, 0
+        )
+        pinned = TestRedisCheckedCommitConcurrency()
+        with pytest.raises(AssertionError):
+            pinned.test_an_unlinking_commit_leaves_what_reading_first_leaves(
+                redis_server_url, (backend, []), shape, 0
+            )
+    finally:
+        backend.close()
 
 
 # --- Redis specifics ------------------------------------------------------------------

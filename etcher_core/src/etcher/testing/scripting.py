@@ -26,7 +26,7 @@ import multiprocessing
 import re
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 import pytest
 
@@ -865,7 +865,16 @@ class _BeforeUnlinkCommit(CountingBackend):
 
 
 class CheckedCommitConcurrency:
-    """Checked commits beside other processes (subclass and provide ``store_url``)."""
+    """Checked commits beside other processes (subclass and provide ``store_url``).
+
+    ``pins_unlink_round_trips``: a subclass sets it to ``True`` to also pin, shape by
+    shape, which unlinking commits are taken in one round trip and which are refused
+    (etcher's own Redis backends do). Refusing is always allowed by the contract, so a
+    backend that refuses more, or takes more, is still correct: by default only the
+    store each shape leaves is compared.
+    """
+
+    pins_unlink_round_trips: ClassVar[bool] = False
 
     @pytest.fixture
     def shared(self, store_url: str) -> Iterator[tuple[StorageBackend, list[str]]]:
@@ -947,7 +956,8 @@ class CheckedCommitConcurrency:
             assert not hooked.armed, "the assignment did not guess"
             if what == "link":
                 # Collected by the planned commit, or the guess refused by its check.
-                assert hooked.refused == (0 if planned else 1)
+                if self.pins_unlink_round_trips or not planned:
+                    assert hooked.refused == (0 if planned else 1)
                 assert hooked.commits == 1
                 assert db() == {"d": {"k": 1}}
             elif what == "new key":
@@ -1039,14 +1049,16 @@ class CheckedCommitConcurrency:
 
             race(delete)
             assert not hooked.armed, "the delete did not guess"
-            assert hooked.commits == (1 if what == "link" else 0)
+            if self.pins_unlink_round_trips or what != "link":
+                assert hooked.commits == (1 if what == "link" else 0)
             if what == "delete":
                 assert db() == {}
             else:
                 # The guess, refused by its check; where the commit collects a small
                 # document (unlink_commits) it takes the one put there instead.
                 collects = what == "link" and backend.capabilities.unlink_commits
-                assert hooked.refused == (0 if collects else 1)
+                if self.pins_unlink_round_trips or not collects:
+                    assert hooked.refused == (0 if collects else 1)
                 assert db() == {"d": {"other": 1}}
             assert db.check().ok
             stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
@@ -1094,10 +1106,10 @@ class CheckedCommitConcurrency:
 
         Every key, field and list item compares equal (uids by creation order, expiry
         stamps masked), with the same ``check()`` verdict, at grace 0 (deleted) and
-        grace > 0 (pending, known to the sweeper). A small unshared tree is collected
-        by the commit alone: one round trip. Anything else (shared, a cycle, a pin, a
-        pending node, over a bound, a node the new value links again) is refused by
-        the commit and collected by the usual path.
+        grace > 0 (pending, known to the sweeper). With ``pins_unlink_round_trips``
+        each shape must also take the round trips :data:`UNLINK_SHAPES` gives it (the
+        commit alone), or be refused by the commit and collected by the usual path
+        where it gives none.
         """
         backend, _keys = shared
         if not backend.capabilities.unlink_commits:
@@ -1140,6 +1152,8 @@ class CheckedCommitConcurrency:
             "a shared child also linked from a node that is gone",
         ):
             assert checks[0]
+        if not self.pins_unlink_round_trips:
+            return
         if UNLINK_SHAPES[shape]:
             assert (trips, simple) == (int(UNLINK_SHAPES[shape]), True)
         else:
@@ -1222,10 +1236,11 @@ class CheckedCommitConcurrency:
 
             race(unlink)
             assert not hooked.armed, "the unlinking commit was not used"
-            assert hooked.commits == 1
-            # Linked out, the node is shared with "keep", which the commit proves alive
-            # (a chain of parents up to the root): it keeps that node, collects the rest.
-            assert hooked.refused == 0
+            if self.pins_unlink_round_trips:
+                assert hooked.commits == 1
+                # Linked out, the node is shared with "keep", which the commit proves alive
+                # (a chain of parents up to the root): it keeps that node, collects the rest.
+                assert hooked.refused == 0
             kept = {"city": "P", "zip": [1]} if what.endswith("link out") else None
             after: dict[str, dict[str, Any]] = {
                 "delete": {},
@@ -1307,9 +1322,10 @@ class CheckedCommitConcurrency:
 
             race(remove)
             assert not hooked.armed, "the unlinking commit was not used"
-            assert hooked.commits == (0 if what == "delete" else 1)
-            # Linked out, the address is kept, and the pop's answer brings its tree.
-            assert hooked.refused == (1 if what == "delete" else 0)
+            if self.pins_unlink_round_trips:
+                assert hooked.commits == (0 if what == "delete" else 1)
+                # Linked out, the address is kept, and the pop's answer brings its tree.
+                assert hooked.refused == (1 if what == "delete" else 0)
             doc = json.loads(json.dumps(UNLINKED_DOC))
             expected: dict[str, Any]
             if what == "link out":
