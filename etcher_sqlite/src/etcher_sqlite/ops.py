@@ -176,6 +176,29 @@ def wrong_type(name: str, found: int, wanted: int) -> WrongTypeError:
     return WrongTypeError(f"WRONGTYPE key {name!r} holds a {_KINDS[found]}, not a {_KINDS[wanted]}")
 
 
+def bind_bytes_and_none_as_they_are() -> None:
+    """Give ``bytes`` and ``None`` parameters an identity adapter in ``sqlite3``, unless one
+    is registered already (the application's, which then stays).
+
+    The ``sqlite3`` module binds ``int``, ``float`` and ``str`` directly but looks every
+    ``bytes`` and ``None`` parameter up in its adapter registry first; finding nothing, it
+    asks the ``PrepareProtocol`` type for ``__adapt__``, and that type raises (then clears)
+    an ``AttributeError``, a formatted message each time: about 0.3 µs per parameter, ~11 a
+    small document's write (its field names, packed rows and one NULL). A registered
+    adapter is found first. Both are C calls returning their argument (``bytes(b)`` is
+    ``b`` for exact ``bytes``; ``{}.get(None)`` is ``None``), so what is bound, for this
+    backend and for any other user of ``sqlite3`` in the process, is unchanged: adapters
+    are looked up by exact type, and ``bytes`` and ``None`` are not among the types whose
+    adapting turns the module's direct binding off.
+    """
+    for cls, same in ((bytes, bytes), (type(None), {}.get)):
+        if (cls, sqlite3.PrepareProtocol) not in sqlite3.adapters:
+            sqlite3.register_adapter(cls, same)
+
+
+bind_bytes_and_none_as_they_are()
+
+
 AFTER_WATCH_CHECK = threading.local()
 """``hook``: the conformance kit's probe, called between the watch check and the apply.
 
