@@ -292,7 +292,7 @@ def _written_rows(
     monkeypatch.setattr(_reclaim, "clock", lambda: 1.0e9)  # the same expiry stamps
     with DB(f"sqlite:///{path}") as db:
         uids = db._session.uids
-        uids._token, uids._n = "t", 0  # the same uids in both stores
+        uids._start("t", 0)  # the same uids in both stores
         for i in range(140):  # a spilled root
             db[f"r{i}"] = i
         for i, doc in enumerate(docs):
