@@ -309,7 +309,11 @@ def _apply_fresh(
     if tx.dirty:
         tx.flush(rows)
     elif rows:
-        tx.conn.executemany(ops.SQL_UPSERT_KEY, rows)  # (the flush's first case, inline)
+        # (the flush's first case, inline)
+        if len(rows) <= _UPSERT_ROWS:
+            tx.conn.execute(_UPSERT_KEYS[len(rows)], [*chain.from_iterable(rows)])
+        else:
+            tx.conn.executemany(ops.SQL_UPSERT_KEY, rows)
     return True
 
 
@@ -557,6 +561,8 @@ def _apply_small(
 
 
 _hset_spilled = ops._hset_spilled
+_UPSERT_ROWS = ops.UPSERT_ROWS
+_UPSERT_KEYS = ops.SQL_UPSERT_KEYS
 _SMALL_LAST = frozenset(("hset", "hreplace", "rpush"))
 _STR = {str}
 _FIRST = itemgetter(0)
