@@ -55,6 +55,15 @@ UPSERT = (
     "ON CONFLICT (name) DO UPDATE SET type = excluded.type, version = excluded.version, "
     "lo = excluded.lo, hi = excluded.hi, value = excluded.value"
 )
+_UPSERT_HEAD, _UPSERT_TAIL = UPSERT.split(" ON CONFLICT", 1)
+
+
+def upsert_rows(c: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Whole ``keys`` rows in one statement of as many VALUES, as etcher writes a few."""
+    values = ", (?, ?, ?, 0, ?, ?)" * (len(rows) - 1)
+    c.execute(_UPSERT_HEAD + values + " ON CONFLICT" + _UPSERT_TAIL, [x for r in rows for x in r])
+
+
 ADD_FIELD = (
     "INSERT INTO hashes (name, field, value) VALUES (?, ?, ?) "
     "ON CONFLICT (name, field) DO UPDATE SET value = excluded.value"
@@ -158,7 +167,7 @@ class LayoutFloor:
                 (C + lst, LIST, _version(), 2, self.pack(items)),
                 (R + lst, HASH, _version(), 3, self.pack(self._header(b"l", 0, a))),
             ]
-        c.executemany(UPSERT, rows)
+        upsert_rows(c, rows)
         c.execute("COMMIT")
 
     def _root_field(self, key: str) -> str:
@@ -235,8 +244,8 @@ class LayoutFloor:
     def new_node(self, kind: str, content: dict[bytes, bytes] | list[bytes]) -> str:
         uid = self._uid(kind)
         self.c.execute("BEGIN IMMEDIATE")
-        self.c.executemany(
-            UPSERT,
+        upsert_rows(
+            self.c,
             [
                 (
                     C + uid,

@@ -93,7 +93,7 @@ class SqlRecorder:
     """Every statement of the SQLite connections opened while it is installed, in order."""
 
     def __init__(self) -> None:
-        self.log: list[tuple[int, str, Any, bool]] = []  # (connection, sql, params, many)
+        self.log: list[tuple[int, str, Any, Any]] = []  # (connection, sql, params, many)
         self.on = False
         self._ids: dict[int, int] = {}
         self._original = sqlite3.connect
@@ -104,7 +104,15 @@ class SqlRecorder:
         class Recording(sqlite3.Connection):
             def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
                 if rec.on:
-                    rec.log.append((rec._conn(self), sql, args[0] if args else (), False))
+                    params = args[0] if args else ()
+                    if sql.startswith(_PACKED_WRITE):
+                        # Whole keys rows, one or several VALUES in one statement: kept as
+                        # rows (repacked, renamed or folded like executemany's), replayed
+                        # as one statement of as many VALUES (values_sql).
+                        rows = [tuple(params[i : i + 6]) for i in range(0, len(params), 6)]
+                        rec.log.append((rec._conn(self), _one_row(sql), rows, VALUES))
+                    else:
+                        rec.log.append((rec._conn(self), sql, params, False))
                 return super().execute(sql, *args)
 
             def executemany(self, sql: str, rows: Any) -> sqlite3.Cursor:
@@ -127,7 +135,23 @@ class SqlRecorder:
         return self._ids.setdefault(id(conn), len(self._ids))
 
 
-def _repack_plan(log: list[tuple[int, str, Any, bool]]) -> list[tuple[int, str, Any, bool]]:
+VALUES = "values"
+"""A plan entry's ``many`` for one statement writing several ``keys`` rows as its VALUES
+(its ``params`` are the rows, its SQL the one-row statement): truthy, so it reads as rows
+wherever executemany's do."""
+
+
+def _one_row(sql: str) -> str:
+    """A multi-row ``INSERT ... VALUES (...), (...)`` as its one-row statement."""
+    return sql.split("), (", 1)[0] + ")" if "), (" in sql else sql
+
+
+def values_sql(sql: str, n: int) -> str:
+    """The one-row ``INSERT`` ``sql`` with ``n`` rows of VALUES (as etcher_sqlite builds it)."""
+    return sql + ", (?, ?, ?, ?, ?, ?)" * (n - 1)
+
+
+def _repack_plan(log: list[tuple[int, str, Any, Any]]) -> list[tuple[int, str, Any, Any]]:
     """The log with each packed container written as its unpacked content, to pack at replay."""
     out = []
     for conn, sql, params, many in log:
@@ -157,7 +181,7 @@ class _Packed:
         self.content = content
 
 
-def sql_replay(conns: list[sqlite3.Connection], plan: list[tuple[int, str, Any, bool]]) -> Any:
+def sql_replay(conns: list[sqlite3.Connection], plan: list[tuple[int, str, Any, Any]]) -> Any:
     """Run a recorded phase again with bare ``sqlite3`` (the timed part of the floor).
 
     Returns the rows of the last statement (what a read-only phase answers with).
@@ -166,7 +190,10 @@ def sql_replay(conns: list[sqlite3.Connection], plan: list[tuple[int, str, Any, 
     rows: Any = None
     for conn, sql, params, many in plan:
         c = conns[conn]
-        if many:
+        if many is VALUES:
+            flat = [pack(x.content) if type(x) is _Packed else x for row in params for x in row]
+            c.execute(values_sql(sql, len(params)), flat)
+        elif many:
             if sql.startswith(_PACKED_WRITE):
                 params = [
                     (n, k, v, lo, hi, pack(x.content) if type(x) is _Packed else x)
@@ -181,7 +208,7 @@ def sql_replay(conns: list[sqlite3.Connection], plan: list[tuple[int, str, Any, 
 _TXN = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
-def sql_warm(conns: list[sqlite3.Connection], plan: list[tuple[int, str, Any, bool]]) -> None:
+def sql_warm(conns: list[sqlite3.Connection], plan: list[tuple[int, str, Any, Any]]) -> None:
     """Prepare every statement of ``plan`` once and read its pages, leaving the file as it was.
 
     etcher's timed phase runs on a connection that built the store: the schema is
@@ -189,8 +216,14 @@ def sql_warm(conns: list[sqlite3.Connection], plan: list[tuple[int, str, Any, bo
     A replay on a fresh connection would pay all that inside its clock, so each
     distinct statement runs once beforehand, in a transaction rolled back.
     """
-    firsts: dict[tuple[int, str], tuple[Any, bool]] = {}
+    firsts: dict[tuple[int, str], tuple[Any, Any]] = {}
     for conn, sql, params, many in plan:
+        if many is VALUES:  # (each number of rows is its own statement)
+            sql, params, many = (
+                values_sql(sql, len(params)),
+                [x for row in params for x in row],
+                False,
+            )
         firsts.setdefault((conn, sql), (params, many))
     for i, c in enumerate(conns):
         mine = [(sql, p, m) for (conn, sql), (p, m) in firsts.items() if conn == i]
@@ -203,7 +236,7 @@ def sql_warm(conns: list[sqlite3.Connection], plan: list[tuple[int, str, Any, bo
                 rows = [tuple(_PACK(x.content) if type(x) is _Packed else x for x in params[0])]
                 c.executemany(sql, rows if params else [])
             else:
-                c.execute(sql, params).fetchall()
+                c.execute(sql, [_PACK(x.content) if type(x) is _Packed else x for x in params])
         c.execute("ROLLBACK")
         begins = [t for t in txn if t.lstrip().upper().startswith("BEGIN")]
         ends = [t for t in txn if t.lstrip().upper().startswith(("COMMIT", "ROLLBACK"))]
@@ -280,7 +313,7 @@ class SqlFloor:
         """The phase's statements by first word (``(many)`` for an ``executemany``)."""
         out: dict[str, int] = {}
         for _, sql, _, many in self.log:
-            key = sql.split(None, 1)[0].upper() + ("(many)" if many else "")
+            key = sql.split(None, 1)[0].upper() + ("(many)" if many is True else "")
             out[key] = out.get(key, 0) + 1
         return out
 

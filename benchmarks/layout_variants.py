@@ -62,7 +62,7 @@ VARIANTS = ("etcher", "by_node", "one_key")
 PHASES = ("write_docs", "replace_shared")
 """The SQLite targets against 0.2.3 that etcher's layout floor misses (round 5)."""
 
-Plan = list[tuple[int, str, Any, bool]]
+Plan = list[tuple[int, str, Any, Any]]  # many: False, True (executemany) or lr.VALUES
 
 _NODE_KEY = re.compile(r"^(\{[^}]*\}:)([cr]):(.+)$")
 _BY_NODE_KEY = re.compile(r"^(\{[^}]*\}:)(.+):([cr])$")

@@ -260,7 +260,7 @@ def _documents(rng: random.Random) -> list[Any]:
     docs: list[Any] = []
     for _ in range(6):
         doc = {"name": "n", "sub": _plain(rng), "more": _plain(rng), "tags": [_plain(rng)]}
-        shape = rng.choice(["plain", "shared", "cycle", "big", "many nodes", "odd"])
+        shape = rng.choice(["plain", "shared", "cycle", "big", "many nodes", "odd", "wide"])
         if shape == "shared":  # one object twice: one node, two links
             shared = {"s": 1}
             doc["a"], doc["b"] = shared, [shared]
@@ -270,6 +270,11 @@ def _documents(rng: random.Random) -> list[Any]:
             doc["many"] = list(range(packed.MAX_ENTRIES + 3))
         elif shape == "many nodes":  # past what a plain assignment takes alone
             doc["nodes"] = [{"i": i} for i in range(rng.choice([10, 20]))]
+        elif shape == "wide":  # every kind of item numbered up to and past the plain path's tables
+            values = [1, "s", 0.5, True, False, None, 2**70]
+            fields = rng.choice([255, 256, 257])
+            wide: dict[str, Any] = {f"f{i}": values[i % len(values)] for i in range(fields - 2)}
+            doc["wide"] = {**wide, "d": {"in": 1}, "l": ["l"]}
         elif shape == "odd":  # keys and values the plain path leaves to the writer
             doc[rng.choice([7, "ключ", "k"])] = rng.choice(["\ud800x", "ok", 2**80, -(2**70)])
         docs.append(doc)
@@ -292,15 +297,17 @@ def _written_rows(
     monkeypatch.setattr(_reclaim, "clock", lambda: 1.0e9)  # the same expiry stamps
     with DB(f"sqlite:///{path}") as db:
         uids = db._session.uids
-        uids._token, uids._n = "t", 0  # the same uids in both stores
+        uids._start("t", 0)  # the same uids in both stores
         for i in range(140):  # a spilled root
             db[f"r{i}"] = i
+        stored = []
         for i, doc in enumerate(docs):
             try:
                 db[f"d{i}"] = doc
             except ValueError as exc:  # a lone surrogate: refused, the store untouched
                 assert f"d{i}" not in db, exc
                 continue
+            stored.append(doc)
             db[f"d{i}"]["extra"] = {"e": [1, 2]}
         db["d0"] = {"replaced": [1]}  # a replacement: reads and collects the old document
         db.pop("d1", None)
@@ -312,7 +319,7 @@ def _written_rows(
             tx["t"] = {"in": ["tx"]}
             with contextlib.suppress(TypeError):
                 tx["bad"] = {"ok": [1], "no": object()}  # rolled back alone
-            tx["t"]["more"] = {"m": docs[1]}
+            tx["t"]["more"] = {"m": stored[1]}
         assert db.check().ok
         conn = db._session.backend._conn()
         return (

@@ -336,3 +336,41 @@ def test_a_big_flush_writes_and_deletes_keys_rows_in_key_order(tmp_path: Path) -
     finally:
         db.close()
         backend.close()
+
+
+def test_a_small_document_writes_its_rows_in_one_statement_without_executemany(
+    tmp_path: Path,
+) -> None:
+    with count_statements() as counter:
+        db = DB(f"sqlite:///{tmp_path / 'rows.db'}")
+        try:
+            for i in range(40):  # a spilled root: its new field is a row of its own
+                db[f"r{i}"] = small_doc(i)
+            counter.clear()
+            db["w"] = small_doc(99)
+            # the root's field, then its two keys rows and the new nodes' six as one VALUES
+            assert counter["INSERT"] == 2 and counter["INSERT(many)"] == 0, dict(counter)
+            assert db["w"]() == small_doc(99)
+        finally:
+            db.close()
+
+
+@pytest.mark.parametrize("n", [1, 2, 16, 17, 40])
+def test_a_flush_writes_few_rows_as_one_statement_and_many_as_executemany(
+    tmp_path: Path, n: int
+) -> None:
+    from etcher_sqlite import ops
+
+    names = [f"k{i:03d}" for i in range(n)]
+    with count_statements() as counter:
+        backend = SQLiteBackend(tmp_path / "flush.db")
+        try:
+            with backend.unit_scope(True):
+                tx = ops.SCOPE.tx
+                counter.clear()
+                tx.flush([(name, 1, 7, 0, 0, name.encode()) for name in names])
+                many = n > ops.UPSERT_ROWS
+                assert dict(counter) == {"INSERT(many)" if many else "INSERT": 1}
+            assert [backend.get(name) for name in names] == [name.encode() for name in names]
+        finally:
+            backend.close()

@@ -157,23 +157,36 @@ class UidFactory:
 
     64 random bits per factory make a collision between two writers
     practically impossible, and the counter keeps uids short and cheap to
-    make (no system call per node). A child made by ``fork()`` inherits the
+    make (no system call per node). The counter is written in hex after its
+    number of digits (``3`` + ``1f4``), so a factory's uids sort as they were
+    made: a store ordered by key name (SQLite's ``keys`` table) puts a new
+    document's rows at the end of its factory's run of rows, in the pages the
+    previous document dirtied, instead of splitting pages all over that run
+    (``"...10"`` sorts before ``"...9"``). A child made by ``fork()`` inherits the
     factory, token and counter included, so every live factory draws a new
     token in the child (:func:`os.register_at_fork`): otherwise two children
     would make the same uids and write into each other's nodes.
     """
 
-    __slots__ = ("__weakref__", "_lock", "_n", "_token")
+    __slots__ = ("__weakref__", "_lock", "_n", "_stem", "_token", "_wider")
 
     def __init__(self) -> None:
         self._reset()
         _FACTORIES.add(self)
 
     def _reset(self) -> None:
-        self._token = os.urandom(8).hex()
-        self._n = 0  # the number of the latest uid made
         # A lock some other thread held at fork time would never be released in the child.
         self._lock = threading.Lock()
+        self._start(os.urandom(8).hex(), 0)
+
+    def _start(self, token: str, n: int) -> None:
+        """Make the next uid with ``token`` and number ``n + 1``."""
+        self._token = token
+        self._n = n  # the number of the latest uid made
+        digits = ((n + 1).bit_length() + 3) >> 2
+        # The token and the digit count, while the numbers stay below _wider.
+        self._stem = f"{token}{digits:x}"
+        self._wider = 16**digits
 
     @property
     def token(self) -> str:
@@ -182,8 +195,12 @@ class UidFactory:
 
     def new(self, kind: str) -> str:
         with self._lock:
-            self._n = n = self._n + 1
-        return f"{kind}{self._token}{n:x}"
+            n = self._n + 1
+            if n >= self._wider:
+                self._start(self._token, n - 1)  # a digit more
+            self._n = n
+            stem = self._stem
+        return f"{kind}{stem}{n:x}"
 
     def mark(self) -> int:
         """Where the counter is: :meth:`rewind` takes it back there."""
@@ -195,7 +212,7 @@ class UidFactory:
         the counter as if it had never run."""
         with self._lock:
             if self._n == end:
-                self._n = mark
+                self._start(self._token, mark)
 
 
 # Weak, so a factory lives exactly as long as the DB that made it.

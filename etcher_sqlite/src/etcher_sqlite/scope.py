@@ -167,36 +167,31 @@ class UnitScope:
         ):
             return self._backend.hgetall(refs), self._backend.hget(content, field)
         try:
-            rows = conn.execute(_SQL_READ_ITEM, (refs, content, field)).fetchall()
+            row = conn.execute(_SQL_READ_ITEM, (refs, content, field)).fetchone()
         except sqlite3.Error as exc:
             raise self._backend._error(exc) from exc
-        head = item = None
-        for row in rows:  # (SQLite does not promise a compound select's order)
-            if row[0] == 0:
-                head = row
-            else:
-                item = row
-        if head is not None and (head[1] != HASH or head[2] is None):
+        kind, blob, lo, hi, item_kind, item_blob, item_lo, item_hi, member = row
+        if kind is not None and (kind != HASH or blob is None):
             return self._backend.hgetall(refs), self._backend.hget(content, field)
         cache = tx.meta
-        if head is None:
+        if kind is None:
             cache[refs] = None
             header: dict[bytes, bytes] = {}
         else:
-            header = packed.unpack_hash(head[2], refs)
-            cache[refs] = [HASH, head[3], head[4], head[2], None]
-        if item is None:
+            header = packed.unpack_hash(blob, refs)
+            cache[refs] = [HASH, lo, hi, blob, None]
+        if item_kind is None:
             cache[content] = None
             return header, None
-        if item[1] == HASH and item[2] is not None:
+        if item_kind == HASH and item_blob is not None:
             # Its decoded fields are kept too: the write that follows need not unpack them.
-            fields = packed.unpack_hash(item[2], content)
-            cache[content] = [HASH, item[3], item[4], item[2], fields]
+            fields = packed.unpack_hash(item_blob, content)
+            cache[content] = [HASH, item_lo, item_hi, item_blob, fields]
             return header, fields.get(field)
-        cache[content] = [item[1], item[3], item[4], item[2], None]
-        if item[1] != HASH:
-            raise ops.wrong_type(content, item[1], HASH)
-        return header, item[5]
+        cache[content] = [item_kind, item_lo, item_hi, item_blob, None]
+        if item_kind != HASH:
+            raise ops.wrong_type(content, item_kind, HASH)
+        return header, member
 
     def commit_fresh(
         self, writes: list[tuple[str, tuple[Any, ...]]], fresh: dict[str, Any]
@@ -232,12 +227,13 @@ class UnitScope:
 
 
 _SQL_READ_ITEM = (
-    "SELECT 0, type, value, lo, hi, NULL FROM keys WHERE name = ?1 UNION ALL "
-    "SELECT 1, k.type, k.value, k.lo, k.hi, CASE WHEN k.value IS NULL THEN "
-    "(SELECT value FROM hashes WHERE name = k.name AND field = ?3) END "
-    "FROM keys AS k WHERE k.name = ?2"
+    "SELECT h.type, h.value, h.lo, h.hi, c.type, c.value, c.lo, c.hi, "
+    "CASE WHEN c.value IS NULL THEN "
+    "(SELECT value FROM hashes WHERE name = c.name AND field = ?3) END "
+    "FROM (SELECT 1) LEFT JOIN keys AS h ON h.name = ?1 LEFT JOIN keys AS c ON c.name = ?2"
 )
-"""A header's ``keys`` row and a hash's row with one field (``ops.SQL_HGET``), tagged 0 and 1."""
+"""A header's ``keys`` row and a hash's row with one field (``ops.SQL_HGET``), side by side
+in one row (all ``NULL`` for a key that does not exist)."""
 
 
 def _apply_fresh(
@@ -313,7 +309,11 @@ def _apply_fresh(
     if tx.dirty:
         tx.flush(rows)
     elif rows:
-        tx.conn.executemany(ops.SQL_UPSERT_KEY, rows)  # (the flush's first case, inline)
+        # (the flush's first case, inline)
+        if len(rows) <= _UPSERT_ROWS:
+            tx.conn.execute(_UPSERT_KEYS[len(rows)], [*chain.from_iterable(rows)])
+        else:
+            tx.conn.executemany(ops.SQL_UPSERT_KEY, rows)
     return True
 
 
@@ -561,6 +561,8 @@ def _apply_small(
 
 
 _hset_spilled = ops._hset_spilled
+_UPSERT_ROWS = ops.UPSERT_ROWS
+_UPSERT_KEYS = ops.SQL_UPSERT_KEYS
 _SMALL_LAST = frozenset(("hset", "hreplace", "rpush"))
 _STR = {str}
 _FIRST = itemgetter(0)
