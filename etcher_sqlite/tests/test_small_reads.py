@@ -13,7 +13,6 @@ timings.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,28 +20,12 @@ from typing import Any
 import pytest
 
 from etcher import DB
+from etcher.testing._harness.instrument import python_calls
 from etcher_sqlite.testing import count_statements
 
 
 def small_doc(i: int) -> dict[str, Any]:
     return {"name": f"user{i}", "address": {"city": "Oslo", "zip": f"{i:05d}"}, "tags": ["a", "b"]}
-
-
-def python_calls(fn: Callable[[], object]) -> int:
-    """How many Python functions ``fn()`` calls (``sys.setprofile`` "call" events)."""
-    count = 0
-
-    def tracer(frame: Any, event: str, arg: Any) -> None:
-        nonlocal count
-        if event == "call":
-            count += 1
-
-    sys.setprofile(tracer)
-    try:
-        fn()
-    finally:
-        sys.setprofile(None)
-    return count - 1  # fn itself
 
 
 def setup(db: DB) -> dict[str, Callable[[], Any]]:

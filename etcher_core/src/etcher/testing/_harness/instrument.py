@@ -13,7 +13,9 @@ commands a collection queues.
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from etcher.spec import Capabilities, StorageBackend
@@ -302,3 +304,25 @@ class CountingScope:
             owner.commits += 1
             if owner.fail_on_commit:
                 raise owner.fail_on_commit
+
+
+def python_calls(fn: Callable[[], object]) -> int:
+    """How many Python functions ``fn()`` calls (``sys.setprofile`` "call" events, ``fn``
+    itself not counted): a cost that, unlike time, is the same on every machine and run.
+
+    >>> python_calls(lambda: len([]))  # a C function is no Python call
+    0
+    """
+    count = 0
+
+    def tracer(frame: Any, event: str, arg: Any) -> None:
+        nonlocal count
+        if event == "call":
+            count += 1
+
+    sys.setprofile(tracer)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return count - 1
