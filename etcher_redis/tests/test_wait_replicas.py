@@ -59,10 +59,11 @@ def test_too_few_replicas_is_a_clear_error_and_the_write_stays(
 ) -> None:
     url, _client = master_and_replica
     with DB(url, prefix="w2") as plain:
-        # WAIT blocks for the whole timeout (a second replica never comes): long enough
-        # for the one replica to acknowledge on a loaded machine (20 ms once saw 0 of 2).
+        # WAIT blocks for the whole timeout (a second replica never comes). Whether the one
+        # replica acknowledged within it depends on the machine's load (500 ms once saw
+        # 0 of 2 under a parallel suite): either count is the truth, and short of 2.
         waiting = DB(url, prefix="w2", wait_replicas=2, wait_timeout=ACK_MS)
-        with waiting as db, pytest.raises(ReplicationNotConfirmed, match="only 1 of 2 replica"):
+        with waiting as db, pytest.raises(ReplicationNotConfirmed, match=r"only [01] of 2 replica"):
             db["doc"] = "applied"
         assert plain["doc"] == "applied"
 
