@@ -15,7 +15,6 @@ import argparse
 import cProfile
 import pstats
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from etcher import DB
+from etcher.testing._harness.instrument import python_calls
 
 
 def small_doc(i: int) -> dict[str, Any]:
@@ -82,20 +82,11 @@ def cpu_per_op(fn: Callable[[int], Any], n: int, rounds: int) -> float:
 
 
 def calls_per_op(fn: Callable[[int], Any], n: int, base: int) -> float:
-    count = 0
-
-    def tracer(frame: Any, event: str, arg: Any) -> None:
-        nonlocal count
-        if event == "call":
-            count += 1
-
-    sys.setprofile(tracer)
-    try:
+    def run() -> None:
         for i in range(base, base + n):
             fn(i)
-    finally:
-        sys.setprofile(None)
-    return count / n
+
+    return python_calls(run) / n
 
 
 def main() -> None:
