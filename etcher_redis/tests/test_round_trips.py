@@ -24,6 +24,7 @@ from etcher import DB, RD, RL
 from etcher._graph import SWEEP_AHEAD
 from etcher._materialize import SUBTREE_LIMIT
 from etcher._session import LINK_RUN
+from etcher.errors import StaleHandleError
 from etcher.testing._harness.instrument import CountingBackend
 from etcher_redis.backend import RedisBackend
 
@@ -888,3 +889,41 @@ def test_a_document_reaching_a_node_by_two_paths_is_unlinked_in_one_round_trip(
         assert nodes == 4  # the root, keep, its list, two2: nothing leaked
     finally:
         db.delete_prefix_immediately("diamonds")
+
+
+def test_popping_a_missing_key_is_one_round_trip(counting: CountingBackend) -> None:
+    """``d.pop(k, default)`` and ``d.pop(k)`` of a key that is not there: the unlinking
+    commit answers the item as it finds it, absent, so the pop answers its default (or
+    raises ``KeyError``) after that one round trip, every time (it was a failed check, a
+    read and a check of the read: 3, then 2 as the guess backed off), writes nothing,
+    and a stale handle still raises as before."""
+    db = DB(backend=counting, prefix="missing-pops")
+    try:
+        db["doc"] = {"a": 1, "n": {"x": [1]}}
+        doc = cast(RD, db["doc"])
+        before = sorted(counting.inner.scan_iter(match="{missing-pops}:*"))
+        for _ in range(3):  # no backing off: each is the same single trip
+            counting.reset()
+            assert doc.pop("gone", "default") == "default"
+            assert (counting.round_trips, counting.commits, counting.refused) == (1, 1, 0)
+            counting.reset()
+            with pytest.raises(KeyError):
+                doc.pop("gone")
+            assert (counting.round_trips, counting.commits, counting.refused) == (1, 1, 0)
+            counting.reset()
+            assert db.pop("nothing", None) is None
+            assert counting.round_trips == 1
+        assert sorted(counting.inner.scan_iter(match="{missing-pops}:*")) == before
+        assert db() == {"doc": {"a": 1, "n": {"x": [1]}}}
+        # Present keys still pop their values in one trip, after the missing ones.
+        counting.reset()
+        assert doc.pop("n") == {"x": [1]}
+        assert counting.round_trips == 1
+        assert db.check().ok
+        # The handle's document deleted: the commit's liveness check fails, and the
+        # reading path says the handle is stale rather than answering the default.
+        del db["doc"]
+        with pytest.raises(StaleHandleError):
+            doc.pop("gone", "default")
+    finally:
+        db.delete_prefix_immediately("missing-pops")

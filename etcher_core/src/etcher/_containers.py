@@ -760,7 +760,11 @@ class RD(Node, MutableMapping["Key", "Stored"]):
 
                     content = g.layout.content(uid)
                     refs = g.layout.refs(uid)
-                    if unit.assume_item(content, field, refs, DEAD, SEQ, True, (plan, took)):
+                    # Not ``present``: the commit answers the item as it finds it, None
+                    # for a missing key, which is then this pop's answer in one round
+                    # trip (its hdel removes nothing) instead of a failed check, a read
+                    # and a check of the read.
+                    if unit.assume_item(content, field, refs, DEAD, SEQ, False, (plan, took)):
                         unit.hdel(content, field)
                         return _POPPED
             if alone:
@@ -780,6 +784,10 @@ class RD(Node, MutableMapping["Key", "Stored"]):
 
         result = session.mutate_guessed(op, guesses, guess)
         if result is _POPPED:
+            if answers[-1].item is None:  # no such key when the commit ran
+                if default is _NOTHING:
+                    raise EtcherKeyError(key)
+                return default
             return _popped(session.layout, answers[-1])
         return result
 

@@ -592,7 +592,8 @@ class UnlinkOutcome(NamedTuple):
     retired: list[str]
     """The uids collected (deleted or made pending), when applied."""
     item: bytes | None = None
-    """With ``plan.contents``, when applied: the item as read before the writes."""
+    """With ``plan.contents``, when applied: the item as read before the writes (``None``
+    when the field was missing: core's ``pop`` then answers its default or ``KeyError``)."""
     contents: dict[str, dict[bytes, bytes] | list[bytes]] | None = None
     """With ``plan.contents``, when applied: each collected node's content as it was,
     and that of every node a kept node reaches."""

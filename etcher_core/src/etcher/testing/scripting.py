@@ -607,6 +607,17 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
 
     if shape.startswith("list, "):
         return _list_unlink_setup(db, shape.removeprefix("list, "))
+    if shape.startswith("a missing key, popped"):
+        db["other"] = {"o": [1]}  # a live root and document; "k" never stored
+
+        def pop_missing() -> Any:
+            if shape.endswith("with a default"):
+                return db.pop("k", "the default")
+            with pytest.raises(KeyError):
+                db.pop("k")
+            return "KeyError"
+
+        return pop_missing
     if shape.endswith(", popped"):
         _unlink_setup(db, shape.removesuffix(", popped"))
         return lambda: db.pop("k")
@@ -788,6 +799,8 @@ UNLINK_SHAPES = {
     # many as the int says), or refuses (False)
     "scalar": True,
     "scalar, popped": True,
+    "a missing key, popped with a default": True,
+    "a missing key, popped": True,
     "tree": True,
     "tree, popped": True,
     "tree, replaced": True,
