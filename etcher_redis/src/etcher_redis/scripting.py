@@ -395,6 +395,41 @@ do
     -- is kept, and proven alive below.
     local nodes, items = 0, 0
     local heads = {}
+    -- A node's content (counted against the budget) and the uids its items link; nil
+    -- refuses: over the budget, not a hash or list, an item that is no value or link.
+    -- The size first: a node over the budget (a long list, say) is refused before its
+    -- content becomes Lua strings, which costs more per item the longer it is.
+    local function read_content(ck, dict)
+      local size = redis.pcall(dict and 'HLEN' or 'LLEN', ck)
+      if type(size) ~= 'number' or items + (dict and 2 * size or size) > U_budget then
+        return nil
+      end
+      local content
+      if dict then
+        content = redis.pcall('HGETALL', ck)
+      else
+        content = redis.pcall('LRANGE', ck, 0, -1)
+      end
+      if content.err then return nil end
+      items = items + #content
+      if items > U_budget then return nil end
+      local links = {}
+      local step, first = 1, 1
+      if dict then step, first = 2, 2 end
+      for i = first, #content, step do
+        local v = content[i]
+        if dict then
+          v = string.match(v, '^%d+|(.+)$')
+          if not v then return nil end
+        elseif #v == 0 then
+          return nil
+        end
+        local c = target(v)
+        if c == nil then return nil end
+        if c then links[#links + 1] = c end
+      end
+      return content, links
+    end
     -- A node's header, read once and checked (nil refuses): its back-references (uid ->
     -- count, less those cut), how many, and whether it is pinned.
     local function header(u)
@@ -461,35 +496,10 @@ do
       local lost, order = {}, {}
       for _, u in ipairs(level) do
         local rk, ck = U_rp .. u, U_cp .. u
-        local dict = string.byte(u, 1) == 68
-        -- The size first: a node over the budget (a long list, say) is refused before
-        -- its content becomes Lua strings, which costs more per item the longer it is.
-        local size = redis.pcall(dict and 'HLEN' or 'LLEN', ck)
-        if type(size) ~= 'number' or items + (dict and 2 * size or size) > U_budget then
-          return -1
-        end
-        local content
-        if dict then
-          content = redis.pcall('HGETALL', ck)
-        else
-          content = redis.pcall('LRANGE', ck, 0, -1)
-        end
-        if content.err then return -1 end
-        items = items + #content
-        if items > U_budget then return -1 end
-        local step, first = 1, 1
-        if dict then step, first = 2, 2 end
-        for i = first, #content, step do
-          local v = content[i]
-          if dict then
-            v = string.match(v, '^%d+|(.+)$')
-            if not v then return -1 end
-          elseif #v == 0 then
-            return -1
-          end
-          local c = target(v)
-          if c == nil then return -1 end
-          if c and not U_gone[c] then
+        local content, links = read_content(ck, string.byte(u, 1) == 68)
+        if not content then return -1 end
+        for _, c in ipairs(links) do
+          if not U_gone[c] then
             local per = lost[c]
             if per == nil then
               per = {}
@@ -590,32 +600,10 @@ do
         local dict = string.byte(u, 1) == 68
         local h = redis.pcall('HMGET', U_rp .. u, '#k', '#d')
         if h.err or h[1] ~= (dict and 'd' or 'l') or h[2] then return -1 end
-        local ck = U_cp .. u
-        local size = redis.pcall(dict and 'HLEN' or 'LLEN', ck)
-        if type(size) ~= 'number' or items + (dict and 2 * size or size) > U_budget then
-          return -1
-        end
-        local content
-        if dict then
-          content = redis.pcall('HGETALL', ck)
-        else
-          content = redis.pcall('LRANGE', ck, 0, -1)
-        end
-        if content.err then return -1 end
-        items = items + #content
-        local step, first = 1, 1
-        if dict then step, first = 2, 2 end
-        for i = first, #content, step do
-          local v = content[i]
-          if dict then
-            v = string.match(v, '^%d+|(.+)$')
-            if not v then return -1 end
-          elseif #v == 0 then
-            return -1
-          end
-          local c = target(v)
-          if c == nil then return -1 end
-          if c and not seen[c] then
+        local content, links = read_content(U_cp .. u, dict)
+        if not content then return -1 end
+        for _, c in ipairs(links) do
+          if not seen[c] then
             seen[c] = true
             queue[#queue + 1] = c
           end
