@@ -111,9 +111,9 @@ def _batch(rng: random.Random, odd: str | None) -> tuple[list[Any], set[str], li
     return writes, created, sorted(set(read))
 
 
-def _commit(backend: SQLiteMemoryBackend, batch: tuple[list[Any], set[str], list[str]]) -> Any:
-    """Run the batch as a unit would (reads in the scope, then commit_writes); the error."""
-    writes, created, read = batch
+def _commit(backend: SQLiteMemoryBackend, read: list[str], call: Any) -> Any:
+    """Commit as a unit would: read ``read`` in a write scope, then ``call(scope)``; the
+    error it raised, or None."""
     held = backend.unit_scope(True)
     try:
         with held:
@@ -121,11 +121,19 @@ def _commit(backend: SQLiteMemoryBackend, batch: tuple[list[Any], set[str], list
                 # The unit's read: the scope caches the row (a wrong type's too).
                 with contextlib.suppress(WrongTypeError):
                     backend.hgetall(key)
-            held.commit_writes(writes, created)
+            call(held)
     except Exception as exc:
         drop_scoped_tx()
         return exc
     return None
+
+
+def _commit_batch(
+    backend: SQLiteMemoryBackend, batch: tuple[list[Any], set[str], list[str]]
+) -> Any:
+    """Run the batch as a unit would (reads in the scope, then commit_writes); the error."""
+    writes, created, read = batch
+    return _commit(backend, read, lambda held: held.commit_writes(writes, created))
 
 
 @pytest.mark.parametrize("seed", range(7 * 14))
@@ -147,9 +155,9 @@ def test_a_small_commit_ends_as_the_general_path_ends(
     _prefill(general)
     before = _tables(fast)
     monkeypatch.setattr(scope, "_apply_small", spy)
-    got = _commit(fast, batch)
+    got = _commit_batch(fast, batch)
     monkeypatch.setattr(scope, "_apply_small", lambda *args: False)
-    want = _commit(general, batch)
+    want = _commit_batch(general, batch)
     assert type(got) is type(want), (got, want)
     assert str(got) == str(want)
     assert _tables(fast) == (before if want is not None else _tables(general))
@@ -226,21 +234,8 @@ def test_fresh_contents_end_as_their_writes_end(seed: int) -> None:
     _prefill(whole)
     before = _tables(split)
 
-    def commit(backend: SQLiteMemoryBackend, call: Any) -> Any:
-        held = backend.unit_scope(True)
-        try:
-            with held:
-                for key in read:
-                    with contextlib.suppress(WrongTypeError):
-                        backend.hgetall(key)
-                call(held)
-        except Exception as exc:
-            drop_scoped_tx()
-            return exc
-        return None
-
-    got = commit(split, lambda held: held.commit_writes(rest, created, fresh))
-    want = commit(whole, lambda held: held.commit_writes(leading + rest, created))
+    got = _commit(split, read, lambda held: held.commit_writes(rest, created, fresh))
+    want = _commit(whole, read, lambda held: held.commit_writes(leading + rest, created))
     assert type(got) is type(want), (got, want)
     assert str(got) == str(want)
     assert _tables(split) == (before if want is not None else _tables(whole))
@@ -426,21 +421,8 @@ def test_commit_fresh_ends_as_commit_writes_ends(
     _prefill(general)
     before = _tables(trusted)
 
-    def commit(backend: SQLiteMemoryBackend, call: Any) -> Any:
-        held = backend.unit_scope(True)
-        try:
-            with held:
-                for key in read:
-                    with contextlib.suppress(WrongTypeError):
-                        backend.hgetall(key)
-                call(held)
-        except Exception as exc:
-            drop_scoped_tx()
-            return exc
-        return None
-
-    got = commit(trusted, lambda held: held.commit_fresh(list(writes), dict(fresh)))
-    want = commit(general, lambda held: held.commit_writes(list(writes), (), dict(fresh)))
+    got = _commit(trusted, read, lambda held: held.commit_fresh(list(writes), dict(fresh)))
+    want = _commit(general, read, lambda held: held.commit_writes(list(writes), (), dict(fresh)))
     assert type(got) is type(want), (got, want)
     assert str(got) == str(want)
     assert _tables(trusted) == (before if want is not None else _tables(general))
