@@ -305,6 +305,22 @@ def select_in(
         yield from conn.execute(_in_sql(template, size, group), params).fetchall()
 
 
+def select_rows(conn: sqlite3.Connection, template: str, items: list[Any]) -> list[Any]:
+    """:func:`select_in`'s rows as one list, for single ``?`` groups and at least one item.
+
+    A batch of at most :data:`CHUNK` items (most levels of a document) is one statement
+    here, without the generator and its copies; one item is ``IN (?)``, which SQLite
+    runs as ``= ?``.
+    """
+    n = len(items)
+    if n > CHUNK:
+        return list(select_in(conn, template, items))
+    size = 1 << (n - 1).bit_length()  # padded as select_in pads
+    if size > n:
+        items = [*items, *repeat(items[-1], size - n)]
+    return conn.execute(_in_sql(template, size, "?"), items).fetchall()
+
+
 def versions(conn: sqlite3.Connection, names: Sequence[str]) -> dict[str, int | None]:
     """The current ``version`` of each key (``None`` for a missing key)."""
     if len(names) == 1:

@@ -29,15 +29,11 @@ from etcher_sqlite import ops, packed
 from etcher_sqlite.schema import HASH, LIST
 
 SQL_LEVEL = "SELECT name, type, value FROM keys WHERE name IN ({})"
-SQL_NODE = "SELECT name, type, value FROM keys WHERE name = ?"
 SQL_HASH_MEMBERS = "SELECT name, field, value FROM hashes WHERE name IN ({})"
 # A spilled list's rows are exactly its items (trims delete the rows they drop), and
 # the primary key (name, pos) gives them in order.
 SQL_LIST_MEMBERS = "SELECT name, value FROM list_items WHERE name IN ({}) ORDER BY name, pos"
 SQL_HEADERS = "SELECT name FROM keys WHERE name IN ({})"
-
-_LEVEL_SQL: dict[int, str] = {}
-"""``SQL_LEVEL`` for each padded width used so far (a handful: widths are powers of two)."""
 
 
 class _Backend(Protocol):
@@ -47,24 +43,6 @@ class _Backend(Protocol):
 
 
 Content = dict[bytes, bytes] | list[bytes]
-
-
-def _rows(conn: sqlite3.Connection, names: list[str]) -> list[tuple[str, int, bytes | None]]:
-    """The ``keys`` rows of ``names`` that exist, in any order."""
-    n = len(names)
-    if n == 1:  # a document's first level, and every level of a chain
-        return conn.execute(SQL_NODE, names).fetchall()
-    if n > ops.CHUNK:
-        return list(ops.select_in(conn, SQL_LEVEL, names))
-    # As select_in() pads its chunks (a few distinct texts, all in the statement cache),
-    # without its generator and copies: most levels of a document are this small.
-    size = 1 << (n - 1).bit_length()
-    sql = _LEVEL_SQL.get(size)
-    if sql is None:
-        sql = _LEVEL_SQL[size] = SQL_LEVEL.format(", ".join("?" * size))
-    if size > n:
-        names = names + [names[-1]] * (size - n)  # a repeated name matches no second row
-    return conn.execute(sql, names).fetchall()
 
 
 def walk(
@@ -88,7 +66,7 @@ def walk(
         else:
             batch, nxt = level, []
         names = [content_prefix + uid for uid in batch]
-        rows = {name: (kind, blob) for name, kind, blob in _rows(conn, names)}
+        rows = {name: (kind, blob) for name, kind, blob in ops.select_rows(conn, SQL_LEVEL, names)}
         # (uid, content, may link): a packed content with no "@" byte anywhere links nothing,
         # so most leaves skip linked() (a stray "@" only costs the look).
         got: list[tuple[str, Content, bool]] = []
