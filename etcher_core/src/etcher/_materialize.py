@@ -20,8 +20,9 @@ the path for every other backend and for units that have written.
 :func:`materialize_direct` needs no unit at all where the answer is one state
 by construction: one subtree read that returns the whole document (the spec
 makes every call one state), or, on a backend with unit scopes, any number of
-them inside one read scope. Anything else (a missing node, a document bigger
-than one call on a store without scopes) hands over to the unit path.
+them inside one read scope, or one visiting walk (``capabilities.subtree_visits``),
+which decodes each node as the backend reads it. Anything else (a missing node, a
+document bigger than one call on a store without scopes) hands over to the unit path.
 
 Decoding is one pass per node straight into the result (see docs/performance.md,
 "Round 3"): the common tags and links inline, anything unusual or malformed
@@ -45,7 +46,7 @@ from etcher._codec import (
 )
 from etcher._graph import Graph
 from etcher._layout import ROOT, Layout
-from etcher.spec import SubtreeChunk, SubtreeReads, UnitScopes
+from etcher.spec import SubtreeChunk, SubtreeReads, SubtreeVisits, UnitScopes
 
 if TYPE_CHECKING:
     from etcher.spec import StorageBackend
@@ -113,6 +114,8 @@ def materialize_direct(
     falls back too: the unit path tells a stale handle from a corrupt store.
     """
     capabilities = backend.capabilities
+    if capabilities.subtree_visits:
+        return _by_visits(backend, layout, uid)  # type: ignore[arg-type]  # per its capability
     if not capabilities.subtree_reads:
         return FALLBACK
     # The backend's own method, not a unit's: every call answers one state (the spec),
@@ -131,6 +134,38 @@ def materialize_direct(
         handover.append(chunk)
         return FALLBACK
     return _by_subtrees(layout, uid, _replaying(chunk, read), None)
+
+
+def _by_visits(backend: SubtreeVisits, layout: Layout, uid: str) -> Any:
+    """Node ``uid``'s value from one :meth:`~etcher.spec.SubtreeVisits.visit_subtree`, or
+    :data:`FALLBACK` (a missing node, or a backend that cannot take the snapshot now).
+
+    Each node is decoded as the walk reads it, straight into its object, and the links
+    the decoding meets first are the walk's next nodes: one pass per node, nothing read
+    is kept.
+    """
+    root: Any = {} if uid[:1] == "D" else []
+    objects: dict[str, Any] = {uid: root}
+
+    def visit(node: str, content: Any, out: list[str]) -> None:
+        # fill(), inline: this runs once per node. ``out`` gets each node the first time
+        # a link to it is decoded (``objects`` remembers), as the spec asks.
+        target = objects[node]
+        try:
+            if node[:1] == "D":
+                _fill_dict(target, content, objects, out)
+            else:
+                _fill_list(target, content, objects, out)
+        except (IndexError, ValueError, UnicodeDecodeError):
+            # Malformed somewhere: the careful way names the problem. Nodes the fast pass
+            # met stay in ``out`` and in ``objects``, as the level walk keeps them.
+            target.clear()
+            _fill_exact(target, node, content, objects, out)
+
+    absent = backend.visit_subtree(layout.content_prefix, layout.refs_prefix, uid, visit)
+    # A missing node (None: this thread holds a scope): the unit path reads it, and tells a
+    # stale handle from a corrupt store.
+    return root if absent == [] else _FALLBACK
 
 
 def _new(uid: str) -> Any:
