@@ -107,15 +107,42 @@ def materialize_direct(
 ) -> Any:
     """Node ``uid``'s value read without a unit of work, or :data:`FALLBACK`.
 
-    Only on a backend with ``capabilities.subtree_reads``. With unit scopes the
-    whole walk runs inside one read scope; without, only a document one call
-    returns whole (frontier empty) is taken, and a bigger one's first answer is
-    appended to ``handover`` for :func:`materialize` to adopt. A missing node
-    falls back too: the unit path tells a stale handle from a corrupt store.
+    Only on a backend with ``capabilities.subtree_visits`` (one visiting walk) or
+    ``subtree_reads``. With unit scopes the whole walk runs inside one read scope;
+    without, only a document one call returns whole (frontier empty) is taken, and a
+    bigger one's first answer is appended to ``handover`` for :func:`materialize` to
+    adopt. A missing node falls back too: the unit path tells a stale handle from a
+    corrupt store.
     """
     capabilities = backend.capabilities
     if capabilities.subtree_visits:
-        return _by_visits(backend, layout, uid)  # type: ignore[arg-type]  # per its capability
+        # One visiting walk: each node is decoded as the backend reads it, straight into
+        # its object, and the links the decoding meets first are the walk's next nodes
+        # (one pass per node, nothing read is kept). Here, not in a function of its own:
+        # every db[k]() comes this way.
+        root: Any = {} if uid[:1] == "D" else []
+        objects: dict[str, Any] = {uid: root}
+
+        def visit(node: str, content: Any, out: list[str]) -> None:
+            # fill(), inline: this runs once per node. ``out`` gets each node the first
+            # time a link to it is decoded (``objects`` remembers), as the spec asks.
+            target = objects[node]
+            try:
+                if node[:1] == "D":
+                    _fill_dict(target, content, objects, out)
+                else:
+                    _fill_list(target, content, objects, out)
+            except (IndexError, ValueError, UnicodeDecodeError):
+                # Malformed somewhere: the careful way names the problem. Nodes the fast
+                # pass met stay in ``out`` and in ``objects``, as the level walk keeps them.
+                target.clear()
+                _fill_exact(target, node, content, objects, out)
+
+        visits: SubtreeVisits = backend  # type: ignore[assignment]  # per its capability
+        absent = visits.visit_subtree(layout.content_prefix, layout.refs_prefix, uid, visit)
+        # A missing node (None: this thread holds a scope): the unit path reads it, and
+        # tells a stale handle from a corrupt store.
+        return root if absent == [] else _FALLBACK
     if not capabilities.subtree_reads:
         return FALLBACK
     # The backend's own method, not a unit's: every call answers one state (the spec),
@@ -134,38 +161,6 @@ def materialize_direct(
         handover.append(chunk)
         return FALLBACK
     return _by_subtrees(layout, uid, _replaying(chunk, read), None)
-
-
-def _by_visits(backend: SubtreeVisits, layout: Layout, uid: str) -> Any:
-    """Node ``uid``'s value from one :meth:`~etcher.spec.SubtreeVisits.visit_subtree`, or
-    :data:`FALLBACK` (a missing node, or a backend that cannot take the snapshot now).
-
-    Each node is decoded as the walk reads it, straight into its object, and the links
-    the decoding meets first are the walk's next nodes: one pass per node, nothing read
-    is kept.
-    """
-    root: Any = {} if uid[:1] == "D" else []
-    objects: dict[str, Any] = {uid: root}
-
-    def visit(node: str, content: Any, out: list[str]) -> None:
-        # fill(), inline: this runs once per node. ``out`` gets each node the first time
-        # a link to it is decoded (``objects`` remembers), as the spec asks.
-        target = objects[node]
-        try:
-            if node[:1] == "D":
-                _fill_dict(target, content, objects, out)
-            else:
-                _fill_list(target, content, objects, out)
-        except (IndexError, ValueError, UnicodeDecodeError):
-            # Malformed somewhere: the careful way names the problem. Nodes the fast pass
-            # met stay in ``out`` and in ``objects``, as the level walk keeps them.
-            target.clear()
-            _fill_exact(target, node, content, objects, out)
-
-    absent = backend.visit_subtree(layout.content_prefix, layout.refs_prefix, uid, visit)
-    # A missing node (None: this thread holds a scope): the unit path reads it, and tells a
-    # stale handle from a corrupt store.
-    return root if absent == [] else _FALLBACK
 
 
 def _new(uid: str) -> Any:
