@@ -449,6 +449,13 @@ class ScopeCommits(Protocol):
         field))`` read in the held scope at once (a node's header and one of its
         items, what that assignment reads first), returning and raising exactly what
         the two reads would, in that order.
+
+        And ``read_header(refs, key)``: ``hgetall(refs)`` read in the held scope,
+        returning and raising exactly what it would. ``key`` is a key the caller reads
+        or writes next in the same scope (a list's content, for a write at one of its
+        ends, which first reads the node's header): the scope may read it at once, so
+        that those later commands need no read of their own. Nothing about ``key`` is
+        answered or raised here; its commands answer and raise as they always do.
         """
         ...
 
