@@ -228,7 +228,15 @@ class UnitScope:
             cache[refs] = None
             return {}
         cache[refs] = [HASH, lo, hi, blob, None]
-        return packed.unpack_hash(blob, refs)
+        # packed.unpack_hash(), inline for its usual case (one call less per append);
+        # anything irregular goes through it again for its precise error.
+        try:
+            header = packed._unpackb(blob, raw=True, strict_map_key=True)
+        except Exception:  # msgpack raises several unrelated types on bad input
+            header = None
+        if type(header) is not dict:
+            header = packed.unpack_hash(blob, refs)
+        return header  # type: ignore[no-any-return]
 
     def commit_fresh(
         self, writes: list[tuple[str, tuple[Any, ...]]], fresh: dict[str, Any]
