@@ -8,6 +8,7 @@ of a multi-level walk, which would otherwise produce a torn result.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -80,6 +81,10 @@ def test_subtree_materialize_is_never_torn_by_a_concurrent_write(
     if not backend.capabilities.subtree_reads:
         pytest.skip(f"{type(backend).__name__}.capabilities.subtree_reads is False")
     reader["doc"] = OLD
+    # This path, not the visiting walk (below), where the backend has both.
+    monkeypatch.setattr(
+        backend, "capabilities", dataclasses.replace(backend.capabilities, subtree_visits=False)
+    )
     # Two nodes per call, so one document takes several; the writer strikes after the first.
     monkeypatch.setattr(materialize_module, "SUBTREE_LIMIT", 2)
     calls = [0]
@@ -97,6 +102,34 @@ def test_subtree_materialize_is_never_torn_by_a_concurrent_write(
     value = reader["doc"]()
     assert calls[0] > 1  # the strike landed between two calls of one walk
     assert value == OLD  # SQLite: the snapshot of the scope (checked stores retry instead)
+    assert reader["doc"]() == NEW
+
+
+def test_visited_materialize_is_never_torn_by_a_concurrent_write(
+    two_dbs: tuple[DB, DB], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader, writer = two_dbs
+    backend = reader.backend
+    if not backend.capabilities.subtree_visits:
+        pytest.skip(f"{type(backend).__name__}.capabilities.subtree_visits is False")
+    reader["doc"] = OLD
+    original = type(backend).visit_subtree
+    visited: list[str] = []
+
+    def racing(self: Any, cp: str, rp: str, root: str, visit: Any) -> Any:
+        def striking(uid: str, content: Any, out: list[str]) -> None:
+            visit(uid, content, out)
+            visited.append(uid)
+            if len(visited) == 1:  # the document's first node is decoded: strike
+                writer["doc"]["a"]["b"]["c"] = 2
+                writer["doc"]["x"].append(3)
+
+        return original(self, cp, rp, root, striking)
+
+    monkeypatch.setattr(type(backend), "visit_subtree", racing)
+    value = reader["doc"]()
+    assert len(visited) == 4  # one walk (no retry), every node of the old document
+    assert value == OLD  # one state: the walk's own snapshot
     assert reader["doc"]() == NEW
 
 

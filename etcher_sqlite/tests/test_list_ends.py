@@ -10,10 +10,12 @@ unit (queued unpins, the sweep of expired garbage) still happens.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgpack  # type: ignore[import-untyped]
 import pytest
 
 from etcher import DB, RL
@@ -131,6 +133,25 @@ def test_a_corrupt_item_popped_raises_and_leaves_the_list(db: DB) -> None:
     with pytest.raises(StoreCorrupt):
         lst.pop(0)
     assert dump_namespace(db) == before
+
+
+@pytest.mark.parametrize("damage", [b"\xc1", msgpack.packb([b"x"])])  # not MessagePack; a list
+def test_a_damaged_header_refuses_the_write_and_leaves_the_list(db: DB, damage: bytes) -> None:
+    """The header is read with the list's row (``UnitScope.read_header``): damage in it is
+    still ``StoreCorrupt`` naming the key, and nothing is written."""
+    db["l"] = [1, 2]
+    lst = db["l"]
+    refs = db._session.layout.refs(lst._etcher_uid)  # type: ignore[attr-defined]
+    raw = sqlite3.connect(db.backend.path, isolation_level=None)  # type: ignore[attr-defined]
+    raw.execute("UPDATE keys SET value = ? WHERE name = ?", (damage, refs))
+    raw.close()
+    for write in (lambda: lst.append(3), lambda: lst.insert(0, 0), lambda: lst.pop(0)):
+        with pytest.raises(StoreCorrupt, match="is damaged"):
+            write()
+    assert db.backend.lrange(db._session.layout.content(lst._etcher_uid), 0, -1) == [  # type: ignore[attr-defined]
+        b"i1",
+        b"i2",
+    ]
 
 
 def test_inside_a_transaction_the_unit_buffers_them(db: DB, lane: list[Any]) -> None:

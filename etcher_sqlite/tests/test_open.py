@@ -37,6 +37,7 @@ def test_file_store_capabilities(store: SQLiteBackend) -> None:
         snapshot_reads=True,
         locking_units=True,
         subtree_reads=True,
+        subtree_visits=True,
         whole_hash_writes=True,
     )
     assert store.capabilities is SQLiteBackend.capabilities

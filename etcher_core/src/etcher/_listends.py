@@ -61,10 +61,15 @@ def end_write(
         commit = held.commit_writes
     except AttributeError:
         return NOT_DONE  # never entered: nothing to leave
+    try:
+        # The header with the list's row at once, where the scope offers it (spec.ScopeCommits).
+        read_header = held.read_header
+    except AttributeError:
+        read_header = None
     if not held.__enter__():
         return NOT_DONE  # this thread holds a scope already: the general path joins it
     try:
-        stored = backend.hgetall(header)
+        stored = backend.hgetall(header) if read_header is None else read_header(header, key)
         if stored and dead not in stored:
             if item is not None:
                 commit([(op, (key, item))])

@@ -20,8 +20,9 @@ the path for every other backend and for units that have written.
 :func:`materialize_direct` needs no unit at all where the answer is one state
 by construction: one subtree read that returns the whole document (the spec
 makes every call one state), or, on a backend with unit scopes, any number of
-them inside one read scope. Anything else (a missing node, a document bigger
-than one call on a store without scopes) hands over to the unit path.
+them inside one read scope, or one visiting walk (``capabilities.subtree_visits``),
+which decodes each node as the backend reads it. Anything else (a missing node, a
+document bigger than one call on a store without scopes) hands over to the unit path.
 
 Decoding is one pass per node straight into the result (see docs/performance.md,
 "Round 3"): the common tags and links inline, anything unusual or malformed
@@ -45,7 +46,7 @@ from etcher._codec import (
 )
 from etcher._graph import Graph
 from etcher._layout import ROOT, Layout
-from etcher.spec import SubtreeChunk, SubtreeReads, UnitScopes
+from etcher.spec import SubtreeChunk, SubtreeReads, SubtreeVisits, UnitScopes
 
 if TYPE_CHECKING:
     from etcher.spec import StorageBackend
@@ -106,13 +107,42 @@ def materialize_direct(
 ) -> Any:
     """Node ``uid``'s value read without a unit of work, or :data:`FALLBACK`.
 
-    Only on a backend with ``capabilities.subtree_reads``. With unit scopes the
-    whole walk runs inside one read scope; without, only a document one call
-    returns whole (frontier empty) is taken, and a bigger one's first answer is
-    appended to ``handover`` for :func:`materialize` to adopt. A missing node
-    falls back too: the unit path tells a stale handle from a corrupt store.
+    Only on a backend with ``capabilities.subtree_visits`` (one visiting walk) or
+    ``subtree_reads``. With unit scopes the whole walk runs inside one read scope;
+    without, only a document one call returns whole (frontier empty) is taken, and a
+    bigger one's first answer is appended to ``handover`` for :func:`materialize` to
+    adopt. A missing node falls back too: the unit path tells a stale handle from a
+    corrupt store.
     """
     capabilities = backend.capabilities
+    if capabilities.subtree_visits:
+        # One visiting walk: each node is decoded as the backend reads it, straight into
+        # its object, and the links the decoding meets first are the walk's next nodes
+        # (one pass per node, nothing read is kept). Here, not in a function of its own:
+        # every db[k]() comes this way.
+        root: Any = {} if uid[:1] == "D" else []
+        objects: dict[str, Any] = {uid: root}
+
+        def visit(node: str, content: Any, out: list[str]) -> None:
+            # fill(), inline: this runs once per node. ``out`` gets each node the first
+            # time a link to it is decoded (``objects`` remembers), as the spec asks.
+            target = objects[node]
+            try:
+                if node[:1] == "D":
+                    _fill_dict(target, content, objects, out)
+                else:
+                    _fill_list(target, content, objects, out)
+            except (IndexError, ValueError, UnicodeDecodeError):
+                # Malformed somewhere: the careful way names the problem. Nodes the fast
+                # pass met stay in ``out`` and in ``objects``, as the level walk keeps them.
+                target.clear()
+                _fill_exact(target, node, content, objects, out)
+
+        visits: SubtreeVisits = backend  # type: ignore[assignment]  # per its capability
+        absent = visits.visit_subtree(layout.content_prefix, layout.refs_prefix, uid, visit)
+        # A missing node (None: this thread holds a scope): the unit path reads it, and
+        # tells a stale handle from a corrupt store.
+        return root if absent == [] else _FALLBACK
     if not capabilities.subtree_reads:
         return FALLBACK
     # The backend's own method, not a unit's: every call answers one state (the spec),

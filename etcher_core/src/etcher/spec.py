@@ -29,7 +29,7 @@ Conventions that hold for every method:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple, Protocol, TypeAlias, runtime_checkable
@@ -83,6 +83,17 @@ class Capabilities:
     """The backend implements :class:`SubtreeReads`: it reads a node and everything below it
     in a few calls (a script or a query walking the links where the data is), instead of
     one round trip per level of the document. Core's level-by-level read stays the fallback.
+    """
+
+    subtree_visits: bool = False
+    """The backend implements :class:`SubtreeVisits`: it walks a whole document in one call,
+    as one consistent state, handing each node's content to core as it reads it.
+
+    Core then materializes a document in that one call, decoding each node while the
+    walk runs (no ``{uid: content}`` answer built and walked again, no unit scope
+    around it). Worth it where a whole walk in one read snapshot costs nothing extra
+    (an embedded store); a server should keep to :attr:`subtree_reads`, whose calls
+    are bounded. Core's other paths stay the fallback.
     """
 
     checked_commits: bool = False
@@ -438,6 +449,13 @@ class ScopeCommits(Protocol):
         field))`` read in the held scope at once (a node's header and one of its
         items, what that assignment reads first), returning and raising exactly what
         the two reads would, in that order.
+
+        And ``read_header(refs, key)``: ``hgetall(refs)`` read in the held scope,
+        returning and raising exactly what it would. ``key`` is a key the caller reads
+        or writes next in the same scope (a list's content, for a write at one of its
+        ends, which first reads the node's header): the scope may read it at once, so
+        that those later commands need no read of their own. Nothing about ``key`` is
+        answered or raised here; its commands answer and raise as they always do.
         """
         ...
 
@@ -495,6 +513,37 @@ class SubtreeReads(Protocol):
         Everything one call returns is one consistent state of the store. Inside a
         unit scope (:class:`UnitScopes`) every call sees the scope's state. A link
         that does not name a node is not followed (the caller reports it).
+        """
+        ...
+
+
+SubtreeVisit: TypeAlias = Callable[[str, "dict[bytes, bytes] | list[bytes]", list[str]], None]
+"""What :meth:`SubtreeVisits.visit_subtree` calls per node: ``visit(uid, content, out)``."""
+
+
+class SubtreeVisits(Protocol):
+    """What a backend declaring ``capabilities.subtree_visits`` offers in addition."""
+
+    def visit_subtree(
+        self, content_prefix: str, refs_prefix: str, root: str, visit: SubtreeVisit
+    ) -> list[str] | None:
+        """Walk node ``root``'s document, handing each node's content to ``visit`` as it is read.
+
+        Node keys and contents are as in :meth:`SubtreeReads.read_subtree`. The walk
+        reads ``root`` first, then level by level the uids ``visit`` names: for each node
+        read whose content is not empty it calls ``visit(uid, content, out)`` once, and
+        ``visit`` appends to ``out`` the uids of that content's links still to read. The
+        caller names each uid at most once over one call and never ``root``, so the
+        walk need not remember what it read; it follows exactly what ``visit`` names
+        (a link ``visit`` leaves out is not read) and reads each level in any order.
+
+        The whole walk is one consistent state of the store, however many nodes it
+        reads. ``content`` is the caller's to keep. Returns the nodes read whose content
+        is empty *and* whose header key ``refs_prefix + uid`` does not exist (a dangling
+        link, a collected node; ``visit`` is not called for them), or ``None``, having
+        read nothing, when the backend cannot take such a state by itself right now (the
+        calling thread holds a unit scope): core then reads through its unit path. An
+        error raised by ``visit`` ends the walk and propagates unchanged.
         """
         ...
 

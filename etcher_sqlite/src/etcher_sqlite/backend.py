@@ -20,7 +20,7 @@ from etcher.errors import (
     StoreCorrupt,
     StoreLocked,
 )
-from etcher.spec import Capabilities, SubtreeChunk
+from etcher.spec import Capabilities, SubtreeChunk, SubtreeVisit
 from etcher_sqlite import glob, ops, options, packed, schema, scope
 from etcher_sqlite.commands import (
     _INDEX_CLAMP,
@@ -200,6 +200,7 @@ class SQLiteBackend(SubtreeMixin, CommandsMixin):
         snapshot_reads=True,
         locking_units=True,
         subtree_reads=True,
+        subtree_visits=True,
         whole_hash_writes=True,
     )
 
@@ -775,6 +776,7 @@ class SQLiteMemoryBackend(SQLiteBackend):
         snapshot_reads=True,
         locking_units=True,
         subtree_reads=True,
+        subtree_visits=True,
         whole_hash_writes=True,
     )
 
@@ -854,6 +856,13 @@ class SQLiteMemoryBackend(SQLiteBackend):
         """See :meth:`etcher.spec.SubtreeReads.read_subtree`."""
         with self._rlock:
             return super().read_subtree(content_prefix, refs_prefix, roots, limit)
+
+    def visit_subtree(
+        self, content_prefix: str, refs_prefix: str, root: str, visit: SubtreeVisit
+    ) -> list[str] | None:
+        """See :meth:`etcher.spec.SubtreeVisits.visit_subtree`."""
+        with self._rlock:
+            return super().visit_subtree(content_prefix, refs_prefix, root, visit)
 
     def _begin_scope(self, write: bool) -> sqlite3.Connection | None:
         # The one shared connection stays this thread's until the scope ends.

@@ -193,6 +193,51 @@ class UnitScope:
             raise ops.wrong_type(content, item_kind, HASH)
         return header, member
 
+    def read_header(self, refs: str, key: str) -> dict[bytes, bytes]:
+        """``hgetall(refs)`` in the held write scope, with ``key``'s row read by the same
+        statement (``etcher.spec.ScopeCommits.read_header``): a write at an end of a list
+        through a handle reads the node's header for liveness, then the list's row.
+
+        The scope's row cache learns both rows, so the command on ``key`` that follows
+        (a push, ``llen``, ``lindex``, the commit) reads no row of its own. A header that
+        is not a packed hash (spilled, another type) and a scope whose cache already holds
+        either row take the ordinary read instead, with its errors.
+        """
+        conn = self._conn
+        tx: ops.Tx | None = getattr(ops.SCOPE, "tx", None)
+        if (
+            conn is None
+            or tx is None
+            or tx.conn is not conn
+            or refs == key
+            or refs in tx.meta
+            or key in tx.meta
+        ):
+            return self._backend.hgetall(refs)  # type: ignore[no-any-return]
+        try:
+            row = conn.execute(_SQL_READ_HEADER, (refs, key)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._backend._error(exc) from exc
+        kind, blob, lo, hi, key_kind, key_blob, key_lo, key_hi = row
+        if kind is not None and (kind != HASH or blob is None):
+            return self._backend.hgetall(refs)  # type: ignore[no-any-return]
+        cache = tx.meta
+        # As Tx.get() keeps a row: [type, lo, hi, value, decoded content].
+        cache[key] = None if key_kind is None else [key_kind, key_lo, key_hi, key_blob, None]
+        if kind is None:
+            cache[refs] = None
+            return {}
+        cache[refs] = [HASH, lo, hi, blob, None]
+        # packed.unpack_hash(), inline for its usual case (one call less per append);
+        # anything irregular goes through it again for its precise error.
+        try:
+            header = packed._unpackb(blob, raw=True, strict_map_key=True)
+        except Exception:  # msgpack raises several unrelated types on bad input
+            header = None
+        if type(header) is not dict:
+            header = packed.unpack_hash(blob, refs)
+        return header  # type: ignore[no-any-return]
+
     def commit_fresh(
         self, writes: list[tuple[str, tuple[Any, ...]]], fresh: dict[str, Any]
     ) -> None:
@@ -234,6 +279,13 @@ _SQL_READ_ITEM = (
 )
 """A header's ``keys`` row and a hash's row with one field (``ops.SQL_HGET``), side by side
 in one row (all ``NULL`` for a key that does not exist)."""
+
+_SQL_READ_HEADER = (
+    "SELECT h.type, h.value, h.lo, h.hi, c.type, c.value, c.lo, c.hi "
+    "FROM (SELECT 1) LEFT JOIN keys AS h ON h.name = ?1 LEFT JOIN keys AS c ON c.name = ?2"
+)
+"""Two ``keys`` rows side by side (all ``NULL`` for a key that does not exist): a node's
+header and the key the scope writes next. Measured 3.3 µs against 4.3 for the two reads."""
 
 
 def _apply_fresh(

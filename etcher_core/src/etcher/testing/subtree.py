@@ -1,6 +1,6 @@
-"""Conformance of server-side subtree reads (``capabilities.subtree_reads``).
+"""Conformance of server-side subtree reads (``capabilities.subtree_reads``, ``subtree_visits``).
 
-A backend that declares the capability answers
+A backend that declares ``subtree_reads`` answers
 :meth:`etcher.spec.SubtreeReads.read_subtree`; materializing then asks it for
 a document in a few calls instead of one round trip per level. These tests
 prove both paths give identical results: the raw walk against plain
@@ -8,7 +8,11 @@ prove both paths give identical results: the raw walk against plain
 report of missing nodes, the materialized value against the level-by-level
 read, a consistent snapshot while another client (a thread, a forked and a
 spawned process) keeps replacing the document, the round trips of a small
-document, and collection of a deep chain read ahead by subtrees. Every test but
+document, and collection of a deep chain read ahead by subtrees. A backend that
+also declares ``subtree_visits`` materializes through
+:meth:`etcher.spec.SubtreeVisits.visit_subtree` instead; the tests of the
+``read_subtree`` path turn that capability off for themselves, and the
+``test_visit*`` tests check the visiting walk the same ways. Every test but
 the last three skips, with a reason, on a backend without the capability::
 
     class TestMyKVSubtree(SubtreeConformance, MyKVFixtures): ...
@@ -16,6 +20,7 @@ the last three skips, with a reason, on a backend without the capability::
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import threading
 from multiprocessing.reduction import ForkingPickler
@@ -27,8 +32,9 @@ from etcher import _materialize as materialize_module
 from etcher._codec import encode_key, item_value, link_target
 from etcher._db import DB
 from etcher._layout import ROOT
+from etcher._subtree import linked as links_of
 from etcher._unit import Unit
-from etcher.spec import StorageBackend, SubtreeReads, UnlinkReads
+from etcher.spec import StorageBackend, SubtreeReads, SubtreeVisits, UnlinkReads
 from etcher.testing._harness.instrument import CountingBackend
 from etcher.testing.containers import ContainerFixtures, DBFactory
 from etcher.testing.fixtures import BackendFactory, BackendFixtures
@@ -120,6 +126,38 @@ def reference_walk(backend: StorageBackend, db: DB) -> dict[str, Any]:
         raws = map(item_value, content.values()) if uid[0] == "D" else content
         stack.extend(c for c in map(link_target, raws) if c is not None)
     return out
+
+
+def reads_only(mp: pytest.MonkeyPatch, backend: StorageBackend) -> None:
+    """Send materializing through ``read_subtree`` on a backend that also visits subtrees
+    (for the tests of that path; ``mp`` undoes it)."""
+    caps = backend.capabilities
+    if caps.subtree_visits:
+        mp.setattr(backend, "capabilities", dataclasses.replace(caps, subtree_visits=False))
+
+
+def visit_all(
+    visits: SubtreeVisits, db: DB, root: str
+) -> tuple[dict[str, Any], list[str], list[str] | None]:
+    """``visit_subtree`` from ``root`` with a visitor that follows every link once:
+    ``(contents visited, uids in visiting order, what the call returned)``."""
+    layout = db._layout
+    contents: dict[str, Any] = {}
+    order: list[str] = []
+    named = {root}
+
+    def visit(uid: str, content: Any, out: list[str]) -> None:
+        assert uid not in contents, f"{uid} visited twice"
+        assert content, f"{uid} visited with an empty content"
+        contents[uid] = content
+        order.append(uid)
+        for child in links_of(uid, content):
+            if child not in named:
+                named.add(child)
+                out.append(child)
+
+    absent = visits.visit_subtree(layout.content_prefix, layout.refs_prefix, root, visit)
+    return contents, order, absent
 
 
 def _replace_versions(
@@ -272,6 +310,7 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
         levels = db._session.snapshot(lambda g: materialize_module._by_levels(g, uid))
         for limit in (1, 3, materialize_module.SUBTREE_LIMIT):
             with pytest.MonkeyPatch.context() as mp:
+                reads_only(mp, reader)  # type: ignore[arg-type]
                 mp.setattr(materialize_module, "SUBTREE_LIMIT", limit)
                 calls: list[int] = []
                 real = type(reader).read_subtree
@@ -309,6 +348,7 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
                 real(self, *args)
 
             with pytest.MonkeyPatch.context() as mp:
+                reads_only(mp, backend)
                 mp.setattr(materialize_module, "SUBTREE_LIMIT", limit)
                 mp.setattr(Unit, "__init__", counted)
                 value: Any = handle()
@@ -326,6 +366,7 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
             return real(self, cp, rp, roots, limit)
 
         with pytest.MonkeyPatch.context() as mp:
+            reads_only(mp, reader)  # type: ignore[arg-type]
             mp.setattr(materialize_module, "SUBTREE_LIMIT", 5)
             mp.setattr(type(reader), "read_subtree", counted)
             wide: Any = db["wide"]
@@ -351,6 +392,7 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
             return out
 
         with pytest.MonkeyPatch.context() as mp:
+            reads_only(mp, reader)  # type: ignore[arg-type]
             mp.setattr(materialize_module, "SUBTREE_LIMIT", 5)
             mp.setattr(type(reader), "read_subtree", counted)
             wide: Any = db["wide"]
@@ -382,6 +424,7 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
 
         try:
             with pytest.MonkeyPatch.context() as mp:
+                reads_only(mp, backend)
                 mp.setattr(materialize_module, "SUBTREE_LIMIT", 2)
                 mp.setattr(type(reader), "read_subtree", racing)
                 doc: Any = db["doc"]
@@ -422,19 +465,202 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
         worker.start()
         try:
             assert ready.wait(60), "the writer never wrote"
-            with pytest.MonkeyPatch.context() as mp:
-                # Small calls: one document takes several, so the snapshot must span them.
-                mp.setattr(materialize_module, "SUBTREE_LIMIT", 4)
-                for _ in range(READS):
-                    value: Any = db()["doc"]
-                    found = versions(value)
-                    assert len(found) == 1, f"one read mixed versions {sorted(found)}"
-                    assert same_shape(value, versioned(found.pop()))
+            # Each path the backend offers: visits (one call per document) where declared,
+            # and read_subtree in small calls, so one document takes several and the
+            # snapshot must span them.
+            for only_reads in sorted({not db.backend.capabilities.subtree_visits, True}):
+                with pytest.MonkeyPatch.context() as mp:
+                    if only_reads:
+                        reads_only(mp, db.backend)
+                    mp.setattr(materialize_module, "SUBTREE_LIMIT", 4)
+                    for _ in range(READS):
+                        value: Any = db()["doc"]
+                        found = versions(value)
+                        assert len(found) == 1, f"one read mixed versions {sorted(found)}"
+                        assert same_shape(value, versioned(found.pop()))
         finally:
             stop.set()
             worker.join(60)
         if start != "thread":
             assert worker.exitcode == 0, f"the writer exited with {worker.exitcode}"
+
+    # --- capabilities.subtree_visits ----------------------------------------------------
+
+    @pytest.fixture
+    def visits(self, backend: StorageBackend) -> SubtreeVisits:
+        if not backend.capabilities.subtree_visits:
+            pytest.skip(f"{type(backend).__name__}.capabilities.subtree_visits is False")
+        return backend  # type: ignore[return-value]
+
+    def test_visit_subtree_equals_plain_reads(
+        self, visits: SubtreeVisits, backend: StorageBackend, db: DB
+    ) -> None:
+        db["doc"] = sample()
+        contents, order, absent = visit_all(visits, db, ROOT)
+        assert absent == []
+        # Every node with a content, each once; the empty ones are not visited.
+        want = {uid: content for uid, content in reference_walk(backend, db).items() if content}
+        assert contents == want
+        assert order[0] == ROOT  # the root is read first
+
+    def test_visit_subtree_of_wide_and_spilled_nodes(
+        self, visits: SubtreeVisits, backend: StorageBackend, db: DB
+    ) -> None:
+        """Levels wider than a statement's batch, and big hashes and lists (a store may keep
+        those apart from small ones)."""
+        db["wide"] = {f"k{i}": {"v": i} for i in range(300)}
+        db["big"] = {"h": {f"f{i}": "x" * 20 for i in range(200)}, "l": list(range(300))}
+        db["links"] = [{"i": i} for i in range(200)]
+        contents, _order, absent = visit_all(visits, db, ROOT)
+        assert absent == []
+        want = {uid: content for uid, content in reference_walk(backend, db).items() if content}
+        assert contents == want
+        handles: Any = db
+        assert handles["wide"]() == {f"k{i}": {"v": i} for i in range(300)}
+        big = {"h": {f"f{i}": "x" * 20 for i in range(200)}, "l": list(range(300))}
+        assert handles["big"]() == big
+        assert handles["links"]() == [{"i": i} for i in range(200)]
+
+    def test_visit_subtree_reads_only_what_visit_names(self, visits: SubtreeVisits, db: DB) -> None:
+        db["doc"] = {"a": {"b": 1}, "c": [1, {"d": 2}]}
+        doc: Any = db["doc"]
+        layout = db._layout
+        seen: list[str] = []
+        absent = visits.visit_subtree(
+            layout.content_prefix,
+            layout.refs_prefix,
+            doc.uid,
+            lambda uid, content, out: seen.append(uid),
+        )
+        assert absent == [] and seen == [doc.uid]
+        # Naming one child of the root: that child and nothing below it.
+        a = doc["a"].uid
+        seen.clear()
+
+        def only_a(uid: str, content: Any, out: list[str]) -> None:
+            seen.append(uid)
+            if uid == doc.uid:
+                out.append(a)
+
+        cp, rp = layout.content_prefix, layout.refs_prefix
+        assert visits.visit_subtree(cp, rp, doc.uid, only_a) == []
+        assert seen == [doc.uid, a]
+
+    def test_visit_subtree_reports_missing_nodes(self, visits: SubtreeVisits, db: DB) -> None:
+        db["doc"] = {"empty": {}, "none": [], "n": 1}
+        doc: Any = db["doc"]
+        layout = db._layout
+        empties = [doc["empty"].uid, doc["none"].uid]
+        ghosts = ["Dno-such-node", "Lno-such-node"]
+        seen: list[str] = []
+
+        def visit(uid: str, content: Any, out: list[str]) -> None:
+            seen.append(uid)
+            if uid == doc.uid:
+                out.extend([*empties, *ghosts])
+
+        absent = visits.visit_subtree(layout.content_prefix, layout.refs_prefix, doc.uid, visit)
+        assert absent is not None and sorted(absent) == sorted(ghosts)
+        assert seen == [doc.uid]  # empty contents are not visited
+        gone = visits.visit_subtree(layout.content_prefix, layout.refs_prefix, "Dgone", visit)
+        assert gone == ["Dgone"] and seen == [doc.uid]
+
+    def test_an_error_in_visit_ends_the_walk_and_propagates(
+        self, visits: SubtreeVisits, db: DB
+    ) -> None:
+        db["doc"] = {"a": {"b": 1}}
+        layout = db._layout
+        doc: Any = db["doc"]
+
+        class Stop(Exception):
+            pass
+
+        def visit(uid: str, content: Any, out: list[str]) -> None:
+            raise Stop(uid)
+
+        with pytest.raises(Stop):
+            visits.visit_subtree(layout.content_prefix, layout.refs_prefix, doc.uid, visit)
+        # Nothing stays held: writes and reads go on as before.
+        doc["a"]["b"] = 2
+        assert doc() == {"a": {"b": 2}}
+
+    def test_visit_subtree_inside_a_held_scope(
+        self, visits: SubtreeVisits, backend: StorageBackend, db: DB
+    ) -> None:
+        """Inside this thread's unit scope a backend either declines (``None``, nothing
+        read) or answers the scope's state; materializing there still works."""
+        if not backend.capabilities.locking_units:
+            pytest.skip(f"{type(backend).__name__}.capabilities.locking_units is False")
+        db["doc"] = {"a": {"b": 1}}
+        doc: Any = db["doc"]
+        scopes = cast(Any, backend)
+        with scopes.unit_scope(False) as held:
+            assert held
+            contents, _order, absent = visit_all(visits, db, doc.uid)
+            if absent is None:
+                assert contents == {}
+            else:
+                assert absent == [] and len(contents) == 2
+            assert doc() == {"a": {"b": 1}}
+
+    def test_materialize_by_visits_equals_level_by_level(
+        self, visits: SubtreeVisits, db: DB
+    ) -> None:
+        doc = sample()
+        db["doc"] = doc
+        handle: Any = db["doc"]
+        uid = handle._etcher_uid
+        levels = db._session.snapshot(lambda g: materialize_module._by_levels(g, uid))
+        calls: list[str] = []
+        with pytest.MonkeyPatch.context() as mp:
+            for name in ("visit_subtree", "read_subtree"):
+                real = getattr(type(visits), name, None)
+                if real is None:
+                    continue
+
+                def counted(self: Any, *args: Any, real: Any = real, name: str = name) -> Any:
+                    calls.append(name)
+                    return real(self, *args)
+
+                mp.setattr(type(visits), name, counted)
+            value: Any = handle()
+        assert calls == ["visit_subtree"]
+        assert same_shape(value, levels)
+        assert same_shape(value, doc)
+        assert value["self"] is value and value["s1"] is value["s2"][0]
+
+    def test_a_write_during_a_visit_never_tears_the_result(
+        self, visits: SubtreeVisits, db: DB, second_backend: Any
+    ) -> None:
+        """Another client writes after the walk's first node: the walk is one state."""
+        old: dict[str, Any] = {"n": 1, "a": {"b": {"c": 1}}, "x": [1, 2]}
+        new: dict[str, Any] = {"n": 2, "a": {"b": {"c": 2}}, "x": [1, 2, 3]}
+        db["doc"] = old
+        writer: Any = DB(backend=second_backend, prefix=db.prefix)
+        real = type(visits).visit_subtree
+        struck: list[int] = []
+
+        def racing(self: Any, cp: str, rp: str, root: str, visit: Any) -> Any:
+            def striking(uid: str, content: Any, out: list[str]) -> None:
+                visit(uid, content, out)
+                if not struck:
+                    struck.append(1)
+                    writer["doc"]["n"] = 2
+                    writer["doc"]["a"]["b"]["c"] = 2
+                    writer["doc"]["x"].append(3)
+
+            return real(self, cp, rp, root, striking)
+
+        try:
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(type(visits), "visit_subtree", racing)
+                doc: Any = db["doc"]
+                value = doc()
+        finally:
+            writer.close()
+        assert struck  # the write landed inside the walk
+        assert value == old
+        assert doc() == new
 
     def test_small_document_is_one_call(
         self, backend: StorageBackend, db_factory: DBFactory
@@ -448,7 +674,10 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
             counting.reset()
             assert handle() == {"a": [1, {"b": 2}], "c": {"d": [[], {}]}}
             trips = counting.round_trips - counting.commands["unit_scope"]
-            if backend.capabilities.subtree_reads:
+            if backend.capabilities.subtree_visits:
+                assert counting.commands["visit_subtree"] == 1
+                assert trips == 1, dict(counting.commands)
+            elif backend.capabilities.subtree_reads:
                 assert counting.commands["read_subtree"] == 1
                 assert trips == 1, dict(counting.commands)
             else:

@@ -273,6 +273,19 @@ class CountingScope:
                 return result
 
             return read_item
+        if name == "read_header":
+
+            def read_header(refs: str, key: str) -> Any:
+                # As the read it stands for: hgetall(refs) (key's row is only read ahead).
+                owner = self._owner
+                owner.round_trips += 1
+                owner.commands["hgetall"] += 1
+                owner._saw_batch(1)
+                result = attr(refs, key)
+                owner.bytes_read += _size(result)
+                return result
+
+            return read_header
         if name == "commit_fresh":
 
             def commit_fresh(writes: list[tuple[str, tuple[Any, ...]]], fresh: Any) -> None:

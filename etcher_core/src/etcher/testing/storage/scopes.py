@@ -327,6 +327,55 @@ class ScopeConformance:
         assert raw.hgetall(c) == {b"f": b"1|v", b"g": b"2|w"}  # (reads write nothing)
 
     @pytest.mark.etcher_requires("locking_units")
+    def test_read_header_returns_what_hgetall_returns(
+        self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
+    ) -> None:
+        """``read_header(refs, key)`` (``etcher.spec.ScopeCommits``), where a write scope
+        offers it: ``hgetall(refs)``; the commands on ``key`` after it in the scope (the
+        length, its end items, a push committed) answer, raise and write as without it."""
+        h, big, nothing, s = key("h"), key("big"), key("nothing"), key("s")
+        small, long, hashed = key("small"), key("long"), key("hashed")
+        header = {b"#k": b"l", b"Dparent": b"1"}
+        backend.hset(h, mapping=header)
+        spilled = {b"f%d" % i: b"%d" % i for i in range(300)}  # past any packed form
+        backend.hset(big, mapping=spilled)
+        backend.set(s, b"x")
+        backend.rpush(small, b"a", b"b")
+        backend.rpush(long, *[b"%d" % i for i in range(300)])
+        backend.hset(hashed, mapping={b"f": b"v"})
+        held = backend.unit_scope(True)  # type: ignore[attr-defined]
+        if not hasattr(held, "read_header"):
+            pytest.skip("this backend's scopes do not offer read_header()")
+        for refs, want in [(h, header), (nothing, {}), (big, spilled)]:
+            for lst, items in [
+                (small, [b"a", b"b"]),
+                (long, [b"%d" % i for i in range(300)]),
+                (key("none"), []),
+            ]:
+                held = backend.unit_scope(True)  # type: ignore[attr-defined]
+                with held:
+                    assert held.read_header(refs, lst) == want
+                    assert backend.llen(lst) == len(items)
+                    assert backend.lindex(lst, 0) == (items[0] if items else None)
+                    assert backend.lindex(lst, -1) == (items[-1] if items else None)
+                    held.commit_writes([("rpush", (lst, b"new"))])
+                assert raw.lrange(lst, 0, -1) == [*items, b"new"]
+                backend.rpop(lst)  # as it was, for the next header
+                if not items:
+                    assert raw.exists(lst) == 0
+            # The key read ahead holds another type: its own commands raise, as always.
+            for other in (s, hashed):
+                held = backend.unit_scope(True)  # type: ignore[attr-defined]
+                with pytest.raises(EtcherError), held:
+                    assert held.read_header(refs, other) == want
+                    backend.llen(other)
+        held = backend.unit_scope(True)  # type: ignore[attr-defined]
+        with pytest.raises(EtcherError), held:
+            held.read_header(s, small)  # a header of another type: hgetall's error
+        assert raw.lrange(small, 0, -1) == [b"a", b"b"]
+        assert raw.get(s) == b"x"
+
+    @pytest.mark.etcher_requires("locking_units")
     def test_commit_fresh_applies_as_commit_writes(
         self, backend: StorageBackend, raw: RawAccess, key: KeyMaker
     ) -> None:
