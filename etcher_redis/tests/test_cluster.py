@@ -527,7 +527,8 @@ def test_deleting_a_small_document_on_a_cluster_is_the_commit_alone(
     7) are ``db[k] = 0`` over one, a list's ``pop`` and ``del l[i]``, and deleting one
     that shares a node with a live document, and (round 8) popping one, or one the
     root links twice, or one reaching a node by two paths; one holding a cycle is
-    refused and collected by the read-first path.
+    refused and collected by the read-first path. Deleting a missing key or popping an
+    empty list is the commit alone too (round 9).
     """
     assert RedisClusterBackend.capabilities.unlink_commits
     counting = CountingBackend(cluster_db.backend)
@@ -576,6 +577,16 @@ def test_deleting_a_small_document_on_a_cluster_is_the_commit_alone(
     counting.reset()
     del db["doc"]  # reached twice from what dies (round 8): kept all the same
     assert (counting.round_trips, counting.commits, counting.refused) == (1, 1, 0)
+    # Round 9: a missing key's delete, an empty list's pop: the commit answers it
+    # missing (UnlinkPlan.present), nothing written.
+    db["e"] = []
+    empty = db["e"]
+    for op, error in [(lambda: db.__delitem__("gone"), KeyError), (empty.pop, IndexError)]:
+        counting.reset()
+        with pytest.raises(error):
+            op()
+        assert (counting.round_trips, counting.commits, counting.missing) == (1, 0, 1)
+    del db["e"]
     db["doc"] = {"s": db["keep"]["s"], "t": [2]}
     cycle = db["doc"]["t"]
     cycle.append(cycle)

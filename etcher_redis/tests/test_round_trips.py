@@ -927,3 +927,68 @@ def test_popping_a_missing_key_is_one_round_trip(counting: CountingBackend) -> N
             doc.pop("gone", "default")
     finally:
         db.delete_prefix_immediately("missing-pops")
+
+
+def test_deleting_a_missing_key_or_a_position_outside_a_list_is_one_round_trip(
+    counting: CountingBackend,
+) -> None:
+    """``del d[k]`` of a key that is not there, ``del l[i]`` outside the list, ``l.pop()``
+    and ``l.pop(0)`` of an empty list: the unlinking commit (``plan.present``) answers the
+    item missing with nothing written, and the operation raises from that answer in that
+    one round trip, every time (a missing key was a failed presence check, a read and a
+    check of the read: 3; a list's was the refused commit and the reading path, 2-4 as
+    the guess backed off). The store is untouched; a stale handle still raises as before,
+    and an out-of-range ``pop(i)`` elsewhere reads to tell an empty list from a short one.
+    """
+    db = DB(backend=counting, prefix="missing-dels")
+    try:
+        db["doc"] = {"a": 1, "n": {"x": [1]}}
+        db["l"] = [1, {"y": 2}]
+        db["e"] = []
+        doc, lst, empty = cast(RD, db["doc"]), cast(RL, db["l"]), cast(RL, db["e"])
+        before = {
+            k: counting.inner.dump(k) for k in counting.inner.scan_iter(match="{missing-dels}:*")
+        }
+        for _ in range(3):  # no backing off: each is the same single trip
+            for op, error in [
+                (lambda: doc.__delitem__("gone"), KeyError),
+                (lambda: db.__delitem__("nothing"), KeyError),
+                (lambda: lst.__delitem__(2), IndexError),
+                (lambda: lst.__delitem__(-3), IndexError),
+                (lambda: empty.__delitem__(0), IndexError),
+                (empty.pop, IndexError),
+                (lambda: empty.pop(0), IndexError),
+            ]:
+                counting.reset()
+                with pytest.raises(error):
+                    op()
+                assert (counting.round_trips, counting.commits, counting.missing) == (1, 0, 1)
+                assert counting.refused == 0
+        counting.reset()
+        with pytest.raises(IndexError, match="pop index out of range"):
+            lst.pop(5)
+        assert counting.missing == 1 and counting.commits == 0  # then read: not empty
+        with pytest.raises(IndexError, match="pop from empty list"):
+            empty.pop(5)
+        after = {
+            k: counting.inner.dump(k) for k in counting.inner.scan_iter(match="{missing-dels}:*")
+        }
+        assert after == before  # not a field, counter or key touched
+        assert db() == {"doc": {"a": 1, "n": {"x": [1]}}, "l": [1, {"y": 2}], "e": []}
+        # Present items still go in one trip each, after the missing ones.
+        counting.reset()
+        del doc["n"]
+        del lst[1]
+        assert lst.pop() == 1
+        assert counting.round_trips == 3
+        assert db.check().ok
+        # The handles' nodes deleted: the commit's liveness check fails, and the reading
+        # path says the handle is stale rather than KeyError or IndexError.
+        del db["doc"]
+        del db["l"]
+        with pytest.raises(StaleHandleError):
+            del doc["gone"]
+        with pytest.raises(StaleHandleError):
+            del lst[3]
+    finally:
+        db.delete_prefix_immediately("missing-dels")

@@ -258,6 +258,7 @@ class Graph:
         contents: bool = False,
         position: int | None = None,
         collected: Callable[[], None] | None = None,
+        present: bool = False,
     ) -> tuple[UnlinkPlan, Callable[[UnlinkOutcome], None]] | None:
         """How the commit may collect what unlinking item ``field`` of ``uid`` leaves behind.
 
@@ -272,6 +273,8 @@ class Graph:
         ``position``: ``uid`` is a list, and the item is the one at that position,
         which the commit removes (:meth:`Unit.assume_list_item`). ``collected``: called
         too when the commit collected something (an assignment's streak hears of links).
+        ``present``: the item must be there (a ``del``); a missing one makes the commit
+        write nothing and :meth:`Unit.commit` raise :class:`~etcher._unit.ItemMissing`.
         """
         if not self.unit.backend.capabilities.unlink_commits:
             return None
@@ -289,6 +292,7 @@ class Graph:
             UNLINK_COMMIT_ITEMS,
             contents,
             position,
+            present,
         )
 
         def retired(outcome: UnlinkOutcome) -> None:

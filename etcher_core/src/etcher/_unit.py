@@ -79,6 +79,12 @@ class UnlinkRefused(WatchError):
     wrote either, so the retry (which reads, as usual) starts at once, without back-off."""
 
 
+class ItemMissing(Exception):
+    """A speculating unit's unlinking commit with ``plan.present`` (a ``del``) found no such
+    item (``"missing"``) and wrote nothing: the caller raises ``KeyError`` or
+    ``IndexError`` as its reading path would have."""
+
+
 class CallerCode(Exception):
     """Raised inside a unit when its work needs code of the caller's (a ``dict`` subclass's
     ``items()``, say). The unit is abandoned, ``work`` runs outside any unit (once), and
@@ -1155,6 +1161,8 @@ class Unit:
             return
         if status == "refused":
             raise UnlinkRefused("the unlinked item is no small tree; reading it first")
+        if status == "missing" and plan.present:
+            raise ItemMissing("no such item when the commit ran")
         if status != "conflict":
             raise ValueError(f"unlinking_commit() answered {status!r}")
         raise WatchError("the data changed while the unit was reading it")

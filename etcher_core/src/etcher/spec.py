@@ -582,13 +582,19 @@ class UnlinkPlan(NamedTuple):
     item is the one at this position (negative counts from the end, as in Python), as
     stored when the commit runs; the commit also removes it from the list (a list's
     ``pop``, or ``del`` of an item)."""
+    present: bool = False
+    """The item must be there (a ``del``): when step 2 of
+    :meth:`UnlinkCommits.unlinking_commit` finds the field missing (with ``position``: the
+    position outside the list), write nothing and answer ``("missing", [])``; core then
+    raises ``KeyError`` (``IndexError``) without reading first."""
 
 
 class UnlinkOutcome(NamedTuple):
     """What :meth:`UnlinkCommits.unlinking_commit` returns."""
 
     status: str
-    """``"applied"``, ``"conflict"`` (a check failed) or ``"refused"`` (nothing written)."""
+    """``"applied"``, ``"conflict"`` (a check failed), ``"refused"`` (nothing written) or,
+    with ``plan.present``, ``"missing"`` (no such item; nothing written)."""
     retired: list[str]
     """The uids collected (deleted or made pending), when applied."""
     item: bytes | None = None
@@ -616,7 +622,9 @@ class UnlinkCommits(Protocol):
         2. Read item ``plan.field`` of hash ``plan.content_prefix + plan.parent``
            *as stored now*, before the writes (which may delete or replace it). If
            it is missing or its value (after ``<seq>|``) is not a link (``@`` and a
-           uid), nothing dies: apply ``writes`` and return ``("applied", [])``.
+           uid), nothing dies: apply ``writes`` and return ``("applied", [])``. But
+           if it is missing and ``plan.present`` is set, write nothing and return
+           ``("missing", [])`` (core's ``del`` then raises ``KeyError``).
         3. If it links node ``X``, look at the nodes reachable from ``X`` (each node's
            content: a dict's item values, a list's items). Collect only when all of
            this holds, which proves every one of them unreachable once the item is
@@ -656,7 +664,9 @@ class UnlinkCommits(Protocol):
            support at all): a refusal always leaves the store as it was.
            With ``plan.position`` set, step 2 reads list ``plan.content_prefix +
            plan.parent`` instead: its item at ``plan.position`` (the raw list item, no
-           ``<seq>|``), refusing when the position is outside the list, the item is
+           ``<seq>|``), refusing when the position is outside the list (with
+           ``plan.present``: answering ``("missing", [])``, nothing written; a
+           missing list is an empty one), the item is
            empty, or a write of ``writes`` names that list; the back-reference
            count from ``plan.parent`` is then how many times the list holds ``X``.
            A backend may refuse a removal that would move many items.

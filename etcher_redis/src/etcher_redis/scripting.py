@@ -40,7 +40,8 @@ plan of :meth:`etcher.spec.UnlinkCommits.unlinking_commit` first in ``ARGV``: af
 checks it walks the subtree the item links and refuses (``-1``) unless it is a small
 tree whose only links from outside go to nodes it proves alive (kept), which it
 collects after the writes (see :func:`unlinking_commit`). With a plan's ``position``
-the item is a list's, which the script also removes.
+the item is a list's, which the script also removes. With its ``present`` (a delete),
+a missing item (a position outside the list) answers ``2`` with nothing written.
 
 The commonest commit, an append through a handle, checks only that its node
 is live (its header exists and lacks the dead field) and writes one command.
@@ -315,9 +316,11 @@ local U_want = ARGV[10] == '1'
 -- A list's item at this position (negative from the end) instead of a dict's field.
 local U_index = ARGV[11]
 if U_index == '' then U_index = nil else U_index = tonumber(U_index) end
+-- The item must be there (a delete): none answers 2, nothing written.
+local U_present = ARGV[12] == '1'
 local U_alive = {}
-pos = 13 + tonumber(ARGV[12])
-for i = 13, pos - 1 do U_alive[ARGV[i]] = true end
+pos = 14 + tonumber(ARGV[13])
+for i = 14, pos - 1 do U_alive[ARGV[i]] = true end
 """
 
 # Refusing is -1: nothing was written (the client then reads and collects itself).
@@ -350,7 +353,7 @@ do
     if type(n) ~= 'number' then return -1 end
     local i = U_index
     if i < 0 then i = i + n end
-    if i < 0 or i >= n then return -1 end
+    if i < 0 or i >= n then return U_present and 2 or -1 end
     -- The removal moves the shorter side: a long one refuses (the client moves it).
     if math.min(i, n - 1 - i) > math.min(U_budget, 4000) then return -1 end
     U_n, U_i = n, i
@@ -358,6 +361,7 @@ do
   else
     item = redis.pcall('HGET', U_cp .. U_parent, U_field)
     if type(item) == 'table' then return -1 end
+    if not item and U_present then return 2 end
   end
   U_item = item
   if item then
@@ -882,6 +886,7 @@ def checked_commit(
 
 
 _NOTHING_COLLECTED = UnlinkOutcome("applied", [])
+_MISSING = UnlinkOutcome("missing", [])
 
 
 def unlinking_commit(
@@ -898,7 +903,7 @@ def unlinking_commit(
     ``KEYS``: like the unlinking read they share the item's hash tag, so on a
     cluster they are in the slot the declared keys route to.
     """
-    cp, rp, pending, parent, field, alive, stamp, limit, budget, contents, position = plan
+    cp, rp, pending, parent, field, alive, stamp, limit, budget, contents, position, present = plan
     if limit < 1 or budget < 0:
         raise ValueError(f"an unlink plan needs limit >= 1 and budget >= 0, not {plan!r}")
     keys, argv = encode(checks, writes, first=cp + parent)
@@ -914,6 +919,7 @@ def unlinking_commit(
         budget,
         b"1" if contents else b"0",
         b"" if position is None else position,
+        b"1" if present else b"0",
         len(alive),
         *alive,
         *argv,
@@ -938,6 +944,8 @@ def unlinking_commit(
         return UnlinkOutcome("refused", [])
     if result == 1:
         return _NOTHING_COLLECTED
+    if result == 2:
+        return _MISSING
     _applied, uids, item, flat = result
     retired = [uid.decode() for uid in uids]
     if not plan.contents:

@@ -448,6 +448,8 @@ def interleaved_write(url: str, prefix: str, what: str, go: Any, done: Any) -> N
             cast(RD, db["d"])["before"] = "theirs"
         elif what == "remove":
             del cast(RD, db["d"])["k"]
+        elif what == "add":
+            cast(RD, db["d"])["gone"] = {"theirs": [1, 2]}
         else:  # "delete"
             del db["d"]
         done.set()
@@ -520,6 +522,8 @@ def list_write(url: str, prefix: str, what: str, go: Any, done: Any) -> None:
             lst.insert(0, {"theirs": [0]})
         elif what == "pop":
             lst.pop(0)
+        elif what == "clear":
+            lst.clear()
         else:  # "delete"
             del db["l"]
         done.set()
@@ -607,6 +611,16 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
 
     if shape.startswith("list, "):
         return _list_unlink_setup(db, shape.removeprefix("list, "))
+    if shape.startswith("a missing key, deleted"):
+        db["other"] = {"o": [1]}  # a live root and document; "k" never stored
+        parent = cast(RD, db["other"]) if shape.endswith("from a document") else db
+
+        def delete_missing() -> Any:
+            with pytest.raises(KeyError):
+                del parent["k"]
+            return "KeyError"
+
+        return delete_missing
     if shape.startswith("a missing key, popped"):
         db["other"] = {"o": [1]}  # a live root and document; "k" never stored
 
@@ -728,6 +742,7 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
 def _list_unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
     """Store a list under ``db["k"]``; return the ``pop``/``del`` that unlinks an item of it."""
     tree = UNLINK_TREE
+    position = 1  # what a delete removes
     if shape == "tree at the end, popped":
         db["k"] = [1, {"x": 2}, tree]
         at: int | None = -1
@@ -775,6 +790,15 @@ def _list_unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
     elif shape == "out of range, popped":
         db["k"] = [1, {"x": 2}]
         at = 2
+    elif shape == "out of range, deleted":
+        db["k"] = [1, {"x": 2}]
+        at, position = None, -3
+    elif shape in ("empty, popped", "empty, popped first"):
+        db["k"] = []
+        at = -1 if shape == "empty, popped" else 0
+    elif shape == "empty, popped past the end":
+        db["k"] = []
+        at = 3
     elif shape == "a long side to move, popped":
         db["k"] = [*range(UNLINK_COMMIT_ITEMS + 2), tree, *range(UNLINK_COMMIT_ITEMS + 2)]
         at = UNLINK_COMMIT_ITEMS + 2
@@ -785,7 +809,7 @@ def _list_unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
     def pop() -> Any:
         try:
             if at is None:
-                del k[1]
+                del k[position]
                 return None
             return k.pop(at)
         except IndexError as exc:  # the same error, and nothing written, either way
@@ -801,6 +825,8 @@ UNLINK_SHAPES = {
     "scalar, popped": True,
     "a missing key, popped with a default": True,
     "a missing key, popped": True,
+    "a missing key, deleted": True,
+    "a missing key, deleted from a document": True,
     "tree": True,
     "tree, popped": True,
     "tree, replaced": True,
@@ -856,7 +882,12 @@ UNLINK_SHAPES = {
     "list, a node twice, popped": True,
     "list, a node at two depths, popped": True,
     "list, a cycle, popped": False,
-    "list, out of range, popped": False,
+    # (the commit answers it missing; the reading path then tells empty from short)
+    "list, out of range, popped": 3,
+    "list, out of range, deleted": True,
+    "list, empty, popped": True,
+    "list, empty, popped first": True,
+    "list, empty, popped past the end": 3,
     "list, a long side to move, popped": False,
 }
 
@@ -1042,8 +1073,11 @@ class CheckedCommitConcurrency:
         item is there and links nothing. Another process writes before that commit.
 
         A link put in the field fails the check: the retry reads, unlinks and collects
-        it (nothing leaks). A removed key fails it too: the retry raises ``KeyError``.
-        A deleted parent makes the delete stale, as without the guess.
+        it (nothing leaks). A removed key fails it too: the retry raises ``KeyError``;
+        where the commit collects (``unlink_commits``) it checks no presence and answers
+        the item missing instead (``plan.present``), nothing written, and the delete
+        raises ``KeyError`` from that answer. A deleted parent makes the delete stale, as
+        without the guess.
         """
         backend, _keys = shared
         if not backend.capabilities.item_writes:
@@ -1070,12 +1104,57 @@ class CheckedCommitConcurrency:
                 # The guess, refused by its check; where the commit collects a small
                 # document (unlink_commits) it takes the one put there instead.
                 collects = what == "link" and backend.capabilities.unlink_commits
-                if self.pins_unlink_round_trips or not collects:
-                    assert hooked.refused == (0 if collects else 1)
+                answers = what == "remove" and backend.capabilities.unlink_commits
+                if self.pins_unlink_round_trips:
+                    assert (hooked.refused, hooked.missing) == ((0, 1) if answers else (0, 0))
+                elif not collects and not answers:
+                    assert hooked.refused == 1
                 assert db() == {"d": {"other": 1}}
             assert db.check().ok
             stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
             assert len(stored) == (1 if what == "delete" else 2), stored  # root (+ d)
+
+    @pytest.mark.parametrize("start", ["fork", "spawn"])
+    @pytest.mark.parametrize("what", ["add", "delete"])
+    def test_a_guessed_delete_of_a_missing_key_meets_a_write_made_before_its_commit(
+        self, store_url: str, shared: tuple[StorageBackend, list[str]], start: str, what: str
+    ) -> None:
+        """``del d["gone"]`` of a key that is not there guesses (``item_writes``); another
+        process adds that key (a document) or deletes ``d`` before the commit.
+
+        Added: the delete removes it (and collects the document) instead of raising
+        ``KeyError``, as if it ran second. Where the commit answers a missing item
+        (``unlink_commits``, ``plan.present``) it reads the item as stored then and
+        takes it in the one commit; elsewhere the presence check fails and the retry
+        reads. ``d`` deleted: the liveness check fails and the retry says the handle is
+        stale rather than ``KeyError``. Nothing leaks either way.
+        """
+        backend, _keys = shared
+        if not backend.capabilities.item_writes:
+            pytest.skip(f"{type(backend).__name__}.capabilities.item_writes is False")
+        with _race(backend, _Interleaved, store_url, start, interleaved_write, what) as raced:
+            db, hooked, prefix, race = raced
+            db["d"] = {"other": 1}
+            d = cast(RD, db["d"])
+
+            def delete() -> None:
+                if what == "add":
+                    del d["gone"]
+                else:
+                    with pytest.raises(StaleHandleError):
+                        del d["gone"]
+
+            race(delete)
+            assert not hooked.armed, "the delete did not guess"
+            if self.pins_unlink_round_trips:
+                # Added: collected by the one commit; deleted: the conflict, then the read.
+                assert (hooked.commits, hooked.refused, hooked.missing) == (
+                    (1, 0, 0) if what == "add" else (0, 1, 0)
+                )
+            assert db() == ({"d": {"other": 1}} if what == "add" else {})
+            assert db.check().ok
+            stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
+            assert len(stored) == (2 if what == "add" else 1), stored  # root (+ d)
 
     @pytest.mark.parametrize("start", ["fork", "spawn"])
     def test_guessed_assignments_between_processes_lose_and_leak_nothing(
@@ -1295,6 +1374,8 @@ class CheckedCommitConcurrency:
             ("insert", "del"),
             ("pop", "pop"),
             ("delete", "pop"),
+            ("clear", "pop"),
+            ("clear", "del"),
         ],
     )
     def test_a_list_items_unlinking_commit_meets_a_write_before_it(
@@ -1308,12 +1389,16 @@ class CheckedCommitConcurrency:
         """``l.pop(1)`` (or ``del l[1]``) goes as one unlinking commit that reads the item
         where it is when it runs (``UnlinkPlan.position``); another process writes just
         before it is sent: links a node of the item's document elsewhere, adds a node
-        below it, inserts an item in front, pops the first item, deletes the list.
+        below it, inserts an item in front, pops the first item, deletes or empties the
+        list.
 
         The result is the other write's, then this one's: linked elsewhere, the commit
         keeps that node (a pop's answer brings its tree whole) and collects the rest;
         otherwise it removes and collects what is at position 1 by then. Deleted, the
-        handle is stale and nothing is written. Nothing leaks, back-references stay exact.
+        handle is stale and nothing is written. Emptied, the commit answers the position
+        missing (``plan.present``), nothing written, and the operation raises
+        ``IndexError`` with the message the reading path gives. Nothing leaks,
+        back-references stay exact.
         """
         backend, _keys = shared
         if not backend.capabilities.unlink_commits:
@@ -1328,6 +1413,13 @@ class CheckedCommitConcurrency:
                 if what == "delete":
                     with pytest.raises(StaleHandleError):
                         lst.pop(1)
+                elif what == "clear":
+                    message = "pop from empty list" if op == "pop" else "index out of range"
+                    with pytest.raises(IndexError, match=message):
+                        if op == "pop":
+                            lst.pop(1)
+                        else:
+                            del lst[1]
                 elif op == "pop":
                     got.append(lst.pop(1))
                 else:
@@ -1336,9 +1428,10 @@ class CheckedCommitConcurrency:
             race(remove)
             assert not hooked.armed, "the unlinking commit was not used"
             if self.pins_unlink_round_trips:
-                assert hooked.commits == (0 if what == "delete" else 1)
+                assert hooked.commits == (0 if what in ("delete", "clear") else 1)
                 # Linked out, the address is kept, and the pop's answer brings its tree.
                 assert hooked.refused == (1 if what == "delete" else 0)
+                assert hooked.missing == (1 if what == "clear" else 0)
             doc = json.loads(json.dumps(UNLINKED_DOC))
             expected: dict[str, Any]
             if what == "link out":
@@ -1353,10 +1446,12 @@ class CheckedCommitConcurrency:
                 popped = {"first": [0]}
             elif what == "pop":
                 expected, popped = {"l": [doc]}, 2
+            elif what == "clear":
+                expected, popped = {"l": []}, None
             else:
                 expected, popped = {}, None
             assert db() == expected
-            if op == "pop" and what != "delete":
+            if op == "pop" and what not in ("delete", "clear"):
                 assert got == [popped]
             assert db.check().ok
             stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
@@ -1367,6 +1462,7 @@ class CheckedCommitConcurrency:
                 "insert": 1 + 1 + 2 + 5,  # {"theirs": [0]} (2), the document (5)
                 "pop": 1 + 1 + 5,
                 "delete": 1,
+                "clear": 1 + 1,
             }[what]
             assert len(stored) == nodes, stored
 
