@@ -323,3 +323,39 @@ def test_a_dict_items_unlinking_commit_with_present_answers_a_missing_item(
         assert backend.hgetall(content) == {}
     finally:
         backend.delete(content, header)
+
+
+def test_a_count_raised_unread_meets_another_write_of_its_unit(backend: RedisBackend) -> None:
+    """``Unit.assume_link`` raises a header's count on the server without reading it; if
+    another write of the same unit then meets that header (it would be computed from a
+    value the unit never read), the commit is not sent: a conflict, whose retry reads."""
+    from etcher._unit import Unit
+    from etcher.errors import WatchError
+
+    header = "{blind}:r:D1"
+    backend.delete(header)
+    backend.hset(header, mapping={b"#k": b"d", b"D0": b"1"})
+    try:
+        for other in ("hset", "drop"):
+            unit = Unit(backend)
+            unit.speculate = True
+            assert unit.assume_link(header, b"#d", b"D2", 2, b"#p")
+            if other == "hset":
+                unit.hset(header, b"D2", b"7")
+            else:
+                unit.drop_hash(header)
+            with pytest.raises(WatchError):
+                unit.commit()
+        unit = Unit(backend)
+        unit.speculate = True
+        assert unit.assume_link(header, b"#d", b"D2", 2, b"#p")
+        unit.commit()
+        assert backend.hgetall(header) == {b"#k": b"d", b"D0": b"1", b"D2": b"2"}
+        # A unit that read the header already counts as usual (reads, then writes).
+        unit = Unit(backend)
+        unit.speculate = True
+        unit.hget(header, b"D0")
+        assert not unit.assume_link(header, b"#d", b"D2", 1, b"#p")
+        unit.close()
+    finally:
+        backend.delete(header, header + "x")

@@ -542,7 +542,11 @@ class RD(Node, MutableMapping["Key", "Stored"]):
             if type(value) in _OWN_EQ:
                 tagged = encode_scalar(value, (key,))
             else:
-                tagged = (w or Writer(self._s, g)).tag(value, uid, (key,))
+                if w is None:
+                    w = Writer(self._s, g)
+                    # Alone in its unit (a guess): the handles it links are counted unread.
+                    w.blind = True
+                tagged = w.tag(value, uid, (key,))
             g.unit.hset_item(content, field, tagged, g.layout.refs(uid), SEQ)
             return tagged
         if alone:

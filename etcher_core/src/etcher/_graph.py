@@ -343,7 +343,7 @@ class Graph:
             # Being linked ends the pin of an ``RD(db)`` handle: the tree owns it now.
             self.unit.hdel(key, PIN)
 
-    def link_many(self, links: list[tuple[str, str]]) -> None:
+    def link_many(self, links: list[tuple[str, str]], blind: bool = False) -> None:
         """:meth:`require` then :meth:`add_ref` for each ``(child, parent)``, reads in one batch.
 
         A write linking many existing nodes (a list of handles) would otherwise
@@ -352,6 +352,11 @@ class Graph:
         child the unit may assume live (:meth:`Unit.assume_live`) needs only
         the fields :meth:`add_ref` reads, the others their whole header, as
         :meth:`require` reads it.
+
+        ``blind``: the unit's only other write is a guessed item (a guessed
+        assignment): a child the unit may assume live gets its count raised by the
+        commit itself, unread (:meth:`Unit.assume_link`), so linking a handle costs
+        no read.
         """
         refs = self.layout.refs
         unit = self.unit
@@ -359,6 +364,19 @@ class Graph:
         fields: list[tuple[str, bytes]] = []
         read: list[str] = []
         seen: set[str] = set()
+        if blind:
+            counts: dict[tuple[str, str], int] = {}
+            for link in links:
+                counts[link] = counts.get(link, 0) + 1
+            left: list[tuple[str, str]] = []
+            for (child, parent), n in counts.items():
+                if child == ROOT or not unit.assume_link(
+                    refs(child), DEAD, parent.encode(), n, PIN
+                ):
+                    left += [(child, parent)] * n
+            if not left:
+                return
+            links = left
         for child, _parent in links:
             if child in seen or child == ROOT:
                 continue

@@ -108,12 +108,14 @@ class Capabilities:
 
     item_writes: bool = False
     """With ``checked_commits``: ``checked_commit()`` also takes the ``unlinked_item`` check
-    and the ``hset_item`` write (see :class:`CheckedCommits`).
+    and the ``hset_item`` and ``hincr`` writes (see :class:`CheckedCommits`).
 
     Core can then assign a dict item without reading anything first: the commit
     checks that the field links no node and takes the item's insertion number on
     the server, so ``db[k] = v`` over a missing key or a scalar is one round trip.
-    When the field does link a node the check fails and core retries the usual way.
+    When the field does link a node the check fails and core retries the usual way. A
+    value linking existing nodes (handles) raises their back-reference counts in the same
+    commit, unread (``hincr``), their liveness checked there.
     """
 
     unlink_reads: bool = False
@@ -741,7 +743,13 @@ class CheckedCommits(Protocol):
         or nothing. The write ``("hset_item", (key, field, value, seq_key,
         seq_field))`` stores ``b"<seq>|" + value`` in ``field``: ``seq`` is the
         one the field's item has, or, for a new field, the count in
-        ``seq_field`` (missing: 0), which is raised by one.
+        ``seq_field`` (missing: 0), which is raised by one. The write
+        ``("hincr", (key, field, n))`` (``n`` ASCII digits) adds ``n`` to the decimal
+        count in hash field ``field`` of ``key`` (missing field or key: from 0): a
+        back-reference counted without reading it. When the stored field holds
+        anything but ASCII digits the commit fails as a failed check does (nothing
+        applied, ``False``; core's retry reads the damage). Core never sends another
+        write of the same hash with it.
         """
         ...
 

@@ -24,6 +24,7 @@ so Redis Cluster can route it and check that they share one slot)::
         unlinked_item: field, counter key index, counter field
     write = op, n, key, n arguments of the Redis command after its key
         hset_item: n = 4: field, value, counter key, counter field
+        hincr: n = 2: field, count to add (a back-reference linked unread)
 
 A write names its key itself, not by index (also in ``KEYS``): the script then
 decodes no index per write, and a write's arguments go into ``ARGV`` as they
@@ -237,6 +238,16 @@ if writes > 1 then
         if t ~= 'hash' and t ~= 'none' then return redis.error_reply(WRONGTYPE) end
         kinds[k] = 'hash'
       end
+    elseif op == 'hincr' then
+      if n ~= 2 or not string.match(ARGV[a + 1], '^%d+$') then
+        return redis.error_reply('ERR etcher checked commit: hincr takes a field and a count')
+      end
+      local t = kinds[key] or kind(key)
+      if t ~= 'hash' and t ~= 'none' then return redis.error_reply(WRONGTYPE) end
+      -- A stored field holding no count fails as a check would (nothing applied yet).
+      local v = t == 'hash' and redis.call('HGET', key, ARGV[a])
+      if v and not string.match(v, '^%d+$') then return 0 end
+      kinds[key] = 'hash'
     elseif
       op == 'rpush' or op == 'lpush' or op == 'lpop' or op == 'rpop' or op == 'lset'
       or op == 'ltrim'
@@ -295,6 +306,13 @@ for w = 1, writes do
       redis.call('HSET', skey, sfield, string.format('%d', count + 1))
     end
     redis.call('HSET', key, field, seq .. '|' .. value)
+  elseif op == 'hincr' then
+    -- (a lone write had no dry run: a field holding no count fails it, nothing applied)
+    local r = redis.pcall('HINCRBY', key, ARGV[pos], ARGV[pos + 1])
+    if type(r) == 'table' and r.err then
+      if writes == 1 then return 0 end
+      return redis.error_reply(r.err)
+    end
   else
     redis.call(op, key, unpack(ARGV, pos, pos + n - 1))
   end
@@ -710,6 +728,7 @@ _WRITES = frozenset(
         "lset",
         "ltrim",
         "hset_item",
+        "hincr",
     }
 )
 
@@ -744,7 +763,7 @@ def _nullable(value: Any) -> list[Any]:
 
 
 # Writes the short layout may carry: those the script applies as the plain Redis command.
-_PLAIN_WRITES = _WRITES - {"delete", "hset_item"}
+_PLAIN_WRITES = _WRITES - {"delete", "hset_item", "hincr"}
 
 
 def encode(

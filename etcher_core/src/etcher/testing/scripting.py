@@ -371,6 +371,43 @@ class CheckedCommitConformance:
         backend.hset(content, b"n", b"4|i1")  # a scalar: the check holds whatever the counter
         assert _commit(backend, [("unlinked_item", (content, b"n", header, b"#s"), None)], [])
 
+    def test_a_count_write_adds_to_a_back_reference_unread(
+        self, backend: StorageBackend, key: Any
+    ) -> None:
+        """``("hincr", (key, field, n))`` (``item_writes``): a guessed link raises a node's
+        back-reference count on the server (missing: from 0). A stored field that holds
+        no count fails the commit as a check would, nothing applied, alone or with other
+        writes; a key that is no hash raises and applies nothing."""
+        _content, header = self._items(backend, key)
+        backend.hset(header, mapping={b"#k": b"d", b"#p": b"1", b"D1": b"2"})
+        live = [("exists", (header,), 1), ("hexists", (header, b"#d"), False)]
+        other = key("other")
+        assert _commit(backend, live, [("hincr", (header, b"D1", b"3"))])
+        assert _commit(
+            backend,
+            live,
+            [
+                ("hset", (other, b"a", b"1")),
+                ("hincr", (header, b"D2", b"1")),
+                ("hdel", (header, b"#p")),
+            ],
+        )
+        assert backend.hgetall(header) == {b"#k": b"d", b"D1": b"5", b"D2": b"1"}
+        fresh = key("fresh")
+        assert _commit(backend, [], [("hincr", (fresh, b"D1", b"1"))])
+        assert backend.hgetall(fresh) == {b"D1": b"1"}
+        backend.hset(header, b"D3", b"x")
+        before = _state(backend, header, other)
+        assert _commit(backend, live, [("hincr", (header, b"D3", b"1"))]) is False
+        writes = [("hset", (other, b"b", b"2")), ("hincr", (header, b"D3", b"1"))]
+        assert _commit(backend, live, writes) is False
+        assert _state(backend, header, other) == before
+        lst = key("list")
+        backend.rpush(lst, b"x")
+        with pytest.raises(WrongTypeError):
+            _commit(backend, [], [("hset", (other, b"c", b"3")), ("hincr", (lst, b"D1", b"1"))])
+        assert _state(backend, header, other) == before
+
 
 # --------------------------------------------------------------------------- processes
 
@@ -505,6 +542,19 @@ def subtree_write(url: str, prefix: str, what: str, go: Any, done: Any) -> None:
             cast(RL, d["tags"]).append({"new": [3]})
         else:  # "unlink"
             del cast(RD, d["address"])["zip"]
+        done.set()
+
+
+def handle_write(url: str, prefix: str, what: str, go: Any, done: Any) -> None:
+    """Wait for ``go``, then delete ``db["keep"]`` (``collect``: at grace 0; ``retire``:
+    with grace, its node ``s`` left pending) or link ``keep``'s ``s`` from ``db["other"]``
+    too (``link``); then set ``done``."""
+    with DB(url, prefix=prefix, grace=60 if what == "retire" else 0) as db:
+        assert go.wait(60)
+        if what == "link":
+            db["other"] = cast(RD, db["keep"])["s"]
+        else:
+            del db["keep"]
         done.set()
 
 
@@ -853,9 +903,9 @@ UNLINK_SHAPES = {
     "a top node linking itself, a scalar over it": False,
     "a shared top node, popped": True,
     "a shared top node, a scalar over it": True,
-    # (the new value links the kept node again, whose header the unit reads first)
-    "a shared top node, assigned again": 2,
-    "a shared child, linked by the replacement": 2,
+    # (the new value links the kept node again: its count raised unread, round 9)
+    "a shared top node, assigned again": True,
+    "a shared child, linked by the replacement": True,
     "a cycle": False,
     "linked twice by the parent": True,
     "linked twice by the parent, popped": True,
@@ -889,6 +939,58 @@ UNLINK_SHAPES = {
     "list, empty, popped first": True,
     "list, empty, popped past the end": 3,
     "list, a long side to move, popped": False,
+}
+
+
+def _link_setup(db: DB, shape: str) -> Callable[[], Any]:
+    """Store what shape ``shape`` needs; return the assignment that links a handle."""
+    db["keep"] = {"s": {"x": [1]}}
+    s = cast(RD, db["keep"])["s"]
+    if shape == "a handle, new key":
+        return lambda: db.__setitem__("k", s)
+    if shape == "a handle in a new document, twice":
+        return lambda: db.__setitem__("k", {"a": s, "b": [s, s, {"c": s}]})
+    if shape == "a handle over a scalar":
+        db["k"] = 1
+        return lambda: db.__setitem__("k", {"s": s})
+    if shape == "a handle below the root":
+        d = cast(RD, db["keep"])
+        return lambda: d.__setitem__("again", s)
+    if shape == "the parent itself":
+        d = cast(RD, db["keep"])
+        return lambda: d.__setitem__("me", d)
+    if shape == "a pinned node":
+        pinned = RD(db, {"p": [1]})
+
+        def link_pinned() -> None:
+            db["k"] = {"p": pinned}
+
+        return link_pinned
+    if shape == "the root":
+        return lambda: db.__setitem__("k", {"r": db._root})
+    if shape == "a pending node":
+        with DB(backend=db.backend, prefix=db.prefix, grace=60) as other:
+            del other["keep"]  # s is pending now: linking it again is refused
+
+        def link_pending() -> Any:
+            with pytest.raises(StaleHandleError):
+                db["k"] = {"s": s}
+            return "StaleHandleError"
+
+        return link_pending
+    raise AssertionError(shape)
+
+
+LINK_SHAPES = {
+    # shape: round trips with item_writes (the count raised unread) where pinned
+    "a handle, new key": 1,
+    "a handle in a new document, twice": 1,
+    "a handle over a scalar": 1,
+    "a handle below the root": 1,
+    "the parent itself": 1,
+    "a pinned node": 1,
+    "the root": 2,  # (the root's header is read: it is never assumed)
+    "a pending node": 3,  # (the conflict, then the read that refuses it)
 }
 
 
@@ -1251,6 +1353,96 @@ class CheckedCommitConcurrency:
         else:
             assert not simple
 
+    @pytest.mark.parametrize("grace", [0, 60])
+    @pytest.mark.parametrize("shape", list(LINK_SHAPES))
+    def test_linking_a_handle_unread_leaves_what_reading_first_leaves(
+        self, store_url: str, shared: tuple[StorageBackend, list[str]], shape: str, grace: int
+    ) -> None:
+        """``capabilities.item_writes``: a guessed assignment whose value links existing
+        nodes (handles) raises their back-reference counts in the commit, unread (the
+        ``hincr`` write; liveness checked there). The store it leaves equals the one the
+        read-first path leaves (``item_writes`` and ``unlink_commits`` hidden): counts,
+        pins ended, every key and field; a pending node is refused the same way."""
+        backend, _keys = shared
+        if not backend.capabilities.item_writes:
+            pytest.skip(f"{type(backend).__name__}.capabilities.item_writes is False")
+        fast, slow = CountingBackend(backend), CountingBackend(backend)
+        slow.capabilities = dataclasses.replace(
+            backend.capabilities, item_writes=False, unlink_commits=False
+        )
+        dumps, values, checks, answers = [], [], [], []
+        for counting in (fast, slow):
+            prefix = f"scripting-{uuid.uuid4().hex}"
+            with DB(backend=counting, prefix=prefix, grace=grace) as db:
+                try:
+                    op = _link_setup(db, shape)
+                    counting.reset()
+                    answers.append(op())
+                    if counting is fast:
+                        trips = counting.round_trips
+                    dumps.append(_normalized(backend, prefix))
+                    values.append(repr(db()))
+                    checks.append(db.check().ok)
+                finally:
+                    db.delete_prefix_immediately(prefix)
+        assert dumps[0] == dumps[1]
+        assert answers[0] == answers[1]
+        assert values[0] == values[1]
+        assert checks == [True, True]
+        if self.pins_unlink_round_trips:
+            assert trips == LINK_SHAPES[shape]
+
+    @pytest.mark.parametrize("start", ["fork", "spawn"])
+    @pytest.mark.parametrize("what", ["collect", "retire", "link"])
+    def test_a_handle_linked_unread_meets_a_write_made_before_its_commit(
+        self, store_url: str, shared: tuple[StorageBackend, list[str]], start: str, what: str
+    ) -> None:
+        """``d["x"] = handle`` raises the handle's count in the commit, unread
+        (``item_writes``); another process, just before that commit, deletes the only
+        document linking the handle's node (collected at once, or pending with grace),
+        or links the node from elsewhere too.
+
+        Gone or pending: the commit's liveness check fails, nothing is written, and the
+        retry, which reads, raises ``StaleHandleError``. Linked elsewhere: both counts
+        hold (the commit adds to what it finds). ``check()`` is clean, nothing leaks.
+        """
+        backend, _keys = shared
+        if not backend.capabilities.item_writes:
+            pytest.skip(f"{type(backend).__name__}.capabilities.item_writes is False")
+        with _race(backend, _Interleaved, store_url, start, handle_write, what) as raced:
+            db, hooked, prefix, race = raced
+            db["d"] = {"k": 0}
+            db["keep"] = {"s": {"x": [1]}}
+            d, s = cast(RD, db["d"]), cast(RD, cast(RD, db["keep"])["s"])
+
+            def link() -> None:
+                if what == "link":
+                    d["x"] = s
+                else:
+                    with pytest.raises(StaleHandleError):
+                        d["x"] = s
+
+            race(link)
+            assert not hooked.armed, "the assignment did not guess"
+            if self.pins_unlink_round_trips:
+                assert (hooked.commits, hooked.refused) == ((1, 0) if what == "link" else (0, 1))
+            if what == "link":
+                assert db() == {
+                    "d": {"k": 0, "x": {"x": [1]}},
+                    "keep": {"s": {"x": [1]}},
+                    "other": {"x": [1]},
+                }
+                assert s.backrefs == {cast(RD, db["keep"]).uid: 1, d.uid: 1, db._root.uid: 1}
+            else:
+                assert db() == {"d": {"k": 0}}
+            if what != "retire":
+                assert db.check().ok
+            db.maintenance(reclaim_all=True)
+            assert db.check().ok
+            stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
+            # the root, d, and with "link": keep, s, its list
+            assert len(stored) == (5 if what == "link" else 2), stored
+
     @pytest.mark.parametrize("start", ["fork", "spawn"])
     @pytest.mark.parametrize(
         ("what", "op"),
@@ -1526,6 +1718,7 @@ __all__ = [
     "CheckedCommitConformance",
     "checked_increments",
     "guessed_assignments",
+    "handle_write",
     "interleaved_write",
     "subtree_write",
 ]
