@@ -1449,7 +1449,14 @@ class RL(Node, MutableSequence["Stored"]):
 
         def op(g: Graph) -> None:
             g.require(uid)
-            tagged = scalar if scalar is not None else Writer(self._s, g).tag(value, uid, (-1,))
+            if scalar is not None:
+                tagged = scalar
+            else:
+                w = Writer(self._s, g)
+                # Its only other write is the push: the handles it links are counted
+                # unread where the commit checks them (Graph.link_many).
+                w.blind = True
+                tagged = w.tag(value, uid, (-1,))
             # layout.content(uid), inline: once per append
             g.unit.list_op(g.layout.content_prefix + uid, "rpush", tagged)
 

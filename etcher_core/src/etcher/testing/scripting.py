@@ -956,6 +956,11 @@ def _link_setup(db: DB, shape: str) -> Callable[[], Any]:
     if shape == "a handle below the root":
         d = cast(RD, db["keep"])
         return lambda: d.__setitem__("again", s)
+    if shape in ("a handle appended", "a list appended to itself"):
+        db["l"] = [1]
+        lst = cast(RL, db["l"])
+        item = lst if shape == "a list appended to itself" else s
+        return lambda: lst.append({"s": item} if shape == "a handle appended" else item)
     if shape == "the parent itself":
         d = cast(RD, db["keep"])
         return lambda: d.__setitem__("me", d)
@@ -987,6 +992,8 @@ LINK_SHAPES = {
     "a handle in a new document, twice": 1,
     "a handle over a scalar": 1,
     "a handle below the root": 1,
+    "a handle appended": 1,
+    "a list appended to itself": 1,
     "the parent itself": 1,
     "a pinned node": 1,
     "the root": 2,  # (the root's header is read: it is never assumed)
