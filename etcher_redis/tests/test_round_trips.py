@@ -240,9 +240,10 @@ def test_replacing_a_link_still_reads_first_and_guessing_backs_off(
     a node with a live document, the commit keeps that node (round 7) and collects the
     rest; the new value links the shared node again, whose back-reference count the
     commit raises unread (round 9, the ``hincr`` write; it read the header first
-    before: 2 round trips): 1. Over a document holding a cycle (which the commit refuses; a node
-    reached by two paths it collects since round 8), assignments that keep meeting
-    such links stop guessing, so they cost what they did without the guess.
+    before: 2 round trips): 1. Over a document linking the root (which the commit
+    refuses; a node reached by two paths it collects since round 8, a cycle since
+    round 9), assignments that keep meeting such links stop guessing, so they cost
+    what they did without the guess.
     """
     db = DB(backend=counting, prefix="replace")
     try:
@@ -266,11 +267,9 @@ def test_replacing_a_link_still_reads_first_and_guessing_backs_off(
         assert cast(RL, shared).refcount == 2  # "keep" and "a": counted exactly
         del db["a"]
         for i in range(12):
-            # A node linking itself (a cycle), which the commit refuses (round 8 collects
-            # a node reached twice, a diamond).
-            db[f"a{i}"] = {"s": shared, "c": {"x": [i]}}
-            inner = cast(RD, cast(RD, db[f"a{i}"])["c"])
-            inner["self"] = inner
+            # A node linking the root, which the commit refuses (round 8 collects a node
+            # reached twice, a diamond; round 9 a cycle).
+            db[f"a{i}"] = {"s": shared, "c": {"x": [i], "r": db._root}}
         costs = []
         for i in range(12):
             counting.reset()
@@ -415,7 +414,7 @@ def test_deleting_a_scalar_is_one_round_trip_and_deleting_links_backs_off(
     """``del d[k]`` over a scalar: one checked commit that checks the item is there
     (``capabilities.item_writes``). Over a small unshared document, the commit collects
     it too (``unlink_commits``): one round trip, and (round 7) over one sharing a node
-    with a live document, which the commit keeps. Over one holding a cycle the commit
+    with a live document, which the commit keeps. Over one linking the root the commit
     is refused (one round trip) and the retry reads and collects; deletes that keep
     meeting such links stop guessing, so they cost what they cost without the guess.
     A missing key is still ``KeyError``.
@@ -452,9 +451,9 @@ def test_deleting_a_scalar_is_one_round_trip_and_deleting_links_backs_off(
             shared_costs.append((counting.round_trips, counting.commits, counting.refused))
         assert shared_costs == [(1, 1, 0)] * 12, shared_costs
         for i in range(12):
-            db[f"doc{i}"] = {"s": shared, "i": [i]}
-            cycle = cast(RL, cast(RD, db[f"doc{i}"])["i"])
-            cycle.append(cycle)  # a cycle: refused (round 8 collects diamonds)
+            # A node linking the root, which the commit refuses (it never reaches a node
+            # of plan.alive; round 8 collects diamonds, round 9 cycles).
+            db[f"doc{i}"] = {"s": shared, "i": [i, {"r": db._root}]}
         link_costs = []
         for i in range(12):
             counting.reset()
@@ -619,8 +618,8 @@ def test_a_list_item_is_popped_or_deleted_in_one_round_trip(
     document it links. One round trip, scalar or document, nothing read first; the
     popped value comes with the answer. What was unlinked is gone or pending and known
     to the sweeper (nothing leaked). A position outside the list is the usual
-    ``IndexError`` after a refused commit, with nothing written; an item holding a
-    cycle is refused and read first, and such pops back off.
+    ``IndexError``, answered missing by the commit (round 9), with nothing written; a
+    pop of an item holding a cycle is refused and read first, and such pops back off.
     """
     db = DB(backend=counting, prefix="list-pops", grace=grace)
     try:

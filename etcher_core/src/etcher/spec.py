@@ -651,8 +651,15 @@ class UnlinkCommits(Protocol):
              the chain starts at the node and steps each time to a parent that is
              neither dying nor already on the chain (nor, from ``X``, the
              parent), and ends at a node named in ``plan.alive`` or a pinned one,
-             within a few steps; a pending node, a missing header or a dead end on
-             the way refuses (a cycle ends there);
+             within a few steps; a pending node or a missing header on the way
+             refuses. What no such chain proves (a dead end: a cycle) may be
+             decided exactly, as core's collection does: the upward closure of
+             those nodes (every ancestor neither dying nor known alive, within
+             ``plan.limit``; pending or missing headers refuse) lives where a
+             pinned node of it, or one with a parent known alive, reaches it
+             through the closure's links; the rest dies (level by level as above,
+             which may leave more nodes to prove the same way). A backend may
+             refuse instead; a ``pop`` (``plan.contents``) needing it refuses;
            * no reached node is named in ``plan.alive``;
            * every stored item is well formed (a dict item ``<digits>|<value>``
              with a non-empty value; a link ``@`` then ``D`` or ``L`` and ASCII

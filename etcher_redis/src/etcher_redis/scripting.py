@@ -40,7 +40,9 @@ that dry run: when Redis refuses its only command, nothing was applied.
 plan of :meth:`etcher.spec.UnlinkCommits.unlinking_commit` first in ``ARGV``: after the
 checks it walks the subtree the item links and refuses (``-1``) unless it is a small
 tree whose only links from outside go to nodes it proves alive (kept), which it
-collects after the writes (see :func:`unlinking_commit`). With a plan's ``position``
+collects after the writes (see :func:`unlinking_commit`); what no chain of parents
+proves (a cycle) it decides by the exact upward search ``Graph.collect`` makes, within
+the same bounds. With a plan's ``position``
 the item is a list's, which the script also removes. With its ``present`` (a delete),
 a missing item (a position outside the list) answers ``2`` with nothing written.
 
@@ -513,13 +515,15 @@ do
         U_gone[U_start] = true
       end
     end
+    -- Nodes die level by level from ``level`` (false refuses).
+    local function sweep(level)
     while #level > 0 do
       -- Each node of the level dies: its content, then what it links.
       local lost, order = {}, {}
       for _, u in ipairs(level) do
         local rk, ck = U_rp .. u, U_cp .. u
         local content, links = read_content(ck, string.byte(u, 1) == 68)
-        if not content then return -1 end
+        if not content then return false end
         for _, c in ipairs(links) do
           if not U_gone[c] then
             local per = lost[c]
@@ -541,11 +545,11 @@ do
       local nxt = {}
       for _, c in ipairs(order) do
         local h = header(c)
-        if not h then return -1 end
+        if not h then return false end
         -- every parent that dies must be listed (a header without it is damage)
         local parents = 0
         for p in pairs(lost[c]) do
-          if not h.fields[p] then return -1 end
+          if not h.fields[p] then return false end
           parents = parents + 1
         end
         if h.n == parents and not h.pinned then
@@ -566,23 +570,26 @@ do
       end
       level = nxt
     end
+    return true
+    end
+    if not sweep(level) then return -1 end
     -- A node kept (another parent links it) must be reachable without what dies: one
     -- chain of parents up to a node known alive (the root, the parent) or pinned, off the
-    -- tree, within bounds. Pending nodes, a dead end, a missing header refuse (a cycle:
-    -- the client's exact search decides).
+    -- tree, within bounds. Pending nodes, a missing header refuse (nil); a dead end or a
+    -- cycle leaves it open (false) for the exact search below.
     local looked = 0
-    for _, s in ipairs(U_keep) do
-      -- (a node that survived a level and died at a later one is no longer kept)
-      local cur, path, proven = s, {[s] = true}, U_held[s] == true or U_gone[s] == true
+    local U_proven = {}
+    local function chain(s)
+      local cur, path, proven = s, {[s] = true}, U_held[s] == true
       for _ = 1, proven and 0 or 8 do
         local h = redis.pcall('HGETALL', U_rp .. cur)
-        if h.err or #h == 0 then return -1 end
+        if h.err or #h == 0 then return nil end
         looked = looked + #h
-        if looked > U_budget then return -1 end
+        if looked > U_budget then return nil end
         local up = nil
         for i = 1, #h, 2 do
           local f = h[i]
-          if f == '#d' then return -1 end
+          if f == '#d' then return nil end
           if f == '#p' then
             proven = proven or cur ~= s
           elseif
@@ -590,16 +597,102 @@ do
             -- the kept top node's link from the parent is the item being removed
             and not (cur == U_start and f == U_parent)
           then
-            if U_alive[f] then proven = true end
+            if U_alive[f] or U_proven[f] then proven = true end
             if up == nil then up = f end
           end
         end
         if proven then break end
-        if up == nil or not string.match(up, '^[DL]%w+$') then return -1 end
+        if up == nil then return false end
+        if not string.match(up, '^[DL]%w+$') then return nil end
         path[up] = true
         cur = up
       end
-      if not proven then return -1 end
+      return proven
+    end
+    -- As Graph.collect: what no chain proves is decided exactly. The upward closure of
+    -- the open nodes (every ancestor not dying, not known alive), within the node bound;
+    -- what a pinned node or a parent known alive reaches inside it lives; the rest is
+    -- garbage (a cycle no live node links) and dies level by level as above, which may
+    -- leave more survivors to prove. A pop refuses (its value would need them all).
+    local at = 1
+    while true do
+      local open = {}
+      while at <= #U_keep do
+        local s = U_keep[at]
+        at = at + 1
+        -- (a node that survived a level and died at a later one is no longer kept)
+        if not U_gone[s] and not U_proven[s] then
+          local ok = chain(s)
+          if ok == nil then return -1 end
+          if ok then U_proven[s] = true else open[#open + 1] = s end
+        end
+      end
+      if #open == 0 then break end
+      if U_want then return -1 end
+      local parents_of, order, sources = {}, {}, {}
+      local frontier = open
+      while #frontier > 0 do
+        local up = {}
+        for _, x in ipairs(frontier) do
+          if parents_of[x] == nil then
+            local h = header(x)
+            if not h then return -1 end
+            local ps, source = {}, h.pinned
+            for f in pairs(h.fields) do
+              if not U_gone[f] then
+                ps[#ps + 1] = f
+                if U_alive[f] or U_proven[f] then
+                  source = true
+                elseif parents_of[f] == nil then
+                  up[#up + 1] = f
+                end
+              end
+            end
+            parents_of[x] = ps
+            order[#order + 1] = x
+            if source then sources[#sources + 1] = x end
+          end
+        end
+        frontier = up
+      end
+      local children = {}
+      for _, x in ipairs(order) do
+        for _, p in ipairs(parents_of[x]) do
+          local c = children[p]
+          if c == nil then
+            c = {}
+            children[p] = c
+          end
+          c[#c + 1] = x
+        end
+      end
+      local reached, stack = {}, {}
+      for _, x in ipairs(sources) do
+        if not reached[x] then
+          reached[x] = true
+          stack[#stack + 1] = x
+        end
+      end
+      while #stack > 0 do
+        local x = stack[#stack]
+        stack[#stack] = nil
+        for _, c in ipairs(children[x] or {}) do
+          if not reached[c] then
+            reached[c] = true
+            stack[#stack + 1] = c
+          end
+        end
+      end
+      local dead = {}
+      for _, x in ipairs(order) do
+        if reached[x] then
+          U_proven[x] = true
+        else
+          U_gone[x] = true
+          dead[#dead + 1] = x
+        end
+      end
+      if not sweep(dead) then return -1 end
     end
     if U_want and #U_keep > 0 then
       -- A pop returns its value whole: what kept nodes reach is answered too, read as

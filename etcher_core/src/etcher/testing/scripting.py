@@ -528,7 +528,7 @@ def subtree_write(url: str, prefix: str, what: str, go: Any, done: Any) -> None:
     with DB(url, prefix=prefix, grace=0) as db:
         assert go.wait(60)
         d = cast(RD, db["d"])
-        if what in ("link out", "diamond, link out"):
+        if what in ("link out", "diamond, link out", "cycle, link out"):
             db["keep"] = d["address"]
         elif what == "reach twice":
             cast(RD, cast(RL, d["tags"])[1])["again"] = d["address"]
@@ -763,6 +763,62 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
         db["k"] = {"x": {"y": 1}}
         x = cast(RD, cast(RD, db["k"])["x"])
         x["self"] = x
+    elif shape == "parent pointers":
+        # Each kid links the document back: the top node is in the cycle.
+        db["k"] = {"kids": [{"n": 1}, {"n": 2}], "meta": {"m": [0]}}
+        doc = cast(RD, db["k"])
+        for kid in cast(RL, doc["kids"]):
+            cast(RD, kid)["parent"] = doc
+    elif shape == "a two-node cycle":
+        db["k"] = {"a": {"b": {"z": [1]}}}
+        a = cast(RD, cast(RD, db["k"])["a"])
+        cast(RD, a["b"])["a"] = a
+    elif shape == "a cycle with a tree below it":
+        # What the cycle links dies with it, in the same sweep.
+        db["k"] = {"x": {"data": [1, {"deep": [2, {"deeper": 3}]}]}}
+        x = cast(RD, cast(RD, db["k"])["x"])
+        x["self"] = x
+    elif shape == "a cycle a live document reaches":
+        # "keep" links a node of the cycle: the whole cycle stays, the rest dies.
+        db["k"] = {"x": {"y": {"z": [1]}}, "t": [2]}
+        x = cast(RD, cast(RD, db["k"])["x"])
+        cast(RD, x["y"])["back"] = x
+        db["keep"] = x["y"]
+    elif shape in ("a cycle a deep live document reaches", "a cycle a deep pinned node reaches"):
+        # No chain of parents proves it within its steps: the exact search finds the
+        # live node (or the pinned one, which nothing links) at the top.
+        if shape.endswith("live document reaches"):
+            db["keep"] = {"n": 0}
+            first = cast(RD, db["keep"])
+        else:
+            first = RD(db, {"n": 0})  # pinned while this handle lives
+        at = first
+        for i in range(1, 11):
+            at["next"] = {"n": i}
+            at = cast(RD, at["next"])
+        db["k"] = {"x": {"y": 1}, "t": [2]}
+        x = cast(RD, cast(RD, db["k"])["x"])
+        x["y"] = at
+        at["back"] = x
+
+        def delete_holding() -> None:
+            assert first.uid  # (the pinned node's handle lives until the delete is done)
+            del db["k"]
+
+        return delete_holding
+    elif shape == "a cycle through a pinned node":
+        db["k"] = {"x": {"y": [1]}}
+        x = cast(RD, cast(RD, db["k"])["x"])
+        x["self"] = x
+        _mark(db, x, b"#p")
+    elif shape == "a ring over the node bound":
+        ring: list[Any] = [{"i": i} for i in range(UNLINK_COMMIT_NODES + 4)]
+        db["k"] = {"ring": ring[0]}
+        nodes = [cast(RD, cast(RD, db["k"])["ring"])]
+        for i in range(1, len(ring)):
+            nodes[-1]["next"] = {"i": i}
+            nodes.append(cast(RD, nodes[-1]["next"]))
+        nodes[-1]["next"] = nodes[0]
     elif shape == "linked twice by the parent":
         db["k"] = {"s": [1]}
         db["k2"] = db["k"]
@@ -832,11 +888,11 @@ def _list_unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
         k = cast(RL, db["k"])
         k.append(k[0])
         at = -1
-    elif shape == "a cycle, popped":
+    elif shape in ("a cycle, popped", "a cycle, deleted"):
         db["k"] = [0, {"y": 1}]
         x = cast(RD, cast(RL, db["k"])[1])
         x["self"] = x
-        at = 1
+        at = 1 if shape.endswith("popped") else None
     elif shape == "out of range, popped":
         db["k"] = [1, {"x": 2}]
         at = 2
@@ -882,7 +938,7 @@ UNLINK_SHAPES = {
     "tree, replaced": True,
     "tree, a scalar over it": True,
     "tree, the session's first scalar over it": True,
-    "a cycle, a scalar over it": False,
+    "a cycle, a scalar over it": True,
     "one child linked twice": True,
     "a shared child": True,
     "a shared child, popped": True,
@@ -899,14 +955,26 @@ UNLINK_SHAPES = {
     "a node at two depths, a scalar over it": True,
     "a chain of shared children": True,
     "a shared top node": True,
-    "a top node linking itself": False,
-    "a top node linking itself, a scalar over it": False,
+    "a top node linking itself": True,
+    "a top node linking itself, a scalar over it": True,
     "a shared top node, popped": True,
     "a shared top node, a scalar over it": True,
     # (the new value links the kept node again: its count raised unread, round 9)
     "a shared top node, assigned again": True,
     "a shared child, linked by the replacement": True,
-    "a cycle": False,
+    "a cycle": True,
+    # (round 9: cycles, decided by the commit's exact search as Graph.collect does)
+    "parent pointers": True,
+    "parent pointers, a scalar over it": True,
+    "a two-node cycle": True,
+    "a cycle with a tree below it": True,
+    "a cycle a live document reaches": True,
+    "a cycle through a pinned node": True,
+    "a cycle a deep live document reaches": True,
+    "a cycle a deep pinned node reaches": True,
+    "a cycle, popped": False,
+    "a ring over the node bound": False,
+    "list, a cycle, deleted": True,
     "linked twice by the parent": True,
     "linked twice by the parent, popped": True,
     "linked twice by the parent, a scalar over it": True,
@@ -1329,7 +1397,7 @@ class CheckedCommitConcurrency:
                         trips = counting.round_trips
                         simple = counting.commands["unlinking_commit"] == 1 and not counting.refused
                     dumps.append(_normalized(backend, prefix))
-                    values.append(db())
+                    values.append(repr(db()))  # (repr: a live cycle)
                     checks.append(db.check().ok)
                     # What the sweeper learnt: exactly what the pending hash lists.
                     heap = db._session.reclaim._heap
@@ -1471,6 +1539,9 @@ class CheckedCommitConcurrency:
             ("reach twice", "delete"),
             ("reach twice", "pop"),
             ("diamond, link out", "delete"),
+            ("cycle", "delete"),
+            ("cycle, link out", "delete"),
+            ("cycle, link out", "scalar"),
         ],
     )
     def test_an_unlinking_commit_meets_a_write_to_the_subtree_before_it(
@@ -1513,6 +1584,10 @@ class CheckedCommitConcurrency:
                 # The address reached by two paths (at two depths) before the race.
                 d = cast(RD, db["d"])
                 cast(RD, cast(RL, d["tags"])[1])["again"] = d["address"]
+            if what.startswith("cycle"):
+                # The address links itself: a cycle the commit's exact search decides.
+                address = cast(RD, cast(RD, db["d"])["address"])
+                address["self"] = address
             got: list[Any] = []
 
             def unlink() -> None:
@@ -1545,7 +1620,12 @@ class CheckedCommitConcurrency:
             if what == "alias":
                 # Linked by "d2" and "d3" then: the commit counts the root's link down.
                 expected = {"d2": UNLINKED_DOC, "d3": UNLINKED_DOC}
-            assert db() == expected
+            if what == "cycle, link out":
+                # Kept whole, the cycle with it (linked from "keep", which is alive).
+                cyclic: dict[str, Any] = {"city": "P", "zip": [1]}
+                cyclic["self"] = cyclic
+                expected["keep"] = cyclic
+            assert repr(db()) == repr(expected)  # (repr: a live cycle)
             if op == "pop":
                 # The document as the commit found it, the kept address's tree included.
                 doc = json.loads(json.dumps(UNLINKED_DOC))
