@@ -73,6 +73,13 @@ def aliases(db: DB, n: int) -> None:
         h[f"b{i}"] = h[f"a{i}"]
 
 
+def parent_pointers(db: DB, n: int) -> None:
+    for i in range(n):
+        db[f"k{i}"] = {"kids": [{"n": i}], "meta": [i]}
+        doc = cast(RD, db[f"k{i}"])
+        cast(RD, cast(RL, doc["kids"])[0])["parent"] = doc
+
+
 def empty_list(db: DB, n: int) -> None:
     db["e"] = []
     db["d"] = {"a": 1}
@@ -129,6 +136,11 @@ PHASES: dict[str, tuple[Setup, Op, int | None]] = {
     "del d[a], d[b] links it too": (
         aliases,
         lambda db, i: cast(RD, held(db, "h")).__delitem__(f"a{i}"),
+        None,
+    ),
+    "del doc whose kid links it back": (
+        parent_pointers,
+        lambda db, i: db.__delitem__(f"k{i}"),
         None,
     ),
     "del d[k], a missing key": (
