@@ -73,6 +73,18 @@ def aliases(db: DB, n: int) -> None:
         h[f"b{i}"] = h[f"a{i}"]
 
 
+def parent_pointers(db: DB, n: int) -> None:
+    for i in range(n):
+        db[f"k{i}"] = {"kids": [{"n": i}], "meta": [i]}
+        doc = cast(RD, db[f"k{i}"])
+        cast(RD, cast(RL, doc["kids"])[0])["parent"] = doc
+
+
+def empty_list(db: DB, n: int) -> None:
+    db["e"] = []
+    db["d"] = {"a": 1}
+
+
 _handles: dict[int, Any] = {}
 
 
@@ -126,7 +138,43 @@ PHASES: dict[str, tuple[Setup, Op, int | None]] = {
         lambda db, i: cast(RD, held(db, "h")).__delitem__(f"a{i}"),
         None,
     ),
+    "del doc whose kid links it back": (
+        parent_pointers,
+        lambda db, i: db.__delitem__(f"k{i}"),
+        None,
+    ),
+    "del d[k], a missing key": (
+        empty_list,
+        lambda db, i: _raises(KeyError, cast(RD, held(db, "d")).__delitem__, f"x{i}"),
+        None,
+    ),
+    "l.pop(), an empty list": (
+        empty_list,
+        lambda db, i: _raises(IndexError, cast(RL, held(db, "e")).pop),
+        None,
+    ),
+    "db[k] = {s: handle}, over a doc sharing it": (
+        sharing_docs,
+        lambda db, i: db.__setitem__(f"k{i}", {"s": held_in(db, "keep", "s"), "t": [i]}),
+        None,
+    ),
 }
+
+
+def _raises(error: type[Exception], op: Callable[..., Any], *args: Any) -> None:
+    try:
+        op(*args)
+    except error:
+        return
+    raise AssertionError(f"{op} did not raise {error.__name__}")
+
+
+def held_in(db: DB, key: str, field: str) -> Any:
+    """``db[key][field]``'s handle, read once per session (not part of the operation timed)."""
+    got = _handles.get(-id(db))
+    if got is None or got[0] is not db:
+        got = _handles[-id(db)] = (db, cast(RD, db[key])[field])
+    return got[1]
 
 
 def run(backend: Any, store: Any, setup: Setup, op: Op, per: int | None, n: int) -> list[Any]:

@@ -526,8 +526,9 @@ def test_deleting_a_small_document_on_a_cluster_is_the_commit_alone(
     ``db[k] = other`` over a small unshared document are one round trip, and so (round
     7) are ``db[k] = 0`` over one, a list's ``pop`` and ``del l[i]``, and deleting one
     that shares a node with a live document, and (round 8) popping one, or one the
-    root links twice, or one reaching a node by two paths; one holding a cycle is
-    refused and collected by the read-first path.
+    root links twice, or one reaching a node by two paths, and (round 9) one holding a
+    cycle, a missing key or an empty list's pop; one linking the root is refused and
+    collected by the read-first path.
     """
     assert RedisClusterBackend.capabilities.unlink_commits
     counting = CountingBackend(cluster_db.backend)
@@ -576,11 +577,25 @@ def test_deleting_a_small_document_on_a_cluster_is_the_commit_alone(
     counting.reset()
     del db["doc"]  # reached twice from what dies (round 8): kept all the same
     assert (counting.round_trips, counting.commits, counting.refused) == (1, 1, 0)
+    # Round 9: a missing key's delete, an empty list's pop: the commit answers it
+    # missing (UnlinkPlan.present), nothing written.
+    db["e"] = []
+    empty = db["e"]
+    for op, error in [(lambda: db.__delitem__("gone"), KeyError), (empty.pop, IndexError)]:
+        counting.reset()
+        with pytest.raises(error):
+            op()
+        assert (counting.round_trips, counting.commits, counting.missing) == (1, 0, 1)
+    del db["e"]
     db["doc"] = {"s": db["keep"]["s"], "t": [2]}
     cycle = db["doc"]["t"]
     cycle.append(cycle)
     counting.reset()
-    del db["doc"]  # a cycle: refused, read first
+    del db["doc"]  # a cycle (round 9): collected by the commit's exact search
+    assert (counting.round_trips, counting.commits, counting.refused) == (1, 1, 0)
+    db["doc"] = {"s": db["keep"]["s"], "t": [2, {"r": db._root}]}
+    counting.reset()
+    del db["doc"]  # a node linking the root: refused, read first
     assert (counting.refused, counting.commits) == (1, 1), dict(counting.commands)
     assert db() == {"keep": {"s": [1]}}
     assert db.check().ok

@@ -238,10 +238,12 @@ def test_replacing_a_link_still_reads_first_and_guessing_backs_off(
     """Over a field that links a small unshared document, the commit collects it alone
     (``capabilities.unlink_commits``): one round trip each time. Over one that shares
     a node with a live document, the commit keeps that node (round 7) and collects the
-    rest; the new value links the shared node again, whose header it reads first: 2
-    round trips. Over a document holding a cycle (which the commit refuses; a node
-    reached by two paths it collects since round 8), assignments that keep meeting
-    such links stop guessing, so they cost what they did without the guess.
+    rest; the new value links the shared node again, whose back-reference count the
+    commit raises unread (round 9, the ``hincr`` write; it read the header first
+    before: 2 round trips): 1. Over a document linking the root (which the commit
+    refuses; a node reached by two paths it collects since round 8, a cycle since
+    round 9), assignments that keep meeting such links stop guessing, so they cost
+    what they did without the guess.
     """
     db = DB(backend=counting, prefix="replace")
     try:
@@ -261,14 +263,13 @@ def test_replacing_a_link_still_reads_first_and_guessing_backs_off(
             db["a"] = {"n": i, "s": shared}
             costs.append((counting.round_trips, counting.refused))
             assert counting.commits == 1
-        assert costs == [(2, 0)] * 12, costs
+        assert costs == [(1, 0)] * 12, costs
+        assert cast(RL, shared).refcount == 2  # "keep" and "a": counted exactly
         del db["a"]
         for i in range(12):
-            # A node linking itself (a cycle), which the commit refuses (round 8 collects
-            # a node reached twice, a diamond).
-            db[f"a{i}"] = {"s": shared, "c": {"x": [i]}}
-            inner = cast(RD, cast(RD, db[f"a{i}"])["c"])
-            inner["self"] = inner
+            # A node linking the root, which the commit refuses (round 8 collects a node
+            # reached twice, a diamond; round 9 a cycle).
+            db[f"a{i}"] = {"s": shared, "c": {"x": [i], "r": db._root}}
         costs = []
         for i in range(12):
             counting.reset()
@@ -413,7 +414,7 @@ def test_deleting_a_scalar_is_one_round_trip_and_deleting_links_backs_off(
     """``del d[k]`` over a scalar: one checked commit that checks the item is there
     (``capabilities.item_writes``). Over a small unshared document, the commit collects
     it too (``unlink_commits``): one round trip, and (round 7) over one sharing a node
-    with a live document, which the commit keeps. Over one holding a cycle the commit
+    with a live document, which the commit keeps. Over one linking the root the commit
     is refused (one round trip) and the retry reads and collects; deletes that keep
     meeting such links stop guessing, so they cost what they cost without the guess.
     A missing key is still ``KeyError``.
@@ -450,9 +451,9 @@ def test_deleting_a_scalar_is_one_round_trip_and_deleting_links_backs_off(
             shared_costs.append((counting.round_trips, counting.commits, counting.refused))
         assert shared_costs == [(1, 1, 0)] * 12, shared_costs
         for i in range(12):
-            db[f"doc{i}"] = {"s": shared, "i": [i]}
-            cycle = cast(RL, cast(RD, db[f"doc{i}"])["i"])
-            cycle.append(cycle)  # a cycle: refused (round 8 collects diamonds)
+            # A node linking the root, which the commit refuses (it never reaches a node
+            # of plan.alive; round 8 collects diamonds, round 9 cycles).
+            db[f"doc{i}"] = {"s": shared, "i": [i, {"r": db._root}]}
         link_costs = []
         for i in range(12):
             counting.reset()
@@ -534,8 +535,10 @@ def test_deleting_or_replacing_a_small_tree_is_one_round_trip(
 def test_replacing_a_document_that_links_handles_reads_their_headers_with_the_item(
     counting: CountingBackend,
 ) -> None:
-    """``db[k] = {"kids": [handles]}`` over a document: the handles' headers (liveness,
-    back-reference counts) come with the item and what it unlinks, in one read.
+    """``db[k] = {"kids": [handles]}`` over a document: the guessed commit raises the
+    handles' back-reference counts unread (round 9): 1 round trip. Where it reads first
+    (guesses backing off), the handles' headers (liveness, counts) come with the item
+    and what it unlinks, in one read: 2.
     """
     db = DB(backend=counting, prefix="handles")
     other = DB(backend=counting.inner, prefix="handles-other")
@@ -550,7 +553,15 @@ def test_replacing_a_document_that_links_handles_reads_their_headers_with_the_it
             db["p"] = {"kids": handles[i % 3 : i % 3 + 3], "n": [i]}
             costs.append(counting.round_trips)
             assert counting.commits == 1
-        assert costs[-1] == 2, costs  # once guesses back off: the read and the commit
+        assert costs == [1] * 8, costs
+        db._session.item_guess.skip = 8  # as guesses backing off: read first
+        costs = []
+        for i in range(8):
+            counting.reset()
+            db["p"] = {"kids": handles[i % 3 : i % 3 + 3], "n": [i]}
+            costs.append(counting.round_trips)
+            assert counting.commits == 1
+        assert costs == [2] * 8, costs  # the read and the commit
         assert db["p"]() == {"kids": [{"cid": c} for c in range(1, 4)], "n": [7]}
         assert kids["k0"].refcount == 1
         # A handle of another namespace is refused as before, and nothing is written.
@@ -607,8 +618,8 @@ def test_a_list_item_is_popped_or_deleted_in_one_round_trip(
     document it links. One round trip, scalar or document, nothing read first; the
     popped value comes with the answer. What was unlinked is gone or pending and known
     to the sweeper (nothing leaked). A position outside the list is the usual
-    ``IndexError`` after a refused commit, with nothing written; an item holding a
-    cycle is refused and read first, and such pops back off.
+    ``IndexError``, answered missing by the commit (round 9), with nothing written; a
+    pop of an item holding a cycle is refused and read first, and such pops back off.
     """
     db = DB(backend=counting, prefix="list-pops", grace=grace)
     try:
@@ -927,3 +938,68 @@ def test_popping_a_missing_key_is_one_round_trip(counting: CountingBackend) -> N
             doc.pop("gone", "default")
     finally:
         db.delete_prefix_immediately("missing-pops")
+
+
+def test_deleting_a_missing_key_or_a_position_outside_a_list_is_one_round_trip(
+    counting: CountingBackend,
+) -> None:
+    """``del d[k]`` of a key that is not there, ``del l[i]`` outside the list, ``l.pop()``
+    and ``l.pop(0)`` of an empty list: the unlinking commit (``plan.present``) answers the
+    item missing with nothing written, and the operation raises from that answer in that
+    one round trip, every time (a missing key was a failed presence check, a read and a
+    check of the read: 3; a list's was the refused commit and the reading path, 2-4 as
+    the guess backed off). The store is untouched; a stale handle still raises as before,
+    and an out-of-range ``pop(i)`` elsewhere reads to tell an empty list from a short one.
+    """
+    db = DB(backend=counting, prefix="missing-dels")
+    try:
+        db["doc"] = {"a": 1, "n": {"x": [1]}}
+        db["l"] = [1, {"y": 2}]
+        db["e"] = []
+        doc, lst, empty = cast(RD, db["doc"]), cast(RL, db["l"]), cast(RL, db["e"])
+        before = {
+            k: counting.inner.dump(k) for k in counting.inner.scan_iter(match="{missing-dels}:*")
+        }
+        for _ in range(3):  # no backing off: each is the same single trip
+            for op, error in [
+                (lambda: doc.__delitem__("gone"), KeyError),
+                (lambda: db.__delitem__("nothing"), KeyError),
+                (lambda: lst.__delitem__(2), IndexError),
+                (lambda: lst.__delitem__(-3), IndexError),
+                (lambda: empty.__delitem__(0), IndexError),
+                (empty.pop, IndexError),
+                (lambda: empty.pop(0), IndexError),
+            ]:
+                counting.reset()
+                with pytest.raises(error):
+                    op()
+                assert (counting.round_trips, counting.commits, counting.missing) == (1, 0, 1)
+                assert counting.refused == 0
+        counting.reset()
+        with pytest.raises(IndexError, match="pop index out of range"):
+            lst.pop(5)
+        assert counting.missing == 1 and counting.commits == 0  # then read: not empty
+        with pytest.raises(IndexError, match="pop from empty list"):
+            empty.pop(5)
+        after = {
+            k: counting.inner.dump(k) for k in counting.inner.scan_iter(match="{missing-dels}:*")
+        }
+        assert after == before  # not a field, counter or key touched
+        assert db() == {"doc": {"a": 1, "n": {"x": [1]}}, "l": [1, {"y": 2}], "e": []}
+        # Present items still go in one trip each, after the missing ones.
+        counting.reset()
+        del doc["n"]
+        del lst[1]
+        assert lst.pop() == 1
+        assert counting.round_trips == 3
+        assert db.check().ok
+        # The handles' nodes deleted: the commit's liveness check fails, and the reading
+        # path says the handle is stale rather than KeyError or IndexError.
+        del db["doc"]
+        del db["l"]
+        with pytest.raises(StaleHandleError):
+            del doc["gone"]
+        with pytest.raises(StaleHandleError):
+            del lst[3]
+    finally:
+        db.delete_prefix_immediately("missing-dels")

@@ -244,7 +244,8 @@ def test_a_list_items_unlinking_commit_takes_the_item_where_it_is_then(
     """``UnlinkPlan.position`` at the script's level: a negative position counts from the end
     of the list as stored when the commit runs; the item leaves the list whichever side
     moves; a position outside the list, an empty item, or a write of the unit to the same
-    list refuses with nothing written.
+    list refuses with nothing written; with ``present`` (a delete) a position outside the
+    list answers ``missing``, nothing written.
     """
     from etcher.spec import UnlinkPlan
 
@@ -253,10 +254,10 @@ def test_a_list_items_unlinking_commit_takes_the_item_where_it_is_then(
     backend.delete(key)
     backend.rpush(key, *[b"i%d" % i for i in range(7)])
 
-    def plan(index: int, contents: bool = True) -> UnlinkPlan:
+    def plan(index: int, contents: bool = True, present: bool = False) -> UnlinkPlan:
         return UnlinkPlan(
             prefix + "c:", prefix + "r:", prefix + "g", "L1", b"", ("root", "L1"), None,
-            64, 2048, contents, index,
+            64, 2048, contents, index, present,
         )  # fmt: skip
 
     try:
@@ -269,6 +270,12 @@ def test_a_list_items_unlinking_commit_takes_the_item_where_it_is_then(
         assert backend.lrange(key, 0, -1) == [b"i0", b"i2", b"i3", b"i6"]
         for bad in (4, -5):
             assert backend.unlinking_commit([], [], plan(bad)).status == "refused"
+            # With present (a delete): answered missing, nothing written, writes included.
+            writes = [("rpush", (key, b"x"))]
+            assert backend.unlinking_commit([], writes, plan(bad, False, True)).status == (
+                "missing"
+            )
+        assert backend.lrange(key, 0, -1) == [b"i0", b"i2", b"i3", b"i6"]
         writes = [("rpush", (key, b"x"))]
         assert backend.unlinking_commit([], writes, plan(0)).status == "refused"
         backend.lset(key, 1, b"")
@@ -276,3 +283,79 @@ def test_a_list_items_unlinking_commit_takes_the_item_where_it_is_then(
         assert backend.lrange(key, 0, -1) == [b"i0", b"", b"i3", b"i6"]
     finally:
         backend.delete(key)
+
+
+def test_a_dict_items_unlinking_commit_with_present_answers_a_missing_item(
+    backend: RedisBackend,
+) -> None:
+    """``UnlinkPlan.present`` at the script's level: a missing field answers ``missing``
+    after the checks hold and before any write (the unit's writes are not applied: not
+    even a field delete that would change nothing); a failed check is still a conflict;
+    a present field is deleted and collected as without it, and a missing one without
+    ``present`` applies the writes."""
+    from etcher.spec import UnlinkPlan
+
+    prefix = "{dict-plan}:"
+    content, header = prefix + "c:D1", prefix + "r:D1"
+    backend.delete(content, header)
+    backend.hset(content, mapping={b"sa": b"0|i1"})
+    backend.hset(header, mapping={b"#k": b"d", b"#s": b"1"})
+
+    def plan(field: bytes, present: bool) -> UnlinkPlan:
+        return UnlinkPlan(
+            prefix + "c:", prefix + "r:", prefix + "g", "D1", field, ("root", "D1"), None,
+            64, 2048, False, None, present,
+        )  # fmt: skip
+
+    live = [("exists", (header,), 1), ("hexists", (header, b"#d"), False)]
+    try:
+        writes = [("hdel", (content, b"sgone")), ("hset", (header, b"#s", b"9"))]
+        got = backend.unlinking_commit(live, writes, plan(b"sgone", True))
+        assert got.status == "missing"
+        assert backend.hgetall(header) == {b"#k": b"d", b"#s": b"1"}
+        dead = [("exists", (header,), 1), ("hexists", (header, b"#d"), True)]
+        assert backend.unlinking_commit(dead, writes, plan(b"sgone", True)).status == "conflict"
+        got = backend.unlinking_commit(live, writes, plan(b"sgone", False))
+        assert got.status == "applied"
+        assert backend.hget(header, b"#s") == b"9"
+        got = backend.unlinking_commit(live, [("hdel", (content, b"sa"))], plan(b"sa", True))
+        assert got.status == "applied"
+        assert backend.hgetall(content) == {}
+    finally:
+        backend.delete(content, header)
+
+
+def test_a_count_raised_unread_meets_another_write_of_its_unit(backend: RedisBackend) -> None:
+    """``Unit.assume_link`` raises a header's count on the server without reading it; if
+    another write of the same unit then meets that header (it would be computed from a
+    value the unit never read), the commit is not sent: a conflict, whose retry reads."""
+    from etcher._unit import Unit
+    from etcher.errors import WatchError
+
+    header = "{blind}:r:D1"
+    backend.delete(header)
+    backend.hset(header, mapping={b"#k": b"d", b"D0": b"1"})
+    try:
+        for other in ("hset", "drop"):
+            unit = Unit(backend)
+            unit.speculate = True
+            assert unit.assume_link(header, b"#d", b"D2", 2, b"#p")
+            if other == "hset":
+                unit.hset(header, b"D2", b"7")
+            else:
+                unit.drop_hash(header)
+            with pytest.raises(WatchError):
+                unit.commit()
+        unit = Unit(backend)
+        unit.speculate = True
+        assert unit.assume_link(header, b"#d", b"D2", 2, b"#p")
+        unit.commit()
+        assert backend.hgetall(header) == {b"#k": b"d", b"D0": b"1", b"D2": b"2"}
+        # A unit that read the header already counts as usual (reads, then writes).
+        unit = Unit(backend)
+        unit.speculate = True
+        unit.hget(header, b"D0")
+        assert not unit.assume_link(header, b"#d", b"D2", 1, b"#p")
+        unit.close()
+    finally:
+        backend.delete(header, header + "x")

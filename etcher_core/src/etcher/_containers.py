@@ -46,6 +46,7 @@ from etcher._listends import APPEND, NOT_DONE, POP_FIRST, POP_LAST, PREPEND
 from etcher._materialize import FALLBACK, materialize, materialize_read
 from etcher._session import OrderHints, Session
 from etcher._summary import summarize_dict, summarize_list
+from etcher._unit import ItemMissing
 from etcher._writer import Writer, assign_plain
 from etcher.errors import (
     ClosedError,
@@ -541,7 +542,11 @@ class RD(Node, MutableMapping["Key", "Stored"]):
             if type(value) in _OWN_EQ:
                 tagged = encode_scalar(value, (key,))
             else:
-                tagged = (w or Writer(self._s, g)).tag(value, uid, (key,))
+                if w is None:
+                    w = Writer(self._s, g)
+                    # Alone in its unit (a guess): the handles it links are counted unread.
+                    w.blind = True
+                tagged = w.tag(value, uid, (key,))
             g.unit.hset_item(content, field, tagged, g.layout.refs(uid), SEQ)
             return tagged
         if alone:
@@ -696,15 +701,13 @@ class RD(Node, MutableMapping["Key", "Stored"]):
         def op(g: Graph) -> None:
             content = g.layout.content(uid)
             unit = g.unit
+            # Where the commit can collect a small document the item links, it may; it
+            # also answers a missing item (plan.present: ItemMissing, nothing written), so
+            # the guess needs no check that the field is there (which a missing key
+            # failed: a conflict, a read and a check of the read).
+            plan = g.unlink_plan(uid, field, present=True) if guess and unit.speculate else None
             if guess and unit.assume_item(
-                content,
-                field,
-                g.layout.refs(uid),
-                DEAD,
-                SEQ,
-                True,
-                # Where the commit can collect a small document the item links, it may.
-                g.unlink_plan(uid, field) if unit.speculate else None,
+                content, field, g.layout.refs(uid), DEAD, SEQ, plan is None, plan
             ):
                 unit.hdel(content, field)
                 return
@@ -724,7 +727,11 @@ class RD(Node, MutableMapping["Key", "Stored"]):
                 g.remove_ref(child, uid)
                 g.collect(alive=(uid,))
 
-        session.mutate_guessed(op, guesses, guess)
+        try:
+            session.mutate_guessed(op, guesses, guess)
+        except ItemMissing:
+            guesses.hit()  # answered by the guess's one round trip
+            raise EtcherKeyError(key) from None
 
     @overload  # type: ignore[override]  # returns the value materialized, not a handle
     def pop(self, key: Key) -> Plain: ...
@@ -1254,7 +1261,11 @@ class RL(Node, MutableSequence["Stored"]):
                 raise EtcherIndexError("list assignment index out of range")
             self._pop_in(g, index + n if index < 0 else index, n, materialize_value=False)
 
-        session.mutate_guessed(op, guesses, guess)
+        try:
+            session.mutate_guessed(op, guesses, guess)
+        except ItemMissing:  # out of range when the commit ran, nothing written
+            guesses.hit()
+            raise EtcherIndexError("list assignment index out of range") from None
 
     def _remove_planned(
         self,
@@ -1270,7 +1281,8 @@ class RL(Node, MutableSequence["Stored"]):
         it links (``contents``: and answers them to ``answers``). On a retry after
         such a plan (the commit refused: a shared or big subtree, a position outside
         the list, a long side to move), the delete streak counts a miss and the
-        caller reads as usual.
+        caller reads as usual. A position outside the list when the commit runs raises
+        :class:`ItemMissing` from the commit, nothing written (``plan.present``).
         """
         unit = g.unit
         if not unit.speculate:
@@ -1279,7 +1291,7 @@ class RL(Node, MutableSequence["Stored"]):
                 self._s.delete_guess.missed()
             return False
         uid = self._etcher_uid
-        planned = g.unlink_plan(uid, b"", contents, index)
+        planned = g.unlink_plan(uid, b"", contents, index, present=True)
         if planned is None:
             return False
         plan, learn = planned
@@ -1364,7 +1376,15 @@ class RL(Node, MutableSequence["Stored"]):
             value = session.list_end(uid, POP_FIRST if index == 0 else POP_LAST, None, op)
             if value is not NOT_DONE:
                 return value  # type: ignore[no-any-return]
-        result = session.mutate_guessed(op, guesses, guess)
+        try:
+            result = session.mutate_guessed(op, guesses, guess)
+        except ItemMissing:  # out of range when the commit ran, nothing written
+            guesses.hit()
+            if index == 0 or index == -1:  # only an empty list has neither
+                raise EtcherIndexError("pop from empty list") from None
+            # Empty or too short: which one (the message differs), the reading path says.
+            guess = False
+            result = session.mutate(op)
         if result is _POPPED:
             return _popped(session.layout, answers[-1], listed=True)  # type: ignore[no-any-return]
         return result  # type: ignore[no-any-return]
@@ -1429,7 +1449,14 @@ class RL(Node, MutableSequence["Stored"]):
 
         def op(g: Graph) -> None:
             g.require(uid)
-            tagged = scalar if scalar is not None else Writer(self._s, g).tag(value, uid, (-1,))
+            if scalar is not None:
+                tagged = scalar
+            else:
+                w = Writer(self._s, g)
+                # Its only other write is the push: the handles it links are counted
+                # unread where the commit checks them (Graph.link_many).
+                w.blind = True
+                tagged = w.tag(value, uid, (-1,))
             # layout.content(uid), inline: once per append
             g.unit.list_op(g.layout.content_prefix + uid, "rpush", tagged)
 

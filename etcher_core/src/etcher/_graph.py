@@ -258,6 +258,7 @@ class Graph:
         contents: bool = False,
         position: int | None = None,
         collected: Callable[[], None] | None = None,
+        present: bool = False,
     ) -> tuple[UnlinkPlan, Callable[[UnlinkOutcome], None]] | None:
         """How the commit may collect what unlinking item ``field`` of ``uid`` leaves behind.
 
@@ -272,6 +273,8 @@ class Graph:
         ``position``: ``uid`` is a list, and the item is the one at that position,
         which the commit removes (:meth:`Unit.assume_list_item`). ``collected``: called
         too when the commit collected something (an assignment's streak hears of links).
+        ``present``: the item must be there (a ``del``); a missing one makes the commit
+        write nothing and :meth:`Unit.commit` raise :class:`~etcher._unit.ItemMissing`.
         """
         if not self.unit.backend.capabilities.unlink_commits:
             return None
@@ -289,6 +292,7 @@ class Graph:
             UNLINK_COMMIT_ITEMS,
             contents,
             position,
+            present,
         )
 
         def retired(outcome: UnlinkOutcome) -> None:
@@ -339,7 +343,7 @@ class Graph:
             # Being linked ends the pin of an ``RD(db)`` handle: the tree owns it now.
             self.unit.hdel(key, PIN)
 
-    def link_many(self, links: list[tuple[str, str]]) -> None:
+    def link_many(self, links: list[tuple[str, str]], blind: bool = False) -> None:
         """:meth:`require` then :meth:`add_ref` for each ``(child, parent)``, reads in one batch.
 
         A write linking many existing nodes (a list of handles) would otherwise
@@ -348,6 +352,11 @@ class Graph:
         child the unit may assume live (:meth:`Unit.assume_live`) needs only
         the fields :meth:`add_ref` reads, the others their whole header, as
         :meth:`require` reads it.
+
+        ``blind``: the unit's only other write is a guessed item (a guessed
+        assignment): a child the unit may assume live gets its count raised by the
+        commit itself, unread (:meth:`Unit.assume_link`), so linking a handle costs
+        no read.
         """
         refs = self.layout.refs
         unit = self.unit
@@ -355,6 +364,19 @@ class Graph:
         fields: list[tuple[str, bytes]] = []
         read: list[str] = []
         seen: set[str] = set()
+        if blind:
+            counts: dict[tuple[str, str], int] = {}
+            for link in links:
+                counts[link] = counts.get(link, 0) + 1
+            left: list[tuple[str, str]] = []
+            for (child, parent), n in counts.items():
+                if child == ROOT or not unit.assume_link(
+                    refs(child), DEAD, parent.encode(), n, PIN
+                ):
+                    left += [(child, parent)] * n
+            if not left:
+                return
+            links = left
         for child, _parent in links:
             if child in seen or child == ROOT:
                 continue

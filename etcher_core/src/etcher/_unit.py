@@ -79,6 +79,12 @@ class UnlinkRefused(WatchError):
     wrote either, so the retry (which reads, as usual) starts at once, without back-off."""
 
 
+class ItemMissing(Exception):
+    """A speculating unit's unlinking commit with ``plan.present`` (a ``del``) found no such
+    item (``"missing"``) and wrote nothing: the caller raises ``KeyError`` or
+    ``IndexError`` as its reading path would have."""
+
+
 class CallerCode(Exception):
     """Raised inside a unit when its work needs code of the caller's (a ``dict`` subclass's
     ``items()``, say). The unit is abandoned, ``work`` runs outside any unit (once), and
@@ -175,6 +181,9 @@ class Unit:
     _one_call = -1
     # The plan of an unlinking commit (assume_item), and who learns what it retired.
     _unlink: tuple[UnlinkPlan, Callable[[UnlinkOutcome], None]] | None = None
+    # Headers whose back-reference counts this unit raises without reading them
+    # (add_link_blind): no other write of the unit may meet them.
+    _blind: set[str] | None = None
     # Whether assume_live() may skip a read (RetryPolicy.run turns it on for first
     # attempts only: a wrong guess is a conflict, and the retry must read for real).
     speculate = False
@@ -385,6 +394,33 @@ class Unit:
             return False
         self._unlink = unlink
         self._expect += [("exists", (header,), 1), ("hexists", (header, dead), False)]
+        return True
+
+    def assume_link(self, header: str, dead: bytes, field: bytes, n: int, pin: bytes) -> bool:
+        """Raise count ``field`` of node header ``header`` by ``n`` without reading it.
+
+        Only a speculating unit on a backend with ``capabilities.item_writes``, whose
+        guessed item (:meth:`assume_item`) is its only other write, and that has read
+        nothing of ``header``: the commit checks the node is live (``header`` exists and
+        lacks ``dead``), adds ``n`` on the server (the ``hincr`` write) and deletes ``pin``
+        (being linked ends a pin, as :meth:`Graph.add_ref` does). A node deleted or
+        retired meanwhile fails the check, and the retry reads (and refuses to link it).
+        Returns False when the caller must read as usual.
+        """
+        if (
+            not self.backend.capabilities.item_writes
+            or header in self._fields
+            or header in self._dirty
+            or header in self._dropped
+            or not self.assume_live(header, dead)
+        ):
+            return False
+        blind = self._blind
+        if blind is None:
+            blind = self._blind = set()
+        blind.add(header)
+        self._list_ops.append((header, "hincr", (field, b"%d" % n)))
+        self._list_ops.append((header, "hdel", (pin,)))
         return True
 
     def hset_item(self, key: str, field: bytes, tagged: bytes, header: str, seq: bytes) -> None:
@@ -1155,6 +1191,8 @@ class Unit:
             return
         if status == "refused":
             raise UnlinkRefused("the unlinked item is no small tree; reading it first")
+        if status == "missing" and plan.present:
+            raise ItemMissing("no such item when the commit ran")
         if status != "conflict":
             raise ValueError(f"unlinking_commit() answered {status!r}")
         raise WatchError("the data changed while the unit was reading it")
@@ -1193,6 +1231,10 @@ class Unit:
             writes.append(("hdel", (key, *dels)))
             if sets:
                 writes.append(("hset", (key, *sets)))
+        blind = self._blind
+        if blind is not None and any(k in self._dirty or k in self._dropped for k in blind):
+            # Another write of this unit met a count raised without reading it.
+            raise WatchError("a link that was guessed needs reading; retrying")
         for key, op, args in self._list_ops:
             if op == "hset_item" and self._touches_item(key, args):
                 # Something else of this unit wrote what the guess left to the server.

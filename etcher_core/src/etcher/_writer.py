@@ -87,6 +87,7 @@ class Writer:
     """Writes values into one unit; one instance per public operation (its memo is per write)."""
 
     __slots__ = (
+        "blind",
         "g",
         "keepalive",
         "links",
@@ -116,6 +117,9 @@ class Writer:
         # Links to existing nodes (handles), checked and counted together once the
         # value is walked: one batched read for all of them instead of one each.
         self.links: list[tuple[str, str]] = []
+        # The unit's only other write is a guessed item: handles' counts may be raised
+        # unread (Graph.link_many).
+        self.blind = False
         self.progress = nodes_written.get()
 
     def tag(self, value: Any, parent: str, path: tuple[Any, ...] = ()) -> bytes:
@@ -317,7 +321,7 @@ class Writer:
             new.clear()
         if self.links:
             links, self.links = self.links, []
-            self.g.link_many(links)
+            self.g.link_many(links, self.blind)
 
 
 def _prepare_plain(top: Any, prepared: dict[int, tuple[Any, Any]]) -> None:

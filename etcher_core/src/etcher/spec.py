@@ -119,12 +119,14 @@ class Capabilities:
 
     item_writes: bool = False
     """With ``checked_commits``: ``checked_commit()`` also takes the ``unlinked_item`` check
-    and the ``hset_item`` write (see :class:`CheckedCommits`).
+    and the ``hset_item`` and ``hincr`` writes (see :class:`CheckedCommits`).
 
     Core can then assign a dict item without reading anything first: the commit
     checks that the field links no node and takes the item's insertion number on
     the server, so ``db[k] = v`` over a missing key or a scalar is one round trip.
-    When the field does link a node the check fails and core retries the usual way.
+    When the field does link a node the check fails and core retries the usual way. A
+    value linking existing nodes (handles) raises their back-reference counts in the same
+    commit, unread (``hincr``), their liveness checked there.
     """
 
     unlink_reads: bool = False
@@ -631,13 +633,19 @@ class UnlinkPlan(NamedTuple):
     item is the one at this position (negative counts from the end, as in Python), as
     stored when the commit runs; the commit also removes it from the list (a list's
     ``pop``, or ``del`` of an item)."""
+    present: bool = False
+    """The item must be there (a ``del``): when step 2 of
+    :meth:`UnlinkCommits.unlinking_commit` finds the field missing (with ``position``: the
+    position outside the list), write nothing and answer ``("missing", [])``; core then
+    raises ``KeyError`` (``IndexError``) without reading first."""
 
 
 class UnlinkOutcome(NamedTuple):
     """What :meth:`UnlinkCommits.unlinking_commit` returns."""
 
     status: str
-    """``"applied"``, ``"conflict"`` (a check failed) or ``"refused"`` (nothing written)."""
+    """``"applied"``, ``"conflict"`` (a check failed), ``"refused"`` (nothing written) or,
+    with ``plan.present``, ``"missing"`` (no such item; nothing written)."""
     retired: list[str]
     """The uids collected (deleted or made pending), when applied."""
     item: bytes | None = None
@@ -665,7 +673,9 @@ class UnlinkCommits(Protocol):
         2. Read item ``plan.field`` of hash ``plan.content_prefix + plan.parent``
            *as stored now*, before the writes (which may delete or replace it). If
            it is missing or its value (after ``<seq>|``) is not a link (``@`` and a
-           uid), nothing dies: apply ``writes`` and return ``("applied", [])``.
+           uid), nothing dies: apply ``writes`` and return ``("applied", [])``. But
+           if it is missing and ``plan.present`` is set, write nothing and return
+           ``("missing", [])`` (core's ``del`` then raises ``KeyError``).
         3. If it links node ``X``, look at the nodes reachable from ``X`` (each node's
            content: a dict's item values, a list's items). Collect only when all of
            this holds, which proves every one of them unreachable once the item is
@@ -690,8 +700,15 @@ class UnlinkCommits(Protocol):
              the chain starts at the node and steps each time to a parent that is
              neither dying nor already on the chain (nor, from ``X``, the
              parent), and ends at a node named in ``plan.alive`` or a pinned one,
-             within a few steps; a pending node, a missing header or a dead end on
-             the way refuses (a cycle ends there);
+             within a few steps; a pending node or a missing header on the way
+             refuses. What no such chain proves (a dead end: a cycle) may be
+             decided exactly, as core's collection does: the upward closure of
+             those nodes (every ancestor neither dying nor known alive, within
+             ``plan.limit``; pending or missing headers refuse) lives where a
+             pinned node of it, or one with a parent known alive, reaches it
+             through the closure's links; the rest dies (level by level as above,
+             which may leave more nodes to prove the same way). A backend may
+             refuse instead; a ``pop`` (``plan.contents``) needing it refuses;
            * no reached node is named in ``plan.alive``;
            * every stored item is well formed (a dict item ``<digits>|<value>``
              with a non-empty value; a link ``@`` then ``D`` or ``L`` and ASCII
@@ -705,7 +722,9 @@ class UnlinkCommits(Protocol):
            support at all): a refusal always leaves the store as it was.
            With ``plan.position`` set, step 2 reads list ``plan.content_prefix +
            plan.parent`` instead: its item at ``plan.position`` (the raw list item, no
-           ``<seq>|``), refusing when the position is outside the list, the item is
+           ``<seq>|``), refusing when the position is outside the list (with
+           ``plan.present``: answering ``("missing", [])``, nothing written; a
+           missing list is an empty one), the item is
            empty, or a write of ``writes`` names that list; the back-reference
            count from ``plan.parent`` is then how many times the list holds ``X``.
            A backend may refuse a removal that would move many items.
@@ -780,7 +799,13 @@ class CheckedCommits(Protocol):
         or nothing. The write ``("hset_item", (key, field, value, seq_key,
         seq_field))`` stores ``b"<seq>|" + value`` in ``field``: ``seq`` is the
         one the field's item has, or, for a new field, the count in
-        ``seq_field`` (missing: 0), which is raised by one.
+        ``seq_field`` (missing: 0), which is raised by one. The write
+        ``("hincr", (key, field, n))`` (``n`` ASCII digits) adds ``n`` to the decimal
+        count in hash field ``field`` of ``key`` (missing field or key: from 0): a
+        back-reference counted without reading it. When the stored field holds
+        anything but ASCII digits the commit fails as a failed check does (nothing
+        applied, ``False``; core's retry reads the damage). Core never sends another
+        write of the same hash with it.
         """
         ...
 

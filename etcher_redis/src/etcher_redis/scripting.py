@@ -24,6 +24,7 @@ so Redis Cluster can route it and check that they share one slot)::
         unlinked_item: field, counter key index, counter field
     write = op, n, key, n arguments of the Redis command after its key
         hset_item: n = 4: field, value, counter key, counter field
+        hincr: n = 2: field, count to add (a back-reference linked unread)
 
 A write names its key itself, not by index (also in ``KEYS``): the script then
 decodes no index per write, and a write's arguments go into ``ARGV`` as they
@@ -39,8 +40,11 @@ that dry run: when Redis refuses its only command, nothing was applied.
 plan of :meth:`etcher.spec.UnlinkCommits.unlinking_commit` first in ``ARGV``: after the
 checks it walks the subtree the item links and refuses (``-1``) unless it is a small
 tree whose only links from outside go to nodes it proves alive (kept), which it
-collects after the writes (see :func:`unlinking_commit`). With a plan's ``position``
-the item is a list's, which the script also removes.
+collects after the writes (see :func:`unlinking_commit`); what no chain of parents
+proves (a cycle) it decides by the exact upward search ``Graph.collect`` makes, within
+the same bounds. With a plan's ``position``
+the item is a list's, which the script also removes. With its ``present`` (a delete),
+a missing item (a position outside the list) answers ``2`` with nothing written.
 
 The commonest commit, an append through a handle, checks only that its node
 is live (its header exists and lacks the dead field) and writes one command.
@@ -236,6 +240,16 @@ if writes > 1 then
         if t ~= 'hash' and t ~= 'none' then return redis.error_reply(WRONGTYPE) end
         kinds[k] = 'hash'
       end
+    elseif op == 'hincr' then
+      if n ~= 2 or not string.match(ARGV[a + 1], '^%d+$') then
+        return redis.error_reply('ERR etcher checked commit: hincr takes a field and a count')
+      end
+      local t = kinds[key] or kind(key)
+      if t ~= 'hash' and t ~= 'none' then return redis.error_reply(WRONGTYPE) end
+      -- A stored field holding no count fails as a check would (nothing applied yet).
+      local v = t == 'hash' and redis.call('HGET', key, ARGV[a])
+      if v and not string.match(v, '^%d+$') then return 0 end
+      kinds[key] = 'hash'
     elseif
       op == 'rpush' or op == 'lpush' or op == 'lpop' or op == 'rpop' or op == 'lset'
       or op == 'ltrim'
@@ -294,6 +308,13 @@ for w = 1, writes do
       redis.call('HSET', skey, sfield, string.format('%d', count + 1))
     end
     redis.call('HSET', key, field, seq .. '|' .. value)
+  elseif op == 'hincr' then
+    -- (a lone write had no dry run: a field holding no count fails it, nothing applied)
+    local r = redis.pcall('HINCRBY', key, ARGV[pos], ARGV[pos + 1])
+    if type(r) == 'table' and r.err then
+      if writes == 1 then return 0 end
+      return redis.error_reply(r.err)
+    end
   else
     redis.call(op, key, unpack(ARGV, pos, pos + n - 1))
   end
@@ -315,9 +336,11 @@ local U_want = ARGV[10] == '1'
 -- A list's item at this position (negative from the end) instead of a dict's field.
 local U_index = ARGV[11]
 if U_index == '' then U_index = nil else U_index = tonumber(U_index) end
+-- The item must be there (a delete): none answers 2, nothing written.
+local U_present = ARGV[12] == '1'
 local U_alive = {}
-pos = 13 + tonumber(ARGV[12])
-for i = 13, pos - 1 do U_alive[ARGV[i]] = true end
+pos = 14 + tonumber(ARGV[13])
+for i = 14, pos - 1 do U_alive[ARGV[i]] = true end
 """
 
 # Refusing is -1: nothing was written (the client then reads and collects itself).
@@ -350,7 +373,7 @@ do
     if type(n) ~= 'number' then return -1 end
     local i = U_index
     if i < 0 then i = i + n end
-    if i < 0 or i >= n then return -1 end
+    if i < 0 or i >= n then return U_present and 2 or -1 end
     -- The removal moves the shorter side: a long one refuses (the client moves it).
     if math.min(i, n - 1 - i) > math.min(U_budget, 4000) then return -1 end
     U_n, U_i = n, i
@@ -358,6 +381,7 @@ do
   else
     item = redis.pcall('HGET', U_cp .. U_parent, U_field)
     if type(item) == 'table' then return -1 end
+    if not item and U_present then return 2 end
   end
   U_item = item
   if item then
@@ -491,13 +515,15 @@ do
         U_gone[U_start] = true
       end
     end
+    -- Nodes die level by level from ``level`` (false refuses).
+    local function sweep(level)
     while #level > 0 do
       -- Each node of the level dies: its content, then what it links.
       local lost, order = {}, {}
       for _, u in ipairs(level) do
         local rk, ck = U_rp .. u, U_cp .. u
         local content, links = read_content(ck, string.byte(u, 1) == 68)
-        if not content then return -1 end
+        if not content then return false end
         for _, c in ipairs(links) do
           if not U_gone[c] then
             local per = lost[c]
@@ -519,11 +545,11 @@ do
       local nxt = {}
       for _, c in ipairs(order) do
         local h = header(c)
-        if not h then return -1 end
+        if not h then return false end
         -- every parent that dies must be listed (a header without it is damage)
         local parents = 0
         for p in pairs(lost[c]) do
-          if not h.fields[p] then return -1 end
+          if not h.fields[p] then return false end
           parents = parents + 1
         end
         if h.n == parents and not h.pinned then
@@ -544,23 +570,26 @@ do
       end
       level = nxt
     end
+    return true
+    end
+    if not sweep(level) then return -1 end
     -- A node kept (another parent links it) must be reachable without what dies: one
     -- chain of parents up to a node known alive (the root, the parent) or pinned, off the
-    -- tree, within bounds. Pending nodes, a dead end, a missing header refuse (a cycle:
-    -- the client's exact search decides).
+    -- tree, within bounds. Pending nodes, a missing header refuse (nil); a dead end or a
+    -- cycle leaves it open (false) for the exact search below.
     local looked = 0
-    for _, s in ipairs(U_keep) do
-      -- (a node that survived a level and died at a later one is no longer kept)
-      local cur, path, proven = s, {[s] = true}, U_held[s] == true or U_gone[s] == true
+    local U_proven = {}
+    local function chain(s)
+      local cur, path, proven = s, {[s] = true}, U_held[s] == true
       for _ = 1, proven and 0 or 8 do
         local h = redis.pcall('HGETALL', U_rp .. cur)
-        if h.err or #h == 0 then return -1 end
+        if h.err or #h == 0 then return nil end
         looked = looked + #h
-        if looked > U_budget then return -1 end
+        if looked > U_budget then return nil end
         local up = nil
         for i = 1, #h, 2 do
           local f = h[i]
-          if f == '#d' then return -1 end
+          if f == '#d' then return nil end
           if f == '#p' then
             proven = proven or cur ~= s
           elseif
@@ -568,16 +597,102 @@ do
             -- the kept top node's link from the parent is the item being removed
             and not (cur == U_start and f == U_parent)
           then
-            if U_alive[f] then proven = true end
+            if U_alive[f] or U_proven[f] then proven = true end
             if up == nil then up = f end
           end
         end
         if proven then break end
-        if up == nil or not string.match(up, '^[DL]%w+$') then return -1 end
+        if up == nil then return false end
+        if not string.match(up, '^[DL]%w+$') then return nil end
         path[up] = true
         cur = up
       end
-      if not proven then return -1 end
+      return proven
+    end
+    -- As Graph.collect: what no chain proves is decided exactly. The upward closure of
+    -- the open nodes (every ancestor not dying, not known alive), within the node bound;
+    -- what a pinned node or a parent known alive reaches inside it lives; the rest is
+    -- garbage (a cycle no live node links) and dies level by level as above, which may
+    -- leave more survivors to prove. A pop refuses (its value would need them all).
+    local at = 1
+    while true do
+      local open = {}
+      while at <= #U_keep do
+        local s = U_keep[at]
+        at = at + 1
+        -- (a node that survived a level and died at a later one is no longer kept)
+        if not U_gone[s] and not U_proven[s] then
+          local ok = chain(s)
+          if ok == nil then return -1 end
+          if ok then U_proven[s] = true else open[#open + 1] = s end
+        end
+      end
+      if #open == 0 then break end
+      if U_want then return -1 end
+      local parents_of, order, sources = {}, {}, {}
+      local frontier = open
+      while #frontier > 0 do
+        local up = {}
+        for _, x in ipairs(frontier) do
+          if parents_of[x] == nil then
+            local h = header(x)
+            if not h then return -1 end
+            local ps, source = {}, h.pinned
+            for f in pairs(h.fields) do
+              if not U_gone[f] then
+                ps[#ps + 1] = f
+                if U_alive[f] or U_proven[f] then
+                  source = true
+                elseif parents_of[f] == nil then
+                  up[#up + 1] = f
+                end
+              end
+            end
+            parents_of[x] = ps
+            order[#order + 1] = x
+            if source then sources[#sources + 1] = x end
+          end
+        end
+        frontier = up
+      end
+      local children = {}
+      for _, x in ipairs(order) do
+        for _, p in ipairs(parents_of[x]) do
+          local c = children[p]
+          if c == nil then
+            c = {}
+            children[p] = c
+          end
+          c[#c + 1] = x
+        end
+      end
+      local reached, stack = {}, {}
+      for _, x in ipairs(sources) do
+        if not reached[x] then
+          reached[x] = true
+          stack[#stack + 1] = x
+        end
+      end
+      while #stack > 0 do
+        local x = stack[#stack]
+        stack[#stack] = nil
+        for _, c in ipairs(children[x] or {}) do
+          if not reached[c] then
+            reached[c] = true
+            stack[#stack + 1] = c
+          end
+        end
+      end
+      local dead = {}
+      for _, x in ipairs(order) do
+        if reached[x] then
+          U_proven[x] = true
+        else
+          U_gone[x] = true
+          dead[#dead + 1] = x
+        end
+      end
+      if not sweep(dead) then return -1 end
     end
     if U_want and #U_keep > 0 then
       -- A pop returns its value whole: what kept nodes reach is answered too, read as
@@ -706,6 +821,7 @@ _WRITES = frozenset(
         "lset",
         "ltrim",
         "hset_item",
+        "hincr",
     }
 )
 
@@ -740,7 +856,7 @@ def _nullable(value: Any) -> list[Any]:
 
 
 # Writes the short layout may carry: those the script applies as the plain Redis command.
-_PLAIN_WRITES = _WRITES - {"delete", "hset_item"}
+_PLAIN_WRITES = _WRITES - {"delete", "hset_item", "hincr"}
 
 
 def encode(
@@ -882,6 +998,7 @@ def checked_commit(
 
 
 _NOTHING_COLLECTED = UnlinkOutcome("applied", [])
+_MISSING = UnlinkOutcome("missing", [])
 
 
 def unlinking_commit(
@@ -898,7 +1015,7 @@ def unlinking_commit(
     ``KEYS``: like the unlinking read they share the item's hash tag, so on a
     cluster they are in the slot the declared keys route to.
     """
-    cp, rp, pending, parent, field, alive, stamp, limit, budget, contents, position = plan
+    cp, rp, pending, parent, field, alive, stamp, limit, budget, contents, position, present = plan
     if limit < 1 or budget < 0:
         raise ValueError(f"an unlink plan needs limit >= 1 and budget >= 0, not {plan!r}")
     keys, argv = encode(checks, writes, first=cp + parent)
@@ -914,6 +1031,7 @@ def unlinking_commit(
         budget,
         b"1" if contents else b"0",
         b"" if position is None else position,
+        b"1" if present else b"0",
         len(alive),
         *alive,
         *argv,
@@ -938,6 +1056,8 @@ def unlinking_commit(
         return UnlinkOutcome("refused", [])
     if result == 1:
         return _NOTHING_COLLECTED
+    if result == 2:
+        return _MISSING
     _applied, uids, item, flat = result
     retired = [uid.decode() for uid in uids]
     if not plan.contents:

@@ -371,6 +371,43 @@ class CheckedCommitConformance:
         backend.hset(content, b"n", b"4|i1")  # a scalar: the check holds whatever the counter
         assert _commit(backend, [("unlinked_item", (content, b"n", header, b"#s"), None)], [])
 
+    def test_a_count_write_adds_to_a_back_reference_unread(
+        self, backend: StorageBackend, key: Any
+    ) -> None:
+        """``("hincr", (key, field, n))`` (``item_writes``): a guessed link raises a node's
+        back-reference count on the server (missing: from 0). A stored field that holds
+        no count fails the commit as a check would, nothing applied, alone or with other
+        writes; a key that is no hash raises and applies nothing."""
+        _content, header = self._items(backend, key)
+        backend.hset(header, mapping={b"#k": b"d", b"#p": b"1", b"D1": b"2"})
+        live = [("exists", (header,), 1), ("hexists", (header, b"#d"), False)]
+        other = key("other")
+        assert _commit(backend, live, [("hincr", (header, b"D1", b"3"))])
+        assert _commit(
+            backend,
+            live,
+            [
+                ("hset", (other, b"a", b"1")),
+                ("hincr", (header, b"D2", b"1")),
+                ("hdel", (header, b"#p")),
+            ],
+        )
+        assert backend.hgetall(header) == {b"#k": b"d", b"D1": b"5", b"D2": b"1"}
+        fresh = key("fresh")
+        assert _commit(backend, [], [("hincr", (fresh, b"D1", b"1"))])
+        assert backend.hgetall(fresh) == {b"D1": b"1"}
+        backend.hset(header, b"D3", b"x")
+        before = _state(backend, header, other)
+        assert _commit(backend, live, [("hincr", (header, b"D3", b"1"))]) is False
+        writes = [("hset", (other, b"b", b"2")), ("hincr", (header, b"D3", b"1"))]
+        assert _commit(backend, live, writes) is False
+        assert _state(backend, header, other) == before
+        lst = key("list")
+        backend.rpush(lst, b"x")
+        with pytest.raises(WrongTypeError):
+            _commit(backend, [], [("hset", (other, b"c", b"3")), ("hincr", (lst, b"D1", b"1"))])
+        assert _state(backend, header, other) == before
+
 
 # --------------------------------------------------------------------------- processes
 
@@ -448,6 +485,8 @@ def interleaved_write(url: str, prefix: str, what: str, go: Any, done: Any) -> N
             cast(RD, db["d"])["before"] = "theirs"
         elif what == "remove":
             del cast(RD, db["d"])["k"]
+        elif what == "add":
+            cast(RD, db["d"])["gone"] = {"theirs": [1, 2]}
         else:  # "delete"
             del db["d"]
         done.set()
@@ -489,7 +528,7 @@ def subtree_write(url: str, prefix: str, what: str, go: Any, done: Any) -> None:
     with DB(url, prefix=prefix, grace=0) as db:
         assert go.wait(60)
         d = cast(RD, db["d"])
-        if what in ("link out", "diamond, link out"):
+        if what in ("link out", "diamond, link out", "cycle, link out"):
             db["keep"] = d["address"]
         elif what == "reach twice":
             cast(RD, cast(RL, d["tags"])[1])["again"] = d["address"]
@@ -503,6 +542,19 @@ def subtree_write(url: str, prefix: str, what: str, go: Any, done: Any) -> None:
             cast(RL, d["tags"]).append({"new": [3]})
         else:  # "unlink"
             del cast(RD, d["address"])["zip"]
+        done.set()
+
+
+def handle_write(url: str, prefix: str, what: str, go: Any, done: Any) -> None:
+    """Wait for ``go``, then delete ``db["keep"]`` (``collect``: at grace 0; ``retire``:
+    with grace, its node ``s`` left pending) or link ``keep``'s ``s`` from ``db["other"]``
+    too (``link``); then set ``done``."""
+    with DB(url, prefix=prefix, grace=60 if what == "retire" else 0) as db:
+        assert go.wait(60)
+        if what == "link":
+            db["other"] = cast(RD, db["keep"])["s"]
+        else:
+            del db["keep"]
         done.set()
 
 
@@ -520,6 +572,8 @@ def list_write(url: str, prefix: str, what: str, go: Any, done: Any) -> None:
             lst.insert(0, {"theirs": [0]})
         elif what == "pop":
             lst.pop(0)
+        elif what == "clear":
+            lst.clear()
         else:  # "delete"
             del db["l"]
         done.set()
@@ -607,6 +661,16 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
 
     if shape.startswith("list, "):
         return _list_unlink_setup(db, shape.removeprefix("list, "))
+    if shape.startswith("a missing key, deleted"):
+        db["other"] = {"o": [1]}  # a live root and document; "k" never stored
+        parent = cast(RD, db["other"]) if shape.endswith("from a document") else db
+
+        def delete_missing() -> Any:
+            with pytest.raises(KeyError):
+                del parent["k"]
+            return "KeyError"
+
+        return delete_missing
     if shape.startswith("a missing key, popped"):
         db["other"] = {"o": [1]}  # a live root and document; "k" never stored
 
@@ -699,6 +763,62 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
         db["k"] = {"x": {"y": 1}}
         x = cast(RD, cast(RD, db["k"])["x"])
         x["self"] = x
+    elif shape == "parent pointers":
+        # Each kid links the document back: the top node is in the cycle.
+        db["k"] = {"kids": [{"n": 1}, {"n": 2}], "meta": {"m": [0]}}
+        doc = cast(RD, db["k"])
+        for kid in cast(RL, doc["kids"]):
+            cast(RD, kid)["parent"] = doc
+    elif shape == "a two-node cycle":
+        db["k"] = {"a": {"b": {"z": [1]}}}
+        a = cast(RD, cast(RD, db["k"])["a"])
+        cast(RD, a["b"])["a"] = a
+    elif shape == "a cycle with a tree below it":
+        # What the cycle links dies with it, in the same sweep.
+        db["k"] = {"x": {"data": [1, {"deep": [2, {"deeper": 3}]}]}}
+        x = cast(RD, cast(RD, db["k"])["x"])
+        x["self"] = x
+    elif shape == "a cycle a live document reaches":
+        # "keep" links a node of the cycle: the whole cycle stays, the rest dies.
+        db["k"] = {"x": {"y": {"z": [1]}}, "t": [2]}
+        x = cast(RD, cast(RD, db["k"])["x"])
+        cast(RD, x["y"])["back"] = x
+        db["keep"] = x["y"]
+    elif shape in ("a cycle a deep live document reaches", "a cycle a deep pinned node reaches"):
+        # No chain of parents proves it within its steps: the exact search finds the
+        # live node (or the pinned one, which nothing links) at the top.
+        if shape.endswith("live document reaches"):
+            db["keep"] = {"n": 0}
+            first = cast(RD, db["keep"])
+        else:
+            first = RD(db, {"n": 0})  # pinned while this handle lives
+        at = first
+        for i in range(1, 11):
+            at["next"] = {"n": i}
+            at = cast(RD, at["next"])
+        db["k"] = {"x": {"y": 1}, "t": [2]}
+        x = cast(RD, cast(RD, db["k"])["x"])
+        x["y"] = at
+        at["back"] = x
+
+        def delete_holding() -> None:
+            assert first.uid  # (the pinned node's handle lives until the delete is done)
+            del db["k"]
+
+        return delete_holding
+    elif shape == "a cycle through a pinned node":
+        db["k"] = {"x": {"y": [1]}}
+        x = cast(RD, cast(RD, db["k"])["x"])
+        x["self"] = x
+        _mark(db, x, b"#p")
+    elif shape == "a ring over the node bound":
+        ring: list[Any] = [{"i": i} for i in range(UNLINK_COMMIT_NODES + 4)]
+        db["k"] = {"ring": ring[0]}
+        nodes = [cast(RD, cast(RD, db["k"])["ring"])]
+        for i in range(1, len(ring)):
+            nodes[-1]["next"] = {"i": i}
+            nodes.append(cast(RD, nodes[-1]["next"]))
+        nodes[-1]["next"] = nodes[0]
     elif shape == "linked twice by the parent":
         db["k"] = {"s": [1]}
         db["k2"] = db["k"]
@@ -728,6 +848,7 @@ def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
 def _list_unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
     """Store a list under ``db["k"]``; return the ``pop``/``del`` that unlinks an item of it."""
     tree = UNLINK_TREE
+    position = 1  # what a delete removes
     if shape == "tree at the end, popped":
         db["k"] = [1, {"x": 2}, tree]
         at: int | None = -1
@@ -767,14 +888,23 @@ def _list_unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
         k = cast(RL, db["k"])
         k.append(k[0])
         at = -1
-    elif shape == "a cycle, popped":
+    elif shape in ("a cycle, popped", "a cycle, deleted"):
         db["k"] = [0, {"y": 1}]
         x = cast(RD, cast(RL, db["k"])[1])
         x["self"] = x
-        at = 1
+        at = 1 if shape.endswith("popped") else None
     elif shape == "out of range, popped":
         db["k"] = [1, {"x": 2}]
         at = 2
+    elif shape == "out of range, deleted":
+        db["k"] = [1, {"x": 2}]
+        at, position = None, -3
+    elif shape in ("empty, popped", "empty, popped first"):
+        db["k"] = []
+        at = -1 if shape == "empty, popped" else 0
+    elif shape == "empty, popped past the end":
+        db["k"] = []
+        at = 3
     elif shape == "a long side to move, popped":
         db["k"] = [*range(UNLINK_COMMIT_ITEMS + 2), tree, *range(UNLINK_COMMIT_ITEMS + 2)]
         at = UNLINK_COMMIT_ITEMS + 2
@@ -785,7 +915,7 @@ def _list_unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
     def pop() -> Any:
         try:
             if at is None:
-                del k[1]
+                del k[position]
                 return None
             return k.pop(at)
         except IndexError as exc:  # the same error, and nothing written, either way
@@ -801,12 +931,14 @@ UNLINK_SHAPES = {
     "scalar, popped": True,
     "a missing key, popped with a default": True,
     "a missing key, popped": True,
+    "a missing key, deleted": True,
+    "a missing key, deleted from a document": True,
     "tree": True,
     "tree, popped": True,
     "tree, replaced": True,
     "tree, a scalar over it": True,
     "tree, the session's first scalar over it": True,
-    "a cycle, a scalar over it": False,
+    "a cycle, a scalar over it": True,
     "one child linked twice": True,
     "a shared child": True,
     "a shared child, popped": True,
@@ -823,14 +955,26 @@ UNLINK_SHAPES = {
     "a node at two depths, a scalar over it": True,
     "a chain of shared children": True,
     "a shared top node": True,
-    "a top node linking itself": False,
-    "a top node linking itself, a scalar over it": False,
+    "a top node linking itself": True,
+    "a top node linking itself, a scalar over it": True,
     "a shared top node, popped": True,
     "a shared top node, a scalar over it": True,
-    # (the new value links the kept node again, whose header the unit reads first)
-    "a shared top node, assigned again": 2,
-    "a shared child, linked by the replacement": 2,
-    "a cycle": False,
+    # (the new value links the kept node again: its count raised unread, round 9)
+    "a shared top node, assigned again": True,
+    "a shared child, linked by the replacement": True,
+    "a cycle": True,
+    # (round 9: cycles, decided by the commit's exact search as Graph.collect does)
+    "parent pointers": True,
+    "parent pointers, a scalar over it": True,
+    "a two-node cycle": True,
+    "a cycle with a tree below it": True,
+    "a cycle a live document reaches": True,
+    "a cycle through a pinned node": True,
+    "a cycle a deep live document reaches": True,
+    "a cycle a deep pinned node reaches": True,
+    "a cycle, popped": False,
+    "a ring over the node bound": False,
+    "list, a cycle, deleted": True,
     "linked twice by the parent": True,
     "linked twice by the parent, popped": True,
     "linked twice by the parent, a scalar over it": True,
@@ -856,8 +1000,72 @@ UNLINK_SHAPES = {
     "list, a node twice, popped": True,
     "list, a node at two depths, popped": True,
     "list, a cycle, popped": False,
-    "list, out of range, popped": False,
+    # (the commit answers it missing; the reading path then tells empty from short)
+    "list, out of range, popped": 3,
+    "list, out of range, deleted": True,
+    "list, empty, popped": True,
+    "list, empty, popped first": True,
+    "list, empty, popped past the end": 3,
     "list, a long side to move, popped": False,
+}
+
+
+def _link_setup(db: DB, shape: str) -> Callable[[], Any]:
+    """Store what shape ``shape`` needs; return the assignment that links a handle."""
+    db["keep"] = {"s": {"x": [1]}}
+    s = cast(RD, db["keep"])["s"]
+    if shape == "a handle, new key":
+        return lambda: db.__setitem__("k", s)
+    if shape == "a handle in a new document, twice":
+        return lambda: db.__setitem__("k", {"a": s, "b": [s, s, {"c": s}]})
+    if shape == "a handle over a scalar":
+        db["k"] = 1
+        return lambda: db.__setitem__("k", {"s": s})
+    if shape == "a handle below the root":
+        d = cast(RD, db["keep"])
+        return lambda: d.__setitem__("again", s)
+    if shape in ("a handle appended", "a list appended to itself"):
+        db["l"] = [1]
+        lst = cast(RL, db["l"])
+        item = lst if shape == "a list appended to itself" else s
+        return lambda: lst.append({"s": item} if shape == "a handle appended" else item)
+    if shape == "the parent itself":
+        d = cast(RD, db["keep"])
+        return lambda: d.__setitem__("me", d)
+    if shape == "a pinned node":
+        pinned = RD(db, {"p": [1]})
+
+        def link_pinned() -> None:
+            db["k"] = {"p": pinned}
+
+        return link_pinned
+    if shape == "the root":
+        return lambda: db.__setitem__("k", {"r": db._root})
+    if shape == "a pending node":
+        with DB(backend=db.backend, prefix=db.prefix, grace=60) as other:
+            del other["keep"]  # s is pending now: linking it again is refused
+
+        def link_pending() -> Any:
+            with pytest.raises(StaleHandleError):
+                db["k"] = {"s": s}
+            return "StaleHandleError"
+
+        return link_pending
+    raise AssertionError(shape)
+
+
+LINK_SHAPES = {
+    # shape: round trips with item_writes (the count raised unread) where pinned
+    "a handle, new key": 1,
+    "a handle in a new document, twice": 1,
+    "a handle over a scalar": 1,
+    "a handle below the root": 1,
+    "a handle appended": 1,
+    "a list appended to itself": 1,
+    "the parent itself": 1,
+    "a pinned node": 1,
+    "the root": 2,  # (the root's header is read: it is never assumed)
+    "a pending node": 3,  # (the conflict, then the read that refuses it)
 }
 
 
@@ -1042,8 +1250,11 @@ class CheckedCommitConcurrency:
         item is there and links nothing. Another process writes before that commit.
 
         A link put in the field fails the check: the retry reads, unlinks and collects
-        it (nothing leaks). A removed key fails it too: the retry raises ``KeyError``.
-        A deleted parent makes the delete stale, as without the guess.
+        it (nothing leaks). A removed key fails it too: the retry raises ``KeyError``;
+        where the commit collects (``unlink_commits``) it checks no presence and answers
+        the item missing instead (``plan.present``), nothing written, and the delete
+        raises ``KeyError`` from that answer. A deleted parent makes the delete stale, as
+        without the guess.
         """
         backend, _keys = shared
         if not backend.capabilities.item_writes:
@@ -1070,12 +1281,57 @@ class CheckedCommitConcurrency:
                 # The guess, refused by its check; where the commit collects a small
                 # document (unlink_commits) it takes the one put there instead.
                 collects = what == "link" and backend.capabilities.unlink_commits
-                if self.pins_unlink_round_trips or not collects:
-                    assert hooked.refused == (0 if collects else 1)
+                answers = what == "remove" and backend.capabilities.unlink_commits
+                if self.pins_unlink_round_trips:
+                    assert (hooked.refused, hooked.missing) == ((0, 1) if answers else (0, 0))
+                elif not collects and not answers:
+                    assert hooked.refused == 1
                 assert db() == {"d": {"other": 1}}
             assert db.check().ok
             stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
             assert len(stored) == (1 if what == "delete" else 2), stored  # root (+ d)
+
+    @pytest.mark.parametrize("start", ["fork", "spawn"])
+    @pytest.mark.parametrize("what", ["add", "delete"])
+    def test_a_guessed_delete_of_a_missing_key_meets_a_write_made_before_its_commit(
+        self, store_url: str, shared: tuple[StorageBackend, list[str]], start: str, what: str
+    ) -> None:
+        """``del d["gone"]`` of a key that is not there guesses (``item_writes``); another
+        process adds that key (a document) or deletes ``d`` before the commit.
+
+        Added: the delete removes it (and collects the document) instead of raising
+        ``KeyError``, as if it ran second. Where the commit answers a missing item
+        (``unlink_commits``, ``plan.present``) it reads the item as stored then and
+        takes it in the one commit; elsewhere the presence check fails and the retry
+        reads. ``d`` deleted: the liveness check fails and the retry says the handle is
+        stale rather than ``KeyError``. Nothing leaks either way.
+        """
+        backend, _keys = shared
+        if not backend.capabilities.item_writes:
+            pytest.skip(f"{type(backend).__name__}.capabilities.item_writes is False")
+        with _race(backend, _Interleaved, store_url, start, interleaved_write, what) as raced:
+            db, hooked, prefix, race = raced
+            db["d"] = {"other": 1}
+            d = cast(RD, db["d"])
+
+            def delete() -> None:
+                if what == "add":
+                    del d["gone"]
+                else:
+                    with pytest.raises(StaleHandleError):
+                        del d["gone"]
+
+            race(delete)
+            assert not hooked.armed, "the delete did not guess"
+            if self.pins_unlink_round_trips:
+                # Added: collected by the one commit; deleted: the conflict, then the read.
+                assert (hooked.commits, hooked.refused, hooked.missing) == (
+                    (1, 0, 0) if what == "add" else (0, 1, 0)
+                )
+            assert db() == ({"d": {"other": 1}} if what == "add" else {})
+            assert db.check().ok
+            stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
+            assert len(stored) == (2 if what == "add" else 1), stored  # root (+ d)
 
     @pytest.mark.parametrize("start", ["fork", "spawn"])
     def test_guessed_assignments_between_processes_lose_and_leak_nothing(
@@ -1141,7 +1397,7 @@ class CheckedCommitConcurrency:
                         trips = counting.round_trips
                         simple = counting.commands["unlinking_commit"] == 1 and not counting.refused
                     dumps.append(_normalized(backend, prefix))
-                    values.append(db())
+                    values.append(repr(db()))  # (repr: a live cycle)
                     checks.append(db.check().ok)
                     # What the sweeper learnt: exactly what the pending hash lists.
                     heap = db._session.reclaim._heap
@@ -1172,6 +1428,96 @@ class CheckedCommitConcurrency:
         else:
             assert not simple
 
+    @pytest.mark.parametrize("grace", [0, 60])
+    @pytest.mark.parametrize("shape", list(LINK_SHAPES))
+    def test_linking_a_handle_unread_leaves_what_reading_first_leaves(
+        self, store_url: str, shared: tuple[StorageBackend, list[str]], shape: str, grace: int
+    ) -> None:
+        """``capabilities.item_writes``: a guessed assignment whose value links existing
+        nodes (handles) raises their back-reference counts in the commit, unread (the
+        ``hincr`` write; liveness checked there). The store it leaves equals the one the
+        read-first path leaves (``item_writes`` and ``unlink_commits`` hidden): counts,
+        pins ended, every key and field; a pending node is refused the same way."""
+        backend, _keys = shared
+        if not backend.capabilities.item_writes:
+            pytest.skip(f"{type(backend).__name__}.capabilities.item_writes is False")
+        fast, slow = CountingBackend(backend), CountingBackend(backend)
+        slow.capabilities = dataclasses.replace(
+            backend.capabilities, item_writes=False, unlink_commits=False
+        )
+        dumps, values, checks, answers = [], [], [], []
+        for counting in (fast, slow):
+            prefix = f"scripting-{uuid.uuid4().hex}"
+            with DB(backend=counting, prefix=prefix, grace=grace) as db:
+                try:
+                    op = _link_setup(db, shape)
+                    counting.reset()
+                    answers.append(op())
+                    if counting is fast:
+                        trips = counting.round_trips
+                    dumps.append(_normalized(backend, prefix))
+                    values.append(repr(db()))
+                    checks.append(db.check().ok)
+                finally:
+                    db.delete_prefix_immediately(prefix)
+        assert dumps[0] == dumps[1]
+        assert answers[0] == answers[1]
+        assert values[0] == values[1]
+        assert checks == [True, True]
+        if self.pins_unlink_round_trips:
+            assert trips == LINK_SHAPES[shape]
+
+    @pytest.mark.parametrize("start", ["fork", "spawn"])
+    @pytest.mark.parametrize("what", ["collect", "retire", "link"])
+    def test_a_handle_linked_unread_meets_a_write_made_before_its_commit(
+        self, store_url: str, shared: tuple[StorageBackend, list[str]], start: str, what: str
+    ) -> None:
+        """``d["x"] = handle`` raises the handle's count in the commit, unread
+        (``item_writes``); another process, just before that commit, deletes the only
+        document linking the handle's node (collected at once, or pending with grace),
+        or links the node from elsewhere too.
+
+        Gone or pending: the commit's liveness check fails, nothing is written, and the
+        retry, which reads, raises ``StaleHandleError``. Linked elsewhere: both counts
+        hold (the commit adds to what it finds). ``check()`` is clean, nothing leaks.
+        """
+        backend, _keys = shared
+        if not backend.capabilities.item_writes:
+            pytest.skip(f"{type(backend).__name__}.capabilities.item_writes is False")
+        with _race(backend, _Interleaved, store_url, start, handle_write, what) as raced:
+            db, hooked, prefix, race = raced
+            db["d"] = {"k": 0}
+            db["keep"] = {"s": {"x": [1]}}
+            d, s = cast(RD, db["d"]), cast(RD, cast(RD, db["keep"])["s"])
+
+            def link() -> None:
+                if what == "link":
+                    d["x"] = s
+                else:
+                    with pytest.raises(StaleHandleError):
+                        d["x"] = s
+
+            race(link)
+            assert not hooked.armed, "the assignment did not guess"
+            if self.pins_unlink_round_trips:
+                assert (hooked.commits, hooked.refused) == ((1, 0) if what == "link" else (0, 1))
+            if what == "link":
+                assert db() == {
+                    "d": {"k": 0, "x": {"x": [1]}},
+                    "keep": {"s": {"x": [1]}},
+                    "other": {"x": [1]},
+                }
+                assert s.backrefs == {cast(RD, db["keep"]).uid: 1, d.uid: 1, db._root.uid: 1}
+            else:
+                assert db() == {"d": {"k": 0}}
+            if what != "retire":
+                assert db.check().ok
+            db.maintenance(reclaim_all=True)
+            assert db.check().ok
+            stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
+            # the root, d, and with "link": keep, s, its list
+            assert len(stored) == (5 if what == "link" else 2), stored
+
     @pytest.mark.parametrize("start", ["fork", "spawn"])
     @pytest.mark.parametrize(
         ("what", "op"),
@@ -1193,6 +1539,9 @@ class CheckedCommitConcurrency:
             ("reach twice", "delete"),
             ("reach twice", "pop"),
             ("diamond, link out", "delete"),
+            ("cycle", "delete"),
+            ("cycle, link out", "delete"),
+            ("cycle, link out", "scalar"),
         ],
     )
     def test_an_unlinking_commit_meets_a_write_to_the_subtree_before_it(
@@ -1235,6 +1584,10 @@ class CheckedCommitConcurrency:
                 # The address reached by two paths (at two depths) before the race.
                 d = cast(RD, db["d"])
                 cast(RD, cast(RL, d["tags"])[1])["again"] = d["address"]
+            if what.startswith("cycle"):
+                # The address links itself: a cycle the commit's exact search decides.
+                address = cast(RD, cast(RD, db["d"])["address"])
+                address["self"] = address
             got: list[Any] = []
 
             def unlink() -> None:
@@ -1267,7 +1620,12 @@ class CheckedCommitConcurrency:
             if what == "alias":
                 # Linked by "d2" and "d3" then: the commit counts the root's link down.
                 expected = {"d2": UNLINKED_DOC, "d3": UNLINKED_DOC}
-            assert db() == expected
+            if what == "cycle, link out":
+                # Kept whole, the cycle with it (linked from "keep", which is alive).
+                cyclic: dict[str, Any] = {"city": "P", "zip": [1]}
+                cyclic["self"] = cyclic
+                expected["keep"] = cyclic
+            assert repr(db()) == repr(expected)  # (repr: a live cycle)
             if op == "pop":
                 # The document as the commit found it, the kept address's tree included.
                 doc = json.loads(json.dumps(UNLINKED_DOC))
@@ -1295,6 +1653,8 @@ class CheckedCommitConcurrency:
             ("insert", "del"),
             ("pop", "pop"),
             ("delete", "pop"),
+            ("clear", "pop"),
+            ("clear", "del"),
         ],
     )
     def test_a_list_items_unlinking_commit_meets_a_write_before_it(
@@ -1308,12 +1668,16 @@ class CheckedCommitConcurrency:
         """``l.pop(1)`` (or ``del l[1]``) goes as one unlinking commit that reads the item
         where it is when it runs (``UnlinkPlan.position``); another process writes just
         before it is sent: links a node of the item's document elsewhere, adds a node
-        below it, inserts an item in front, pops the first item, deletes the list.
+        below it, inserts an item in front, pops the first item, deletes or empties the
+        list.
 
         The result is the other write's, then this one's: linked elsewhere, the commit
         keeps that node (a pop's answer brings its tree whole) and collects the rest;
         otherwise it removes and collects what is at position 1 by then. Deleted, the
-        handle is stale and nothing is written. Nothing leaks, back-references stay exact.
+        handle is stale and nothing is written. Emptied, the commit answers the position
+        missing (``plan.present``), nothing written, and the operation raises
+        ``IndexError`` with the message the reading path gives. Nothing leaks,
+        back-references stay exact.
         """
         backend, _keys = shared
         if not backend.capabilities.unlink_commits:
@@ -1328,6 +1692,13 @@ class CheckedCommitConcurrency:
                 if what == "delete":
                     with pytest.raises(StaleHandleError):
                         lst.pop(1)
+                elif what == "clear":
+                    message = "pop from empty list" if op == "pop" else "index out of range"
+                    with pytest.raises(IndexError, match=message):
+                        if op == "pop":
+                            lst.pop(1)
+                        else:
+                            del lst[1]
                 elif op == "pop":
                     got.append(lst.pop(1))
                 else:
@@ -1336,9 +1707,10 @@ class CheckedCommitConcurrency:
             race(remove)
             assert not hooked.armed, "the unlinking commit was not used"
             if self.pins_unlink_round_trips:
-                assert hooked.commits == (0 if what == "delete" else 1)
+                assert hooked.commits == (0 if what in ("delete", "clear") else 1)
                 # Linked out, the address is kept, and the pop's answer brings its tree.
                 assert hooked.refused == (1 if what == "delete" else 0)
+                assert hooked.missing == (1 if what == "clear" else 0)
             doc = json.loads(json.dumps(UNLINKED_DOC))
             expected: dict[str, Any]
             if what == "link out":
@@ -1353,10 +1725,12 @@ class CheckedCommitConcurrency:
                 popped = {"first": [0]}
             elif what == "pop":
                 expected, popped = {"l": [doc]}, 2
+            elif what == "clear":
+                expected, popped = {"l": []}, None
             else:
                 expected, popped = {}, None
             assert db() == expected
-            if op == "pop" and what != "delete":
+            if op == "pop" and what not in ("delete", "clear"):
                 assert got == [popped]
             assert db.check().ok
             stored = set(backend.scan_iter(match=f"{{{prefix}}}:r:*"))
@@ -1367,6 +1741,7 @@ class CheckedCommitConcurrency:
                 "insert": 1 + 1 + 2 + 5,  # {"theirs": [0]} (2), the document (5)
                 "pop": 1 + 1 + 5,
                 "delete": 1,
+                "clear": 1 + 1,
             }[what]
             assert len(stored) == nodes, stored
 
@@ -1430,6 +1805,7 @@ __all__ = [
     "CheckedCommitConformance",
     "checked_increments",
     "guessed_assignments",
+    "handle_write",
     "interleaved_write",
     "subtree_write",
 ]

@@ -163,6 +163,7 @@ class CountingBackend:
         self.round_trips = 0
         self.commits = 0
         self.refused = 0
+        self.missing = 0
         self.watched_keys = 0
         self.bytes_read = 0
         self.largest_batch = 0
@@ -200,7 +201,8 @@ class CountingBackend:
 
     def unlinking_commit(self, checks: Any, writes: Any, plan: Any) -> Any:
         """As :meth:`checked_commit` (``capabilities.unlink_commits``): one round trip, a
-        commit if it applies; a conflict or a refusal to collect counts in ``refused``."""
+        commit if it applies; a conflict or a refusal to collect counts in ``refused``, an
+        answer that the item to delete is missing (nothing written) in ``missing``."""
         self.round_trips += 1
         self.commands["unlinking_commit"] += 1
         self._saw_batch(len({c[1][0] for c in checks} | {w[1][0] for w in writes}))
@@ -210,6 +212,8 @@ class CountingBackend:
         outcome = self.inner.unlinking_commit(checks, writes, plan)  # type: ignore[attr-defined]
         if outcome[0] == "applied":
             self.commits += 1
+        elif outcome[0] == "missing":
+            self.missing += 1
         else:
             self.refused += 1
         return outcome
