@@ -11,10 +11,11 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from etcher import DB
+from etcher._unit import Unit
 from etcher.testing import BackendFactory, BackendFixtures
 from etcher.testing.subtree import SubtreeConformance
 from etcher_redis.backend import RedisBackend
-from etcher_redis.subtree import WALK, WALK_SHA
+from etcher_redis.subtree import LUA_HEAP_KB, WALK, WALK_SHA, WIDE
 
 pytestmark = pytest.mark.redis
 
@@ -68,3 +69,72 @@ def test_a_lost_walk_reply_is_read_again(redis_server_url: str) -> None:
     finally:
         LosingWalkReply.armed = False
         client.close()
+
+
+def test_the_walk_leaves_a_wide_first_root_to_the_caller(backend: RedisBackend) -> None:
+    """A first root of more than WIDE items comes back in the frontier, unread: turning
+    its items into Lua strings would cost more per item the wider it is. A wide node met
+    further down is read as before (only the first root is measured)."""
+    db = DB(backend=backend, prefix="wideroot", grace=0)
+    wide_dict = {f"k{i}": i for i in range(WIDE + 1)}
+    wide_list = [*range(WIDE), "@not-a-link"]
+    db["d"] = wide_dict
+    db["l"] = wide_list
+    db["narrow"] = {f"k{i}": i for i in range(WIDE)}
+    db["inside"] = {"w": wide_dict, "n": 1}
+    cp, rp = db._layout.content_prefix, db._layout.refs_prefix
+    handles: Any = {k: db[k] for k in ("d", "l", "narrow", "inside")}
+    for key in ("d", "l"):
+        uid = handles[key].uid
+        assert backend.read_subtree(cp, rp, [uid], 2000) == ({}, [], [uid])
+    narrow = handles["narrow"].uid
+    assert narrow in backend.read_subtree(cp, rp, [narrow], 2000)[0]
+    inside, w = handles["inside"].uid, handles["inside"]["w"].uid
+    assert {inside, w} == set(backend.read_subtree(cp, rp, [inside], 2000)[0])
+    # A wide root that is not the first is read too.
+    assert set(backend.read_subtree(cp, rp, [narrow, handles["d"].uid], 2000)[0]) == {
+        narrow,
+        handles["d"].uid,
+    }
+    assert handles["d"]() == wide_dict
+    assert handles["inside"]() == {"w": wide_dict, "n": 1}
+    db.close()
+
+
+def test_a_wide_list_of_scalars_needs_no_unit_of_work(backend: RedisBackend) -> None:
+    """The walk leaves it out, one plain LRANGE reads it, and with no link in it that one
+    read is the whole document: one state, nothing to re-check."""
+    db = DB(backend=backend, prefix="widelist", grace=0)
+    items = [*range(WIDE), "@x", 1.5]
+    db["l"] = items
+    handle: Any = db["l"]
+    made: list[int] = []
+    real = Unit.__init__
+
+    def counted(self: Any, *args: Any) -> None:
+        made.append(1)
+        real(self, *args)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Unit, "__init__", counted)
+        assert handle() == items
+    assert made == []
+    db.close()
+
+
+def test_the_walk_first_collects_a_big_lua_heap(backend: RedisBackend) -> None:
+    """Garbage a big script left in the server's Lua heap makes every later script's
+    strings cost more; a walk collects it first once it is over LUA_HEAP_KB."""
+    db = DB(backend=backend, prefix="luaheap", grace=0)
+    db["doc"] = {"a": {"b": 1}}
+    handle: Any = db["doc"]
+    garbage = """
+    local t = {}
+    for i = 1, 400000 do t[i] = "garbage-" .. i end
+    return #t
+    """
+    backend.eval(garbage, 0)
+    assert backend.info("memory")["used_memory_lua"] > LUA_HEAP_KB * 1024
+    assert handle() == {"a": {"b": 1}}
+    assert backend.info("memory")["used_memory_lua"] < LUA_HEAP_KB * 1024
+    db.close()
