@@ -158,7 +158,8 @@ def _links(uid: str, content: dict[bytes, bytes] | list[bytes]) -> list[str]:
     for raw in values:
         if dict_node:
             raw = raw.partition(b"|")[2]
-        if raw[:1] == b"@":
+        # What the walk follows: "@" and a uid of at least two characters, D or L first.
+        if raw[:1] == b"@" and len(raw) >= 3 and raw[1:2] in (b"D", b"L"):
             found[raw[1:].decode(errors="replace")] = None
     return list(found)
 
@@ -230,8 +231,11 @@ def _by_subtrees(layout: Layout, uid: str, read: ReadSubtree, graph: Graph | Non
             for node in wide:
                 done.add(node)
                 content = plain[node]
+                target = objects.get(node)
+                if target is None:
+                    target = objects[node] = _new(node)
                 if content:
-                    fill(objects[node], node, content, objects, created)
+                    fill(target, node, content, objects, created)
             todo.extend(created)
             created.clear()
             del plain
