@@ -71,10 +71,11 @@ def test_a_lost_walk_reply_is_read_again(redis_server_url: str) -> None:
         client.close()
 
 
-def test_the_walk_leaves_a_wide_first_root_to_the_caller(backend: RedisBackend) -> None:
-    """A first root of more than WIDE items comes back in the frontier, unread: turning
-    its items into Lua strings would cost more per item the wider it is. A wide node met
-    further down is read as before (only the first root is measured)."""
+def test_the_walk_leaves_a_wide_first_dict_to_the_caller(backend: RedisBackend) -> None:
+    """A first root that is a dict of more than WIDE fields comes back in the frontier,
+    unread: turning its fields into Lua strings would cost more per field the wider it
+    is. A wide dict met further down, or as a later root, and a long list are read as
+    before (only the first root is measured, and only a dict)."""
     db = DB(backend=backend, prefix="wideroot", grace=0)
     wide_dict = {f"k{i}": i for i in range(WIDE + 1)}
     wide_list = [*range(WIDE), "@not-a-link"]
@@ -84,39 +85,45 @@ def test_the_walk_leaves_a_wide_first_root_to_the_caller(backend: RedisBackend) 
     db["inside"] = {"w": wide_dict, "n": 1}
     cp, rp = db._layout.content_prefix, db._layout.refs_prefix
     handles: Any = {k: db[k] for k in ("d", "l", "narrow", "inside")}
-    for key in ("d", "l"):
+    top = handles["d"].uid
+    assert backend.read_subtree(cp, rp, [top], 2000) == ({}, [], [top])
+    for key in ("l", "narrow"):
         uid = handles[key].uid
-        assert backend.read_subtree(cp, rp, [uid], 2000) == ({}, [], [uid])
-    narrow = handles["narrow"].uid
-    assert narrow in backend.read_subtree(cp, rp, [narrow], 2000)[0]
+        assert uid in backend.read_subtree(cp, rp, [uid], 2000)[0]
     inside, w = handles["inside"].uid, handles["inside"]["w"].uid
     assert {inside, w} == set(backend.read_subtree(cp, rp, [inside], 2000)[0])
-    # A wide root that is not the first is read too.
-    assert set(backend.read_subtree(cp, rp, [narrow, handles["d"].uid], 2000)[0]) == {
-        narrow,
-        handles["d"].uid,
-    }
+    narrow = handles["narrow"].uid
+    assert set(backend.read_subtree(cp, rp, [narrow, top], 2000)[0]) == {narrow, top}
     assert handles["d"]() == wide_dict
+    assert handles["l"]() == wide_list
     assert handles["inside"]() == {"w": wide_dict, "n": 1}
     db.close()
 
 
-def test_a_wide_list_of_scalars_needs_no_unit_of_work(backend: RedisBackend) -> None:
-    """The walk leaves it out, one plain LRANGE reads it, and with no link in it that one
-    read is the whole document: one state, nothing to re-check."""
-    db = DB(backend=backend, prefix="widelist", grace=0)
-    items = [*range(WIDE), "@x", 1.5]
-    db["l"] = items
-    handle: Any = db["l"]
+def test_a_root_left_out_that_links_nothing_needs_no_unit_of_work(
+    backend: RedisBackend,
+) -> None:
+    """One plain read of a root the walk left out, when it links nothing, is the whole
+    document: one state, nothing to re-check, no unit of work."""
+    db = DB(backend=backend, prefix="leftout", grace=0)
+    items = {"a": 1, "b": "@x", "c": 1.5}
+    db["d"] = items
+    handle: Any = db["d"]
     made: list[int] = []
-    real = Unit.__init__
+    real_init, real_read = Unit.__init__, RedisBackend.read_subtree
 
     def counted(self: Any, *args: Any) -> None:
         made.append(1)
-        real(self, *args)
+        real_init(self, *args)
+
+    def declining(self: Any, cp: str, rp: str, roots: Any, limit: int) -> Any:
+        contents, absent, frontier = real_read(self, cp, rp, roots, limit)
+        contents.pop(handle.uid, None)
+        return contents, absent, [handle.uid, *frontier]
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(Unit, "__init__", counted)
+        mp.setattr(RedisBackend, "read_subtree", declining)
         assert handle() == items
     assert made == []
     db.close()

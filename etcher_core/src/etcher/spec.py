@@ -496,8 +496,8 @@ class SubtreeReads(Protocol):
         A backend may leave a node it finds too wide to read well this way out of
         ``contents``, even the first root: it then comes back in ``frontier``, and a
         caller that gets a root of its call back there reads that node with plain
-        reads (Redis leaves a first root of more than 10,000 items to one plain
-        ``HGETALL``/``LRANGE``).
+        reads (Redis leaves a first root that is a dict of more than 10,000 fields
+        to one plain ``HGETALL``).
 
         Everything one call returns is one consistent state of the store. Inside a
         unit scope (:class:`UnitScopes`) every call sees the scope's state. A link
