@@ -129,12 +129,15 @@ def test_a_root_left_out_that_links_nothing_needs_no_unit_of_work(
     db.close()
 
 
-def test_the_walk_first_collects_a_big_lua_heap(backend: RedisBackend) -> None:
+def test_a_walk_of_several_roots_first_collects_a_big_lua_heap(backend: RedisBackend) -> None:
     """Garbage a big script left in the server's Lua heap makes every later script's
-    strings cost more; a walk collects it first once it is over LUA_HEAP_KB."""
+    strings cost more; a walk call given several roots (one of a wide walk's many calls)
+    collects it first once it is over LUA_HEAP_KB. A one-root call leaves it."""
     db = DB(backend=backend, prefix="luaheap", grace=0)
-    db["doc"] = {"a": {"b": 1}}
+    db["doc"] = {"a": {"b": 1}, "c": [1]}
     handle: Any = db["doc"]
+    cp, rp = db._layout.content_prefix, db._layout.refs_prefix
+    roots = [handle["a"].uid, handle["c"].uid]
     garbage = """
     local t = {}
     for i = 1, 400000 do t[i] = "garbage-" .. i end
@@ -142,6 +145,8 @@ def test_the_walk_first_collects_a_big_lua_heap(backend: RedisBackend) -> None:
     """
     backend.eval(garbage, 0)
     assert backend.info("memory")["used_memory_lua"] > LUA_HEAP_KB * 1024
-    assert handle() == {"a": {"b": 1}}
+    assert handle() == {"a": {"b": 1}, "c": [1]}  # one root
+    assert backend.info("memory")["used_memory_lua"] > LUA_HEAP_KB * 1024
+    assert set(backend.read_subtree(cp, rp, roots, 10)[0]) == set(roots)
     assert backend.info("memory")["used_memory_lua"] < LUA_HEAP_KB * 1024
     db.close()

@@ -39,11 +39,17 @@ from etcher.spec import SubtreeChunk, UnlinkChunk
 from etcher_redis.client import READ_ONLY_SCRIPTS, ReadOnlyScript
 
 LUA_HEAP_KB = 16_384
-"""A walk first collects Lua's garbage when the heap holds more than this (KiB)."""
+"""A walk call of several roots first collects Lua's garbage when the heap holds more than
+this (KiB)."""
 
 # Garbage a big script left (a 100k-node commit: ~80 MB) makes every string a later
-# script creates cost more (Lua interns them all); one full collection first is cheaper.
-_COLLECT = f'if collectgarbage("count") > {LUA_HEAP_KB} then collectgarbage("collect") end'
+# script creates cost more (Lua interns them all). A call given many roots continues a
+# wide walk of many calls: one full collection first is cheaper than that tax on all of
+# them. A one-root call is most often the whole walk (a long list, a small document),
+# which would only pay here for garbage that later scripts collect anyway.
+_COLLECT = (
+    f'if #ARGV > 4 and collectgarbage("count") > {LUA_HEAP_KB} then collectgarbage("collect") end'
+)
 
 
 WIDE = 10_000
@@ -176,7 +182,7 @@ def walk(
 LONG_LIST = 10_000
 """The unlinking read returns no list longer than this: the client reads it (one LRANGE)."""
 
-UNLINKED = """@COLLECT@
+UNLINKED = """
 local LONG_LIST = @LONG_LIST@
 local cp, rp, parent, field = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local limit = tonumber(ARGV[5])
@@ -309,7 +315,7 @@ for _, s in ipairs(waiting) do
   end
 end
 return {pheader, item, out_h, out_c}
-""".replace("@LONG_LIST@", str(LONG_LIST)).replace("@COLLECT@", _COLLECT)
+""".replace("@LONG_LIST@", str(LONG_LIST))
 
 UNLINKED_SHA = hashlib.sha1(UNLINKED.encode()).hexdigest()
 READ_ONLY_SCRIPTS.update((UNLINKED_SHA, UNLINKED))
