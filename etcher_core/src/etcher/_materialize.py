@@ -157,10 +157,41 @@ def materialize_direct(
     chunk = read(layout.content_prefix, layout.refs_prefix, [uid], SUBTREE_LIMIT)
     if chunk is None or chunk[1]:
         return FALLBACK
+    if uid not in chunk[0]:
+        # Left out as too wide for the walk (see SubtreeReads.read_subtree): one plain read
+        # of it is one state too, and all there is when it links nothing.
+        content = _read_plain(backend, layout.content_prefix + uid, uid)
+        if not content:
+            return FALLBACK  # missing or emptied: the unit path tells which
+        chunk = ({uid: content}, [], _links(uid, content))
     if chunk[2]:
         handover.append(chunk)
         return FALLBACK
     return _by_subtrees(layout, uid, _replaying(chunk, read), None)
+
+
+def _read_plain(backend: StorageBackend, key: str, uid: str) -> dict[bytes, bytes] | list[bytes]:
+    """Node ``uid``'s stored content, read by one plain command (its content key ``key``)."""
+    content: dict[bytes, bytes] | list[bytes]
+    content = backend.hgetall(key) if uid[:1] == "D" else backend.lrange(key, 0, -1)
+    return content
+
+
+def _links(uid: str, content: dict[bytes, bytes] | list[bytes]) -> list[str]:
+    """The nodes ``content`` (node ``uid``'s) links to, each once, in order met."""
+    values: Any = content.values() if isinstance(content, dict) else content
+    # Every link holds an "@": most long contents of scalars are settled by one search.
+    if b"@" not in b"".join(values):
+        return []
+    found: dict[str, None] = {}
+    dict_node = isinstance(content, dict)
+    for raw in values:
+        if dict_node:
+            raw = raw.partition(b"|")[2]
+        # What the walk follows: "@" and a uid of at least two characters, D or L first.
+        if raw[:1] == b"@" and len(raw) >= 3 and raw[1:2] in (b"D", b"L"):
+            found[raw[1:].decode(errors="replace")] = None
+    return list(found)
 
 
 def _new(uid: str) -> Any:
@@ -180,6 +211,7 @@ def _by_subtrees(layout: Layout, uid: str, read: ReadSubtree, graph: Graph | Non
     objects: dict[str, Any] = {uid: root}
     created: list[str] = []  # the walk finds the children itself
     contents, absent, nxt = chunk
+    roots = [uid]
     done: set[str] = set()
     # Nodes still to read, in the order met. Each call gets at most a limit's worth of
     # them (it reads its roots first): handing a wide level's whole frontier to every
@@ -213,6 +245,30 @@ def _by_subtrees(layout: Layout, uid: str, read: ReadSubtree, graph: Graph | Non
                     target.clear()
                     _fill_exact(target, node, content, objects, created)
         created.clear()
+        # A root left out of the answer was too wide for the walk: it is read plainly here
+        # (a read of the unit, checked like the walk's), and its links are followed from
+        # its decoded content.
+        wide = [x for x in dict.fromkeys(roots) if x not in contents] if nxt else None
+        if wide:
+            if graph is None:
+                return _FALLBACK
+            plain = graph.read_contents(wide, keep=False)
+            empty = [x for x in wide if not plain[x]]
+            if empty:
+                if uid in empty:
+                    graph.require_readable(uid)
+                graph.require_all([x for x in empty if x != uid])
+            for node in wide:
+                done.add(node)
+                content = plain[node]
+                target = objects.get(node)
+                if target is None:
+                    target = objects[node] = _new(node)
+                if content:
+                    fill(target, node, content, objects, created)
+            todo.extend(created)
+            created.clear()
+            del plain
         # Roots this call did not reach (past its limit) come back in its frontier.
         if nxt:
             todo.extend(x for x in nxt if x not in done)
@@ -224,6 +280,7 @@ def _by_subtrees(layout: Layout, uid: str, read: ReadSubtree, graph: Graph | Non
                 frontier.append(x)
         if not frontier:
             return root
+        roots = frontier
         chunk = read(content_prefix, refs_prefix, frontier, SUBTREE_LIMIT)
         if chunk is None:
             return _FALLBACK

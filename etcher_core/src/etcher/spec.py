@@ -503,7 +503,8 @@ class SubtreeReads(Protocol):
         ``b"<seq>|<tagged value>"`` for a dict, a list of tagged values for a list.
         A tagged value starting with ``@`` links to the node whose uid follows it.
         The walk is breadth-first from ``roots`` (read first, in order), reads each
-        node once and stops after ``limit`` nodes (at least one). Returns:
+        node once and stops after ``limit`` nodes (at least one, unless every root is
+        left out as below). Returns:
 
         * ``contents``: ``{uid: content}`` for every node read, a ``dict`` of bytes for a
           ``D`` node and a ``list`` of bytes for an ``L`` node (empty if the key is missing);
@@ -511,6 +512,12 @@ class SubtreeReads(Protocol):
           ``refs_prefix + uid`` does not exist (a dangling link, a collected node);
         * ``frontier``: uids linked from the contents returned that this call did not read,
           each once; the caller continues from them (skipping what it already has).
+
+        A backend may leave a node it finds too wide to read well this way out of
+        ``contents``, even the first root: it then comes back in ``frontier``, and a
+        caller that gets a root of its call back there reads that node with plain
+        reads (Redis leaves a first root that is a dict of more than 10,000 fields
+        to one plain ``HGETALL``).
 
         Everything one call returns is one consistent state of the store. Inside a
         unit scope (:class:`UnitScopes`) every call sees the scope's state. A link

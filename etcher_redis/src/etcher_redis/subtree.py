@@ -6,7 +6,9 @@ it is given, reading each node's content key (``HGETALL`` for a dict,
 ``LRANGE`` for a list) and following the links in it, exactly as
 :func:`etcher._subtree.walk` does; a script runs atomically, so each answer is
 one state of the store. A walk that needs several calls is checked by the
-caller's unit like any other read (each node read is re-read at its end).
+caller's unit like any other read (each node read is re-read at its end). A
+first root, a dict of more than :data:`WIDE` fields, is left to the caller's plain read
+(see :meth:`etcher.spec.SubtreeReads.read_subtree`).
 
 The keys the walk visits are found on the way, so the script cannot declare
 them all in ``KEYS``. Only the first root's content key is declared, which is
@@ -36,7 +38,26 @@ import redis
 from etcher.spec import SubtreeChunk, UnlinkChunk
 from etcher_redis.client import READ_ONLY_SCRIPTS, ReadOnlyScript
 
-WALK = """
+LUA_HEAP_KB = 16_384
+"""A walk call of several roots first collects Lua's garbage when the heap holds more than
+this (KiB)."""
+
+# Garbage a big script left (a 100k-node commit: ~80 MB) makes every string a later
+# script creates cost more (Lua interns them all). A call given many roots continues a
+# wide walk of many calls: one full collection first is cheaper than that tax on all of
+# them. A one-root call is most often the whole walk (a long list, a small document),
+# which would only pay here for garbage that later scripts collect anyway.
+_COLLECT = (
+    f'if #ARGV > 4 and collectgarbage("count") > {LUA_HEAP_KB} then collectgarbage("collect") end'
+)
+
+
+WIDE = 10_000
+"""A walk's first root, a dict of more fields than this, is left out of its answer (the
+caller reads it with one plain HGETALL, in C, with no Lua string per field)."""
+
+WALK = """@COLLECT@
+local WIDE = @WIDE@
 local cp, rp = ARGV[1], ARGV[2]
 local limit = tonumber(ARGV[3])
 if limit < 1 then limit = 1 end
@@ -55,15 +76,22 @@ local function push(raw)
     end
   end
 end
-local out, absent = {}, {}
+local out, absent, wide = {}, {}, {}
 local head, n = 1, 0
 while head <= #queue and n < limit do
   local uid = queue[head]
   head = head + 1
-  n = n + 1
   local key = cp .. uid
   local content
-  if string.byte(uid, 1) == 68 then
+  local dict = string.byte(uid, 1) == 68
+  -- A wide first dict is left to the caller's plain read (it comes back in the frontier):
+  -- turning its fields into Lua strings costs more per field the more there are. Only the
+  -- first root is measured: a length for every node would be one more lookup each. A long
+  -- list stays here: read plainly, the client's decoding of it grew faster (x6-8 per x4).
+  if head == 2 and dict and redis.call("HLEN", key) > WIDE then
+    wide[1] = uid
+  elseif dict then
+    n = n + 1
     content = redis.call("HGETALL", key)
     for i = 2, #content, 2 do
       local raw = content[i]
@@ -71,17 +99,20 @@ while head <= #queue and n < limit do
       if bar and bar > 1 then push(string.sub(raw, bar + 1)) end
     end
   else
+    n = n + 1
     content = redis.call("LRANGE", key, 0, -1)
     for i = 1, #content do push(content[i]) end
   end
-  if #content == 0 and redis.call("EXISTS", rp .. uid) == 0 then absent[#absent + 1] = uid end
-  out[#out + 1] = uid
-  out[#out + 1] = content
+  if content then
+    if #content == 0 and redis.call("EXISTS", rp .. uid) == 0 then absent[#absent + 1] = uid end
+    out[#out + 1] = uid
+    out[#out + 1] = content
+  end
 end
-local frontier = {}
+local frontier = wide
 for i = head, #queue do frontier[#frontier + 1] = queue[i] end
 return {out, absent, frontier}
-"""
+""".replace("@WIDE@", str(WIDE)).replace("@COLLECT@", _COLLECT)
 
 
 WALK_SHA = hashlib.sha1(WALK.encode()).hexdigest()
