@@ -461,9 +461,11 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
             return contents, absent, frontier
 
         with pytest.MonkeyPatch.context() as mp:
+            reads_only(mp, db.backend)
             mp.setattr(materialize_module, "SUBTREE_LIMIT", 4)
             mp.setattr(type(reader), "read_subtree", declining)
             value: Any = handle()
+        assert calls[0] >= 1  # the walk was asked, and declined the node
         assert value == doc
         if where == "inside":
             assert value["w"] is value["z"][0]
@@ -496,6 +498,7 @@ class SubtreeConformance(ContainerFixtures, BackendFixtures):
 
         try:
             with pytest.MonkeyPatch.context() as mp:
+                reads_only(mp, backend)
                 mp.setattr(type(reader), "read_subtree", declining)
                 value = doc()
         finally:
