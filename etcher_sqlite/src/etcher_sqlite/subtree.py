@@ -103,12 +103,8 @@ def walk(
                     continue
                 content = unpack_list(blob, name)
             got.append((uid, content, b"@" in blob))
-        if hashes:
-            for name, field, value in ops.select_in(conn, SQL_HASH_MEMBERS, list(hashes)):
-                hashes[name][field] = value
-        if lists:
-            for name, value in ops.select_in(conn, SQL_LIST_MEMBERS, list(lists)):
-                lists[name].append(value)
+        if hashes or lists:
+            fill_members(conn, hashes, lists)
         if empty:
             cut = len(refs_prefix)
             headers = {
@@ -127,6 +123,21 @@ def walk(
                         nxt.append(child)
         level = nxt
     return contents, absent, level
+
+
+def fill_members(
+    conn: sqlite3.Connection,
+    hashes: dict[str, dict[bytes, bytes]],
+    lists: dict[str, list[bytes]],
+) -> None:
+    """Fill spilled containers with their member rows: ``hashes`` and ``lists`` map each
+    content key to an empty dict or list, which get its fields or its items in order."""
+    if hashes:
+        for name, field, value in ops.select_in(conn, SQL_HASH_MEMBERS, list(hashes)):
+            hashes[name][field] = value
+    if lists:
+        for name, value in ops.select_in(conn, SQL_LIST_MEMBERS, list(lists)):
+            lists[name].append(value)
 
 
 def visit_walk(
@@ -242,12 +253,7 @@ def _visit_spilled(
             hashes[name] = {}
         else:
             lists[name] = []
-    if hashes:
-        for name, field, value in ops.select_in(conn, SQL_HASH_MEMBERS, list(hashes)):
-            hashes[name][field] = value
-    if lists:
-        for name, value in ops.select_in(conn, SQL_LIST_MEMBERS, list(lists)):
-            lists[name].append(value)
+    fill_members(conn, hashes, lists)
     for name, content in (*hashes.items(), *lists.items()):
         if content:
             visit(spilled[name], content, out)
