@@ -58,12 +58,12 @@ def sql_level(path: str, names: list[str]) -> Callable[[], None]:
     return run
 
 
-def python_build(n: int) -> Callable[[], None]:
-    """The same result built from packed blobs in plain Python."""
+def python_build(n: int) -> Callable[[], dict[str, dict[str, int]]]:
+    """The same result built from packed blobs in plain Python (the call returns it)."""
     blobs = [msgpack.packb({b"1|sv": b"1|i%d" % i}) for i in range(n)]
     keys = [f"k{i}" for i in range(n)]
 
-    def run() -> None:
+    def run() -> dict[str, dict[str, int]]:
         out: dict[str, dict[str, int]] = {}
         objects: dict[str, dict[str, int]] = {}
         for key, blob in zip(keys, blobs, strict=True):
@@ -71,6 +71,7 @@ def python_build(n: int) -> Callable[[], None]:
             for field, value in msgpack.unpackb(blob, raw=True).items():
                 child[field.partition(b"|")[2][1:].decode()] = int(value.partition(b"|")[2][1:])
             out[key] = objects[key] = child
+        return out
 
     return run
 
