@@ -46,6 +46,7 @@ from etcher._codec import (
 )
 from etcher._graph import Graph
 from etcher._layout import ROOT, Layout
+from etcher._subtree import linked
 from etcher.spec import SubtreeChunk, SubtreeReads, SubtreeVisits, UnitScopes
 
 if TYPE_CHECKING:
@@ -163,7 +164,8 @@ def materialize_direct(
         content = _read_plain(backend, layout.content_prefix + uid, uid)
         if not content:
             return FALLBACK  # missing or emptied: the unit path tells which
-        chunk = ({uid: content}, [], _links(uid, content))
+        # Its links, each once, as the walk's frontier lists them.
+        chunk = ({uid: content}, [], list(dict.fromkeys(linked(uid, content))))
     if chunk[2]:
         handover.append(chunk)
         return FALLBACK
@@ -175,23 +177,6 @@ def _read_plain(backend: StorageBackend, key: str, uid: str) -> dict[bytes, byte
     content: dict[bytes, bytes] | list[bytes]
     content = backend.hgetall(key) if uid[:1] == "D" else backend.lrange(key, 0, -1)
     return content
-
-
-def _links(uid: str, content: dict[bytes, bytes] | list[bytes]) -> list[str]:
-    """The nodes ``content`` (node ``uid``'s) links to, each once, in order met."""
-    values: Any = content.values() if isinstance(content, dict) else content
-    # Every link holds an "@": most long contents of scalars are settled by one search.
-    if b"@" not in b"".join(values):
-        return []
-    found: dict[str, None] = {}
-    dict_node = isinstance(content, dict)
-    for raw in values:
-        if dict_node:
-            raw = raw.partition(b"|")[2]
-        # What the walk follows: "@" and a uid of at least two characters, D or L first.
-        if raw[:1] == b"@" and len(raw) >= 3 and raw[1:2] in (b"D", b"L"):
-            found[raw[1:].decode(errors="replace")] = None
-    return list(found)
 
 
 def _new(uid: str) -> Any:
