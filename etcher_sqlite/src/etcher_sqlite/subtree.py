@@ -30,8 +30,6 @@ from etcher_sqlite.schema import HASH, LIST
 
 SQL_LEVEL = "SELECT name, type, value FROM keys WHERE name IN ({})"
 SQL_NODE = "SELECT name, type, value FROM keys WHERE name = ?"
-# A level's statement for each padded size (see ops.select_in): no formatting per level.
-_LEVEL_SQL = {1 << i: ops._in_sql(SQL_LEVEL, 1 << i, "?") for i in range(ops.CHUNK.bit_length())}
 SQL_HASH_MEMBERS = "SELECT name, field, value FROM hashes WHERE name IN ({})"
 # A spilled list's rows are exactly its items (trims delete the rows they drop), and
 # the primary key (name, pos) gives them in order.
@@ -177,7 +175,8 @@ def visit_walk(
                 padded = 1 << (size - 1).bit_length()  # as select_in pads: few SQL texts
                 if padded > size:
                     names += [names[-1]] * (padded - size)
-                rows = conn.execute(_LEVEL_SQL[padded], names).fetchall()
+                # ops' cache of IN texts (a C-level hit): the walk keeps no copy of its own.
+                rows = conn.execute(ops._in_sql(SQL_LEVEL, padded, "?"), names).fetchall()
             if len(rows) < size:  # some have no content row: empty, or missing
                 _absent(conn, batch, rows, content_prefix, refs_prefix, absent)
             spilled: dict[str, str] | None = None
