@@ -653,6 +653,47 @@ def _mark(db: DB, handle: Any, field: bytes) -> None:
         db.backend.hset(layout.pending, handle.uid.encode(), b"99.000")
 
 
+@dataclasses.dataclass
+class _Left:
+    """What one operation left (see :func:`_what_an_operation_leaves`)."""
+
+    answer: Any
+    trips: int  # round trips of the operation alone
+    simple: bool  # one unlinking commit, not refused
+    dump: dict[bytes, Any]
+    value: str  # repr: a live cycle would make == recurse
+    ok: bool  # check()
+    learnt: list[str]  # uids the sweeper learnt, sorted
+    listed: list[str]  # uids the pending hash lists, sorted
+
+
+def _what_an_operation_leaves(
+    backend: StorageBackend,
+    counting: CountingBackend,
+    grace: int,
+    setup: Callable[[DB, str], Callable[[], Any]],
+    shape: str,
+) -> _Left:
+    """Run ``setup(db, shape)``'s operation through ``counting`` in a namespace of its own,
+    and take what it answered and left: the comparisons of the fast and the reading path."""
+    prefix = f"scripting-{uuid.uuid4().hex}"
+    with DB(backend=counting, prefix=prefix, grace=grace) as db:
+        try:
+            op = setup(db, shape)
+            counting.reset()
+            answer = op()
+            trips = counting.round_trips
+            simple = counting.commands["unlinking_commit"] == 1 and not counting.refused
+            dump = _normalized(backend, prefix)
+            value = repr(db())
+            ok = db.check().ok
+            learnt = sorted(uid for _expiry, uid in db._session.reclaim._heap)
+            listed = sorted(u.decode() for u in backend.hkeys(db._session.layout.pending))
+            return _Left(answer, trips, simple, dump, value, ok, learnt, listed)
+        finally:
+            db.delete_prefix_immediately(prefix)
+
+
 def _unlink_setup(db: DB, shape: str) -> Callable[[], Any]:
     """Store shape ``shape`` under ``db["k"]``; return the operation that unlinks it."""
 
@@ -1385,48 +1426,32 @@ class CheckedCommitConcurrency:
             pytest.skip(f"{type(backend).__name__}.capabilities.unlink_commits is False")
         fast, slow = CountingBackend(backend), CountingBackend(backend)
         slow.capabilities = dataclasses.replace(backend.capabilities, unlink_commits=False)
-        dumps, values, checks, retired, answers = [], [], [], [], []
-        for counting in (fast, slow):
-            prefix = f"scripting-{uuid.uuid4().hex}"
-            with DB(backend=counting, prefix=prefix, grace=grace) as db:
-                try:
-                    op = _unlink_setup(db, shape)
-                    counting.reset()
-                    answers.append(op())
-                    if counting is fast:
-                        trips = counting.round_trips
-                        simple = counting.commands["unlinking_commit"] == 1 and not counting.refused
-                    dumps.append(_normalized(backend, prefix))
-                    values.append(repr(db()))  # (repr: a live cycle)
-                    checks.append(db.check().ok)
-                    # What the sweeper learnt: exactly what the pending hash lists.
-                    heap = db._session.reclaim._heap
-                    learnt = sorted(uid for _expiry, uid in heap)
-                    listed = backend.hkeys(db._session.layout.pending)
-                    # (a hand-made pending entry is no one's)
-                    if shape not in ("a pending node", "a shared child of a pending node"):
-                        assert learnt == sorted(u.decode() for u in listed)
-                    retired.append(len(learnt))
-                finally:
-                    db.delete_prefix_immediately(prefix)
-        assert dumps[0] == dumps[1]
-        assert repr(answers[0]) == repr(answers[1])  # what a pop returns (repr: a cycle)
-        assert values[0] == values[1]
-        assert checks[0] == checks[1]
-        assert retired[0] == retired[1]
+        one, other = (
+            _what_an_operation_leaves(backend, c, grace, _unlink_setup, shape) for c in (fast, slow)
+        )
+        # What the sweeper learnt: exactly what the pending hash lists (a hand-made
+        # pending entry is no one's).
+        if shape not in ("a pending node", "a shared child of a pending node"):
+            assert one.learnt == one.listed
+            assert other.learnt == other.listed
+        assert one.dump == other.dump
+        assert repr(one.answer) == repr(other.answer)  # what a pop returns (repr: a cycle)
+        assert one.value == other.value
+        assert one.ok == other.ok
+        assert len(one.learnt) == len(other.learnt)
         if shape not in (
             "a pinned node",
             "a pending node",
             "a shared child of a pending node",
             "a shared child also linked from a node that is gone",
         ):
-            assert checks[0]
+            assert one.ok
         if not self.pins_unlink_round_trips:
             return
         if UNLINK_SHAPES[shape]:
-            assert (trips, simple) == (int(UNLINK_SHAPES[shape]), True)
+            assert (one.trips, one.simple) == (int(UNLINK_SHAPES[shape]), True)
         else:
-            assert not simple
+            assert not one.simple
 
     @pytest.mark.parametrize("grace", [0, 60])
     @pytest.mark.parametrize("shape", list(LINK_SHAPES))
@@ -1445,27 +1470,15 @@ class CheckedCommitConcurrency:
         slow.capabilities = dataclasses.replace(
             backend.capabilities, item_writes=False, unlink_commits=False
         )
-        dumps, values, checks, answers = [], [], [], []
-        for counting in (fast, slow):
-            prefix = f"scripting-{uuid.uuid4().hex}"
-            with DB(backend=counting, prefix=prefix, grace=grace) as db:
-                try:
-                    op = _link_setup(db, shape)
-                    counting.reset()
-                    answers.append(op())
-                    if counting is fast:
-                        trips = counting.round_trips
-                    dumps.append(_normalized(backend, prefix))
-                    values.append(repr(db()))
-                    checks.append(db.check().ok)
-                finally:
-                    db.delete_prefix_immediately(prefix)
-        assert dumps[0] == dumps[1]
-        assert answers[0] == answers[1]
-        assert values[0] == values[1]
-        assert checks == [True, True]
+        one, other = (
+            _what_an_operation_leaves(backend, c, grace, _link_setup, shape) for c in (fast, slow)
+        )
+        assert one.dump == other.dump
+        assert one.answer == other.answer
+        assert one.value == other.value
+        assert (one.ok, other.ok) == (True, True)
         if self.pins_unlink_round_trips:
-            assert trips == LINK_SHAPES[shape]
+            assert one.trips == LINK_SHAPES[shape]
 
     @pytest.mark.parametrize("start", ["fork", "spawn"])
     @pytest.mark.parametrize("what", ["collect", "retire", "link"])
